@@ -1,0 +1,14 @@
+// Entry point of the crossway native addon: registers the syscall wrappers.
+#include "common.h"
+
+namespace {
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  crossway::InitSockets(env, exports);
+  crossway::InitFiles(env, exports);
+  crossway::InitMemory(env, exports);
+  crossway::InitWatcher(env, exports);
+  return exports;
+}
+}  // namespace
+
+NODE_API_MODULE(crossway_native, Init)

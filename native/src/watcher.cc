@@ -1,0 +1,111 @@
+// Readiness watchers on any fd for the native addon, built on libuv's uv_poll so the event loop never blocks.
+#include <uv.h>
+
+#include "common.h"
+
+namespace crossway {
+namespace {
+
+class Watcher : public Napi::ObjectWrap<Watcher> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Watcher",
+                       {InstanceMethod("start", &Watcher::Start), InstanceMethod("stop", &Watcher::Stop),
+                        InstanceMethod("close", &Watcher::Close), InstanceMethod("ref", &Watcher::Ref),
+                        InstanceMethod("unref", &Watcher::Unref)});
+  }
+
+  explicit Watcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Watcher>(info) {
+    Napi::Env env = info.Env();
+    int fd = FdArg(info, 0);
+    if (info.Length() < 2 || !info[1].IsFunction()) throw Napi::TypeError::New(env, "callback must be a function");
+    callback_ = Napi::Persistent(info[1].As<Napi::Function>());
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok) throw Napi::Error::New(env, "no libuv loop");
+    handle_ = new uv_poll_t();
+    int r = uv_poll_init(loop, handle_, fd);
+    if (r < 0) {
+      delete handle_;
+      handle_ = nullptr;
+      ThrowErrno(env, -r, "uv_poll_init");
+    }
+    handle_->data = this;
+    // The JS object must outlive an active handle: a reference is held while the handle is open.
+    self_ = Napi::Persistent(info.This().As<Napi::Object>());
+  }
+
+  ~Watcher() override {
+    // If the JS object is collected with the handle still open (only possible after close()), nothing is left.
+  }
+
+ private:
+  void Start(const Napi::CallbackInfo& info) {
+    if (handle_ == nullptr) throw Napi::Error::New(info.Env(), "watcher is closed");
+    int events = static_cast<int>(IntArg(info, 0, "events"));
+    int r = uv_poll_start(handle_, events, OnPoll);
+    if (r < 0) ThrowErrno(info.Env(), -r, "uv_poll_start");
+  }
+
+  void Stop(const Napi::CallbackInfo& info) {
+    if (handle_ != nullptr) uv_poll_stop(handle_);
+    (void)info;
+  }
+
+  void Close(const Napi::CallbackInfo& info) {
+    (void)info;
+    if (handle_ == nullptr) return;
+    uv_poll_stop(handle_);
+    uv_close(reinterpret_cast<uv_handle_t*>(handle_), OnClosed);
+    handle_ = nullptr;
+  }
+
+  void Ref(const Napi::CallbackInfo& info) {
+    (void)info;
+    if (handle_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(handle_));
+  }
+
+  void Unref(const Napi::CallbackInfo& info) {
+    (void)info;
+    if (handle_ != nullptr) uv_unref(reinterpret_cast<uv_handle_t*>(handle_));
+  }
+
+  static void OnClosed(uv_handle_t* h) {
+    Watcher* self = static_cast<Watcher*>(h->data);
+    delete reinterpret_cast<uv_poll_t*>(h);
+    if (self != nullptr) self->self_.Reset();
+  }
+
+  static void OnPoll(uv_poll_t* h, int status, int events) {
+    Watcher* self = static_cast<Watcher*>(h->data);
+    Napi::Env env = self->callback_.Env();
+    Napi::HandleScope scope(env);
+    // MakeCallback runs microtasks and reports exceptions through Node's usual uncaught-exception path.
+    try {
+      self->callback_.MakeCallback(self->self_.Value(),
+                                   {Napi::Number::New(env, status), Napi::Number::New(env, events)});
+    } catch (const Napi::Error& e) {
+      // A C++ exception must not unwind into libuv: hand the JS error to Node's uncaught-exception path.
+      napi_fatal_exception(env, e.Value());
+    }
+  }
+
+  uv_poll_t* handle_ = nullptr;
+  Napi::FunctionReference callback_;
+  Napi::ObjectReference self_;
+};
+
+Napi::Value CreateWatcher(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::FunctionReference* ctor = env.GetInstanceData<Napi::FunctionReference>();
+  return ctor->New({info[0], info[1]});
+}
+
+}  // namespace
+
+void InitWatcher(Napi::Env env, Napi::Object exports) {
+  Napi::FunctionReference* ctor = new Napi::FunctionReference(Napi::Persistent(Watcher::Define(env)));
+  env.SetInstanceData(ctor);
+  exports.Set("createWatcher", Napi::Function::New(env, CreateWatcher));
+}
+
+}  // namespace crossway

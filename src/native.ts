@@ -1,0 +1,121 @@
+// Typed loader for the native syscall addon (native/); explains in one sentence what to do when it is missing.
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { CrosswayError } from "./errors.ts";
+
+/** Readiness bits for {@link NativeWatcher}, matching libuv's UV_READABLE/UV_WRITABLE/UV_DISCONNECT. */
+export const POLL_READABLE = 1;
+export const POLL_WRITABLE = 2;
+export const POLL_DISCONNECT = 4;
+
+/** Returned by non-blocking calls instead of throwing when the kernel says EAGAIN/EWOULDBLOCK. */
+export const AGAIN = -1;
+
+/** Most fds one sendmsg/recvmsg carries (libwayland's MAX_FDS_OUT and the cross-domain identifier limit). */
+export const MAX_FDS_PER_MSG = 28;
+
+/** fstat fields the addon reports, as numbers (sizes fit in 2^53). */
+export interface NativeStat {
+  mode: number;
+  size: number;
+  dev: number;
+  ino: number;
+  rdev: number;
+}
+
+/** A libuv poll handle on one fd; the callback gets (status, events) where status < 0 is a negative errno. */
+export interface NativeWatcher {
+  start(events: number): void;
+  stop(): void;
+  /** Closes the handle (not the fd). Idempotent. */
+  close(): void;
+  ref(): void;
+  unref(): void;
+}
+
+/**
+ * The raw addon. Every call is one syscall (or a short fixed sequence); errors are thrown as Error objects with
+ * Node SystemError fields {code, errno, syscall}; EINTR is retried in C; EAGAIN is returned as {@link AGAIN}.
+ * All fds the addon creates are O_CLOEXEC, and sockets/pipes/eventfds are O_NONBLOCK.
+ */
+export interface NativeAddon {
+  /** socket+bind+listen on a Unix path (the caller handles the lock file and stale sockets). */
+  unixListen(path: string, backlog: number): number;
+  /** accept4: a new non-blocking fd, or AGAIN. */
+  unixAccept(listenFd: number): number;
+  /** socket+connect (blocking connect, then O_NONBLOCK). */
+  unixConnect(path: string): number;
+  /** socketpair(AF_UNIX, SOCK_STREAM): two non-blocking fds. */
+  socketpair(): [number, number];
+  /** sendmsg of bytes [offset, offset+length) of `buf` with SCM_RIGHTS `fds` (<= 28), MSG_NOSIGNAL: bytes sent or AGAIN. */
+  sendmsg(fd: number, buf: Uint8Array, offset: number, length: number, fds: readonly number[] | null): number;
+  /**
+   * recvmsg into `buf` at [offset, offset+length): bytes read (0 = EOF) or AGAIN. `fdsOut` (Int32Array of >= 29) gets
+   * the count at [0] and the received fds (O_CLOEXEC) at [1..]. MSG_CTRUNC closes what arrived and throws.
+   */
+  recvmsg(fd: number, buf: Uint8Array, offset: number, length: number, fdsOut: Int32Array): number;
+  /** read(2): bytes read (0 = EOF) or AGAIN. */
+  read(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  /** write(2): bytes written or AGAIN. */
+  write(fd: number, buf: Uint8Array, offset: number, length: number): number;
+  /** pread(2): may return fewer bytes than asked (e.g. the file shrank); never raises SIGBUS. */
+  pread(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number;
+  /** pwrite(2). */
+  pwrite(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number;
+  /** shutdown(2) with SHUT_RD=0, SHUT_WR=1, SHUT_RDWR=2. */
+  shutdown(fd: number, how: number): void;
+  /** memfd_create(name, MFD_CLOEXEC | flags). */
+  memfdCreate(name: string, flags: number): number;
+  ftruncate(fd: number, size: number): void;
+  /** fcntl(F_ADD_SEALS). */
+  addSeals(fd: number, seals: number): void;
+  /** fcntl(F_GET_SEALS). */
+  getSeals(fd: number): number;
+  fstat(fd: number): NativeStat;
+  /** fcntl(F_GETFL). */
+  getFl(fd: number): number;
+  /** fcntl(F_SETFL) adding O_NONBLOCK, and F_SETFD FD_CLOEXEC (for inherited fds such as LISTEN_FDS). */
+  setNonblockCloexec(fd: number): void;
+  /** readlink("/proc/self/fd/N"). */
+  fdPath(fd: number): string;
+  /** mmap: an external ArrayBuffer over the mapping. Release it only with {@link NativeAddon.munmap}. */
+  mmap(fd: number, length: number, prot: number, flags: number, offset: number): ArrayBuffer;
+  /** munmap the mapping behind `ab` and detach `ab`. Throws if `ab` is not a live mapping of this addon. */
+  munmap(ab: ArrayBuffer): void;
+  /** eventfd(initval, EFD_CLOEXEC | EFD_NONBLOCK | flags). */
+  eventfd(initval: number, flags: number): number;
+  /** pipe2(O_CLOEXEC | O_NONBLOCK): [read end, write end]. */
+  pipe2(): [number, number];
+  /** fcntl(F_DUPFD_CLOEXEC). */
+  dup(fd: number): number;
+  close(fd: number): void;
+  /** flock(2), e.g. LOCK_EX|LOCK_NB = 6: true when taken, false on EWOULDBLOCK. */
+  flock(fd: number, op: number): boolean;
+  /** ioctl(fd, request, buf): the return value; `buf` is the argument struct, read and written in place. */
+  ioctl(fd: number, request: number, buf: Uint8Array | null): number;
+  /** A readiness watcher (libuv uv_poll) on `fd`; the callback runs on the event loop. */
+  createWatcher(fd: number, callback: (status: number, events: number) => void): NativeWatcher;
+  /** Number of live mappings made by this addon (for leak tests). */
+  liveMappings(): number;
+}
+
+const require = createRequire(import.meta.url);
+const nativeDir = fileURLToPath(new URL("../native/", import.meta.url));
+
+function load(): NativeAddon {
+  const tried: string[] = [];
+  for (const rel of ["build/Release/crossway_native.node", "build/Debug/crossway_native.node"]) {
+    try {
+      return require(nativeDir + rel) as NativeAddon;
+    } catch (err) {
+      tried.push(`${rel}: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`);
+    }
+  }
+  throw new CrosswayError(
+    "CW_NATIVE_MISSING",
+    `crossway's native addon is not built: run 'npm ci' (or 'npm run build:native') after installing g++, make and python3 (tried ${tried.join("; ")})`,
+  );
+}
+
+/** The loaded addon (loaded on first import; throws CW_NATIVE_MISSING with an actionable message). */
+export const native: NativeAddon = load();
