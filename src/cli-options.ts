@@ -60,7 +60,8 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
     if (eq >= 0) value = token.slice(eq + 1);
     else {
       const next = argv[i + 1];
-      if (next === undefined || next.startsWith("--")) throw usage(spec, `option '--${name}' needs ${opt.value}`);
+      if (next === undefined || next.startsWith("--"))
+        throw usage(spec, `option '--${name}' needs ${opt.value}`);
       value = next;
       i++;
     }

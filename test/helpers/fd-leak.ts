@@ -22,7 +22,11 @@ export function leakedFds(before: Map<number, string>): string[] {
   for (const [fd, target] of openFds()) {
     if (before.has(fd) && before.get(fd) === target) continue;
     // libuv and V8 open these lazily on first use (epoll/eventfd/signalfd/inotify are the loop's own); not ours.
-    if (/^anon_inode:\[(eventpoll|eventfd|signalfd|timerfd|io_uring)\]$/.test(target) || target.startsWith("anon_inode:inotify")) continue;
+    if (
+      /^anon_inode:\[(eventpoll|eventfd|signalfd|timerfd|io_uring)\]$/.test(target) ||
+      target.startsWith("anon_inode:inotify")
+    )
+      continue;
     leaked.push(`${fd} -> ${target}`);
   }
   return leaked;
