@@ -8,13 +8,16 @@ import { startSway } from "../src/harness/sway.ts";
 import { startWeston } from "../src/harness/weston.ts";
 import { captureClient, type WaylandFixture } from "../test/helpers/capture-relay.ts";
 
+// dpkg-query's format string; a plain string, not a template.
+// biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query syntax, not JS interpolation
+const DPKG_VERSION_FORMAT = "-f=${Version}";
 const outDir = fileURLToPath(new URL("../test/fixtures/wayland/", import.meta.url));
 mkdirSync(outDir, { recursive: true });
 
 function versions(pkgs: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (const p of pkgs)
-    out[p] = execFileSync("dpkg-query", ["-W", "-f=${Version}", p], { encoding: "utf8" }).trim();
+    out[p] = execFileSync("dpkg-query", ["-W", DPKG_VERSION_FORMAT, p], { encoding: "utf8" }).trim();
   return out;
 }
 

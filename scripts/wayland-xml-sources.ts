@@ -2,8 +2,11 @@
 import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative } from "node:path";
-import { protocolFromXml } from "../src/wire/wayland/protocol-ir.ts";
+import { type ProtocolIr, protocolFromXml } from "../src/wire/wayland/protocol-ir.ts";
 import { emitGeneratedModule } from "../src/wire/wayland/protocol-pack.ts";
+
+// biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query syntax, not JS interpolation
+const DPKG_VERSION_FORMAT = "-f=${Version}";
 
 /** Where Debian installs the XML (libwayland-dev, wayland-protocols). */
 export const WAYLAND_XML = "/usr/share/wayland/wayland.xml";
@@ -37,7 +40,7 @@ export function packageVersions(names: readonly string[]): Record<string, string
   const out: Record<string, string> = {};
   for (const n of names) {
     try {
-      out[n] = execFileSync("dpkg-query", ["-W", "-f=${Version}", n], { encoding: "utf8" }).trim();
+      out[n] = execFileSync("dpkg-query", ["-W", DPKG_VERSION_FORMAT, n], { encoding: "utf8" }).trim();
     } catch {
       throw new Error(`Debian package ${n} is not installed (apt-get install ${n})`);
     }
@@ -48,11 +51,14 @@ export function packageVersions(names: readonly string[]): Record<string, string
 /** The generator command recorded in the header. */
 export const GENERATOR = "npx tsx scripts/gen-wayland-tables.ts";
 
+/** Parses every installed protocol XML file into IR, in load order. */
+export function installedProtocols(): ProtocolIr[] {
+  return installedXmlFiles().map((f) => protocolFromXml(readFileSync(f, "utf8"), relative(SHARE, f)));
+}
+
 /** Reads the installed XML and returns the text of protocols.generated.ts. */
 export function generateInstalledTables(): string {
-  const protocols = installedXmlFiles().map((f) =>
-    protocolFromXml(readFileSync(f, "utf8"), relative(SHARE, f)),
-  );
+  const protocols = installedProtocols();
   return emitGeneratedModule(protocols, {
     packages: packageVersions(["libwayland-dev", "wayland-protocols"]),
     sources: [WAYLAND_XML, `${PROTOCOLS_DIR}/{stable,staging,unstable}/**/*.xml`],
