@@ -86,3 +86,66 @@ export function groupDebug(lines: readonly string[]): DebugGroups {
   }
   return g;
 }
+
+/** Outcome of {@link compareWithClientDebug}. */
+export interface DebugComparison {
+  /** Lines that matched exactly (timestamps and fd numbers aside). */
+  matched: number;
+  /** Everything that is not explained by libwayland's known printing rules. Empty when the trace is right. */
+  problems: string[];
+  /** Our event lines the client did not print (events to proxies without a listener). */
+  unprinted: string[];
+  /** Client request lines never seen on the wire (marshalled but not flushed before exit). */
+  unsent: string[];
+}
+
+/**
+ * Compares our lines with a client's own WAYLAND_DEBUG output, per group (see {@link DebugGroups}), allowing
+ * exactly what libwayland 1.21's client does differently from the wire, each checked:
+ * - requests are printed when marshalled (client.c wl_proxy_marshal_array_flags), so a client that exits without
+ *   flushing printed a tail the socket never carried: ours must be a prefix of the client's requests;
+ * - events are printed when dispatched, and only to proxies with a listener (client.c dispatch_event), so the
+ *   client's events must be our events minus some; each one left out must target an object the client printed no
+ *   event for at all (i.e. that had no listener);
+ * - the display queue is dispatched before the default one, so wl_display events are compared separately.
+ */
+export function compareWithClientDebug(ours: readonly string[], clientStderr: string): DebugComparison {
+  const a = groupDebug(ours);
+  const b = groupDebug(clientStderr.split("\n"));
+  const res: DebugComparison = { matched: 0, problems: [], unprinted: [], unsent: [] };
+  // Requests: ours == prefix of theirs.
+  for (let i = 0; i < a.requests.length; i++) {
+    if (a.requests[i] !== b.requests[i]) {
+      res.problems.push(`request #${i}: ours "${a.requests[i]}" vs client "${b.requests[i] ?? "(none)"}"`);
+      break;
+    }
+    res.matched++;
+  }
+  res.unsent = b.requests.slice(a.requests.length);
+  if (res.unsent.length > 20)
+    res.problems.push(`${res.unsent.length} client requests never reached the socket`);
+  // wl_display events: equal.
+  if (JSON.stringify(a.displayEvents) !== JSON.stringify(b.displayEvents))
+    res.problems.push(`wl_display events differ: ${a.displayEvents.length} vs ${b.displayEvents.length}`);
+  else res.matched += a.displayEvents.length;
+  // Other events: theirs is a subsequence of ours; skipped ones target objects the client never printed.
+  const printedTargets = new Set(b.events.map((l) => l.slice(0, l.indexOf("."))));
+  let j = 0;
+  for (const line of a.events) {
+    if (j < b.events.length && line === b.events[j]) {
+      j++;
+      res.matched++;
+      continue;
+    }
+    const target = line.slice(0, line.indexOf("."));
+    if (printedTargets.has(target)) {
+      res.problems.push(
+        `event "${line}" is missing from or out of order in the client's output (next: "${b.events[j]}")`,
+      );
+      break;
+    }
+    res.unprinted.push(line);
+  }
+  if (j < b.events.length) res.problems.push(`client printed events we did not see, from "${b.events[j]}"`);
+  return res;
+}
