@@ -46,6 +46,7 @@ export function startTracer(opts: TracerOptions): Tracer {
         id,
         new WireConnection(opts.registry, {
           name: `${tag}#${id}`,
+          unknownInterfaces: "skip",
           ...(opts.maxMessageSize !== undefined ? { maxMessageSize: opts.maxMessageSize } : {}),
         }),
       );

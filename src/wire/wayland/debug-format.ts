@@ -33,6 +33,12 @@ export function formatFixed(raw: number): string {
  */
 export function formatDebugLine(m: DecodedMessage, realtimeMicros: number): string {
   const ts = formatTimestamp(realtimeMicros);
+  if (m.discard === Discard.UNKNOWN_INTERFACE) {
+    // Not a libwayland line (a client always knows its interfaces): what a tracer without the XML can say.
+    const kind = m.direction === Direction.REQUEST ? "request" : "event";
+    const arrow = m.direction === Direction.REQUEST ? " -> " : "";
+    return `${ts} ${arrow}${m.iface?.name ?? "?"}@${m.objectId}.[${kind} ${m.opcode}](${m.size} byte, interface not in the protocol tables)`;
+  }
   if (m.discard !== Discard.NONE) {
     const what = m.discard === Discard.ZOMBIE ? "zombie" : "unknown";
     return `${ts} discarded [${what}]@${m.objectId | 0}.[event ${m.opcode}](${m.fdCount} fd, ${m.size} byte)`;

@@ -26,6 +26,11 @@ export const Discard = {
   ZOMBIE: 1,
   /** To an id never created (or already deleted): no fds taken. */
   UNKNOWN: 2,
+  /**
+   * To an object whose interface no loaded XML defines, with `unknownInterfaces: "skip"` (tracing only): not
+   * decoded, no fds taken, so later fds may be misattributed. A proxy uses the default "error".
+   */
+  UNKNOWN_INTERFACE: 3,
 } as const;
 /** One of {@link Discard}'s values. */
 export type Discard = (typeof Discard)[keyof typeof Discard];
@@ -62,6 +67,8 @@ export interface WireConnectionOptions {
   readonly maxMessageSize?: number;
   /** A name for errors and logs, e.g. "client 3". */
   readonly name?: string;
+  /** Messages to objects of an interface not in the tables: "error" (default, fail closed) or "skip" (tracers). */
+  readonly unknownInterfaces?: "error" | "skip";
 }
 
 /**
@@ -77,6 +84,7 @@ export class WireConnection {
   readonly registry: ProtocolRegistry;
   readonly objects: ObjectMap;
   readonly name: string | undefined;
+  readonly #skipUnknown: boolean;
   readonly #framers: readonly [MessageFramer, MessageFramer];
   readonly #fds: readonly [FdQueue, FdQueue];
   readonly #messages: readonly [DecodedMessage, DecodedMessage];
@@ -88,6 +96,7 @@ export class WireConnection {
       throw new RangeError("protocol registry has no wl_display (wayland.xml not loaded)");
     this.objects = new ObjectMap(display);
     this.name = options.name;
+    this.#skipUnknown = options.unknownInterfaces === "skip";
     const fo = {
       ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}),
       ...(options.name !== undefined ? { connection: options.name } : {}),
@@ -139,6 +148,7 @@ export class WireConnection {
           { objectId: id, opcode: view.opcode },
           { objectId: 1, code: DisplayErrorCode.INVALID_OBJECT, message: `invalid object ${id}` },
         );
+      if (!iface.known && this.#skipUnknown) return this.#skipped(m, iface);
       this.#requireKnown(iface, id, view.opcode);
       desc = iface.requests[view.opcode];
       if (desc === undefined)
@@ -188,6 +198,7 @@ export class WireConnection {
         return m;
       }
       iface = this.objects.live(id) as InterfaceDesc;
+      if (!iface.known && this.#skipUnknown) return this.#skipped(m, iface);
       this.#requireKnown(iface, id, view.opcode);
       desc = iface.events[view.opcode];
       if (desc === undefined)
@@ -210,6 +221,12 @@ export class WireConnection {
     fds.consume(desc.fdCount);
     m.fdCount = desc.fdCount;
     this.#apply(m, desc, iface);
+    return m;
+  }
+
+  #skipped(m: DecodedMessage, iface: InterfaceDesc): DecodedMessage {
+    m.iface = iface;
+    m.discard = Discard.UNKNOWN_INTERFACE;
     return m;
   }
 
