@@ -32,6 +32,32 @@ export const ERROR_CODES = {
     summary: "a test peer's Debian package is not installed",
   },
   CW_HARNESS_START: { disposition: "process", summary: "a test peer did not start" },
+  // --- Wayland wire engine (src/wire/wayland) ---
+  CW_WIRE_XML: { disposition: "process", summary: "a Wayland protocol XML file is malformed or incomplete" },
+  CW_WIRE_BAD_HEADER: {
+    disposition: "protocol",
+    summary: "a Wayland message header has a bad size (< 8, not a multiple of 4, or above the limit)",
+  },
+  CW_WIRE_INVALID_OBJECT: {
+    disposition: "protocol",
+    summary: "a Wayland message targets an unknown object id",
+  },
+  CW_WIRE_INVALID_METHOD: {
+    disposition: "protocol",
+    summary: "a Wayland opcode does not exist on the object's interface or version",
+  },
+  CW_WIRE_INVALID_ARGUMENTS: {
+    disposition: "protocol",
+    summary: "a Wayland message's arguments do not match its signature (length, null, id, interface, fd)",
+  },
+  CW_WIRE_UNKNOWN_INTERFACE: {
+    disposition: "protocol",
+    summary: "a Wayland object's interface is not in the loaded protocol tables",
+  },
+  CW_WIRE_ENCODE: {
+    disposition: "connection",
+    summary: "a Wayland message could not be encoded (value out of range, too large, missing fd)",
+  },
 } as const satisfies Record<string, { disposition: Disposition; summary: string }>;
 
 /** A registered error code. Modules add their codes to ERROR_CODES. */
