@@ -32,6 +32,12 @@ export const ERROR_CODES = {
     summary: "a test peer's Debian package is not installed",
   },
   CW_HARNESS_START: { disposition: "process", summary: "a test peer did not start" },
+  // foundation: fd helpers (src/fd/)
+  CW_WAYLAND_SOCKET: {
+    disposition: "process",
+    summary: "cannot listen on a Wayland display socket (name locked, or no XDG_RUNTIME_DIR)",
+  },
+  CW_LISTEN_FDS: { disposition: "process", summary: "systemd LISTEN_FDS/LISTEN_PID are malformed" },
 } as const satisfies Record<string, { disposition: Disposition; summary: string }>;
 
 /** A registered error code. Modules add their codes to ERROR_CODES. */

@@ -190,12 +190,14 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
       }
     }
   }
-  if ((msg.msg_flags & MSG_CTRUNC) != 0 || overflow) {
+  const bool ctrunc = (msg.msg_flags & MSG_CTRUNC) != 0;
+  if (ctrunc || overflow) {
     for (int i = 0; i < count; i++) close(out[1 + i]);
     out[0] = 0;
+    // A truncated control message always overflows our limit too; report the truncation, the more specific fact.
     Napi::Error e = Napi::Error::New(
-        env, overflow ? "EMSGSIZE: more than 28 fds in one message, recvmsg"
-                      : "EMSGSIZE: control data truncated (MSG_CTRUNC), received fds closed, recvmsg");
+        env, ctrunc ? "EMSGSIZE: control data truncated (MSG_CTRUNC), received fds closed, recvmsg"
+                    : "EMSGSIZE: more than 28 fds in one message, received fds closed, recvmsg");
     e.Set("code", Napi::String::New(env, "EMSGSIZE"));
     e.Set("errno", Napi::Number::New(env, -EMSGSIZE));
     e.Set("syscall", Napi::String::New(env, "recvmsg"));
