@@ -5,7 +5,7 @@ import { dirname, join, resolve } from "node:path";
 import type { CommandSpec, ParsedArgs } from "../cli-options.ts";
 import { CrosswayError } from "../errors.ts";
 import { countColor, readPng } from "../harness/png.ts";
-import { requireCommand, spawnTracked, waitFor } from "../harness/processes.ts";
+import { killTrackedOnSignals, requireCommand, spawnTracked, waitFor } from "../harness/processes.ts";
 import { startSway } from "../harness/sway.ts";
 
 function parseColor(hex: string): [number, number, number] {
@@ -46,6 +46,7 @@ async function runDemo(args: ParsedArgs): Promise<number> {
   requireCommand("grim", "grim");
   mkdirSync(dirname(out), { recursive: true });
   const scratch = mkdtempSync(join(tmpdir(), "crossway-demo-"));
+  const removeSignalHandlers = killTrackedOnSignals();
   const sway = await startSway({ width, height });
   try {
     process.stdout.write(`sway is up: ${sway.socketPath}\n`);
@@ -84,6 +85,7 @@ async function runDemo(args: ParsedArgs): Promise<number> {
   } finally {
     await sway.stop();
     rmSync(scratch, { recursive: true, force: true });
+    removeSignalHandlers();
   }
   process.stdout.write("sway and foot stopped\n");
   return 0;

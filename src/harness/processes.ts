@@ -306,14 +306,47 @@ export function spawnTracked(
   live.add(tp);
   if (!exitHookInstalled) {
     exitHookInstalled = true;
-    process.once("exit", () => {
-      for (const p of live) {
-        killGroup(p.pid, "SIGKILL");
-        for (const d of p.seen.values()) if (isAlive(d)) process.kill(d.pid, "SIGKILL");
-      }
-    });
+    process.once("exit", killAllTrackedNow);
   }
   return tp;
+}
+
+/**
+ * SIGKILLs every tracked process tree now, synchronously (for exit and signal handlers, where nothing can be
+ * awaited). Prefer TrackedProcess.stop().
+ */
+export function killAllTrackedNow(): void {
+  for (const p of live) {
+    p.snapshot();
+    killGroup(p.pid, "SIGKILL");
+    for (const d of p.seen.values()) {
+      if (!isAlive(d)) continue;
+      try {
+        process.kill(d.pid, "SIGKILL");
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  }
+}
+
+/**
+ * For command-line tools: on SIGINT/SIGTERM, kill every tracked process and exit 128+signal, so Ctrl-C never
+ * leaves a compositor behind. Returns a function that removes the handlers.
+ */
+export function killTrackedOnSignals(): () => void {
+  const handlers: [NodeJS.Signals, () => void][] = [
+    ["SIGINT", () => exitOn(2)],
+    ["SIGTERM", () => exitOn(15)],
+  ];
+  function exitOn(n: number): void {
+    killAllTrackedNow();
+    process.exit(128 + n);
+  }
+  for (const [sig, h] of handlers) process.once(sig, h);
+  return () => {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  };
 }
 
 /** Tracked processes not yet stopped (tests assert this is empty at the end). */
