@@ -70,9 +70,12 @@ describe("sway", () => {
     requireCommand("foot", "foot");
     requireCommand("grim", "grim");
     const sway = await startSway({ width: 800, height: 600 });
-    const ids = treeNow(sway.pid);
-    // runuser, sway and swaybg (double-forked, same group): the whole tree is checked, not just our child.
-    expect(ids.length).toBeGreaterThanOrEqual(3);
+    // runuser, sway and swaybg (double-forked, same group; it appears shortly after the socket): the whole tree
+    // is checked, not just our child.
+    const ids = await waitFor("sway's process tree", () => {
+      const t = treeNow(sway.pid);
+      return t.length >= 3 ? t : undefined;
+    });
     try {
       const info = await run("wayland-info", [], { env: sway.env, timeoutMs: 10_000 });
       expect(info.code, info.stderr.toString()).toBe(0);
