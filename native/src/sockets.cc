@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "common.h"
@@ -114,7 +115,7 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
       Napi::Value v = arr.Get(static_cast<uint32_t>(i));
       if (!v.IsNumber()) throw Napi::TypeError::New(env, "fds must be numbers");
       double d = v.As<Napi::Number>().DoubleValue();
-      if (d < 0 || d > 2147483647 || d != static_cast<int>(d)) throw Napi::TypeError::New(env, "invalid fd in fds");
+      if (!(d >= 0 && d <= 2147483647) || d != std::trunc(d)) throw Napi::TypeError::New(env, "invalid fd in fds");
       fds[i] = static_cast<int>(d);
     }
   }

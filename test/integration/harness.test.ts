@@ -64,6 +64,17 @@ describe("weston", () => {
   });
 });
 
+describe("weston start failures", () => {
+  it("reports weston's own log when it refuses to start, and leaves nothing behind", async () => {
+    const err = await startWeston({ extraArgs: ["--crossway-bogus-option"] }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: "CW_HARNESS_START" });
+    expect(String((err as Error).message)).toMatch(/unhandled option: --crossway-bogus-option/);
+  });
+});
+
 describe("sway", () => {
   it("runs foot with a solid background and grim sees it; stops without leftovers", async () => {
     requireCommand("wayland-info", "wayland-utils");

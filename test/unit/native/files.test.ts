@@ -151,6 +151,11 @@ describe("errors", () => {
   it("reject bad arguments with TypeError before any syscall", () => {
     expect(() => native.close(-1)).toThrow(TypeError);
     expect(() => native.close(1.5)).toThrow(TypeError);
+    expect(() => native.close(Number.NaN)).toThrow(TypeError);
+    expect(() => native.ftruncate(0, Number.POSITIVE_INFINITY)).toThrow(/safe integer/);
+    expect(() => native.ftruncate(0, 1e300)).toThrow(/safe integer/);
+    expect(() => native.ftruncate(0, Number.NaN)).toThrow(/safe integer/);
+    expect(() => native.sendmsg(0, new Uint8Array(1), 0, 1, [Number.NaN])).toThrow(/invalid fd/);
     expect(() => native.read(0, new Uint16Array(2) as unknown as Uint8Array, 0, 2)).toThrow(TypeError);
   });
 });

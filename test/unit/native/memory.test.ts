@@ -1,5 +1,7 @@
 // Native memfd, seals, mmap/munmap and pread: seals refuse a shrink, a shrunk memfd reads short, unmap detaches.
 import { readdirSync, readFileSync } from "node:fs";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { describe, expect, it } from "vitest";
 import {
   F_SEAL_GROW,
@@ -11,6 +13,7 @@ import {
 } from "../../../src/fd/constants.ts";
 import { native } from "../../../src/native.ts";
 import { useFdLeakCheck } from "../../helpers/fd-leak.ts";
+import { waitFor } from "../../helpers/processes.ts";
 
 useFdLeakCheck();
 
@@ -123,6 +126,48 @@ describe("mmap / munmap / pread", () => {
     } finally {
       native.close(fd);
     }
+  });
+});
+
+describe("mapping lifetime", () => {
+  // Regression: the ArrayBuffer finalizer of an unmapped buffer runs later (Node defers it to an immediate) and used
+  // to munmap by address, which by then belonged to a new mapping: the next access to it crashed with SIGSEGV.
+  it("the finalizer of an unmapped buffer leaves a new mapping at the same address alone", async () => {
+    const fd = native.memfdCreate("crossway-reuse", 0);
+    native.ftruncate(fd, 4096);
+    const live = native.liveMappings();
+    const first = native.mmap(fd, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
+    native.munmap(first);
+    const second = native.mmap(fd, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
+    try {
+      new Uint8Array(second)[0] = 5;
+      for (let i = 0; i < 3; i++) await new Promise((r) => setImmediate(r));
+      expect(native.liveMappings()).toBe(live + 1);
+      expect(mapsMentioning("crossway-reuse")).toBe(1);
+      expect(new Uint8Array(second)[0]).toBe(5);
+    } finally {
+      native.munmap(second);
+      native.close(fd);
+    }
+  });
+
+  it("a mapping JS forgot to unmap is released when its ArrayBuffer is collected (safety net only)", async () => {
+    setFlagsFromString("--expose-gc");
+    const gc = runInNewContext("gc") as () => void;
+    const fd = native.memfdCreate("crossway-forgotten", 0);
+    native.ftruncate(fd, 4096);
+    const live = native.liveMappings();
+    (() => {
+      native.mmap(fd, 4096, PROT_READ, MAP_SHARED, 0);
+    })();
+    expect(native.liveMappings()).toBe(live + 1);
+    await waitFor("the forgotten mapping to be collected", async () => {
+      gc();
+      await new Promise((r) => setImmediate(r));
+      return native.liveMappings() === live ? true : undefined;
+    });
+    expect(mapsMentioning("crossway-forgotten")).toBe(0);
+    native.close(fd);
   });
 });
 
