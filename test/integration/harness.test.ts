@@ -92,6 +92,12 @@ describe("sway", () => {
       expect(info.code, info.stderr.toString()).toBe(0);
       expect(info.stdout.toString()).toMatch(/interface: 'wl_seat'/);
       expect(info.stdout.toString()).toMatch(/interface: 'zwlr_screencopy_manager_v1'/);
+      requireCommand("swaymsg", "sway");
+      const outputs = await run("swaymsg", ["-t", "get_outputs", "-r"], { env: sway.env, timeoutMs: 10_000 });
+      expect(outputs.code, outputs.stderr.toString()).toBe(0);
+      expect(JSON.parse(outputs.stdout.toString())).toMatchObject([
+        { name: "HEADLESS-1", current_mode: { width: 800, height: 600 } },
+      ]);
 
       const footIni = join(scratch, "foot.ini");
       writeFileSync(
