@@ -204,6 +204,15 @@ export class MessageWriter {
     return this;
   }
 
+  /** Copies one complete message kept with {@link MessageView.retain} (its fds are the caller's business). */
+  rawBytes(message: Uint8Array): this {
+    if (this.#msgStart >= 0) throw new WireEncodeError("rawBytes() while a message is open");
+    this.#ensure(message.length);
+    this.#buf.set(message, this.#length);
+    this.#length += message.length;
+    return this;
+  }
+
   /** Re-encodes decoded arguments (e.g. after rewriting some words) as a message to `objectId`. */
   encode(objectId: number, desc: MessageDesc, args: ArgValues): this {
     this.begin(objectId, desc.opcode);
