@@ -1,0 +1,73 @@
+// `crossway device`: runs the emulated virtio-gpu cross-domain host (the VMM stand-in) until SIGINT/SIGTERM.
+import { existsSync, unlinkSync } from "node:fs";
+import type { CommandSpec } from "../cli-options.ts";
+import { startDevice } from "../crossdomain/device.ts";
+import type { HostFlavor } from "../crossdomain/protocol.ts";
+import { CrosswayError } from "../errors.ts";
+import { componentLogger } from "../log.ts";
+
+/** The `device` subcommand. */
+export const deviceCommand: CommandSpec = {
+  name: "device",
+  summary:
+    "emulated virtio-gpu cross-domain host (rutabaga/libkrun semantics) for `crossway guest --device emulated:PATH`",
+  options: [
+    { name: "listen", value: "PATH", help: "Unix socket the guest side connects to", required: true },
+    { name: "wayland", value: "PATH", help: "host Wayland socket for the Wayland channel (type 1)" },
+    { name: "pipewire", value: "PATH", help: "host PipeWire socket for the PipeWire channel (type 0x10)" },
+    {
+      name: "flavor",
+      value: "crosvm|libkrun",
+      help: "host implementation to emulate: INIT parsing and eventfd identifier type (default crosvm)",
+      choices: ["crosvm", "libkrun"],
+    },
+    {
+      name: "identifiers",
+      value: "28|4",
+      help: "SEND/RECEIVE identifier-array size (default 28; 4 = pre-2024 crosvm)",
+      choices: ["28", "4"],
+    },
+  ],
+  async run(args) {
+    const log = componentLogger("device");
+    const listen = args.str("listen")!;
+    if (existsSync(listen)) {
+      // A stale socket from a previous run; a live device would still hold it, which unlink cannot detect, so the
+      // operator chose the path: replace it.
+      unlinkSync(listen);
+    }
+    const flavor = (args.str("flavor") ?? "crosvm") as HostFlavor;
+    const maxIdentifiers = args.str("identifiers") === "4" ? 4 : 28;
+    const wayland = args.str("wayland");
+    const pipewire = args.str("pipewire");
+    let device: ReturnType<typeof startDevice>;
+    try {
+      device = startDevice({
+        listen,
+        ...(wayland !== undefined ? { wayland } : {}),
+        ...(pipewire !== undefined ? { pipewire } : {}),
+        config: { flavor, maxIdentifiers },
+        logger: log,
+      });
+    } catch (err) {
+      throw new CrosswayError(
+        "CW_CONFIG",
+        `crossway device: cannot listen on ${listen}: ${(err as Error).message}`,
+      );
+    }
+    // Tests and wrappers wait for this line before connecting.
+    process.stdout.write(`crossway device listening on ${listen}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once("SIGINT", stop);
+      process.once("SIGTERM", stop);
+    });
+    device.close();
+    try {
+      unlinkSync(listen);
+    } catch {
+      // Already gone.
+    }
+    return 0;
+  },
+};
