@@ -5,6 +5,7 @@ import { startDevice } from "../crossdomain/device.ts";
 import type { HostFlavor } from "../crossdomain/protocol.ts";
 import { CrosswayError } from "../errors.ts";
 import { componentLogger } from "../log.ts";
+import { native } from "../native.ts";
 
 /** The `device` subcommand. */
 export const deviceCommand: CommandSpec = {
@@ -32,9 +33,15 @@ export const deviceCommand: CommandSpec = {
     const log = componentLogger("device");
     const listen = args.str("listen")!;
     if (existsSync(listen)) {
-      // A stale socket from a previous run; a live device would still hold it, which unlink cannot detect, so the
-      // operator chose the path: replace it.
-      unlinkSync(listen);
+      // Replace a stale socket from an earlier run, but never steal the path of a device that still answers.
+      let live = false;
+      try {
+        native.close(native.unixConnect(listen));
+        live = true;
+      } catch {
+        unlinkSync(listen);
+      }
+      if (live) throw new CrosswayError("CW_CONFIG", `crossway device: ${listen} is in use by a running device`);
     }
     const flavor = (args.str("flavor") ?? "crosvm") as HostFlavor;
     const maxIdentifiers = args.str("identifiers") === "4" ? 4 : 28;

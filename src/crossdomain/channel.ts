@@ -242,7 +242,11 @@ export class CrossDomainChannel {
       try {
         await ch.imageRequirements(1, 1, DrmFormat.R8);
       } catch (err) {
-        const why = hostErrors.length > 0 ? hostErrors.join("; ") : (err as Error).message;
+        // A kernel guest sees no host error (only "response 0x1200 (command 0x207)" in its kernel log, P5).
+        const why =
+          hostErrors.length > 0
+            ? hostErrors.join("; ")
+            : `${(err as Error).message}; the host socket is absent or the channel is not configured (see the kernel log for "response 0x1200")`;
         throw new CrosswayError(
           "CW_CROSSDOMAIN_INIT_FAILED",
           `${gpu.description}: the host did not accept INIT for channel ${channelTypeName(type)}: ${why}`,
@@ -279,6 +283,7 @@ export class CrossDomainChannel {
    */
   send(data: Uint8Array, items: readonly SendItem[] = []): SendResult {
     this.assertOpen("send");
+    if (data.length === 0 && items.length === 0) return "sent";
     // Group items: ≤ maxIdentifiers per SEND, ≤ 1 read pipe per SEND ([RG] "expected just one pipe pair").
     const groups: Array<{ start: number; end: number }> = [];
     let gStart = 0;
