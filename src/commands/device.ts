@@ -41,7 +41,8 @@ export const deviceCommand: CommandSpec = {
       } catch {
         unlinkSync(listen);
       }
-      if (live) throw new CrosswayError("CW_CONFIG", `crossway device: ${listen} is in use by a running device`);
+      if (live)
+        throw new CrosswayError("CW_CONFIG", `crossway device: ${listen} is in use by a running device`);
     }
     const flavor = (args.str("flavor") ?? "crosvm") as HostFlavor;
     const maxIdentifiers = args.str("identifiers") === "4" ? 4 : 28;

@@ -20,6 +20,7 @@ import {
   encodePoll,
   encodeReadWrite,
   encodeSendReceive,
+  getU32,
   type IdentifierList,
   type ImageRequirements,
   type InitForm,
@@ -93,6 +94,24 @@ export type CloseReason =
   | { readonly kind: "local" }
   | { readonly kind: "error"; readonly error: CrosswayError };
 
+/** The cross-domain capability blob (GET_CAPS capset 5, §2). */
+export interface CrossDomainCaps {
+  /** Always 1 on current hosts; does not tell crosvm from libkrun. */
+  readonly version: number;
+  /** Bit `1 << channel_type` per configured host socket. */
+  readonly supportedChannels: number;
+  /** The host gralloc allocates real dmabufs (0 for the memfd "system" gralloc and the emulated device). */
+  readonly supportsDmabuf: boolean;
+  readonly supportsExternalGpuMemory: boolean;
+}
+
+/** A guest dmabuf imported into the channel's context, usable as a blob item until released. */
+export interface ImportedBlob {
+  readonly resourceId: number;
+  /** Drops this reference to the GEM handle (handles are refcounted: PRIME import dedups them, P18). */
+  release(): void;
+}
+
 /** A host-visible blob created from image requirements. */
 export interface HostBlob {
   readonly handle: BlobHandle;
@@ -160,10 +179,14 @@ export class CrossDomainChannel {
   private closed = false;
   private lastHostError = "";
 
+  private readonly gemRefs = new Map<number, { blob: BlobHandle; refs: number }>();
+
   private constructor(
     private readonly gpu: VirtGpu,
     readonly channelType: number,
     readonly config: CrossDomainConfig,
+    /** The host's capabilities as read at open. */
+    readonly caps: CrossDomainCaps,
     private readonly queryRing: { blob: BlobHandle; map: BlobMapping },
     private readonly channelRing: { blob: BlobHandle; map: BlobMapping },
     logger: Logger,
@@ -206,8 +229,15 @@ export class CrossDomainChannel {
           `${gpu.description}: virtio-gpu lacks ${missing.join(", ")} (needed for cross-domain)`,
         );
       }
-      const caps = await gpu.getCaps(CAPSET_CROSS_DOMAIN, 0, 16);
-      const channels = caps.length >= 8 ? new DataView(caps.buffer, caps.byteOffset).getUint32(4, true) : 0;
+      const capBytes = await gpu.getCaps(CAPSET_CROSS_DOMAIN, 0, 16);
+      const word = (i: number) => (capBytes.length >= 4 * i + 4 ? getU32(capBytes, 4 * i) : 0);
+      const caps: CrossDomainCaps = {
+        version: word(0),
+        supportedChannels: word(1),
+        supportsDmabuf: word(2) !== 0,
+        supportsExternalGpuMemory: word(3) !== 0,
+      };
+      const channels = caps.supportedChannels;
       const type = options.channelType;
       if (type !== ChannelType.NONE && (type >= 32 || ((channels >>> type) & 1) === 0)) {
         throw new CrosswayError(
@@ -238,7 +268,7 @@ export class CrossDomainChannel {
       });
       // INIT alone, exact cmd_size (P2, P3).
       gpu.execbuffer(init.subarray(0, n));
-      const ch = new CrossDomainChannel(gpu, type, config, query, channel, log);
+      const ch = new CrossDomainChannel(gpu, type, config, caps, query, channel, log);
       try {
         await ch.imageRequirements(1, 1, DrmFormat.R8);
       } catch (err) {
@@ -414,6 +444,30 @@ export class CrossDomainChannel {
       map: () => gpu.mapBlob(handle),
       export: () => gpu.exportBlob(handle),
       close: () => gpu.closeBlob(handle),
+    };
+  }
+
+  /**
+   * PRIME-imports a guest dmabuf (e.g. a client's linux-dmabuf plane; kernel backend) so that its resource id can be
+   * sent as a blob item. Fails for plain memfds (copy those into a host blob instead, §6.5). Call release() after
+   * the SEND that carries it (closing the GEM handle right after the EXECBUFFER is fine, §5.9).
+   */
+  async importDmabuf(fd: number): Promise<ImportedBlob> {
+    this.assertOpen("importDmabuf");
+    const blob = await this.gpu.importBlob(fd);
+    const entry = this.gemRefs.get(blob.bo) ?? { blob, refs: 0 };
+    entry.refs++;
+    this.gemRefs.set(blob.bo, entry);
+    let released = false;
+    return {
+      resourceId: blob.resourceId,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--entry.refs > 0) return;
+        this.gemRefs.delete(blob.bo);
+        if (!this.closed) this.gpu.closeBlob(blob);
+      },
     };
   }
 

@@ -2,7 +2,7 @@
 // the legacy 4-identifier layout, back-pressure by pausing, failed queries, and guest-side close.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { CrossDomainChannel, closeItems, type ReceivedItem } from "../../src/crossdomain/channel.ts";
+import { CrossDomainChannel, type ReceivedItem } from "../../src/crossdomain/channel.ts";
 import { openEmulatedVirtGpu } from "../../src/crossdomain/emulated-virtgpu.ts";
 import { ChannelType, type CrossDomainConfig, DrmFormat } from "../../src/crossdomain/protocol.ts";
 import type { CrosswayError } from "../../src/errors.ts";
@@ -183,6 +183,33 @@ describe("back-pressure, queries and teardown", () => {
     await closed;
   });
 
+  it("reports the host caps (no dmabuf from the emulated device) and imports only its own blobs", async () => {
+    const { ch, peer, closed } = await openOn(e!, { flavor: "crosvm", maxIdentifiers: 28 });
+    expect(ch.caps).toEqual({
+      version: 1,
+      supportedChannels: 1 << ChannelType.WAYLAND,
+      supportsDmabuf: false,
+      supportsExternalGpuMemory: false,
+    });
+    const blob = await ch.createHostBlob(await ch.imageRequirements(4096, 1, DrmFormat.R8));
+    const exp = await blob.export();
+    blob.close();
+    const imported = await ch.importDmabuf(exp.fd);
+    const again = await ch.importDmabuf(exp.fd);
+    expect(imported.resourceId).toBe(blob.resourceId);
+    expect(again.resourceId).toBe(blob.resourceId);
+    ch.send(Uint8Array.of(9), [{ kind: "blob", resourceId: imported.resourceId }]);
+    imported.release();
+    again.release();
+    const r = await readPeer(peer, 1);
+    expect(r.fds.length).toBe(1);
+    const plain = native.memfdCreate("client-shm", 0);
+    await expect(ch.importDmabuf(plain)).rejects.toThrow(/not a virtio-gpu blob/);
+    for (const fd of [plain, exp.fd, ...r.fds, peer]) native.close(fd);
+    ch.close();
+    await closed;
+  });
+
   it("closing the channel closes the host connection (the peer sees EOF)", async () => {
     const { ch, peer, closed } = await openOn(e!, { flavor: "crosvm", maxIdentifiers: 28 });
     ch.send(Uint8Array.of(1, 2, 3));
@@ -191,6 +218,5 @@ describe("back-pressure, queries and teardown", () => {
     expect(await closed).toEqual({ kind: "local" });
     await expect(readPeer(peer, 1)).rejects.toThrow(/peer EOF after 0 of 1 bytes/);
     native.close(peer);
-    closeItems([]);
   });
 });
