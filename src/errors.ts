@@ -97,6 +97,19 @@ export const ERROR_CODES = {
     summary: "the emulated device socket carried a malformed or unexpected message",
   },
   CW_DEVICE_UNAVAILABLE: { disposition: "process", summary: "the emulated device socket cannot be reached" },
+  // --- guest Wayland proxy (src/proxy/wayland) ---
+  CW_GUEST_CLIENT_PROTOCOL: {
+    disposition: "protocol",
+    summary: "a guest client broke the Wayland protocol (bad bind, bad shm pool or buffer, unmappable fd)",
+  },
+  CW_GUEST_CLIENT_IO: {
+    disposition: "connection",
+    summary: "a guest client's socket failed, or the client stopped reading or flooded fds",
+  },
+  CW_GUEST_HOST_PROTOCOL: {
+    disposition: "connection",
+    summary: "the host sent something a Wayland channel cannot carry (eventfd item, oversized keymap)",
+  },
 } as const satisfies Record<string, { disposition: Disposition; summary: string }>;
 
 /** A registered error code. Modules add their codes to ERROR_CODES. */

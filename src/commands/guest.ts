@@ -3,14 +3,15 @@ import type { CommandSpec } from "../cli-options.ts";
 import { takeListenFds } from "../fd/listen-fds.ts";
 import { componentLogger } from "../log.ts";
 import { DEFAULT_GUEST_CONFIG, type GuestConfig, loadGuestConfig } from "../proxy/wayland/guest-config.ts";
-import { GuestServer, parseDeviceSpec } from "../proxy/wayland/guest-server.ts";
+import { checkDeviceSpec, GuestServer } from "../proxy/wayland/guest-server.ts";
 import { loadExtraProtocols } from "../trace/load-protocols.ts";
 import { ProtocolRegistry } from "../wire/wayland/protocol-registry.ts";
 
 /** The `guest` subcommand. */
 export const guestCommand: CommandSpec = {
   name: "guest",
-  summary: "serve the guest's Wayland socket, forwarding each client to the host compositor over cross-domain",
+  summary:
+    "serve the guest's Wayland socket, forwarding each client to the host compositor over cross-domain",
   options: [
     {
       name: "device",
@@ -29,7 +30,7 @@ export const guestCommand: CommandSpec = {
     { name: "app-id-prefix", value: "TEXT", help: "prefix every app_id (overrides the config)" },
   ],
   async run(args) {
-    const device = parseDeviceSpec(args.str("device") as string);
+    const device = checkDeviceSpec(args.str("device") as string);
     const configPath = args.str("config");
     let config: GuestConfig = configPath !== undefined ? loadGuestConfig(configPath) : DEFAULT_GUEST_CONFIG;
     const title = args.str("title-prefix");

@@ -97,7 +97,8 @@ export class ClientOutput {
     // Compact first: already-sent bytes at the front are dead.
     if (this.head > 0) {
       this.buf.copyWithin(0, this.head, this.tail);
-      for (let i = this.segHead; i < this.segments.length; i++) (this.segments[i] as Segment).start -= this.head;
+      for (let i = this.segHead; i < this.segments.length; i++)
+        (this.segments[i] as Segment).start -= this.head;
       this.tail -= this.head;
       this.head = 0;
       this.segments.splice(0, this.segHead);

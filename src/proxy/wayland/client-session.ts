@@ -9,7 +9,14 @@ import type { CloseReason, CrossDomainChannel, ReceivedItem, SendItem } from "..
 import { DrmFormat } from "../../crossdomain/protocol.ts";
 import { CrosswayError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
-import { AGAIN, MAX_FDS_PER_MSG, type NativeWatcher, native, POLL_READABLE, POLL_WRITABLE } from "../../native.ts";
+import {
+  AGAIN,
+  MAX_FDS_PER_MSG,
+  type NativeWatcher,
+  native,
+  POLL_READABLE,
+  POLL_WRITABLE,
+} from "../../native.ts";
 import { DisplayErrorCode, WireProtocolError } from "../../wire/wayland/errors.ts";
 import { NEED_MORE } from "../../wire/wayland/framer.ts";
 import { MessageWriter } from "../../wire/wayland/message-writer.ts";
@@ -59,7 +66,12 @@ export interface SessionContext {
 }
 
 /** A message's descriptor, looked up once per session so hooks match by identity on the hot path. */
-function msg(registry: ProtocolRegistry, iface: string, name: string, event: boolean): MessageDesc | undefined {
+function msg(
+  registry: ProtocolRegistry,
+  iface: string,
+  name: string,
+  event: boolean,
+): MessageDesc | undefined {
   const i = registry.get(iface);
   return (event ? i?.events : i?.requests)?.find((m) => m.name === name);
 }
@@ -151,7 +163,8 @@ export class ClientSession {
   private onClientEvent(status: number, events: number): void {
     if (this.closed) return;
     try {
-      if (status < 0) throw new CrosswayError("CW_GUEST_CLIENT_IO", `poll error ${status} on the client socket`);
+      if (status < 0)
+        throw new CrosswayError("CW_GUEST_CLIENT_IO", `poll error ${status} on the client socket`);
       if ((events & POLL_WRITABLE) !== 0) this.flushClient();
       if ((events & POLL_READABLE) !== 0) this.readClient();
       this.rearm();
@@ -176,7 +189,10 @@ export class ClientSession {
       }
       framer.commit(n);
       if (fdq.length > MAX_QUEUED_FDS) {
-        throw new CrosswayError("CW_GUEST_CLIENT_IO", `client queued ${fdq.length} fds without messages for them`);
+        throw new CrosswayError(
+          "CW_GUEST_CLIENT_IO",
+          `client queued ${fdq.length} fds without messages for them`,
+        );
       }
       this.pumpRequests();
     }
@@ -245,8 +261,11 @@ export class ClientSession {
       if (!writeEnd) {
         native.close(fd);
         this.closeRemainingFds(m, i + 1);
-        throw this.clientError(m.objectId, DisplayErrorCode.IMPLEMENTATION,
-          `${desc.iface.name}@${m.objectId}.${desc.name}: argument ${desc.argNames[i]} is not the write end of a pipe, and no other fd can cross to the host`);
+        throw this.clientError(
+          m.objectId,
+          DisplayErrorCode.IMPLEMENTATION,
+          `${desc.iface.name}@${m.objectId}.${desc.name}: argument ${desc.argNames[i]} is not the write end of a pipe, and no other fd can cross to the host`,
+        );
       }
       this.items.push({ kind: "read-pipe", fd });
     }
@@ -254,7 +273,8 @@ export class ClientSession {
 
   private closeRemainingFds(m: DecodedMessage, from: number): void {
     const desc = m.desc as MessageDesc;
-    for (let i = from; i < desc.kinds.length; i++) if (desc.kinds[i] === ArgKind.FD) native.close(m.args.fd(i));
+    for (let i = from; i < desc.kinds.length; i++)
+      if (desc.kinds[i] === ArgKind.FD) native.close(m.args.fd(i));
   }
 
   private flushHost(): void {
@@ -282,7 +302,10 @@ export class ClientSession {
         } else {
           // Eventfds and sockets have no meaning on a Wayland channel.
           this.channel.releaseItem(it.id);
-          throw new CrosswayError("CW_GUEST_HOST_PROTOCOL", `host sent a ${it.kind} item on the Wayland channel`);
+          throw new CrosswayError(
+            "CW_GUEST_HOST_PROTOCOL",
+            `host sent a ${it.kind} item on the Wayland channel`,
+          );
         }
       }
       if (data.length > 0) this.conn.framer(Direction.EVENT).push(data);
@@ -410,7 +433,9 @@ export class ClientSession {
     });
     req("wp_viewport", "set_destination", (m) => {
       const [w, h] = [m.args.int(0), m.args.int(1)];
-      this.viewports.get(m.objectId)?.setViewportDestination(w === -1 && h === -1 ? null : { width: w, height: h });
+      this.viewports
+        .get(m.objectId)
+        ?.setViewportDestination(w === -1 && h === -1 ? null : { width: w, height: h });
       return undefined;
     });
     req("wp_viewport", "destroy", (m) => {
@@ -429,7 +454,9 @@ export class ClientSession {
     }
     // Host memory handed to clients becomes a sealed private copy.
     ev("wl_keyboard", "keymap", (m) => this.copyHostMemory(m, 1, 2, "crossway-keymap"));
-    ev("zwp_linux_dmabuf_feedback_v1", "format_table", (m) => this.copyHostMemory(m, 0, 1, "crossway-format-table"));
+    ev("zwp_linux_dmabuf_feedback_v1", "format_table", (m) =>
+      this.copyHostMemory(m, 0, 1, "crossway-format-table"),
+    );
     // The host frees a pool id the proxy recreated: the client's object lives on.
     ev("wl_display", "delete_id", (m) => this.onDeleteId(m));
   }
@@ -460,7 +487,11 @@ export class ClientSession {
     const g = this.shown.get(name);
     // Wording of wayland-server.c registry_bind, so clients see what a compositor would say.
     if (g === undefined || g.iface !== iface) {
-      throw this.clientError(m.objectId, DisplayErrorCode.INVALID_OBJECT, `invalid global ${iface} (${name})`);
+      throw this.clientError(
+        m.objectId,
+        DisplayErrorCode.INVALID_OBJECT,
+        `invalid global ${iface} (${name})`,
+      );
     }
     if (version === 0 || version > g.version) {
       throw this.clientError(
@@ -504,7 +535,10 @@ export class ClientSession {
     // §6.5: an R8 image of size x 1 is a linear byte array on every host allocator.
     const reqs = await this.channel.imageRequirements(poolBucket(size), 1, DrmFormat.R8);
     if (reqs.size < size) {
-      throw new CrosswayError("CW_GUEST_HOST_PROTOCOL", `host blob of ${reqs.size} bytes is smaller than the pool (${size})`);
+      throw new CrosswayError(
+        "CW_GUEST_HOST_PROTOCOL",
+        `host blob of ${reqs.size} bytes is smaller than the pool (${size})`,
+      );
     }
     const blob = await this.channel.createHostBlob(reqs);
     try {
@@ -551,7 +585,8 @@ export class ClientSession {
     if (pool === undefined) return undefined;
     const size = m.args.int(0);
     if (size < pool.size) throw this.clientError(m.objectId, ShmError.INVALID_FD, "shrinking pool invalid");
-    if (size > MAX_POOL_SIZE) throw this.clientError(m.objectId, ShmError.INVALID_STRIDE, `invalid size (${size})`);
+    if (size > MAX_POOL_SIZE)
+      throw this.clientError(m.objectId, ShmError.INVALID_STRIDE, `invalid size (${size})`);
     if (size <= pool.current.capacity) {
       pool.grow(size);
       return undefined;
@@ -642,7 +677,10 @@ export class ClientSession {
     const item = this.hostItems.get(fd);
     if (item === undefined || item.kind !== "blob" || size === 0) return undefined;
     if (size > item.size) {
-      throw new CrosswayError("CW_GUEST_HOST_PROTOCOL", `host ${name} claims ${size} bytes in a ${item.size}-byte blob`);
+      throw new CrosswayError(
+        "CW_GUEST_HOST_PROTOCOL",
+        `host ${name} claims ${size} bytes in a ${item.size}-byte blob`,
+      );
     }
     const ab = native.mmap(fd, item.size, PROT_READ, MAP_SHARED, 0);
     let copy: number;
@@ -662,14 +700,22 @@ export class ClientSession {
 
   /** A protocol error to report to the client as wl_display.error, then disconnect (libwayland's behaviour). */
   private clientError(objectId: number, code: number, message: string): WireProtocolError {
-    return new WireProtocolError("CW_GUEST_CLIENT_PROTOCOL", message, { objectId }, { objectId, code, message });
+    return new WireProtocolError(
+      "CW_GUEST_CLIENT_PROTOCOL",
+      message,
+      { objectId },
+      { objectId, code, message },
+    );
   }
 
   private fail(err: unknown): void {
     if (this.closed) return;
     if (err instanceof WireProtocolError) {
       const d = err.displayError;
-      this.log.warn({ err: err.message, code: err.code, object: d.objectId }, "client protocol error, disconnecting");
+      this.log.warn(
+        { err: err.message, code: err.code, object: d.objectId },
+        "client protocol error, disconnecting",
+      );
       try {
         const errorEvent = msg(this.ctx.registry, "wl_display", "error", true) as MessageDesc;
         const w = new MessageWriter({ capacity: 256 });

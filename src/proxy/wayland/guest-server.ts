@@ -1,6 +1,6 @@
 // The guest Wayland server: listens on the guest's display socket and gives each client its own channel to the host.
 import { CrossDomainChannel } from "../../crossdomain/channel.ts";
-import { openEmulatedVirtGpu } from "../../crossdomain/emulated-virtgpu.ts";
+import { openVirtGpu } from "../../crossdomain/open-virtgpu.ts";
 import { ChannelType } from "../../crossdomain/protocol.ts";
 import type { VirtGpu } from "../../crossdomain/virtgpu.ts";
 import { CrosswayError } from "../../errors.ts";
@@ -12,24 +12,19 @@ import type { ProtocolRegistry } from "../../wire/wayland/protocol-registry.ts";
 import { ClientSession, type SessionContext } from "./client-session.ts";
 import type { GuestConfig } from "./guest-config.ts";
 
-/** Which virtio-gpu the guest talks to: `crossway device` standing in for the VMM, or the kernel's virtgpu. */
-export type DeviceSpec = { readonly kind: "emulated"; readonly path: string } | { readonly kind: "virtgpu"; readonly node?: string };
-
-/** Parses `--device`: "emulated:PATH", "virtgpu" or "virtgpu:/dev/dri/renderDN". */
-export function parseDeviceSpec(text: string): DeviceSpec {
-  if (text.startsWith("emulated:") && text.length > "emulated:".length) {
-    return { kind: "emulated", path: text.slice("emulated:".length) };
-  }
-  if (text === "virtgpu") return { kind: "virtgpu" };
-  if (text.startsWith("virtgpu:") && text.length > "virtgpu:".length) {
-    return { kind: "virtgpu", node: text.slice("virtgpu:".length) };
-  }
-  throw new CrosswayError("CW_USAGE", `crossway guest: --device must be emulated:PATH, virtgpu or virtgpu:NODE, not '${text}'`);
+/** Checks a `--device` value early (emulated:PATH, virtgpu or virtgpu:NODE), so a typo fails at start. */
+export function checkDeviceSpec(text: string): string {
+  if (/^emulated:.+$/.test(text) || text === "virtgpu" || /^virtgpu:.+$/.test(text)) return text;
+  throw new CrosswayError(
+    "CW_USAGE",
+    `crossway guest: --device must be emulated:PATH, virtgpu or virtgpu:NODE, not '${text}'`,
+  );
 }
 
 /** Options of {@link GuestServer.start}. */
 export interface GuestServerOptions {
-  readonly device: DeviceSpec;
+  /** A device spec for openVirtGpu: one context is opened per client. */
+  readonly device: string;
   /** Display name or absolute path; default: the first free wayland-N in $XDG_RUNTIME_DIR. */
   readonly socket?: string;
   /** Sockets inherited through systemd socket activation; used instead of creating one. */
@@ -37,8 +32,6 @@ export interface GuestServerOptions {
   readonly config: GuestConfig;
   readonly registry: ProtocolRegistry;
   readonly log: Logger;
-  /** Opens a virtio-gpu context for a `virtgpu` device (the kernel backend). */
-  readonly openKernel?: (node: string | undefined) => VirtGpu;
 }
 
 /** A running guest proxy. */
@@ -64,7 +57,8 @@ export class GuestServer {
 
   /** Listens (or adopts inherited sockets) and starts accepting clients. */
   static start(opts: GuestServerOptions): GuestServer {
-    if (opts.listenFds !== undefined && opts.listenFds.length > 0) return new GuestServer(opts, [], opts.listenFds);
+    if (opts.listenFds !== undefined && opts.listenFds.length > 0)
+      return new GuestServer(opts, [], opts.listenFds);
     const sock = listenWayland(opts.socket !== undefined ? { name: opts.socket } : {});
     return new GuestServer(opts, [sock], []);
   }
@@ -106,14 +100,21 @@ export class GuestServer {
     this.opening.add(clientFd);
     let gpu: VirtGpu;
     try {
-      gpu = this.openGpu();
+      gpu = openVirtGpu(this.opts.device);
     } catch (err) {
       this.opening.delete(clientFd);
       native.close(clientFd);
-      log.error({ client: tag, err: (err as Error).message }, "cannot open a virtio-gpu context for the client");
+      log.error(
+        { client: tag, err: (err as Error).message },
+        "cannot open a virtio-gpu context for the client",
+      );
       return;
     }
-    CrossDomainChannel.open({ gpu, channelType: ChannelType.WAYLAND, logger: log.child({ client: tag }) }).then(
+    CrossDomainChannel.open({
+      gpu,
+      channelType: ChannelType.WAYLAND,
+      logger: log.child({ client: tag }),
+    }).then(
       (channel) => {
         this.opening.delete(clientFd);
         if (this.closed) {
@@ -134,18 +135,12 @@ export class GuestServer {
       (err: unknown) => {
         this.opening.delete(clientFd);
         native.close(clientFd);
-        log.error({ client: tag, err: (err as Error).message }, "cannot open a cross-domain channel for the client");
+        log.error(
+          { client: tag, err: (err as Error).message },
+          "cannot open a cross-domain channel for the client",
+        );
       },
     );
-  }
-
-  private openGpu(): VirtGpu {
-    const d = this.opts.device;
-    if (d.kind === "emulated") return openEmulatedVirtGpu(d.path);
-    if (this.opts.openKernel === undefined) {
-      throw new CrosswayError("CW_VIRTGPU_NO_DEVICE", "this build has no kernel virtgpu backend");
-    }
-    return this.opts.openKernel(d.node);
   }
 
   /** Stops accepting, ends every session and removes the socket. Idempotent. */

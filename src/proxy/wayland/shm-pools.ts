@@ -2,10 +2,10 @@
 import type { HostBlob } from "../../crossdomain/channel.ts";
 import type { BlobMapping } from "../../crossdomain/virtgpu.ts";
 import { native } from "../../native.ts";
+import type { Rect } from "./damage.ts";
 import { F_SEAL_SHRINK } from "./sealed-copy.ts";
 import { type CopyResult, copyRects, type ShmBufferLayout, shmFormatBpp } from "./shm-copy.ts";
 import { ShadowBuffer } from "./surface-shadow.ts";
-import type { Rect } from "./damage.ts";
 
 const PROT_READ = 1;
 const MAP_SHARED = 1;
@@ -61,7 +61,8 @@ export class ShmPool {
 
   private static mapIfSealed(fd: number, size: number): ArrayBuffer | null {
     try {
-      if ((native.getSeals(fd) & F_SEAL_SHRINK) === 0 || native.fstat(fd).size < size || size === 0) return null;
+      if ((native.getSeals(fd) & F_SEAL_SHRINK) === 0 || native.fstat(fd).size < size || size === 0)
+        return null;
       return native.mmap(fd, size, PROT_READ, MAP_SHARED, 0);
     } catch {
       // Not a memfd (EINVAL) or not mappable: the pread path is always available.
