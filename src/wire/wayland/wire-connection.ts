@@ -69,6 +69,11 @@ export interface WireConnectionOptions {
   readonly name?: string;
   /** Messages to objects of an interface not in the tables: "error" (default, fail closed) or "skip" (tracers). */
   readonly unknownInterfaces?: "error" | "skip";
+  /**
+   * Also reject events newer than their object's version (libwayland's client does not check this; a proxy that
+   * caps versions should, so a client never sees an event it did not bind for). Default false.
+   */
+  readonly checkEventSince?: boolean;
 }
 
 /**
@@ -85,6 +90,7 @@ export class WireConnection {
   readonly objects: ObjectMap;
   readonly name: string | undefined;
   readonly #skipUnknown: boolean;
+  readonly #checkEventSince: boolean;
   readonly #framers: readonly [MessageFramer, MessageFramer];
   readonly #fds: readonly [FdQueue, FdQueue];
   readonly #messages: readonly [DecodedMessage, DecodedMessage];
@@ -97,6 +103,7 @@ export class WireConnection {
     this.objects = new ObjectMap(display);
     this.name = options.name;
     this.#skipUnknown = options.unknownInterfaces === "skip";
+    this.#checkEventSince = options.checkEventSince === true;
     const fo = {
       ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}),
       ...(options.name !== undefined ? { connection: options.name } : {}),
@@ -212,6 +219,20 @@ export class WireConnection {
             message: `interface '${iface.name}' has no event ${view.opcode}`,
           },
         );
+      if (this.#checkEventSince) {
+        const version = this.objects.version(id);
+        if (version > 0 && version < desc.since)
+          throw new WireProtocolError(
+            "CW_WIRE_INVALID_METHOD",
+            `event ${iface.name}@${id}.${desc.name} needs version ${desc.since}, object has version ${version}`,
+            { iface: iface.name, objectId: id, opcode: view.opcode, message: desc.name, value: version },
+            {
+              objectId: 1,
+              code: DisplayErrorCode.IMPLEMENTATION,
+              message: `event ${desc.name} (since ${desc.since}) sent to ${iface.name}@${id} of version ${version}`,
+            },
+          );
+      }
     }
     m.iface = iface;
     m.desc = desc;

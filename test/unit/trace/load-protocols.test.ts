@@ -50,9 +50,9 @@ describe("crossway trace usage", () => {
     }) as typeof process.stderr.write;
     try {
       expect(await main(["trace", "--socket", "/tmp/x"])).toBe(2);
-      expect(await main(["trace", "--socket", "/tmp/x", "--upstream", "/tmp/y", "--max-message-size", "70000"])).toBe(
-        2,
-      );
+      expect(
+        await main(["trace", "--socket", "/tmp/x", "--upstream", "/tmp/y", "--max-message-size", "70000"]),
+      ).toBe(2);
     } finally {
       process.stderr.write = write;
     }

@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { formatDebugLine, formatFixed, formatTimestamp } from "../../../../src/wire/wayland/debug-format.ts";
 import { WireEncodeError, WireProtocolError } from "../../../../src/wire/wayland/errors.ts";
+import { FdQueue } from "../../../../src/wire/wayland/fd-queue.ts";
 import { MessageWriter, utf8Length } from "../../../../src/wire/wayland/message-writer.ts";
 import { SERVER_ID_START } from "../../../../src/wire/wayland/object-map.ts";
 import { type DecodedMessage, Direction } from "../../../../src/wire/wayland/wire-connection.ts";
@@ -150,5 +151,19 @@ describe("wl_display.error from a rejected request", () => {
     w.begin(3, 2).fd(14).array(new Uint8Array(5000));
     expect(() => w.end()).toThrow(WireEncodeError);
     expect(w.fds).toEqual([10, 11, 12, 13]);
+  });
+});
+
+describe("FdQueue", () => {
+  it("keeps order across growth and refuses fds beyond its limit with a typed error", () => {
+    const q = new FdQueue(4, 6);
+    for (let i = 0; i < 6; i++) q.push(10 + i);
+    q.consume(2);
+    expect([q.peek(0), q.peek(3), q.peek(4)]).toEqual([12, 15, -1]);
+    q.push(16);
+    q.push(17);
+    expect(() => q.push(18)).toThrow(expect.objectContaining({ code: "CW_WIRE_FD_OVERFLOW" }));
+    expect(q.drain()).toEqual([12, 13, 14, 15, 16, 17]);
+    expect(q.length).toBe(0);
   });
 });
