@@ -62,6 +62,12 @@ export const ERROR_CODES = {
     disposition: "connection",
     summary: "a Wayland message could not be encoded (value out of range, too large, missing fd)",
   },
+  // foundation: fd helpers (src/fd/)
+  CW_WAYLAND_SOCKET: {
+    disposition: "process",
+    summary: "cannot listen on a Wayland display socket (name locked, or no XDG_RUNTIME_DIR)",
+  },
+  CW_LISTEN_FDS: { disposition: "process", summary: "systemd LISTEN_FDS/LISTEN_PID are malformed" },
 } as const satisfies Record<string, { disposition: Disposition; summary: string }>;
 
 /** A registered error code. Modules add their codes to ERROR_CODES. */
