@@ -241,7 +241,7 @@ export class WireConnection {
     this.#lookupObjects(m, desc, dir);
     fds.consume(desc.fdCount);
     m.fdCount = desc.fdCount;
-    this.#apply(m, desc, iface);
+    this.#apply(m, desc);
     return m;
   }
 
@@ -285,7 +285,7 @@ export class WireConnection {
   }
 
   /** Object-map effects: new ids, destructors, delete_id. */
-  #apply(m: DecodedMessage, desc: MessageDesc, iface: InterfaceDesc): void {
+  #apply(m: DecodedMessage, desc: MessageDesc): void {
     const ni = desc.newIdIndex;
     if (ni >= 0) {
       const nid = m.args.word[ni] as number;
@@ -306,6 +306,5 @@ export class WireConnection {
     }
     if (desc.destructor) this.objects.destroy(m.objectId);
     if (desc.special === Special.DELETE_ID) this.objects.deleteId(m.args.word[0] as number);
-    void iface;
   }
 }

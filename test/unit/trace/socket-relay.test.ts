@@ -72,4 +72,54 @@ describe("SocketRelay", () => {
     }
     expect(relay.connections).toBe(0);
   });
+
+  it("keeps order under back-pressure: 4 MiB through a reader that starts late", async () => {
+    const upstreamPath = join(dir, "up2.sock");
+    const upListen = native.unixListen(upstreamPath, 4);
+    const relay = new SocketRelay(join(dir, "relay2.sock"), upstreamPath);
+    const client = native.unixConnect(relay.socketPath);
+    let server = -1;
+    try {
+      server = await waitFor("the relay to connect upstream", () => {
+        const fd = native.unixAccept(upListen);
+        return fd === AGAIN ? undefined : fd;
+      });
+      const total = 4 * 1024 * 1024;
+      const data = new Uint8Array(total);
+      for (let i = 0; i < total; i++) data[i] = (i * 7 + (i >>> 12)) & 255;
+      let sent = 0;
+      // Fill every buffer on the way first (the reader has not started): the relay must stop reading, not drop.
+      await waitFor("the socket buffers to fill", () => {
+        const n = native.write(client, data, sent, Math.min(65536, total - sent));
+        if (n === AGAIN) return true;
+        sent += n;
+        return undefined;
+      });
+      expect(sent).toBeLessThan(total);
+      const got = new Uint8Array(total);
+      let received = 0;
+      await waitFor(
+        "all bytes to arrive",
+        () => {
+          if (sent < total) {
+            const n = native.write(client, data, sent, Math.min(65536, total - sent));
+            if (n !== AGAIN) sent += n;
+          }
+          for (;;) {
+            const n = native.read(server, got, received, total - received);
+            if (n === AGAIN || n === 0) break;
+            received += n;
+          }
+          return received === total ? true : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 1 },
+      );
+      expect(Buffer.compare(Buffer.from(got), Buffer.from(data))).toBe(0);
+    } finally {
+      relay.close();
+      native.close(client);
+      if (server >= 0) native.close(server);
+      native.close(upListen);
+    }
+  });
 });
