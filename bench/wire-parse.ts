@@ -1,5 +1,6 @@
 // Parse+validate throughput of the Wayland wire engine on captured real traffic, in messages per second.
 import { execFileSync } from "node:child_process";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import Benchmark from "benchmark";
 import { MessageFramer, NEED_MORE } from "../src/wire/wayland/framer.ts";
@@ -89,6 +90,20 @@ new Benchmark.Suite("wire-parse")
     );
   })
   .on("complete", () => {
-    process.stdout.write(`${JSON.stringify({ commit, node: process.version, cpu, results })}\n`);
+    const record = {
+      bench: "wire-parse",
+      date: new Date().toISOString(),
+      commit,
+      node: process.version,
+      cpu,
+      cores: cpus().length,
+      messagesPerReplay: perReplay,
+      results,
+    };
+    process.stdout.write(`${JSON.stringify(record)}\n`);
+    // Kept in the repo as the last recorded run (compare only runs from one machine and one session).
+    const dir = new URL("./results/", import.meta.url);
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(new URL("wire-parse.json", dir), `${JSON.stringify(record, null, 2)}\n`);
   })
   .run({ async: false });
