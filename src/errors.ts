@@ -54,6 +54,10 @@ export const ERROR_CODES = {
     disposition: "protocol",
     summary: "a Wayland object's interface is not in the loaded protocol tables",
   },
+  CW_WIRE_FD_OVERFLOW: {
+    disposition: "protocol",
+    summary: "a Wayland peer sent more fds than its messages consume (over the per-connection queue limit)",
+  },
   CW_WIRE_ENCODE: {
     disposition: "connection",
     summary: "a Wayland message could not be encoded (value out of range, too large, missing fd)",

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { native } from "../../src/native.ts";
 import type { Compositor } from "../helpers/compositor.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { logTail, requireCommand, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
@@ -111,5 +112,28 @@ describe("crossway trace in front of headless weston", () => {
       true,
     );
     expect(lines.some((l) => /wl_buffer@\d+\.release\(\)/.test(l))).toBe(true);
+  });
+
+  it("reports a client's malformed header with its error and wl_display.error, and keeps relaying others", async () => {
+    const fd = native.unixConnect(traceSock);
+    try {
+      // wl_display@1 with a header size of 6: not a multiple of 4 and below the header size.
+      const bad = new Uint8Array(new Uint32Array([1, (6 << 16) >>> 0]).buffer);
+      expect(native.write(fd, bad, 0, bad.length)).toBe(8);
+      await waitFor("the tracer's error line", () =>
+        linesOf("t#3").find((l) => l.startsWith("error ")) !== undefined ? true : undefined,
+      );
+      expect(linesOf("t#3").find((l) => l.startsWith("error "))).toBe(
+        'error CW_WIRE_BAD_HEADER: malformed message header: size 6 is smaller than the 8-byte header (object 1, opcode 0) (wl_display.error 3: "malformed message header: size 6 is smaller than the 8-byte header (object 1, opcode 0)"); no longer tracing this connection',
+      );
+    } finally {
+      native.close(fd);
+    }
+    // A later client is still traced.
+    const debug = await runClient(["wayland-info"]);
+    await waitFor("the trace of connection 4 to close", () =>
+      linesOf("t#4").includes("closed (eof)") ? true : undefined,
+    );
+    expect(compareWithClientDebug(linesOf("t#4"), debug).problems).toEqual([]);
   });
 });
