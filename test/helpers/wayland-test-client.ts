@@ -1,4 +1,4 @@
-// A minimal Wayland client for tests, built on crossway's own wire engine and native addon (no libwayland).
+// A typed Wayland client for tests (parses events with crossway's own wire engine; libwayland is not involved).
 import { AGAIN, MAX_FDS_PER_MSG, type NativeWatcher, native, POLL_READABLE } from "../../src/native.ts";
 import { NEED_MORE } from "../../src/wire/wayland/framer.ts";
 import { MessageWriter } from "../../src/wire/wayland/message-writer.ts";
@@ -6,7 +6,7 @@ import { ProtocolRegistry } from "../../src/wire/wayland/protocol-registry.ts";
 import { type DecodedMessage, Direction, WireConnection } from "../../src/wire/wayland/wire-connection.ts";
 
 /** One event, copied out of the reused decoder state so tests can keep it. */
-export interface RawEvent {
+export interface TestEvent {
   objectId: number;
   iface: string;
   name: string;
@@ -16,10 +16,10 @@ export interface RawEvent {
 
 let sharedRegistry: ProtocolRegistry | undefined;
 
-/** A connected raw client. Every fd it receives is closed by {@link RawWaylandClient.close} unless taken. */
-export class RawWaylandClient {
+/** A connected raw client. Every fd it receives is closed by {@link WaylandTestClient.close} unless taken. */
+export class WaylandTestClient {
   readonly conn: WireConnection;
-  readonly events: RawEvent[] = [];
+  readonly events: TestEvent[] = [];
   readonly globals = new Map<number, { iface: string; version: number }>();
   private readonly fds = new Int32Array(MAX_FDS_PER_MSG + 1);
   private readonly buf = new Uint8Array(65536);
@@ -39,8 +39,8 @@ export class RawWaylandClient {
   }
 
   /** Connects to a Wayland socket path. */
-  static connect(path: string): RawWaylandClient {
-    return new RawWaylandClient(native.unixConnect(path));
+  static connect(path: string): WaylandTestClient {
+    return new WaylandTestClient(native.unixConnect(path));
   }
 
   /** A fresh client-side object id (ids are never reused by this client). */
@@ -49,7 +49,13 @@ export class RawWaylandClient {
   }
 
   /** Builds and sends one request; `fds` ride with it. The object map learns of it as libwayland's would. */
-  request(objectId: number, iface: string, name: string, build: (w: MessageWriter) => void, fds: number[] = []): void {
+  request(
+    objectId: number,
+    iface: string,
+    name: string,
+    build: (w: MessageWriter) => void,
+    fds: number[] = [],
+  ): void {
     const desc = this.conn.registry.get(iface)?.requests.find((r) => r.name === name);
     if (desc === undefined) throw new Error(`no request ${iface}.${name}`);
     const w = new MessageWriter();
@@ -64,13 +70,42 @@ export class RawWaylandClient {
     if (m === NEED_MORE) throw new Error("own request did not frame");
     let off = 0;
     while (off < bytes.length) {
-      const n = native.sendmsg(this.fd, bytes, off, bytes.length - off, off === 0 && fds.length > 0 ? fds : null);
+      const n = native.sendmsg(
+        this.fd,
+        bytes,
+        off,
+        bytes.length - off,
+        off === 0 && fds.length > 0 ? fds : null,
+      );
       if (n === AGAIN) throw new Error("test client socket full");
       off += n;
     }
   }
 
-  /** wl_display.get_registry, then a round trip: fills {@link RawWaylandClient.globals}. */
+  /**
+   * Sends a request to an object of an interface our tables do not describe (e.g. wlroots' virtual keyboard),
+   * encoded by hand. `newId` records the object it creates, so later ids stay valid for the object map.
+   */
+  requestUnlisted(
+    objectId: number,
+    opcode: number,
+    build: (w: MessageWriter) => void,
+    fds: number[] = [],
+    newId?: { id: number; iface: string; version: number },
+  ): void {
+    const w = new MessageWriter();
+    w.begin(objectId, opcode);
+    build(w);
+    w.end();
+    if (newId !== undefined) {
+      this.conn.objects.insert(newId.id, this.conn.registry.getOrPlaceholder(newId.iface), newId.version);
+    }
+    const bytes = w.bytes();
+    const n = native.sendmsg(this.fd, bytes, 0, bytes.length, fds.length > 0 ? fds : null);
+    if (n !== bytes.length) throw new Error("test client socket full");
+  }
+
+  /** wl_display.get_registry, then a round trip: fills {@link WaylandTestClient.globals}. */
   async getRegistry(): Promise<number> {
     const reg = this.newId();
     this.request(1, "wl_display", "get_registry", (w) => w.uint(reg));
@@ -83,7 +118,9 @@ export class RawWaylandClient {
     const entry = [...this.globals.entries()].find(([, g]) => g.iface === iface);
     if (entry === undefined) throw new Error(`no global ${iface}`);
     const id = this.newId();
-    this.request(registry, "wl_registry", "bind", (w) => w.uint(entry[0]).string(iface).uint(version).uint(id));
+    this.request(registry, "wl_registry", "bind", (w) =>
+      w.uint(entry[0]).string(iface).uint(version).uint(id),
+    );
     return id;
   }
 
@@ -95,7 +132,7 @@ export class RawWaylandClient {
   }
 
   /** Waits for the first event (already received or future) matching `pred`. */
-  async waitFor(pred: (e: RawEvent) => boolean, timeoutMs = 10_000): Promise<RawEvent> {
+  async waitFor(pred: (e: TestEvent) => boolean, timeoutMs = 10_000): Promise<TestEvent> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.events.find(pred);
@@ -155,7 +192,7 @@ export class RawWaylandClient {
   private record(m: DecodedMessage): void {
     const desc = m.desc;
     if (desc === null || m.iface === null) return;
-    const args: RawEvent["args"] = [];
+    const args: TestEvent["args"] = [];
     for (let i = 0; i < desc.kinds.length; i++) {
       const k = desc.kinds[i];
       if (k === 3) args.push(m.args.string(i));
