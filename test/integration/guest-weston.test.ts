@@ -1,36 +1,13 @@
 // The guest proxy against headless weston: globals as the policy allows, real shm clients, no dmabuf, keymap-free.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { DEFAULT_GLOBALS } from "../../src/proxy/wayland/registry-policy.ts";
-import { ProtocolRegistry } from "../../src/wire/wayland/protocol-registry.ts";
 import type { Compositor } from "../helpers/compositor.ts";
 import { type CrosswayStack, startCrosswayStack } from "../helpers/crossway-stack.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { expectedGlobals, globalsOf } from "../helpers/globals.ts";
 import { requireCommand, run } from "../helpers/processes.ts";
 import { startWeston } from "../helpers/weston.ts";
 
 useFdLeakCheck();
-
-/** Parses wayland-info's "interface: 'NAME', version: N, name: M" lines into NAME -> version. */
-export function globalsOf(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const m of text.matchAll(/^interface: '([^']+)',\s+version:\s+(\d+),\s+name:\s+\d+/gm)) {
-    out.set(m[1] as string, Number(m[2]));
-  }
-  return out;
-}
-
-/** What the default policy should let through of `direct`: allowed names, versions capped. */
-export function expectedGlobals(direct: Map<string, number>): Map<string, number> {
-  const registry = ProtocolRegistry.fromGenerated();
-  const out = new Map<string, number>();
-  for (const [name, version] of direct) {
-    const rule = DEFAULT_GLOBALS[name];
-    const known = registry.get(name);
-    if (rule === undefined || rule.requires === "dmabuf" || known === undefined || !known.known) continue;
-    out.set(name, Math.min(version, rule.maxVersion, known.version));
-  }
-  return out;
-}
 
 describe("crossway guest in front of headless weston", () => {
   let weston: Compositor;
