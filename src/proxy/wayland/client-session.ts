@@ -107,6 +107,9 @@ export class ClientSession {
   /** Pools the proxy destroyed and recreated on the host: their host delete_id must not reach the client. */
   private readonly recreated = new Map<number, { iface: InterfaceDesc; version: number; pending: number }>();
 
+  /** Imported guest dmabufs whose GEM references can go once the SEND carrying them is out (§5.9). */
+  private readonly importsToRelease: Array<{ release(): void }> = [];
+
   /** Fds of host items waiting in the event fd queue, by fd, so hooks know what they are. */
   private readonly hostItems = new Map<number, ReceivedItem>();
 
@@ -282,6 +285,8 @@ export class ClientSession {
     const res = this.channel.send(this.toHost.bytes(), this.items);
     this.toHost.reset();
     this.items.length = 0;
+    for (const imp of this.importsToRelease) imp.release();
+    this.importsToRelease.length = 0;
     if (res === "buffered") this.hostBlocked = true;
   }
 
@@ -445,6 +450,8 @@ export class ClientSession {
       this.viewports.delete(m.objectId);
       return undefined;
     });
+    // Guest DMA-BUFs cross as virtgpu resource ids (kernel backend; the policy hides linux-dmabuf otherwise).
+    req("zwp_linux_buffer_params_v1", "add", (m) => this.onDmabufAdd(m));
     // Tags, so host windows say where they come from.
     if (this.ctx.config.titlePrefix !== "") {
       req("xdg_toplevel", "set_title", (m) => this.prefixString(m, this.ctx.config.titlePrefix));
@@ -617,6 +624,45 @@ export class ClientSession {
     });
   }
 
+  /**
+   * zwp_linux_buffer_params_v1.add(fd, plane_idx, offset, stride, modifier_hi, modifier_lo): the plane's dmabuf is
+   * PRIME-imported into the channel's context and sent as its resource id (§6.3); the client's fd is closed.
+   */
+  private onDmabufAdd(m: DecodedMessage): Promise<void> {
+    const fd = m.args.fd(0);
+    const bytes = m.view.retain();
+    if (!this.ctx.policy.dmabuf) {
+      native.close(fd);
+      throw this.clientError(
+        m.objectId,
+        DisplayErrorCode.IMPLEMENTATION,
+        "linux-dmabuf is not available on this transport",
+      );
+    }
+    return this.channel.importDmabuf(fd).then(
+      (imported) => {
+        native.close(fd);
+        if (this.closed) {
+          imported.release();
+          return;
+        }
+        this.toHost.rawBytes(bytes);
+        this.items.push({ kind: "blob", resourceId: imported.resourceId });
+        this.importsToRelease.push(imported);
+      },
+      (err: unknown) => {
+        native.close(fd);
+        // zwp_linux_buffer_params_v1.error.invalid_wl_buffer is for later; a plane that is not a virtgpu dmabuf
+        // (e.g. a memfd) cannot cross at all.
+        throw this.clientError(
+          m.objectId,
+          DisplayErrorCode.IMPLEMENTATION,
+          `zwp_linux_buffer_params_v1@${m.objectId}.add: the plane fd is not a virtio-gpu dmabuf (${(err as Error).message})`,
+        );
+      },
+    );
+  }
+
   private onDeleteId(m: DecodedMessage): "drop" | undefined {
     const id = m.args.uint(0);
     const r = this.recreated.get(id);
@@ -764,6 +810,8 @@ export class ClientSession {
     this.hostItems.clear();
     for (const it of this.items) if (it.kind === "read-pipe") native.close(it.fd);
     this.items.length = 0;
+    for (const imp of this.importsToRelease) imp.release();
+    this.importsToRelease.length = 0;
     for (const b of this.buffers.values()) b.release();
     this.buffers.clear();
     for (const p of this.pools.values()) p.unref();
