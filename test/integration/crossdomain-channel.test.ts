@@ -334,6 +334,40 @@ describe("cross-domain channel over the emulated device", () => {
   });
 });
 
+describe("device resources", () => {
+  it("40 channels opened and closed, with blobs, pipes and eventfds, leave the device's fd count where it was", async () => {
+    const count = () => readdirSync(`/proc/${device.pid}/fd`).length;
+    // One warm-up channel: the device's first context loads lazily created handles.
+    const warm = await open();
+    await shutdown(warm.ch, warm.peer, warm.closed);
+    await new Promise((r) => setTimeout(r, 100));
+    const before = count();
+    for (let i = 0; i < 40; i++) {
+      const { ch, peer, closed } = await open();
+      const blob = await ch.createHostBlob(await ch.imageRequirements(4096, 1, DrmFormat.R8));
+      const [r, w] = native.pipe2();
+      ch.send(pattern(8, i), [
+        { kind: "blob", resourceId: blob.resourceId },
+        { kind: "read-pipe", fd: w },
+      ]);
+      const atPeer = await readPeer(peer, 8);
+      const ev = native.eventfd(0, 0);
+      const got = collect(ch, 1);
+      await writeAll(peer, Uint8Array.of(1), [ev]);
+      closeItems((await got).items);
+      for (const fd of [...atPeer.fds, r, ev]) native.close(fd);
+      blob.close();
+      await shutdown(ch, peer, closed);
+    }
+    let after = count();
+    for (let i = 0; i < 50 && after > before; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      after = count();
+    }
+    expect(after).toBe(before);
+  });
+});
+
 function inode(path: string): string {
   try {
     const s = statSync(path);
