@@ -32,6 +32,38 @@ export const ERROR_CODES = {
     summary: "a test peer's Debian package is not installed",
   },
   CW_HARNESS_START: { disposition: "process", summary: "a test peer did not start" },
+  // --- Wayland wire engine (src/wire/wayland) ---
+  CW_WIRE_XML: { disposition: "process", summary: "a Wayland protocol XML file is malformed or incomplete" },
+  CW_WIRE_BAD_HEADER: {
+    disposition: "protocol",
+    summary: "a Wayland message header has a bad size (< 8, not a multiple of 4, or above the limit)",
+  },
+  CW_WIRE_INVALID_OBJECT: {
+    disposition: "protocol",
+    summary: "a Wayland message targets an unknown object id",
+  },
+  CW_WIRE_INVALID_METHOD: {
+    disposition: "protocol",
+    summary: "a Wayland opcode does not exist on the object's interface or version",
+  },
+  CW_WIRE_INVALID_ARGUMENTS: {
+    disposition: "protocol",
+    summary: "a Wayland message's arguments do not match its signature (length, null, id, interface, fd)",
+  },
+  CW_WIRE_UNKNOWN_INTERFACE: {
+    disposition: "protocol",
+    summary: "a Wayland object's interface is not in the loaded protocol tables",
+  },
+  CW_WIRE_ENCODE: {
+    disposition: "connection",
+    summary: "a Wayland message could not be encoded (value out of range, too large, missing fd)",
+  },
+  // foundation: fd helpers (src/fd/)
+  CW_WAYLAND_SOCKET: {
+    disposition: "process",
+    summary: "cannot listen on a Wayland display socket (name locked, or no XDG_RUNTIME_DIR)",
+  },
+  CW_LISTEN_FDS: { disposition: "process", summary: "systemd LISTEN_FDS/LISTEN_PID are malformed" },
   // --- cross-domain transport (src/crossdomain/, crossway device) ---
   CW_CROSSDOMAIN_MALFORMED: {
     disposition: "connection",
@@ -65,6 +97,19 @@ export const ERROR_CODES = {
     summary: "the emulated device socket carried a malformed or unexpected message",
   },
   CW_DEVICE_UNAVAILABLE: { disposition: "process", summary: "the emulated device socket cannot be reached" },
+  // --- guest Wayland proxy (src/proxy/wayland) ---
+  CW_GUEST_CLIENT_PROTOCOL: {
+    disposition: "protocol",
+    summary: "a guest client broke the Wayland protocol (bad bind, bad shm pool or buffer, unmappable fd)",
+  },
+  CW_GUEST_CLIENT_IO: {
+    disposition: "connection",
+    summary: "a guest client's socket failed, or the client stopped reading or flooded fds",
+  },
+  CW_GUEST_HOST_PROTOCOL: {
+    disposition: "connection",
+    summary: "the host sent something a Wayland channel cannot carry (eventfd item, oversized keymap)",
+  },
 } as const satisfies Record<string, { disposition: Disposition; summary: string }>;
 
 /** A registered error code. Modules add their codes to ERROR_CODES. */
