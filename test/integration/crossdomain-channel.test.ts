@@ -245,6 +245,39 @@ describe("cross-domain channel over the emulated device", () => {
     await shutdown(ch, peer, closed);
   });
 
+  it("moves 16 MiB each way through read and write pipes (clipboard-sized), intact", async () => {
+    const { ch, peer, closed } = await open();
+    const big = pattern(16 << 20, 21);
+    const [clientR, clientW] = native.pipe2();
+    ch.send(pattern(4, 1), [{ kind: "read-pipe", fd: clientW }]);
+    const [hostW] = (await readPeer(peer, 4)).fds as [number];
+    let t = performance.now();
+    const got = readToEof(clientR, 32 << 20);
+    await writeAll(hostW, big);
+    native.close(hostW);
+    expect(sameBytes(await got, big)).toBe("equal");
+    const hostToGuestMs = performance.now() - t;
+    native.close(clientR);
+
+    const [hostR, hostW2] = native.pipe2();
+    const rec = collect(ch, 1);
+    await writeAll(peer, Uint8Array.of(4), [hostW2]);
+    native.close(hostW2);
+    const wp = (await rec).items[0]!;
+    if (wp.kind !== "write-pipe") throw new Error("expected a write pipe");
+    t = performance.now();
+    const atHost = readToEof(hostR, 32 << 20);
+    await writeAll(wp.fd, big);
+    native.close(wp.fd);
+    expect(sameBytes(await atHost, big)).toBe("equal");
+    const guestToHostMs = performance.now() - t;
+    native.close(hostR);
+    console.log(
+      `16 MiB host→guest ${hostToGuestMs.toFixed(0)} ms, guest→host ${guestToHostMs.toFixed(0)} ms`,
+    );
+    await shutdown(ch, peer, closed);
+  });
+
   it("host EOF ends the channel cleanly (zero-length RECEIVE)", async () => {
     const { ch, peer, closed } = await open();
     native.close(peer);
