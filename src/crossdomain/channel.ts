@@ -414,6 +414,8 @@ export class CrossDomainChannel {
       } finally {
         this.queryInFlight--;
       }
+      // The channel may have ended while waiting; its rings are unmapped then.
+      this.assertOpen("GET_IMAGE_REQUIREMENTS");
       const reqs = decodeImageRequirements(ring, 0);
       if (reqs.size === 0 || reqs.blobId === 0) {
         throw new CrosswayError(
