@@ -192,6 +192,12 @@ export interface SpawnOptions {
   logFd?: number;
   /** Pipe stdout instead of sending it to the log (e.g. to read a printed address). */
   pipeStdout?: boolean;
+  /**
+   * On stop, signal the descendants first and give the spawned process a moment to exit by itself. For wrappers
+   * such as runuser, whose supervisor sleeps 2 s after it is signalled before it exits (util-linux su-common.c,
+   * supervise_child), but exits at once when its child does.
+   */
+  stopChildrenFirst?: boolean;
 }
 
 /** A process started by {@link spawnTracked}: `stop()` kills its process group and every descendant. */
@@ -205,7 +211,10 @@ export class TrackedProcess {
   private exited = false;
   private stopping: Promise<void> | undefined;
 
-  constructor(name: string, child: ChildProcess) {
+  private readonly childrenFirst: boolean;
+
+  constructor(name: string, child: ChildProcess, childrenFirst = false) {
+    this.childrenFirst = childrenFirst;
     if (child.pid === undefined) throw new CrosswayError("CW_HARNESS_START", `${name}: spawn failed`);
     this.name = name;
     this.child = child;
@@ -264,6 +273,18 @@ export class TrackedProcess {
         }
       }
     };
+    if (this.childrenFirst) {
+      for (const p of this.seen.values()) {
+        if (p.pid === this.pid || !isAlive(p)) continue;
+        try {
+          process.kill(p.pid, "SIGTERM");
+        } catch {
+          // Already gone.
+        }
+      }
+      const soft = Date.now() + Math.min(graceMs, 1000);
+      while (Date.now() < soft && !this.exited) await sleep(10);
+    }
     signalAll("SIGTERM");
     const deadline = Date.now() + graceMs;
     while (Date.now() < deadline && (this.alive().length > 0 || !this.exited)) await sleep(20);
@@ -302,7 +323,7 @@ export function spawnTracked(
     detached: true,
     stdio: ["ignore", out, opts.logFd ?? "ignore"],
   });
-  const tp = new TrackedProcess(name, child);
+  const tp = new TrackedProcess(name, child, opts.stopChildrenFirst === true);
   live.add(tp);
   if (!exitHookInstalled) {
     exitHookInstalled = true;

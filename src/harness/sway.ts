@@ -73,7 +73,7 @@ export async function startSway(opts: SwayOptions = {}): Promise<Compositor> {
       "sway",
       "runuser",
       ["-u", SWAY_USER, "--", "env", "-i", ...swayEnv, "sway", "-c", configPath, "-d"],
-      { logFd },
+      { logFd, stopChildrenFirst: true },
     );
   } finally {
     closeSync(logFd);

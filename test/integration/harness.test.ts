@@ -43,8 +43,9 @@ describe("weston", () => {
   it("starts headless, answers wayland-info, screenshots, and stops without leftovers", async () => {
     requireCommand("wayland-info", "wayland-utils");
     const weston: Compositor = await startWeston({ width: 640, height: 480 });
-    const ids = treeNow(weston.pid);
+    let ids: ProcessId[] = [];
     try {
+      ids = treeNow(weston.pid);
       expect(weston.socketPath).toBe(join(weston.runtimeDir, weston.displayName));
       const info = await run("wayland-info", [], { env: weston.env, timeoutMs: 10_000 });
       expect(info.code, info.stderr.toString()).toBe(0);
@@ -83,11 +84,12 @@ describe("sway", () => {
     const sway = await startSway({ width: 800, height: 600 });
     // runuser, sway and swaybg (double-forked, same group; it appears shortly after the socket): the whole tree
     // is checked, not just our child.
-    const ids = await waitFor("sway's process tree", () => {
-      const t = treeNow(sway.pid);
-      return t.length >= 3 ? t : undefined;
-    });
+    let ids: ProcessId[] = [];
     try {
+      ids = await waitFor("sway's process tree", () => {
+        const t = treeNow(sway.pid);
+        return t.length >= 3 ? t : undefined;
+      });
       const info = await run("wayland-info", [], { env: sway.env, timeoutMs: 10_000 });
       expect(info.code, info.stderr.toString()).toBe(0);
       expect(info.stdout.toString()).toMatch(/interface: 'wl_seat'/);
@@ -132,9 +134,10 @@ describe("sway", () => {
 describe("pipewire", () => {
   it("starts dbus + pipewire + wireplumber, answers pw-cli info 0, and stops without leftovers", async () => {
     const pw: PipeWireStack = await startPipeWire();
-    const ids = pw.pids.map((p) => processId(p)).filter((p): p is ProcessId => p !== undefined);
-    expect(ids).toHaveLength(3);
+    let ids: ProcessId[] = [];
     try {
+      ids = pw.pids.map((p) => processId(p)).filter((p): p is ProcessId => p !== undefined);
+      expect(ids).toHaveLength(3);
       const info = await run("pw-cli", ["info", "0"], { env: pw.env, timeoutMs: 10_000 });
       expect(info.code, info.stderr.toString()).toBe(0);
       expect(info.stdout.toString()).toMatch(/core\.daemon = "true"/);
