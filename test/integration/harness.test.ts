@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PNG } from "pngjs";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Compositor } from "../helpers/compositor.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
@@ -53,10 +54,30 @@ describe("weston", () => {
       expect(info.stdout.toString()).toMatch(
         /interface: 'weston_screenshooter'|interface: 'weston_capture_v1'/,
       );
-      const shot = join(scratch, "weston.png");
-      await weston.screenshot(shot);
-      const img = readPng(shot);
-      expect([img.width, img.height]).toEqual([640, 480]);
+      // weston-image shows a solid red PNG; desktop-shell places it anywhere, so pixels are counted, not located.
+      requireCommand("weston-image", "weston");
+      const red = new PNG({ width: 100, height: 80 });
+      for (let i = 0; i < red.data.length; i += 4) red.data.set([255, 0, 0, 255], i);
+      const redPath = join(scratch, "red.png");
+      writeFileSync(redPath, PNG.sync.write(red));
+      const viewer = spawnTracked("weston-image", "weston-image", [redPath], { env: weston.env });
+      try {
+        const shot = join(scratch, "weston.png");
+        const seen = await waitFor(
+          "weston-image's red pixels in a weston-screenshooter screenshot",
+          async () => {
+            await weston.screenshot(shot);
+            const img = readPng(shot);
+            expect([img.width, img.height]).toEqual([640, 480]);
+            const c = countColor(img, [255, 0, 0]);
+            return c.count >= 100 * 80 ? c : undefined;
+          },
+          { timeoutMs: 15_000, intervalMs: 200 },
+        );
+        expect(seen.bbox).toBeDefined();
+      } finally {
+        await viewer.stop();
+      }
     } finally {
       await weston.stop();
     }
