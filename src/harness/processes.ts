@@ -215,7 +215,14 @@ export class TrackedProcess {
 
   constructor(name: string, child: ChildProcess, childrenFirst = false) {
     this.childrenFirst = childrenFirst;
-    if (child.pid === undefined) throw new CrosswayError("CW_HARNESS_START", `${name}: spawn failed`);
+    // A failed spawn (ENOENT, EACCES) emits 'error' later; without a listener that would crash the process.
+    child.on("error", () => {});
+    if (child.pid === undefined) {
+      throw new CrosswayError(
+        "CW_HARNESS_START",
+        `${name}: cannot spawn '${child.spawnfile}' (not installed?)`,
+      );
+    }
     this.name = name;
     this.child = child;
     this.pid = child.pid;
@@ -227,8 +234,6 @@ export class TrackedProcess {
         resolve();
       });
     });
-    // Spawn errors (ENOENT) surface as an exit; the caller's readiness wait reports them.
-    child.on("error", () => {});
   }
 
   /** True until the direct child has exited. */
