@@ -15,7 +15,7 @@ export interface Compositor {
   displayName: string;
   /** XDG_RUNTIME_DIR and WAYLAND_DISPLAY for clients, plus PATH, HOME and a UTF-8 locale (sway: also SWAYSOCK). */
   env: Record<string, string>;
-  /** The compositor's pid (for sway: the runuser process whose child is sway). */
+  /** The compositor's pid (for sway started by root: the runuser process whose child is sway). */
   pid: number;
   /** stdout+stderr of the compositor. Removed by stop() unless CROSSWAY_KEEP_PEER_DIRS=1. */
   logPath: string;
