@@ -13,6 +13,8 @@ export const SWAY_USER = "wltest";
 export interface SwayOptions {
   width?: number;
   height?: number;
+  /** More sway.conf lines, appended after the harness's own (e.g. `for_window [app_id=x] floating enable`). */
+  extraConfig?: string[];
 }
 
 function userIds(user: string): { uid: number; gid: number } {
@@ -53,6 +55,7 @@ export async function startSway(opts: SwayOptions = {}): Promise<Compositor> {
       "default_floating_border none",
       "font pango:DejaVu Sans Mono 8",
       "xwayland disable",
+      ...(opts.extraConfig ?? []),
       "",
     ].join("\n"),
     { mode: 0o644 },

@@ -102,7 +102,7 @@ describe("sway", () => {
     requireCommand("wayland-info", "wayland-utils");
     requireCommand("foot", "foot");
     requireCommand("grim", "grim");
-    const sway = await startSway({ width: 800, height: 600 });
+    const sway = await startSway({ width: 800, height: 600, extraConfig: ["focus_follows_mouse no"] });
     // runuser, sway and swaybg (double-forked, same group; it appears shortly after the socket): the whole tree
     // is checked, not just our child.
     let ids: ProcessId[] = [];
@@ -121,6 +121,8 @@ describe("sway", () => {
       expect(JSON.parse(outputs.stdout.toString())).toMatchObject([
         { name: "HEADLESS-1", current_mode: { width: 800, height: 600 } },
       ]);
+      const config = await run("swaymsg", ["-t", "get_config", "-r"], { env: sway.env, timeoutMs: 10_000 });
+      expect(config.stdout.toString()).toContain("focus_follows_mouse no");
 
       const footIni = join(scratch, "foot.ini");
       writeFileSync(
