@@ -1,9 +1,9 @@
 // `crossway demo`: the harness demo: headless sway, foot drawing solid colours, a grim screenshot, teardown.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { CommandSpec, ParsedArgs } from "../cli-options.ts";
 import { CrosswayError } from "../errors.ts";
+import { makePeerDirs } from "../harness/compositor.ts";
 import { countColor, readPng } from "../harness/png.ts";
 import { killTrackedOnSignals, requireCommand, spawnTracked, waitFor } from "../harness/processes.ts";
 import { startSway } from "../harness/sway.ts";
@@ -45,7 +45,9 @@ async function runDemo(args: ParsedArgs): Promise<number> {
   requireCommand("foot", "foot");
   requireCommand("grim", "grim");
   mkdirSync(dirname(out), { recursive: true });
-  const scratch = mkdtempSync(join(tmpdir(), "crossway-demo-"));
+  // Registered like a peer's directory, so an interrupted demo removes it too.
+  const dirs = makePeerDirs("demo");
+  const scratch = dirs.base;
   const removeSignalHandlers = killTrackedOnSignals();
   const sway = await startSway({ width, height });
   try {
@@ -84,7 +86,7 @@ async function runDemo(args: ParsedArgs): Promise<number> {
     }
   } finally {
     await sway.stop();
-    rmSync(scratch, { recursive: true, force: true });
+    dirs.remove();
     removeSignalHandlers();
   }
   process.stdout.write("sway and foot stopped\n");
