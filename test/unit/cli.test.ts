@@ -66,7 +66,9 @@ describe("bin/crossway.js", () => {
     );
     const bad = await crossway("guest", "--device", "vsock:3");
     expect(bad.code).toBe(2);
-    expect(bad.err).toBe("crossway guest: --device must be emulated:PATH, virtgpu or virtgpu:NODE, not 'vsock:3'\n");
+    expect(bad.err).toBe(
+      "crossway guest: --device must be emulated:PATH, virtgpu or virtgpu:NODE, not 'vsock:3'\n",
+    );
   });
 
   it("<command> --help prints that command's options and exits 0", async () => {
