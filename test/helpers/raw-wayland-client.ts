@@ -110,7 +110,11 @@ export class RawWaylandClient {
       const stride = width * 4;
       const w = new MessageWriter();
       w.begin(shmId, SHM_CREATE_POOL).uint(pool).fd(memfd).int(size).end();
-      w.begin(pool, POOL_CREATE_BUFFER).uint(buffer).int(0).int(width).int(Math.floor(size / stride));
+      w.begin(pool, POOL_CREATE_BUFFER)
+        .uint(buffer)
+        .int(0)
+        .int(width)
+        .int(Math.floor(size / stride));
       w.int(stride).uint(0).end();
       const bytes = w.bytes();
       const n = native.sendmsg(this.fd, bytes, 0, bytes.length, [memfd]);
@@ -152,17 +156,8 @@ export class RawWaylandClient {
         resolve();
       });
     });
-    if (this.eof) {
-      this.wakeAll();
-    } else {
-      try {
-        this.send(bytes);
-      } catch (err) {
-        this.eof = true;
-        this.wakeAll();
-        void err;
-      }
-    }
+    if (this.eof) this.wakeAll();
+    else this.send(bytes);
     return done;
   }
 
@@ -183,13 +178,22 @@ export class RawWaylandClient {
 
   /**
    * Writes all of `bytes` (blocking-style: retries on EAGAIN for up to `timeoutMs`). Returns the number of bytes
-   * written, which is less than asked only when the socket stayed full (a server not reading). Throws EPIPE etc.
+   * written, which is less than asked when the socket stayed full (a server not reading) or the server hung up
+   * (EPIPE/ECONNRESET: then `eof` is set, as a real client would see it on its next read).
    */
   send(bytes: Uint8Array, timeoutMs = 0): number {
     let off = 0;
     const deadline = Date.now() + timeoutMs;
     while (off < bytes.length) {
-      const n = native.sendmsg(this.fd, bytes, off, bytes.length - off, null);
+      let n: number;
+      try {
+        n = native.sendmsg(this.fd, bytes, off, bytes.length - off, null);
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (code !== "EPIPE" && code !== "ECONNRESET") throw err;
+        this.markEof();
+        return off;
+      }
       if (n === AGAIN) {
         if (Date.now() >= deadline) return off;
         continue;
