@@ -376,3 +376,85 @@ describe("one bad client ends only its own connection (headless weston)", () => 
     }
   });
 });
+
+describe("the compositor dies (headless weston, SIGKILL)", () => {
+  let weston: Compositor;
+  let stack: CrosswayStack;
+  beforeAll(async () => {
+    weston = await startWeston({ width: 320, height: 240 });
+    stack = await startCrosswayStack(weston);
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await weston?.stop();
+  });
+
+  it("ends every session with a clear log line, keeps the proxy up, and fails new clients cleanly", async () => {
+    const fdsBase = fdCount(stack.guestPid);
+    const devFdsBase = fdCount(stack.devicePid);
+    const a = RawWaylandClient.connect(stack.socketPath);
+    const b = RawWaylandClient.connect(stack.socketPath);
+    try {
+      a.getRegistry();
+      await a.roundTrip();
+      // b also holds a host blob (a shm pool) when the compositor goes.
+      b.getRegistry();
+      await b.roundTrip();
+      b.createShmPool(b.bind("wl_shm", 1), 64 * 1024);
+      await b.roundTrip();
+      const from = stack.guestLogRecords().length;
+
+      process.kill(weston.pid, "SIGKILL");
+      await a.waitEof(5000);
+      await b.waitEof(5000);
+      await waitFor("two session-end log lines", () =>
+        records(stack, from, "client session ended").length === 2 ? true : undefined,
+      );
+      for (const r of records(stack, from, "client session ended"))
+        expect(String(r.reason)).toMatch(/compositor closed the connection/);
+    } finally {
+      a.close();
+      b.close();
+    }
+    expect(stack.guestRunning(), "the guest proxy survived the compositor").toBe(true);
+    expect(stack.deviceRunning(), "the device survived the compositor").toBe(true);
+    expect(await settleFds(stack.guestPid, fdsBase), "guest fds after the compositor died").toBe(fdsBase);
+    expect(await settleFds(stack.devicePid, devFdsBase), "device fds after the compositor died").toBe(
+      devFdsBase,
+    );
+
+    // A new client is refused at once (EOF, not a hang), and the log says why.
+    const from = stack.guestLogRecords().length;
+    const late = RawWaylandClient.connect(stack.socketPath);
+    try {
+      late.getRegistry();
+      await late.waitEof(5000);
+    } finally {
+      late.close();
+    }
+    // Depending on when the device learns that the compositor is gone, the channel fails to open (INIT cannot
+    // connect) or fails right after (the host socket resets): either way one warning names the host side.
+    const refused = await waitFor(
+      "a warning about the refused client",
+      () =>
+        logSince(stack, from).find(
+          (r) =>
+            (r.msg === "cannot open a cross-domain channel for the client" ||
+              r.msg === "client session ended") &&
+            (r.level as number) >= WARN,
+        ),
+      { explain: () => `guest log:\n${stack.guestLog().slice(-3000)}` },
+    );
+    expect(String(refused.err ?? refused.reason)).toMatch(/ECONNREFUSED|ECONNRESET|ENOENT|cannot connect/);
+    // Real clients too: they finish at once instead of hanging. wayland-info ignores the failed round trip and
+    // exits 0 with an empty listing; weston-simple-shm reports the failure and exits non-zero.
+    const info = await run("wayland-info", [], { env: stack.env, timeoutMs: 10_000 });
+    expect(info.timedOut).toBe(false);
+    expect(info.stdout.toString()).not.toMatch(/interface:/);
+    const shm = await run("weston-simple-shm", [], { env: stack.env, timeoutMs: 10_000 });
+    expect(shm.timedOut).toBe(false);
+    expect(shm.code).not.toBe(0);
+    expect(stack.guestRunning()).toBe(true);
+    expect(await settleFds(stack.guestPid, fdsBase), "guest fds after refused clients").toBe(fdsBase);
+  });
+});
