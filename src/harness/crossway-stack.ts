@@ -37,6 +37,8 @@ export interface CrosswayStack {
   guestLogRecords(): Record<string, unknown>[];
   /** True while the guest process has not exited. */
   guestRunning(): boolean;
+  /** True while the device process has not exited. */
+  deviceRunning(): boolean;
   /** SIGTERMs guest then device (SIGKILL after a grace period), waits until both are gone. Idempotent. */
   stop(): Promise<void>;
 }
@@ -159,6 +161,7 @@ export async function startCrosswayStack(
       deviceLog: device.stderr,
       guestLogRecords: () => parseLogLines(guest.stderr()),
       guestRunning: () => guest.proc.running,
+      deviceRunning: () => device.proc.running,
       stop(): Promise<void> {
         stopped ??= stopAll().finally(() => dirs.remove());
         return stopped;

@@ -187,7 +187,14 @@ export class ClientSession {
       const nfds = this.recvFds[0] as number;
       for (let k = 0; k < nfds; k++) fdq.push(this.recvFds[1 + k] as number);
       if (n === 0) {
-        this.close("client disconnected", "info");
+        // Say when the client died in the middle of a message (a crash, a kill): its partial bytes are dropped.
+        const partial = framer.pending;
+        this.close(
+          partial > 0
+            ? `client disconnected mid-message (${partial} bytes of an incomplete message dropped)`
+            : "client disconnected",
+          "info",
+        );
         return;
       }
       framer.commit(n);
@@ -791,6 +798,16 @@ export class ClientSession {
         : reason.kind === "error"
           ? `channel error: ${reason.error.message}`
           : "channel closed";
+    // A client that does not read its events makes the compositor's output buffer for it overflow, and
+    // libwayland-server then drops the connection (1.21: wl_connection_queue fails on a full 4 KiB ring, and
+    // the client is destroyed): the host's hangup is the symptom, the client is the cause, so say both.
+    if (this.paused && this.out.pending > 0) {
+      this.close(
+        `client was not reading its events (${this.out.pending} bytes queued for it) and the compositor dropped its connection (${why})`,
+        "warn",
+      );
+      return;
+    }
     this.close(why, reason.kind === "error" ? "warn" : "info");
   }
 
