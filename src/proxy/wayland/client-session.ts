@@ -83,6 +83,8 @@ export class ClientSession {
   readonly conn: WireConnection;
   private readonly out: ClientOutput;
   private readonly toHost: MessageWriter;
+  /** Events the proxy writes itself (rewritten globals, early releases, errors); copied into `out` at once. */
+  private readonly scratch = new MessageWriter({ capacity: 4096 });
   private readonly items: SendItem[] = [];
   private readonly recvFds = new Int32Array(MAX_FDS_PER_MSG + 1);
   private readonly watcher: NativeWatcher;
@@ -241,6 +243,9 @@ export class ClientSession {
         if (r !== "drop" && hook !== undefined) this.forwardRaw(m);
       }
       this.flushHost();
+      // Requests can produce events of our own (early wl_buffer.release): deliver them now, not with the next
+      // host event, since a client pacing itself on releases would otherwise wait for unrelated traffic.
+      if (this.out.pending > 0) this.flushClient();
     } catch (err) {
       this.fail(err);
     }
@@ -488,7 +493,8 @@ export class ClientSession {
     }
     this.shown.set(name, { iface, version: d.version });
     if (d.version === hostVersion) return undefined;
-    const w = new MessageWriter({ capacity: 256 });
+    const w = this.scratch;
+    w.reset();
     w.begin(m.objectId, m.opcode).uint(name).string(iface).uint(d.version).end();
     this.out.append(w.bytes(), []);
     return "drop";
@@ -704,9 +710,10 @@ export class ClientSession {
     if (attached) {
       // The copy is all the host will read: the client may reuse its buffer now (Sommelier does the same).
       this.forwardRaw(m);
-      const release = msg(this.ctx.registry, "wl_buffer", "release", true) as MessageDesc;
-      const w = new MessageWriter({ capacity: 16 });
-      w.begin(b.id, release.opcode).end();
+      // wl_buffer.release is event 0 (wayland.xml); built in the reusable scratch writer, no per-frame allocation.
+      const w = this.scratch;
+      w.reset();
+      w.begin(b.id, 0).end();
       this.out.append(w.bytes(), []);
       return "drop";
     }
@@ -771,7 +778,8 @@ export class ClientSession {
       );
       try {
         const errorEvent = msg(this.ctx.registry, "wl_display", "error", true) as MessageDesc;
-        const w = new MessageWriter({ capacity: 256 });
+        const w = this.scratch;
+        w.reset();
         w.begin(1, errorEvent.opcode).uint(d.objectId).uint(d.code).string(d.message.slice(0, 3000)).end();
         this.out.append(w.bytes(), []);
         this.out.flush();
