@@ -32,6 +32,18 @@ export const ERROR_CODES = {
     summary: "a test peer's Debian package is not installed",
   },
   CW_HARNESS_START: { disposition: "process", summary: "a test peer did not start" },
+  // --- PipeWire filter (src/wire/pipewire, src/proxy/pipewire) ---
+  CW_PW_FRAMING: { disposition: "protocol", summary: "a PipeWire message header or fd count is malformed" },
+  CW_PW_POD: { disposition: "protocol", summary: "a SPA POD fails the strict validator (pipewire.md §2.4)" },
+  CW_PW_SCHEMA: {
+    disposition: "protocol",
+    summary: "a PipeWire message's arguments do not match its schema",
+  },
+  CW_PW_POLICY: {
+    disposition: "protocol",
+    summary: "a PipeWire client broke the filter's fatal policy rules",
+  },
+  CW_PW_UPSTREAM: { disposition: "connection", summary: "the upstream PipeWire daemon failed or misbehaved" },
 } as const satisfies Record<string, { disposition: Disposition; summary: string }>;
 
 /** A registered error code. Modules add their codes to ERROR_CODES. */
