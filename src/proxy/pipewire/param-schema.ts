@@ -172,9 +172,20 @@ function checkShape(value: Pod, shape: Shape, where: string): string | null {
     if (value.childType !== shape.type)
       return `${where}: Choice of type ${value.childType}, expected ${shape.type}`;
     if (value.values.length > 64) return `${where}: Choice with ${value.values.length} values`;
-    // Only the default (first value) is bounded: real clients announce ranges up to INT_MAX (trace-video.log).
-    const def = value.values[0] as PodScalar;
-    return inRange(def, shape) ? null : `${where}: default out of range`;
+    if (value.choiceType === 1 || value.choiceType === 2) {
+      // A range must intersect the allowed bounds; its default may lie outside (pipewiresrc sends default 0
+      // with min 1, and real clients announce maxima up to INT_MAX, trace-video.log).
+      const lo = value.values[1] as PodScalar;
+      const hi = value.values[2] as PodScalar;
+      if (shape.min === undefined || shape.max === undefined || lo.t !== "int" || hi.t !== "int") return null;
+      return lo.v <= shape.max && hi.v >= shape.min
+        ? null
+        : `${where}: range outside [${shape.min}, ${shape.max}]`;
+    }
+    for (const v of value.values) {
+      if (!inRange(v as PodScalar, shape)) return `${where}: choice value out of range`;
+    }
+    return null;
   }
   if (SCALAR_TAG[value.t] !== shape.type) return `${where}: ${value.t} where type ${shape.type} is expected`;
   return inRange(value as PodScalar, shape) ? null : `${where}: value out of range`;

@@ -335,6 +335,10 @@ function le(a: PodScalar, b: PodScalar): boolean {
   return num(a) <= num(b);
 }
 
+function show(s: PodScalar): string {
+  return s.t === "rect" ? `${s.w}x${s.h}` : s.t === "frac" ? `${s.num}/${s.denom}` : String(s.v);
+}
+
 /** Range/Step semantics (§2.4 item 7): min <= default <= max, and step > 0. */
 function checkRange(values: readonly PodScalar[], step: boolean, off: number): void {
   const [def, min, max, st] = values as [PodScalar, PodScalar, PodScalar, PodScalar | undefined];
@@ -345,8 +349,12 @@ function checkRange(values: readonly PodScalar[], step: boolean, off: number): v
       throw podError("choice-range", off, "non-finite value in a range");
     }
   }
-  if (!(le(min, def) && le(def, max)))
-    throw podError("choice-range", off, "range default outside [min, max]");
+  // Only min <= max is enforced: GStreamer's pipewiresrc on 0.3.65 announces a Buffers range with default 0 and
+  // min 1 (observed through this filter), and spa_pod_filter clamps defaults; an empty range is never valid
+  // (PipeWire fff8f63c "reject impossible ranges after filtering").
+  if (!le(min, max)) {
+    throw podError("choice-range", off, `range [${show(min)}, ${show(max)}] is empty (default ${show(def)})`);
+  }
   if (step && st !== undefined) {
     const positive =
       st.t === "rect"
