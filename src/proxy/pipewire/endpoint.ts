@@ -43,9 +43,10 @@ export class Endpoint {
   private delivering = false;
   private handlers: EndpointHandlers | null = null;
 
-  constructor(fd: number, maxMessageSize: number) {
+  /** `maxFds` = 0 makes any received fd a framing error (consumer clients send none, pipewire.md §7.7). */
+  constructor(fd: number, maxMessageSize: number, maxFds?: number) {
     this.fd = fd;
-    this.framer = new Framer(maxMessageSize);
+    this.framer = new Framer(maxMessageSize, maxFds);
     this.watcher = native.createWatcher(fd, (status, events) => this.onPoll(status, events));
   }
 

@@ -173,7 +173,7 @@ export class FilterSession {
     this.cfg = cfg;
     this.onClosed = onClosed;
     this.tokens = cfg.limits.burst;
-    this.client = new Endpoint(clientFd, MAX_C2S_SIZE);
+    this.client = new Endpoint(clientFd, MAX_C2S_SIZE, 0);
     this.objects.set(0, { iface: Iface.Core, version: 3, origin: "implicit" });
     this.objects.set(1, { iface: Iface.Client, version: 3, origin: "implicit" });
   }

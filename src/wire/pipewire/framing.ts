@@ -47,9 +47,15 @@ export class Framer {
   private fdHead = 0;
   readonly maxSize: number;
 
-  /** `maxSize` caps the header's size field (64 KiB C→S, 1 MiB S→C in the filter; pipewire.md §7.3). */
-  constructor(maxSize: number, initialCapacity = 32768) {
+  readonly maxFds: number;
+
+  /**
+   * `maxSize` caps the header's size field (64 KiB C→S, 1 MiB S→C in the filter; pipewire.md §7.3). `maxFds`
+   * caps the queued fds: 0 for a peer that may send none (the filter's consumer profiles, §7.7).
+   */
+  constructor(maxSize: number, maxFds = MAX_QUEUED_FDS, initialCapacity = 32768) {
     this.maxSize = Math.min(maxSize, MAX_FRAME_SIZE);
+    this.maxFds = Math.min(maxFds, MAX_QUEUED_FDS);
     this.buf = new Uint8Array(initialCapacity);
     this.view = new DataView(this.buf.buffer);
   }
@@ -76,13 +82,12 @@ export class Framer {
   commit(n: number, fds: ArrayLike<number> = []): void {
     this.end += n;
     for (let i = 0; i < fds.length; i++) this.fdQueue.push(fds[i] as number);
-    if (this.fdQueue.length - this.fdHead > MAX_QUEUED_FDS) {
-      throw new PipeWireWireError(
-        "CW_PW_FRAMING",
-        "too-many-fds",
-        0,
-        `more than ${MAX_QUEUED_FDS} fds queued`,
-      );
+    if (this.fdQueue.length - this.fdHead > this.maxFds) {
+      // The fds stay queued; the owner closes them with drainFds() when it drops the connection.
+      if (this.maxFds === 0) {
+        throw new PipeWireWireError("CW_PW_FRAMING", "unexpected-fds", 0, `${fds.length} fds received`);
+      }
+      throw new PipeWireWireError("CW_PW_FRAMING", "too-many-fds", 0, `more than ${this.maxFds} fds queued`);
     }
   }
 
