@@ -44,19 +44,26 @@ export class RawPipeWireClient {
 
   private onReadable(status: number): void {
     if (this.closed) return;
-    if (status < 0) return this.markClosed();
+    if (status < 0) {
+      this.markClosed();
+      return;
+    }
     for (;;) {
       const r = this.framer.reserve(65536);
       let n: number;
       try {
         n = native.recvmsg(this.fd, r.buf, r.offset, r.length, this.fdsIn);
       } catch {
-        return this.markClosed();
+        this.markClosed();
+        return;
       }
       if (n === AGAIN) break;
       const fds = Array.from(this.fdsIn.subarray(1, 1 + (this.fdsIn[0] as number)));
       for (const fd of fds) native.close(fd);
-      if (n === 0) return this.markClosed();
+      if (n === 0) {
+        this.markClosed();
+        return;
+      }
       this.framer.commit(
         n,
         fds.map(() => -1),

@@ -158,6 +158,7 @@ export class FilterSession {
   private readonly shownGlobals = new Set<number>();
   private readonly substituted = new Map<number, string>();
   private readonly pings = new Set<string>();
+  private readonly monitorPorts = new Set<number>();
   private readonly mems = new Map<number, MemEntry>();
   private memBytes = 0;
   private ownClientGlobal = -1;
@@ -802,6 +803,24 @@ export class FilterSession {
     return out;
   }
 
+  /**
+   * Audio capture streams announce output "monitor" ports mirroring their input (audioconvert, port.monitor =
+   * true; seen from pw-cat --record on 0.3.65). Those are the only wrong-direction ports allowed, and only for
+   * audio input profiles; later updates of such a port need not repeat the props.
+   */
+  private monitorPort(a: readonly Pod[], nParams: number, direction: number, portId: number): boolean {
+    const p = this.cfg.profile;
+    if (p.mediaType !== "Audio" || p.portDirection !== 0 || direction !== 1) return false;
+    if (this.monitorPorts.has(portId)) return true;
+    const info = a[4 + nParams];
+    if (!isStruct(info)) return false;
+    const nItems = info.fields[4]?.t === "int" ? info.fields[4].v : 0;
+    const items = readDictItems(info.fields, 5, nItems, "port info props");
+    if (!items.some(([k, v]) => k === "port.monitor" && v === "true")) return false;
+    this.monitorPorts.add(portId);
+    return true;
+  }
+
   private clientNodePortUpdate(f: Frame, msg: DecodedPayload): void {
     const a = msg.body.fields;
     const direction = expectInt(a[0], "direction");
@@ -809,8 +828,9 @@ export class FilterSession {
     const changeMask = expectInt(a[2], "change_mask");
     const nParams = expectInt(a[3], "n_params");
     const p = this.cfg.profile;
-    if (direction !== p.portDirection)
+    if (direction !== p.portDirection && !this.monitorPort(a, nParams, direction, portId)) {
       throw new Violation("port-direction", `direction ${direction} in profile ${p.name}`);
+    }
     if (portId < 0 || portId >= p.maxPorts) throw new Violation("schema", `port_id ${portId}`);
     if ((changeMask & ~3) !== 0) throw new Violation("schema", `PortUpdate change_mask ${changeMask}`);
     if (nParams < 0 || nParams > 64 || a.length !== 5 + nParams)
