@@ -17,6 +17,8 @@ export interface PipeWireFilterOptions {
   readonly cameraControls?: boolean;
   readonly limits?: Partial<FilterLimits>;
   readonly audit?: AuditSink;
+  /** See {@link FilterConfig.tap}. */
+  readonly tap?: FilterConfig["tap"];
 }
 
 /** A running filter. */
@@ -51,6 +53,7 @@ export function startPipeWireFilter(opts: PipeWireFilterOptions): PipeWireFilter
     limits: { ...DEFAULT_LIMITS, ...opts.limits },
     audit: opts.audit ?? pinoAuditSink,
     log,
+    ...(opts.tap !== undefined ? { tap: opts.tap } : {}),
   };
   removeStaleSocket(opts.listenPath);
   const lfd = native.unixListen(opts.listenPath, 16);

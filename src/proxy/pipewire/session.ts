@@ -107,6 +107,8 @@ export interface FilterConfig {
   readonly limits: FilterLimits;
   readonly audit: AuditSink;
   readonly log: Logger;
+  /** Observes every whole message before it is judged (traffic capture for fixtures; never payload logging). */
+  readonly tap?: (dir: "C->S" | "S->C", frame: Frame) => void;
 }
 
 type State = "INIT" | "SETUP" | "HELLO" | "READY" | "CLOSING";
@@ -195,12 +197,18 @@ export class FilterSession {
     }
     this.upstream = new Endpoint(fd, MAX_S2C_SIZE);
     this.upstream.start({
-      onFrame: (f) => this.guard("S->C", f, () => this.onServerFrame(f)),
+      onFrame: (f) => {
+        this.cfg.tap?.("S->C", f);
+        this.guard("S->C", f, () => this.onServerFrame(f));
+      },
       onClose: (err) => this.shutdown(err === null ? "upstream closed" : `upstream error: ${String(err)}`),
       onDrain: () => this.client.resume(PAUSE_BACKPRESSURE),
     });
     this.client.start({
-      onFrame: (f) => this.guard("C->S", f, () => this.onClientFrame(f)),
+      onFrame: (f) => {
+        this.cfg.tap?.("C->S", f);
+        this.guard("C->S", f, () => this.onClientFrame(f));
+      },
       onClose: (err) => {
         if (err instanceof PipeWireWireError) this.auditFatal("C->S", -1, -1, -1, err.reason, err.message);
         this.shutdown(err === null ? "client closed" : `client error: ${String(err)}`);

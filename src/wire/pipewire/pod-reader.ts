@@ -143,7 +143,7 @@ export class PodReader {
       case PodType.Double:
       case PodType.Rectangle:
       case PodType.Fraction:
-        return this.scalar(type, body);
+        return this.checkedScalar(type, body, off);
       case PodType.String:
         return this.string(body, size, off);
       case PodType.Bytes:
@@ -209,6 +209,22 @@ export class PodReader {
     }
   }
 
+  /**
+   * A scalar with the value checks a faithful re-encoding needs: Bool is 0 or 1 (builder.h writes `val ? 1 : 0`)
+   * and floats are finite (NaN bit patterns are not preserved by JavaScript numbers, and no param needs them).
+   */
+  private checkedScalar(type: number, at: number, off: number): PodScalar {
+    if (type === PodType.Bool) {
+      const raw = this.view.getUint32(at, LITTLE_ENDIAN);
+      if (raw > 1) throw podError("bool-value", off, `Bool with value ${raw}`);
+    }
+    const v = this.scalar(type, at);
+    if ((v.t === "float" || v.t === "double") && !Number.isFinite(v.v)) {
+      throw podError("float-not-finite", off, `${v.t} that is NaN or infinite`);
+    }
+    return v;
+  }
+
   /** Reads `count` packed scalars of `type` (already checked to be a scalar child type). */
   private elements(type: number, at: number, cs: number, count: number, off: number): PodScalar[] {
     if (count > this.limits.maxElements) throw podError("too-many-elements", off, `${count} elements`);
@@ -217,7 +233,7 @@ export class PodReader {
     for (let i = 0; i < count; i++) {
       const where = at + i * cs;
       // Bool/Id/Int/Float elements are 4 bytes with no padding word inside arrays (spa-pod.dox "Array").
-      out.push(this.scalar(type, where));
+      out.push(this.checkedScalar(type, where, off));
     }
     return out;
   }
