@@ -11,6 +11,7 @@ import { type PipeWireStack, startPipeWire, TEST_SINK } from "../helpers/pipewir
 import { daemonObjects, fdCount, pipewirePid, pwDump, settleFdCount } from "../helpers/pipewire-daemon.ts";
 import { malformedCorpus } from "../helpers/pipewire-malformed.ts";
 import { EACCES, field, RawPipeWireClient } from "../helpers/pipewire-raw-client.ts";
+import { run } from "../helpers/processes.ts";
 
 useFdLeakCheck();
 
@@ -86,6 +87,68 @@ async function expectDenied(c: RawPipeWireClient, id: number): Promise<void> {
 }
 
 describe("pipewire-filter refuses, and the daemon is unchanged", () => {
+  it("self-restricts its upstream connection before relaying (Client.UpdatePermissions, §7.1)", async () => {
+    const c = new RawPipeWireClient(listen);
+    c.handshake({ "application.name": "attack-perms" });
+    expect(await c.sync()).toBe(true);
+    const me = (await pwDump(stack.env)).find(
+      (o) => o.type === "Client" && o.props["application.name"] === "attack-perms",
+    );
+    const r = await run("pw-cli", ["get-permissions", String(me?.id)], { env: stack.env, timeoutMs: 10_000 });
+    const perms = new Map(
+      [...r.stdout.toString().matchAll(/^\s*(default|\d+): ([rwxml-]+)$/gm)].map((m) => [
+        m[1] as string,
+        m[2] as string,
+      ]),
+    );
+    expect(perms.get("default")).toBe("----");
+    expect(perms.get("0")).toBe("rwx-");
+    expect(perms.get(String(testsinkId()))).toBe("r-x-");
+    expect(perms.has(String(hiddenNodeId))).toBe(false);
+    // Nothing else is granted W: only the core and the client's own Client object.
+    expect(
+      [...perms.entries()]
+        .filter(([, p]) => p.includes("w"))
+        .map(([id]) => id)
+        .sort(),
+    ).toEqual(["0", String(me?.id)].sort());
+    await done(c);
+  });
+
+  it("throttles message floods and enforces object limits", async () => {
+    const slowListen = join(stack.runtimeDir, "filter-slow");
+    const slow = startPipeWireFilter({
+      listenPath: slowListen,
+      upstreamPath: stack.socketPath,
+      profile: "audio-playback",
+      targets: [TEST_SINK],
+      limits: { msgsPerSecond: 200, burst: 50 },
+      audit: (r) => audit.push(r),
+    });
+    try {
+      const c = new RawPipeWireClient(slowListen);
+      c.handshake({ "application.name": "attack-flood" });
+      const t0 = Date.now();
+      for (let i = 0; i < 150; i++) c.send(0, 2, pod.struct(pod.int(0), pod.int(i)));
+      expect(await c.sync(10_000)).toBe(true);
+      // 150 messages over a burst of 50 at 200/s: at least ~0.5 s of backpressure, and nothing dropped.
+      expect(Date.now() - t0).toBeGreaterThan(400);
+      expect(c.events.filter((e) => e.id === 0 && e.opcode === 1).length).toBeGreaterThanOrEqual(151);
+      expect(audited(0, "rate-limit")).toBe(true);
+      // One registry per connection: a second GetRegistry is substituted and refused.
+      c.send(0, 5, pod.struct(pod.int(3), pod.int(2)));
+      c.send(0, 5, pod.struct(pod.int(3), pod.int(3)));
+      await expectDenied(c, 3);
+      expect(c.errors(2)).toEqual([]);
+      expect(audited(0, "registry-limit")).toBe(true);
+      c.close();
+      const deadline = Date.now() + 3000;
+      while (slow.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    } finally {
+      slow.close();
+    }
+  });
+
   it("shows only the allowed globals in the registry", async () => {
     const { c, globals } = await connect("attack-registry");
     const types = [...globals.values()].map((t) => t.replace("PipeWire:Interface:", ""));
