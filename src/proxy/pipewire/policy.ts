@@ -244,6 +244,7 @@ const PORT_KEEP = new Set([
   "port.direction",
   "port.alias",
   "port.group",
+  "port.monitor",
   "audio.channel",
 ]);
 

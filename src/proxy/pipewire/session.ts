@@ -627,6 +627,13 @@ export class FilterSession {
           this.deny(f, "enum-param-id-denied", String(id));
           return;
         }
+        // num is a result cap; libpipewire's "all" is -1 (pw-dump, trace-pwdump.log).
+        const num = a[3]?.t === "int" ? a[3].v : 0;
+        const index = a[2]?.t === "int" ? a[2].v : -1;
+        if (index < 0 || !(num === -1 || (num >= 0 && num <= 1024))) {
+          this.deny(f, "enum-range-denied", `index ${index} num ${num}`);
+          return;
+        }
         // A filter POD would reach the daemon's spa_pod_filter (§7.4): only None.
         if (a[4]?.t !== "none") {
           this.deny(f, "enum-filter-denied");
