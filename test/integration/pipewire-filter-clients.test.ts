@@ -5,9 +5,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPipeWireFilter } from "../../src/proxy/pipewire/filter-server.ts";
+import { pod } from "../../src/wire/pipewire/pod-types.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { type PipeWireStack, startPipeWire, TEST_SINK } from "../helpers/pipewire.ts";
 import { pwDump } from "../helpers/pipewire-daemon.ts";
+import { EACCES, field, type RawEvent, RawPipeWireClient } from "../helpers/pipewire-raw-client.ts";
 import { run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
 
 useFdLeakCheck();
@@ -178,6 +180,62 @@ describe("pipewire-filter passes real clients", () => {
       await waitFor("the filter to drop its connections", () =>
         filter.sessions.size === 0 ? true : undefined,
       );
+    }
+  });
+
+  it("forwards camera controls only with --camera-controls, and never nested params", async () => {
+    const listen = join(stack.runtimeDir, "filter-controls");
+    const filter = startPipeWireFilter({
+      listenPath: listen,
+      upstreamPath: stack.socketPath,
+      profile: "camera",
+      targets: ["testcam"],
+      cameraControls: true,
+      audit: () => {},
+    });
+    const c = new RawPipeWireClient(listen);
+    try {
+      c.handshake({ "application.name": "controls" });
+      c.send(0, 5, pod.struct(pod.int(3), pod.int(2)));
+      expect(await c.sync()).toBe(true);
+      const cam = c.events.find(
+        (e) => e.id === 2 && e.opcode === 0 && field(e, 2) === "PipeWire:Interface:Node",
+      );
+      expect(cam).toBeDefined();
+      c.send(
+        2,
+        1,
+        pod.struct(
+          pod.int(field(cam as RawEvent, 0) as number),
+          pod.string("PipeWire:Interface:Node"),
+          pod.int(3),
+          pod.int(3),
+        ),
+      );
+      // brightness (SPA_PROP_brightness 0x20001) as Int: passed to the daemon.
+      c.send(
+        3,
+        3,
+        pod.struct(
+          pod.id(2),
+          pod.int(0),
+          pod.object(0x40002, 2, [{ key: 0x20001, flags: 0, value: pod.int(5) }]),
+        ),
+      );
+      expect(await c.sync()).toBe(true);
+      expect(c.errors(3).filter((e) => field(e, 2) === EACCES)).toEqual([]);
+      const nested = pod.object(0x40002, 2, [
+        { key: 0x80001, flags: 0, value: pod.struct(pod.string("a"), pod.struct()) },
+      ]);
+      c.send(3, 3, pod.struct(pod.id(2), pod.int(0), nested));
+      expect(await c.sync()).toBe(true);
+      expect(c.errors(3).filter((e) => field(e, 2) === EACCES).length).toBe(1);
+    } finally {
+      c.close();
+      await waitFor("the filter to drop the connection", () =>
+        filter.sessions.size === 0 ? true : undefined,
+      );
+      filter.close();
     }
   });
 

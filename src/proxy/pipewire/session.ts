@@ -1,7 +1,7 @@
 // One filtered client connection: the state machine of pipewire.md §7.2, the allowlists of §7.4 in both
 // directions, self-restriction of the upstream connection (§7.1), and violation handling (§7.8).
 import { CrosswayError } from "../../errors.ts";
-import type { Logger } from "../../log.ts";
+import { type Logger, logPayloads } from "../../log.ts";
 import { native } from "../../native.ts";
 import {
   type DecodedPayload,
@@ -250,7 +250,10 @@ export class FilterSession {
       }
       const reason =
         err instanceof Violation ? err.reason : err instanceof PipeWireWireError ? err.reason : "internal";
-      const detail = err instanceof Error ? err.message : String(err);
+      let detail = err instanceof Error ? err.message : String(err);
+      // §7.8 asks for a hexdump of the first 256 bytes; payload bytes are logged only on explicit request.
+      if (logPayloads)
+        detail += ` payload[0..256]=${Buffer.from(f.payload.subarray(0, 256)).toString("hex")}`;
       this.auditFatal(dir, f.id, f.opcode, f.seq, reason, detail);
       this.shutdown(`${dir} violation: ${reason}`);
     }
