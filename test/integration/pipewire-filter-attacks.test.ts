@@ -359,7 +359,6 @@ describe("pipewire-filter refuses, and the daemon is unchanged", () => {
         c.sendPayload(0, 2, mc.payload, mc.nFds ?? 0);
         expect(await c.waitClosed()).toBe(true);
         await done(c);
-        await done(c);
         expect(audit.some((r) => r.reason === mc.reason && r.action === "disconnected")).toBe(true);
       });
     }
@@ -369,5 +368,12 @@ describe("pipewire-filter refuses, and the daemon is unchanged", () => {
     expect(await settleFdCount(pwPid, baselineFds)).toBe(baselineFds);
     expect(await daemonObjects(stack.env)).toEqual(baselineObjects);
     expect(filter.sessions.size).toBe(0);
+  });
+
+  it("closes its clients when the daemon goes away", async () => {
+    const { c } = await connect("daemon-death");
+    await stack.stop();
+    expect(await c.waitClosed()).toBe(true);
+    await done(c);
   });
 });

@@ -147,6 +147,39 @@ describe("pipewire-filter passes real clients", () => {
     }
   });
 
+  it("delivers camera frames with the screencast profile too (same consumer, role Screen)", async () => {
+    const listen = join(stack.runtimeDir, "filter-screencast");
+    const filter = startPipeWireFilter({
+      listenPath: listen,
+      upstreamPath: stack.socketPath,
+      profile: "screencast",
+      targets: ["testcam"],
+      audit: () => {},
+    });
+    try {
+      const r = await run(
+        "gst-launch-1.0",
+        [
+          "-q",
+          "pipewiresrc",
+          "target-object=testcam",
+          "num-buffers=10",
+          "!",
+          "video/x-raw,format=RGBx",
+          "!",
+          "fakesink",
+        ],
+        { env: { ...stack.env, PIPEWIRE_REMOTE: listen }, timeoutMs: 20_000 },
+      );
+      expect(r.code, r.stderr.toString()).toBe(0);
+    } finally {
+      await waitFor("the filter to drop its connections", () =>
+        filter.sessions.size === 0 ? true : undefined,
+      );
+      filter.close();
+    }
+  });
+
   it("shows pw-dump only what the camera profile allows", async () => {
     const listen = join(stack.runtimeDir, "filter-dump");
     const filter = startPipeWireFilter({

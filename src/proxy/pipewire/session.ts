@@ -210,7 +210,11 @@ export class FilterSession {
         this.guard("C->S", f, () => this.onClientFrame(f));
       },
       onClose: (err) => {
-        if (err instanceof PipeWireWireError) this.auditFatal("C->S", -1, -1, -1, err.reason, err.message);
+        if (err instanceof PipeWireWireError) {
+          // Framing errors (oversize, missing or unexpected fds) name the message when its header was read.
+          const id = err.context.objectId ?? -1;
+          this.auditFatal("C->S", id, err.context.opcode ?? -1, -1, err.reason, err.message);
+        }
         this.shutdown(err === null ? "client closed" : `client error: ${String(err)}`);
       },
       onDrain: () => this.upstream?.resume(PAUSE_BACKPRESSURE),
