@@ -141,6 +141,14 @@ class Violation extends Error {
   }
 }
 
+/**
+ * Removes and returns a frame's fds: once handed to an endpoint they belong to it, so the frame must not keep
+ * them (a later error path would otherwise close an fd number that may already name something else).
+ */
+function takeFds(f: Frame): number[] {
+  return f.fds.splice(0, f.fds.length);
+}
+
 const isStruct = (p: Pod | undefined): p is Pod & { t: "struct" } => p?.t === "struct";
 
 /** One client connection and its upstream connection. */
@@ -244,14 +252,10 @@ export class FilterSession {
     }
     try {
       fn();
+      // Whatever fds the handler did not hand on (takeFds) would leak: close them.
+      for (const fd of takeFds(f)) native.close(fd);
     } catch (err) {
-      for (const fd of f.fds) {
-        try {
-          native.close(fd);
-        } catch {
-          // Already handed on.
-        }
-      }
+      for (const fd of takeFds(f)) native.close(fd);
       const reason =
         err instanceof Violation ? err.reason : err instanceof PipeWireWireError ? err.reason : "internal";
       let detail = err instanceof Error ? err.message : String(err);
@@ -992,8 +996,7 @@ export class FilterSession {
     const msg = decodePayload(f.payload, f.nFds, S2C_LIMITS);
     const obj = this.objects.get(f.id);
     if (obj === undefined) {
-      // Events for objects the client never had (or already saw removed): nothing to forward.
-      for (const fd of f.fds) native.close(fd);
+      // Events for objects the client never had (or already saw removed): nothing to forward; guard closes fds.
       return;
     }
     const spec = EVENTS[obj.iface]?.[f.opcode];
@@ -1040,13 +1043,15 @@ export class FilterSession {
   }
 
   private forward(f: Frame): void {
-    this.toClient(this.raw(f), f.fds.length > 0 ? f.fds : null);
+    const fds = takeFds(f);
+    this.toClient(this.raw(f), fds.length > 0 ? fds : null);
   }
 
   private forwardRewritten(f: Frame, msg: DecodedPayload, body: Pod): void {
+    const fds = takeFds(f);
     this.toClient(
       encodeMessage(f.id, f.opcode, f.seq, f.nFds, body, msg.footer),
-      f.fds.length > 0 ? f.fds : null,
+      fds.length > 0 ? fds : null,
     );
   }
 
