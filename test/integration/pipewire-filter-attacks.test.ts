@@ -370,6 +370,21 @@ describe("pipewire-filter refuses, and the daemon is unchanged", () => {
     expect(filter.sessions.size).toBe(0);
   });
 
+  it("control: the same fd flood sent straight to the daemon does leak fds there (pipewire.md §1.3)", async () => {
+    const before = fdCount(pwPid);
+    const c = new RawPipeWireClient(stack.socketPath);
+    c.handshake({ "application.name": "control-fd-flood" });
+    const efd = native.eventfd(0, 0);
+    for (let i = 0; i < 200; i++)
+      c.send(0, 2, pod.struct(pod.int(0), pod.int(i)), { fds: [efd], nFdsField: 0 });
+    native.close(efd);
+    expect(await c.sync()).toBe(true);
+    c.close();
+    await new Promise((r) => setTimeout(r, 200));
+    // Only a daemon with the leak fails this; newer daemons that close unconsumed fds would need this test changed.
+    expect(fdCount(pwPid) - before).toBeGreaterThanOrEqual(150);
+  });
+
   it("closes its clients when the daemon goes away", async () => {
     const { c } = await connect("daemon-death");
     await stack.stop();
