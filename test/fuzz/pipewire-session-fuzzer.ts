@@ -7,7 +7,7 @@
 //
 // Usage: node --import tsx test/fuzz/pipewire-session-fuzzer.ts [--seconds N] [--seed N] [--out DIR]
 import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import { join } from "node:path";
 import { startPipeWire, TEST_SINK } from "../../src/harness/pipewire.ts";
@@ -168,6 +168,21 @@ for (const profile of ["camera", "audio-playback", "audio-capture"] as const) {
   );
 }
 const fdsNow = (): number => readdirSync("/proc/self/fd").length;
+const pwPid = stack.pids.find((pid) => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "pipewire";
+  } catch {
+    return false;
+  }
+});
+/** The daemon is alive if its pid still exists and is not a zombie. */
+function daemonAlive(): boolean {
+  try {
+    return !/^\d+ \([^)]*\) Z/.test(readFileSync(`/proc/${pwPid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
 
 async function fail(c: Case, why: string): Promise<never> {
   mkdirSync(outDir, { recursive: true });
@@ -193,6 +208,7 @@ async function runOne(c: Case): Promise<number> {
   const deadline = Date.now() + 3000;
   while (filter.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
   if (filter.sessions.size > 0) await fail(c, "the filter did not drop a closed connection");
+  if (!daemonAlive()) await fail(c, "the PipeWire daemon died");
   const internal = audit.slice(before).find((r) => r.reason === "internal");
   if (internal !== undefined) await fail(c, `unexpected exception in the filter: ${internal.detail ?? ""}`);
   return newCoverage();
