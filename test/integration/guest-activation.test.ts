@@ -1,5 +1,6 @@
 // systemd socket activation: `crossway guest` serves a listening socket it inherits as fd 3 (LISTEN_FDS=1).
 import { spawn } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -75,6 +76,10 @@ describe("crossway guest under socket activation", () => {
       });
       expect(info.code, info.stderr.toString()).toBe(0);
       expect(info.stdout.toString()).toMatch(/interface: 'wl_compositor'/);
+      const own = existsSync(dirs.runtimeDir)
+        ? readdirSync(dirs.runtimeDir).filter((n) => n.startsWith("wayland-"))
+        : [];
+      expect(own).toEqual([]);
     } finally {
       child.kill("SIGTERM");
       await new Promise((r) => child.once("exit", r));
