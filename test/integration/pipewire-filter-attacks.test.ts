@@ -1,5 +1,6 @@
 // Refusals of crossway pipewire-filter against a real PipeWire + WirePlumber daemon: every attack of issue 6 is
 // refused, the audit log names it, and the daemon's objects and open fd count are unchanged afterwards.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { native } from "../../src/native.ts";
@@ -271,6 +272,79 @@ describe("pipewire-filter refuses, and the daemon is unchanged", () => {
     expect(c.errors(3).length).toBe(2);
     expect(audited(0, "send-command-denied") && audited(0, "set-param-denied")).toBe(true);
     await done(c);
+  });
+
+  it("issue-6 regression: ClientNode.Update with the PROPS bit and no items cannot crash the daemon", async () => {
+    // Straight to a throwaway daemon, this update segfaults PipeWire 0.3.65 (pw_properties_update_ignore with a
+    // NULL dict; found by the session fuzzer). Through the filter the PROPS bit is cleared.
+    const update = (items: Array<[string, string]>) =>
+      pod.struct(
+        pod.int(2),
+        pod.int(0),
+        pod.struct(
+          pod.int(0),
+          pod.int(2),
+          pod.long(2),
+          pod.long(0),
+          pod.int(items.length),
+          ...items.flatMap(([k, v]) => [pod.string(k), pod.string(v)]),
+          pod.int(0),
+        ),
+      );
+    const node = pod.dict([
+      ["media.class", "Stream/Output/Audio"],
+      ["node.name", "empty-props"],
+    ]);
+    const { c } = await connect("empty-props");
+    c.send(
+      0,
+      6,
+      pod.struct(
+        pod.string("client-node"),
+        pod.string("PipeWire:Interface:ClientNode"),
+        pod.int(4),
+        node,
+        pod.int(3),
+      ),
+    );
+    c.send(3, 2, update([]));
+    // Only keys the filter strips: the filter itself must not produce the crashing form.
+    c.send(3, 2, update([["library.name", "audioconvert/libspa-audioconvert"]]));
+    expect(await c.sync()).toBe(true);
+    expect(audited(0, "empty-props-update")).toBe(true);
+    expect(fdCount(pwPid)).toBeGreaterThan(0);
+    await done(c);
+
+    const control = await startPipeWire();
+    try {
+      const pid = pipewirePid(control.pids);
+      const direct = new RawPipeWireClient(control.socketPath);
+      direct.handshake({ "application.name": "control-empty-props" });
+      direct.send(
+        0,
+        6,
+        pod.struct(
+          pod.string("client-node"),
+          pod.string("PipeWire:Interface:ClientNode"),
+          pod.int(4),
+          node,
+          pod.int(2),
+        ),
+      );
+      direct.send(2, 2, update([]));
+      expect(await direct.sync(3000)).toBe(false);
+      direct.close();
+      await new Promise((r) => setTimeout(r, 200));
+      let alive = true;
+      try {
+        alive = !/^\d+ \([^)]*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+      } catch {
+        alive = false;
+      }
+      expect(alive, "the unfiltered daemon survived; this PipeWire may have fixed the NULL dict").toBe(false);
+    } finally {
+      await control.stop();
+    }
   });
 
   it("denies binds to hidden globals with a substitute", async () => {
