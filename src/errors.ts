@@ -121,10 +121,6 @@ export const ERROR_CODES = {
     disposition: "protocol",
     summary: "a PipeWire message's arguments do not match its schema",
   },
-  CW_PW_POLICY: {
-    disposition: "protocol",
-    summary: "a PipeWire client broke the filter's fatal policy rules",
-  },
   CW_PW_UPSTREAM: { disposition: "connection", summary: "the upstream PipeWire daemon failed or misbehaved" },
 } as const satisfies Record<string, { disposition: Disposition; summary: string }>;
 
