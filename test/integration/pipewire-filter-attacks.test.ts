@@ -438,6 +438,31 @@ describe("pipewire-filter refuses, and the daemon is unchanged", () => {
     }
   });
 
+  it("refuses the same attacks from the stock pw-cli (destroy, create-node adapter, send-command)", async () => {
+    const env = { ...stack.env, PIPEWIRE_REMOTE: listen };
+    const before = audit.length;
+    const sink = String(testsinkId());
+    await run("pw-cli", ["destroy", sink], { env, timeoutMs: 10_000 });
+    await run(
+      "pw-cli",
+      [
+        "create-node",
+        "adapter",
+        "{ factory.name=support.null-audio-sink node.name=pwcli-evil media.class=Audio/Sink }",
+      ],
+      { env, timeoutMs: 10_000 },
+    );
+    await run("pw-cli", ["send-command", sink, "Suspend", "{}"], { env, timeoutMs: 10_000 });
+    const deadline = Date.now() + 3000;
+    while (filter.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const reasons = audit.slice(before).map((r) => r.reason);
+    expect(reasons).toContain("registry-destroy-denied");
+    expect(reasons).toContain("factory-denied");
+    const nodes = (await pwDump(stack.env)).filter((o) => o.type === "Node").map((o) => o.props["node.name"]);
+    expect(nodes).toContain(TEST_SINK);
+    expect(nodes).not.toContain("pwcli-evil");
+  });
+
   it("leaves the daemon's objects and open fd count as they were", async () => {
     expect(await settleFdCount(pwPid, baselineFds)).toBe(baselineFds);
     expect(await daemonObjects(stack.env)).toEqual(baselineObjects);
