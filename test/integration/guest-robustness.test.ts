@@ -205,6 +205,15 @@ describe("one bad client ends only its own connection (headless weston)", () => 
     );
     expect(stack.guestRunning()).toBe(true);
     expect(await settleFds(stack.guestPid, fdsBase), "guest fds after the bad client").toBe(fdsBase);
+    // The check client's session ends asynchronously: wait for its log line, so that the next test's records
+    // start clean (else its "session ended" search could find this one).
+    await waitFor("every session but the steady one to end", () => {
+      const all = stack.guestLogRecords();
+      const open =
+        all.filter((r) => r.msg === "client connected").length -
+        all.filter((r) => r.msg === "client session ended").length;
+      return open === 1 ? true : undefined;
+    });
     return ended;
   }
 
@@ -263,6 +272,23 @@ describe("one bad client ends only its own connection (headless weston)", () => 
     });
     expect(ended.level).toBe(INFO);
     expect(String(ended.reason)).toMatch(/client disconnected mid-message \(12 bytes/);
+  });
+
+  it("a client that disconnects while the proxy awaits the host for its pool", async () => {
+    const ended = await expectOnlyItsOwnConnectionEnds(async () => {
+      const c = RawWaylandClient.connect(stack.socketPath);
+      try {
+        c.getRegistry();
+        await c.roundTrip();
+        // create_pool suspends the session until the host blob exists; the client is gone before that.
+        c.createShmPool(c.bind("wl_shm", 1), 1 << 20);
+      } finally {
+        c.close();
+      }
+    });
+    expect(ended.level).toBe(INFO);
+    // The host's wl_shm.format events were in flight, so the kernel reports a reset rather than a clean EOF.
+    expect(String(ended.reason)).toMatch(/^client disconnected/);
   });
 
   it("a client sending random bytes gets a protocol error and is disconnected", async () => {
