@@ -54,6 +54,10 @@ export const ERROR_CODES = {
     disposition: "protocol",
     summary: "a Wayland object's interface is not in the loaded protocol tables",
   },
+  CW_WIRE_FD_OVERFLOW: {
+    disposition: "protocol",
+    summary: "a Wayland peer sent more fds than its messages consume (over the per-connection queue limit)",
+  },
   CW_WIRE_ENCODE: {
     disposition: "connection",
     summary: "a Wayland message could not be encoded (value out of range, too large, missing fd)",
@@ -110,6 +114,14 @@ export const ERROR_CODES = {
     disposition: "connection",
     summary: "the host sent something a Wayland channel cannot carry (eventfd item, oversized keymap)",
   },
+  // --- PipeWire filter (src/wire/pipewire, src/proxy/pipewire) ---
+  CW_PW_FRAMING: { disposition: "protocol", summary: "a PipeWire message header or fd count is malformed" },
+  CW_PW_POD: { disposition: "protocol", summary: "a SPA POD fails the strict validator (pipewire.md §2.4)" },
+  CW_PW_SCHEMA: {
+    disposition: "protocol",
+    summary: "a PipeWire message's arguments do not match its schema",
+  },
+  CW_PW_UPSTREAM: { disposition: "connection", summary: "the upstream PipeWire daemon failed or misbehaved" },
 } as const satisfies Record<string, { disposition: Disposition; summary: string }>;
 
 /** A registered error code. Modules add their codes to ERROR_CODES. */

@@ -54,7 +54,10 @@ export interface ChannelOptions {
   /** ChannelType.WAYLAND, ChannelType.PIPEWIRE, ... */
   readonly channelType: number;
   readonly config?: CrossDomainConfig;
-  /** INIT form: "v1" (20 bytes, portable, default), "libkrun" (24 bytes, protocol_version 1) or "legacy". */
+  /**
+   * INIT form: "v1" (20 bytes, portable, default), "libkrun" (24 bytes, protocol_version 1, libkrun hosts only) or
+   * "legacy" (16 bytes, one ring for queries and messages: a query can race a ring message, b/259268477; old hosts).
+   */
   readonly initForm?: Exclude<InitForm, "uuid">;
   /** Ring size: one guest page (4096; 16384 on 16 KiB-page guests). */
   readonly ringSize?: number;
@@ -247,7 +250,9 @@ export class CrossDomainChannel {
         );
       }
       await gpu.initContext({ capsetId: CAPSET_CROSS_DOMAIN, numRings: 2, pollRingsMask: 1 << CHANNEL_RING });
-      for (let i = 0; i < 2; i++) {
+      const form = options.initForm ?? "v1";
+      // The legacy single-ring protocol has the host write everything into the query ring (Init*Legacy::upgrade).
+      for (let i = 0; i < (form === "legacy" ? 1 : 2); i++) {
         const blob = await gpu.createBlob({
           blobMem: BlobMem.GUEST,
           blobFlags: BlobFlags.USE_MAPPABLE,
@@ -256,9 +261,9 @@ export class CrossDomainChannel {
         });
         rings.push({ blob, map: await gpu.mapBlob(blob) });
       }
-      const [query, channel] = rings as [(typeof rings)[0], (typeof rings)[0]];
+      const query = rings[0]!;
+      const channel = rings[1] ?? query;
       const init = new Uint8Array(36);
-      const form = options.initForm ?? "v1";
       const n = encodeInit(init, 0, {
         form,
         queryRingId: query.blob.resourceId,
@@ -409,6 +414,8 @@ export class CrossDomainChannel {
       } finally {
         this.queryInFlight--;
       }
+      // The channel may have ended while waiting; its rings are unmapped then.
+      this.assertOpen("GET_IMAGE_REQUIREMENTS");
       const reqs = decodeImageRequirements(ring, 0);
       if (reqs.size === 0 || reqs.blobId === 0) {
         throw new CrosswayError(
@@ -805,7 +812,7 @@ export class CrossDomainChannel {
     this.writePipes.clear();
     for (const [id, e] of this.eventfds) this.dropEventfd(id, e);
     this.queryRing.map.unmap();
-    this.channelRing.map.unmap();
+    if (this.channelRing !== this.queryRing) this.channelRing.map.unmap();
     this.gpu.onFence = () => {};
     this.gpu.onHostError = () => {};
     // Closing the context drops the host's state and socket: the host peer sees the disconnect (§6.9).

@@ -817,14 +817,15 @@ class DeviceContext {
     }
     ids.count = nfds;
     // n == 0 with no fds is host EOF: still a RECEIVE, with no data and no identifiers (b87c37e9 / 6293879f).
+    // The data was received in place after the header; encoding copies it onto itself (TypedArray#set handles
+    // overlapping ranges) and only rewrites the header in front of it.
     const data = this.scratch.subarray(hdr, hdr + n);
-    const copy = data.slice();
     const len = encodeSendReceive(
       this.scratch,
       0,
       CrossDomainCmd.RECEIVE,
       ids,
-      copy,
+      data,
       this.config.maxIdentifiers,
       "zero",
     );

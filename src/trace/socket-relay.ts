@@ -31,7 +31,9 @@ interface Pending {
 class End {
   readonly fd: number;
   watcher: NativeWatcher | null = null;
+  /** Chunks waiting for this end to become writable; [head, length) are pending (no Array#shift). */
   readonly queue: Pending[] = [];
+  head = 0;
   closed = false;
   constructor(fd: number) {
     this.fd = fd;
@@ -39,6 +41,10 @@ class End {
 }
 
 const RECV_SIZE = 65536;
+
+function pendingCount(e: End): number {
+  return e.queue.length - e.head;
+}
 
 /** One client ⇄ upstream pair. */
 class Pair {
@@ -75,8 +81,8 @@ class Pair {
     if (this.#done) return;
     for (const e of [this.client, this.upstream]) {
       let ev = 0;
-      if (this.#other(e).queue.length === 0) ev |= POLL_READABLE;
-      if (e.queue.length > 0) ev |= POLL_WRITABLE;
+      if (pendingCount(this.#other(e)) === 0) ev |= POLL_READABLE;
+      if (pendingCount(e) > 0) ev |= POLL_WRITABLE;
       e.watcher?.start(ev);
     }
   }
@@ -96,7 +102,7 @@ class Pair {
   #read(src: End): void {
     const dst = this.#other(src);
     const dir: RelayDirection = src === this.client ? "c2s" : "s2c";
-    while (dst.queue.length === 0) {
+    while (pendingCount(dst) === 0) {
       const n = native.recvmsg(src.fd, this.#buf, 0, RECV_SIZE, this.#fdsOut);
       if (n === AGAIN) return;
       const nfds = this.#fdsOut[0] as number;
@@ -115,8 +121,8 @@ class Pair {
   }
 
   #flush(dst: End): void {
-    while (dst.queue.length > 0) {
-      const p = dst.queue[0] as Pending;
+    while (pendingCount(dst) > 0) {
+      const p = dst.queue[dst.head] as Pending;
       const n = native.sendmsg(dst.fd, p.bytes, 0, p.bytes.length, p.fds.length > 0 ? p.fds : null);
       if (n === AGAIN) return;
       // The kernel attached the fds to the first byte sent: our copies can go.
@@ -126,7 +132,11 @@ class Pair {
         p.bytes = p.bytes.subarray(n);
         continue;
       }
-      dst.queue.shift();
+      dst.head++;
+      if (dst.head === dst.queue.length) {
+        dst.queue.length = 0;
+        dst.head = 0;
+      }
     }
   }
 
@@ -144,8 +154,10 @@ class Pair {
       e.watcher?.stop();
       e.watcher?.close();
       e.watcher = null;
-      for (const p of e.queue) for (const fd of p.fds) native.close(fd);
+      for (let i = e.head; i < e.queue.length; i++)
+        for (const fd of (e.queue[i] as Pending).fds) native.close(fd);
       e.queue.length = 0;
+      e.head = 0;
       native.close(e.fd);
       e.closed = true;
     }

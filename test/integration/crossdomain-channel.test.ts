@@ -245,6 +245,39 @@ describe("cross-domain channel over the emulated device", () => {
     await shutdown(ch, peer, closed);
   });
 
+  it("moves 16 MiB each way through read and write pipes (clipboard-sized), intact", async () => {
+    const { ch, peer, closed } = await open();
+    const big = pattern(16 << 20, 21);
+    const [clientR, clientW] = native.pipe2();
+    ch.send(pattern(4, 1), [{ kind: "read-pipe", fd: clientW }]);
+    const [hostW] = (await readPeer(peer, 4)).fds as [number];
+    let t = performance.now();
+    const got = readToEof(clientR, 32 << 20);
+    await writeAll(hostW, big);
+    native.close(hostW);
+    expect(sameBytes(await got, big)).toBe("equal");
+    const hostToGuestMs = performance.now() - t;
+    native.close(clientR);
+
+    const [hostR, hostW2] = native.pipe2();
+    const rec = collect(ch, 1);
+    await writeAll(peer, Uint8Array.of(4), [hostW2]);
+    native.close(hostW2);
+    const wp = (await rec).items[0]!;
+    if (wp.kind !== "write-pipe") throw new Error("expected a write pipe");
+    t = performance.now();
+    const atHost = readToEof(hostR, 32 << 20);
+    await writeAll(wp.fd, big);
+    native.close(wp.fd);
+    expect(sameBytes(await atHost, big)).toBe("equal");
+    const guestToHostMs = performance.now() - t;
+    native.close(hostR);
+    console.log(
+      `16 MiB host→guest ${hostToGuestMs.toFixed(0)} ms, guest→host ${guestToHostMs.toFixed(0)} ms`,
+    );
+    await shutdown(ch, peer, closed);
+  });
+
   it("host EOF ends the channel cleanly (zero-length RECEIVE)", async () => {
     const { ch, peer, closed } = await open();
     native.close(peer);
@@ -331,6 +364,40 @@ describe("cross-domain channel over the emulated device", () => {
     for (const fd of [poolFd, clientShm, clientR]) native.close(fd);
     pool.close();
     await shutdown(ch, peer, closed);
+  });
+});
+
+describe("device resources", () => {
+  it("40 channels opened and closed, with blobs, pipes and eventfds, leave the device's fd count where it was", async () => {
+    const count = () => readdirSync(`/proc/${device.pid}/fd`).length;
+    // One warm-up channel: the device's first context loads lazily created handles.
+    const warm = await open();
+    await shutdown(warm.ch, warm.peer, warm.closed);
+    await new Promise((r) => setTimeout(r, 100));
+    const before = count();
+    for (let i = 0; i < 40; i++) {
+      const { ch, peer, closed } = await open();
+      const blob = await ch.createHostBlob(await ch.imageRequirements(4096, 1, DrmFormat.R8));
+      const [r, w] = native.pipe2();
+      ch.send(pattern(8, i), [
+        { kind: "blob", resourceId: blob.resourceId },
+        { kind: "read-pipe", fd: w },
+      ]);
+      const atPeer = await readPeer(peer, 8);
+      const ev = native.eventfd(0, 0);
+      const got = collect(ch, 1);
+      await writeAll(peer, Uint8Array.of(1), [ev]);
+      closeItems((await got).items);
+      for (const fd of [...atPeer.fds, r, ev]) native.close(fd);
+      blob.close();
+      await shutdown(ch, peer, closed);
+    }
+    let after = count();
+    for (let i = 0; i < 50 && after > before; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      after = count();
+    }
+    expect(after).toBe(before);
   });
 });
 

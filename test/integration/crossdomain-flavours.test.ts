@@ -123,6 +123,24 @@ describe("crosvm flavour, legacy 4-identifier layout", () => {
     await closed;
   });
 
+  it("the legacy 16-byte INIT shares one ring for queries and messages", async () => {
+    const ch = await CrossDomainChannel.open({
+      gpu: openEmulatedVirtGpu(e!.device.socket),
+      channelType: ChannelType.WAYLAND,
+      config: { flavor: "crosvm", maxIdentifiers: 4 },
+      initForm: "legacy",
+    });
+    const peer = await e!.host.next();
+    const closed = new Promise((resolve) => {
+      ch.onClose = resolve;
+    });
+    const got = nextReceive(ch);
+    await writeAll(peer, Uint8Array.of(7, 8, 9));
+    expect([...(await got).data]).toEqual([7, 8, 9]);
+    native.close(peer);
+    expect(await closed).toEqual({ kind: "host-hangup" });
+  });
+
   it("a crosvm host rejects the libkrun 24-byte INIT (P2), and the guest is told", async () => {
     const err = await CrossDomainChannel.open({
       gpu: openEmulatedVirtGpu(e!.device.socket),

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { native } from "../../src/native.ts";
 import type { Compositor } from "../helpers/compositor.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { logTail, requireCommand, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
@@ -38,6 +39,14 @@ function runClient(argv: string[], interruptAfterMs?: number): Promise<string> {
       resolve(Buffer.concat(err).toString("utf8"));
     });
   });
+}
+
+/**
+ * True once the tracer reported connection `conn` closed. The reason depends on which side the relay notices
+ * first when a client exits: its EOF ("eof"), or EPIPE while forwarding an event the compositor sent meanwhile.
+ */
+function closedLine(conn: string): true | undefined {
+  return linesOf(conn).some((l) => /^closed \((eof|EPIPE|ECONNRESET)[^)]*\)$/.test(l)) ? true : undefined;
 }
 
 /** The tracer's lines for connection `tag#n`, without the tag. */
@@ -84,9 +93,9 @@ afterAll(async () => {
 describe("crossway trace in front of headless weston", () => {
   it("prints wayland-info's messages exactly as its own WAYLAND_DEBUG=1 does", async () => {
     const debug = await runClient(["wayland-info"]);
-    await waitFor("the trace of connection 1 to close", () =>
-      linesOf("t#1").includes("closed (eof)") ? true : undefined,
-    );
+    await waitFor("the trace of connection 1 to close", () => closedLine("t#1"), {
+      timeoutMs: 20_000,
+    });
     const lines = linesOf("t#1");
     expect(lines[0]).toBe("connected");
     const cmp = compareWithClientDebug(lines, debug);
@@ -99,9 +108,9 @@ describe("crossway trace in front of headless weston", () => {
 
   it("prints weston-simple-shm's messages (with fds) exactly as its own WAYLAND_DEBUG=1 does", async () => {
     const debug = await runClient(["weston-simple-shm"], 700);
-    await waitFor("the trace of connection 2 to close", () =>
-      linesOf("t#2").includes("closed (eof)") ? true : undefined,
-    );
+    await waitFor("the trace of connection 2 to close", () => closedLine("t#2"), {
+      timeoutMs: 20_000,
+    });
     const lines = linesOf("t#2");
     const cmp = compareWithClientDebug(lines, debug);
     expect(cmp.problems).toEqual([]);
@@ -111,5 +120,28 @@ describe("crossway trace in front of headless weston", () => {
       true,
     );
     expect(lines.some((l) => /wl_buffer@\d+\.release\(\)/.test(l))).toBe(true);
+  });
+
+  it("reports a client's malformed header with its error and wl_display.error, and keeps relaying others", async () => {
+    const fd = native.unixConnect(traceSock);
+    try {
+      // wl_display@1 with a header size of 6: not a multiple of 4 and below the header size.
+      const bad = new Uint8Array(new Uint32Array([1, (6 << 16) >>> 0]).buffer);
+      expect(native.write(fd, bad, 0, bad.length)).toBe(8);
+      await waitFor("the tracer's error line", () =>
+        linesOf("t#3").find((l) => l.startsWith("error ")) !== undefined ? true : undefined,
+      );
+      expect(linesOf("t#3").find((l) => l.startsWith("error "))).toBe(
+        'error CW_WIRE_BAD_HEADER: malformed message header: size 6 is smaller than the 8-byte header (object 1, opcode 0) (wl_display.error 3: "malformed message header: size 6 is smaller than the 8-byte header (object 1, opcode 0)"); no longer tracing this connection',
+      );
+    } finally {
+      native.close(fd);
+    }
+    // A later client is still traced.
+    const debug = await runClient(["wayland-info"]);
+    await waitFor("the trace of connection 4 to close", () => closedLine("t#4"), {
+      timeoutMs: 20_000,
+    });
+    expect(compareWithClientDebug(linesOf("t#4"), debug).problems).toEqual([]);
   });
 });

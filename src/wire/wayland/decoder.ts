@@ -135,7 +135,7 @@ export function decodeArgs(
     throw argumentError(
       view,
       desc,
-      n - 1 >= 0 ? n - 1 : -1,
+      n - 1, // the last argument (-1 names none for argument-less messages)
       `message has ${(end - p) * 4} bytes after its last argument, object (${view.objectId})`,
       view.size,
     );

@@ -1,4 +1,8 @@
 // A per-connection ring of received file descriptors, consumed in order by the messages that carry them.
+import { CrosswayError } from "../../errors.ts";
+
+/** Default bound on queued fds: libwayland's fds_in ring holds 4096 bytes of ints (connection.c). */
+export const DEFAULT_FD_QUEUE_LIMIT = 1024;
 
 /*
  * The fds SCM_RIGHTS delivered, oldest first. recvmsg appends; each decoded message takes exactly its signature's
@@ -14,9 +18,12 @@ export class FdQueue {
   #ring: Int32Array;
   #head = 0;
   #count = 0;
+  /** Most fds held at once; a peer that sends more than its messages consume is cut off. */
+  readonly limit: number;
 
-  constructor(initialCapacity = 32) {
-    this.#ring = new Int32Array(Math.max(4, initialCapacity));
+  constructor(initialCapacity = 32, limit = DEFAULT_FD_QUEUE_LIMIT) {
+    this.#ring = new Int32Array(Math.max(4, Math.min(initialCapacity, limit)));
+    this.limit = limit;
   }
 
   /** Number of fds queued. */
@@ -24,8 +31,17 @@ export class FdQueue {
     return this.#count;
   }
 
-  /** Appends one fd. */
+  /**
+   * Appends one fd. Throws CW_WIRE_FD_OVERFLOW (without taking the fd: the caller closes it and the
+   * connection) when {@link FdQueue.limit} fds are already queued.
+   */
   push(fd: number): void {
+    if (this.#count >= this.limit)
+      throw new CrosswayError(
+        "CW_WIRE_FD_OVERFLOW",
+        `more than ${this.limit} file descriptors received that no message has consumed`,
+        { value: this.#count + 1 },
+      );
     if (this.#count === this.#ring.length) this.#grow();
     this.#ring[(this.#head + this.#count) % this.#ring.length] = fd;
     this.#count++;

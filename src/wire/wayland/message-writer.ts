@@ -40,6 +40,11 @@ export class MessageWriter {
   #msgStart = -1;
   /** Outgoing fds in message order (owned by the caller until sent). */
   readonly fds: number[] = [];
+  /**
+   * Byte offset of the message each fd belongs to (parallel to {@link MessageWriter.fds}). A transport that may
+   * send at most 28 fds per sendmsg (libwayland MAX_FDS_OUT) cuts its chunk before the message of the 29th fd.
+   */
+  readonly fdMessageOffsets: number[] = [];
 
   constructor(options: { maxMessageSize?: number; capacity?: number } = {}) {
     this.maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
@@ -62,6 +67,7 @@ export class MessageWriter {
     this.#length = 0;
     this.#msgStart = -1;
     this.fds.length = 0;
+    this.fdMessageOffsets.length = 0;
   }
 
   #ensure(extra: number): void {
@@ -171,6 +177,7 @@ export class MessageWriter {
     if (!Number.isInteger(fd) || fd < 0)
       throw new WireEncodeError(`fd ${fd} is not a descriptor`, { value: fd });
     this.fds.push(fd);
+    this.fdMessageOffsets.push(this.#msgStart);
     return this;
   }
 
@@ -183,6 +190,14 @@ export class MessageWriter {
     if (size > this.maxMessageSize) {
       const id = this.#words[start >>> 2];
       this.#length = start;
+      // Drop the fds this message queued too: the caller still owns them.
+      while (
+        this.fdMessageOffsets.length > 0 &&
+        this.fdMessageOffsets[this.fdMessageOffsets.length - 1] === start
+      ) {
+        this.fdMessageOffsets.pop();
+        this.fds.pop();
+      }
       throw new WireEncodeError(
         `message to object ${id} is ${size} bytes, above the limit ${this.maxMessageSize}`,
         {
@@ -195,12 +210,17 @@ export class MessageWriter {
     return this;
   }
 
-  /** Copies a framed message unchanged (its fds are the caller's to append with {@link MessageWriter.fd}). */
-  raw(view: MessageView): this {
+  /** Copies a framed message unchanged, with its fds (pass the ones the message carried, in order). */
+  raw(view: MessageView, fds: ArrayLike<number> = [], fdCount = fds.length): this {
     if (this.#msgStart >= 0) throw new WireEncodeError("raw() while a message is open");
     this.#ensure(view.size);
-    this.#buf.set(view.bytes.subarray(view.offset, view.offset + view.size), this.#length);
+    const start = this.#length;
+    this.#buf.set(view.bytes.subarray(view.offset, view.offset + view.size), start);
     this.#length += view.size;
+    for (let i = 0; i < fdCount; i++) {
+      this.fds.push(fds[i] as number);
+      this.fdMessageOffsets.push(start);
+    }
     return this;
   }
 
@@ -211,6 +231,14 @@ export class MessageWriter {
     this.#buf.set(message, this.#length);
     this.#length += message.length;
     return this;
+  }
+
+  /**
+   * Writes the wl_display.error event libwayland's server would send for `err` (wl_resource_post_error on the
+   * display resource: object_id, code, message), e.g. for a proxy that rejects a client's request.
+   */
+  displayError(err: { objectId: number; code: number; message: string }): this {
+    return this.begin(1, 0).uint(err.objectId).uint(err.code).string(err.message).end();
   }
 
   /** Re-encodes decoded arguments (e.g. after rewriting some words) as a message to `objectId`. */

@@ -27,6 +27,11 @@ export const ObjectState = {
 /** One of {@link ObjectState}'s values. */
 export type ObjectState = (typeof ObjectState)[keyof typeof ObjectState];
 
+/** Slot index of `id` in its side's table. */
+function idx(id: number): number {
+  return id >= SERVER_ID_START ? id - SERVER_ID_START : id;
+}
+
 class SideTable {
   ifaces: (InterfaceDesc | null)[] = [];
   versions: number[] = [];
@@ -60,8 +65,9 @@ export class ObjectMap {
     return id >= SERVER_ID_START ? Side.SERVER : Side.CLIENT;
   }
 
-  #table(id: number): [SideTable, number] {
-    return id >= SERVER_ID_START ? [this.#server, id - SERVER_ID_START] : [this.#client, id];
+  // Hot-path lookups inline the side choice instead of returning a [table, index] pair (no allocation per call).
+  #t(id: number): SideTable {
+    return id >= SERVER_ID_START ? this.#server : this.#client;
   }
 
   /** State of `id` (FREE for ids never seen). Id 0 is never LIVE for callers: check for null first. */
@@ -90,7 +96,8 @@ export class ObjectMap {
 
   /** Version of a LIVE or ZOMBIE object (0 if free). */
   version(id: number): number {
-    const [t, i] = this.#table(id);
+    const t = this.#t(id);
+    const i = idx(id);
     return t.states[i] === ObjectState.FREE ? 0 : (t.versions[i] ?? 0);
   }
 
@@ -102,7 +109,8 @@ export class ObjectMap {
   canCreate(id: number, creator: Side): boolean {
     if (id === 0) return false;
     if ((id >= SERVER_ID_START ? Side.SERVER : Side.CLIENT) !== creator) return false;
-    const [t, i] = this.#table(id);
+    const t = this.#t(id);
+    const i = idx(id);
     if (i > t.states.length) return false;
     if (i === t.states.length) return true;
     const s = t.states[i];
@@ -111,7 +119,8 @@ export class ObjectMap {
 
   /** Records a new object (after {@link ObjectMap.canCreate}). */
   insert(id: number, iface: InterfaceDesc, version: number): void {
-    const [t, i] = this.#table(id);
+    const t = this.#t(id);
+    const i = idx(id);
     if (i > t.states.length) throw new RangeError(`object id ${id} skips ahead of the next free id`);
     t.ifaces[i] = iface;
     t.versions[i] = version;
@@ -120,7 +129,8 @@ export class ObjectMap {
 
   /** A destructor ran on `id`: it becomes a zombie (see {@link ObjectState.ZOMBIE}). */
   destroy(id: number): void {
-    const [t, i] = this.#table(id);
+    const t = this.#t(id);
+    const i = idx(id);
     if (t.states[i] === ObjectState.LIVE) t.states[i] = ObjectState.ZOMBIE;
   }
 

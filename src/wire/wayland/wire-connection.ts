@@ -69,6 +69,11 @@ export interface WireConnectionOptions {
   readonly name?: string;
   /** Messages to objects of an interface not in the tables: "error" (default, fail closed) or "skip" (tracers). */
   readonly unknownInterfaces?: "error" | "skip";
+  /**
+   * Also reject events newer than their object's version (libwayland's client does not check this; a proxy that
+   * caps versions should, so a client never sees an event it did not bind for). Default false.
+   */
+  readonly checkEventSince?: boolean;
 }
 
 /**
@@ -85,6 +90,7 @@ export class WireConnection {
   readonly objects: ObjectMap;
   readonly name: string | undefined;
   readonly #skipUnknown: boolean;
+  readonly #checkEventSince: boolean;
   readonly #framers: readonly [MessageFramer, MessageFramer];
   readonly #fds: readonly [FdQueue, FdQueue];
   readonly #messages: readonly [DecodedMessage, DecodedMessage];
@@ -97,6 +103,7 @@ export class WireConnection {
     this.objects = new ObjectMap(display);
     this.name = options.name;
     this.#skipUnknown = options.unknownInterfaces === "skip";
+    this.#checkEventSince = options.checkEventSince === true;
     const fo = {
       ...(options.maxMessageSize !== undefined ? { maxMessageSize: options.maxMessageSize } : {}),
       ...(options.name !== undefined ? { connection: options.name } : {}),
@@ -212,6 +219,20 @@ export class WireConnection {
             message: `interface '${iface.name}' has no event ${view.opcode}`,
           },
         );
+      if (this.#checkEventSince) {
+        const version = this.objects.version(id);
+        if (version > 0 && version < desc.since)
+          throw new WireProtocolError(
+            "CW_WIRE_INVALID_METHOD",
+            `event ${iface.name}@${id}.${desc.name} needs version ${desc.since}, object has version ${version}`,
+            { iface: iface.name, objectId: id, opcode: view.opcode, message: desc.name, value: version },
+            {
+              objectId: 1,
+              code: DisplayErrorCode.IMPLEMENTATION,
+              message: `event ${desc.name} (since ${desc.since}) sent to ${iface.name}@${id} of version ${version}`,
+            },
+          );
+      }
     }
     m.iface = iface;
     m.desc = desc;
@@ -220,7 +241,7 @@ export class WireConnection {
     this.#lookupObjects(m, desc, dir);
     fds.consume(desc.fdCount);
     m.fdCount = desc.fdCount;
-    this.#apply(m, desc, iface);
+    this.#apply(m, desc);
     return m;
   }
 
@@ -264,7 +285,7 @@ export class WireConnection {
   }
 
   /** Object-map effects: new ids, destructors, delete_id. */
-  #apply(m: DecodedMessage, desc: MessageDesc, iface: InterfaceDesc): void {
+  #apply(m: DecodedMessage, desc: MessageDesc): void {
     const ni = desc.newIdIndex;
     if (ni >= 0) {
       const nid = m.args.word[ni] as number;
@@ -285,6 +306,5 @@ export class WireConnection {
     }
     if (desc.destructor) this.objects.destroy(m.objectId);
     if (desc.special === Special.DELETE_ID) this.objects.deleteId(m.args.word[0] as number);
-    void iface;
   }
 }

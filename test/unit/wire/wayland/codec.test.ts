@@ -1,7 +1,8 @@
 // Encoder exactness (UTF-8 lengths with NUL, zero padding, two's-complement fixed) and WAYLAND_DEBUG formatting.
 import { describe, expect, it } from "vitest";
 import { formatDebugLine, formatFixed, formatTimestamp } from "../../../../src/wire/wayland/debug-format.ts";
-import { WireEncodeError } from "../../../../src/wire/wayland/errors.ts";
+import { WireEncodeError, WireProtocolError } from "../../../../src/wire/wayland/errors.ts";
+import { FdQueue } from "../../../../src/wire/wayland/fd-queue.ts";
 import { MessageWriter, utf8Length } from "../../../../src/wire/wayland/message-writer.ts";
 import { SERVER_ID_START } from "../../../../src/wire/wayland/object-map.ts";
 import { type DecodedMessage, Direction } from "../../../../src/wire/wayland/wire-connection.ts";
@@ -120,5 +121,49 @@ describe("WAYLAND_DEBUG format (libwayland 1.21 wl_closure_print)", () => {
       build(SERVER_ID_START + 7, 2, () => {}),
     ) as DecodedMessage;
     expect(formatDebugLine(u, 0)).toBe("[      0.000] discarded [unknown]@-16777209.[event 2](0 fd, 8 byte)");
+  });
+});
+
+describe("wl_display.error from a rejected request", () => {
+  it("encodes the error libwayland's server would post, and it decodes as wl_display.error", () => {
+    const conn = connWithFactory();
+    const err = feed(
+      conn,
+      Direction.REQUEST,
+      build(9, 0, () => {}),
+    );
+    expect(err).toBeInstanceOf(WireProtocolError);
+    const w = new MessageWriter();
+    w.displayError((err as WireProtocolError).displayError);
+    const ev = feed(conn, Direction.EVENT, w.bytes().slice()) as DecodedMessage;
+    expect(formatDebugLine(ev, 0)).toBe(
+      '[      0.000] wl_display@1.error(wl_display@1, 0, "invalid object 9")',
+    );
+  });
+
+  it("records which message each outgoing fd belongs to (for <= 28 fds per sendmsg)", () => {
+    const w = new MessageWriter();
+    w.begin(3, 2).fd(10).uint(1).fd(11).end();
+    w.begin(3, 0).uint(4).string(null).end();
+    w.begin(3, 2).fd(12).uint(1).fd(13).end();
+    expect(w.fds).toEqual([10, 11, 12, 13]);
+    expect(w.fdMessageOffsets).toEqual([0, 0, 28, 28]);
+    w.begin(3, 2).fd(14).array(new Uint8Array(5000));
+    expect(() => w.end()).toThrow(WireEncodeError);
+    expect(w.fds).toEqual([10, 11, 12, 13]);
+  });
+});
+
+describe("FdQueue", () => {
+  it("keeps order across growth and refuses fds beyond its limit with a typed error", () => {
+    const q = new FdQueue(4, 6);
+    for (let i = 0; i < 6; i++) q.push(10 + i);
+    q.consume(2);
+    expect([q.peek(0), q.peek(3), q.peek(4)]).toEqual([12, 15, -1]);
+    q.push(16);
+    q.push(17);
+    expect(() => q.push(18)).toThrow(expect.objectContaining({ code: "CW_WIRE_FD_OVERFLOW" }));
+    expect(q.drain()).toEqual([12, 13, 14, 15, 16, 17]);
+    expect(q.length).toBe(0);
   });
 });

@@ -380,3 +380,34 @@ describe("object lifetimes", () => {
     expect(conn.next(REQ)).toBeInstanceOf(DecodedMessage);
   });
 });
+
+describe("event versions", () => {
+  it("are only checked when asked (libwayland's client does not)", () => {
+    const reg = testRegistry();
+    for (const check of [false, true]) {
+      const conn = new WireConnection(reg, { checkEventSince: check });
+      feed(
+        conn,
+        REQ,
+        build(1, 1, (w) => w.uint(2)),
+      );
+      feed(
+        conn,
+        REQ,
+        build(2, 0, (w) => w.uint(1).string("wl_output").uint(1).uint(3)),
+      );
+      const r = feed(
+        conn,
+        EVT,
+        build(3, 3, (w) => w.int(2)),
+      ); // wl_output.scale is since 2
+      if (check)
+        expectError(
+          r,
+          "CW_WIRE_INVALID_METHOD",
+          "event wl_output@3.scale needs version 2, object has version 1",
+        );
+      else expect(r).toBeInstanceOf(DecodedMessage);
+    }
+  });
+});
