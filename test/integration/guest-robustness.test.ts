@@ -364,7 +364,9 @@ describe("one bad client ends only its own connection (headless weston)", () => 
         await bad.waitEof();
       });
       expect(ended.level).toBe(WARN);
-      expect(String(ended.reason)).toMatch(/client queued \d+ fds without messages for them/);
+      expect(String(ended.reason)).toMatch(
+        /more than 1024 file descriptors received that no message has consumed|client queued \d+ fds without messages/,
+      );
     } finally {
       bad.close();
       native.close(r);

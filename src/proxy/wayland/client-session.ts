@@ -192,7 +192,16 @@ export class ClientSession {
       const n = native.recvmsg(this.clientFd, w.bytes, w.offset, w.length, this.recvFds);
       if (n === AGAIN) return;
       const nfds = this.recvFds[0] as number;
-      for (let k = 0; k < nfds; k++) fdq.push(this.recvFds[1 + k] as number);
+      for (let k = 0; k < nfds; k++) {
+        try {
+          fdq.push(this.recvFds[1 + k] as number);
+        } catch (err) {
+          // FdQueue.push refuses an fd past its limit without taking it: this one and the rest of the batch are
+          // still ours to close (found by the fd-flood robustness test: 12 fds leaked per flooding client).
+          for (let j = k; j < nfds; j++) native.close(this.recvFds[1 + j] as number);
+          throw err;
+        }
+      }
       if (n === 0) {
         this.close(this.disconnectReason(""), "info");
         return;
@@ -310,17 +319,27 @@ export class ClientSession {
     }
     try {
       const fdq = this.conn.fdQueue(Direction.EVENT);
-      for (const it of items) {
-        if (it.kind === "blob" || it.kind === "write-pipe") {
-          this.hostItems.set(it.fd, it);
-          fdq.push(it.fd);
-        } else {
-          // Eventfds and sockets have no meaning on a Wayland channel.
-          this.channel.releaseItem(it.id);
-          throw new CrosswayError(
-            "CW_GUEST_HOST_PROTOCOL",
-            `host sent a ${it.kind} item on the Wayland channel`,
-          );
+      for (let i = 0; i < items.length; i++) {
+        const it = items[i] as ReceivedItem;
+        try {
+          if (it.kind === "blob" || it.kind === "write-pipe") {
+            this.hostItems.set(it.fd, it);
+            fdq.push(it.fd);
+          } else {
+            // Eventfds and sockets have no meaning on a Wayland channel.
+            this.channel.releaseItem(it.id);
+            throw new CrosswayError(
+              "CW_GUEST_HOST_PROTOCOL",
+              `host sent a ${it.kind} item on the Wayland channel`,
+            );
+          }
+        } catch (err) {
+          // Items after this one are tracked nowhere yet (close() only sees hostItems): close their fds here.
+          for (let j = i + 1; j < items.length; j++) {
+            const later = items[j] as ReceivedItem;
+            if ("fd" in later) native.close(later.fd);
+          }
+          throw err;
         }
       }
       if (data.length > 0) this.conn.framer(Direction.EVENT).push(data);
