@@ -480,7 +480,11 @@ describe("the compositor dies (headless weston, SIGKILL)", () => {
         ),
       { explain: () => `guest log:\n${stack.guestLog().slice(-3000)}` },
     );
-    expect(String(refused.err ?? refused.reason)).toMatch(/ECONNREFUSED|ECONNRESET|ENOENT|cannot connect/);
+    // The errno depends on how far the device got (connect refused, or a connection that the dying compositor's
+    // kernel socket reset); one of them is named, so the operator sees that the host side is gone.
+    expect(String(refused.err ?? refused.reason), JSON.stringify(refused)).toMatch(
+      /ECONNREFUSED|ECONNRESET|EPIPE|ENOENT|cannot connect|no cross-domain state/,
+    );
     // Real clients too: they finish at once instead of hanging. wayland-info ignores the failed round trip and
     // exits 0 with an empty listing; weston-simple-shm reports the failure and exits non-zero.
     const info = await run("wayland-info", [], { env: stack.env, timeoutMs: 10_000 });
