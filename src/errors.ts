@@ -32,6 +32,11 @@ export const ERROR_CODES = {
     summary: "a test peer's Debian package is not installed",
   },
   CW_HARNESS_START: { disposition: "process", summary: "a test peer did not start" },
+  // Benchmarks (bench/): the suite's own failures; missing tools reuse CW_HARNESS_MISSING_PACKAGE.
+  CW_BENCH_FAILED: {
+    disposition: "process",
+    summary: "a benchmark client, proxy or compositor failed during a run",
+  },
 } as const satisfies Record<string, { disposition: Disposition; summary: string }>;
 
 /** A registered error code. Modules add their codes to ERROR_CODES. */

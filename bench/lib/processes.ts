@@ -1,0 +1,167 @@
+// Long-running peers of a benchmark (compositor, proxies): spawned in their own process group, optionally pinned.
+import { type ChildProcess, spawn } from "node:child_process";
+import { accessSync, closeSync, constants, existsSync, openSync, readFileSync } from "node:fs";
+import { delimiter, join } from "node:path";
+import { CrosswayError } from "../../src/errors.ts";
+import { processTree } from "./procfs.ts";
+
+/** Environment variables as child_process takes them. */
+export type Env = Record<string, string>;
+
+/** The CPU every process is pinned to in the "pinned" placement. */
+export const PINNED_CPU = "0";
+
+/** Searches $PATH for an executable. */
+export function findCommand(cmd: string): string | undefined {
+  for (const dir of (process.env.PATH ?? "/usr/bin:/bin").split(delimiter)) {
+    if (dir === "") continue;
+    const p = join(dir, cmd);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {}
+  }
+  return undefined;
+}
+
+/** Throws CW_HARNESS_MISSING_PACKAGE naming the Debian package when `cmd` is not installed. */
+export function requireCommand(cmd: string, debPackage: string): void {
+  if (findCommand(cmd) === undefined) {
+    throw new CrosswayError(
+      "CW_HARNESS_MISSING_PACKAGE",
+      `${cmd} not found: install Debian package '${debPackage}' (scripts/setup.sh installs everything)`,
+    );
+  }
+}
+
+/** `cmd args` or, when pinned, `taskset -c 0 cmd args` (taskset execs, so the pid is the command's own). */
+export function pinnedCommand(pinned: boolean, cmd: string, args: readonly string[]): [string, string[]] {
+  return pinned ? ["taskset", ["-c", PINNED_CPU, cmd, ...args]] : [cmd, [...args]];
+}
+
+/** A running peer whose output goes to a log file. */
+export interface PeerProcess {
+  readonly name: string;
+  readonly pid: number;
+  readonly logPath: string;
+  /** True until the process has exited. */
+  running(): boolean;
+  /** Resolves with the exit code (or null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+  /** SIGTERM to the group, SIGKILL after 2 s, then SIGKILL to any descendant left. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@link spawnPeer}. */
+export interface SpawnPeerOptions {
+  env: Env;
+  pinned: boolean;
+  logPath: string;
+  cwd?: string;
+}
+
+/** Spawns `cmd args` in its own process group with stdout and stderr appended to `logPath`. */
+export function spawnPeer(
+  name: string,
+  cmd: string,
+  args: readonly string[],
+  opts: SpawnPeerOptions,
+): PeerProcess {
+  const [file, argv] = pinnedCommand(opts.pinned, cmd, args);
+  const logFd = openSync(opts.logPath, "a");
+  let child: ChildProcess;
+  try {
+    child = spawn(file, argv, {
+      env: opts.env,
+      cwd: opts.cwd,
+      detached: true,
+      stdio: ["ignore", logFd, logFd],
+    });
+  } finally {
+    closeSync(logFd);
+  }
+  if (child.pid === undefined) {
+    throw new CrosswayError("CW_HARNESS_START", `${name}: could not spawn ${file}`);
+  }
+  const pid = child.pid;
+  let alive = true;
+  const exited = new Promise<number | null>((resolve) => {
+    child.on("exit", (code) => {
+      alive = false;
+      resolve(code);
+    });
+    child.on("error", () => {
+      alive = false;
+      resolve(null);
+    });
+  });
+  let stopping: Promise<void> | undefined;
+  const stop = async (): Promise<void> => {
+    // Descendants that left the group (none of our peers do this today) are found by ppid before the kill.
+    const tree = processTree([pid]);
+    killGroup(pid, "SIGTERM");
+    const timer = new Promise<void>((r) => setTimeout(r, 2000).unref());
+    await Promise.race([exited, timer]);
+    if (alive) killGroup(pid, "SIGKILL");
+    await exited;
+    for (const p of tree) {
+      try {
+        process.kill(p, "SIGKILL");
+      } catch {}
+    }
+  };
+  return {
+    name,
+    pid,
+    logPath: opts.logPath,
+    running: () => alive,
+    exited,
+    stop: () => {
+      stopping ??= stop();
+      return stopping;
+    },
+  };
+}
+
+function killGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal);
+  } catch {}
+}
+
+/** The last lines of a log file, for error messages. */
+export function logTail(path: string, lines = 15): string {
+  try {
+    return readFileSync(path, "utf8").trimEnd().split("\n").slice(-lines).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+/** Waits until `path` exists; fails early when `peer` exits, with the tail of its log. */
+export async function waitForPath(path: string, peer: PeerProcess, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (!peer.running()) {
+      throw new CrosswayError(
+        "CW_HARNESS_START",
+        `${peer.name} exited before creating ${path}; log ${peer.logPath}:\n${logTail(peer.logPath)}`,
+      );
+    }
+    if (Date.now() > deadline) {
+      throw new CrosswayError(
+        "CW_HARNESS_START",
+        `${peer.name} did not create ${path} within ${timeoutMs} ms; log ${peer.logPath}:\n${logTail(peer.logPath)}`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Pins every thread of a running process to CPU 0 (`taskset -a -p`); its later threads and children inherit it. */
+export async function pinRunning(pid: number): Promise<void> {
+  const child = spawn("taskset", ["-a", "-p", "-c", PINNED_CPU, String(pid)], { stdio: "ignore" });
+  const code = await new Promise<number | null>((r) => child.on("exit", r));
+  if (code !== 0)
+    throw new CrosswayError("CW_BENCH_FAILED", `taskset -a -p -c ${PINNED_CPU} ${pid} exited ${code}`);
+}

@@ -1,0 +1,288 @@
+// The benchmark report: the JSON record of one run, its summaries, and the markdown tables printed and saved.
+import { type MicroResult, microTable } from "../micro/run.ts";
+import { MACRO_BENCHES, type MacroBench, type Mode } from "./macro-benches.ts";
+import type { MemorySample } from "./procfs.ts";
+import { fmt, fmtCpu, fmtRatio, median, range } from "./stats.ts";
+
+/** "pinned": compositor, proxies and client all on CPU 0 (latency, CPU cost); "unpinned": free (throughput). */
+export type Placement = "pinned" | "unpinned";
+
+/** One client run of one benchmark on one path. */
+export interface RepRecord {
+  readonly rep: number;
+  readonly value: number;
+  readonly extras: Record<string, number>;
+  /** Proxy CPU per unit (message, frame...), in ns; null for the direct path. */
+  readonly cpuNsPerUnit: number | null;
+  readonly cpuExact: boolean;
+  readonly result: Record<string, unknown>;
+}
+
+/** All repetitions of one benchmark on one path, in run order. */
+export interface CellRecord {
+  readonly bench: string;
+  readonly path: string;
+  readonly reps: RepRecord[];
+  /** Set when a run failed; the repetitions before it are kept. */
+  error?: string;
+}
+
+/** Whether a path ran in a placement, and why not. */
+export interface PathStatus {
+  readonly id: string;
+  readonly label: string;
+  status: "ran" | "not available" | "failed";
+  reason?: string;
+}
+
+/** Proxy memory with 0 and with `idleClients` idle clients connected. */
+export interface MemoryRecord {
+  readonly path: string;
+  readonly idleClients: number;
+  readonly before: MemorySample;
+  readonly after: MemorySample;
+  readonly rssKiBPerClient: number;
+  readonly pssKiBPerClient: number;
+}
+
+/** Everything measured in one placement. */
+export interface PlacementRecord {
+  readonly placement: Placement;
+  readonly paths: PathStatus[];
+  readonly cells: CellRecord[];
+  readonly memory: MemoryRecord[];
+  error?: string;
+}
+
+/** The whole run, as written to bench/results/*.json. */
+export interface BenchReport {
+  readonly schema: 1;
+  readonly mode: Mode;
+  readonly date: string;
+  durationS: number;
+  readonly machine: Record<string, string | number>;
+  readonly versions: Record<string, string>;
+  readonly git: { commit: string; dirty: boolean };
+  readonly config: {
+    reps: number;
+    idleClients: number;
+    benches: string[];
+    paths: string[];
+    placements: Placement[];
+  };
+  micro: MicroResult[];
+  placements: PlacementRecord[];
+}
+
+/** Median and spread of a cell. */
+export interface CellSummary {
+  readonly n: number;
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+  readonly extras: Record<string, number>;
+  readonly cpuNsPerUnit: number | null;
+  readonly cpuExact: boolean;
+}
+
+/** Summarizes a cell's repetitions; undefined when none succeeded. */
+export function summarize(cell: CellRecord | undefined): CellSummary | undefined {
+  if (cell === undefined || cell.reps.length === 0) return undefined;
+  const values = cell.reps.map((r) => r.value);
+  const extras: Record<string, number> = {};
+  for (const k of Object.keys(cell.reps[0]?.extras ?? {}))
+    extras[k] = median(cell.reps.map((r) => r.extras[k] ?? NaN));
+  const cpu = cell.reps.map((r) => r.cpuNsPerUnit).filter((c): c is number => c !== null);
+  return {
+    n: values.length,
+    median: median(values),
+    ...range(values),
+    extras,
+    cpuNsPerUnit: cpu.length > 0 ? median(cpu) : null,
+    cpuExact: cell.reps.every((r) => r.cpuExact),
+  };
+}
+
+function cellOf(p: PlacementRecord, bench: string, path: string): CellRecord | undefined {
+  return p.cells.find((c) => c.bench === bench && c.path === path);
+}
+
+function benchRow(p: PlacementRecord, bench: MacroBench, status: PathStatus): string {
+  const name = `${bench.label}`;
+  if (status.status === "not available")
+    return `| ${name} | ${status.label} | not available: ${status.reason} ||||||`;
+  const cell = cellOf(p, bench.id, status.id);
+  const s = summarize(cell);
+  if (s === undefined) {
+    const why = cell?.error ?? status.reason ?? "no result";
+    return `| ${name} | ${status.label} | failed: ${why.replaceAll("|", "/").replaceAll("\n", " ")} ||||||`;
+  }
+  const ref = (id: string): string => {
+    const r = summarize(cellOf(p, bench.id, id));
+    return r === undefined ? "–" : fmtRatio(s.median / r.median);
+  };
+  const extras = bench.extras.map(
+    (e) => `${e.label ? `${e.label} ` : ""}${fmt(s.extras[e.id] ?? NaN)} ${e.unit}`,
+  );
+  if (cell?.error !== undefined)
+    extras.push(`(${cell.reps.length} reps; then failed: ${cell.error.slice(0, 80)})`);
+  const cpu =
+    s.cpuNsPerUnit === null ? "–" : `${fmtCpu(s.cpuNsPerUnit)}/${bench.cpuPer}${s.cpuExact ? "" : "*"}`;
+  return `| ${name} | ${status.label} | **${fmt(s.median)}** ${bench.unit} | ${fmt(s.min)}–${fmt(s.max)} (n=${s.n}) | ${ref("direct")} | ${ref("waypipe")} | ${cpu} | ${extras.join(", ")} |`;
+}
+
+function memoryRow(p: PlacementRecord, status: PathStatus, idleClients: number): string {
+  const name = `idle client memory (${idleClients} clients)`;
+  if (status.id === "direct") return `| ${name} | ${status.label} | – (no proxy) ||||||`;
+  if (status.status === "not available")
+    return `| ${name} | ${status.label} | not available: ${status.reason} ||||||`;
+  const m = p.memory.find((r) => r.path === status.id);
+  if (m === undefined)
+    return `| ${name} | ${status.label} | failed: ${status.reason ?? "not measured"} ||||||`;
+  const wp = p.memory.find((r) => r.path === "waypipe");
+  const vsWp = wp === undefined ? "–" : fmtRatio(m.rssKiBPerClient / wp.rssKiBPerClient);
+  return `| ${name} | ${status.label} | **${fmt(m.rssKiBPerClient)}** KiB VmRSS/client | (n=1) | – | ${vsWp} | – | PSS ${fmt(m.pssKiBPerClient)} KiB/client; VmRSS ${fmt(m.before.rssKiB / 1024)}→${fmt(m.after.rssKiB / 1024)} MiB |`;
+}
+
+/** The markdown table of one placement. */
+export function placementTable(p: PlacementRecord, benches: readonly string[], idleClients: number): string {
+  const lines = [
+    "| benchmark | path | median | min–max | vs direct | vs waypipe | proxy CPU | other (medians) |",
+    "|---|---|--:|--:|--:|--:|--:|---|",
+  ];
+  for (const bench of MACRO_BENCHES) {
+    if (!benches.includes(bench.id)) continue;
+    for (const status of p.paths) lines.push(benchRow(p, bench, status));
+  }
+  for (const status of p.paths) lines.push(memoryRow(p, status, idleClients));
+  return lines.join("\n");
+}
+
+interface Target {
+  readonly what: string;
+  readonly placement: Placement;
+  /** Ratio of crossway's figure to waypipe's, or an absolute figure for memory. */
+  measure(p: PlacementRecord): number | undefined;
+  readonly goal: string;
+  met(v: number): boolean;
+  show(v: number): string;
+}
+
+function ratioVsWaypipe(bench: string, key: "median" | "cpu") {
+  return (p: PlacementRecord): number | undefined => {
+    const a = summarize(cellOf(p, bench, "crossway"));
+    const b = summarize(cellOf(p, bench, "waypipe"));
+    if (a === undefined || b === undefined) return undefined;
+    if (key === "median") return a.median / b.median;
+    return a.cpuNsPerUnit !== null && b.cpuNsPerUnit !== null ? a.cpuNsPerUnit / b.cpuNsPerUnit : undefined;
+  };
+}
+
+/** Issue 7's targets: crossway (guest + device) against waypipe in the same run. */
+const TARGETS: readonly Target[] = [
+  {
+    what: "round trip latency",
+    placement: "pinned",
+    measure: ratioVsWaypipe("roundtrip", "median"),
+    goal: "≤ 0.8x waypipe",
+    met: (v) => v <= 0.8,
+    show: fmtRatio,
+  },
+  {
+    what: "proxy CPU per message (burst)",
+    placement: "pinned",
+    measure: ratioVsWaypipe("burst", "cpu"),
+    goal: "≤ 1x waypipe",
+    met: (v) => v <= 1,
+    show: fmtRatio,
+  },
+  {
+    what: "full 1080p frames/s",
+    placement: "unpinned",
+    measure: ratioVsWaypipe("shm-full", "median"),
+    goal: "≥ 4x waypipe",
+    met: (v) => v >= 4,
+    show: fmtRatio,
+  },
+  {
+    what: "64x64 damage frames/s",
+    placement: "unpinned",
+    measure: ratioVsWaypipe("shm-damage", "median"),
+    goal: "≥ 10x waypipe",
+    met: (v) => v >= 10,
+    show: fmtRatio,
+  },
+  {
+    what: "connect time",
+    placement: "pinned",
+    measure: ratioVsWaypipe("connect", "median"),
+    goal: "≤ 0.5x waypipe (2x faster)",
+    met: (v) => v <= 0.5,
+    show: fmtRatio,
+  },
+  {
+    what: "VmRSS per idle client",
+    placement: "unpinned",
+    measure: (p) => p.memory.find((m) => m.path === "crossway")?.rssKiBPerClient,
+    goal: "< 1024 KiB",
+    met: (v) => v < 1024,
+    show: (v) => `${fmt(v)} KiB`,
+  },
+];
+
+/** The targets table; rows read "pending" until crossway (guest + device) has run. */
+export function targetsTable(report: BenchReport): string {
+  const lines = ["| target | placement | goal | crossway | met? |", "|---|---|---|--:|---|"];
+  for (const t of TARGETS) {
+    const p = report.placements.find((x) => x.placement === t.placement);
+    const v = p === undefined ? undefined : t.measure(p);
+    const status = p?.paths.find((s) => s.id === "crossway");
+    const pending = status?.status === "ran" ? "no result" : `pending (${status?.reason ?? "not run"})`;
+    lines.push(
+      v === undefined
+        ? `| ${t.what} | ${t.placement} | ${t.goal} | – | ${pending} |`
+        : `| ${t.what} | ${t.placement} | ${t.goal} | ${t.show(v)} | ${t.met(v) ? "yes" : "**no**"} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+/** The one-paragraph header: machine, versions, commit, date, mode. */
+export function header(report: BenchReport): string {
+  const m = report.machine;
+  const v = report.versions;
+  return [
+    `Run ${report.date} (${report.mode} mode, ${report.config.reps} repetitions interleaved per benchmark, ${fmt(report.durationS)} s),`,
+    `commit ${report.git.commit.slice(0, 12)}${report.git.dirty ? " (dirty)" : ""}, Node ${m.node}.`,
+    `Machine: ${m.cpu}, ${m.cores} cores, kernel ${m.kernel}, Debian ${m.debian}.`,
+    `Peers: weston ${v.weston} (headless, pixman), waypipe ${v.waypipe} (--compress none --no-gpu), libwayland ${v.libwayland}.`,
+  ].join("\n");
+}
+
+/** The full markdown report of a run. */
+export function markdown(report: BenchReport): string {
+  const out = [`## crossway benchmarks`, "", header(report), ""];
+  for (const p of report.placements) {
+    const title =
+      p.placement === "pinned"
+        ? "### Pinned: compositor, proxies and client on CPU 0 (latency, CPU cost)"
+        : "### Unpinned (throughput)";
+    out.push(title, "");
+    if (p.error !== undefined) out.push(`**This placement failed:** ${p.error}`, "");
+    out.push(placementTable(p, report.config.benches, report.config.idleClients), "");
+  }
+  out.push(
+    "Ratios divide this row's median by the direct or waypipe median of the same run (for µs lower is better, for",
+    "msg/s and fps higher is better). Proxy CPU is utime+stime of all proxy processes (children included) during",
+    "the measured phase, from per-thread schedstat (exact) or, marked *, from /proc/<pid>/stat clock ticks when",
+    "processes came and went (waypipe forks per connection). Memory: sum over the proxy processes with the idle",
+    "clients connected minus without, per client.",
+    "",
+    "### Targets (crossway vs waypipe, same run)",
+    "",
+    targetsTable(report),
+    "",
+  );
+  if (report.micro.length > 0) out.push("### Micro-benchmarks", "", microTable(report.micro), "");
+  return out.join("\n");
+}

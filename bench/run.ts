@@ -1,0 +1,360 @@
+// Entry of `npm run bench`: micro-benchmarks, then every end-to-end benchmark on every path, interleaved, per placement.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { CrosswayError } from "../src/errors.ts";
+import { buildClients, type ClientBinaries } from "./lib/build.ts";
+import { type IdleClient, runClient, startIdleClient } from "./lib/client.ts";
+import { type BenchCompositor, startCompositor } from "./lib/compositor.ts";
+import { gitState, machineInfo, peerVersions } from "./lib/machine.ts";
+import { MACRO_BENCHES, type MacroBench, type Mode } from "./lib/macro-benches.ts";
+import { logTail } from "./lib/processes.ts";
+import { sampleMemory } from "./lib/procfs.ts";
+import {
+  type BenchReport,
+  type CellRecord,
+  type MemoryRecord,
+  markdown,
+  type PathStatus,
+  type Placement,
+  type PlacementRecord,
+} from "./lib/report.ts";
+import { fmt, fmtCpu } from "./lib/stats.ts";
+import { runMicro } from "./micro/run.ts";
+import { crosswayGuestPath, crosswayPath } from "./paths/crossway.ts";
+import { directPath } from "./paths/direct.ts";
+import type { BenchPath, RunningPath } from "./paths/types.ts";
+import { waypipePath } from "./paths/waypipe.ts";
+
+const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** Every path, in table order. direct and waypipe first: every ratio refers to them. */
+const ALL_PATHS: readonly BenchPath[] = [directPath, waypipePath, crosswayPath, crosswayGuestPath];
+const PLACEMENTS: readonly Placement[] = ["pinned", "unpinned"];
+
+const USAGE = `Usage: npm run bench -- [options]
+
+  --quick                 short run (3 repetitions, smaller counts; < 2 min)
+  --reps N                repetitions per benchmark and path (default 5, quick 3)
+  --paths a,b             of: ${ALL_PATHS.map((p) => p.id).join(", ")} (default all)
+  --benches a,b           of: ${MACRO_BENCHES.map((b) => b.id).join(", ")} (default all)
+  --placements a,b        of: ${PLACEMENTS.join(", ")} (default both)
+  --idle-clients N        idle clients for the memory figure (default 20, quick 10)
+  --no-micro              skip the micro-benchmarks
+  --micro-only            only the micro-benchmarks
+  --out DIR               where results go (default bench/results)
+
+Results: bench/results/latest-<mode>.{json,md} and run-<mode>-<time>.{json,md}. Set CROSSWAY_KEEP_BENCH_DIRS=1 to
+keep the compositor and proxy logs. Prerequisites: scripts/setup.sh (weston, waypipe, gcc, pkgconf,
+libwayland-dev, wayland-protocols).`;
+
+function list<T extends string>(value: string | undefined, allowed: readonly T[], what: string): T[] {
+  if (value === undefined) return [...allowed];
+  const items = value.split(",").filter((s) => s !== "");
+  for (const i of items) {
+    if (!(allowed as readonly string[]).includes(i)) {
+      throw new CrosswayError("CW_USAGE", `bench: unknown ${what} '${i}' (expected ${allowed.join(", ")})`);
+    }
+  }
+  return items as T[];
+}
+
+function int(value: string | undefined, fallback: number, what: string): number {
+  if (value === undefined) return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1)
+    throw new CrosswayError("CW_USAGE", `bench: --${what} needs a positive integer`);
+  return n;
+}
+
+function errMsg(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+/** Things to stop if the run is interrupted. */
+const live = new Set<{ stop(): Promise<void> }>();
+let interrupted = false;
+for (const sig of ["SIGINT", "SIGTERM"] as const) {
+  process.on(sig, () => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`bench: ${sig}, stopping peers`);
+    void Promise.allSettled([...live].map((l) => l.stop())).then(() => process.exit(130));
+  });
+}
+
+interface RunOptions {
+  mode: Mode;
+  reps: number;
+  idleClients: number;
+  benches: readonly MacroBench[];
+  bins: ClientBinaries;
+}
+
+async function measureMemory(
+  id: string,
+  rp: RunningPath,
+  c: BenchCompositor,
+  bins: ClientBinaries,
+  pinned: boolean,
+  n: number,
+): Promise<MemoryRecord> {
+  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 300));
+  await settle();
+  const before = sampleMemory(rp.proxyPids);
+  const idle: IdleClient[] = [];
+  try {
+    for (let i = 0; i < n; i++)
+      idle.push(await startIdleClient(bins.idle, { ...c.env, WAYLAND_DISPLAY: rp.display }, pinned));
+    await settle();
+    const after = sampleMemory(rp.proxyPids);
+    return {
+      path: id,
+      idleClients: n,
+      before,
+      after,
+      rssKiBPerClient: (after.rssKiB - before.rssKiB) / n,
+      pssKiBPerClient: (after.pssKiB - before.pssKiB) / n,
+    };
+  } finally {
+    await Promise.all(idle.map((i) => i.stop()));
+  }
+}
+
+async function runPlacement(
+  placement: Placement,
+  paths: readonly BenchPath[],
+  opts: RunOptions,
+): Promise<PlacementRecord> {
+  const pinned = placement === "pinned";
+  const rec: PlacementRecord = { placement, paths: [], cells: [], memory: [] };
+  const workDir = mkdtempSync(join(tmpdir(), `crossway-bench-${placement}-`));
+  const running = new Map<string, RunningPath>();
+  let compositor: BenchCompositor | undefined;
+  const status = (id: string): PathStatus => rec.paths.find((s) => s.id === id) as PathStatus;
+  try {
+    mkdirSync(join(workDir, "weston"));
+    compositor = await startCompositor(join(workDir, "weston"), pinned);
+    live.add(compositor);
+    for (const path of paths) {
+      const st: PathStatus = { id: path.id, label: path.label, status: "ran" };
+      rec.paths.push(st);
+      const reason = await path.available({ repoRoot: REPO_ROOT });
+      if (reason !== undefined) {
+        st.status = "not available";
+        st.reason = reason;
+        log(`[${placement}] ${path.id}: not available: ${reason}`);
+        continue;
+      }
+      try {
+        const dir = join(workDir, path.id);
+        mkdirSync(dir);
+        const rp = await path.start({
+          compositorSocket: compositor.socketPath,
+          env: compositor.env,
+          workDir: dir,
+          pinned,
+          repoRoot: REPO_ROOT,
+        });
+        running.set(path.id, rp);
+        live.add(rp);
+      } catch (err) {
+        st.status = "failed";
+        st.reason = `did not start: ${errMsg(err)}`;
+        log(`[${placement}] ${path.id}: ${st.reason}`);
+      }
+    }
+    const c = compositor;
+    for (const bench of opts.benches) {
+      // Interleaved: A B C A B C ..., so drift and noise from other load spread over every path alike.
+      for (let rep = 1; rep <= opts.reps; rep++) {
+        for (const [id, rp] of running) {
+          const st = status(id);
+          if (st.status !== "ran") continue;
+          let cell = rec.cells.find((x) => x.bench === bench.id && x.path === id);
+          if (cell === undefined) {
+            cell = { bench: bench.id, path: id, reps: [] } satisfies CellRecord;
+            rec.cells.push(cell);
+          }
+          if (cell.error !== undefined) continue;
+          if (!c.peer.running()) {
+            throw new CrosswayError("CW_BENCH_FAILED", `weston exited; log:\n${logTail(c.peer.logPath)}`);
+          }
+          const dead = rp.health();
+          if (dead !== undefined) {
+            st.status = "failed";
+            st.reason = dead;
+            continue;
+          }
+          try {
+            const run = await runClient(opts.bins[bench.client], bench.args(opts.mode), {
+              env: { ...c.env, WAYLAND_DISPLAY: rp.display },
+              pinned,
+              proxyPids: rp.proxyPids,
+              timeoutMs: bench.timeoutMs,
+            });
+            const units = bench.cpuUnits(run.result);
+            const cpu = rp.proxyPids.length > 0 ? run.proxyCpuNs / units : null;
+            const value = bench.value(run.result);
+            cell.reps.push({
+              rep,
+              value,
+              extras: Object.fromEntries(bench.extras.map((e) => [e.id, e.get(run.result)])),
+              cpuNsPerUnit: cpu,
+              cpuExact: run.proxyCpuExact,
+              result: run.result,
+            });
+            log(
+              `[${placement}] ${bench.id} ${rep}/${opts.reps} ${id}: ${fmt(value)} ${bench.unit}` +
+                (cpu === null ? "" : `, proxy ${fmtCpu(cpu)}/${bench.cpuPer}`),
+            );
+          } catch (err) {
+            cell.error = errMsg(err);
+            log(`[${placement}] ${bench.id} ${rep}/${opts.reps} ${id}: FAILED ${cell.error}`);
+            const gone = rp.health();
+            if (gone !== undefined) {
+              st.status = "failed";
+              st.reason = gone;
+            }
+          }
+        }
+      }
+    }
+    for (const [id, rp] of running) {
+      if (status(id).status !== "ran" || rp.proxyPids.length === 0) continue;
+      try {
+        const m = await measureMemory(id, rp, c, opts.bins, pinned, opts.idleClients);
+        rec.memory.push(m);
+        log(
+          `[${placement}] memory ${id}: ${fmt(m.rssKiBPerClient)} KiB VmRSS, ${fmt(m.pssKiBPerClient)} KiB PSS per idle client`,
+        );
+      } catch (err) {
+        log(`[${placement}] memory ${id}: FAILED ${errMsg(err)}`);
+      }
+    }
+  } catch (err) {
+    rec.error = errMsg(err);
+    log(`[${placement}] FAILED: ${rec.error}`);
+  } finally {
+    for (const rp of running.values()) {
+      await rp.stop();
+      live.delete(rp);
+    }
+    if (compositor !== undefined) {
+      await compositor.stop();
+      live.delete(compositor);
+    }
+    if (process.env.CROSSWAY_KEEP_BENCH_DIRS === "1") log(`[${placement}] logs kept in ${workDir}`);
+    else rmSync(workDir, { recursive: true, force: true });
+  }
+  return rec;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values: o } = parseArgs({
+    args: argv,
+    options: {
+      quick: { type: "boolean" },
+      reps: { type: "string" },
+      paths: { type: "string" },
+      benches: { type: "string" },
+      placements: { type: "string" },
+      "idle-clients": { type: "string" },
+      "no-micro": { type: "boolean" },
+      "micro-only": { type: "boolean" },
+      out: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    strict: true,
+  });
+  if (o.help === true) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const started = performance.now();
+  const mode: Mode = o.quick === true ? "quick" : "full";
+  const reps = int(o.reps, mode === "quick" ? 3 : 5, "reps");
+  const idleClients = int(o["idle-clients"], mode === "quick" ? 10 : 20, "idle-clients");
+  const pathIds = list(
+    o.paths,
+    ALL_PATHS.map((p) => p.id),
+    "path",
+  );
+  const benchIds = list(
+    o.benches,
+    MACRO_BENCHES.map((b) => b.id),
+    "benchmark",
+  );
+  const placements = list(o.placements, PLACEMENTS, "placement");
+  const microOnly = o["micro-only"] === true;
+  const outDir = resolve(o.out ?? join(REPO_ROOT, "bench/results"));
+
+  const report: BenchReport = {
+    schema: 1,
+    mode,
+    date: new Date().toISOString(),
+    durationS: 0,
+    machine: machineInfo(),
+    versions: peerVersions(),
+    git: gitState(REPO_ROOT),
+    config: { reps, idleClients, benches: benchIds, paths: pathIds, placements },
+    micro: [],
+    placements: [],
+  };
+  let bins: ClientBinaries | undefined;
+  if (!microOnly) {
+    log("bench: building the C clients");
+    bins = await buildClients(
+      join(REPO_ROOT, "bench/clients"),
+      join(REPO_ROOT, "node_modules/.cache/crossway-bench"),
+    );
+  }
+  if (o["no-micro"] !== true) {
+    log("bench: micro-benchmarks");
+    report.micro = await runMicro({ maxTime: mode === "quick" ? 0.25 : 1, log });
+  }
+  if (bins !== undefined) {
+    const paths = ALL_PATHS.filter((p) => pathIds.includes(p.id));
+    const benches = MACRO_BENCHES.filter((b) => benchIds.includes(b.id));
+    for (const placement of placements) {
+      if (interrupted) break;
+      log(`bench: ${placement} placement`);
+      report.placements.push(
+        await runPlacement(placement, paths, { mode, reps, idleClients, benches, bins }),
+      );
+    }
+  }
+  report.durationS = (performance.now() - started) / 1000;
+
+  const md = markdown(report);
+  mkdirSync(outDir, { recursive: true });
+  const stamp = report.date.replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
+  for (const name of [`run-${mode}-${stamp}`, `latest-${mode}`]) {
+    writeFileSync(join(outDir, `${name}.json`), `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(join(outDir, `${name}.md`), md);
+  }
+  process.stdout.write(`\n${md}\n`);
+  log(`bench: results in ${join(outDir, `latest-${mode}.{json,md}`)} (${fmt(report.durationS)} s)`);
+  const failed = report.placements.some(
+    (p) =>
+      p.error !== undefined || p.paths.some((s) => s.status === "failed") || p.cells.some((c) => c.error),
+  );
+  return failed ? 1 : 0;
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (err) {
+  if (err instanceof CrosswayError) {
+    log(`bench: ${err.message}`);
+    process.exitCode = err.code === "CW_USAGE" ? 2 : 1;
+  } else {
+    throw err;
+  }
+}
