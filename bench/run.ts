@@ -10,8 +10,8 @@ import { type IdleClient, runClient, startIdleClient } from "./lib/client.ts";
 import { type BenchCompositor, startCompositor } from "./lib/compositor.ts";
 import { gitState, machineInfo, peerVersions } from "./lib/machine.ts";
 import { MACRO_BENCHES, type MacroBench, type Mode } from "./lib/macro-benches.ts";
-import { logTail } from "./lib/processes.ts";
-import { sampleMemory } from "./lib/procfs.ts";
+import { logTail, useReaper } from "./lib/processes.ts";
+import { cpusAllowed, sampleMemory } from "./lib/procfs.ts";
 import {
   type BenchReport,
   type CellRecord,
@@ -25,13 +25,14 @@ import { fmt, fmtCpu } from "./lib/stats.ts";
 import { runMicro } from "./micro/run.ts";
 import { crosswayGuestPath, crosswayPath } from "./paths/crossway.ts";
 import { directPath } from "./paths/direct.ts";
+import { relayPath } from "./paths/relay.ts";
 import type { BenchPath, RunningPath } from "./paths/types.ts";
 import { waypipePath } from "./paths/waypipe.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
-/** Every path, in table order. direct and waypipe first: every ratio refers to them. */
-const ALL_PATHS: readonly BenchPath[] = [directPath, waypipePath, crosswayPath, crosswayGuestPath];
+/** Every path, in table order. Ratios refer to direct and waypipe; the relay is the floor of any proxy hop. */
+const ALL_PATHS: readonly BenchPath[] = [directPath, relayPath, waypipePath, crosswayPath, crosswayGuestPath];
 const PLACEMENTS: readonly Placement[] = ["pinned", "unpinned"];
 
 const USAGE = `Usage: npm run bench -- [options]
@@ -47,7 +48,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --out DIR               where results go (default bench/results)
 
 Results: bench/results/latest-<mode>.{json,md} and run-<mode>-<time>.{json,md}. Set CROSSWAY_KEEP_BENCH_DIRS=1 to
-keep the compositor and proxy logs. Prerequisites: scripts/setup.sh (weston, waypipe, gcc, pkgconf,
+keep the compositor and proxy logs, CROSSWAY_BENCH_CLI=/path/to/bin/crossway.js to measure another checkout. Prerequisites: scripts/setup.sh (weston, waypipe, gcc, pkgconf,
 libwayland-dev, wayland-protocols).`;
 
 function list<T extends string>(value: string | undefined, allowed: readonly T[], what: string): T[] {
@@ -133,7 +134,7 @@ async function runPlacement(
   opts: RunOptions,
 ): Promise<PlacementRecord> {
   const pinned = placement === "pinned";
-  const rec: PlacementRecord = { placement, paths: [], cells: [], memory: [] };
+  const rec: PlacementRecord = { placement, paths: [], cells: [], memory: [], affinity: {} };
   const workDir = mkdtempSync(join(tmpdir(), `crossway-bench-${placement}-`));
   const running = new Map<string, RunningPath>();
   let compositor: BenchCompositor | undefined;
@@ -142,6 +143,7 @@ async function runPlacement(
     mkdirSync(join(workDir, "weston"));
     compositor = await startCompositor(join(workDir, "weston"), pinned);
     live.add(compositor);
+    rec.affinity.weston = [cpusAllowed(compositor.pid)];
     for (const path of paths) {
       const st: PathStatus = { id: path.id, label: path.label, status: "ran" };
       rec.paths.push(st);
@@ -161,9 +163,11 @@ async function runPlacement(
           workDir: dir,
           pinned,
           repoRoot: REPO_ROOT,
+          bins: opts.bins,
         });
         running.set(path.id, rp);
         live.add(rp);
+        rec.affinity[path.id] = rp.proxyPids.map(cpusAllowed);
       } catch (err) {
         st.status = "failed";
         st.reason = `did not start: ${errMsg(err)}`;
@@ -314,6 +318,7 @@ async function main(argv: string[]): Promise<number> {
       join(REPO_ROOT, "bench/clients"),
       join(REPO_ROOT, "node_modules/.cache/crossway-bench"),
     );
+    useReaper(bins.reap);
   }
   if (o["no-micro"] !== true) {
     log("bench: micro-benchmarks");

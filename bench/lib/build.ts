@@ -9,8 +9,11 @@ import { requireCommand } from "./processes.ts";
 
 const exec = promisify(execFile);
 
-/** The benchmark client programs, one per C file in bench/clients/. */
-export const CLIENT_NAMES = ["connect", "roundtrip", "burst", "shm", "idle"] as const;
+/**
+ * The benchmark programs, one per C file in bench/clients/: the clients, the reference relay proxy, and the
+ * subreaper that every long-running peer is started under.
+ */
+export const CLIENT_NAMES = ["connect", "roundtrip", "burst", "shm", "idle", "relay", "reap"] as const;
 /** One of {@link CLIENT_NAMES}. */
 export type ClientName = (typeof CLIENT_NAMES)[number];
 

@@ -39,6 +39,16 @@ export function pinnedCommand(pinned: boolean, cmd: string, args: readonly strin
   return pinned ? ["taskset", ["-c", PINNED_CPU, cmd, ...args]] : [cmd, [...args]];
 }
 
+let reaper: string | undefined;
+
+/**
+ * Starts every later peer under `reapBin` (bench/clients/reap.c), a child subreaper, so the grandchildren it
+ * orphans when stopped are reaped instead of piling up as zombies of PID 1.
+ */
+export function useReaper(reapBin: string): void {
+  reaper = reapBin;
+}
+
 /** A running peer whose output goes to a log file. */
 export interface PeerProcess {
   readonly name: string;
@@ -48,7 +58,7 @@ export interface PeerProcess {
   running(): boolean;
   /** Resolves with the exit code (or null when killed by a signal). */
   readonly exited: Promise<number | null>;
-  /** SIGTERM to the group, SIGKILL after 2 s, then SIGKILL to any descendant left. Idempotent. */
+  /** SIGTERM to the group; after 3 s SIGKILL to the descendants, then to the peer itself. Idempotent. */
   stop(): Promise<void>;
 }
 
@@ -96,18 +106,17 @@ export function spawnPeer(
     });
   });
   let stopping: Promise<void> | undefined;
+  const wait = (ms: number): Promise<void> =>
+    Promise.race([exited.then(() => {}), new Promise<void>((r) => setTimeout(r, ms).unref())]);
   const stop = async (): Promise<void> => {
-    // Descendants that left the group (none of our peers do this today) are found by ppid before the kill.
-    const tree = processTree([pid]);
     killGroup(pid, "SIGTERM");
-    const timer = new Promise<void>((r) => setTimeout(r, 2000).unref());
-    await Promise.race([exited, timer]);
-    if (alive) killGroup(pid, "SIGKILL");
-    await exited;
-    for (const p of tree) {
-      try {
-        process.kill(p, "SIGKILL");
-      } catch {}
+    await wait(3000);
+    if (alive) {
+      // Descendants first, so the reaper (or the peer) can still reap them, then the peer itself.
+      for (const p of processTree([pid])) if (p !== pid) killPid(p);
+      await wait(1000);
+      if (alive) killGroup(pid, "SIGKILL");
+      await exited;
     }
   };
   return {
@@ -121,6 +130,12 @@ export function spawnPeer(
       return stopping;
     },
   };
+}
+
+function killPid(pid: number): void {
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {}
 }
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {

@@ -124,3 +124,8 @@ export function sampleMemory(roots: readonly number[]): MemorySample {
   }
   return { pids, rssKiB, pssKiB };
 }
+
+/** The CPUs a process may run on (Cpus_allowed_list of /proc/<pid>/status), e.g. "0" when pinned or "0-1". */
+export function cpusAllowed(pid: number): string {
+  return /^Cpus_allowed_list:\s*(\S+)/m.exec(readText(`/proc/${pid}/status`) ?? "")?.[1] ?? "?";
+}

@@ -51,6 +51,8 @@ export interface PlacementRecord {
   readonly paths: PathStatus[];
   readonly cells: CellRecord[];
   readonly memory: MemoryRecord[];
+  /** Cpus_allowed_list of the compositor and of each path's proxy processes, checked after they started. */
+  readonly affinity: Record<string, string[]>;
   error?: string;
 }
 
@@ -103,6 +105,12 @@ export function summarize(cell: CellRecord | undefined): CellSummary | undefined
   };
 }
 
+/** A reason cut to one table-friendly line (the JSON keeps it whole). */
+function short(reason: string | undefined): string {
+  const line = (reason ?? "").split("\n")[0]?.replaceAll("|", "/") ?? "";
+  return line.length > 110 ? `${line.slice(0, 107)}...` : line;
+}
+
 function cellOf(p: PlacementRecord, bench: string, path: string): CellRecord | undefined {
   return p.cells.find((c) => c.bench === bench && c.path === path);
 }
@@ -110,12 +118,12 @@ function cellOf(p: PlacementRecord, bench: string, path: string): CellRecord | u
 function benchRow(p: PlacementRecord, bench: MacroBench, status: PathStatus): string {
   const name = `${bench.label}`;
   if (status.status === "not available")
-    return `| ${name} | ${status.label} | not available: ${status.reason} ||||||`;
+    return `| ${name} | ${status.label} | not available: ${short(status.reason)} ||||||`;
   const cell = cellOf(p, bench.id, status.id);
   const s = summarize(cell);
   if (s === undefined) {
     const why = cell?.error ?? status.reason ?? "no result";
-    return `| ${name} | ${status.label} | failed: ${why.replaceAll("|", "/").replaceAll("\n", " ")} ||||||`;
+    return `| ${name} | ${status.label} | failed: ${short(why)} ||||||`;
   }
   const ref = (id: string): string => {
     const r = summarize(cellOf(p, bench.id, id));
@@ -124,8 +132,7 @@ function benchRow(p: PlacementRecord, bench: MacroBench, status: PathStatus): st
   const extras = bench.extras.map(
     (e) => `${e.label ? `${e.label} ` : ""}${fmt(s.extras[e.id] ?? NaN)} ${e.unit}`,
   );
-  if (cell?.error !== undefined)
-    extras.push(`(${cell.reps.length} reps; then failed: ${cell.error.slice(0, 80)})`);
+  if (cell?.error !== undefined) extras.push(`(${cell.reps.length} reps; then failed: ${short(cell.error)})`);
   const cpu =
     s.cpuNsPerUnit === null ? "–" : `${fmtCpu(s.cpuNsPerUnit)}/${bench.cpuPer}${s.cpuExact ? "" : "*"}`;
   return `| ${name} | ${status.label} | **${fmt(s.median)}** ${bench.unit} | ${fmt(s.min)}–${fmt(s.max)} (n=${s.n}) | ${ref("direct")} | ${ref("waypipe")} | ${cpu} | ${extras.join(", ")} |`;
@@ -135,10 +142,10 @@ function memoryRow(p: PlacementRecord, status: PathStatus, idleClients: number):
   const name = `idle client memory (${idleClients} clients)`;
   if (status.id === "direct") return `| ${name} | ${status.label} | – (no proxy) ||||||`;
   if (status.status === "not available")
-    return `| ${name} | ${status.label} | not available: ${status.reason} ||||||`;
+    return `| ${name} | ${status.label} | not available: ${short(status.reason)} ||||||`;
   const m = p.memory.find((r) => r.path === status.id);
   if (m === undefined)
-    return `| ${name} | ${status.label} | failed: ${status.reason ?? "not measured"} ||||||`;
+    return `| ${name} | ${status.label} | failed: ${short(status.reason ?? "not measured")} ||||||`;
   const wp = p.memory.find((r) => r.path === "waypipe");
   const vsWp = wp === undefined ? "–" : fmtRatio(m.rssKiBPerClient / wp.rssKiBPerClient);
   return `| ${name} | ${status.label} | **${fmt(m.rssKiBPerClient)}** KiB VmRSS/client | (n=1) | – | ${vsWp} | – | PSS ${fmt(m.pssKiBPerClient)} KiB/client; VmRSS ${fmt(m.before.rssKiB / 1024)}→${fmt(m.after.rssKiB / 1024)} MiB |`;
@@ -237,7 +244,8 @@ export function targetsTable(report: BenchReport): string {
     const p = report.placements.find((x) => x.placement === t.placement);
     const v = p === undefined ? undefined : t.measure(p);
     const status = p?.paths.find((s) => s.id === "crossway");
-    const pending = status?.status === "ran" ? "no result" : `pending (${status?.reason ?? "not run"})`;
+    const pending =
+      status?.status === "ran" ? "no result" : `pending (${short(status?.reason ?? "not run")})`;
     lines.push(
       v === undefined
         ? `| ${t.what} | ${t.placement} | ${t.goal} | – | ${pending} |`

@@ -25,9 +25,14 @@ function guestAloneArgs(compositorSocket: string, appSocket: string): string[] {
   return ["guest", GUEST_ALONE_OPTION, compositorSocket, "--socket", appSocket];
 }
 
+/** The crossway CLI to measure: this checkout's, or another build's named by CROSSWAY_BENCH_CLI. */
+function cliPath(repoRoot: string): string {
+  return process.env.CROSSWAY_BENCH_CLI ?? join(repoRoot, "bin/crossway.js");
+}
+
 /** `node bin/crossway.js <subcommand> --help`: exit status 0 and the help text, or undefined if unregistered. */
 async function subcommandHelp(repoRoot: string, sub: string): Promise<string | undefined> {
-  const child = spawn(process.execPath, [join(repoRoot, "bin/crossway.js"), sub, "--help"], {
+  const child = spawn(process.execPath, [cliPath(repoRoot), sub, "--help"], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, CROSSWAY_LOG: "silent" },
   });
@@ -41,7 +46,7 @@ async function subcommandHelp(repoRoot: string, sub: string): Promise<string | u
 }
 
 async function startCrossway(ctx: PathContext, withDevice: boolean): Promise<RunningPath> {
-  const crossway = join(ctx.repoRoot, "bin/crossway.js");
+  const crossway = cliPath(ctx.repoRoot);
   const appSocket = join(ctx.workDir, "crossway-app.sock");
   const deviceSocket = join(ctx.workDir, "crossway-device.sock");
   const env = { ...ctx.env, CROSSWAY_LOG: process.env.CROSSWAY_LOG ?? "warn" };

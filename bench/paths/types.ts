@@ -1,4 +1,5 @@
 // The interface every measured path implements: direct, waypipe, and the crossway hooks.
+import type { ClientBinaries } from "../lib/build.ts";
 import type { Env } from "../lib/processes.ts";
 
 /** What a path needs to start: where the compositor is and where to put its sockets and logs. */
@@ -13,6 +14,8 @@ export interface PathContext {
   readonly pinned: boolean;
   /** The repository root (for bin/crossway.js). */
   readonly repoRoot: string;
+  /** The compiled benchmark programs (the relay path runs one of them). */
+  readonly bins: ClientBinaries;
 }
 
 /** A started path: clients connect with WAYLAND_DISPLAY=`display` (an absolute socket path). */
