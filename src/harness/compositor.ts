@@ -1,0 +1,64 @@
+// The shape of a running test compositor (weston or sway) and the private directories peers run in.
+import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Env } from "./processes.ts";
+
+/** A running headless compositor in its own runtime dir. Clients run with `env`. */
+export interface Compositor {
+  kind: "weston" | "sway";
+  /** The private XDG_RUNTIME_DIR (mode 0700) the compositor's socket lives in. */
+  runtimeDir: string;
+  /** Absolute path of the Wayland socket. */
+  socketPath: string;
+  /** The socket's name in runtimeDir: what WAYLAND_DISPLAY holds. */
+  displayName: string;
+  /** XDG_RUNTIME_DIR and WAYLAND_DISPLAY for clients, plus PATH, HOME and a UTF-8 locale. */
+  env: Record<string, string>;
+  /** The compositor's pid (for sway: the runuser process whose child is sway). */
+  pid: number;
+  /** stdout+stderr of the compositor. Removed by stop() unless CROSSWAY_KEEP_PEER_DIRS=1. */
+  logPath: string;
+  /** Writes a PNG of the whole output (grim for sway, weston-screenshooter for weston). */
+  screenshot(pngPath: string): Promise<void>;
+  /** Kills the compositor and everything it started, checks by pid that nothing is left. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** A scratch directory for one peer: `base` holds logs and config, `runtimeDir` (0700) its sockets. */
+export interface PeerDirs {
+  base: string;
+  runtimeDir: string;
+  /** Removes everything unless CROSSWAY_KEEP_PEER_DIRS=1 (then prints nothing; the paths are in the logs). */
+  remove(): void;
+}
+
+/** Makes a fresh private directory pair under the system temp dir. */
+export function makePeerDirs(kind: string): PeerDirs {
+  const base = mkdtempSync(join(tmpdir(), `crossway-${kind}-`));
+  // Traversable by an unprivileged compositor user (sway runs as wltest); the runtime dir itself stays private.
+  chmodSync(base, 0o755);
+  const runtimeDir = join(base, "xdg");
+  return {
+    base,
+    runtimeDir,
+    remove: () => {
+      if (process.env.CROSSWAY_KEEP_PEER_DIRS === "1") return;
+      rmSync(base, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The environment a client of a peer gets: a minimal, predictable one plus the given variables. */
+export function clientEnv(extra: Env): Env {
+  const env: Env = {
+    PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin",
+    HOME: process.env.HOME ?? "/root",
+    LANG: "C.UTF-8",
+  };
+  for (const k of ["TMPDIR", "CROSSWAY_LOG"]) {
+    const v = process.env[k];
+    if (v !== undefined) env[k] = v;
+  }
+  return { ...env, ...extra };
+}

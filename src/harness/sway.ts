@@ -1,0 +1,117 @@
+// Starts headless sway (pixman) as the unprivileged user `wltest` in a private runtime dir; root clients connect.
+import { execFileSync } from "node:child_process";
+import { chownSync, closeSync, mkdirSync, openSync, readdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { CrosswayError } from "../errors.ts";
+import { type Compositor, clientEnv, makePeerDirs } from "./compositor.ts";
+import { logTail, requireCommand, runOk, spawnTracked, waitFor } from "./processes.ts";
+
+/** The unprivileged user sway runs as (sway refuses root: "Unable to drop root"); scripts/setup.sh creates it. */
+export const SWAY_USER = "wltest";
+
+/** Options of {@link startSway}. */
+export interface SwayOptions {
+  width?: number;
+  height?: number;
+}
+
+function userIds(user: string): { uid: number; gid: number } {
+  try {
+    const uid = Number(execFileSync("id", ["-u", user], { encoding: "utf8" }).trim());
+    const gid = Number(execFileSync("id", ["-g", user], { encoding: "utf8" }).trim());
+    return { uid, gid };
+  } catch {
+    throw new CrosswayError(
+      "CW_HARNESS_START",
+      `user '${user}' does not exist: run scripts/setup.sh (it runs 'useradd -m ${user}'; sway refuses to run as root)`,
+    );
+  }
+}
+
+/**
+ * Starts sway with the headless backend and the pixman renderer via `runuser -u wltest`, in a runtime dir owned
+ * by wltest (mode 0700). libwayland picks the socket name (the first free wayland-N), so it is detected.
+ * Clients running as root reach it through DAC override. Xwayland is disabled so nothing starts lazily.
+ */
+export async function startSway(opts: SwayOptions = {}): Promise<Compositor> {
+  requireCommand("sway", "sway");
+  requireCommand("runuser", "util-linux");
+  const { uid, gid } = userIds(SWAY_USER);
+  const dirs = makePeerDirs("sway");
+  mkdirSync(dirs.runtimeDir, { mode: 0o700 });
+  chownSync(dirs.runtimeDir, uid, gid);
+  const width = opts.width ?? 800;
+  const height = opts.height ?? 600;
+  const configPath = join(dirs.base, "sway.conf");
+  writeFileSync(
+    configPath,
+    [
+      `output HEADLESS-1 resolution ${width}x${height} position 0,0 bg #000000 solid_color`,
+      "default_border none",
+      "default_floating_border none",
+      "font pango:DejaVu Sans Mono 8",
+      "xwayland disable",
+      "",
+    ].join("\n"),
+    { mode: 0o644 },
+  );
+  const logPath = join(dirs.base, "sway.log");
+  const swayEnv = [
+    `XDG_RUNTIME_DIR=${dirs.runtimeDir}`,
+    "WLR_BACKENDS=headless",
+    "WLR_RENDERER=pixman",
+    "WLR_LIBINPUT_NO_DEVICES=1",
+    "WLR_HEADLESS_OUTPUTS=1",
+    `HOME=${dirs.base}`,
+    "LANG=C.UTF-8",
+    `PATH=${process.env.PATH ?? "/usr/bin:/bin"}`,
+  ];
+  const logFd = openSync(logPath, "a");
+  let proc: ReturnType<typeof spawnTracked>;
+  try {
+    proc = spawnTracked(
+      "sway",
+      "runuser",
+      ["-u", SWAY_USER, "--", "env", "-i", ...swayEnv, "sway", "-c", configPath, "-d"],
+      { logFd },
+    );
+  } finally {
+    closeSync(logFd);
+  }
+  let displayName: string;
+  try {
+    displayName = await waitFor(
+      "sway's wayland socket",
+      () => readdirSync(dirs.runtimeDir).find((f) => /^wayland-\d+$/.test(f)),
+      {
+        abort: () => (proc.running ? undefined : "sway exited"),
+        explain: () => `sway log ${logPath}:\n${logTail(logPath)}`,
+      },
+    );
+  } catch (err) {
+    await proc.stop();
+    dirs.remove();
+    throw err;
+  }
+  // sway (and swaybg) now exist: remember them so stop() can check each pid even after re-parenting.
+  proc.snapshot();
+  const env = clientEnv({ XDG_RUNTIME_DIR: dirs.runtimeDir, WAYLAND_DISPLAY: displayName });
+  let stopped: Promise<void> | undefined;
+  return {
+    kind: "sway",
+    runtimeDir: dirs.runtimeDir,
+    socketPath: join(dirs.runtimeDir, displayName),
+    displayName,
+    env,
+    pid: proc.pid,
+    logPath,
+    async screenshot(pngPath: string): Promise<void> {
+      requireCommand("grim", "grim");
+      await runOk("grim", [pngPath], { env, timeoutMs: 15_000 });
+    },
+    stop(): Promise<void> {
+      stopped ??= proc.stop().finally(() => dirs.remove());
+      return stopped;
+    },
+  };
+}

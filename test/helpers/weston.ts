@@ -1,0 +1,2 @@
+// Test-side entry to startWeston (headless, pixman, --debug); the code lives in src/harness.
+export { startWeston, type WestonOptions } from "../../src/harness/weston.ts";

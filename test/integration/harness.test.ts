@@ -1,0 +1,129 @@
+// The real-peer harness end to end: weston, sway and PipeWire start, answer real clients, and leave no process.
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import type { Compositor } from "../helpers/compositor.ts";
+import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { type PipeWireStack, startPipeWire } from "../helpers/pipewire.ts";
+import { countColor, readPng } from "../helpers/png.ts";
+import {
+  descendants,
+  isAlive,
+  type ProcessId,
+  processId,
+  requireCommand,
+  run,
+  spawnTracked,
+  waitFor,
+} from "../helpers/processes.ts";
+import { startSway } from "../helpers/sway.ts";
+import { startWeston } from "../helpers/weston.ts";
+
+useFdLeakCheck();
+
+const scratch = mkdtempSync(join(tmpdir(), "crossway-harness-test-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+/** `pid` and every process under it now, to check after stop() that each one is gone. */
+function treeNow(pid: number): ProcessId[] {
+  const self = processId(pid);
+  return [...(self === undefined ? [] : [self]), ...descendants(pid)];
+}
+
+describe("requireCommand", () => {
+  it("names the Debian package of a missing tool", () => {
+    expect(() => requireCommand("crossway-no-such-tool", "crossway-no-such-package")).toThrow(
+      /crossway-no-such-tool not found: install Debian package 'crossway-no-such-package'/,
+    );
+  });
+});
+
+describe("weston", () => {
+  it("starts headless, answers wayland-info, screenshots, and stops without leftovers", async () => {
+    requireCommand("wayland-info", "wayland-utils");
+    const weston: Compositor = await startWeston({ width: 640, height: 480 });
+    const ids = treeNow(weston.pid);
+    try {
+      expect(weston.socketPath).toBe(join(weston.runtimeDir, weston.displayName));
+      const info = await run("wayland-info", [], { env: weston.env, timeoutMs: 10_000 });
+      expect(info.code, info.stderr.toString()).toBe(0);
+      expect(info.stdout.toString()).toMatch(/interface: 'wl_compositor'/);
+      expect(info.stdout.toString()).toMatch(
+        /interface: 'weston_screenshooter'|interface: 'weston_capture_v1'/,
+      );
+      const shot = join(scratch, "weston.png");
+      await weston.screenshot(shot);
+      const img = readPng(shot);
+      expect([img.width, img.height]).toEqual([640, 480]);
+    } finally {
+      await weston.stop();
+    }
+    await weston.stop(); // idempotent
+    for (const id of ids) expect(isAlive(id), `weston pid ${id.pid}`).toBe(false);
+  });
+});
+
+describe("sway", () => {
+  it("runs foot with a solid background and grim sees it; stops without leftovers", async () => {
+    requireCommand("wayland-info", "wayland-utils");
+    requireCommand("foot", "foot");
+    requireCommand("grim", "grim");
+    const sway = await startSway({ width: 800, height: 600 });
+    const ids = treeNow(sway.pid);
+    // runuser -> sway -> swaybg: the whole tree is checked, not just the pid we spawned.
+    expect(ids.length).toBeGreaterThanOrEqual(2);
+    try {
+      const info = await run("wayland-info", [], { env: sway.env, timeoutMs: 10_000 });
+      expect(info.code, info.stderr.toString()).toBe(0);
+      expect(info.stdout.toString()).toMatch(/interface: 'wl_seat'/);
+      expect(info.stdout.toString()).toMatch(/interface: 'zwlr_screencopy_manager_v1'/);
+
+      const footIni = join(scratch, "foot.ini");
+      writeFileSync(
+        footIni,
+        "[colors]\nbackground=0000ff\nforeground=ffffff\n[main]\nfont=DejaVu Sans Mono:size=8\n",
+      );
+      const foot = spawnTracked("foot", "foot", ["-c", footIni, "sh", "-c", "sleep 60"], { env: sway.env });
+      ids.push(...treeNow(foot.pid));
+      try {
+        const shot = join(scratch, "sway.png");
+        // The tiled window fills the 800x600 output once foot has drawn its first frame (~260 ms here).
+        const blue = await waitFor(
+          "foot's blue background in a grim screenshot",
+          async () => {
+            await sway.screenshot(shot);
+            const c = countColor(readPng(shot), [0, 0, 255]);
+            return c.count > 400_000 ? c : undefined;
+          },
+          { timeoutMs: 15_000, intervalMs: 100 },
+        );
+        expect(blue.bbox).toEqual({ x0: 0, y0: 0, x1: 799, y1: 599 });
+      } finally {
+        await foot.stop();
+      }
+    } finally {
+      await sway.stop();
+    }
+    for (const id of ids) expect(isAlive(id), `pid ${id.pid}`).toBe(false);
+  });
+});
+
+describe("pipewire", () => {
+  it("starts dbus + pipewire + wireplumber, answers pw-cli info 0, and stops without leftovers", async () => {
+    const pw: PipeWireStack = await startPipeWire();
+    const ids = pw.pids.map((p) => processId(p)).filter((p): p is ProcessId => p !== undefined);
+    expect(ids).toHaveLength(3);
+    try {
+      const info = await run("pw-cli", ["info", "0"], { env: pw.env, timeoutMs: 10_000 });
+      expect(info.code, info.stderr.toString()).toBe(0);
+      expect(info.stdout.toString()).toMatch(/core\.daemon = "true"/);
+      expect(info.stdout.toString()).toMatch(/name: "pipewire-0"/);
+      const nodes = await run("pw-cli", ["ls", "Node"], { env: pw.env, timeoutMs: 10_000 });
+      expect(nodes.stdout.toString()).toContain('node.name = "testsink"');
+    } finally {
+      await pw.stop();
+    }
+    for (const id of ids) expect(isAlive(id), `pipewire-stack pid ${id.pid}`).toBe(false);
+  });
+});
