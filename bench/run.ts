@@ -140,8 +140,7 @@ async function runPlacement(
   let compositor: BenchCompositor | undefined;
   const status = (id: string): PathStatus => rec.paths.find((s) => s.id === id) as PathStatus;
   try {
-    mkdirSync(join(workDir, "weston"));
-    compositor = await startCompositor(join(workDir, "weston"), pinned);
+    compositor = await startCompositor(pinned);
     live.add(compositor);
     rec.affinity.weston = [cpusAllowed(compositor.pid)];
     for (const path of paths) {
@@ -187,8 +186,8 @@ async function runPlacement(
             rec.cells.push(cell);
           }
           if (cell.error !== undefined) continue;
-          if (!c.peer.running()) {
-            throw new CrosswayError("CW_BENCH_FAILED", `weston exited; log:\n${logTail(c.peer.logPath)}`);
+          if (!c.running()) {
+            throw new CrosswayError("CW_BENCH_FAILED", `weston exited; log:\n${logTail(c.logPath)}`);
           }
           const dead = rp.health();
           if (dead !== undefined) {

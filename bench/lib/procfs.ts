@@ -129,3 +129,9 @@ export function sampleMemory(roots: readonly number[]): MemorySample {
 export function cpusAllowed(pid: number): string {
   return /^Cpus_allowed_list:\s*(\S+)/m.exec(readText(`/proc/${pid}/status`) ?? "")?.[1] ?? "?";
 }
+
+/** True while `pid` exists and is neither a zombie nor dead. */
+export function isRunning(pid: number): boolean {
+  const state = statFields(pid)?.[0];
+  return state !== undefined && state !== "Z" && state !== "X";
+}
