@@ -1,7 +1,8 @@
 // Long-running peers of a benchmark (compositor, proxies): spawned in their own process group, optionally pinned.
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { accessSync, closeSync, constants, existsSync, openSync, readFileSync } from "node:fs";
-import { delimiter, join } from "node:path";
+import { basename, delimiter, join } from "node:path";
 import { CrosswayError } from "../../src/errors.ts";
 import { processTree } from "./procfs.ts";
 
@@ -70,14 +71,20 @@ export interface SpawnPeerOptions {
   cwd?: string;
 }
 
-/** Spawns `cmd args` in its own process group with stdout and stderr appended to `logPath`. */
+/**
+ * Spawns `cmd args` in its own process group with stdout and stderr appended to `logPath`, under the subreaper
+ * when {@link useReaper} was called (then `pid` is the reaper's; the command is its only child).
+ */
 export function spawnPeer(
   name: string,
   cmd: string,
   args: readonly string[],
   opts: SpawnPeerOptions,
 ): PeerProcess {
-  const [file, argv] = pinnedCommand(opts.pinned, cmd, args);
+  const [file, argv] =
+    reaper === undefined
+      ? pinnedCommand(opts.pinned, cmd, args)
+      : pinnedCommand(opts.pinned, reaper, [cmd, ...args]);
   const logFd = openSync(opts.logPath, "a");
   let child: ChildProcess;
   try {
@@ -153,20 +160,48 @@ export function logTail(path: string, lines = 15): string {
   }
 }
 
-/** Waits until `path` exists; fails early when `peer` exits, with the tail of its log. */
+/** A socket file name unique on this machine (`<random>-<suffix>`), so {@link isListening} can match by name. */
+export function uniqueName(suffix: string): string {
+  return `${randomBytes(4).toString("hex")}-${suffix}`;
+}
+
+/** True when a Unix socket bound to `path` is listening (flag __SO_ACCEPTCON in /proc/net/unix). */
+export function isListening(path: string): boolean {
+  const name = basename(path);
+  let table: string;
+  try {
+    table = readFileSync("/proc/net/unix", "latin1");
+  } catch {
+    return existsSync(path);
+  }
+  for (const line of table.split("\n")) {
+    // "Num RefCount Protocol Flags Type St Inode Path"; a path may not contain spaces here (ours never do).
+    // waypipe binds after chdir to the socket's directory, so the table shows only the name: callers make
+    // names unique (see uniqueName).
+    const f = line.trim().split(/\s+/);
+    if ((f[7] === path || f[7] === name) && f[3] === "00010000") return true;
+  }
+  return false;
+}
+
+/**
+ * Waits until a socket at `path` is listening: the file appears at bind(), before listen(), and a client
+ * connecting in between gets ECONNREFUSED (seen with waypipe server). Fails early when `peer` exits, with the
+ * tail of its log.
+ */
 export async function waitForPath(path: string, peer: PeerProcess, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!existsSync(path)) {
+  while (!isListening(path)) {
     if (!peer.running()) {
       throw new CrosswayError(
         "CW_HARNESS_START",
-        `${peer.name} exited before creating ${path}; log ${peer.logPath}:\n${logTail(peer.logPath)}`,
+        `${peer.name} exited before listening on ${path}; log ${peer.logPath}:\n${logTail(peer.logPath)}`,
       );
     }
     if (Date.now() > deadline) {
       throw new CrosswayError(
         "CW_HARNESS_START",
-        `${peer.name} did not create ${path} within ${timeoutMs} ms; log ${peer.logPath}:\n${logTail(peer.logPath)}`,
+        `${peer.name} did not listen on ${path} within ${timeoutMs} ms; log ${peer.logPath}:\n${logTail(peer.logPath)}`,
       );
     }
     await new Promise((r) => setTimeout(r, 10));

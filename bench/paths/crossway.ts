@@ -1,7 +1,7 @@
 // The crossway paths: guest proxy + emulated device (two processes, like waypipe), and the guest proxy alone.
 import { spawn } from "node:child_process";
 import { join } from "node:path";
-import { type PeerProcess, spawnPeer, waitForPath } from "../lib/processes.ts";
+import { type PeerProcess, spawnPeer, uniqueName, waitForPath } from "../lib/processes.ts";
 import type { BenchPath, PathContext, RunningPath } from "./types.ts";
 
 /*
@@ -47,8 +47,8 @@ async function subcommandHelp(repoRoot: string, sub: string): Promise<string | u
 
 async function startCrossway(ctx: PathContext, withDevice: boolean): Promise<RunningPath> {
   const crossway = cliPath(ctx.repoRoot);
-  const appSocket = join(ctx.workDir, "crossway-app.sock");
-  const deviceSocket = join(ctx.workDir, "crossway-device.sock");
+  const appSocket = join(ctx.workDir, uniqueName("crossway-app.sock"));
+  const deviceSocket = join(ctx.workDir, uniqueName("crossway-device.sock"));
   const env = { ...ctx.env, CROSSWAY_LOG: process.env.CROSSWAY_LOG ?? "warn" };
   const peers: PeerProcess[] = [];
   try {

@@ -1,6 +1,6 @@
 // A trivial C relay (bench/clients/relay.c) as the floor of any proxy hop: bytes and fds forwarded, nothing parsed.
 import { join } from "node:path";
-import { spawnPeer, waitForPath } from "../lib/processes.ts";
+import { spawnPeer, uniqueName, waitForPath } from "../lib/processes.ts";
 import type { BenchPath } from "./types.ts";
 
 /** One process, one hop: what a proxy costs before it does any work of its own. */
@@ -9,7 +9,7 @@ export const relayPath: BenchPath = {
   label: "C relay (floor)",
   available: async () => undefined,
   start: async (ctx) => {
-    const display = join(ctx.workDir, "relay.sock");
+    const display = join(ctx.workDir, uniqueName("relay.sock"));
     const relay = spawnPeer("relay", ctx.bins.relay, [display, ctx.compositorSocket], {
       env: ctx.env,
       pinned: ctx.pinned,

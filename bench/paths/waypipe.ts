@@ -1,6 +1,6 @@
 // waypipe 0.8.4 as the comparison proxy: `waypipe client` next to the compositor, `waypipe server` next to the app.
 import { join } from "node:path";
-import { requireCommand, spawnPeer, waitForPath } from "../lib/processes.ts";
+import { requireCommand, spawnPeer, uniqueName, waitForPath } from "../lib/processes.ts";
 import type { BenchPath } from "./types.ts";
 
 /** Compression off and no GPU, so waypipe copies and diffs shm like a plain relay would (environment.md §2.5). */
@@ -24,8 +24,8 @@ export const waypipePath: BenchPath = {
     }
   },
   start: async (ctx) => {
-    const transport = join(ctx.workDir, "waypipe.sock");
-    const display = join(ctx.workDir, "waypipe-app.sock");
+    const transport = join(ctx.workDir, uniqueName("waypipe.sock"));
+    const display = join(ctx.workDir, uniqueName("waypipe-app.sock"));
     const clientSide = spawnPeer("waypipe client", "waypipe", ["--socket", transport, ...COMMON, "client"], {
       env: { ...ctx.env, WAYLAND_DISPLAY: ctx.compositorSocket },
       pinned: ctx.pinned,
