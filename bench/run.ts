@@ -1,5 +1,5 @@
 // Entry of `npm run bench`: micro-benchmarks, then every end-to-end benchmark on every path, interleaved, per placement.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -46,6 +46,7 @@ const USAGE = `Usage: npm run bench -- [options]
   --no-micro              skip the micro-benchmarks
   --micro-only            only the micro-benchmarks
   --out DIR               where results go (default bench/results)
+  --render FILE.json      print the markdown tables of an earlier run and exit
 
 Results: bench/results/latest-<mode>.{json,md} and run-<mode>-<time>.{json,md}. Set CROSSWAY_KEEP_BENCH_DIRS=1 to
 keep the compositor and proxy logs, CROSSWAY_BENCH_CLI=/path/to/bin/crossway.js to measure another checkout. Prerequisites: scripts/setup.sh (weston, waypipe, gcc, pkgconf,
@@ -272,12 +273,18 @@ async function main(argv: string[]): Promise<number> {
       "no-micro": { type: "boolean" },
       "micro-only": { type: "boolean" },
       out: { type: "string" },
+      render: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
     strict: true,
   });
   if (o.help === true) {
     process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (o.render !== undefined) {
+    // Re-renders the tables of an earlier run without measuring anything.
+    process.stdout.write(`${markdown(JSON.parse(readFileSync(o.render, "utf8")) as BenchReport)}\n`);
     return 0;
   }
   const started = performance.now();

@@ -255,6 +255,64 @@ export function targetsTable(report: BenchReport): string {
   return lines.join("\n");
 }
 
+interface SummaryRow {
+  readonly label: string;
+  readonly placement: Placement;
+  readonly bench: string;
+  readonly kind: "median" | "cpu" | "rss";
+}
+
+/** The headline figures: latency and CPU cost pinned, throughput and memory unpinned (issue 7). */
+const SUMMARY_ROWS: readonly SummaryRow[] = [
+  { label: "round trip, median µs", placement: "pinned", bench: "roundtrip", kind: "median" },
+  {
+    label: "connect + registry + round trip, median µs",
+    placement: "pinned",
+    bench: "connect",
+    kind: "median",
+  },
+  { label: "request burst, msg/s", placement: "pinned", bench: "burst", kind: "median" },
+  { label: "proxy CPU per message (burst)", placement: "pinned", bench: "burst", kind: "cpu" },
+  { label: "shm 1080p full frames, fps", placement: "unpinned", bench: "shm-full", kind: "median" },
+  { label: "proxy CPU per full frame", placement: "pinned", bench: "shm-full", kind: "cpu" },
+  { label: "shm 1080p 64x64 damage, fps", placement: "unpinned", bench: "shm-damage", kind: "median" },
+  { label: "proxy CPU per 64x64 frame", placement: "pinned", bench: "shm-damage", kind: "cpu" },
+  { label: "VmRSS per idle client", placement: "unpinned", bench: "", kind: "rss" },
+];
+
+function summaryCell(p: PlacementRecord | undefined, row: SummaryRow, path: string): string {
+  const status = p?.paths.find((s) => s.id === path);
+  if (p === undefined || status === undefined) return "not run";
+  if (status.status === "not available") return "pending";
+  if (row.kind === "rss") {
+    if (path === "direct") return "–";
+    const m = p.memory.find((r) => r.path === path);
+    return m === undefined ? "failed" : `${fmt(m.rssKiBPerClient)} KiB`;
+  }
+  const s = summarize(cellOf(p, row.bench, path));
+  if (s === undefined) return "failed";
+  if (row.kind === "cpu") return s.cpuNsPerUnit === null ? "–" : fmtCpu(s.cpuNsPerUnit);
+  return fmt(s.median);
+}
+
+/** One compact table of the headline figures, one column per path (the README shows this one). */
+export function summaryTable(report: BenchReport): string {
+  const paths = report.placements[0]?.paths ?? [];
+  const lines = [
+    `| | ${paths.map((s) => s.label).join(" | ")} |`,
+    `|---|${paths.map(() => "--:").join("|")}|`,
+  ];
+  for (const row of SUMMARY_ROWS) {
+    if (row.bench !== "" && !report.config.benches.includes(row.bench)) continue;
+    const p = report.placements.find((x) => x.placement === row.placement);
+    if (p === undefined) continue;
+    lines.push(
+      `| ${row.label} (${row.placement}) | ${paths.map((s) => summaryCell(p, row, s.id)).join(" | ")} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
 /** The one-paragraph header: machine, versions, commit, date, mode. */
 export function header(report: BenchReport): string {
   const m = report.machine;
@@ -270,6 +328,9 @@ export function header(report: BenchReport): string {
 /** The full markdown report of a run. */
 export function markdown(report: BenchReport): string {
   const out = [`## crossway benchmarks`, "", header(report), ""];
+  if (report.placements.length > 0) {
+    out.push("### Summary (medians; pending = not implemented yet)", "", summaryTable(report), "");
+  }
   for (const p of report.placements) {
     const title =
       p.placement === "pinned"
