@@ -5,12 +5,20 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { CrosswayError } from "../src/errors.ts";
+import { startPipeWire } from "../test/helpers/pipewire.ts";
 import { buildClients, type ClientBinaries } from "./lib/build.ts";
 import { type IdleClient, runClient, startIdleClient } from "./lib/client.ts";
 import { type BenchCompositor, startCompositor } from "./lib/compositor.ts";
 import { gitState, machineInfo, peerVersions } from "./lib/machine.ts";
 import { MACRO_BENCHES, type MacroBench, type Mode } from "./lib/macro-benches.ts";
-import { logTail, useReaper } from "./lib/processes.ts";
+import {
+  CAMERA_NODE,
+  cameraCommand,
+  PW_BENCHES,
+  type PwBench,
+  waitForCamera,
+} from "./lib/pipewire-benches.ts";
+import { logTail, requireCommand, spawnPeer, useReaper } from "./lib/processes.ts";
 import { cpusAllowed, sampleMemory } from "./lib/procfs.ts";
 import {
   type BenchReport,
@@ -18,6 +26,7 @@ import {
   type MemoryRecord,
   markdown,
   type PathStatus,
+  type PipeWireRecord,
   type Placement,
   type PlacementRecord,
 } from "./lib/report.ts";
@@ -25,6 +34,7 @@ import { fmt, fmtCpu } from "./lib/stats.ts";
 import { runMicro } from "./micro/run.ts";
 import { crosswayGuestPath, crosswayPath } from "./paths/crossway.ts";
 import { directPath } from "./paths/direct.ts";
+import { type PwPath, pwDirectPath, pwFilterPath, type RunningPwPath } from "./paths/pipewire.ts";
 import { relayPath } from "./paths/relay.ts";
 import type { BenchPath, RunningPath } from "./paths/types.ts";
 import { waypipePath } from "./paths/waypipe.ts";
@@ -34,13 +44,17 @@ const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 /** Every path, in table order. Ratios refer to direct and waypipe; the relay is the floor of any proxy hop. */
 const ALL_PATHS: readonly BenchPath[] = [directPath, relayPath, waypipePath, crosswayPath, crosswayGuestPath];
 const PLACEMENTS: readonly Placement[] = ["pinned", "unpinned"];
+/** PipeWire paths, in table order. */
+const PW_PATHS: readonly PwPath[] = [pwDirectPath, pwFilterPath];
+/** Every benchmark id accepted by --benches: the Wayland ones, then the PipeWire ones. */
+const ALL_BENCH_IDS = [...MACRO_BENCHES.map((b) => b.id), ...PW_BENCHES.map((b) => b.id)];
 
 const USAGE = `Usage: npm run bench -- [options]
 
   --quick                 short run (3 repetitions, smaller counts; < 2 min)
   --reps N                repetitions per benchmark and path (default 5, quick 3)
   --paths a,b             of: ${ALL_PATHS.map((p) => p.id).join(", ")} (default all)
-  --benches a,b           of: ${MACRO_BENCHES.map((b) => b.id).join(", ")} (default all)
+  --benches a,b           of: ${ALL_BENCH_IDS.join(", ")} (default all)
   --placements a,b        of: ${PLACEMENTS.join(", ")} (default both)
   --idle-clients N        idle clients for the memory figure (default 20, quick 10)
   --no-micro              skip the micro-benchmarks
@@ -260,6 +274,123 @@ async function runPlacement(
   return rec;
 }
 
+async function runPipeWire(
+  benches: readonly PwBench[],
+  opts: { mode: Mode; reps: number },
+): Promise<PipeWireRecord> {
+  const rec: PipeWireRecord = { paths: [], cells: [] };
+  const workDir = mkdtempSync(join(tmpdir(), "crossway-bench-pipewire-"));
+  const running = new Map<string, RunningPwPath>();
+  const stoppables: { stop(): Promise<void> }[] = [];
+  try {
+    requireCommand("gst-launch-1.0", "gstreamer1.0-tools");
+    requireCommand("stdbuf", "coreutils");
+    requireCommand("pw-dump", "pipewire-bin");
+    const stack = await startPipeWire();
+    stoppables.push(stack);
+    live.add(stack);
+    const startCamera = async (): Promise<{ stop(): Promise<void> }> => {
+      const [camCmd, camArgs] = cameraCommand();
+      const camera = spawnPeer("camera", camCmd, camArgs, {
+        env: stack.env,
+        pinned: false,
+        logPath: join(workDir, "camera.log"),
+      });
+      try {
+        await waitForCamera(stack.env);
+      } catch (err) {
+        await camera.stop();
+        throw err;
+      }
+      return camera;
+    };
+    for (const path of PW_PATHS) {
+      const st: PathStatus = { id: path.id, label: path.label, status: "ran" };
+      rec.paths.push(st);
+      const reason = await path.available(REPO_ROOT);
+      if (reason !== undefined) {
+        st.status = "not available";
+        st.reason = reason;
+        log(`[pipewire] ${path.id}: not available: ${reason}`);
+        continue;
+      }
+      try {
+        const dir = join(workDir, path.id);
+        mkdirSync(dir);
+        const rp = await path.start({
+          upstream: stack.socketPath,
+          env: stack.env,
+          workDir: dir,
+          repoRoot: REPO_ROOT,
+          cameraNode: CAMERA_NODE,
+        });
+        running.set(path.id, rp);
+        stoppables.unshift(rp);
+        live.add(rp);
+      } catch (err) {
+        st.status = "failed";
+        st.reason = `did not start: ${errMsg(err)}`;
+        log(`[pipewire] ${path.id}: ${st.reason}`);
+      }
+    }
+    for (const bench of benches) {
+      for (let rep = 1; rep <= opts.reps; rep++) {
+        for (const [id, rp] of running) {
+          const st = rec.paths.find((x) => x.id === id) as PathStatus;
+          if (st.status !== "ran") continue;
+          let cell = rec.cells.find((x) => x.bench === bench.id && x.path === id);
+          if (cell === undefined) {
+            cell = { bench: bench.id, path: id, reps: [] } satisfies CellRecord;
+            rec.cells.push(cell);
+          }
+          if (cell.error !== undefined) continue;
+          try {
+            const r = await bench.run({
+              env: { ...stack.env, PIPEWIRE_REMOTE: rp.remote },
+              proxyPids: rp.proxyPids,
+              mode: opts.mode,
+              startCamera,
+            });
+            const cpu = rp.proxyPids.length > 0 ? r.cpuNs / r.units : null;
+            cell.reps.push({
+              rep,
+              value: r.value,
+              extras: r.extras,
+              cpuNsPerUnit: cpu,
+              cpuExact: r.cpuExact,
+              result: r.raw,
+            });
+            log(
+              `[pipewire] ${bench.id} ${rep}/${opts.reps} ${id}: ${fmt(r.value)} ${bench.unit}` +
+                (cpu === null ? "" : `, proxy ${fmtCpu(cpu)}/${bench.cpuPer}`),
+            );
+          } catch (err) {
+            cell.error = errMsg(err);
+            log(`[pipewire] ${bench.id} ${rep}/${opts.reps} ${id}: FAILED ${cell.error}`);
+            const gone = rp.health();
+            if (gone !== undefined) {
+              st.status = "failed";
+              st.reason = gone;
+            }
+          }
+        }
+      }
+    }
+  } catch (err) {
+    rec.error = errMsg(err);
+    log(`[pipewire] FAILED: ${rec.error}`);
+  } finally {
+    // Proxies first, then the daemon stack.
+    for (const s of stoppables) {
+      await s.stop();
+      live.delete(s);
+    }
+    if (process.env.CROSSWAY_KEEP_BENCH_DIRS === "1") log(`[pipewire] logs kept in ${workDir}`);
+    else rmSync(workDir, { recursive: true, force: true });
+  }
+  return rec;
+}
+
 async function main(argv: string[]): Promise<number> {
   const { values: o } = parseArgs({
     args: argv,
@@ -296,11 +427,7 @@ async function main(argv: string[]): Promise<number> {
     ALL_PATHS.map((p) => p.id),
     "path",
   );
-  const benchIds = list(
-    o.benches,
-    MACRO_BENCHES.map((b) => b.id),
-    "benchmark",
-  );
+  const benchIds = list(o.benches, ALL_BENCH_IDS, "benchmark");
   const placements = list(o.placements, PLACEMENTS, "placement");
   const microOnly = o["micro-only"] === true;
   const outDir = resolve(o.out ?? join(REPO_ROOT, "bench/results"));
@@ -330,7 +457,7 @@ async function main(argv: string[]): Promise<number> {
     log("bench: micro-benchmarks");
     report.micro = await runMicro({ maxTime: mode === "quick" ? 0.25 : 1, log });
   }
-  if (bins !== undefined) {
+  if (bins !== undefined && MACRO_BENCHES.some((b) => benchIds.includes(b.id))) {
     const paths = ALL_PATHS.filter((p) => pathIds.includes(p.id));
     const benches = MACRO_BENCHES.filter((b) => benchIds.includes(b.id));
     for (const placement of placements) {
@@ -340,6 +467,11 @@ async function main(argv: string[]): Promise<number> {
         await runPlacement(placement, paths, { mode, reps, idleClients, benches, bins }),
       );
     }
+  }
+  const pwBenches = PW_BENCHES.filter((b) => benchIds.includes(b.id));
+  if (!microOnly && pwBenches.length > 0 && !interrupted) {
+    log("bench: PipeWire");
+    report.pipewire = await runPipeWire(pwBenches, { mode, reps });
   }
   report.durationS = (performance.now() - started) / 1000;
 

@@ -1,6 +1,7 @@
 // The benchmark report: the JSON record of one run, its summaries, and the markdown tables printed and saved.
 import { type MicroResult, microTable } from "../micro/run.ts";
 import { MACRO_BENCHES, type MacroBench, type Mode } from "./macro-benches.ts";
+import { CAMERA_FPS, PW_BENCHES, type PwBench } from "./pipewire-benches.ts";
 import type { MemorySample } from "./procfs.ts";
 import { fmt, fmtCpu, fmtRatio, median, range } from "./stats.ts";
 
@@ -56,6 +57,13 @@ export interface PlacementRecord {
   error?: string;
 }
 
+/** The PipeWire benchmarks (one placement: unpinned; the daemon is the harness's private stack). */
+export interface PipeWireRecord {
+  readonly paths: PathStatus[];
+  readonly cells: CellRecord[];
+  error?: string;
+}
+
 /** The whole run, as written to bench/results/*.json. */
 export interface BenchReport {
   readonly schema: 1;
@@ -74,6 +82,7 @@ export interface BenchReport {
   };
   micro: MicroResult[];
   placements: PlacementRecord[];
+  pipewire?: PipeWireRecord;
 }
 
 /** Median and spread of a cell. */
@@ -313,6 +322,43 @@ export function summaryTable(report: BenchReport): string {
   return lines.join("\n");
 }
 
+/** The PipeWire table: each benchmark on each path, with the ratio to direct. */
+export function pipewireTable(rec: PipeWireRecord, benches: readonly PwBench[]): string {
+  const lines = [
+    "| benchmark | path | median | min–max | vs direct | proxy CPU | other (medians) |",
+    "|---|---|--:|--:|--:|--:|---|",
+  ];
+  const cells = (bench: string, path: string) => rec.cells.find((c) => c.bench === bench && c.path === path);
+  for (const bench of benches) {
+    for (const st of rec.paths) {
+      if (st.status === "not available") {
+        lines.push(`| ${bench.label} | ${st.label} | not available: ${short(st.reason)} |||||`);
+        continue;
+      }
+      const cell = cells(bench.id, st.id);
+      const s = summarize(cell);
+      if (s === undefined) {
+        lines.push(
+          `| ${bench.label} | ${st.label} | failed: ${short(cell?.error ?? st.reason ?? "no result")} |||||`,
+        );
+        continue;
+      }
+      const d = summarize(cells(bench.id, "direct"));
+      const cpu =
+        s.cpuNsPerUnit === null ? "–" : `${fmtCpu(s.cpuNsPerUnit)}/${bench.cpuPer}${s.cpuExact ? "" : "*"}`;
+      const extras = bench.extras.map((e) =>
+        `${e.label} ${fmt(s.extras[e.id] ?? Number.NaN)} ${e.unit}`.trim(),
+      );
+      if (cell?.error !== undefined)
+        extras.push(`(${cell.reps.length} reps; then failed: ${short(cell.error)})`);
+      lines.push(
+        `| ${bench.label} | ${st.label} | **${fmt(s.median)}** ${bench.unit} | ${fmt(s.min)}–${fmt(s.max)} (n=${s.n}) | ${d === undefined ? "–" : fmtRatio(s.median / d.median)} | ${cpu} | ${extras.join(", ")} |`,
+      );
+    }
+  }
+  return lines.join("\n");
+}
+
 /** The one-paragraph header: machine, versions, commit, date, mode. */
 export function header(report: BenchReport): string {
   const m = report.machine;
@@ -352,6 +398,22 @@ export function markdown(report: BenchReport): string {
     targetsTable(report),
     "",
   );
+  if (report.pipewire !== undefined) {
+    const benches = PW_BENCHES.filter((b) => report.config.benches.includes(b.id));
+    out.push(
+      "### PipeWire (unpinned; private dbus + pipewire + wireplumber stack)",
+      "",
+      report.pipewire.error === undefined
+        ? ""
+        : `**The PipeWire benchmarks failed:** ${report.pipewire.error}\n`,
+      pipewireTable(report.pipewire, benches),
+      "",
+      `The camera is a live ${CAMERA_FPS} fps videotestsrc (640x480 RGBx) connected directly to the daemon; the`,
+      "consumer (GStreamer pipewiresrc) goes through the path. First frame: from spawning the consumer to its first",
+      "buffer (GStreamer start-up included, alike on every path).",
+      "",
+    );
+  }
   if (report.micro.length > 0) out.push("### Micro-benchmarks", "", microTable(report.micro), "");
   return out.join("\n");
 }

@@ -18,6 +18,7 @@ export function fmt(v: number): string {
   if (!Number.isFinite(v)) return "–";
   const a = Math.abs(v);
   if (a >= 100) return Math.round(v).toLocaleString("en-US");
+  if (Number.isInteger(v)) return String(v);
   if (a >= 10) return v.toFixed(1);
   if (a >= 1) return v.toFixed(2);
   if (a === 0) return "0";
