@@ -46,6 +46,8 @@ const ALL_PATHS: readonly BenchPath[] = [directPath, relayPath, waypipePath, cro
 const PLACEMENTS: readonly Placement[] = ["pinned", "unpinned"];
 /** PipeWire paths, in table order. */
 const PW_PATHS: readonly PwPath[] = [pwDirectPath, pwFilterPath];
+/** Every path id accepted by --paths (PipeWire's direct is the same id as Wayland's). */
+const ALL_PATH_IDS = [...new Set([...ALL_PATHS.map((p) => p.id), ...PW_PATHS.map((p) => p.id)])];
 /** Every benchmark id accepted by --benches: the Wayland ones, then the PipeWire ones. */
 const ALL_BENCH_IDS = [...MACRO_BENCHES.map((b) => b.id), ...PW_BENCHES.map((b) => b.id)];
 
@@ -53,7 +55,7 @@ const USAGE = `Usage: npm run bench -- [options]
 
   --quick                 short run (3 repetitions, smaller counts; < 2 min)
   --reps N                repetitions per benchmark and path (default 5, quick 3)
-  --paths a,b             of: ${ALL_PATHS.map((p) => p.id).join(", ")} (default all)
+  --paths a,b             of: ${ALL_PATH_IDS.join(", ")} (default all)
   --benches a,b           of: ${ALL_BENCH_IDS.join(", ")} (default all)
   --placements a,b        of: ${PLACEMENTS.join(", ")} (default both)
   --idle-clients N        idle clients for the memory figure (default 20, quick 10)
@@ -62,16 +64,18 @@ const USAGE = `Usage: npm run bench -- [options]
   --out DIR               where results go (default bench/results)
   --render FILE.json      print the markdown tables of an earlier run and exit
 
-Results: bench/results/latest-<mode>.{json,md} and run-<mode>-<time>.{json,md}. Set CROSSWAY_KEEP_BENCH_DIRS=1 to
-keep the compositor and proxy logs, CROSSWAY_BENCH_CLI=/path/to/bin/crossway.js to measure another checkout. Prerequisites: scripts/setup.sh (weston, waypipe, gcc, pkgconf,
-libwayland-dev, wayland-protocols).`;
+Results: bench/results/latest-<mode>.{json,md} and run-<mode>-<time>.{json,md}.
+Environment: CROSSWAY_KEEP_BENCH_DIRS=1 keeps the compositor and proxy logs; CROSSWAY_BENCH_CLI=/path/to/bin/crossway.js
+measures another checkout's crossway.
+Prerequisites (scripts/setup.sh): weston, waypipe, gcc, pkgconf, libwayland-dev, wayland-protocols, pipewire,
+wireplumber, dbus-daemon, gstreamer1.0-tools, gstreamer1.0-pipewire.`;
 
 function list<T extends string>(value: string | undefined, allowed: readonly T[], what: string): T[] {
   if (value === undefined) return [...allowed];
   const items = value.split(",").filter((s) => s !== "");
   for (const i of items) {
     if (!(allowed as readonly string[]).includes(i)) {
-      throw new CrosswayError("CW_USAGE", `bench: unknown ${what} '${i}' (expected ${allowed.join(", ")})`);
+      throw new CrosswayError("CW_USAGE", `unknown ${what} '${i}' (expected ${allowed.join(", ")})`);
     }
   }
   return items as T[];
@@ -81,7 +85,7 @@ function int(value: string | undefined, fallback: number, what: string): number 
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1)
-    throw new CrosswayError("CW_USAGE", `bench: --${what} needs a positive integer`);
+    throw new CrosswayError("CW_USAGE", `--${what} needs a positive integer`);
   return n;
 }
 
@@ -275,6 +279,7 @@ async function runPlacement(
 }
 
 async function runPipeWire(
+  paths: readonly PwPath[],
   benches: readonly PwBench[],
   opts: { mode: Mode; reps: number },
 ): Promise<PipeWireRecord> {
@@ -304,7 +309,7 @@ async function runPipeWire(
       }
       return camera;
     };
-    for (const path of PW_PATHS) {
+    for (const path of paths) {
       const st: PathStatus = { id: path.id, label: path.label, status: "ran" };
       rec.paths.push(st);
       const reason = await path.available(REPO_ROOT);
@@ -391,24 +396,33 @@ async function runPipeWire(
   return rec;
 }
 
+/** node:util parseArgs, with its option errors turned into CW_USAGE. */
+function parseOptions(argv: string[]) {
+  try {
+    return parseArgs({
+      args: argv,
+      options: {
+        quick: { type: "boolean" },
+        reps: { type: "string" },
+        paths: { type: "string" },
+        benches: { type: "string" },
+        placements: { type: "string" },
+        "idle-clients": { type: "string" },
+        "no-micro": { type: "boolean" },
+        "micro-only": { type: "boolean" },
+        out: { type: "string" },
+        render: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+      strict: true,
+    });
+  } catch (err) {
+    throw new CrosswayError("CW_USAGE", `${errMsg(err)} (see npm run bench -- --help)`, {}, { cause: err });
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
-  const { values: o } = parseArgs({
-    args: argv,
-    options: {
-      quick: { type: "boolean" },
-      reps: { type: "string" },
-      paths: { type: "string" },
-      benches: { type: "string" },
-      placements: { type: "string" },
-      "idle-clients": { type: "string" },
-      "no-micro": { type: "boolean" },
-      "micro-only": { type: "boolean" },
-      out: { type: "string" },
-      render: { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-    strict: true,
-  });
+  const { values: o } = parseOptions(argv);
   if (o.help === true) {
     process.stdout.write(`${USAGE}\n`);
     return 0;
@@ -422,11 +436,7 @@ async function main(argv: string[]): Promise<number> {
   const mode: Mode = o.quick === true ? "quick" : "full";
   const reps = int(o.reps, mode === "quick" ? 3 : 5, "reps");
   const idleClients = int(o["idle-clients"], mode === "quick" ? 10 : 20, "idle-clients");
-  const pathIds = list(
-    o.paths,
-    ALL_PATHS.map((p) => p.id),
-    "path",
-  );
+  const pathIds = list(o.paths, ALL_PATH_IDS, "path");
   const benchIds = list(o.benches, ALL_BENCH_IDS, "benchmark");
   const placements = list(o.placements, PLACEMENTS, "placement");
   const microOnly = o["micro-only"] === true;
@@ -471,7 +481,8 @@ async function main(argv: string[]): Promise<number> {
   const pwBenches = PW_BENCHES.filter((b) => benchIds.includes(b.id));
   if (!microOnly && pwBenches.length > 0 && !interrupted) {
     log("bench: PipeWire");
-    report.pipewire = await runPipeWire(pwBenches, { mode, reps });
+    const pwPaths = PW_PATHS.filter((p) => pathIds.includes(p.id));
+    report.pipewire = await runPipeWire(pwPaths, pwBenches, { mode, reps });
   }
   report.durationS = (performance.now() - started) / 1000;
 
