@@ -1,14 +1,33 @@
-// Vitest configuration: unit tests in parallel, integration tests one file at a time (they own real compositors).
+// Vitest configuration: unit tests in parallel, then integration tests one file at a time (they own real peers).
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
-    fileParallelism: true,
     maxWorkers: 2,
     reporters: ["default"],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "unit",
+          include: ["test/unit/**/*.test.ts"],
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        // Real compositors, PipeWire and clients are CPU-heavy on a 2-core machine: one file at a time, after the
+        // unit tests, so timing-sensitive peers never compete with the parallel batch.
+        extends: true,
+        test: {
+          name: "integration",
+          include: ["test/integration/**/*.test.ts"],
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });

@@ -93,6 +93,17 @@ export interface NativeAddon {
   flock(fd: number, op: number): boolean;
   /** ioctl(fd, request, buf): the return value; `buf` is the argument struct, read and written in place. */
   ioctl(fd: number, request: number, buf: Uint8Array | null): number;
+  /**
+   * ioctl whose struct `buf` holds user pointers: the address of `buffers[i]` is written as a u64 at
+   * `buf[offsets[i]]` just before the call (native/src/ioctl_pointers.cc). Keeps raw addresses out of JS.
+   */
+  ioctlPointers(
+    fd: number,
+    request: number,
+    buf: Uint8Array,
+    offsets: readonly number[],
+    buffers: readonly Uint8Array[],
+  ): number;
   /** A readiness watcher (libuv uv_poll) on `fd`; the callback runs on the event loop. */
   createWatcher(fd: number, callback: (status: number, events: number) => void): NativeWatcher;
   /** Number of live mappings made by this addon (for leak tests). */

@@ -1,4 +1,4 @@
-// Hand-written typings for the parts of benchmark.js 2.1 that bench/micro/run.ts uses (no @types package needed).
+// Hand-written typings for the parts of benchmark.js 2.1 that bench/ uses (Suite in wire-parse.ts, Benchmark in micro/run.ts).
 declare module "benchmark" {
   namespace Benchmark {
     interface Options {
@@ -15,6 +15,20 @@ declare module "benchmark" {
       mean: number;
       sample: number[];
     }
+    interface Target {
+      name: string;
+      hz: number;
+      stats: Stats;
+    }
+    interface Event {
+      target: Target;
+    }
+    class Suite {
+      constructor(name?: string);
+      add(name: string, fn: () => unknown, options?: Options): Suite;
+      on(event: "cycle" | "complete", fn: (e: Event) => void): Suite;
+      run(options?: { async?: boolean }): Suite;
+    }
   }
   class Benchmark {
     constructor(name: string, fn: () => unknown, options?: Benchmark.Options);
@@ -26,5 +40,5 @@ declare module "benchmark" {
     aborted: boolean;
     run(options?: { async?: boolean }): this;
   }
-  export = Benchmark;
+  export default Benchmark;
 }

@@ -7,6 +7,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   crossway::InitFiles(env, exports);
   crossway::InitMemory(env, exports);
   crossway::InitWatcher(env, exports);
+  crossway::InitIoctlPointers(env, exports);
   return exports;
 }
 }  // namespace

@@ -23,5 +23,6 @@ void InitSockets(Napi::Env env, Napi::Object exports);
 void InitFiles(Napi::Env env, Napi::Object exports);
 void InitMemory(Napi::Env env, Napi::Object exports);
 void InitWatcher(Napi::Env env, Napi::Object exports);
+void InitIoctlPointers(Napi::Env env, Napi::Object exports);
 
 }  // namespace crossway

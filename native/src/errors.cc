@@ -1,6 +1,7 @@
 // errno to JS error conversion and argument checking for the native addon.
 #include <uv.h>
 
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -23,7 +24,7 @@ int FdArg(const Napi::CallbackInfo& info, size_t i) {
     throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " must be an fd number");
   }
   double v = info[i].As<Napi::Number>().DoubleValue();
-  if (v < 0 || v > 2147483647 || v != static_cast<int>(v)) {
+  if (!(v >= 0 && v <= 2147483647) || v != std::trunc(v)) {
     throw Napi::TypeError::New(info.Env(), "argument " + std::to_string(i) + " is not a valid fd");
   }
   return static_cast<int>(v);
@@ -34,7 +35,8 @@ int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
     throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
   }
   double v = info[i].As<Napi::Number>().DoubleValue();
-  if (v != static_cast<double>(static_cast<int64_t>(v)) || v < -9007199254740991.0 || v > 9007199254740991.0) {
+  // Range first: converting NaN, an infinity or a double beyond int64 to int64_t is undefined behaviour.
+  if (!(v >= -9007199254740991.0 && v <= 9007199254740991.0) || v != std::trunc(v)) {
     throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a safe integer");
   }
   return static_cast<int64_t>(v);

@@ -11,18 +11,30 @@ namespace crossway {
 namespace {
 
 // Mappings are a process-wide resource (every thread and worker shares the address space), so the table of
-// live ones is process-wide too; the mutex covers ArrayBuffer deleters that V8 may run off the main thread.
-std::mutex g_mutex;
-std::unordered_map<void*, size_t>* g_live = new std::unordered_map<void*, size_t>();
+// live ones is process-wide too; the mutex covers ArrayBuffer finalizers that may run off the main thread.
+//
+// Each mmap gets its own record, which is also the ArrayBuffer's finalizer hint. The finalizer must never look a
+// mapping up by address: Node runs it later (from a SetImmediate after V8 frees the backing store), and by then
+// munmap may have released the address and a new mmap may have got it back; unmapping "whatever is at that
+// address" would then pull the pages from under a live ArrayBuffer (SIGSEGV on the next access).
+struct Mapping {
+  void* addr;
+  size_t length;
+  bool live;  // false once munmap'd explicitly; guarded by g_mutex
+};
 
-// Called when V8 frees the ArrayBuffer's backing store. After an explicit munmap the address is no longer in
-// the table and nothing happens; otherwise this is the safety net for a mapping JS forgot to unmap.
-void Release(Napi::Env /*env*/, void* addr) {
+std::mutex g_mutex;
+std::unordered_map<void*, Mapping*>* g_live = new std::unordered_map<void*, Mapping*>();
+
+// Runs when V8 frees the ArrayBuffer's backing store: after an explicit munmap only the record is freed;
+// otherwise this is the safety net for a mapping JS forgot to unmap.
+void Release(Napi::Env /*env*/, void* /*data*/, Mapping* m) {
   std::lock_guard<std::mutex> lock(g_mutex);
-  auto it = g_live->find(addr);
-  if (it == g_live->end()) return;
-  munmap(addr, it->second);
-  g_live->erase(it);
+  if (m->live) {
+    munmap(m->addr, m->length);
+    g_live->erase(m->addr);
+  }
+  delete m;
 }
 
 Napi::Value Mmap(const Napi::CallbackInfo& info) {
@@ -34,11 +46,12 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   off_t offset = static_cast<off_t>(IntArg(info, 4, "offset"));
   void* addr = mmap(nullptr, length, prot, flags, fd, offset);
   if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
+  Mapping* m = new Mapping{addr, length, true};
   {
     std::lock_guard<std::mutex> lock(g_mutex);
-    (*g_live)[addr] = length;
+    (*g_live)[addr] = m;
   }
-  return Napi::ArrayBuffer::New(env, addr, length, Release);
+  return Napi::ArrayBuffer::New(env, addr, length, Release, m);
 }
 
 Napi::Value Munmap(const Napi::CallbackInfo& info) {
@@ -46,15 +59,16 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
   if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "munmap needs an ArrayBuffer");
   Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
   void* addr = ab.Data();
-  size_t length;
   {
     std::lock_guard<std::mutex> lock(g_mutex);
     auto it = g_live->find(addr);
-    if (addr == nullptr || it == g_live->end()) {
+    // A detached buffer has no data and a zero length; an ordinary ArrayBuffer is not in the table.
+    if (addr == nullptr || it == g_live->end() || ab.ByteLength() != it->second->length) {
       throw Napi::Error::New(env, "munmap: not a live mapping of this addon (already unmapped?)");
     }
-    length = it->second;
-    if (munmap(addr, length) < 0) ThrowErrno(env, errno, "munmap");
+    Mapping* m = it->second;
+    if (munmap(addr, m->length) < 0) ThrowErrno(env, errno, "munmap");
+    m->live = false;
     g_live->erase(it);
   }
   // Detaching makes every view on the buffer zero-length, so no JS code can touch the unmapped pages.

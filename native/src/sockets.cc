@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "common.h"
@@ -114,7 +115,7 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
       Napi::Value v = arr.Get(static_cast<uint32_t>(i));
       if (!v.IsNumber()) throw Napi::TypeError::New(env, "fds must be numbers");
       double d = v.As<Napi::Number>().DoubleValue();
-      if (d < 0 || d > 2147483647 || d != static_cast<int>(d)) throw Napi::TypeError::New(env, "invalid fd in fds");
+      if (!(d >= 0 && d <= 2147483647) || d != std::trunc(d)) throw Napi::TypeError::New(env, "invalid fd in fds");
       fds[i] = static_cast<int>(d);
     }
   }
@@ -190,12 +191,14 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
       }
     }
   }
-  if ((msg.msg_flags & MSG_CTRUNC) != 0 || overflow) {
+  const bool ctrunc = (msg.msg_flags & MSG_CTRUNC) != 0;
+  if (ctrunc || overflow) {
     for (int i = 0; i < count; i++) close(out[1 + i]);
     out[0] = 0;
+    // A truncated control message always overflows our limit too; report the truncation, the more specific fact.
     Napi::Error e = Napi::Error::New(
-        env, overflow ? "EMSGSIZE: more than 28 fds in one message, recvmsg"
-                      : "EMSGSIZE: control data truncated (MSG_CTRUNC), received fds closed, recvmsg");
+        env, ctrunc ? "EMSGSIZE: control data truncated (MSG_CTRUNC), received fds closed, recvmsg"
+                    : "EMSGSIZE: more than 28 fds in one message, received fds closed, recvmsg");
     e.Set("code", Napi::String::New(env, "EMSGSIZE"));
     e.Set("errno", Napi::Number::New(env, -EMSGSIZE));
     e.Set("syscall", Napi::String::New(env, "recvmsg"));

@@ -1,5 +1,9 @@
 // The list of crossway subcommands; each later feature adds its command here.
 import type { CommandSpec } from "../cli-options.ts";
+import { demoCommand } from "./demo.ts";
+import { deviceCommand } from "./device.ts";
+import { guestCommand } from "./guest.ts";
+import { traceCommand } from "./trace.ts";
 
 /** All subcommands, in the order `crossway --help` lists them. */
-export const commands: readonly CommandSpec[] = [];
+export const commands: readonly CommandSpec[] = [guestCommand, deviceCommand, traceCommand, demoCommand];

@@ -13,7 +13,7 @@ export interface Compositor {
   socketPath: string;
   /** The socket's name in runtimeDir: what WAYLAND_DISPLAY holds. */
   displayName: string;
-  /** XDG_RUNTIME_DIR and WAYLAND_DISPLAY for clients, plus PATH, HOME and a UTF-8 locale. */
+  /** XDG_RUNTIME_DIR and WAYLAND_DISPLAY for clients, plus PATH, HOME and a UTF-8 locale (sway: also SWAYSOCK). */
   env: Record<string, string>;
   /** The compositor's pid (for sway: the runuser process whose child is sway). */
   pid: number;

@@ -146,27 +146,40 @@ export function isAlive(id: ProcessId): boolean {
   return f[0] !== "Z" && f[0] !== "X" && f[19] === id.startTime;
 }
 
-/** All live descendants of `pid` (by walking /proc parent links), deepest last. */
+/**
+ * All live descendants of `pid` (by walking /proc parent links), plus members of its process group that were
+ * re-parented (sway double-forks swaybg, which then hangs off PID 1 but stays in sway's group).
+ */
 export function descendants(pid: number): ProcessId[] {
   const children = new Map<number, number[]>();
+  const group: number[] = [];
   for (const name of readdirSync("/proc")) {
     if (!/^\d+$/.test(name)) continue;
-    const f = statFields(Number(name));
+    const p = Number(name);
+    const f = statFields(p);
+    // f[1] is field 4 (ppid), f[2] field 5 (process group).
     if (f === undefined || f[1] === undefined) continue;
     const ppid = Number(f[1]);
+    if (Number(f[2]) === pid && p !== pid) group.push(p);
     const list = children.get(ppid);
-    if (list === undefined) children.set(ppid, [Number(name)]);
-    else list.push(Number(name));
+    if (list === undefined) children.set(ppid, [p]);
+    else list.push(p);
   }
-  const out: ProcessId[] = [];
-  const stack = [pid];
+  const found = new Set<number>();
+  const stack = [pid, ...group];
+  for (const g of group) found.add(g);
   while (stack.length > 0) {
     const p = stack.pop() as number;
     for (const c of children.get(p) ?? []) {
-      const id = processId(c);
-      if (id !== undefined) out.push(id);
+      if (found.has(c) || c === pid) continue;
+      found.add(c);
       stack.push(c);
     }
+  }
+  const out: ProcessId[] = [];
+  for (const p of found) {
+    const id = processId(p);
+    if (id !== undefined) out.push(id);
   }
   return out;
 }
@@ -293,14 +306,47 @@ export function spawnTracked(
   live.add(tp);
   if (!exitHookInstalled) {
     exitHookInstalled = true;
-    process.once("exit", () => {
-      for (const p of live) {
-        killGroup(p.pid, "SIGKILL");
-        for (const d of p.seen.values()) if (isAlive(d)) process.kill(d.pid, "SIGKILL");
-      }
-    });
+    process.once("exit", killAllTrackedNow);
   }
   return tp;
+}
+
+/**
+ * SIGKILLs every tracked process tree now, synchronously (for exit and signal handlers, where nothing can be
+ * awaited). Prefer TrackedProcess.stop().
+ */
+export function killAllTrackedNow(): void {
+  for (const p of live) {
+    p.snapshot();
+    killGroup(p.pid, "SIGKILL");
+    for (const d of p.seen.values()) {
+      if (!isAlive(d)) continue;
+      try {
+        process.kill(d.pid, "SIGKILL");
+      } catch {
+        // Gone meanwhile.
+      }
+    }
+  }
+}
+
+/**
+ * For command-line tools: on SIGINT/SIGTERM, kill every tracked process and exit 128+signal, so Ctrl-C never
+ * leaves a compositor behind. Returns a function that removes the handlers.
+ */
+export function killTrackedOnSignals(): () => void {
+  const handlers: [NodeJS.Signals, () => void][] = [
+    ["SIGINT", () => exitOn(2)],
+    ["SIGTERM", () => exitOn(15)],
+  ];
+  function exitOn(n: number): void {
+    killAllTrackedNow();
+    process.exit(128 + n);
+  }
+  for (const [sig, h] of handlers) process.once(sig, h);
+  return () => {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  };
 }
 
 /** Tracked processes not yet stopped (tests assert this is empty at the end). */

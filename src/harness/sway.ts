@@ -93,9 +93,27 @@ export async function startSway(opts: SwayOptions = {}): Promise<Compositor> {
     dirs.remove();
     throw err;
   }
+  let ipcSocket: string;
+  try {
+    // sway's IPC socket (sway-ipc.UID.PID.sock) lets tests drive it with swaymsg; it is made right after the
+    // Wayland socket.
+    ipcSocket = await waitFor(
+      "sway's IPC socket",
+      () => readdirSync(dirs.runtimeDir).find((f) => /^sway-ipc\..*\.sock$/.test(f)),
+      { abort: () => (proc.running ? undefined : "sway exited"), explain: () => logTail(logPath) },
+    );
+  } catch (err) {
+    await proc.stop();
+    dirs.remove();
+    throw err;
+  }
   // sway (and swaybg) now exist: remember them so stop() can check each pid even after re-parenting.
   proc.snapshot();
-  const env = clientEnv({ XDG_RUNTIME_DIR: dirs.runtimeDir, WAYLAND_DISPLAY: displayName });
+  const env = clientEnv({
+    XDG_RUNTIME_DIR: dirs.runtimeDir,
+    WAYLAND_DISPLAY: displayName,
+    SWAYSOCK: join(dirs.runtimeDir, ipcSocket),
+  });
   let stopped: Promise<void> | undefined;
   return {
     kind: "sway",

@@ -60,7 +60,8 @@ export async function startWeston(opts: WestonOptions = {}): Promise<Compositor>
       await p.stop();
       proc = undefined;
       // Only an unknown option/backend is worth another spelling; anything else is reported as it is.
-      if (!/unknown backend|unrecognized option|unknown option|invalid option/i.test(logTail(logPath))) break;
+      if (!/unknown backend|unhandled option|unrecognized option|unknown option/i.test(logTail(logPath)))
+        break;
     }
   }
   if (proc === undefined) {

@@ -64,20 +64,40 @@ describe("weston", () => {
   });
 });
 
+describe("weston start failures", () => {
+  it("reports weston's own log when it refuses to start, and leaves nothing behind", async () => {
+    const err = await startWeston({ extraArgs: ["--crossway-bogus-option"] }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toMatchObject({ code: "CW_HARNESS_START" });
+    expect(String((err as Error).message)).toMatch(/unhandled option: --crossway-bogus-option/);
+  });
+});
+
 describe("sway", () => {
   it("runs foot with a solid background and grim sees it; stops without leftovers", async () => {
     requireCommand("wayland-info", "wayland-utils");
     requireCommand("foot", "foot");
     requireCommand("grim", "grim");
     const sway = await startSway({ width: 800, height: 600 });
-    const ids = treeNow(sway.pid);
-    // runuser -> sway -> swaybg: the whole tree is checked, not just the pid we spawned.
-    expect(ids.length).toBeGreaterThanOrEqual(2);
+    // runuser, sway and swaybg (double-forked, same group; it appears shortly after the socket): the whole tree
+    // is checked, not just our child.
+    const ids = await waitFor("sway's process tree", () => {
+      const t = treeNow(sway.pid);
+      return t.length >= 3 ? t : undefined;
+    });
     try {
       const info = await run("wayland-info", [], { env: sway.env, timeoutMs: 10_000 });
       expect(info.code, info.stderr.toString()).toBe(0);
       expect(info.stdout.toString()).toMatch(/interface: 'wl_seat'/);
       expect(info.stdout.toString()).toMatch(/interface: 'zwlr_screencopy_manager_v1'/);
+      requireCommand("swaymsg", "sway");
+      const outputs = await run("swaymsg", ["-t", "get_outputs", "-r"], { env: sway.env, timeoutMs: 10_000 });
+      expect(outputs.code, outputs.stderr.toString()).toBe(0);
+      expect(JSON.parse(outputs.stdout.toString())).toMatchObject([
+        { name: "HEADLESS-1", current_mode: { width: 800, height: 600 } },
+      ]);
 
       const footIni = join(scratch, "foot.ini");
       writeFileSync(

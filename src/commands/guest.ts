@@ -1,0 +1,67 @@
+// `crossway guest`: the guest session's Wayland proxy, carrying every client to the host over cross-domain.
+import type { CommandSpec } from "../cli-options.ts";
+import { takeListenFds } from "../fd/listen-fds.ts";
+import { componentLogger } from "../log.ts";
+import { DEFAULT_GUEST_CONFIG, type GuestConfig, loadGuestConfig } from "../proxy/wayland/guest-config.ts";
+import { checkDeviceSpec, GuestServer } from "../proxy/wayland/guest-server.ts";
+import { loadExtraProtocols } from "../trace/load-protocols.ts";
+import { ProtocolRegistry } from "../wire/wayland/protocol-registry.ts";
+
+/** The `guest` subcommand. */
+export const guestCommand: CommandSpec = {
+  name: "guest",
+  summary:
+    "serve the guest's Wayland socket, forwarding each client to the host compositor over cross-domain",
+  options: [
+    {
+      name: "device",
+      value: "emulated:PATH|virtgpu[:NODE]",
+      help: "the cross-domain device: a `crossway device` socket, or the kernel's virtio_gpu",
+      required: true,
+    },
+    {
+      name: "socket",
+      value: "NAME|PATH",
+      help: "display to serve (default: first free wayland-N in $XDG_RUNTIME_DIR; LISTEN_FDS wins)",
+    },
+    { name: "config", value: "FILE", help: "JSON config: globals allowlist and caps, tags, limits" },
+    { name: "protocol", value: "PATH", help: "extra protocol XML file or directory", repeatable: true },
+    { name: "title-prefix", value: "TEXT", help: "prefix every window title (overrides the config)" },
+    { name: "app-id-prefix", value: "TEXT", help: "prefix every app_id (overrides the config)" },
+  ],
+  async run(args) {
+    const device = checkDeviceSpec(args.str("device") as string);
+    const configPath = args.str("config");
+    let config: GuestConfig = configPath !== undefined ? loadGuestConfig(configPath) : DEFAULT_GUEST_CONFIG;
+    const title = args.str("title-prefix");
+    const appId = args.str("app-id-prefix");
+    if (title !== undefined) config = { ...config, titlePrefix: title };
+    if (appId !== undefined) config = { ...config, appIdPrefix: appId };
+    const registry = ProtocolRegistry.fromGenerated();
+    loadExtraProtocols(registry, [...config.protocolPaths, ...args.list("protocol")]);
+    const log = componentLogger("guest");
+    const socket = args.str("socket");
+    const server = GuestServer.start({
+      device,
+      ...(socket !== undefined ? { socket } : {}),
+      listenFds: takeListenFds(),
+      config,
+      registry,
+      log,
+    });
+    process.stdout.write(
+      `crossway guest: listening on ${server.socketPath ?? "inherited sockets"}${server.displayName !== undefined ? ` (WAYLAND_DISPLAY=${server.displayName})` : ""}\n`,
+    );
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
+        resolve();
+      };
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
+    });
+    server.close();
+    return 0;
+  },
+};

@@ -1,0 +1,832 @@
+// A cross-domain channel over a VirtGpu: rings, INIT, the single outstanding POLL, SEND splitting, RECEIVE/READ
+// dispatch, pipes and eventfds, and cached image requirements. The guest proxies (Wayland, PipeWire) build on this.
+//
+//   guest proxy ──send(bytes, items)──▶ SEND (≤ 3744 B, ≤ 28 ids, ≤ 1 READ_PIPE each) ──execbuffer──▶ host
+//   guest proxy ◀─onReceive(bytes, items)── RECEIVE ◀── channel ring ◀── fence event ◀── POLL (ring 1) ── host
+//   client pipe ◀── READ {id, data, hang_up} (read pipes)        local pipe ──▶ WRITE {id, data, hang_up} (write pipes)
+//
+// Only identifiers and blob memory cross: client fds stay in this process (the read-pipe sinks, the write-pipe and
+// eventfd ends handed to clients are all local pipes and eventfds).
+import { CrosswayError } from "../errors.ts";
+import { componentLogger, type Logger } from "../log.ts";
+import { AGAIN, type NativeWatcher, native, POLL_READABLE, POLL_WRITABLE } from "../native.ts";
+import {
+  type CrossDomainMessage,
+  decodeImageRequirements,
+  decodeRingMessage,
+  encodeGetImageRequirements,
+  encodeIdCommand,
+  encodeInit,
+  encodePoll,
+  encodeReadWrite,
+  encodeSendReceive,
+  getU32,
+  type IdentifierList,
+  type ImageRequirements,
+  type InitForm,
+  newIdentifierList,
+} from "./codec.ts";
+import {
+  CAPSET_CROSS_DOMAIN,
+  CHANNEL_RING,
+  ChannelType,
+  CrossDomainCmd,
+  type CrossDomainConfig,
+  channelTypeName,
+  DEFAULT_CONFIG,
+  DEFAULT_IMAGE_FLAGS,
+  DrmFormat,
+  IdentifierType,
+  isReceivedEventfdType,
+  MAX_SEND_RECV_SIZE,
+  PIPE_READ_START,
+  QUERY_RING,
+  READ_WRITE_HEADER_SIZE,
+  sendReceiveHeaderSize,
+} from "./protocol.ts";
+import { BlobFlags, BlobMem } from "./structs.ts";
+import type { BlobAccess, BlobHandle, BlobMapping, VirtGpu } from "./virtgpu.ts";
+
+/** Options of {@link CrossDomainChannel.open}. */
+export interface ChannelOptions {
+  /** A fresh VirtGpu context: the channel owns it (one context per host connection, §1) and closes it. */
+  readonly gpu: VirtGpu;
+  /** ChannelType.WAYLAND, ChannelType.PIPEWIRE, ... */
+  readonly channelType: number;
+  readonly config?: CrossDomainConfig;
+  /**
+   * INIT form: "v1" (20 bytes, portable, default), "libkrun" (24 bytes, protocol_version 1, libkrun hosts only) or
+   * "legacy" (16 bytes, one ring for queries and messages: a query can race a ring message, b/259268477; old hosts).
+   */
+  readonly initForm?: Exclude<InitForm, "uuid">;
+  /** Ring size: one guest page (4096; 16384 on 16 KiB-page guests). */
+  readonly ringSize?: number;
+  readonly logger?: Logger;
+}
+
+/** Something sent along with bytes. */
+export type SendItem =
+  /** A blob of this device (a host blob from {@link CrossDomainChannel.createHostBlob}, or an imported dmabuf). */
+  | { readonly kind: "blob"; readonly resourceId: number }
+  /**
+   * The write end of a guest client's pipe (e.g. from wl_data_offer.receive). The channel takes ownership: the host
+   * gets a pipe of its own, and what its peer writes there is copied into `fd`, which is closed at hang-up.
+   */
+  | { readonly kind: "read-pipe"; readonly fd: number };
+
+/** Something that arrived with bytes; fds are the receiver's to close. */
+export type ReceivedItem =
+  /** Host memory (memfd, dmabuf): a mappable fd, read-only where the host's is (`access`). */
+  | { readonly kind: "blob"; readonly fd: number; readonly size: number; readonly access: BlobAccess }
+  /** A host pipe's write end (e.g. wl_data_source.send): give `fd` to the client; the channel forwards to the host. */
+  | { readonly kind: "write-pipe"; readonly id: number; readonly fd: number }
+  /** A host eventfd: bind it with {@link CrossDomainChannel.eventfdFromHost} or {@link CrossDomainChannel.eventfdToHost}. */
+  | { readonly kind: "eventfd"; readonly id: number }
+  /** An upstream SOCKET item (type 7): not usable without a second context; release it. */
+  | { readonly kind: "socket"; readonly id: number };
+
+/** What a receive handler tells the channel: keep polling, or stop until {@link CrossDomainChannel.resume}. */
+export type ReceiveResult = "continue" | "pause";
+
+/** Result of {@link CrossDomainChannel.send}: "buffered" means wait for onDrain before sending more. */
+export type SendResult = "sent" | "buffered";
+
+/** Why a channel closed. */
+export type CloseReason =
+  | { readonly kind: "host-hangup" }
+  | { readonly kind: "local" }
+  | { readonly kind: "error"; readonly error: CrosswayError };
+
+/** The cross-domain capability blob (GET_CAPS capset 5, §2). */
+export interface CrossDomainCaps {
+  /** Always 1 on current hosts; does not tell crosvm from libkrun. */
+  readonly version: number;
+  /** Bit `1 << channel_type` per configured host socket. */
+  readonly supportedChannels: number;
+  /** The host gralloc allocates real dmabufs (0 for the memfd "system" gralloc and the emulated device). */
+  readonly supportsDmabuf: boolean;
+  readonly supportsExternalGpuMemory: boolean;
+}
+
+/** A guest dmabuf imported into the channel's context, usable as a blob item until released. */
+export interface ImportedBlob {
+  readonly resourceId: number;
+  /** Drops this reference to the GEM handle (handles are refcounted: PRIME import dedups them, P18). */
+  release(): void;
+}
+
+/** A host-visible blob created from image requirements. */
+export interface HostBlob {
+  readonly handle: BlobHandle;
+  readonly resourceId: number;
+  readonly size: number;
+  map(): Promise<BlobMapping>;
+  /** An fd for a client (dmabuf, or memfd when emulated); the caller owns it. */
+  export(): Promise<{ fd: number; access: BlobAccess }>;
+  /** GEM_CLOSE; exported fds keep the memory alive. */
+  close(): void;
+}
+
+/** Bytes per WRITE chunk: small keeps a host's blocking write short (P26); one page minus the header. */
+const WRITE_CHUNK = 4096 - READ_WRITE_HEADER_SIZE;
+
+interface ReadPipe {
+  fd: number;
+  /** Data the client has not taken yet (sink full): copies, in order. */
+  pending: Uint8Array[];
+  hangUpPending: boolean;
+  watcher: NativeWatcher | null;
+}
+
+interface WritePipe {
+  readonly id: number;
+  readonly fd: number;
+  readonly watcher: NativeWatcher;
+}
+
+interface LocalEventfd {
+  readonly fd: number;
+  readonly toHost: boolean;
+  readonly watcher: NativeWatcher | null;
+}
+
+/** One cross-domain channel: one virtio-gpu context connected to one host socket. */
+export class CrossDomainChannel {
+  /** Bytes and items from the host. `data` is valid only during the call (it lives in the ring): copy what you keep. */
+  onReceive: (data: Uint8Array, items: ReceivedItem[]) => ReceiveResult = () => "continue";
+  /** Called once when the channel ends. */
+  onClose: (reason: CloseReason) => void = () => {};
+  /** Called when sending may go on after a "buffered" result. */
+  onDrain: () => void = () => {};
+
+  private readonly log: Logger;
+  private readonly hdrSize: number;
+  private readonly sendBuf: Uint8Array;
+  private readonly ids: IdentifierList;
+  private readonly pollCmd = new Uint8Array(16);
+  private readonly smallCmd = new Uint8Array(16);
+  private readonly writeBuf = new Uint8Array(READ_WRITE_HEADER_SIZE + WRITE_CHUNK);
+  private readonly chunk = new Uint8Array(WRITE_CHUNK);
+  private nextReadPipe = PIPE_READ_START;
+  private readonly readPipes = new Map<number, ReadPipe>();
+  private readonly writePipes = new Map<number, WritePipe>();
+  private readonly eventfds = new Map<number, LocalEventfd>();
+  private readonly reqCache = new Map<string, Promise<ImageRequirements>>();
+  private queryChain: Promise<unknown> = Promise.resolve();
+  private queryInFlight = 0;
+  private pollOutstanding = false;
+  private paused = false;
+  private blockedSinks = 0;
+  private dispatching = false;
+  private congested = false;
+  private closed = false;
+  private lastHostError = "";
+
+  private readonly gemRefs = new Map<number, { blob: BlobHandle; refs: number }>();
+
+  private constructor(
+    private readonly gpu: VirtGpu,
+    readonly channelType: number,
+    readonly config: CrossDomainConfig,
+    /** The host's capabilities as read at open. */
+    readonly caps: CrossDomainCaps,
+    private readonly queryRing: { blob: BlobHandle; map: BlobMapping },
+    private readonly channelRing: { blob: BlobHandle; map: BlobMapping },
+    logger: Logger,
+  ) {
+    this.log = logger;
+    this.hdrSize = sendReceiveHeaderSize(config.maxIdentifiers);
+    this.sendBuf = new Uint8Array(this.hdrSize + MAX_SEND_RECV_SIZE);
+    this.ids = newIdentifierList(config.maxIdentifiers);
+    encodePoll(this.pollCmd, 0);
+  }
+
+  /**
+   * Sets up a channel (§6.1): checks params and caps, CONTEXT_INIT {capset 5, 2 rings, poll ring 1}, two one-page
+   * guest blobs as rings, INIT alone in its execbuffer, then a probe query, and the first POLL. A host that refuses
+   * INIT (socket absent, channel not configured) answers nothing (P5); the probe query sees an empty query ring
+   * because the host has no state to write it with, so this fails with CW_CROSSDOMAIN_INIT_FAILED instead of hanging.
+   * On failure the gpu is closed.
+   */
+  static async open(options: ChannelOptions): Promise<CrossDomainChannel> {
+    const gpu = options.gpu;
+    const config = options.config ?? DEFAULT_CONFIG;
+    const ringSize = options.ringSize ?? 4096;
+    const log =
+      options.logger ?? componentLogger("channel", { channel: channelTypeName(options.channelType) });
+    const hostErrors: string[] = [];
+    gpu.onHostError = (m) => hostErrors.push(m);
+    const rings: Array<{ blob: BlobHandle; map: BlobMapping }> = [];
+    try {
+      const p = await gpu.getParams();
+      const missing = [
+        p.features3d ? "" : "3D_FEATURES",
+        p.resourceBlob ? "" : "RESOURCE_BLOB",
+        p.hostVisible ? "" : "HOST_VISIBLE",
+        p.contextInit ? "" : "CONTEXT_INIT",
+        (p.capsetMask >>> CAPSET_CROSS_DOMAIN) & 1 ? "" : "capset 5 (cross-domain)",
+      ].filter((x) => x !== "");
+      if (missing.length > 0) {
+        throw new CrosswayError(
+          "CW_VIRTGPU_UNSUPPORTED",
+          `${gpu.description}: virtio-gpu lacks ${missing.join(", ")} (needed for cross-domain)`,
+        );
+      }
+      const capBytes = await gpu.getCaps(CAPSET_CROSS_DOMAIN, 0, 16);
+      const word = (i: number) => (capBytes.length >= 4 * i + 4 ? getU32(capBytes, 4 * i) : 0);
+      const caps: CrossDomainCaps = {
+        version: word(0),
+        supportedChannels: word(1),
+        supportsDmabuf: word(2) !== 0,
+        supportsExternalGpuMemory: word(3) !== 0,
+      };
+      const channels = caps.supportedChannels;
+      const type = options.channelType;
+      if (type !== ChannelType.NONE && (type >= 32 || ((channels >>> type) & 1) === 0)) {
+        throw new CrosswayError(
+          "CW_CROSSDOMAIN_INIT_FAILED",
+          `${gpu.description}: the host offers no ${channelTypeName(type)} channel (supported_channels 0x${channels.toString(16)})`,
+          { value: type },
+        );
+      }
+      await gpu.initContext({ capsetId: CAPSET_CROSS_DOMAIN, numRings: 2, pollRingsMask: 1 << CHANNEL_RING });
+      const form = options.initForm ?? "v1";
+      // The legacy single-ring protocol has the host write everything into the query ring (Init*Legacy::upgrade).
+      for (let i = 0; i < (form === "legacy" ? 1 : 2); i++) {
+        const blob = await gpu.createBlob({
+          blobMem: BlobMem.GUEST,
+          blobFlags: BlobFlags.USE_MAPPABLE,
+          size: ringSize,
+          blobId: 0,
+        });
+        rings.push({ blob, map: await gpu.mapBlob(blob) });
+      }
+      const query = rings[0]!;
+      const channel = rings[1] ?? query;
+      const init = new Uint8Array(36);
+      const n = encodeInit(init, 0, {
+        form,
+        queryRingId: query.blob.resourceId,
+        channelRingId: form === "legacy" ? query.blob.resourceId : channel.blob.resourceId,
+        channelType: type,
+        ...(form === "libkrun" ? { protocolVersion: 1 } : {}),
+      });
+      // INIT alone, exact cmd_size (P2, P3).
+      gpu.execbuffer(init.subarray(0, n));
+      const ch = new CrossDomainChannel(gpu, type, config, caps, query, channel, log);
+      try {
+        await ch.imageRequirements(1, 1, DrmFormat.R8);
+      } catch (err) {
+        // A kernel guest sees no host error (only "response 0x1200 (command 0x207)" in its kernel log, P5).
+        const why =
+          hostErrors.length > 0
+            ? hostErrors.join("; ")
+            : `${(err as Error).message}; the host socket is absent or the channel is not configured (see the kernel log for "response 0x1200")`;
+        throw new CrosswayError(
+          "CW_CROSSDOMAIN_INIT_FAILED",
+          `${gpu.description}: the host did not accept INIT for channel ${channelTypeName(type)}: ${why}`,
+          { value: type },
+          { cause: err },
+        );
+      }
+      gpu.onHostError = (m) => ch.hostError(m);
+      gpu.onFence = () => ch.onFenceEvent();
+      gpu.onDrain = () => ch.drained();
+      for (const m of hostErrors) ch.hostError(m);
+      if (!ch.closed) ch.poll();
+      log.debug({ query: query.blob.resourceId, channel: channel.blob.resourceId }, "channel open");
+      return ch;
+    } catch (err) {
+      for (const r of rings) r.map.unmap();
+      gpu.close();
+      throw err;
+    }
+  }
+
+  /** True once the channel has ended. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Guest → host
+
+  /**
+   * Sends `data` with `items`. Splits into SENDs of at most 3744 bytes, 28 identifiers and one READ_PIPE each, with
+   * every item in a SEND at or before the bytes that follow it, so a peer sees each fd no later than its message.
+   * Items need at least one byte each group of 28 to ride on (a stream socket drops fds sent with no data).
+   */
+  send(data: Uint8Array, items: readonly SendItem[] = []): SendResult {
+    this.assertOpen("send");
+    if (data.length === 0 && items.length === 0) return "sent";
+    // Group items: ≤ maxIdentifiers per SEND, ≤ 1 read pipe per SEND ([RG] "expected just one pipe pair").
+    const groups: Array<{ start: number; end: number }> = [];
+    let gStart = 0;
+    let pipes = 0;
+    for (let i = 0; i < items.length; i++) {
+      const isPipe = items[i]!.kind === "read-pipe";
+      if (i - gStart === this.config.maxIdentifiers || (isPipe && pipes === 1)) {
+        groups.push({ start: gStart, end: i });
+        gStart = i;
+        pipes = 0;
+      }
+      if (isPipe) pipes++;
+    }
+    if (items.length > 0) groups.push({ start: gStart, end: items.length });
+    const bySize = Math.ceil(data.length / MAX_SEND_RECV_SIZE);
+    const sends = Math.max(bySize, groups.length, 1);
+    if (groups.length > Math.max(data.length, 1) || (groups.length > 0 && data.length === 0)) {
+      for (const it of items) if (it.kind === "read-pipe") native.close(it.fd);
+      throw new CrosswayError(
+        "CW_CROSSDOMAIN_LIMIT",
+        `send: ${items.length} items need ${groups.length} SENDs but only ${data.length} bytes can carry them`,
+        { value: items.length },
+      );
+    }
+    let ok = true;
+    let off = 0;
+    for (let s = 0; s < sends; s++) {
+      const remainingSends = sends - s;
+      const len = Math.min(MAX_SEND_RECV_SIZE, Math.ceil((data.length - off) / remainingSends));
+      const ids = this.ids;
+      ids.count = 0;
+      const g = groups[s];
+      if (g !== undefined) {
+        for (let i = g.start; i < g.end; i++) {
+          const it = items[i]!;
+          const k = ids.count++;
+          if (it.kind === "blob") {
+            ids.ids[k] = it.resourceId;
+            ids.types[k] = IdentifierType.VIRTGPU_BLOB;
+          } else {
+            // [RG] context.rs send: id = max(++counter, 0x80000000); mirrored exactly (P12).
+            this.nextReadPipe = Math.max((this.nextReadPipe + 1) >>> 0, PIPE_READ_START);
+            const id = this.nextReadPipe;
+            native.setNonblockCloexec(it.fd);
+            this.readPipes.set(id, { fd: it.fd, pending: [], hangUpPending: false, watcher: null });
+            ids.ids[k] = id;
+            ids.types[k] = IdentifierType.READ_PIPE;
+          }
+          ids.sizes[k] = 0;
+        }
+      }
+      const size = encodeSendReceive(
+        this.sendBuf,
+        0,
+        CrossDomainCmd.SEND,
+        ids,
+        data.subarray(off, off + len),
+        this.config.maxIdentifiers,
+      );
+      off += len;
+      ok = this.gpu.execbuffer(this.sendBuf.subarray(0, size)) && ok;
+    }
+    if (!ok) this.congested = true;
+    return ok ? "sent" : "buffered";
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Image requirements and host blobs
+
+  /**
+   * GET_IMAGE_REQUIREMENTS, cached per (width, height, format, flags): hosts never free the template item (P14).
+   * Queries are serialised on the query ring, which is zeroed first so a failed query is seen as such (§4.3).
+   */
+  imageRequirements(
+    width: number,
+    height: number,
+    drmFormat: number,
+    flags: number = DEFAULT_IMAGE_FLAGS,
+  ): Promise<ImageRequirements> {
+    const key = `${width}x${height}:${drmFormat}:${flags}`;
+    const cached = this.reqCache.get(key);
+    if (cached !== undefined) return cached;
+    const run = async (): Promise<ImageRequirements> => {
+      this.assertOpen("GET_IMAGE_REQUIREMENTS");
+      const ring = this.queryRing.map.bytes;
+      ring.fill(0, 0, 64);
+      const cmd = new Uint8Array(24);
+      encodeGetImageRequirements(cmd, 0, { width, height, drmFormat, flags });
+      this.queryInFlight++;
+      try {
+        this.gpu.execbuffer(cmd, { ring: QUERY_RING, boHandles: [this.queryRing.blob.bo] });
+        await this.gpu.wait(this.queryRing.blob);
+      } finally {
+        this.queryInFlight--;
+      }
+      // The channel may have ended while waiting; its rings are unmapped then.
+      this.assertOpen("GET_IMAGE_REQUIREMENTS");
+      const reqs = decodeImageRequirements(ring, 0);
+      if (reqs.size === 0 || reqs.blobId === 0) {
+        throw new CrosswayError(
+          "CW_CROSSDOMAIN_QUERY_FAILED",
+          `GET_IMAGE_REQUIREMENTS ${width}x${height} format 0x${drmFormat.toString(16)}: no reply from the host${
+            this.lastHostError ? ` (${this.lastHostError})` : ""
+          }`,
+        );
+      }
+      return reqs;
+    };
+    const p = this.queryChain.then(run, run);
+    this.queryChain = p.catch(() => {});
+    this.reqCache.set(key, p);
+    p.catch(() => this.reqCache.delete(key));
+    return p;
+  }
+
+  /** Creates a host-visible blob from image requirements (size must be exactly reqs.size, §5.4). */
+  async createHostBlob(reqs: ImageRequirements): Promise<HostBlob> {
+    this.assertOpen("createHostBlob");
+    const gpu = this.gpu;
+    const handle = await gpu.createBlob({
+      blobMem: BlobMem.HOST3D,
+      blobFlags: BlobFlags.USE_MAPPABLE | BlobFlags.USE_SHAREABLE,
+      size: reqs.size,
+      blobId: reqs.blobId,
+    });
+    return {
+      handle,
+      resourceId: handle.resourceId,
+      size: handle.size,
+      map: () => gpu.mapBlob(handle),
+      export: () => gpu.exportBlob(handle),
+      close: () => gpu.closeBlob(handle),
+    };
+  }
+
+  /**
+   * PRIME-imports a guest dmabuf (e.g. a client's linux-dmabuf plane; kernel backend) so that its resource id can be
+   * sent as a blob item. Fails for plain memfds (copy those into a host blob instead, §6.5). Call release() after
+   * the SEND that carries it (closing the GEM handle right after the EXECBUFFER is fine, §5.9).
+   */
+  async importDmabuf(fd: number): Promise<ImportedBlob> {
+    this.assertOpen("importDmabuf");
+    const blob = await this.gpu.importBlob(fd);
+    const entry = this.gemRefs.get(blob.bo) ?? { blob, refs: 0 };
+    entry.refs++;
+    this.gemRefs.set(blob.bo, entry);
+    let released = false;
+    return {
+      resourceId: blob.resourceId,
+      release: () => {
+        if (released) return;
+        released = true;
+        if (--entry.refs > 0) return;
+        this.gemRefs.delete(blob.bo);
+        if (!this.closed) this.gpu.closeBlob(blob);
+      },
+    };
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Eventfds and host items
+
+  /**
+   * Binds a received eventfd item so host signals reach the guest: READ_EVENTFD_NEW, then each host READ adds its
+   * 8-byte value to a local eventfd. Returns an fd of that local eventfd for the client (the caller owns it).
+   */
+  eventfdFromHost(id: number): number {
+    this.assertOpen("eventfdFromHost");
+    const fd = native.eventfd(0, 0);
+    this.eventfds.set(id, { fd, toHost: false, watcher: null });
+    encodeIdCommand(this.smallCmd, 0, CrossDomainCmd.READ_EVENTFD_NEW, id);
+    this.gpu.execbuffer(this.smallCmd);
+    return native.dup(fd);
+  }
+
+  /**
+   * Binds a received eventfd item so guest signals reach the host: a local eventfd is watched and each value read is
+   * sent as WRITE {id, 8 bytes little-endian}. Returns an fd of the local eventfd for the client.
+   */
+  eventfdToHost(id: number): number {
+    this.assertOpen("eventfdToHost");
+    const fd = native.eventfd(0, 0);
+    const watcher = native.createWatcher(fd, () => {
+      const v = new Uint8Array(8);
+      if (native.read(fd, v, 0, 8) !== 8 || this.closed) return;
+      this.write(id, false, v);
+    });
+    watcher.start(POLL_READABLE);
+    this.eventfds.set(id, { fd, toHost: true, watcher });
+    return native.dup(fd);
+  }
+
+  /** Frees a host write-pipe or eventfd item with WRITE {hang_up = 1}, so it does not live until the context dies (P19). */
+  releaseItem(id: number): void {
+    if (this.closed) return;
+    const e = this.eventfds.get(id);
+    if (e !== undefined) this.dropEventfd(id, e);
+    this.write(id, true, new Uint8Array(0));
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Host → guest
+
+  /** Resumes polling after a receive handler returned "pause". */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.poll();
+  }
+
+  private poll(): void {
+    if (this.closed || this.pollOutstanding || this.paused || this.blockedSinks > 0 || this.dispatching)
+      return;
+    this.pollOutstanding = true;
+    this.gpu.execbuffer(this.pollCmd, { ring: CHANNEL_RING });
+  }
+
+  private onFenceEvent(): void {
+    if (this.closed) return;
+    this.pollOutstanding = false;
+    let m: CrossDomainMessage;
+    try {
+      m = decodeRingMessage(this.channelRing.map.bytes, this.config.maxIdentifiers);
+    } catch (err) {
+      this.fail(err as CrosswayError);
+      return;
+    }
+    this.dispatching = true;
+    this.dispatch(m).then(
+      () => {
+        this.dispatching = false;
+        this.poll();
+      },
+      (err: unknown) => {
+        this.dispatching = false;
+        this.fail(
+          err instanceof CrosswayError
+            ? err
+            : new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `channel dispatch: ${(err as Error).message}`),
+        );
+      },
+    );
+  }
+
+  private async dispatch(m: CrossDomainMessage): Promise<void> {
+    if (m.kind === "receive") {
+      if (m.data.length === 0 && m.ids.count === 0) {
+        // Orderly host shutdown (§3.3 host-initiated EOF): no further POLL (§6.9).
+        this.finish({ kind: "host-hangup" });
+        return;
+      }
+      const items = await this.convertItems(m.ids);
+      if (this.closed) {
+        closeItems(items);
+        return;
+      }
+      // The ring is not rewritten before the next POLL, so handing out a view of it is safe for this call.
+      if (this.onReceive(m.data, items) === "pause") this.paused = true;
+      return;
+    }
+    if (m.kind === "read") {
+      this.onRead(m.identifier, m.hangUp, m.data);
+      return;
+    }
+    this.log.debug({ kind: m.kind }, "ignored channel-ring message");
+  }
+
+  private async convertItems(ids: IdentifierList): Promise<ReceivedItem[]> {
+    const items: ReceivedItem[] = [];
+    try {
+      for (let i = 0; i < ids.count; i++) {
+        const id = ids.ids[i]!;
+        const type = ids.types[i]!;
+        const size = ids.sizes[i]!;
+        if (type === IdentifierType.VIRTGPU_BLOB) {
+          items.push(await this.receiveBlob(id, size));
+        } else if (type === IdentifierType.WRITE_PIPE) {
+          items.push(this.receiveWritePipe(id));
+        } else if (isReceivedEventfdType(type)) {
+          items.push({ kind: "eventfd", id });
+        } else if (type === IdentifierType.SOCKET) {
+          items.push({ kind: "socket", id });
+        } else {
+          throw new CrosswayError("CW_CROSSDOMAIN_MALFORMED", `RECEIVE: identifier type ${type} (id ${id})`, {
+            value: type,
+          });
+        }
+      }
+    } catch (err) {
+      closeItems(items);
+      throw err;
+    }
+    return items;
+  }
+
+  /** A host blob item → HOST3D blob (exactly once: the item is one-shot) → exported fd, GEM handle closed (§6.4). */
+  private async receiveBlob(id: number, size: number): Promise<ReceivedItem> {
+    if (size === 0) {
+      // Nothing to map; an empty memfd stands in (the kernel rejects zero-sized blobs).
+      return { kind: "blob", fd: native.memfdCreate("crossway-empty", 0), size: 0, access: "read-only" };
+    }
+    const blob = await this.gpu.createBlob({
+      blobMem: BlobMem.HOST3D,
+      blobFlags: BlobFlags.USE_MAPPABLE | BlobFlags.USE_SHAREABLE,
+      size,
+      blobId: id,
+    });
+    try {
+      const exp = await this.gpu.exportBlob(blob);
+      return { kind: "blob", fd: exp.fd, size, access: exp.access };
+    } finally {
+      this.gpu.closeBlob(blob);
+    }
+  }
+
+  private receiveWritePipe(id: number): ReceivedItem {
+    const [r, w] = native.pipe2();
+    const watcher = native.createWatcher(r, () => this.pumpWritePipe(id));
+    this.writePipes.set(id, { id, fd: r, watcher });
+    if (!this.congested) watcher.start(POLL_READABLE);
+    return { kind: "write-pipe", id, fd: w };
+  }
+
+  private pumpWritePipe(id: number): void {
+    const p = this.writePipes.get(id);
+    if (p === undefined || this.closed) return;
+    for (let round = 0; round < 16 && !this.congested; round++) {
+      let n: number;
+      try {
+        n = native.read(p.fd, this.chunk, 0, WRITE_CHUNK);
+      } catch {
+        n = 0;
+      }
+      if (n === AGAIN) return;
+      if (n === 0) {
+        // Hang up only at EOF, never on a short read (Sommelier's P11 bug).
+        this.write(id, true, new Uint8Array(0));
+        p.watcher.stop();
+        p.watcher.close();
+        native.close(p.fd);
+        this.writePipes.delete(id);
+        return;
+      }
+      this.write(id, false, this.chunk.subarray(0, n));
+    }
+  }
+
+  private write(id: number, hangUp: boolean, data: Uint8Array): void {
+    const size = encodeReadWrite(this.writeBuf, 0, CrossDomainCmd.WRITE, id, hangUp, data);
+    if (!this.gpu.execbuffer(this.writeBuf.subarray(0, size))) this.congest();
+  }
+
+  private congest(): void {
+    if (this.congested) return;
+    this.congested = true;
+    for (const p of this.writePipes.values()) p.watcher.stop();
+  }
+
+  private drained(): void {
+    if (!this.congested || this.closed) return;
+    this.congested = false;
+    for (const p of this.writePipes.values()) p.watcher.start(POLL_READABLE);
+    this.onDrain();
+  }
+
+  private onRead(id: number, hangUp: boolean, data: Uint8Array): void {
+    const e = this.eventfds.get(id);
+    if (e !== undefined) {
+      if (data.length === 8 && !e.toHost) native.write(e.fd, data, 0, 8);
+      return;
+    }
+    const p = this.readPipes.get(id);
+    if (p === undefined) {
+      // The client closed its pipe earlier; the host keeps reading until its peer is done.
+      return;
+    }
+    if (p.pending.length === 0 && data.length > 0) {
+      const n = this.writeSink(id, p, data, 0);
+      if (n < data.length && this.readPipes.has(id)) p.pending.push(data.slice(n));
+    } else if (data.length > 0) {
+      p.pending.push(data.slice());
+    }
+    if (hangUp) p.hangUpPending = true;
+    if (p.pending.length > 0 && p.watcher === null && this.readPipes.has(id)) {
+      // The client is slow: hold the POLL (back-pressure reaches the host pipe) until the sink drains.
+      this.blockedSinks++;
+      p.watcher = native.createWatcher(p.fd, () => this.drainSink(id));
+      p.watcher.start(POLL_WRITABLE);
+    }
+    if (p.pending.length === 0 && p.hangUpPending) this.closeSink(id, p);
+  }
+
+  /** Writes what the sink takes; returns the bytes written (closes the sink on EPIPE). */
+  private writeSink(id: number, p: ReadPipe, data: Uint8Array, from: number): number {
+    let off = from;
+    while (off < data.length) {
+      let n: number;
+      try {
+        n = native.write(p.fd, data, off, data.length - off);
+      } catch {
+        // EPIPE: the client stopped reading; drop the rest.
+        this.closeSink(id, p);
+        return data.length;
+      }
+      if (n === AGAIN) break;
+      off += n;
+    }
+    return off;
+  }
+
+  private drainSink(id: number, p: ReadPipe = this.readPipes.get(id)!): void {
+    while (p.pending.length > 0) {
+      const head = p.pending[0]!;
+      const n = this.writeSink(id, p, head, 0);
+      if (!this.readPipes.has(id)) return;
+      if (n < head.length) {
+        p.pending[0] = head.subarray(n);
+        return;
+      }
+      p.pending.splice(0, 1);
+    }
+    if (p.watcher !== null) {
+      p.watcher.stop();
+      p.watcher.close();
+      p.watcher = null;
+      this.blockedSinks--;
+    }
+    if (p.hangUpPending) this.closeSink(id, p);
+    this.poll();
+  }
+
+  private closeSink(id: number, p: ReadPipe): void {
+    if (!this.readPipes.has(id)) return;
+    this.readPipes.delete(id);
+    if (p.watcher !== null) {
+      p.watcher.stop();
+      p.watcher.close();
+      p.watcher = null;
+      this.blockedSinks--;
+    }
+    native.close(p.fd);
+    this.poll();
+  }
+
+  private dropEventfd(id: number, e: LocalEventfd): void {
+    this.eventfds.delete(id);
+    if (e.watcher !== null) {
+      e.watcher.stop();
+      e.watcher.close();
+    }
+    native.close(e.fd);
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // Errors and teardown
+
+  private hostError(message: string): void {
+    this.lastHostError = message;
+    // A failed query is reported by the query itself; anything else means lost data or a dead worker.
+    if (this.queryInFlight > 0 && !/halting|connection lost/.test(message)) return;
+    this.fail(new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `${this.gpu.description}: ${message}`));
+  }
+
+  private fail(error: CrosswayError): void {
+    this.log.warn({ code: error.code, detail: error.message }, "channel failed");
+    this.finish({ kind: "error", error });
+  }
+
+  private assertOpen(what: string): void {
+    if (this.closed)
+      throw new CrosswayError("CW_CROSSDOMAIN_CLOSED", `${what}: the cross-domain channel is closed`);
+  }
+
+  private finish(reason: CloseReason): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const [id, p] of this.readPipes) {
+      if (p.watcher !== null) {
+        p.watcher.stop();
+        p.watcher.close();
+      }
+      native.close(p.fd);
+      this.readPipes.delete(id);
+    }
+    this.blockedSinks = 0;
+    for (const p of this.writePipes.values()) {
+      p.watcher.stop();
+      p.watcher.close();
+      native.close(p.fd);
+    }
+    this.writePipes.clear();
+    for (const [id, e] of this.eventfds) this.dropEventfd(id, e);
+    this.queryRing.map.unmap();
+    if (this.channelRing !== this.queryRing) this.channelRing.map.unmap();
+    this.gpu.onFence = () => {};
+    this.gpu.onHostError = () => {};
+    // Closing the context drops the host's state and socket: the host peer sees the disconnect (§6.9).
+    this.gpu.close();
+    this.onClose(reason);
+  }
+
+  /** Closes the channel from the guest side. Idempotent. */
+  close(): void {
+    this.finish({ kind: "local" });
+  }
+}
+
+/** Closes the fds of received items (on error paths). */
+export function closeItems(items: readonly ReceivedItem[]): void {
+  for (const it of items) if (it.kind === "blob" || it.kind === "write-pipe") native.close(it.fd);
+}

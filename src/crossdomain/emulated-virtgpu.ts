@@ -1,0 +1,350 @@
+// The emulated VirtGpu backend: a client of `crossway device` over a Unix socket, standing in for the guest kernel.
+// Guest memory blobs are memfds this backend creates and lends to the device (the VMM sees guest RAM); host blobs are
+// memfds the device lends back (host-visible memory). Nothing else crosses: no fd of a guest client ever does.
+import { CrosswayError } from "../errors.ts";
+import { componentLogger } from "../log.ts";
+import { native } from "../native.ts";
+import { getU32 } from "./codec.ts";
+import { buildFrame, FrameType, field, field64, u64Fields } from "./device-protocol.ts";
+import { FramedSocket } from "./framed-socket.ts";
+import { BlobMem } from "./structs.ts";
+import type {
+  BlobHandle,
+  BlobMapping,
+  BlobRequest,
+  ContextInitParams,
+  ExecbufferOptions,
+  ExportedBlob,
+  VirtGpu,
+  VirtGpuParams,
+} from "./virtgpu.ts";
+
+const log = componentLogger("virtgpu-emulated");
+
+const PROT_READ = 1;
+const PROT_WRITE = 2;
+const MAP_SHARED = 1;
+
+interface LocalBlob {
+  readonly handle: BlobHandle;
+  /** Local fd of the blob memory (guest memfd, or the host memory the device lent). */
+  readonly fd: number;
+  readonly writable: boolean;
+}
+
+interface Waiter {
+  resolve(payload: Uint8Array, fds: number[]): void;
+  reject(err: Error): void;
+  readonly what: string;
+}
+
+/** Connects to `crossway device` at `path`; throws CW_DEVICE_UNAVAILABLE with the path and errno when it cannot. */
+export function openEmulatedVirtGpu(path: string): VirtGpu {
+  let fd: number;
+  try {
+    fd = native.unixConnect(path);
+  } catch (err) {
+    throw new CrosswayError(
+      "CW_DEVICE_UNAVAILABLE",
+      `emulated virtio-gpu: cannot connect to crossway device at ${path}: ${(err as Error).message}`,
+      { value: path },
+      { cause: err },
+    );
+  }
+  return new EmulatedVirtGpu(fd, path);
+}
+
+class EmulatedVirtGpu implements VirtGpu {
+  readonly description: string;
+  onFence: () => void = () => {};
+  onDrain: () => void = () => {};
+  onHostError: (message: string) => void = () => {};
+  private readonly socket: FramedSocket;
+  private serial = 0;
+  private readonly waiters = new Map<number, Waiter>();
+  private readonly blobs = new Map<number, LocalBlob>();
+  /** Blobs exported at least once, by (dev, ino) of their memory, so a PRIME re-import finds them (kernel: GEM). */
+  private readonly exported = new Map<string, { resourceId: number; size: number; writable: boolean }>();
+  private nextBo = 1;
+  private nextFence = 1;
+  private numRings = 0;
+  private pollMask = 0;
+  private readonly fenceBos = new Map<number, readonly number[]>();
+  private readonly polledFences = new Set<number>();
+  private readonly busy = new Map<number, number>();
+  private readonly boWaiters = new Map<number, Array<() => void>>();
+  private closed = false;
+
+  constructor(fd: number, path: string) {
+    this.description = `emulated:${path}`;
+    this.socket = new FramedSocket(
+      fd,
+      (h, payload, fds) => this.onFrame(h.type, h.serial, payload, fds),
+      (err) => this.onLost(err),
+    );
+    this.socket.onDrain = () => this.onDrain();
+  }
+
+  private request(type: number, fields: number[], tail: Uint8Array | null, fds: number[], what: string) {
+    if (this.closed) {
+      for (const fd of fds) native.close(fd);
+      return Promise.reject(
+        new CrosswayError("CW_CROSSDOMAIN_CLOSED", `${what}: virtio-gpu context is closed`),
+      );
+    }
+    const serial = ++this.serial;
+    return new Promise<{ payload: Uint8Array; fds: number[] }>((resolve, reject) => {
+      this.waiters.set(serial, { resolve: (payload, rfds) => resolve({ payload, fds: rfds }), reject, what });
+      this.socket.send(buildFrame(type, serial, fields, tail, fds.length), fds);
+    });
+  }
+
+  private onFrame(type: number, serial: number, payload: Uint8Array, fds: number[]): void {
+    switch (type) {
+      case FrameType.REPLY: {
+        const w = this.waiters.get(serial);
+        if (w === undefined) {
+          for (const fd of fds) native.close(fd);
+          this.onLost(new CrosswayError("CW_DEVICE_PROTOCOL", `reply to unknown request ${serial}`));
+          return;
+        }
+        this.waiters.delete(serial);
+        const status = getU32(payload, 0);
+        if (status !== 0) {
+          for (const fd of fds) native.close(fd);
+          const msg = new TextDecoder().decode(payload.subarray(4));
+          w.reject(new CrosswayError("CW_VIRTGPU_IOCTL", `${w.what}: ${msg}`, { value: status }));
+          return;
+        }
+        w.resolve(payload.slice(4), fds);
+        return;
+      }
+      case FrameType.FENCE:
+        this.signalled(field(payload, 0));
+        break;
+      case FrameType.HOST_ERROR: {
+        const msg = new TextDecoder().decode(payload);
+        log.warn({ detail: msg }, "host reported an error");
+        this.onHostError(msg);
+        break;
+      }
+      default:
+        this.onLost(new CrosswayError("CW_DEVICE_PROTOCOL", `unexpected frame type ${type} from the device`));
+    }
+    for (const fd of fds) native.close(fd);
+  }
+
+  private signalled(fenceId: number): void {
+    const bos = this.fenceBos.get(fenceId);
+    this.fenceBos.delete(fenceId);
+    if (bos !== undefined) {
+      for (const bo of bos) {
+        const left = (this.busy.get(bo) ?? 1) - 1;
+        if (left > 0) {
+          this.busy.set(bo, left);
+          continue;
+        }
+        this.busy.delete(bo);
+        const ws = this.boWaiters.get(bo);
+        this.boWaiters.delete(bo);
+        if (ws !== undefined) for (const w of ws) w();
+      }
+    }
+    if (this.polledFences.delete(fenceId)) this.onFence();
+  }
+
+  private onLost(err: Error | null): void {
+    if (this.closed) return;
+    const message = `crossway device connection lost${err !== null ? `: ${err.message}` : ""}`;
+    this.shutdown(message);
+    this.onHostError(message);
+  }
+
+  async getParams(): Promise<VirtGpuParams> {
+    const { payload } = await this.request(FrameType.GET_PARAMS, [], null, [], "GETPARAM");
+    return {
+      features3d: field(payload, 0) === 1,
+      resourceBlob: field(payload, 1) === 1,
+      hostVisible: field(payload, 2) === 1,
+      contextInit: field(payload, 3) === 1,
+      capsetMask: field(payload, 4),
+    };
+  }
+
+  async getCaps(capsetId: number, version: number, size: number): Promise<Uint8Array> {
+    const { payload } = await this.request(
+      FrameType.GET_CAPS,
+      [capsetId, version, size],
+      null,
+      [],
+      "GET_CAPS",
+    );
+    return payload;
+  }
+
+  async initContext(p: ContextInitParams): Promise<void> {
+    await this.request(
+      FrameType.CONTEXT_INIT,
+      [p.capsetId, p.numRings, p.pollRingsMask],
+      null,
+      [],
+      "CONTEXT_INIT",
+    );
+    this.numRings = p.numRings;
+    this.pollMask = p.pollRingsMask;
+  }
+
+  async createBlob(req: BlobRequest): Promise<BlobHandle> {
+    const fds: number[] = [];
+    let guestFd = -1;
+    if (req.blobMem === BlobMem.GUEST) {
+      // Guest RAM backing a guest blob: created here, never taken from a caller.
+      guestFd = native.memfdCreate("crossway-guest-blob", 0);
+      native.ftruncate(guestFd, req.size);
+      fds.push(native.dup(guestFd));
+    }
+    let reply: { payload: Uint8Array; fds: number[] };
+    try {
+      reply = await this.request(
+        FrameType.CREATE_BLOB,
+        [req.blobMem, req.blobFlags, ...u64Fields(req.size), ...u64Fields(req.blobId)],
+        null,
+        fds,
+        `RESOURCE_CREATE_BLOB(blob_mem=${req.blobMem}, size=${req.size}, blob_id=${req.blobId})`,
+      );
+    } catch (err) {
+      if (guestFd >= 0) native.close(guestFd);
+      throw err;
+    }
+    const resourceId = field(reply.payload, 0);
+    const size = field64(reply.payload, 1);
+    const writable = field(reply.payload, 3) === 1;
+    const fd = guestFd >= 0 ? guestFd : (reply.fds[0] ?? -1);
+    for (const extra of reply.fds.slice(guestFd >= 0 ? 0 : 1)) native.close(extra);
+    const handle: BlobHandle = { bo: this.nextBo++, resourceId, size };
+    this.blobs.set(handle.bo, { handle, fd, writable: guestFd >= 0 || writable });
+    return handle;
+  }
+
+  private local(blob: BlobHandle, what: string): LocalBlob {
+    const b = this.blobs.get(blob.bo);
+    if (b === undefined)
+      throw new CrosswayError("CW_VIRTGPU_IOCTL", `${what}: unknown GEM handle ${blob.bo}`);
+    if (b.fd < 0) {
+      // The host could not map the memory (e.g. a write-sealed memfd mapped RW): MAP_BLOB failed, mmap gets EINVAL.
+      throw new CrosswayError(
+        "CW_VIRTGPU_IOCTL",
+        `${what}: EINVAL: the host could not map resource ${blob.resourceId}`,
+      );
+    }
+    return b;
+  }
+
+  async mapBlob(blob: BlobHandle): Promise<BlobMapping> {
+    const b = this.local(blob, "mmap");
+    const ab = native.mmap(b.fd, blob.size, b.writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, 0);
+    let mapped = true;
+    return {
+      bytes: new Uint8Array(ab),
+      writable: b.writable,
+      unmap: () => {
+        if (mapped) native.munmap(ab);
+        mapped = false;
+      },
+    };
+  }
+
+  async exportBlob(blob: BlobHandle): Promise<ExportedBlob> {
+    const b = this.local(blob, "PRIME_HANDLE_TO_FD");
+    const st = native.fstat(b.fd);
+    this.exported.set(`${st.dev}:${st.ino}`, {
+      resourceId: blob.resourceId,
+      size: blob.size,
+      writable: b.writable,
+    });
+    return { fd: native.dup(b.fd), access: b.writable ? "read-write" : "read-only" };
+  }
+
+  async importBlob(fd: number): Promise<BlobHandle> {
+    const st = native.fstat(fd);
+    const key = `${st.dev}:${st.ino}`;
+    for (const b of this.blobs.values()) {
+      const s = native.fstat(b.fd);
+      if (`${s.dev}:${s.ino}` === key) return b.handle;
+    }
+    const e = this.exported.get(key);
+    if (e === undefined) {
+      throw new CrosswayError(
+        "CW_VIRTGPU_IOCTL",
+        `PRIME_FD_TO_HANDLE: fd ${fd} is not a virtio-gpu blob of this device (${native.fdPath(fd)})`,
+      );
+    }
+    const handle: BlobHandle = { bo: this.nextBo++, resourceId: e.resourceId, size: e.size };
+    this.blobs.set(handle.bo, { handle, fd: native.dup(fd), writable: e.writable });
+    return handle;
+  }
+
+  closeBlob(blob: BlobHandle): void {
+    const b = this.blobs.get(blob.bo);
+    if (b === undefined) return;
+    this.blobs.delete(blob.bo);
+    if (b.fd >= 0) native.close(b.fd);
+    const exported = [...this.exported.values()].some((e) => e.resourceId === blob.resourceId);
+    // An exported blob lives on in its fds (the dmabuf holds the GEM object), so only unexported ones are freed.
+    if (!exported && !this.closed) {
+      this.socket.send(buildFrame(FrameType.CLOSE_RESOURCE, 0, [blob.resourceId], null, 0));
+    }
+  }
+
+  execbuffer(cmd: Uint8Array, opts: ExecbufferOptions = {}): boolean {
+    if (this.closed)
+      throw new CrosswayError("CW_CROSSDOMAIN_CLOSED", "EXECBUFFER: virtio-gpu context is closed");
+    const ring = opts.ring;
+    if (ring !== undefined && ring >= this.numRings) {
+      throw new CrosswayError(
+        "CW_VIRTGPU_IOCTL",
+        `EXECBUFFER: EINVAL: ring_idx ${ring} >= num_rings ${this.numRings}`,
+      );
+    }
+    const bos = opts.boHandles ?? [];
+    const polled = ring !== undefined && ((this.pollMask >>> ring) & 1) === 1;
+    let fenceId = 0;
+    if (polled || bos.length > 0) {
+      fenceId = this.nextFence++;
+      if (polled) this.polledFences.add(fenceId);
+      if (bos.length > 0) {
+        this.fenceBos.set(fenceId, [...bos]);
+        for (const bo of bos) this.busy.set(bo, (this.busy.get(bo) ?? 0) + 1);
+      }
+    }
+    const flags = ring !== undefined ? 4 : 0;
+    return this.socket.send(buildFrame(FrameType.SUBMIT, 0, [flags, ring ?? 0, fenceId], cmd, 0));
+  }
+
+  wait(blob: BlobHandle): Promise<void> {
+    if (!this.busy.has(blob.bo)) return Promise.resolve();
+    return new Promise((resolve) => {
+      const list = this.boWaiters.get(blob.bo) ?? [];
+      list.push(resolve);
+      this.boWaiters.set(blob.bo, list);
+    });
+  }
+
+  private shutdown(reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.close();
+    for (const b of this.blobs.values()) if (b.fd >= 0) native.close(b.fd);
+    this.blobs.clear();
+    for (const w of this.waiters.values())
+      w.reject(new CrosswayError("CW_CROSSDOMAIN_CLOSED", `${w.what}: ${reason}`));
+    this.waiters.clear();
+    // Nothing will signal any more: release waiters so nobody hangs on a dead context.
+    for (const ws of this.boWaiters.values()) for (const w of ws) w();
+    this.boWaiters.clear();
+  }
+
+  close(): void {
+    this.shutdown("virtio-gpu context closed");
+  }
+}

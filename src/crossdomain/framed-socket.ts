@@ -1,0 +1,216 @@
+// Non-blocking Unix socket carrying device-protocol frames with SCM_RIGHTS, used by both ends of the emulated device.
+import { CrosswayError } from "../errors.ts";
+import {
+  AGAIN,
+  MAX_FDS_PER_MSG,
+  type NativeWatcher,
+  native,
+  POLL_READABLE,
+  POLL_WRITABLE,
+} from "../native.ts";
+import {
+  decodeFrameHeader,
+  FRAME_HEADER_SIZE,
+  type FrameHeader,
+  MAX_FRAME_PAYLOAD,
+} from "./device-protocol.ts";
+
+/** Called for each complete frame; `payload` is a view valid only during the call; `fds` are now the callee's. */
+export type FrameHandler = (header: FrameHeader, payload: Uint8Array, fds: number[]) => void;
+
+interface Pending {
+  readonly bytes: Uint8Array;
+  offset: number;
+  fds: number[] | null;
+}
+
+/** Bytes queued for writing above which {@link FramedSocket.send} reports back-pressure. */
+const HIGH_WATER = 1 << 20;
+
+/**
+ *   read buffer:  [ consumed | frame frame part-frame | free ]
+ *                 0          start                    end   length
+ * Frames are dispatched from `start`; when less than a header's worth of room is left the unread tail is moved to 0.
+ */
+export class FramedSocket {
+  private readonly watcher: NativeWatcher;
+  private buf = new Uint8Array(1 << 16);
+  private start = 0;
+  private end = 0;
+  /** Received fds not yet claimed by a frame (FIFO: head index instead of Array#shift). */
+  private fdQueue: number[] = [];
+  private fdHead = 0;
+  private readonly fdsOut = new Int32Array(MAX_FDS_PER_MSG + 1);
+  private readonly out: Pending[] = [];
+  private outHead = 0;
+  private queued = 0;
+  private closed = false;
+  private wantWrite = false;
+  /** Called once the write queue has drained after {@link send} returned false. */
+  onDrain: () => void = () => {};
+
+  constructor(
+    readonly fd: number,
+    private readonly onFrame: FrameHandler,
+    private readonly onClose: (err: Error | null) => void,
+  ) {
+    this.watcher = native.createWatcher(fd, (status, events) => this.onEvents(status, events));
+    this.watcher.start(POLL_READABLE);
+  }
+
+  /** Bytes waiting to be written. */
+  get pendingBytes(): number {
+    return this.queued;
+  }
+
+  /**
+   * Queues a frame with `fds` (ownership passes to the socket, which closes them once sent). Returns false when the
+   * queue is above the high-water mark: back-pressure as a value; {@link onDrain} fires when it empties.
+   */
+  send(frame: Uint8Array, fds: number[] | null = null): boolean {
+    if (this.closed) {
+      if (fds !== null) for (const fd of fds) native.close(fd);
+      throw new CrosswayError("CW_DEVICE_PROTOCOL", "emulated device socket is closed");
+    }
+    if (fds !== null && fds.length > MAX_FDS_PER_MSG) throw new RangeError("too many fds for one frame");
+    this.out.push({ bytes: frame, offset: 0, fds: fds !== null && fds.length > 0 ? fds : null });
+    this.queued += frame.length;
+    this.flush();
+    return this.queued < HIGH_WATER;
+  }
+
+  private flush(): void {
+    while (this.outHead < this.out.length) {
+      const p = this.out[this.outHead]!;
+      let n: number;
+      try {
+        n = native.sendmsg(this.fd, p.bytes, p.offset, p.bytes.length - p.offset, p.fds);
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+      if (n === AGAIN) {
+        if (!this.wantWrite) {
+          this.wantWrite = true;
+          this.watcher.start(POLL_READABLE | POLL_WRITABLE);
+        }
+        return;
+      }
+      if (p.fds !== null) {
+        for (const fd of p.fds) native.close(fd);
+        p.fds = null;
+      }
+      p.offset += n;
+      this.queued -= n;
+      if (p.offset < p.bytes.length) continue;
+      this.outHead++;
+    }
+    this.out.length = 0;
+    this.outHead = 0;
+    if (this.wantWrite) {
+      this.wantWrite = false;
+      this.watcher.start(POLL_READABLE);
+      this.onDrain();
+    }
+  }
+
+  private onEvents(status: number, events: number): void {
+    if (this.closed) return;
+    if (status < 0) {
+      this.fail(new Error(`poll error ${status} on device socket`));
+      return;
+    }
+    if ((events & POLL_WRITABLE) !== 0) this.flush();
+    if ((events & POLL_READABLE) !== 0 && !this.closed) this.readSome();
+  }
+
+  private readSome(): void {
+    for (let round = 0; round < 16 && !this.closed; round++) {
+      if (this.buf.length - this.end < 4096) this.makeRoom(4096);
+      let n: number;
+      try {
+        n = native.recvmsg(this.fd, this.buf, this.end, this.buf.length - this.end, this.fdsOut);
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+      for (let i = 0; i < this.fdsOut[0]!; i++) this.fdQueue.push(this.fdsOut[1 + i]!);
+      if (n === AGAIN) return;
+      if (n === 0) {
+        this.fail(null);
+        return;
+      }
+      this.end += n;
+      this.dispatch();
+    }
+  }
+
+  private makeRoom(min: number): void {
+    if (this.start > 0) {
+      this.buf.copyWithin(0, this.start, this.end);
+      this.end -= this.start;
+      this.start = 0;
+    }
+    if (this.buf.length - this.end < min) {
+      const bigger = new Uint8Array(Math.max(this.buf.length * 2, this.end + min));
+      bigger.set(this.buf.subarray(0, this.end));
+      this.buf = bigger;
+    }
+  }
+
+  private dispatch(): void {
+    while (!this.closed) {
+      const h = decodeFrameHeader(this.buf, this.start, this.end);
+      if (h === null) return;
+      if (h.payloadLength > MAX_FRAME_PAYLOAD || h.nfds > MAX_FDS_PER_MSG) {
+        this.fail(
+          new CrosswayError(
+            "CW_DEVICE_PROTOCOL",
+            `device frame type ${h.type}: bad size ${h.payloadLength}/${h.nfds}`,
+          ),
+        );
+        return;
+      }
+      const total = FRAME_HEADER_SIZE + h.payloadLength;
+      if (this.end - this.start < total) {
+        if (this.buf.length - this.start < total) this.makeRoom(total);
+        return;
+      }
+      if (this.fdQueue.length - this.fdHead < h.nfds) {
+        // The fds ride on some byte of this frame; the rest of the frame's bytes came first. Wait for them.
+        return;
+      }
+      const fds = this.fdQueue.slice(this.fdHead, this.fdHead + h.nfds);
+      this.fdHead += h.nfds;
+      if (this.fdHead === this.fdQueue.length) {
+        this.fdQueue.length = 0;
+        this.fdHead = 0;
+      }
+      const payload = this.buf.subarray(this.start + FRAME_HEADER_SIZE, this.start + total);
+      this.start += total;
+      this.onFrame(h, payload, fds);
+    }
+  }
+
+  private fail(err: Error | null): void {
+    if (this.closed) return;
+    this.close();
+    this.onClose(err);
+  }
+
+  /** Stops watching, closes the socket and every fd still queued in either direction. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.watcher.stop();
+    this.watcher.close();
+    for (let i = this.fdHead; i < this.fdQueue.length; i++) native.close(this.fdQueue[i]!);
+    this.fdQueue.length = 0;
+    for (let i = this.outHead; i < this.out.length; i++) {
+      const fds = this.out[i]!.fds;
+      if (fds !== null) for (const fd of fds) native.close(fd);
+    }
+    this.out.length = 0;
+    native.close(this.fd);
+  }
+}

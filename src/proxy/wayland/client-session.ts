@@ -1,0 +1,777 @@
+// One guest client's connection: parses every message both ways and carries it over its own cross-domain channel.
+//
+//   client socket ──recvmsg──▶ framer+fds ──WireConnection.next(REQUEST)──▶ hooks ──▶ toHost ──channel.send──▶ host
+//   client socket ◀──sendmsg── ClientOutput ◀── hooks ◀──next(EVENT)── framer+fds ◀──onReceive(bytes, items)── host
+//
+// Only identifiers and blob memory cross: client fds stay here (shm pools are copied into host blobs, pipes become
+// cross-domain pipes), and host fds are turned into local fds (sealed copies of host memory, local pipe ends).
+import type { CloseReason, CrossDomainChannel, ReceivedItem, SendItem } from "../../crossdomain/channel.ts";
+import { DrmFormat } from "../../crossdomain/protocol.ts";
+import { CrosswayError } from "../../errors.ts";
+import type { Logger } from "../../log.ts";
+import {
+  AGAIN,
+  MAX_FDS_PER_MSG,
+  type NativeWatcher,
+  native,
+  POLL_READABLE,
+  POLL_WRITABLE,
+} from "../../native.ts";
+import { DisplayErrorCode, WireProtocolError } from "../../wire/wayland/errors.ts";
+import { NEED_MORE } from "../../wire/wayland/framer.ts";
+import { MessageWriter } from "../../wire/wayland/message-writer.ts";
+import {
+  ArgKind,
+  type InterfaceDesc,
+  type MessageDesc,
+  type ProtocolRegistry,
+} from "../../wire/wayland/protocol-registry.ts";
+import { type DecodedMessage, Direction, WireConnection } from "../../wire/wayland/wire-connection.ts";
+import { ClientOutput } from "./client-output.ts";
+import type { GuestConfig } from "./guest-config.ts";
+import { decideGlobal, type RegistryPolicy } from "./registry-policy.ts";
+import { sealedCopy } from "./sealed-copy.ts";
+import { PoolBlob, ShmBuffer, ShmPool } from "./shm-pools.ts";
+import { SurfaceShadow } from "./surface-shadow.ts";
+
+const S_IFMT = 0o170000;
+const S_IFIFO = 0o010000;
+const O_ACCMODE = 3;
+const O_WRONLY = 1;
+const PROT_READ = 1;
+const MAP_SHARED = 1;
+
+/** wl_shm.error values (wayland.xml). */
+const ShmError = { INVALID_FORMAT: 0, INVALID_STRIDE: 1, INVALID_FD: 2 } as const;
+
+/** libwayland's fd ring holds 1024 fds (wl_connection fds_in, 4096 bytes): more queued than that is abuse. */
+const MAX_QUEUED_FDS = 1024;
+/** Largest wl_shm pool a guest client may create (host memory is the VMM's, and not ours to waste). */
+const MAX_POOL_SIZE = 1 << 30;
+
+/** Host pools are allocated in size buckets so that hosts, which never free image templates, see few sizes. */
+export function poolBucket(size: number): number {
+  const KiB64 = 64 * 1024;
+  const MiB = 1024 * 1024;
+  if (size <= MiB) return Math.ceil(size / KiB64) * KiB64;
+  return Math.ceil(size / MiB) * MiB;
+}
+
+/** Static inputs every session shares. */
+export interface SessionContext {
+  readonly registry: ProtocolRegistry;
+  readonly config: GuestConfig;
+  readonly policy: RegistryPolicy;
+  readonly log: Logger;
+}
+
+/** A message's descriptor, looked up once per session so hooks match by identity on the hot path. */
+function msg(
+  registry: ProtocolRegistry,
+  iface: string,
+  name: string,
+  event: boolean,
+): MessageDesc | undefined {
+  const i = registry.get(iface);
+  return (event ? i?.events : i?.requests)?.find((m) => m.name === name);
+}
+
+type Hook = (m: DecodedMessage) => Promise<void> | undefined | "drop";
+
+/** One client ⇄ host connection. Create with {@link ClientSession.start}; it closes itself on any fatal error. */
+export class ClientSession {
+  readonly conn: WireConnection;
+  private readonly out: ClientOutput;
+  private readonly toHost: MessageWriter;
+  private readonly items: SendItem[] = [];
+  private readonly recvFds = new Int32Array(MAX_FDS_PER_MSG + 1);
+  private readonly watcher: NativeWatcher;
+  private readonly requestHooks = new Map<MessageDesc, Hook>();
+  private readonly eventHooks = new Map<MessageDesc, Hook>();
+  private readonly log: Logger;
+
+  private suspended = false; // a request hook is awaiting the host (e.g. a pool's blob)
+  private hostBlocked = false; // the channel asked us to wait (onDrain)
+  private paused = false; // we told the channel to stop delivering (client not reading)
+  private closed = false;
+
+  // Registry policy state.
+  private readonly shown = new Map<number, { iface: string; version: number }>();
+  private readonly hidden = new Set<number>();
+
+  // wl_shm shadowing state.
+  private readonly pools = new Map<number, ShmPool>();
+  private readonly buffers = new Map<number, ShmBuffer>();
+  private readonly surfaces = new Map<number, SurfaceShadow>();
+  private readonly viewports = new Map<number, SurfaceShadow>();
+  /** Pools the proxy destroyed and recreated on the host: their host delete_id must not reach the client. */
+  private readonly recreated = new Map<number, { iface: InterfaceDesc; version: number; pending: number }>();
+
+  /** Fds of host items waiting in the event fd queue, by fd, so hooks know what they are. */
+  private readonly hostItems = new Map<number, ReceivedItem>();
+
+  private constructor(
+    readonly clientFd: number,
+    readonly channel: CrossDomainChannel,
+    private readonly ctx: SessionContext,
+    readonly tag: string,
+    private readonly onEnd: (s: ClientSession) => void,
+  ) {
+    this.log = ctx.log.child({ client: tag });
+    this.conn = new WireConnection(ctx.registry, { maxMessageSize: ctx.config.maxMessageSize, name: tag });
+    this.out = new ClientOutput(clientFd);
+    // Rewritten messages (tags) may grow; they are checked against the client limit where it matters.
+    this.toHost = new MessageWriter({ maxMessageSize: 65532, capacity: 16384 });
+    this.installHooks();
+    this.watcher = native.createWatcher(clientFd, (status, events) => this.onClientEvent(status, events));
+    channel.onReceive = (data, items) => this.onHostData(data, items);
+    channel.onClose = (reason) => this.onChannelClose(reason);
+    channel.onDrain = () => {
+      this.hostBlocked = false;
+      this.pumpRequests();
+      this.rearm();
+    };
+    this.rearm();
+  }
+
+  /** Starts serving `clientFd` over `channel` (both owned by the session from now on). */
+  static start(
+    clientFd: number,
+    channel: CrossDomainChannel,
+    ctx: SessionContext,
+    tag: string,
+    onEnd: (s: ClientSession) => void,
+  ): ClientSession {
+    return new ClientSession(clientFd, channel, ctx, tag, onEnd);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  // ----------------------------------------------------------------------------------------------------------
+  // Client side I/O
+
+  private rearm(): void {
+    if (this.closed) return;
+    let ev = 0;
+    if (!this.suspended && !this.hostBlocked) ev |= POLL_READABLE;
+    if (this.out.pending > 0) ev |= POLL_WRITABLE;
+    this.watcher.start(ev);
+  }
+
+  private onClientEvent(status: number, events: number): void {
+    if (this.closed) return;
+    try {
+      if (status < 0)
+        throw new CrosswayError("CW_GUEST_CLIENT_IO", `poll error ${status} on the client socket`);
+      if ((events & POLL_WRITABLE) !== 0) this.flushClient();
+      if ((events & POLL_READABLE) !== 0) this.readClient();
+      this.rearm();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private readClient(): void {
+    const framer = this.conn.framer(Direction.REQUEST);
+    const fdq = this.conn.fdQueue(Direction.REQUEST);
+    // Bounded: a few reads per wake-up keeps one busy client from starving the others.
+    for (let i = 0; i < 8 && !this.suspended && !this.hostBlocked && !this.closed; i++) {
+      const w = framer.reserve();
+      const n = native.recvmsg(this.clientFd, w.bytes, w.offset, w.length, this.recvFds);
+      if (n === AGAIN) return;
+      const nfds = this.recvFds[0] as number;
+      for (let k = 0; k < nfds; k++) fdq.push(this.recvFds[1 + k] as number);
+      if (n === 0) {
+        this.close("client disconnected", "info");
+        return;
+      }
+      framer.commit(n);
+      if (fdq.length > MAX_QUEUED_FDS) {
+        throw new CrosswayError(
+          "CW_GUEST_CLIENT_IO",
+          `client queued ${fdq.length} fds without messages for them`,
+        );
+      }
+      this.pumpRequests();
+    }
+  }
+
+  private flushClient(): void {
+    if (this.out.flush() === "done" && this.paused) {
+      this.paused = false;
+      this.channel.resume();
+    }
+  }
+
+  // ----------------------------------------------------------------------------------------------------------
+  // Requests: client → host
+
+  private pumpRequests(): void {
+    if (this.suspended || this.closed) return;
+    try {
+      for (;;) {
+        const m = this.conn.next(Direction.REQUEST);
+        if (m === NEED_MORE) break;
+        const hook = this.requestHooks.get(m.desc as MessageDesc);
+        const r = hook === undefined ? this.forwardRequest(m) : hook(m);
+        if (r instanceof Promise) {
+          this.suspended = true;
+          r.then(
+            () => {
+              this.suspended = false;
+              this.pumpRequests();
+              this.rearm();
+            },
+            (err: unknown) => this.fail(err),
+          );
+          break;
+        }
+        if (r !== "drop" && hook !== undefined) this.forwardRaw(m);
+      }
+      this.flushHost();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** Forwards a request with no hook: raw bytes, and any fds turned into items. */
+  private forwardRequest(m: DecodedMessage): undefined {
+    if (m.fdCount > 0) this.fdsToItems(m);
+    this.toHost.raw(m.view);
+    return undefined;
+  }
+
+  private forwardRaw(m: DecodedMessage): void {
+    this.toHost.raw(m.view);
+  }
+
+  /**
+   * Fds in a request without a dedicated hook: a pipe's write end (wl_data_offer.receive and its twins, and any
+   * request in the same pattern) becomes a cross-domain read pipe; nothing else can cross (§6.3).
+   */
+  private fdsToItems(m: DecodedMessage): void {
+    const desc = m.desc as MessageDesc;
+    for (let i = 0; i < desc.kinds.length; i++) {
+      if (desc.kinds[i] !== ArgKind.FD) continue;
+      const fd = m.args.fd(i);
+      const st = native.fstat(fd);
+      const writeEnd = (st.mode & S_IFMT) === S_IFIFO && (native.getFl(fd) & O_ACCMODE) === O_WRONLY;
+      if (!writeEnd) {
+        native.close(fd);
+        this.closeRemainingFds(m, i + 1);
+        throw this.clientError(
+          m.objectId,
+          DisplayErrorCode.IMPLEMENTATION,
+          `${desc.iface.name}@${m.objectId}.${desc.name}: argument ${desc.argNames[i]} is not the write end of a pipe, and no other fd can cross to the host`,
+        );
+      }
+      this.items.push({ kind: "read-pipe", fd });
+    }
+  }
+
+  private closeRemainingFds(m: DecodedMessage, from: number): void {
+    const desc = m.desc as MessageDesc;
+    for (let i = from; i < desc.kinds.length; i++)
+      if (desc.kinds[i] === ArgKind.FD) native.close(m.args.fd(i));
+  }
+
+  private flushHost(): void {
+    if (this.toHost.length === 0 || this.closed) return;
+    const res = this.channel.send(this.toHost.bytes(), this.items);
+    this.toHost.reset();
+    this.items.length = 0;
+    if (res === "buffered") this.hostBlocked = true;
+  }
+
+  // ----------------------------------------------------------------------------------------------------------
+  // Events: host → client
+
+  private onHostData(data: Uint8Array, items: ReceivedItem[]): "continue" | "pause" {
+    if (this.closed) {
+      for (const it of items) if ("fd" in it) native.close(it.fd);
+      return "continue";
+    }
+    try {
+      const fdq = this.conn.fdQueue(Direction.EVENT);
+      for (const it of items) {
+        if (it.kind === "blob" || it.kind === "write-pipe") {
+          this.hostItems.set(it.fd, it);
+          fdq.push(it.fd);
+        } else {
+          // Eventfds and sockets have no meaning on a Wayland channel.
+          this.channel.releaseItem(it.id);
+          throw new CrosswayError(
+            "CW_GUEST_HOST_PROTOCOL",
+            `host sent a ${it.kind} item on the Wayland channel`,
+          );
+        }
+      }
+      if (data.length > 0) this.conn.framer(Direction.EVENT).push(data);
+      for (;;) {
+        const m = this.conn.next(Direction.EVENT);
+        if (m === NEED_MORE) break;
+        if (m.desc === null) {
+          // An event to a destroyed object: libwayland's client would drop it too; its fds are ours to close.
+          for (let k = 0; k < m.fdCount; k++) this.closeHostFd(m.fds[k] as number);
+          continue;
+        }
+        const hook = this.eventHooks.get(m.desc);
+        const r = hook === undefined ? undefined : hook(m);
+        if (r !== "drop") this.forwardEvent(m);
+      }
+      const flushed = this.out.flush();
+      if (flushed === "blocked") {
+        if (this.out.pending > this.ctx.config.clientQueueLimit) {
+          throw new CrosswayError(
+            "CW_GUEST_CLIENT_IO",
+            `client is not reading: ${this.out.pending} bytes queued for it (limit ${this.ctx.config.clientQueueLimit})`,
+          );
+        }
+        this.paused = true;
+        this.rearm();
+        return "pause";
+      }
+      return "continue";
+    } catch (err) {
+      this.fail(err);
+      return "continue";
+    }
+  }
+
+  /** Forwards an event: raw bytes; fds already replaced by hooks where needed. */
+  private forwardEvent(m: DecodedMessage): void {
+    const desc = m.desc as MessageDesc;
+    const fds: number[] = [];
+    if (desc.fdCount > 0) {
+      for (let i = 0; i < desc.kinds.length; i++) {
+        if (desc.kinds[i] === ArgKind.FD) {
+          const fd = m.args.fd(i);
+          this.hostItems.delete(fd);
+          fds.push(fd);
+        }
+      }
+    }
+    this.out.append(m.view.bytes.subarray(m.view.offset, m.view.offset + m.view.size), fds);
+  }
+
+  private closeHostFd(fd: number): void {
+    this.hostItems.delete(fd);
+    native.close(fd);
+  }
+
+  // ----------------------------------------------------------------------------------------------------------
+  // Hooks
+
+  private installHooks(): void {
+    const r = this.ctx.registry;
+    const req = (iface: string, name: string, hook: Hook): void => {
+      const d = msg(r, iface, name, false);
+      if (d !== undefined) this.requestHooks.set(d, hook);
+    };
+    const ev = (iface: string, name: string, hook: Hook): void => {
+      const d = msg(r, iface, name, true);
+      if (d !== undefined) this.eventHooks.set(d, hook);
+    };
+    // Registry policy.
+    ev("wl_registry", "global", (m) => this.onGlobal(m));
+    ev("wl_registry", "global_remove", (m) => (this.hidden.delete(m.args.uint(0)) ? "drop" : undefined));
+    req("wl_registry", "bind", (m) => this.onBind(m));
+    // wl_shm shadowing.
+    req("wl_shm", "create_pool", (m) => this.onCreatePool(m));
+    req("wl_shm_pool", "create_buffer", (m) => this.onCreateBuffer(m));
+    req("wl_shm_pool", "resize", (m) => this.onResizePool(m));
+    req("wl_shm_pool", "destroy", (m) => {
+      this.pools.get(m.objectId)?.unref();
+      this.pools.delete(m.objectId);
+      return undefined;
+    });
+    req("wl_buffer", "destroy", (m) => {
+      const b = this.buffers.get(m.objectId);
+      if (b !== undefined) {
+        for (const s of this.surfaces.values()) s.forgetBuffer(b);
+        b.release();
+        this.buffers.delete(m.objectId);
+      }
+      return undefined;
+    });
+    ev("wl_buffer", "release", (m) => (this.buffers.has(m.objectId) ? "drop" : undefined));
+    req("wl_compositor", "create_surface", (m) => {
+      this.surfaces.set(m.args.id(0), new SurfaceShadow());
+      return undefined;
+    });
+    req("wl_surface", "destroy", (m) => {
+      this.surfaces.delete(m.objectId);
+      return undefined;
+    });
+    req("wl_surface", "attach", (m) => {
+      this.surfaces.get(m.objectId)?.attach(this.buffers.get(m.args.id(0)) ?? null);
+      return undefined;
+    });
+    req("wl_surface", "damage", (m) => this.damage(m, false));
+    req("wl_surface", "damage_buffer", (m) => this.damage(m, true));
+    req("wl_surface", "set_buffer_scale", (m) => {
+      this.surfaces.get(m.objectId)?.setScale(Math.max(1, m.args.int(0)));
+      return undefined;
+    });
+    req("wl_surface", "set_buffer_transform", (m) => {
+      this.surfaces.get(m.objectId)?.setTransform(m.args.int(0) & 7);
+      return undefined;
+    });
+    req("wl_surface", "commit", (m) => this.onCommit(m));
+    req("wp_viewporter", "get_viewport", (m) => {
+      const s = this.surfaces.get(m.args.id(1));
+      if (s !== undefined) this.viewports.set(m.args.id(0), s);
+      return undefined;
+    });
+    req("wp_viewport", "set_source", (m) => {
+      const [x, y, w, h] = [m.args.fixed(0), m.args.fixed(1), m.args.fixed(2), m.args.fixed(3)];
+      const unset = x === -1 && y === -1 && w === -1 && h === -1;
+      this.viewports.get(m.objectId)?.setViewportSource(unset ? null : { x, y, width: w, height: h });
+      return undefined;
+    });
+    req("wp_viewport", "set_destination", (m) => {
+      const [w, h] = [m.args.int(0), m.args.int(1)];
+      this.viewports
+        .get(m.objectId)
+        ?.setViewportDestination(w === -1 && h === -1 ? null : { width: w, height: h });
+      return undefined;
+    });
+    req("wp_viewport", "destroy", (m) => {
+      const s = this.viewports.get(m.objectId);
+      s?.setViewportSource(null);
+      s?.setViewportDestination(null);
+      this.viewports.delete(m.objectId);
+      return undefined;
+    });
+    // Tags, so host windows say where they come from.
+    if (this.ctx.config.titlePrefix !== "") {
+      req("xdg_toplevel", "set_title", (m) => this.prefixString(m, this.ctx.config.titlePrefix));
+    }
+    if (this.ctx.config.appIdPrefix !== "") {
+      req("xdg_toplevel", "set_app_id", (m) => this.prefixString(m, this.ctx.config.appIdPrefix));
+    }
+    // Host memory handed to clients becomes a sealed private copy.
+    ev("wl_keyboard", "keymap", (m) => this.copyHostMemory(m, 1, 2, "crossway-keymap"));
+    ev("zwp_linux_dmabuf_feedback_v1", "format_table", (m) =>
+      this.copyHostMemory(m, 0, 1, "crossway-format-table"),
+    );
+    // The host frees a pool id the proxy recreated: the client's object lives on.
+    ev("wl_display", "delete_id", (m) => this.onDeleteId(m));
+  }
+
+  private onGlobal(m: DecodedMessage): "drop" | undefined {
+    const name = m.args.uint(0);
+    const iface = m.args.string(1) ?? "";
+    const hostVersion = m.args.uint(2);
+    const known = this.ctx.registry.get(iface);
+    const d = decideGlobal(this.ctx.policy, iface, hostVersion, known?.known === true ? known.version : 0);
+    if (!d.show) {
+      this.hidden.add(name);
+      this.log.debug({ global: iface, version: hostVersion, reason: d.reason }, "global hidden");
+      return "drop";
+    }
+    this.shown.set(name, { iface, version: d.version });
+    if (d.version === hostVersion) return undefined;
+    const w = new MessageWriter({ capacity: 256 });
+    w.begin(m.objectId, m.opcode).uint(name).string(iface).uint(d.version).end();
+    this.out.append(w.bytes(), []);
+    return "drop";
+  }
+
+  private onBind(m: DecodedMessage): undefined {
+    const name = m.args.uint(0);
+    const iface = m.args.string(1) ?? "";
+    const version = m.args.uint(2);
+    const g = this.shown.get(name);
+    // Wording of wayland-server.c registry_bind, so clients see what a compositor would say.
+    if (g === undefined || g.iface !== iface) {
+      throw this.clientError(
+        m.objectId,
+        DisplayErrorCode.INVALID_OBJECT,
+        `invalid global ${iface} (${name})`,
+      );
+    }
+    if (version === 0 || version > g.version) {
+      throw this.clientError(
+        m.objectId,
+        DisplayErrorCode.INVALID_OBJECT,
+        `invalid version for global ${iface} (${name}): have ${g.version}, wanted ${version}`,
+      );
+    }
+    return undefined;
+  }
+
+  private onCreatePool(m: DecodedMessage): Promise<void> {
+    const shmId = m.objectId;
+    const id = m.args.id(0);
+    const fd = m.args.fd(1);
+    const size = m.args.int(2);
+    const bytes = m.view.retain();
+    if (size <= 0 || size > MAX_POOL_SIZE) {
+      native.close(fd);
+      throw this.clientError(shmId, ShmError.INVALID_STRIDE, `invalid size (${size})`);
+    }
+    return this.newPoolBlob(size).then(
+      (blob) => {
+        if (this.closed) {
+          native.close(fd);
+          blob.unref();
+          return;
+        }
+        this.pools.set(id, new ShmPool(id, shmId, fd, size, blob));
+        this.toHost.rawBytes(bytes);
+        this.items.push({ kind: "blob", resourceId: blob.blob.resourceId });
+      },
+      (err: unknown) => {
+        native.close(fd);
+        throw err;
+      },
+    );
+  }
+
+  private async newPoolBlob(size: number): Promise<PoolBlob> {
+    // §6.5: an R8 image of size x 1 is a linear byte array on every host allocator.
+    const reqs = await this.channel.imageRequirements(poolBucket(size), 1, DrmFormat.R8);
+    if (reqs.size < size) {
+      throw new CrosswayError(
+        "CW_GUEST_HOST_PROTOCOL",
+        `host blob of ${reqs.size} bytes is smaller than the pool (${size})`,
+      );
+    }
+    const blob = await this.channel.createHostBlob(reqs);
+    try {
+      const mapping = await blob.map();
+      return new PoolBlob(blob, mapping);
+    } catch (err) {
+      blob.close();
+      throw err;
+    }
+  }
+
+  private onCreateBuffer(m: DecodedMessage): undefined {
+    const pool = this.pools.get(m.objectId);
+    if (pool === undefined) return undefined;
+    const [id, offset, width, height, stride, format] = [
+      m.args.id(0),
+      m.args.int(1),
+      m.args.int(2),
+      m.args.int(3),
+      m.args.int(4),
+      m.args.uint(5),
+    ];
+    // wayland-shm.c shm_pool_create_buffer's checks and wording; they also keep our copies inside the pool.
+    if (
+      offset < 0 ||
+      width <= 0 ||
+      height <= 0 ||
+      stride < width ||
+      Math.floor(0x7fffffff / stride) <= height ||
+      offset > pool.size - stride * height
+    ) {
+      throw this.clientError(
+        m.objectId,
+        ShmError.INVALID_STRIDE,
+        `invalid width, height or stride (${width}x${height}, ${stride})`,
+      );
+    }
+    this.buffers.set(id, new ShmBuffer(id, pool, pool.current, offset, width, height, stride, format));
+    return undefined;
+  }
+
+  private onResizePool(m: DecodedMessage): Promise<void> | undefined {
+    const pool = this.pools.get(m.objectId);
+    if (pool === undefined) return undefined;
+    const size = m.args.int(0);
+    if (size < pool.size) throw this.clientError(m.objectId, ShmError.INVALID_FD, "shrinking pool invalid");
+    if (size > MAX_POOL_SIZE)
+      throw this.clientError(m.objectId, ShmError.INVALID_STRIDE, `invalid size (${size})`);
+    if (size <= pool.current.capacity) {
+      pool.grow(size);
+      return undefined;
+    }
+    // The host blob cannot grow: give the host a new pool under the same id (destroy, then create_pool again).
+    // Buffers made before keep their old blob; the host's delete_id for the old pool is kept from the client.
+    const shm = this.conn.objects.live(pool.shmId);
+    if (shm === null) {
+      throw this.clientError(m.objectId, ShmError.INVALID_FD, "cannot grow a pool after wl_shm was released");
+    }
+    const poolIface = this.conn.objects.live(pool.id) as InterfaceDesc;
+    const version = this.conn.objects.version(pool.id);
+    const createPool = msg(this.ctx.registry, "wl_shm", "create_pool", false) as MessageDesc;
+    const destroy = msg(this.ctx.registry, "wl_shm_pool", "destroy", false) as MessageDesc;
+    return this.newPoolBlob(size).then((blob) => {
+      if (this.closed) {
+        blob.unref();
+        return;
+      }
+      this.toHost.begin(pool.id, destroy.opcode).end();
+      this.toHost.begin(pool.shmId, createPool.opcode).uint(pool.id).int(size).end();
+      this.items.push({ kind: "blob", resourceId: blob.blob.resourceId });
+      const r = this.recreated.get(pool.id);
+      this.recreated.set(pool.id, { iface: poolIface, version, pending: (r?.pending ?? 0) + 1 });
+      pool.current.unref();
+      pool.current = blob;
+      pool.grow(size);
+    });
+  }
+
+  private onDeleteId(m: DecodedMessage): "drop" | undefined {
+    const id = m.args.uint(0);
+    const r = this.recreated.get(id);
+    if (r === undefined) return undefined;
+    if (--r.pending === 0) this.recreated.delete(id);
+    // The wire layer freed the id; the client's object is still alive (or a zombie awaiting its own delete_id).
+    this.conn.objects.insert(id, r.iface, r.version);
+    if (!this.pools.has(id)) this.conn.objects.destroy(id);
+    return "drop";
+  }
+
+  private damage(m: DecodedMessage, buffer: boolean): undefined {
+    const s = this.surfaces.get(m.objectId);
+    if (s === undefined) return undefined;
+    const r = { x: m.args.int(0), y: m.args.int(1), width: m.args.int(2), height: m.args.int(3) };
+    if (buffer) s.damageBuffer(r);
+    else s.damage(r);
+    return undefined;
+  }
+
+  private onCommit(m: DecodedMessage): "drop" | undefined {
+    const s = this.surfaces.get(m.objectId);
+    if (s === undefined) return undefined;
+    const { plan, attached } = s.commit();
+    if (plan === null) return undefined;
+    const b = plan.buffer as ShmBuffer;
+    const res = b.copy(plan.rects);
+    if (!res.ok) {
+      // What libwayland's wl_shm SIGBUS handler reports (wayland-shm.c wl_shm_buffer_end_access).
+      throw this.clientError(b.id, ShmError.INVALID_FD, "error accessing SHM buffer");
+    }
+    if (attached) {
+      // The copy is all the host will read: the client may reuse its buffer now (Sommelier does the same).
+      this.forwardRaw(m);
+      const release = msg(this.ctx.registry, "wl_buffer", "release", true) as MessageDesc;
+      const w = new MessageWriter({ capacity: 16 });
+      w.begin(b.id, release.opcode).end();
+      this.out.append(w.bytes(), []);
+      return "drop";
+    }
+    return undefined;
+  }
+
+  private prefixString(m: DecodedMessage, prefix: string): "drop" {
+    const desc = m.desc as MessageDesc;
+    let value = prefix + (m.args.string(0) ?? "");
+    // Keep the rewritten message within what the host accepts; cut at a code point boundary.
+    const limit = this.ctx.config.maxMessageSize - 16;
+    while (new TextEncoder().encode(value).length > limit) value = value.slice(0, -1);
+    this.toHost.begin(m.objectId, desc.opcode).string(value).end();
+    return "drop";
+  }
+
+  /** Replaces a host memory fd (arg `fdArg`, size in arg `sizeArg`) with a sealed private copy. */
+  private copyHostMemory(m: DecodedMessage, fdArg: number, sizeArg: number, name: string): undefined {
+    const fd = m.args.fd(fdArg);
+    const size = m.args.uint(sizeArg);
+    const item = this.hostItems.get(fd);
+    if (item === undefined || item.kind !== "blob" || size === 0) return undefined;
+    if (size > item.size) {
+      throw new CrosswayError(
+        "CW_GUEST_HOST_PROTOCOL",
+        `host ${name} claims ${size} bytes in a ${item.size}-byte blob`,
+      );
+    }
+    const ab = native.mmap(fd, item.size, PROT_READ, MAP_SHARED, 0);
+    let copy: number;
+    try {
+      copy = sealedCopy(name, new Uint8Array(ab, 0, size));
+    } finally {
+      native.munmap(ab);
+    }
+    this.closeHostFd(fd);
+    m.args.word[fdArg] = copy;
+    this.hostItems.set(copy, { kind: "blob", fd: copy, size, access: "read-only" });
+    return undefined;
+  }
+
+  // ----------------------------------------------------------------------------------------------------------
+  // Errors and teardown
+
+  /** A protocol error to report to the client as wl_display.error, then disconnect (libwayland's behaviour). */
+  private clientError(objectId: number, code: number, message: string): WireProtocolError {
+    return new WireProtocolError(
+      "CW_GUEST_CLIENT_PROTOCOL",
+      message,
+      { objectId },
+      { objectId, code, message },
+    );
+  }
+
+  private fail(err: unknown): void {
+    if (this.closed) return;
+    if (err instanceof WireProtocolError) {
+      const d = err.displayError;
+      this.log.warn(
+        { err: err.message, code: err.code, object: d.objectId },
+        "client protocol error, disconnecting",
+      );
+      try {
+        const errorEvent = msg(this.ctx.registry, "wl_display", "error", true) as MessageDesc;
+        const w = new MessageWriter({ capacity: 256 });
+        w.begin(1, errorEvent.opcode).uint(d.objectId).uint(d.code).string(d.message.slice(0, 3000)).end();
+        this.out.append(w.bytes(), []);
+        this.out.flush();
+      } catch {
+        // The client is gone or not reading: it will not see the error.
+      }
+      this.close(`protocol error: ${err.message}`, "warn");
+      return;
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    this.close(message, "warn");
+  }
+
+  private onChannelClose(reason: CloseReason): void {
+    if (this.closed) return;
+    try {
+      this.out.flush();
+    } catch {
+      // Best effort: deliver what the compositor said last (e.g. its wl_display.error).
+    }
+    const why =
+      reason.kind === "host-hangup"
+        ? "compositor closed the connection"
+        : reason.kind === "error"
+          ? `channel error: ${reason.error.message}`
+          : "channel closed";
+    this.close(why, reason.kind === "error" ? "warn" : "info");
+  }
+
+  /** Ends the session: closes the client socket, the channel and every fd and mapping it holds. Idempotent. */
+  close(why: string, level: "info" | "warn" = "info"): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.log[level]({ reason: why }, "client session ended");
+    this.watcher.stop();
+    this.watcher.close();
+    this.out.discard();
+    for (const fd of this.conn.drainFds()) {
+      this.hostItems.delete(fd);
+      native.close(fd);
+    }
+    for (const fd of this.hostItems.keys()) native.close(fd);
+    this.hostItems.clear();
+    for (const it of this.items) if (it.kind === "read-pipe") native.close(it.fd);
+    this.items.length = 0;
+    for (const b of this.buffers.values()) b.release();
+    this.buffers.clear();
+    for (const p of this.pools.values()) p.unref();
+    this.pools.clear();
+    this.surfaces.clear();
+    this.viewports.clear();
+    native.close(this.clientFd);
+    this.channel.close();
+    this.onEnd(this);
+  }
+}

@@ -1,0 +1,126 @@
+// The guest proxy's configuration file: registry policy overrides, tagging and limits, validated strictly.
+import { readFileSync } from "node:fs";
+import { CrosswayError } from "../../errors.ts";
+import { DEFAULT_GLOBALS, type GlobalRule } from "./registry-policy.ts";
+
+/** Everything `crossway guest` can be configured with; every field has a safe default. */
+export interface GuestConfig {
+  /** The allowlist: interface -> rule. Starts from DEFAULT_GLOBALS; the file can cap, add or remove entries. */
+  readonly globals: Readonly<Record<string, GlobalRule>>;
+  /** Prepended to every xdg_toplevel title, e.g. "[vm] ", so host windows show where they come from. */
+  readonly titlePrefix: string;
+  /** Prepended to every xdg_toplevel app_id, e.g. "vm.", a namespace the host can match on. */
+  readonly appIdPrefix: string;
+  /** Extra protocol XML files or directories, loaded at start (no rebuild for new protocols). */
+  readonly protocolPaths: readonly string[];
+  /** Largest Wayland message accepted (libwayland's 4096 default; up to 65536 for libwayland >= 1.23 peers). */
+  readonly maxMessageSize: number;
+  /** Bytes queued towards a client that does not read, before that client is disconnected. */
+  readonly clientQueueLimit: number;
+}
+
+/** The defaults: the built-in allowlist, no tags, 4096-byte messages, 16 MiB per-client queue. */
+export const DEFAULT_GUEST_CONFIG: GuestConfig = {
+  globals: DEFAULT_GLOBALS,
+  titlePrefix: "",
+  appIdPrefix: "",
+  protocolPaths: [],
+  maxMessageSize: 4096,
+  clientQueueLimit: 16 * 1024 * 1024,
+};
+
+const KNOWN_KEYS = new Set([
+  "globals",
+  "titlePrefix",
+  "appIdPrefix",
+  "protocolPaths",
+  "maxMessageSize",
+  "clientQueueLimit",
+]);
+
+function fail(file: string, what: string): never {
+  throw new CrosswayError("CW_CONFIG", `${file}: ${what}`);
+}
+
+/**
+ * Parses a JSON config. `globals` maps an interface to a version cap (number), `false` (hide it) or `true`
+ * (allow it with the default cap, or version 1 if it has none). Unknown keys are errors, not ignored: a typo
+ * in a security policy must not silently fall back to defaults.
+ */
+export function parseGuestConfig(text: string, file = "config"): GuestConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    fail(file, `not valid JSON (${err instanceof Error ? err.message : String(err)})`);
+  }
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    fail(file, "top level must be an object");
+  const obj = raw as Record<string, unknown>;
+  for (const k of Object.keys(obj)) if (!KNOWN_KEYS.has(k)) fail(file, `unknown key '${k}'`);
+  const globals: Record<string, GlobalRule> = { ...DEFAULT_GLOBALS };
+  if (obj.globals !== undefined) {
+    if (typeof obj.globals !== "object" || obj.globals === null || Array.isArray(obj.globals)) {
+      fail(file, "'globals' must be an object of interface -> version | true | false");
+    }
+    for (const [iface, v] of Object.entries(obj.globals as Record<string, unknown>)) {
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(iface)) fail(file, `globals: '${iface}' is not an interface name`);
+      if (v === false) {
+        delete globals[iface];
+      } else if (v === true) {
+        globals[iface] = globals[iface] ?? { maxVersion: 1, why: "allowed by the config file" };
+      } else if (typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 0x7fffffff) {
+        const prev = globals[iface];
+        globals[iface] = { ...(prev ?? { why: "allowed by the config file" }), maxVersion: v };
+      } else {
+        fail(file, `globals.${iface}: expected a version >= 1, true or false, got ${JSON.stringify(v)}`);
+      }
+    }
+  }
+  const str = (k: string, def: string): string => {
+    const v = obj[k];
+    if (v === undefined) return def;
+    if (typeof v !== "string" || v.length > 256 || v.includes("\0"))
+      fail(file, `'${k}' must be a short string`);
+    return v;
+  };
+  const int = (k: string, def: number, min: number, max: number): number => {
+    const v = obj[k];
+    if (v === undefined) return def;
+    if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) {
+      fail(file, `'${k}' must be an integer in [${min}, ${max}], got ${JSON.stringify(v)}`);
+    }
+    return v;
+  };
+  let protocolPaths: string[] = [];
+  if (obj.protocolPaths !== undefined) {
+    if (!Array.isArray(obj.protocolPaths) || !obj.protocolPaths.every((p) => typeof p === "string")) {
+      fail(file, "'protocolPaths' must be an array of paths");
+    }
+    protocolPaths = obj.protocolPaths as string[];
+  }
+  const maxMessageSize = int("maxMessageSize", 4096, 4096, 65536);
+  if (maxMessageSize % 4 !== 0) fail(file, "'maxMessageSize' must be a multiple of 4");
+  return {
+    globals,
+    titlePrefix: str("titlePrefix", ""),
+    appIdPrefix: str("appIdPrefix", ""),
+    protocolPaths,
+    maxMessageSize,
+    clientQueueLimit: int("clientQueueLimit", DEFAULT_GUEST_CONFIG.clientQueueLimit, 65536, 1 << 30),
+  };
+}
+
+/** Reads and parses a config file; errors name the file and the offending key. */
+export function loadGuestConfig(path: string): GuestConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    throw new CrosswayError(
+      "CW_CONFIG",
+      `${path}: cannot read (${err instanceof Error ? err.message : String(err)})`,
+    );
+  }
+  return parseGuestConfig(text, path);
+}

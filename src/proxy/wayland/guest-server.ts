@@ -1,0 +1,158 @@
+// The guest Wayland server: listens on the guest's display socket and gives each client its own channel to the host.
+import { CrossDomainChannel } from "../../crossdomain/channel.ts";
+import { openVirtGpu } from "../../crossdomain/open-virtgpu.ts";
+import { ChannelType } from "../../crossdomain/protocol.ts";
+import type { VirtGpu } from "../../crossdomain/virtgpu.ts";
+import { CrosswayError } from "../../errors.ts";
+import type { ListenFd } from "../../fd/listen-fds.ts";
+import { listenWayland, type WaylandSocket } from "../../fd/wayland-socket.ts";
+import type { Logger } from "../../log.ts";
+import { AGAIN, type NativeWatcher, native, POLL_READABLE } from "../../native.ts";
+import type { ProtocolRegistry } from "../../wire/wayland/protocol-registry.ts";
+import { ClientSession, type SessionContext } from "./client-session.ts";
+import type { GuestConfig } from "./guest-config.ts";
+
+/** Checks a `--device` value early (emulated:PATH, virtgpu or virtgpu:NODE), so a typo fails at start. */
+export function checkDeviceSpec(text: string): string {
+  if (/^emulated:.+$/.test(text) || text === "virtgpu" || /^virtgpu:.+$/.test(text)) return text;
+  throw new CrosswayError(
+    "CW_USAGE",
+    `crossway guest: --device must be emulated:PATH, virtgpu or virtgpu:NODE, not '${text}'`,
+  );
+}
+
+/** Options of {@link GuestServer.start}. */
+export interface GuestServerOptions {
+  /** A device spec for openVirtGpu: one context is opened per client. */
+  readonly device: string;
+  /** Display name or absolute path; default: the first free wayland-N in $XDG_RUNTIME_DIR. */
+  readonly socket?: string;
+  /** Sockets inherited through systemd socket activation; used instead of creating one. */
+  readonly listenFds?: readonly ListenFd[];
+  readonly config: GuestConfig;
+  readonly registry: ProtocolRegistry;
+  readonly log: Logger;
+}
+
+/** A running guest proxy. */
+export class GuestServer {
+  private readonly sessions = new Set<ClientSession>();
+  private readonly opening = new Set<number>();
+  private readonly watchers: NativeWatcher[] = [];
+  private counter = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly opts: GuestServerOptions,
+    private readonly sockets: WaylandSocket[],
+    private readonly inherited: readonly ListenFd[],
+  ) {
+    const fds = [...sockets.map((s) => s.fd), ...inherited.map((l) => l.fd)];
+    for (const fd of fds) {
+      const w = native.createWatcher(fd, () => this.accept(fd));
+      w.start(POLL_READABLE);
+      this.watchers.push(w);
+    }
+  }
+
+  /** Listens (or adopts inherited sockets) and starts accepting clients. */
+  static start(opts: GuestServerOptions): GuestServer {
+    if (opts.listenFds !== undefined && opts.listenFds.length > 0)
+      return new GuestServer(opts, [], opts.listenFds);
+    const sock = listenWayland(opts.socket !== undefined ? { name: opts.socket } : {});
+    return new GuestServer(opts, [sock], []);
+  }
+
+  /** The socket clients connect to (absolute path), when crossway created it. */
+  get socketPath(): string | undefined {
+    return this.sockets[0]?.path;
+  }
+
+  /** WAYLAND_DISPLAY value for clients. */
+  get displayName(): string | undefined {
+    return this.sockets[0]?.displayName;
+  }
+
+  /** Live client sessions (for diagnostics and tests). */
+  get clientCount(): number {
+    return this.sessions.size;
+  }
+
+  private accept(listenFd: number): void {
+    for (;;) {
+      if (this.closed) return;
+      let fd: number;
+      try {
+        fd = native.unixAccept(listenFd);
+      } catch (err) {
+        // EMFILE and friends: keep serving existing clients; the next readiness retries.
+        this.opts.log.error({ err: (err as Error).message }, "accept failed");
+        return;
+      }
+      if (fd === AGAIN) return;
+      this.connect(fd);
+    }
+  }
+
+  private connect(clientFd: number): void {
+    const tag = `c${++this.counter}`;
+    const log = this.opts.log;
+    this.opening.add(clientFd);
+    let gpu: VirtGpu;
+    try {
+      gpu = openVirtGpu(this.opts.device);
+    } catch (err) {
+      this.opening.delete(clientFd);
+      native.close(clientFd);
+      log.error(
+        { client: tag, err: (err as Error).message },
+        "cannot open a virtio-gpu context for the client",
+      );
+      return;
+    }
+    CrossDomainChannel.open({
+      gpu,
+      channelType: ChannelType.WAYLAND,
+      logger: log.child({ client: tag }),
+    }).then(
+      (channel) => {
+        this.opening.delete(clientFd);
+        if (this.closed) {
+          channel.close();
+          native.close(clientFd);
+          return;
+        }
+        const ctx: SessionContext = {
+          registry: this.opts.registry,
+          config: this.opts.config,
+          policy: { globals: this.opts.config.globals, dmabuf: false },
+          log,
+        };
+        const s = ClientSession.start(clientFd, channel, ctx, tag, (ended) => this.sessions.delete(ended));
+        this.sessions.add(s);
+        log.info({ client: tag }, "client connected");
+      },
+      (err: unknown) => {
+        this.opening.delete(clientFd);
+        native.close(clientFd);
+        log.error(
+          { client: tag, err: (err as Error).message },
+          "cannot open a cross-domain channel for the client",
+        );
+      },
+    );
+  }
+
+  /** Stops accepting, ends every session and removes the socket. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const w of this.watchers) {
+      w.stop();
+      w.close();
+    }
+    for (const s of [...this.sessions]) s.close("proxy shutting down");
+    for (const s of this.sockets) s.close();
+    for (const l of this.inherited) native.close(l.fd);
+  }
+}

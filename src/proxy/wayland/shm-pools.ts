@@ -1,0 +1,130 @@
+// Shadows wl_shm pools: each client pool is mirrored by a host blob, and buffers are copied into it on commit.
+import type { HostBlob } from "../../crossdomain/channel.ts";
+import type { BlobMapping } from "../../crossdomain/virtgpu.ts";
+import { native } from "../../native.ts";
+import type { Rect } from "./damage.ts";
+import { F_SEAL_SHRINK } from "./sealed-copy.ts";
+import { type CopyResult, copyRects, type ShmBufferLayout, shmFormatBpp } from "./shm-copy.ts";
+import { ShadowBuffer } from "./surface-shadow.ts";
+
+const PROT_READ = 1;
+const MAP_SHARED = 1;
+
+/**
+ * One host blob backing a pool (a pool gets a new one when it grows past the blob). Buffers created while it was
+ * current keep using it, so it is reference counted: the pool while current, plus each buffer created in it.
+ */
+export class PoolBlob {
+  private refs = 1;
+
+  constructor(
+    readonly blob: HostBlob,
+    readonly mapping: BlobMapping,
+  ) {}
+
+  /** Capacity in bytes (the host's blob size, at least the pool size it was made for). */
+  get capacity(): number {
+    return this.mapping.bytes.byteLength;
+  }
+
+  ref(): void {
+    this.refs++;
+  }
+
+  /** Drops a reference; the last one unmaps and closes the blob (the host's pool keeps its own fd). */
+  unref(): void {
+    if (--this.refs > 0) return;
+    this.mapping.unmap();
+    this.blob.close();
+  }
+}
+
+/**
+ * The guest side of a client's wl_shm_pool: the client's fd (never sent anywhere), its size, and the current
+ * host blob. The client fd stays open while the pool object or any of its buffers lives.
+ */
+export class ShmPool {
+  private refs = 1;
+  /** A read-only mapping of the client's fd, only when sealed against shrinking (then no SIGBUS is possible). */
+  private sealed: ArrayBuffer | null;
+
+  constructor(
+    readonly id: number,
+    /** The wl_shm object the pool was created from: needed to recreate the host pool on growth. */
+    readonly shmId: number,
+    readonly clientFd: number,
+    public size: number,
+    public current: PoolBlob,
+  ) {
+    this.sealed = ShmPool.mapIfSealed(clientFd, size);
+  }
+
+  private static mapIfSealed(fd: number, size: number): ArrayBuffer | null {
+    try {
+      if ((native.getSeals(fd) & F_SEAL_SHRINK) === 0 || native.fstat(fd).size < size || size === 0)
+        return null;
+      return native.mmap(fd, size, PROT_READ, MAP_SHARED, 0);
+    } catch {
+      // Not a memfd (EINVAL) or not mappable: the pread path is always available.
+      return null;
+    }
+  }
+
+  /** Where copies read from. */
+  source(): { fd: number; sealedView: Uint8Array | null } {
+    return { fd: this.clientFd, sealedView: this.sealed === null ? null : new Uint8Array(this.sealed) };
+  }
+
+  /** wl_shm_pool.resize to a larger size: a sealed mapping follows the new size. */
+  grow(size: number): void {
+    this.size = size;
+    if (this.sealed !== null) {
+      native.munmap(this.sealed);
+      this.sealed = ShmPool.mapIfSealed(this.clientFd, size);
+    }
+  }
+
+  ref(): void {
+    this.refs++;
+  }
+
+  /** Drops a reference; the last closes the client's fd and releases the current blob. */
+  unref(): void {
+    if (--this.refs > 0) return;
+    if (this.sealed !== null) native.munmap(this.sealed);
+    native.close(this.clientFd);
+    this.current.unref();
+  }
+}
+
+/** A wl_buffer created from a shadowed pool. */
+export class ShmBuffer extends ShadowBuffer {
+  readonly layout: ShmBufferLayout;
+
+  constructor(
+    id: number,
+    readonly pool: ShmPool,
+    readonly blob: PoolBlob,
+    offset: number,
+    width: number,
+    height: number,
+    stride: number,
+    format: number,
+  ) {
+    super(id, width, height);
+    this.layout = { offset, width, height, stride, bpp: shmFormatBpp(format) };
+    pool.ref();
+    blob.ref();
+  }
+
+  /** Copies `rects` of this buffer from the client's pool into its host blob. */
+  copy(rects: readonly Rect[]): CopyResult {
+    return copyRects(this.pool.source(), this.blob.mapping.bytes, this.layout, rects);
+  }
+
+  /** The wl_buffer is gone: drop the references it held. */
+  release(): void {
+    this.blob.unref();
+    this.pool.unref();
+  }
+}

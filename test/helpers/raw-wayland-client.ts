@@ -1,0 +1,247 @@
+// A minimal Wayland client on the native addon, for tests that need exact control of the bytes a client sends.
+import { AGAIN, MAX_FDS_PER_MSG, type NativeWatcher, native, POLL_READABLE } from "../../src/native.ts";
+import { MessageWriter } from "../../src/wire/wayland/message-writer.ts";
+
+/** wl_display requests and events (wayland.xml): opcodes by declaration order. */
+const DISPLAY_ID = 1;
+const DISPLAY_SYNC = 0;
+const DISPLAY_GET_REGISTRY = 1;
+const DISPLAY_EVENT_ERROR = 0;
+const DISPLAY_EVENT_DELETE_ID = 1;
+const CALLBACK_EVENT_DONE = 0;
+const REGISTRY_EVENT_GLOBAL = 0;
+
+/** One event as read off the socket: header fields and the raw body. */
+export interface RawEvent {
+  objectId: number;
+  opcode: number;
+  body: Uint8Array;
+}
+
+/** A wl_display.error the server sent. */
+export interface DisplayError {
+  objectId: number;
+  code: number;
+  message: string;
+}
+
+function readString(body: Uint8Array, offset: number): { value: string; next: number } {
+  const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  const len = dv.getUint32(offset, true);
+  const value = new TextDecoder().decode(body.subarray(offset + 4, offset + 4 + Math.max(0, len - 1)));
+  return { value, next: offset + 4 + ((len + 3) & ~3) };
+}
+
+/**
+ * A raw client connection. Reading is on by default (events are framed and kept); pass `read: false` to build a
+ * client that never reads. Every fd the server sends is closed at once (these tests never need them).
+ */
+export class RawWaylandClient {
+  readonly fd: number;
+  /** Every event received, in order. */
+  readonly events: RawEvent[] = [];
+  /** wl_registry.global events seen on the registry made by getRegistry(): name -> interface, version. */
+  readonly globals = new Map<number, { iface: string; version: number }>();
+  /** wl_display.error, if the server sent one. */
+  displayError: DisplayError | undefined;
+  /** True once the server closed the connection (EOF or ECONNRESET). */
+  eof = false;
+  private watcher: NativeWatcher | undefined;
+  private readonly inbuf = new Uint8Array(1 << 16);
+  private inLen = 0;
+  private readonly fdsOut = new Int32Array(MAX_FDS_PER_MSG + 1);
+  private nextId = 2;
+  private registryId = 0;
+  private readonly doneWaiters = new Map<number, () => void>();
+  private readonly eofWaiters: Array<() => void> = [];
+  private closed = false;
+
+  private constructor(socketPath: string, read: boolean) {
+    this.fd = native.unixConnect(socketPath);
+    if (read) {
+      this.watcher = native.createWatcher(this.fd, (status) => this.onReadable(status));
+      this.watcher.start(POLL_READABLE);
+    }
+  }
+
+  /** Connects to a Wayland socket by absolute path. */
+  static connect(socketPath: string, opts: { read?: boolean } = {}): RawWaylandClient {
+    return new RawWaylandClient(socketPath, opts.read ?? true);
+  }
+
+  /** Allocates the next client object id (ids are never reused by this client). */
+  newId(): number {
+    return this.nextId++;
+  }
+
+  /** Sends wl_display.get_registry; globals then arrive in `globals`. */
+  getRegistry(): number {
+    this.registryId = this.newId();
+    this.send(
+      new MessageWriter().begin(DISPLAY_ID, DISPLAY_GET_REGISTRY).uint(this.registryId).end().bytes(),
+    );
+    return this.registryId;
+  }
+
+  /** Encodes wl_display.sync(new id) without sending it; returns the bytes and the callback id. */
+  syncBytes(): { bytes: Uint8Array; id: number } {
+    const id = this.newId();
+    return { bytes: new MessageWriter().begin(DISPLAY_ID, DISPLAY_SYNC).uint(id).end().bytes(), id };
+  }
+
+  /**
+   * wl_display.sync and wait for its wl_callback.done: proves the whole path (proxy, channel, compositor) answers.
+   * Rejects on EOF, a display error, or after `timeoutMs`.
+   */
+  roundTrip(timeoutMs = 10_000): Promise<void> {
+    const { bytes, id } = this.syncBytes();
+    const done = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.doneWaiters.delete(id);
+        reject(new Error(`no wl_callback.done for sync ${id} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.doneWaiters.set(id, () => {
+        clearTimeout(timer);
+        if (this.eof && this.doneWaiters.has(id)) {
+          this.doneWaiters.delete(id);
+          reject(
+            new Error(
+              `connection closed before wl_callback.done for sync ${id}${this.displayError !== undefined ? ` (display error: ${this.displayError.message})` : ""}`,
+            ),
+          );
+          return;
+        }
+        resolve();
+      });
+    });
+    if (this.eof) {
+      this.wakeAll();
+    } else {
+      try {
+        this.send(bytes);
+      } catch (err) {
+        this.eof = true;
+        this.wakeAll();
+        void err;
+      }
+    }
+    return done;
+  }
+
+  /** Resolves when the server has closed the connection; rejects after `timeoutMs`. */
+  waitEof(timeoutMs = 10_000): Promise<void> {
+    if (this.eof) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`server did not close the connection within ${timeoutMs} ms`)),
+        timeoutMs,
+      );
+      this.eofWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /**
+   * Writes all of `bytes` (blocking-style: retries on EAGAIN for up to `timeoutMs`). Returns the number of bytes
+   * written, which is less than asked only when the socket stayed full (a server not reading). Throws EPIPE etc.
+   */
+  send(bytes: Uint8Array, timeoutMs = 0): number {
+    let off = 0;
+    const deadline = Date.now() + timeoutMs;
+    while (off < bytes.length) {
+      const n = native.sendmsg(this.fd, bytes, off, bytes.length - off, null);
+      if (n === AGAIN) {
+        if (Date.now() >= deadline) return off;
+        continue;
+      }
+      off += n;
+    }
+    return off;
+  }
+
+  /** Stops reading and closes the socket. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.watcher?.stop();
+    this.watcher?.close();
+    native.close(this.fd);
+  }
+
+  private onReadable(status: number): void {
+    if (this.closed) return;
+    if (status < 0) {
+      this.markEof();
+      return;
+    }
+    for (;;) {
+      let n: number;
+      try {
+        n = native.recvmsg(this.fd, this.inbuf, this.inLen, this.inbuf.length - this.inLen, this.fdsOut);
+      } catch {
+        this.markEof(); // ECONNRESET
+        return;
+      }
+      for (let k = 0; k < (this.fdsOut[0] as number); k++) native.close(this.fdsOut[1 + k] as number);
+      if (n === AGAIN) return;
+      if (n === 0) {
+        this.markEof();
+        return;
+      }
+      this.inLen += n;
+      this.parse();
+    }
+  }
+
+  private markEof(): void {
+    this.eof = true;
+    this.watcher?.stop();
+    this.wakeAll();
+  }
+
+  private wakeAll(): void {
+    for (const w of [...this.doneWaiters.values()]) w();
+    for (const w of this.eofWaiters.splice(0)) w();
+  }
+
+  private parse(): void {
+    let off = 0;
+    const dv = new DataView(this.inbuf.buffer);
+    while (this.inLen - off >= 8) {
+      const objectId = dv.getUint32(off, true);
+      const word = dv.getUint32(off + 4, true);
+      const size = word >>> 16;
+      const opcode = word & 0xffff;
+      if (size < 8) throw new Error(`server sent a message of size ${size}`);
+      if (this.inLen - off < size) break;
+      const body = this.inbuf.slice(off + 8, off + size);
+      off += size;
+      this.events.push({ objectId, opcode, body });
+      this.onEvent(objectId, opcode, body);
+    }
+    this.inbuf.copyWithin(0, off, this.inLen);
+    this.inLen -= off;
+  }
+
+  private onEvent(objectId: number, opcode: number, body: Uint8Array): void {
+    const dv = new DataView(body.buffer, body.byteOffset, body.byteLength);
+    if (objectId === DISPLAY_ID && opcode === DISPLAY_EVENT_ERROR) {
+      const message = readString(body, 8).value;
+      this.displayError = { objectId: dv.getUint32(0, true), code: dv.getUint32(4, true), message };
+    } else if (objectId === DISPLAY_ID && opcode === DISPLAY_EVENT_DELETE_ID) {
+      // Ids are never reused here, so there is nothing to free.
+    } else if (objectId === this.registryId && opcode === REGISTRY_EVENT_GLOBAL) {
+      const name = dv.getUint32(0, true);
+      const s = readString(body, 4);
+      this.globals.set(name, { iface: s.value, version: dv.getUint32(s.next, true) });
+    } else if (opcode === CALLBACK_EVENT_DONE) {
+      const w = this.doneWaiters.get(objectId);
+      if (w !== undefined) {
+        this.doneWaiters.delete(objectId);
+        w();
+      }
+    }
+  }
+}

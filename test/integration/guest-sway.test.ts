@@ -1,0 +1,227 @@
+// The guest proxy against headless sway: globals, foot and weston-terminal, pixel-identical screenshots,
+// 16 MiB clipboard transfers both ways, and a keymap that reaches the client and maps.
+import { createHash, randomBytes } from "node:crypto";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { native } from "../../src/native.ts";
+import type { Compositor } from "../helpers/compositor.ts";
+import { type CrosswayStack, startCrosswayStack } from "../helpers/crossway-stack.ts";
+import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { expectedGlobals, globalsOf } from "../helpers/globals.ts";
+import { countColor, diffPngs, readPng } from "../helpers/png.ts";
+import { requireCommand, run, sleep, spawnTracked, type TrackedProcess } from "../helpers/processes.ts";
+import { startSway } from "../helpers/sway.ts";
+import { addVirtualKeyboard, type VirtualKeyboard } from "../helpers/virtual-keyboard.ts";
+import { WaylandTestClient } from "../helpers/wayland-test-client.ts";
+
+useFdLeakCheck();
+
+const sha256 = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
+
+describe("crossway guest in front of headless sway", () => {
+  let sway: Compositor;
+  let stack: CrosswayStack;
+  let keyboard: VirtualKeyboard;
+  let dir: string;
+
+  beforeAll(async () => {
+    for (const [cmd, pkg] of [
+      ["wayland-info", "wayland-utils"],
+      ["foot", "foot"],
+      ["weston-terminal", "weston"],
+      ["grim", "grim"],
+      ["wl-copy", "wl-clipboard"],
+      ["wl-paste", "wl-clipboard"],
+    ] as const) {
+      requireCommand(cmd, pkg);
+    }
+    dir = mkdtempSync(join(tmpdir(), "crossway-guest-sway-"));
+    sway = await startSway();
+    // Headless sway has a seat but no keyboard: a virtual one gives focus, keymaps and selections a meaning.
+    keyboard = await addVirtualKeyboard(sway.socketPath);
+    stack = await startCrosswayStack(sway);
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+    keyboard?.close();
+    await sway?.stop();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("lists exactly the globals and versions the policy allows from the direct run", async () => {
+    const direct = await run("wayland-info", [], { env: sway.env, timeoutMs: 10_000 });
+    const proxied = await run("wayland-info", [], { env: stack.env, timeoutMs: 10_000 });
+    expect(proxied.code, proxied.stderr.toString()).toBe(0);
+    const d = globalsOf(direct.stdout.toString());
+    const p = globalsOf(proxied.stdout.toString());
+    expect(d.has("wl_seat")).toBe(true);
+    expect(p).toEqual(expectedGlobals(d));
+    // Privileged wlroots globals stay hidden by default.
+    for (const hidden of [
+      "zwlr_screencopy_manager_v1",
+      "zwlr_data_control_manager_v1",
+      "zwlr_layer_shell_v1",
+    ]) {
+      if (d.has(hidden)) expect(p.has(hidden), hidden).toBe(false);
+    }
+  });
+
+  /** Runs foot showing fixed text with a non-blinking cursor; returns the process (caller stops it). */
+  function startFoot(env: Record<string, string>, name: string): TrackedProcess {
+    const ini = join(dir, "foot.ini");
+    writeFileSync(
+      ini,
+      "[main]\nfont=DejaVu Sans Mono:size=10\n[colors]\nbackground=1030a0\nforeground=f0f0f0\n[cursor]\nblink=no\n",
+    );
+    return spawnTracked(
+      name,
+      "foot",
+      ["-c", ini, "sh", "-c", "printf 'crossway pixel test\\n0123456789 ABCDEF'; sleep 60"],
+      {
+        env,
+      },
+    );
+  }
+
+  /** Screenshot once the terminal's background fills the output and two shots in a row agree (it is static). */
+  async function stableShot(file: string): Promise<Buffer> {
+    let previous: Buffer | undefined;
+    for (let i = 0; i < 50; i++) {
+      await sleep(150);
+      await sway.screenshot(file);
+      const img = readPng(file);
+      const blue = countColor(img, [0x10, 0x30, 0xa0]).count;
+      const now = readFileSync(file);
+      if (blue > (img.width * img.height) / 2 && previous !== undefined && previous.equals(now)) return now;
+      previous = now;
+    }
+    throw new Error("the terminal never reached a stable frame");
+  }
+
+  it("runs foot, and its screenshot through crossway is pixel-identical to the direct one", async () => {
+    const direct = startFoot(sway.env, "foot direct");
+    let directShot: string;
+    try {
+      await stableShot(join(dir, "direct.png"));
+      directShot = join(dir, "direct.png");
+    } finally {
+      await direct.stop();
+    }
+    await sleep(300);
+    const proxied = startFoot(stack.env, "foot through crossway");
+    try {
+      await stableShot(join(dir, "proxied.png"));
+    } finally {
+      await proxied.stop();
+    }
+    const a = readPng(directShot);
+    const b = readPng(join(dir, "proxied.png"));
+    // Text was drawn (not just the background), and every pixel matches.
+    expect(countColor(a, [0xf0, 0xf0, 0xf0], 40).count).toBeGreaterThan(50);
+    expect(diffPngs(a, b)).toEqual({ sameSize: true, differing: 0 });
+  });
+
+  it("runs weston-terminal through crossway", async () => {
+    const term = spawnTracked("weston-terminal", "weston-terminal", ["--shell=/bin/sh"], { env: stack.env });
+    try {
+      let lit = 0;
+      for (let i = 0; i < 40 && lit < 10_000; i++) {
+        await sleep(150);
+        await sway.screenshot(join(dir, "wt.png"));
+        const img = readPng(join(dir, "wt.png"));
+        lit = img.width * img.height - countColor(img, [0, 0, 0]).count;
+      }
+      expect(term.running).toBe(true);
+      expect(lit).toBeGreaterThan(10_000);
+    } finally {
+      await term.stop();
+    }
+    expect(stack.guestRunning()).toBe(true);
+  });
+
+  /**
+   * Copies `data` with `wl-copy --foreground` run in `copyEnv` and pastes it with wl-paste in `pasteEnv`. The
+   * copying process serves the selection until it is stopped, so it runs tracked, not with run().
+   */
+  async function clipboardRoundTrip(
+    data: Buffer,
+    copyEnv: Record<string, string>,
+    pasteEnv: Record<string, string>,
+  ) {
+    const file = join(dir, "clip.bin");
+    writeFileSync(file, data);
+    const copier = spawnTracked(
+      "wl-copy",
+      "sh",
+      ["-c", `exec wl-copy --foreground -t application/octet-stream < '${file}'`],
+      {
+        env: copyEnv,
+      },
+    );
+    try {
+      // The selection exists once wl-paste lists our type.
+      for (let i = 0; ; i++) {
+        const types = await run("wl-paste", ["--list-types"], { env: pasteEnv, timeoutMs: 10_000 });
+        if (types.stdout.toString().includes("application/octet-stream")) break;
+        if (i > 50 || !copier.running)
+          throw new Error(`wl-copy never set the selection: ${types.stderr.toString()}`);
+        await sleep(100);
+      }
+      const started = Date.now();
+      const paste = await run("wl-paste", ["-t", "application/octet-stream"], {
+        env: pasteEnv,
+        timeoutMs: 60_000,
+      });
+      return { paste, ms: Date.now() - started };
+    } finally {
+      await copier.stop();
+    }
+  }
+
+  it("copies 16 MiB from a guest app to a host app with identical SHA-256", async () => {
+    const data = randomBytes(16 * 1024 * 1024);
+    const { paste } = await clipboardRoundTrip(data, stack.env, sway.env);
+    expect(paste.code, paste.stderr.toString()).toBe(0);
+    expect(paste.stdout.length).toBe(data.length);
+    expect(sha256(paste.stdout)).toBe(sha256(data));
+  });
+
+  it("copies 16 MiB from a host app to a guest app with identical SHA-256", async () => {
+    const data = randomBytes(16 * 1024 * 1024);
+    const { paste } = await clipboardRoundTrip(data, sway.env, stack.env);
+    expect(paste.code, paste.stderr.toString()).toBe(0);
+    expect(paste.stdout.length).toBe(data.length);
+    expect(sha256(paste.stdout)).toBe(sha256(data));
+  });
+
+  it("hands the compositor's keymap to the client as a sealed fd it can map privately", async () => {
+    const c = WaylandTestClient.connect(stack.socketPath);
+    try {
+      const reg = await c.getRegistry();
+      const seat = c.bind(reg, "wl_seat", 7);
+      const kbd = c.newId();
+      c.request(seat, "wl_seat", "get_keyboard", (w) => w.uint(kbd));
+      const ev = await c.waitFor((e) => e.objectId === kbd && e.name === "keymap");
+      const [format, fd, size] = ev.args as [number, number, number];
+      expect(format).toBe(1); // xkb_v1
+      expect(size).toBeGreaterThan(1000);
+      // wl_keyboard v7+: the client must map with MAP_PRIVATE (PROT_READ).
+      const ab = native.mmap(fd, size, 1, 2, 0);
+      try {
+        const text = new TextDecoder().decode(new Uint8Array(ab, 0, size));
+        expect(text.startsWith("xkb_keymap")).toBe(true);
+        expect(text).toContain("xkb_symbols");
+      } finally {
+        native.munmap(ab);
+      }
+      // A private copy: the client cannot write into it or resize it.
+      expect(() => native.ftruncate(fd, 1)).toThrow(/EPERM/);
+      expect(native.fdPath(fd)).toMatch(/^\/memfd:crossway-keymap/);
+    } finally {
+      c.close();
+    }
+  });
+});

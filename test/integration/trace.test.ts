@@ -1,0 +1,139 @@
+// `crossway trace` in front of headless weston: real clients' WAYLAND_DEBUG output equals the tracer's, line for line.
+import { spawn } from "node:child_process";
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { native } from "../../src/native.ts";
+import type { Compositor } from "../helpers/compositor.ts";
+import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { logTail, requireCommand, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
+import { compareWithClientDebug } from "../helpers/wayland-fixtures.ts";
+import { startWeston } from "../helpers/weston.ts";
+
+useFdLeakCheck();
+
+const CLI = fileURLToPath(new URL("../../bin/crossway.js", import.meta.url));
+const scratch = mkdtempSync(join(tmpdir(), "crossway-trace-test-"));
+let weston: Compositor;
+let tracer: TrackedProcess;
+let traceOut = "";
+const traceSock = join(scratch, "trace.sock");
+
+/** Runs a client against the tracer with WAYLAND_DEBUG=1 and returns its stderr. */
+function runClient(argv: string[], interruptAfterMs?: number): Promise<string> {
+  const [cmd, ...args] = argv as [string, ...string[]];
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, {
+      env: { ...weston.env, WAYLAND_DISPLAY: traceSock, WAYLAND_DEBUG: "1" },
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+    const err: Buffer[] = [];
+    child.stderr.on("data", (b: Buffer) => err.push(b));
+    const timers = [setTimeout(() => child.kill("SIGKILL"), 15_000)];
+    if (interruptAfterMs !== undefined) timers.push(setTimeout(() => child.kill("SIGINT"), interruptAfterMs));
+    child.on("error", reject);
+    child.on("close", () => {
+      for (const t of timers) clearTimeout(t);
+      resolve(Buffer.concat(err).toString("utf8"));
+    });
+  });
+}
+
+/** The tracer's lines for connection `tag#n`, without the tag. */
+function linesOf(conn: string): string[] {
+  const prefix = `${conn} `;
+  return traceOut
+    .split("\n")
+    .filter((l) => l.startsWith(prefix))
+    .map((l) => l.slice(prefix.length));
+}
+
+beforeAll(async () => {
+  requireCommand("wayland-info", "wayland-utils");
+  requireCommand("weston-simple-shm", "weston");
+  weston = await startWeston();
+  const log = join(scratch, "trace.log");
+  const logFd = openSync(log, "a");
+  try {
+    tracer = spawnTracked(
+      "crossway trace",
+      process.execPath,
+      [CLI, "trace", "--socket", traceSock, "--upstream", weston.socketPath, "--tag", "t"],
+      { env: { ...weston.env }, logFd, pipeStdout: true },
+    );
+  } finally {
+    closeSync(logFd);
+  }
+  tracer.child.stdout?.on("data", (b: Buffer) => {
+    traceOut += b.toString("utf8");
+  });
+  await waitFor("crossway trace's socket", () => (existsSync(traceSock) ? true : undefined), {
+    timeoutMs: 15_000,
+    abort: () => (tracer.running ? undefined : "crossway trace exited"),
+    explain: () => logTail(log),
+  });
+});
+
+afterAll(async () => {
+  await tracer?.stop();
+  await weston?.stop();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+describe("crossway trace in front of headless weston", () => {
+  it("prints wayland-info's messages exactly as its own WAYLAND_DEBUG=1 does", async () => {
+    const debug = await runClient(["wayland-info"]);
+    await waitFor("the trace of connection 1 to close", () =>
+      linesOf("t#1").includes("closed (eof)") ? true : undefined,
+    );
+    const lines = linesOf("t#1");
+    expect(lines[0]).toBe("connected");
+    const cmp = compareWithClientDebug(lines, debug);
+    expect(cmp.problems).toEqual([]);
+    expect(cmp.matched).toBeGreaterThan(40);
+    expect(lines.some((l) => l.includes("wl_registry@2.bind(") && l.includes("new id [unknown]@"))).toBe(
+      true,
+    );
+  });
+
+  it("prints weston-simple-shm's messages (with fds) exactly as its own WAYLAND_DEBUG=1 does", async () => {
+    const debug = await runClient(["weston-simple-shm"], 700);
+    await waitFor("the trace of connection 2 to close", () =>
+      linesOf("t#2").includes("closed (eof)") ? true : undefined,
+    );
+    const lines = linesOf("t#2");
+    const cmp = compareWithClientDebug(lines, debug);
+    expect(cmp.problems).toEqual([]);
+    expect(cmp.matched).toBeGreaterThan(60);
+    // The pool's fd passed through (the client drew, so the compositor got a usable memfd).
+    expect(lines.some((l) => /wl_shm@\d+\.create_pool\(new id wl_shm_pool@\d+, fd \d+, \d+\)/.test(l))).toBe(
+      true,
+    );
+    expect(lines.some((l) => /wl_buffer@\d+\.release\(\)/.test(l))).toBe(true);
+  });
+
+  it("reports a client's malformed header with its error and wl_display.error, and keeps relaying others", async () => {
+    const fd = native.unixConnect(traceSock);
+    try {
+      // wl_display@1 with a header size of 6: not a multiple of 4 and below the header size.
+      const bad = new Uint8Array(new Uint32Array([1, (6 << 16) >>> 0]).buffer);
+      expect(native.write(fd, bad, 0, bad.length)).toBe(8);
+      await waitFor("the tracer's error line", () =>
+        linesOf("t#3").find((l) => l.startsWith("error ")) !== undefined ? true : undefined,
+      );
+      expect(linesOf("t#3").find((l) => l.startsWith("error "))).toBe(
+        'error CW_WIRE_BAD_HEADER: malformed message header: size 6 is smaller than the 8-byte header (object 1, opcode 0) (wl_display.error 3: "malformed message header: size 6 is smaller than the 8-byte header (object 1, opcode 0)"); no longer tracing this connection',
+      );
+    } finally {
+      native.close(fd);
+    }
+    // A later client is still traced.
+    const debug = await runClient(["wayland-info"]);
+    await waitFor("the trace of connection 4 to close", () =>
+      linesOf("t#4").includes("closed (eof)") ? true : undefined,
+    );
+    expect(compareWithClientDebug(linesOf("t#4"), debug).problems).toEqual([]);
+  });
+});

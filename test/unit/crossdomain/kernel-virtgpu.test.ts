@@ -1,0 +1,360 @@
+// Kernel VirtGpu backend: device discovery by driver name, and the exact ioctl sequence of a channel's life,
+// recorded through an injected KernelIo that plays a minimal cross-domain host.
+import { mkdirSync, symlinkSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { CrossDomainChannel, closeItems, type ReceivedItem } from "../../../src/crossdomain/channel.ts";
+import {
+  encodeImageRequirements,
+  encodeSendReceive,
+  getU32,
+  getU64Number,
+  newIdentifierList,
+  setU32,
+} from "../../../src/crossdomain/codec.ts";
+import {
+  findVirtioGpuNode,
+  type KernelIo,
+  openKernelVirtGpu,
+} from "../../../src/crossdomain/kernel-virtgpu.ts";
+import { ChannelType, CrossDomainCmd, IdentifierType } from "../../../src/crossdomain/protocol.ts";
+import {
+  DRM_GEM_CLOSE,
+  DRM_PRIME_HANDLE,
+  DRM_VIRTGPU_3D_WAIT,
+  DRM_VIRTGPU_CONTEXT_INIT,
+  DRM_VIRTGPU_EXECBUFFER,
+  DRM_VIRTGPU_GET_CAPS,
+  DRM_VIRTGPU_GETPARAM,
+  DRM_VIRTGPU_MAP,
+  DRM_VIRTGPU_RESOURCE_CREATE_BLOB,
+  DRM_VIRTGPU_RESOURCE_INFO,
+  Ioctl,
+  type StructLayout,
+} from "../../../src/crossdomain/structs.ts";
+import { CrosswayError } from "../../../src/errors.ts";
+import { native } from "../../../src/native.ts";
+import { tempDir } from "../../helpers/crossdomain.ts";
+import { useFdLeakCheck } from "../../helpers/fd-leak.ts";
+
+useFdLeakCheck();
+
+const tmp = tempDir("crossway-sysfs-");
+afterAll(() => tmp.remove());
+
+describe("finding the device", () => {
+  it('reports "no virtio_gpu device" with what it looked at when there is no DRM at all', () => {
+    const missing = join(tmp.dir, "no-such-class-drm");
+    expect(() => findVirtioGpuNode(missing)).toThrow(
+      /^no virtio_gpu device: cannot list .*no-such-class-drm \(ENOENT/,
+    );
+    // The default path, on this machine (no CONFIG_DRM on the host) or a VM alike, never crashes.
+    try {
+      const node = findVirtioGpuNode();
+      expect(node).toMatch(/^\/dev\/dri\/(renderD|card)\d+$/);
+    } catch (err) {
+      expect(err).toBeInstanceOf(CrosswayError);
+      expect((err as CrosswayError).code).toBe("CW_VIRTGPU_NO_DEVICE");
+      expect((err as Error).message).toMatch(/^no virtio_gpu device: .*\/sys\/class\/drm/);
+    }
+    expect(() => openKernelVirtGpu({ sysfsDrm: missing })).toThrow(/no virtio_gpu device/);
+  });
+
+  function fakeSysfs(name: string, nodes: Record<string, string>): string {
+    const root = join(tmp.dir, name);
+    for (const [node, driver] of Object.entries(nodes)) {
+      mkdirSync(join(root, node, "device"), { recursive: true });
+      symlinkSync(`../../../bus/drivers/${driver}`, join(root, node, "device", "driver"));
+    }
+    mkdirSync(join(root, "version-dir"), { recursive: true });
+    return root;
+  }
+
+  it("lists the nodes and drivers it saw when none is virtio_gpu", () => {
+    const root = fakeSysfs("other", { card0: "vgem", renderD128: "bochs-drm" });
+    expect(() => findVirtioGpuNode(root)).toThrow(
+      `no virtio_gpu device: looked at ${root} (renderD128: bochs-drm, card0: vgem)`,
+    );
+  });
+
+  it("picks the virtio_gpu render node by driver name, whatever its number", () => {
+    const root = fakeSysfs("virtio", {
+      card0: "vgem",
+      card1: "virtio_gpu",
+      renderD128: "vgem",
+      renderD129: "virtio_gpu",
+    });
+    expect(findVirtioGpuNode(root, "/dev/dri")).toBe("/dev/dri/renderD129");
+    const cardOnly = fakeSysfs("card-only", { card3: "virtio_gpu" });
+    expect(findVirtioGpuNode(cardOnly, "/dev/dri")).toBe("/dev/dri/card3");
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------------------
+// A recording KernelIo that answers like a virtio-gpu device with a cross-domain host behind it.
+
+/** Calls are recorded as the kernel sees them on entry: outputs (handles, offsets, fds) are not part of them. */
+const LAYOUTS = new Map<number, [string, StructLayout]>([
+  [Ioctl.VIRTGPU_GETPARAM, ["GETPARAM", DRM_VIRTGPU_GETPARAM]],
+  [Ioctl.VIRTGPU_GET_CAPS, ["GET_CAPS", DRM_VIRTGPU_GET_CAPS]],
+  [Ioctl.VIRTGPU_CONTEXT_INIT, ["CONTEXT_INIT", DRM_VIRTGPU_CONTEXT_INIT]],
+  [Ioctl.VIRTGPU_RESOURCE_CREATE_BLOB, ["RESOURCE_CREATE_BLOB", DRM_VIRTGPU_RESOURCE_CREATE_BLOB]],
+  [Ioctl.VIRTGPU_MAP, ["MAP", DRM_VIRTGPU_MAP]],
+  [Ioctl.VIRTGPU_EXECBUFFER, ["EXECBUFFER", DRM_VIRTGPU_EXECBUFFER]],
+  [Ioctl.VIRTGPU_WAIT, ["WAIT", DRM_VIRTGPU_3D_WAIT]],
+  [Ioctl.PRIME_HANDLE_TO_FD, ["PRIME_HANDLE_TO_FD", DRM_PRIME_HANDLE]],
+  [Ioctl.PRIME_FD_TO_HANDLE, ["PRIME_FD_TO_HANDLE", DRM_PRIME_HANDLE]],
+  [Ioctl.VIRTGPU_RESOURCE_INFO, ["RESOURCE_INFO", DRM_VIRTGPU_RESOURCE_INFO]],
+  [Ioctl.GEM_CLOSE, ["GEM_CLOSE", DRM_GEM_CLOSE]],
+]);
+
+const POINTERS = new Set([
+  "value",
+  "addr",
+  "ctx_set_params",
+  "command",
+  "bo_handles",
+  "cmd",
+  "in_syncobjs",
+  "out_syncobjs",
+]);
+
+function hex(b: Uint8Array): string {
+  return Buffer.from(b).toString("hex");
+}
+
+/** Input fields of a struct (non-zero, pointers shown by what they point at). */
+function describeCall(
+  request: number,
+  arg: Uint8Array,
+  offsets: readonly number[],
+  bufs: readonly Uint8Array[],
+) {
+  const entry = LAYOUTS.get(request);
+  if (entry === undefined) throw new Error(`unexpected ioctl 0x${request.toString(16)}`);
+  const [name, layout] = entry;
+  const rec: Record<string, unknown> = { ioctl: name };
+  for (const [field, f] of Object.entries(layout.fields)) {
+    if (POINTERS.has(field)) {
+      const i = offsets.indexOf(f.offset);
+      if (i >= 0) rec[field] = field === "value" ? "→u64" : hex(bufs[i]!);
+      continue;
+    }
+    const v = f.size === 8 ? getU64Number(arg, f.offset) : getU32(arg, f.offset);
+    if (v !== 0) rec[field] = v;
+  }
+  return rec;
+}
+
+class FakeDevice implements KernelIo {
+  readonly calls: Array<Record<string, unknown>> = [];
+  private nextHandle = 1;
+  private readonly maps = new Map<number, ArrayBuffer>();
+  private readonly blobs = new Map<number, { res: number; size: number }>();
+  private onReadable: (() => void) | null = null;
+  private pendingEvents = 0;
+  readonly exported: number[] = [];
+
+  open(path: string): number {
+    this.calls.push({ open: path });
+    return 1000;
+  }
+  close(fd: number): void {
+    this.calls.push({ close: fd });
+  }
+  ioctl(
+    fd: number,
+    request: number,
+    arg: Uint8Array,
+    offsets: readonly number[],
+    bufs: readonly Uint8Array[],
+  ): number {
+    expect(fd).toBe(1000);
+    this.calls.push(describeCall(request, arg, offsets, bufs));
+    switch (request) {
+      case Ioctl.VIRTGPU_GETPARAM: {
+        const param = getU64Number(arg, 0);
+        // Only sizeof(int) bytes are written (P22).
+        setU32(bufs[0]!, 0, param === 7 ? 1 << 5 : 1);
+        return 0;
+      }
+      case Ioctl.VIRTGPU_GET_CAPS:
+        setU32(bufs[0]!, 0, 1);
+        setU32(bufs[0]!, 4, 1 << ChannelType.WAYLAND);
+        return 0;
+      case Ioctl.VIRTGPU_RESOURCE_CREATE_BLOB: {
+        const h = this.nextHandle++;
+        setU32(arg, 8, h);
+        setU32(arg, 12, 10 + h);
+        this.blobs.set(h, { res: 10 + h, size: getU64Number(arg, 16) });
+        return 0;
+      }
+      case Ioctl.VIRTGPU_MAP:
+        setU32(arg, 0, 0x100000 * getU32(arg, 8));
+        return 0;
+      case Ioctl.VIRTGPU_EXECBUFFER: {
+        const cmd = bufs[0]!;
+        if (cmd[0] === CrossDomainCmd.GET_IMAGE_REQUIREMENTS) {
+          // The host writes the reply into the query ring (handle 1's mapping).
+          const ring = new Uint8Array(this.maps.get(1)!);
+          encodeImageRequirements(ring, 0, {
+            strides: [getU32(cmd, 8), 0, 0, 0],
+            offsets: [0, 0, 0, 0],
+            modifier: 0n,
+            size: 4096,
+            blobId: 2,
+            mapInfo: 1,
+            memoryIdx: -1,
+            physicalDeviceIdx: -1,
+          });
+        }
+        return 0;
+      }
+      case Ioctl.PRIME_HANDLE_TO_FD: {
+        const fd = native.memfdCreate("fake-dmabuf", 0);
+        this.exported.push(fd);
+        setU32(arg, 8, fd);
+        return 0;
+      }
+      default:
+        return 0;
+    }
+  }
+  mmap(fd: number, length: number, prot: number, flags: number, offset: number): ArrayBuffer {
+    this.calls.push({ mmap: { fd, length, prot, flags, offset } });
+    const ab = new ArrayBuffer(length);
+    this.maps.set(offset / 0x100000, ab);
+    return ab;
+  }
+  munmap(ab: ArrayBuffer): void {
+    this.calls.push({ munmap: ab.byteLength });
+  }
+  read(fd: number, buf: Uint8Array, offset: number, length: number): number {
+    expect(fd).toBe(1000);
+    expect(length).toBeGreaterThanOrEqual(8);
+    const n = this.pendingEvents;
+    this.pendingEvents = 0;
+    for (let i = 0; i < n; i++) buf.set([0, 0, 0, 0x90, 8, 0, 0, 0], offset + 8 * i);
+    return 8 * n;
+  }
+  watch(fd: number, onReadable: () => void): { close(): void } {
+    expect(fd).toBe(1000);
+    this.onReadable = onReadable;
+    return { close: () => this.calls.push({ unwatch: fd }) };
+  }
+  /** The host writes one message into the channel ring (handle 2) and signals the POLL fence. */
+  hostWrites(fill: (ring: Uint8Array) => void): void {
+    fill(new Uint8Array(this.maps.get(2)!));
+    this.pendingEvents = 1;
+    this.onReadable!();
+  }
+}
+
+describe("ioctl sequences of a channel on the kernel backend", () => {
+  it("open, SEND, RECEIVE of a host blob, close", async () => {
+    const dev = new FakeDevice();
+    const gpu = openKernelVirtGpu({ node: "/dev/dri/renderD130", io: dev });
+    expect(gpu.description).toBe("kernel:/dev/dri/renderD130");
+    const ch = await CrossDomainChannel.open({ gpu, channelType: ChannelType.WAYLAND });
+
+    const POLL = "0300100000000000" + "0".repeat(16);
+    expect(dev.calls).toEqual([
+      { open: "/dev/dri/renderD130" },
+      { ioctl: "GETPARAM", param: 1, value: "→u64" },
+      { ioctl: "GETPARAM", param: 3, value: "→u64" },
+      { ioctl: "GETPARAM", param: 4, value: "→u64" },
+      { ioctl: "GETPARAM", param: 6, value: "→u64" },
+      { ioctl: "GETPARAM", param: 7, value: "→u64" },
+      { ioctl: "GET_CAPS", cap_set_id: 5, size: 16, addr: "0".repeat(32) },
+      {
+        ioctl: "CONTEXT_INIT",
+        num_params: 3,
+        // {CAPSET_ID 5}, {NUM_RINGS 2}, {POLL_RINGS_MASK 1<<1}
+        ctx_set_params:
+          "0100000000000000" +
+          "0500000000000000" +
+          "0200000000000000" +
+          "0200000000000000" +
+          "0300000000000000" +
+          "0200000000000000",
+      },
+      { ioctl: "RESOURCE_CREATE_BLOB", blob_mem: 1, blob_flags: 1, size: 4096 },
+      { ioctl: "MAP", handle: 1 },
+      { mmap: { fd: 1000, length: 4096, prot: 3, flags: 1, offset: 0x100000 } },
+      { ioctl: "RESOURCE_CREATE_BLOB", blob_mem: 1, blob_flags: 1, size: 4096 },
+      { ioctl: "MAP", handle: 2 },
+      { mmap: { fd: 1000, length: 4096, prot: 3, flags: 1, offset: 0x200000 } },
+      // INIT alone, 20 bytes: query ring 11, channel ring 12, Wayland.
+      { ioctl: "EXECBUFFER", size: 20, command: "0100140000000000" + "0b000000" + "0c000000" + "01000000" },
+      // The probe query on ring 0 with the query-ring BO, then WAIT on it.
+      {
+        ioctl: "EXECBUFFER",
+        flags: 4,
+        size: 24,
+        num_bo_handles: 1,
+        command: "0200180000000000" + "01000000" + "01000000" + "52382020" + "11000000",
+        bo_handles: "01000000",
+      },
+      { ioctl: "WAIT", handle: 1 },
+      // Exactly one POLL, on ring 1 with RING_IDX.
+      { ioctl: "EXECBUFFER", flags: 4, ring_idx: 1, size: 16, command: POLL },
+    ]);
+
+    dev.calls.length = 0;
+    ch.send(new TextEncoder().encode("request!"), [{ kind: "blob", resourceId: 0x2a }]);
+    const send = dev.calls[0] as { ioctl: string; size: number; command: string };
+    expect(send).toMatchObject({ ioctl: "EXECBUFFER", size: 360 });
+    expect(send.command.slice(0, 32)).toBe("0400680100000000" + "01000000" + "08000000");
+    expect(send.command.slice(32, 40)).toBe("2a000000");
+    expect(send.command.slice(256, 264)).toBe("01000000");
+    expect(send.command.slice(704)).toBe(hex(new TextEncoder().encode("request!")));
+
+    dev.calls.length = 0;
+    const received = new Promise<{ text: string; items: ReceivedItem[] }>((resolve) => {
+      ch.onReceive = (data, items) => {
+        resolve({ text: new TextDecoder().decode(data), items });
+        return "continue";
+      };
+    });
+    dev.hostWrites((ring) => {
+      const ids = newIdentifierList();
+      ids.count = 1;
+      ids.ids[0] = 5;
+      ids.types[0] = IdentifierType.VIRTGPU_BLOB;
+      ids.sizes[0] = 100;
+      encodeSendReceive(ring, 0, CrossDomainCmd.RECEIVE, ids, new TextEncoder().encode("keymap"), 28, "zero");
+    });
+    const r = await received;
+    expect(r.text).toBe("keymap");
+    expect(r.items).toEqual([{ kind: "blob", fd: dev.exported[0], size: 100, access: "unknown" }]);
+    await new Promise((res) => setImmediate(res));
+    expect(dev.calls).toEqual([
+      // One HOST3D blob per received id, exported, then its GEM handle closed (§6.4).
+      { ioctl: "RESOURCE_CREATE_BLOB", blob_mem: 2, blob_flags: 3, size: 100, blob_id: 5 },
+      { ioctl: "PRIME_HANDLE_TO_FD", handle: 3, flags: 0o2000002 },
+      { ioctl: "GEM_CLOSE", handle: 3 },
+      { ioctl: "EXECBUFFER", flags: 4, ring_idx: 1, size: 16, command: POLL },
+    ]);
+    closeItems(r.items);
+
+    dev.calls.length = 0;
+    const closed = new Promise((res) => {
+      ch.onClose = res;
+    });
+    dev.hostWrites((ring) => {
+      encodeSendReceive(ring, 0, CrossDomainCmd.RECEIVE, newIdentifierList(), new Uint8Array(0), 28, "zero");
+    });
+    expect(await closed).toEqual({ kind: "host-hangup" });
+    // No POLL after a zero-length RECEIVE (§6.9); the rings are unmapped and the DRM fd closed.
+    expect(dev.calls).toEqual([{ munmap: 4096 }, { munmap: 4096 }, { unwatch: 1000 }, { close: 1000 }]);
+  });
+
+  it("a PRIME import resolves the resource id with RESOURCE_INFO", async () => {
+    const dev = new FakeDevice();
+    const gpu = openKernelVirtGpu({ node: "/dev/dri/card0", io: dev });
+    const handle = await gpu.importBlob(42);
+    expect(handle.bo).toBe(0);
+    expect(dev.calls.slice(1)).toEqual([{ ioctl: "PRIME_FD_TO_HANDLE", fd: 42 }, { ioctl: "RESOURCE_INFO" }]);
+    gpu.close();
+  });
+});

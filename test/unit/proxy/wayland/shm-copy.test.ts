@@ -1,0 +1,89 @@
+// Tests for damage-limited shm copies from real memfds: exact bytes, whole-row fallback, shrunk pools.
+import { describe, expect, it } from "vitest";
+import { native } from "../../../../src/native.ts";
+import { copyRects, shmFormatBpp } from "../../../../src/proxy/wayland/shm-copy.ts";
+import { useFdLeakCheck } from "../../../helpers/fd-leak.ts";
+
+useFdLeakCheck();
+
+function pool(size: number): { fd: number; bytes: Uint8Array } {
+  const fd = native.memfdCreate("shm-copy-test", 0);
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (i * 7 + 3) & 0xff;
+  native.pwrite(fd, bytes, 0, size, 0);
+  return { fd, bytes };
+}
+
+describe("copyRects", () => {
+  const layout = { offset: 64, width: 16, height: 8, stride: 80, bpp: 4 };
+  const size = 64 + 8 * 80;
+
+  it("copies exactly the damaged pixels and nothing else", () => {
+    const p = pool(size);
+    try {
+      const dst = new Uint8Array(size);
+      const res = copyRects({ fd: p.fd, sealedView: null }, dst, layout, [
+        { x: 2, y: 3, width: 4, height: 2 },
+      ]);
+      expect(res).toEqual({ ok: true, bytes: 2 * 16 });
+      for (let i = 0; i < size; i++) {
+        const rel = i - 64;
+        const row = Math.floor(rel / 80);
+        const col = rel % 80;
+        const inside = rel >= 0 && row >= 3 && row < 5 && col >= 8 && col < 24;
+        expect(dst[i], `byte ${i}`).toBe(inside ? p.bytes[i] : 0);
+      }
+    } finally {
+      native.close(p.fd);
+    }
+  });
+
+  it("copies whole rows for unknown formats", () => {
+    const p = pool(size);
+    try {
+      const dst = new Uint8Array(size);
+      const res = copyRects({ fd: p.fd, sealedView: null }, dst, { ...layout, bpp: 0 }, [
+        { x: 5, y: 1, width: 1, height: 1 },
+      ]);
+      expect(res).toEqual({ ok: true, bytes: 80 });
+      expect(dst.subarray(144, 224)).toEqual(p.bytes.subarray(144, 224));
+    } finally {
+      native.close(p.fd);
+    }
+  });
+
+  it("reports a short read when the client shrank its pool, without SIGBUS", () => {
+    const p = pool(size);
+    try {
+      native.ftruncate(p.fd, 100);
+      const dst = new Uint8Array(size);
+      const res = copyRects({ fd: p.fd, sealedView: null }, dst, layout, [
+        { x: 0, y: 0, width: 16, height: 8 },
+      ]);
+      expect(res.ok).toBe(false);
+    } finally {
+      native.close(p.fd);
+    }
+  });
+
+  it("refuses rectangles outside the mirror instead of writing past it", () => {
+    const p = pool(size);
+    try {
+      const dst = new Uint8Array(size);
+      const res = copyRects({ fd: p.fd, sealedView: null }, dst, { ...layout, height: 100 }, [
+        { x: 0, y: 90, width: 16, height: 10 },
+      ]);
+      expect(res.ok).toBe(false);
+    } finally {
+      native.close(p.fd);
+    }
+  });
+
+  it("knows the common formats' pixel sizes", () => {
+    expect(shmFormatBpp(0)).toBe(4);
+    expect(shmFormatBpp(1)).toBe(4);
+    expect(shmFormatBpp(0x34324152)).toBe(4); // RGBA8888 'RA24'
+    expect(shmFormatBpp(0x36314752)).toBe(2); // RGB565
+    expect(shmFormatBpp(0x3231564e)).toBe(0); // NV12: planar, whole rows
+  });
+});

@@ -1,0 +1,125 @@
+// SocketRelay: bytes and fds pass through unchanged in both directions, and nothing leaks on close.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { AGAIN, native } from "../../../src/native.ts";
+import { SocketRelay } from "../../../src/trace/socket-relay.ts";
+import { useFdLeakCheck } from "../../helpers/fd-leak.ts";
+import { waitFor } from "../../helpers/processes.ts";
+
+useFdLeakCheck();
+
+const dir = mkdtempSync(join(tmpdir(), "crossway-relay-test-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** Waits until `fd` has data and reads it (bytes + fds). */
+async function receive(fd: number): Promise<{ bytes: Uint8Array; fds: number[] }> {
+  const buf = new Uint8Array(4096);
+  const fdsOut = new Int32Array(29);
+  return waitFor("data on the socket", () => {
+    const n = native.recvmsg(fd, buf, 0, buf.length, fdsOut);
+    if (n === AGAIN) return undefined;
+    const fds: number[] = [];
+    for (let i = 0; i < (fdsOut[0] as number); i++) fds.push(fdsOut[1 + i] as number);
+    return { bytes: buf.slice(0, n), fds };
+  });
+}
+
+describe("SocketRelay", () => {
+  it("relays bytes and fds both ways, reports chunks, and closes everything", async () => {
+    const upstreamPath = join(dir, "up.sock");
+    const upListen = native.unixListen(upstreamPath, 4);
+    const seen: string[] = [];
+    const relay = new SocketRelay(join(dir, "relay.sock"), upstreamPath, {
+      onChunk: (id, d, bytes, fds) => seen.push(`${id} ${d} ${bytes.length} ${fds.length}`),
+    });
+    const client = native.unixConnect(relay.socketPath);
+    const [pr, pw] = native.pipe2();
+    let server = -1;
+    try {
+      server = await waitFor("the relay to connect upstream", () => {
+        const fd = native.unixAccept(upListen);
+        return fd === AGAIN ? undefined : fd;
+      });
+      // client → upstream with a pipe's write end attached.
+      const msg = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
+      native.sendmsg(client, msg, 0, msg.length, [pw]);
+      const got = await receive(server);
+      expect([...got.bytes]).toEqual([...msg]);
+      expect(got.fds.length).toBe(1);
+      // The fd that arrived is the same pipe: writing to it reaches our read end.
+      const ping = new Uint8Array([42]);
+      native.write(got.fds[0] as number, ping, 0, 1);
+      native.close(got.fds[0] as number);
+      const r = new Uint8Array(1);
+      expect(native.read(pr, r, 0, 1)).toBe(1);
+      expect(r[0]).toBe(42);
+      // upstream → client.
+      const back = new Uint8Array(64).fill(9);
+      native.sendmsg(server, back, 0, back.length, null);
+      const got2 = await receive(client);
+      expect(got2.bytes.length).toBe(64);
+      expect(seen).toEqual(["1 c2s 8 1", "1 s2c 64 0"]);
+      expect(relay.connections).toBe(1);
+    } finally {
+      relay.close();
+      native.close(client);
+      if (server >= 0) native.close(server);
+      native.close(upListen);
+      native.close(pr);
+      native.close(pw);
+    }
+    expect(relay.connections).toBe(0);
+  });
+
+  it("keeps order under back-pressure: 4 MiB through a reader that starts late", async () => {
+    const upstreamPath = join(dir, "up2.sock");
+    const upListen = native.unixListen(upstreamPath, 4);
+    const relay = new SocketRelay(join(dir, "relay2.sock"), upstreamPath);
+    const client = native.unixConnect(relay.socketPath);
+    let server = -1;
+    try {
+      server = await waitFor("the relay to connect upstream", () => {
+        const fd = native.unixAccept(upListen);
+        return fd === AGAIN ? undefined : fd;
+      });
+      const total = 4 * 1024 * 1024;
+      const data = new Uint8Array(total);
+      for (let i = 0; i < total; i++) data[i] = (i * 7 + (i >>> 12)) & 255;
+      let sent = 0;
+      // Fill every buffer on the way first (the reader has not started): the relay must stop reading, not drop.
+      await waitFor("the socket buffers to fill", () => {
+        const n = native.write(client, data, sent, Math.min(65536, total - sent));
+        if (n === AGAIN) return true;
+        sent += n;
+        return undefined;
+      });
+      expect(sent).toBeLessThan(total);
+      const got = new Uint8Array(total);
+      let received = 0;
+      await waitFor(
+        "all bytes to arrive",
+        () => {
+          if (sent < total) {
+            const n = native.write(client, data, sent, Math.min(65536, total - sent));
+            if (n !== AGAIN) sent += n;
+          }
+          for (;;) {
+            const n = native.read(server, got, received, total - received);
+            if (n === AGAIN || n === 0) break;
+            received += n;
+          }
+          return received === total ? true : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 1 },
+      );
+      expect(Buffer.compare(Buffer.from(got), Buffer.from(data))).toBe(0);
+    } finally {
+      relay.close();
+      native.close(client);
+      if (server >= 0) native.close(server);
+      native.close(upListen);
+    }
+  });
+});
