@@ -1,5 +1,5 @@
 // Entry of `npm run bench`: micro-benchmarks, then every end-to-end benchmark on every path, interleaved, per placement.
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -9,6 +9,7 @@ import { startPipeWire } from "../test/helpers/pipewire.ts";
 import { buildClients, type ClientBinaries } from "./lib/build.ts";
 import { type IdleClient, runClient, startIdleClient } from "./lib/client.ts";
 import { type BenchCompositor, startCompositor } from "./lib/compositor.ts";
+import { summarizeCpuProfile } from "./lib/cpuprofile.ts";
 import { gitState, machineInfo, peerVersions } from "./lib/machine.ts";
 import { MACRO_BENCHES, type MacroBench, type Mode } from "./lib/macro-benches.ts";
 import {
@@ -63,6 +64,8 @@ const USAGE = `Usage: npm run bench -- [options]
   --micro-only            only the micro-benchmarks
   --out DIR               where results go (default bench/results)
   --render FILE.json      print the markdown tables of an earlier run and exit
+  --profile               run Node-based proxies with --cpu-prof; top functions in <out>/profile-<mode>/<placement>.md
+                          (profile one benchmark at a time: --profile --benches roundtrip --paths crossway)
 
 Results: bench/results/latest-<mode>.{json,md} and run-<mode>-<time>.{json,md}.
 Environment: CROSSWAY_KEEP_BENCH_DIRS=1 keeps the compositor and proxy logs; CROSSWAY_BENCH_CLI=/path/to/bin/crossway.js
@@ -110,11 +113,28 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
 }
 
 interface RunOptions {
+  /** Where CPU profiles of Node-based proxies go (`--profile`), one directory per placement. */
+  profileRoot?: string;
   mode: Mode;
   reps: number;
   idleClients: number;
   benches: readonly MacroBench[];
   bins: ClientBinaries;
+}
+
+/** Summarizes every .cpuprofile of a placement into <profileDir>.md, and logs where it is. */
+function writeProfileSummary(profileDir: string, placement: Placement): void {
+  const files = readdirSync(profileDir).filter((f) => f.endsWith(".cpuprofile"));
+  if (files.length === 0) {
+    log(
+      `[${placement}] profile: no .cpuprofile written (no Node-based proxy ran, or it did not exit cleanly)`,
+    );
+    return;
+  }
+  const parts = [`## CPU profiles (${placement})`, ""];
+  for (const f of files.sort()) parts.push(summarizeCpuProfile(join(profileDir, f)), "");
+  writeFileSync(`${profileDir}.md`, parts.join("\n"));
+  log(`[${placement}] profile: ${profileDir}.md (raw profiles for Chrome DevTools in ${profileDir}/)`);
 }
 
 async function measureMemory(
@@ -153,6 +173,11 @@ async function runPlacement(
   opts: RunOptions,
 ): Promise<PlacementRecord> {
   const pinned = placement === "pinned";
+  const profileDir = opts.profileRoot === undefined ? undefined : join(opts.profileRoot, placement);
+  if (profileDir !== undefined) {
+    rmSync(profileDir, { recursive: true, force: true });
+    mkdirSync(profileDir, { recursive: true });
+  }
   const rec: PlacementRecord = { placement, paths: [], cells: [], memory: [], affinity: {} };
   const workDir = mkdtempSync(join(tmpdir(), `crossway-bench-${placement}-`));
   const running = new Map<string, RunningPath>();
@@ -182,6 +207,7 @@ async function runPlacement(
           pinned,
           repoRoot: REPO_ROOT,
           bins: opts.bins,
+          ...(profileDir !== undefined ? { profileDir } : {}),
         });
         running.set(path.id, rp);
         live.add(rp);
@@ -272,6 +298,7 @@ async function runPlacement(
       await compositor.stop();
       live.delete(compositor);
     }
+    if (profileDir !== undefined) writeProfileSummary(profileDir, placement);
     if (process.env.CROSSWAY_KEEP_BENCH_DIRS === "1") log(`[${placement}] logs kept in ${workDir}`);
     else rmSync(workDir, { recursive: true, force: true });
   }
@@ -412,6 +439,7 @@ function parseOptions(argv: string[]) {
         "micro-only": { type: "boolean" },
         out: { type: "string" },
         render: { type: "string" },
+        profile: { type: "boolean" },
         help: { type: "boolean", short: "h" },
       },
       strict: true,
@@ -474,7 +502,14 @@ async function main(argv: string[]): Promise<number> {
       if (interrupted) break;
       log(`bench: ${placement} placement`);
       report.placements.push(
-        await runPlacement(placement, paths, { mode, reps, idleClients, benches, bins }),
+        await runPlacement(placement, paths, {
+          mode,
+          reps,
+          idleClients,
+          benches,
+          bins,
+          ...(o.profile === true ? { profileRoot: join(outDir, `profile-${mode}`) } : {}),
+        }),
       );
     }
   }

@@ -13,12 +13,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static volatile pid_t child;
-
-/* SIGTERM/SIGINT aimed at this process alone go on to the command; the handler is reset by exec in the child. */
-static void forward(int sig) {
-  if (child > 0) kill(child, sig);
-}
+/*
+ * The runner stops a peer by signalling its whole process group, so the command gets SIGTERM directly; the reaper
+ * only has to survive it to reap what is left. It must not forward the signal: a second SIGTERM would kill a
+ * command that handles the first one and then restores the default action (crossway guest/device do), before it
+ * has exited cleanly (and, with --cpu-prof, written its profile). A handler rather than SIG_IGN, because an
+ * ignored disposition would survive exec into the command.
+ */
+static void ignore(int sig) { (void)sig; }
 
 int main(int argc, char **argv) {
   if (argc < 2) {
@@ -26,7 +28,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) perror("reap: prctl(PR_SET_CHILD_SUBREAPER)");
-  struct sigaction sa = {.sa_handler = forward};
+  struct sigaction sa = {.sa_handler = ignore};
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
@@ -40,7 +42,6 @@ int main(int argc, char **argv) {
     fprintf(stderr, "reap: %s: %s\n", argv[1], strerror(errno));
     _exit(127);
   }
-  child = pid;
   int status = 0, main_status = 0;
   for (;;) {
     pid_t w = wait(&status);

@@ -45,6 +45,12 @@ async function subcommandHelp(repoRoot: string, sub: string): Promise<string | u
   return code === 0 ? out : undefined;
 }
 
+/** node flags that write a CPU profile named after `role` on exit, when profiling was asked for. */
+function profileFlags(ctx: PathContext, role: string): string[] {
+  if (ctx.profileDir === undefined) return [];
+  return ["--cpu-prof", `--cpu-prof-dir=${ctx.profileDir}`, `--cpu-prof-name=${role}.cpuprofile`];
+}
+
 async function startCrossway(ctx: PathContext, withDevice: boolean): Promise<RunningPath> {
   const crossway = cliPath(ctx.repoRoot);
   const appSocket = join(ctx.workDir, uniqueName("crossway-app.sock"));
@@ -56,7 +62,11 @@ async function startCrossway(ctx: PathContext, withDevice: boolean): Promise<Run
       const device = spawnPeer(
         "crossway device",
         process.execPath,
-        [crossway, ...deviceArgs(deviceSocket, ctx.compositorSocket)],
+        [
+          ...profileFlags(ctx, "crossway-device"),
+          crossway,
+          ...deviceArgs(deviceSocket, ctx.compositorSocket),
+        ],
         { env, pinned: ctx.pinned, logPath: join(ctx.workDir, "crossway-device.log") },
       );
       peers.push(device);
@@ -65,11 +75,17 @@ async function startCrossway(ctx: PathContext, withDevice: boolean): Promise<Run
     const args = withDevice
       ? guestArgs(deviceSocket, appSocket)
       : guestAloneArgs(ctx.compositorSocket, appSocket);
-    const guest = spawnPeer("crossway guest", process.execPath, [crossway, ...args], {
-      env,
-      pinned: ctx.pinned,
-      logPath: join(ctx.workDir, "crossway-guest.log"),
-    });
+    const role = withDevice ? "crossway-guest" : "crossway-guest-alone";
+    const guest = spawnPeer(
+      "crossway guest",
+      process.execPath,
+      [...profileFlags(ctx, role), crossway, ...args],
+      {
+        env,
+        pinned: ctx.pinned,
+        logPath: join(ctx.workDir, "crossway-guest.log"),
+      },
+    );
     peers.push(guest);
     await waitForPath(appSocket, guest, 20_000);
   } catch (err) {

@@ -16,6 +16,8 @@ export interface PathContext {
   readonly repoRoot: string;
   /** The compiled benchmark programs (the relay path runs one of them). */
   readonly bins: ClientBinaries;
+  /** When set, Node-based proxies run with --cpu-prof and write their profiles here (`--profile`). */
+  readonly profileDir?: string;
 }
 
 /** A started path: clients connect with WAYLAND_DISPLAY=`display` (an absolute socket path). */
