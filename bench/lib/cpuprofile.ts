@@ -32,17 +32,22 @@ export function summarizeCpuProfile(path: string, top = 15): string {
   }
   // Sampling is uniform in time, so each hit stands for the same share of the profiled span (µs -> ms).
   const msPerHit = total === 0 ? 0 : (p.endTime - p.startTime) / 1000 / total;
+  // Idle time is the process waiting in epoll: shown in the header, left out of the shares.
+  const idle = byKey.get("(idle)") ?? 0;
+  byKey.delete("(idle)");
+  const busy = total - idle;
   const rows = [...byKey.entries()].sort((a, b) => b[1] - a[1]).slice(0, top);
   const lines = [
-    `${basename(path)}: ${fmt((p.endTime - p.startTime) / 1000)} ms profiled, ${total} samples`,
+    `${basename(path)}: ${fmt((p.endTime - p.startTime) / 1000)} ms profiled, ${fmt(busy * msPerHit)} ms busy.`,
+    "Start-up is included (tsx's loader: makeSyncRequest, waitForWorker, compile*); a native call's time",
+    "(sendmsg, recvmsg, pread) is the self time of the JS function that makes it.",
     "",
-    "| self ms | self % | function |",
+    "| self ms | % of busy | function |",
     "|--:|--:|---|",
   ];
   for (const [key, hits] of rows) {
-    lines.push(
-      `| ${fmt(hits * msPerHit)} | ${((100 * hits) / total).toFixed(1)} | ${key.replaceAll("|", "/")} |`,
-    );
+    const share = ((100 * hits) / busy).toFixed(1);
+    lines.push(`| ${fmt(hits * msPerHit)} | ${share} | ${key.replaceAll("|", "/")} |`);
   }
   return lines.join("\n");
 }
