@@ -19,7 +19,14 @@ import {
   type PwBench,
   waitForCamera,
 } from "./lib/pipewire-benches.ts";
-import { logTail, requireCommand, spawnPeer, useReaper } from "./lib/processes.ts";
+import {
+  fileSize,
+  lastLogComplaint,
+  logTail,
+  requireCommand,
+  spawnPeer,
+  useReaper,
+} from "./lib/processes.ts";
 import { cpusAllowed, sampleMemory } from "./lib/procfs.ts";
 import {
   type BenchReport,
@@ -240,6 +247,7 @@ async function runPlacement(
             st.reason = dead;
             continue;
           }
+          const logStart = rp.logPaths.map(fileSize);
           try {
             const run = await runClient(opts.bins[bench.client], bench.args(opts.mode), {
               env: { ...c.env, WAYLAND_DISPLAY: rp.display },
@@ -263,7 +271,15 @@ async function runPlacement(
                 (cpu === null ? "" : `, proxy ${fmtCpu(cpu)}/${bench.cpuPer}`),
             );
           } catch (err) {
-            cell.error = errMsg(err);
+            // Give the proxy's own explanation: the client usually only sees a closed socket.
+            await new Promise((r) => setTimeout(r, 100));
+            const said = rp.logPaths
+              .map((p, i) => lastLogComplaint(p, logStart[i]))
+              .filter((x) => x !== undefined);
+            cell.error =
+              said.length > 0
+                ? `proxy log: ${[...new Set(said)].join("; ")}; client: ${errMsg(err)}`
+                : errMsg(err);
             log(`[${placement}] ${bench.id} ${rep}/${opts.reps} ${id}: FAILED ${cell.error}`);
             const gone = rp.health();
             if (gone !== undefined) {

@@ -102,6 +102,20 @@ export const MACRO_BENCHES: readonly MacroBench[] = [
     cpuUnits: (r) => num(r, "frames"),
   },
   {
+    id: "shm-full-sealed",
+    label: "shm 1080p, full frames, sealed pool",
+    client: "shm",
+    // As shm-full, but the pool is sealed against shrinking (F_SEAL_SHRINK), which proxies may map safely.
+    args: (m) => (m === "full" ? ["full", "300", "2000", "10", "1"] : ["full", "100", "600", "5", "1"]),
+    timeoutMs: 60_000,
+    unit: "fps",
+    better: "higher",
+    value: (r) => num(r, "fps"),
+    extras: [{ id: "mbps", label: "", unit: "MB/s", get: (r) => num(r, "mb_per_s") }],
+    cpuPer: "frame",
+    cpuUnits: (r) => num(r, "frames"),
+  },
+  {
     id: "shm-damage",
     label: "shm 1080p, 64x64 damage",
     client: "shm",

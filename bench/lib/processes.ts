@@ -1,7 +1,7 @@
 // Long-running peers of a benchmark (compositor, proxies): spawned in their own process group, optionally pinned.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { accessSync, closeSync, constants, existsSync, openSync, readFileSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, openSync, readFileSync, statSync } from "node:fs";
 import { basename, delimiter, join } from "node:path";
 import { CrosswayError } from "../../src/errors.ts";
 import { processTree } from "./procfs.ts";
@@ -214,4 +214,42 @@ export async function pinRunning(pid: number): Promise<void> {
   const code = await new Promise<number | null>((r) => child.on("exit", r));
   if (code !== 0)
     throw new CrosswayError("CW_BENCH_FAILED", `taskset -a -p -c ${PINNED_CPU} ${pid} exited ${code}`);
+}
+
+/**
+ * The last warning-or-worse line of a proxy log, compacted: for JSON (pino) lines its detail, reason or msg.
+ * Used to say why a client failed when the client itself only saw a closed socket; `fromByte` skips what
+ * was logged before that client ran.
+ */
+export function lastLogComplaint(path: string, fromByte = 0): string | undefined {
+  let text: string;
+  try {
+    text = readFileSync(path).subarray(fromByte).toString("utf8");
+  } catch {
+    return undefined;
+  }
+  const lines = text.trimEnd().split("\n").reverse();
+  for (const line of lines) {
+    if (line.startsWith("{")) {
+      try {
+        const j = JSON.parse(line) as Record<string, unknown>;
+        if (typeof j.level === "number" && j.level < 40) continue;
+        const what = j.detail ?? j.reason ?? j.err ?? j.msg;
+        return typeof what === "string" ? what : JSON.stringify(what);
+      } catch {
+        continue;
+      }
+    }
+    if (/error|fail|warn/i.test(line)) return line.trim();
+  }
+  return undefined;
+}
+
+/** Current size of a file (0 if missing): where a later {@link lastLogComplaint} starts. */
+export function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
 }

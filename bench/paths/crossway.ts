@@ -96,6 +96,7 @@ async function startCrossway(ctx: PathContext, withDevice: boolean): Promise<Run
     display: appSocket,
     proxyPids: peers.map((p) => p.pid),
     health: () => peers.find((p) => !p.running())?.name.concat(" exited"),
+    logPaths: peers.map((p) => p.logPath),
     stop: async () => {
       await Promise.all(peers.map((p) => p.stop()));
     },

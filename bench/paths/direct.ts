@@ -10,6 +10,7 @@ export const directPath: BenchPath = {
     display: ctx.compositorSocket,
     proxyPids: [],
     health: () => undefined,
+    logPaths: [],
     stop: async () => {},
   }),
 };

@@ -25,6 +25,7 @@ export const relayPath: BenchPath = {
       display,
       proxyPids: [relay.pid],
       health: () => (relay.running() ? undefined : "relay exited"),
+      logPaths: [relay.logPath],
       stop: () => relay.stop(),
     };
   },

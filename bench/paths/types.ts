@@ -27,6 +27,8 @@ export interface RunningPath {
   readonly proxyPids: readonly number[];
   /** Returns a reason when a proxy has died (the run then marks this path failed), else undefined. */
   health(): string | undefined;
+  /** The proxies' log files, so a client failure can be explained by the proxy's own last words. */
+  readonly logPaths: readonly string[];
   stop(): Promise<void>;
 }
 

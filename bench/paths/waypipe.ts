@@ -50,6 +50,7 @@ export const waypipePath: BenchPath = {
       display,
       proxyPids: peers.map((p) => p.pid),
       health: () => peers.find((p) => !p.running())?.name.concat(" exited"),
+      logPaths: peers.map((p) => p.logPath),
       stop: async () => {
         await Promise.all(peers.map((p) => p.stop()));
       },
