@@ -8,6 +8,8 @@ export default defineConfig({
     pool: "forks",
     maxWorkers: 2,
     reporters: ["default"],
+    // Stops (and fails on) any peer process a test file left running.
+    setupFiles: ["test/helpers/peer-guard.ts"],
     projects: [
       {
         extends: true,

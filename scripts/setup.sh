@@ -23,9 +23,15 @@ while read -r line; do
   if [[ $line == *'?' ]]; then optional+=("${line%'?'}"); else required+=("$line"); fi
 done < scripts/debian-packages.txt
 
-# Node.js >= 20 (Debian 13 ships it; Debian 12 needs NodeSource or similar, which we don't install behind your back).
+# Node.js >= 20: Debian 13 ships it (headers for node-gyp in libnode-dev); Debian 12's is 18, so there it must come
+# from elsewhere (e.g. NodeSource), which this script does not add behind your back.
 node_ok() { command -v node >/dev/null && [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ]; }
-if ! node_ok; then required+=(nodejs npm); fi
+if ! node_ok; then
+  case "$(cat /etc/debian_version 2>/dev/null)" in
+    11* | 12*) echo "setup: Node.js >= 20 is required and Debian $(cat /etc/debian_version)'s is older: install it (e.g. from NodeSource) first" >&2; exit 1 ;;
+    *) required+=(nodejs npm libnode-dev) ;;
+  esac
+fi
 
 missing=()
 for p in "${required[@]}"; do installed "$p" || missing+=("$p"); done

@@ -1,9 +1,10 @@
-// `crossway demo`: the harness demo: headless sway, foot drawing solid colours, a grim screenshot, teardown.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+// `crossway demo`: the main job end to end: headless sway, `crossway device`, `crossway guest`, foot through it, a screenshot.
+import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { CommandSpec, ParsedArgs } from "../cli-options.ts";
 import { CrosswayError } from "../errors.ts";
+import { makePeerDirs } from "../harness/compositor.ts";
+import { startCrosswayStack } from "../harness/crossway-stack.ts";
 import { countColor, readPng } from "../harness/png.ts";
 import { killTrackedOnSignals, requireCommand, spawnTracked, waitFor } from "../harness/processes.ts";
 import { startSway } from "../harness/sway.ts";
@@ -45,12 +46,19 @@ async function runDemo(args: ParsedArgs): Promise<number> {
   requireCommand("foot", "foot");
   requireCommand("grim", "grim");
   mkdirSync(dirname(out), { recursive: true });
-  const scratch = mkdtempSync(join(tmpdir(), "crossway-demo-"));
+  // Registered like a peer's directory, so an interrupted demo removes it too.
+  const dirs = makePeerDirs("demo");
+  const scratch = dirs.base;
   const removeSignalHandlers = killTrackedOnSignals();
   const sway = await startSway({ width, height });
   try {
     process.stdout.write(`sway is up: ${sway.socketPath}\n`);
-    // Today the client talks to sway directly; once the guest proxy lands it will sit between them.
+    // The client talks to crossway's guest socket; its messages reach sway only through the emulated
+    // cross-domain device, exactly as they would through a VMM.
+    const stack = await startCrosswayStack(sway, { logLevel: process.env.CROSSWAY_LOG ?? "warn" });
+    process.stdout.write(
+      `crossway device (pid ${stack.devicePid}) and guest (pid ${stack.guestPid}): ${stack.socketPath}\n`,
+    );
     const footIni = join(scratch, "foot.ini");
     writeFileSync(
       footIni,
@@ -61,7 +69,7 @@ async function runDemo(args: ParsedArgs): Promise<number> {
       "foot",
       ["-c", footIni, "sh", "-c", 'printf "%s\\n" "$0"; sleep 600', text],
       {
-        env: sway.env,
+        env: stack.env,
       },
     );
     try {
@@ -81,20 +89,21 @@ async function runDemo(args: ParsedArgs): Promise<number> {
       );
     } finally {
       await foot.stop();
+      await stack.stop();
     }
   } finally {
     await sway.stop();
-    rmSync(scratch, { recursive: true, force: true });
+    dirs.remove();
     removeSignalHandlers();
   }
-  process.stdout.write("sway and foot stopped\n");
+  process.stdout.write("foot, crossway guest, crossway device and sway stopped\n");
   return 0;
 }
 
 /** The `demo` subcommand. */
 export const demoCommand: CommandSpec = {
   name: "demo",
-  summary: "start headless sway, draw foot in solid colours, take a grim screenshot, tear down",
+  summary: "headless sway + crossway device + crossway guest, foot drawn through them, a grim screenshot",
   options: [
     { name: "out", value: "PNG", help: "where to write the screenshot (default artifacts/demo.png)" },
     { name: "background", value: "RRGGBB", help: "foot's background colour (default 2050a0)" },

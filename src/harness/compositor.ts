@@ -15,7 +15,7 @@ export interface Compositor {
   displayName: string;
   /** XDG_RUNTIME_DIR and WAYLAND_DISPLAY for clients, plus PATH, HOME and a UTF-8 locale (sway: also SWAYSOCK). */
   env: Record<string, string>;
-  /** The compositor's pid (for sway: the runuser process whose child is sway). */
+  /** The compositor's pid (for sway started by root: the runuser process whose child is sway). */
   pid: number;
   /** stdout+stderr of the compositor. Removed by stop() unless CROSSWAY_KEEP_PEER_DIRS=1. */
   logPath: string;
@@ -33,20 +33,41 @@ export interface PeerDirs {
   remove(): void;
 }
 
+/** Peer directories not removed yet, so that an interrupted run still cleans up (see removeLeftoverPeerDirs). */
+const liveDirs = new Set<string>();
+let exitHookInstalled = false;
+
 /** Makes a fresh private directory pair under the system temp dir. */
 export function makePeerDirs(kind: string): PeerDirs {
   const base = mkdtempSync(join(tmpdir(), `crossway-${kind}-`));
   // Traversable by an unprivileged compositor user (sway runs as wltest); the runtime dir itself stays private.
   chmodSync(base, 0o755);
   const runtimeDir = join(base, "xdg");
+  liveDirs.add(base);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once("exit", removeLeftoverPeerDirs);
+  }
   return {
     base,
     runtimeDir,
     remove: () => {
+      liveDirs.delete(base);
       if (process.env.CROSSWAY_KEEP_PEER_DIRS === "1") return;
       rmSync(base, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Removes the directories of peers that were never stopped (call after their processes are gone: the test guard
+ * and the exit hook do). Honours CROSSWAY_KEEP_PEER_DIRS=1.
+ */
+export function removeLeftoverPeerDirs(): void {
+  for (const base of liveDirs) {
+    liveDirs.delete(base);
+    if (process.env.CROSSWAY_KEEP_PEER_DIRS !== "1") rmSync(base, { recursive: true, force: true });
+  }
 }
 
 /** The environment a client of a peer gets: a minimal, predictable one plus the given variables. */

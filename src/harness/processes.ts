@@ -192,6 +192,12 @@ export interface SpawnOptions {
   logFd?: number;
   /** Pipe stdout instead of sending it to the log (e.g. to read a printed address). */
   pipeStdout?: boolean;
+  /**
+   * On stop, signal the descendants first and give the spawned process a moment to exit by itself. For wrappers
+   * such as runuser, whose supervisor sleeps 2 s after it is signalled before it exits (util-linux su-common.c,
+   * supervise_child), but exits at once when its child does.
+   */
+  stopChildrenFirst?: boolean;
 }
 
 /** A process started by {@link spawnTracked}: `stop()` kills its process group and every descendant. */
@@ -205,8 +211,18 @@ export class TrackedProcess {
   private exited = false;
   private stopping: Promise<void> | undefined;
 
-  constructor(name: string, child: ChildProcess) {
-    if (child.pid === undefined) throw new CrosswayError("CW_HARNESS_START", `${name}: spawn failed`);
+  private readonly childrenFirst: boolean;
+
+  constructor(name: string, child: ChildProcess, childrenFirst = false) {
+    this.childrenFirst = childrenFirst;
+    // A failed spawn (ENOENT, EACCES) emits 'error' later; without a listener that would crash the process.
+    child.on("error", () => {});
+    if (child.pid === undefined) {
+      throw new CrosswayError(
+        "CW_HARNESS_START",
+        `${name}: cannot spawn '${child.spawnfile}' (not installed?)`,
+      );
+    }
     this.name = name;
     this.child = child;
     this.pid = child.pid;
@@ -218,8 +234,6 @@ export class TrackedProcess {
         resolve();
       });
     });
-    // Spawn errors (ENOENT) surface as an exit; the caller's readiness wait reports them.
-    child.on("error", () => {});
   }
 
   /** True until the direct child has exited. */
@@ -264,6 +278,18 @@ export class TrackedProcess {
         }
       }
     };
+    if (this.childrenFirst) {
+      for (const p of this.seen.values()) {
+        if (p.pid === this.pid || !isAlive(p)) continue;
+        try {
+          process.kill(p.pid, "SIGTERM");
+        } catch {
+          // Already gone.
+        }
+      }
+      const soft = Date.now() + Math.min(graceMs, 1000);
+      while (Date.now() < soft && !this.exited) await sleep(10);
+    }
     signalAll("SIGTERM");
     const deadline = Date.now() + graceMs;
     while (Date.now() < deadline && (this.alive().length > 0 || !this.exited)) await sleep(20);
@@ -302,7 +328,7 @@ export function spawnTracked(
     detached: true,
     stdio: ["ignore", out, opts.logFd ?? "ignore"],
   });
-  const tp = new TrackedProcess(name, child);
+  const tp = new TrackedProcess(name, child, opts.stopChildrenFirst === true);
   live.add(tp);
   if (!exitHookInstalled) {
     exitHookInstalled = true;

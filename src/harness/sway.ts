@@ -13,6 +13,8 @@ export const SWAY_USER = "wltest";
 export interface SwayOptions {
   width?: number;
   height?: number;
+  /** More sway.conf lines, appended after the harness's own (e.g. `for_window [app_id=x] floating enable`). */
+  extraConfig?: string[];
 }
 
 function userIds(user: string): { uid: number; gid: number } {
@@ -29,17 +31,19 @@ function userIds(user: string): { uid: number; gid: number } {
 }
 
 /**
- * Starts sway with the headless backend and the pixman renderer via `runuser -u wltest`, in a runtime dir owned
- * by wltest (mode 0700). libwayland picks the socket name (the first free wayland-N), so it is detected.
+ * Starts sway with the headless backend and the pixman renderer; as root via `runuser -u wltest`, in a runtime dir
+ * owned by wltest (mode 0700); as any other user directly. libwayland picks the socket name (the first free wayland-N), so it is detected.
  * Clients running as root reach it through DAC override. Xwayland is disabled so nothing starts lazily.
  */
 export async function startSway(opts: SwayOptions = {}): Promise<Compositor> {
   requireCommand("sway", "sway");
-  requireCommand("runuser", "util-linux");
-  const { uid, gid } = userIds(SWAY_USER);
+  // Only root needs the detour through an unprivileged user; anyone else runs sway as themselves.
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) requireCommand("runuser", "util-linux");
+  const ids = asRoot ? userIds(SWAY_USER) : undefined;
   const dirs = makePeerDirs("sway");
   mkdirSync(dirs.runtimeDir, { mode: 0o700 });
-  chownSync(dirs.runtimeDir, uid, gid);
+  if (ids !== undefined) chownSync(dirs.runtimeDir, ids.uid, ids.gid);
   const width = opts.width ?? 800;
   const height = opts.height ?? 600;
   const configPath = join(dirs.base, "sway.conf");
@@ -51,6 +55,7 @@ export async function startSway(opts: SwayOptions = {}): Promise<Compositor> {
       "default_floating_border none",
       "font pango:DejaVu Sans Mono 8",
       "xwayland disable",
+      ...(opts.extraConfig ?? []),
       "",
     ].join("\n"),
     { mode: 0o644 },
@@ -69,12 +74,10 @@ export async function startSway(opts: SwayOptions = {}): Promise<Compositor> {
   const logFd = openSync(logPath, "a");
   let proc: ReturnType<typeof spawnTracked>;
   try {
-    proc = spawnTracked(
-      "sway",
-      "runuser",
-      ["-u", SWAY_USER, "--", "env", "-i", ...swayEnv, "sway", "-c", configPath, "-d"],
-      { logFd },
-    );
+    const sway = ["env", "-i", ...swayEnv, "sway", "-c", configPath, "-d"];
+    proc = asRoot
+      ? spawnTracked("sway", "runuser", ["-u", SWAY_USER, "--", ...sway], { logFd, stopChildrenFirst: true })
+      : spawnTracked("sway", sway[0] as string, sway.slice(1), { logFd });
   } finally {
     closeSync(logFd);
   }

@@ -1,5 +1,5 @@
 // Starts headless weston (pixman renderer, debug protocols for screenshots) in a private runtime dir.
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { CrosswayError } from "../errors.ts";
 import { type Compositor, clientEnv, makePeerDirs } from "./compositor.ts";
@@ -83,13 +83,19 @@ export async function startWeston(opts: WestonOptions = {}): Promise<Compositor>
     logPath,
     async screenshot(pngPath: string): Promise<void> {
       requireCommand("weston-screenshooter", "weston");
-      // weston-screenshooter writes wayland-screenshot-<date>.png into its working directory.
+      // weston-screenshooter writes wayland-screenshot-<date>.png into its working directory (weston 10), or into
+      // $XDG_PICTURES_DIR when set (newer weston: clients/screenshot.c, file_create_dated): both point at outDir.
       const outDir = join(dirs.base, `shot-${Date.now()}`);
       mkdirSync(outDir);
-      await runOk("weston-screenshooter", [], { env: clientVars, cwd: outDir, timeoutMs: 15_000 });
+      await runOk("weston-screenshooter", [], {
+        env: { ...clientVars, XDG_PICTURES_DIR: outDir },
+        cwd: outDir,
+        timeoutMs: 15_000,
+      });
       const png = readdirSync(outDir).find((f) => f.endsWith(".png"));
       if (png === undefined) throw new CrosswayError("CW_HARNESS_START", "weston-screenshooter wrote no PNG");
       copyFileSync(join(outDir, png), pngPath);
+      rmSync(outDir, { recursive: true, force: true });
     },
     stop(): Promise<void> {
       stopped ??= tracked.stop().finally(() => dirs.remove());

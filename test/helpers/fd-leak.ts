@@ -38,12 +38,31 @@ export function leakedFds(before: Map<number, string>): string[] {
  */
 export function useFdLeakCheck(): void {
   let before = new Map<number, string>();
-  beforeEach(() => {
+  let mappingsBefore = 0;
+  beforeEach(async () => {
     before = openFds();
+    mappingsBefore = (await liveMappings()) ?? 0;
   });
   afterEach(async () => {
     // Let close callbacks that libuv queued for this tick run first.
     await new Promise((r) => setImmediate(r));
     expect(leakedFds(before), "fds leaked by this test").toEqual([]);
+    const mappings = await liveMappings();
+    if (mappings !== undefined) {
+      expect(mappings - mappingsBefore, "mmap'd buffers this test did not unmap").toBe(0);
+    }
   });
+}
+
+/**
+ * The addon's count of live mappings, or undefined when the addon cannot load (then tests that need it fail on
+ * their own with the addon's actionable message, and pure tests still run).
+ */
+async function liveMappings(): Promise<number | undefined> {
+  try {
+    const { native } = await import("../../src/native.ts");
+    return native.liveMappings();
+  } catch {
+    return undefined;
+  }
 }

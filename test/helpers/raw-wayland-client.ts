@@ -10,6 +10,9 @@ const DISPLAY_EVENT_ERROR = 0;
 const DISPLAY_EVENT_DELETE_ID = 1;
 const CALLBACK_EVENT_DONE = 0;
 const REGISTRY_EVENT_GLOBAL = 0;
+const REGISTRY_BIND = 0;
+const SHM_CREATE_POOL = 0;
+const POOL_CREATE_BUFFER = 0;
 
 /** One event as read off the socket: header fields and the raw body. */
 export interface RawEvent {
@@ -83,6 +86,45 @@ export class RawWaylandClient {
     return this.registryId;
   }
 
+  /** wl_registry.bind of the first advertised global named `iface` (call after getRegistry + roundTrip). */
+  bind(iface: string, version: number): number {
+    const g = [...this.globals].find(([, v]) => v.iface === iface);
+    if (g === undefined) throw new Error(`no ${iface} global advertised`);
+    const id = this.newId();
+    // wl_registry.bind(name, new_id) with an untyped new_id: interface string, version, id (wayland.xml).
+    const w = new MessageWriter().begin(this.registryId, REGISTRY_BIND).uint(g[0]).string(iface);
+    this.send(w.uint(version).uint(id).end().bytes());
+    return id;
+  }
+
+  /**
+   * wl_shm.create_pool on a fresh memfd of `size` bytes, then one wl_shm_pool.create_buffer covering it (ARGB8888,
+   * `width` pixels wide). The memfd is closed here once sent. Returns the pool and buffer ids.
+   */
+  createShmPool(shmId: number, size: number, width = 16): { pool: number; buffer: number } {
+    const memfd = native.memfdCreate("raw-client-pool", 0);
+    try {
+      native.ftruncate(memfd, size);
+      const pool = this.newId();
+      const buffer = this.newId();
+      const stride = width * 4;
+      const w = new MessageWriter();
+      w.begin(shmId, SHM_CREATE_POOL).uint(pool).fd(memfd).int(size).end();
+      w.begin(pool, POOL_CREATE_BUFFER)
+        .uint(buffer)
+        .int(0)
+        .int(width)
+        .int(Math.floor(size / stride));
+      w.int(stride).uint(0).end();
+      const bytes = w.bytes();
+      const n = native.sendmsg(this.fd, bytes, 0, bytes.length, [memfd]);
+      if (n !== bytes.length) throw new Error(`create_pool: short send (${n} of ${bytes.length})`);
+      return { pool, buffer };
+    } finally {
+      native.close(memfd);
+    }
+  }
+
   /** Encodes wl_display.sync(new id) without sending it; returns the bytes and the callback id. */
   syncBytes(): { bytes: Uint8Array; id: number } {
     const id = this.newId();
@@ -114,17 +156,8 @@ export class RawWaylandClient {
         resolve();
       });
     });
-    if (this.eof) {
-      this.wakeAll();
-    } else {
-      try {
-        this.send(bytes);
-      } catch (err) {
-        this.eof = true;
-        this.wakeAll();
-        void err;
-      }
-    }
+    if (this.eof) this.wakeAll();
+    else this.send(bytes);
     return done;
   }
 
@@ -145,13 +178,22 @@ export class RawWaylandClient {
 
   /**
    * Writes all of `bytes` (blocking-style: retries on EAGAIN for up to `timeoutMs`). Returns the number of bytes
-   * written, which is less than asked only when the socket stayed full (a server not reading). Throws EPIPE etc.
+   * written, which is less than asked when the socket stayed full (a server not reading) or the server hung up
+   * (EPIPE/ECONNRESET: then `eof` is set, as a real client would see it on its next read).
    */
   send(bytes: Uint8Array, timeoutMs = 0): number {
     let off = 0;
     const deadline = Date.now() + timeoutMs;
     while (off < bytes.length) {
-      const n = native.sendmsg(this.fd, bytes, off, bytes.length - off, null);
+      let n: number;
+      try {
+        n = native.sendmsg(this.fd, bytes, off, bytes.length - off, null);
+      } catch (err) {
+        const code = (err as { code?: unknown }).code;
+        if (code !== "EPIPE" && code !== "ECONNRESET") throw err;
+        this.markEof();
+        return off;
+      }
       if (n === AGAIN) {
         if (Date.now() >= deadline) return off;
         continue;

@@ -224,4 +224,35 @@ describe("crossway guest in front of headless sway", () => {
       c.close();
     }
   });
+
+  it("tags window titles and app_ids so host windows say where they come from", async () => {
+    const tagged = await startCrosswayStack(sway, {
+      guestArgs: ["--title-prefix", "[vm] ", "--app-id-prefix", "vm."],
+    });
+    const foot = spawnTracked(
+      "foot tagged",
+      "foot",
+      ["--title", "tagged-term", "--app-id", "footapp", "sh", "-c", "sleep 60"],
+      {
+        env: tagged.env,
+      },
+    );
+    try {
+      let found: { name?: string; app_id?: string } | undefined;
+      for (let i = 0; i < 50 && found === undefined; i++) {
+        await sleep(100);
+        const tree = await run("swaymsg", ["-t", "get_tree", "-r"], { env: sway.env, timeoutMs: 5000 });
+        const walk = (n: { name?: string; app_id?: string; nodes?: unknown[] }): void => {
+          if (n.app_id !== undefined && n.app_id !== null && String(n.app_id).includes("footapp")) found = n;
+          for (const c of n.nodes ?? []) walk(c as typeof n);
+        };
+        if (tree.code === 0) walk(JSON.parse(tree.stdout.toString()) as Parameters<typeof walk>[0]);
+      }
+      expect(found?.app_id).toBe("vm.footapp");
+      expect(found?.name).toBe("[vm] tagged-term");
+    } finally {
+      await foot.stop();
+      await tagged.stop();
+    }
+  });
 });

@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PNG } from "pngjs";
 import { afterAll, describe, expect, it } from "vitest";
 import type { Compositor } from "../helpers/compositor.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
@@ -43,8 +44,9 @@ describe("weston", () => {
   it("starts headless, answers wayland-info, screenshots, and stops without leftovers", async () => {
     requireCommand("wayland-info", "wayland-utils");
     const weston: Compositor = await startWeston({ width: 640, height: 480 });
-    const ids = treeNow(weston.pid);
+    let ids: ProcessId[] = [];
     try {
+      ids = treeNow(weston.pid);
       expect(weston.socketPath).toBe(join(weston.runtimeDir, weston.displayName));
       const info = await run("wayland-info", [], { env: weston.env, timeoutMs: 10_000 });
       expect(info.code, info.stderr.toString()).toBe(0);
@@ -52,10 +54,30 @@ describe("weston", () => {
       expect(info.stdout.toString()).toMatch(
         /interface: 'weston_screenshooter'|interface: 'weston_capture_v1'/,
       );
-      const shot = join(scratch, "weston.png");
-      await weston.screenshot(shot);
-      const img = readPng(shot);
-      expect([img.width, img.height]).toEqual([640, 480]);
+      // weston-image shows a solid red PNG; desktop-shell places it anywhere, so pixels are counted, not located.
+      requireCommand("weston-image", "weston");
+      const red = new PNG({ width: 100, height: 80 });
+      for (let i = 0; i < red.data.length; i += 4) red.data.set([255, 0, 0, 255], i);
+      const redPath = join(scratch, "red.png");
+      writeFileSync(redPath, PNG.sync.write(red));
+      const viewer = spawnTracked("weston-image", "weston-image", [redPath], { env: weston.env });
+      try {
+        const shot = join(scratch, "weston.png");
+        const seen = await waitFor(
+          "weston-image's red pixels in a weston-screenshooter screenshot",
+          async () => {
+            await weston.screenshot(shot);
+            const img = readPng(shot);
+            expect([img.width, img.height]).toEqual([640, 480]);
+            const c = countColor(img, [255, 0, 0]);
+            return c.count >= 100 * 80 ? c : undefined;
+          },
+          { timeoutMs: 15_000, intervalMs: 200 },
+        );
+        expect(seen.bbox).toBeDefined();
+      } finally {
+        await viewer.stop();
+      }
     } finally {
       await weston.stop();
     }
@@ -80,14 +102,15 @@ describe("sway", () => {
     requireCommand("wayland-info", "wayland-utils");
     requireCommand("foot", "foot");
     requireCommand("grim", "grim");
-    const sway = await startSway({ width: 800, height: 600 });
+    const sway = await startSway({ width: 800, height: 600, extraConfig: ["focus_follows_mouse no"] });
     // runuser, sway and swaybg (double-forked, same group; it appears shortly after the socket): the whole tree
     // is checked, not just our child.
-    const ids = await waitFor("sway's process tree", () => {
-      const t = treeNow(sway.pid);
-      return t.length >= 3 ? t : undefined;
-    });
+    let ids: ProcessId[] = [];
     try {
+      ids = await waitFor("sway's process tree", () => {
+        const t = treeNow(sway.pid);
+        return t.length >= 3 ? t : undefined;
+      });
       const info = await run("wayland-info", [], { env: sway.env, timeoutMs: 10_000 });
       expect(info.code, info.stderr.toString()).toBe(0);
       expect(info.stdout.toString()).toMatch(/interface: 'wl_seat'/);
@@ -98,6 +121,8 @@ describe("sway", () => {
       expect(JSON.parse(outputs.stdout.toString())).toMatchObject([
         { name: "HEADLESS-1", current_mode: { width: 800, height: 600 } },
       ]);
+      const config = await run("swaymsg", ["-t", "get_config", "-r"], { env: sway.env, timeoutMs: 10_000 });
+      expect(config.stdout.toString()).toContain("focus_follows_mouse no");
 
       const footIni = join(scratch, "foot.ini");
       writeFileSync(
@@ -132,9 +157,10 @@ describe("sway", () => {
 describe("pipewire", () => {
   it("starts dbus + pipewire + wireplumber, answers pw-cli info 0, and stops without leftovers", async () => {
     const pw: PipeWireStack = await startPipeWire();
-    const ids = pw.pids.map((p) => processId(p)).filter((p): p is ProcessId => p !== undefined);
-    expect(ids).toHaveLength(3);
+    let ids: ProcessId[] = [];
     try {
+      ids = pw.pids.map((p) => processId(p)).filter((p): p is ProcessId => p !== undefined);
+      expect(ids).toHaveLength(3);
       const info = await run("pw-cli", ["info", "0"], { env: pw.env, timeoutMs: 10_000 });
       expect(info.code, info.stderr.toString()).toBe(0);
       expect(info.stdout.toString()).toMatch(/core\.daemon = "true"/);

@@ -19,7 +19,9 @@ describe("bin/crossway.js", () => {
     const r = await crossway("--help");
     expect(r.code).toBe(0);
     expect(r.out).toMatch(/^Usage: crossway <command> \[options\]$/m);
-    expect(r.out).toMatch(/^ {2}demo +start headless sway/m);
+    for (const cmd of ["guest", "device", "trace", "demo"])
+      expect(r.out).toMatch(new RegExp(`^ {2}${cmd} +\\S`, "m"));
+    expect(r.out).toMatch(/--device emulated:PATH\|virtgpu\[:NODE\]/);
     expect(r.out).toMatch(/--background RRGGBB/);
     expect(r.err).toBe("");
   });
@@ -54,6 +56,19 @@ describe("bin/crossway.js", () => {
     expect(r.code).toBe(2);
     expect(r.err.trimEnd().split("\n")).toHaveLength(1);
     expect(r.err).toMatch(/--background must be RRGGBB hex, not 'blue'/);
+  });
+
+  it("crossway guest needs --device, and a well-formed one, before it listens anywhere", async () => {
+    const missing = await crossway("guest");
+    expect(missing.code).toBe(2);
+    expect(missing.err).toBe(
+      "crossway guest: missing required option '--device emulated:PATH|virtgpu[:NODE]' (see 'crossway guest --help')\n",
+    );
+    const bad = await crossway("guest", "--device", "vsock:3");
+    expect(bad.code).toBe(2);
+    expect(bad.err).toBe(
+      "crossway guest: --device must be emulated:PATH, virtgpu or virtgpu:NODE, not 'vsock:3'\n",
+    );
   });
 
   it("<command> --help prints that command's options and exits 0", async () => {

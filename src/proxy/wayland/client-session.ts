@@ -83,6 +83,8 @@ export class ClientSession {
   readonly conn: WireConnection;
   private readonly out: ClientOutput;
   private readonly toHost: MessageWriter;
+  /** Events the proxy writes itself (rewritten globals, early releases, errors); copied into `out` at once. */
+  private readonly scratch = new MessageWriter({ capacity: 4096 });
   private readonly items: SendItem[] = [];
   private readonly recvFds = new Int32Array(MAX_FDS_PER_MSG + 1);
   private readonly watcher: NativeWatcher;
@@ -106,6 +108,9 @@ export class ClientSession {
   private readonly viewports = new Map<number, SurfaceShadow>();
   /** Pools the proxy destroyed and recreated on the host: their host delete_id must not reach the client. */
   private readonly recreated = new Map<number, { iface: InterfaceDesc; version: number; pending: number }>();
+
+  /** Imported guest dmabufs whose GEM references can go once the SEND carrying them is out (§5.9). */
+  private readonly importsToRelease: Array<{ release(): void }> = [];
 
   /** Fds of host items waiting in the event fd queue, by fd, so hooks know what they are. */
   private readonly hostItems = new Map<number, ReceivedItem>();
@@ -184,7 +189,14 @@ export class ClientSession {
       const nfds = this.recvFds[0] as number;
       for (let k = 0; k < nfds; k++) fdq.push(this.recvFds[1 + k] as number);
       if (n === 0) {
-        this.close("client disconnected", "info");
+        // Say when the client died in the middle of a message (a crash, a kill): its partial bytes are dropped.
+        const partial = framer.pending;
+        this.close(
+          partial > 0
+            ? `client disconnected mid-message (${partial} bytes of an incomplete message dropped)`
+            : "client disconnected",
+          "info",
+        );
         return;
       }
       framer.commit(n);
@@ -231,6 +243,9 @@ export class ClientSession {
         if (r !== "drop" && hook !== undefined) this.forwardRaw(m);
       }
       this.flushHost();
+      // Requests can produce events of our own (early wl_buffer.release): deliver them now, not with the next
+      // host event, since a client pacing itself on releases would otherwise wait for unrelated traffic.
+      if (this.out.pending > 0) this.flushClient();
     } catch (err) {
       this.fail(err);
     }
@@ -282,6 +297,8 @@ export class ClientSession {
     const res = this.channel.send(this.toHost.bytes(), this.items);
     this.toHost.reset();
     this.items.length = 0;
+    for (const imp of this.importsToRelease) imp.release();
+    this.importsToRelease.length = 0;
     if (res === "buffered") this.hostBlocked = true;
   }
 
@@ -445,6 +462,8 @@ export class ClientSession {
       this.viewports.delete(m.objectId);
       return undefined;
     });
+    // Guest DMA-BUFs cross as virtgpu resource ids (kernel backend; the policy hides linux-dmabuf otherwise).
+    req("zwp_linux_buffer_params_v1", "add", (m) => this.onDmabufAdd(m));
     // Tags, so host windows say where they come from.
     if (this.ctx.config.titlePrefix !== "") {
       req("xdg_toplevel", "set_title", (m) => this.prefixString(m, this.ctx.config.titlePrefix));
@@ -474,7 +493,8 @@ export class ClientSession {
     }
     this.shown.set(name, { iface, version: d.version });
     if (d.version === hostVersion) return undefined;
-    const w = new MessageWriter({ capacity: 256 });
+    const w = this.scratch;
+    w.reset();
     w.begin(m.objectId, m.opcode).uint(name).string(iface).uint(d.version).end();
     this.out.append(w.bytes(), []);
     return "drop";
@@ -617,6 +637,45 @@ export class ClientSession {
     });
   }
 
+  /**
+   * zwp_linux_buffer_params_v1.add(fd, plane_idx, offset, stride, modifier_hi, modifier_lo): the plane's dmabuf is
+   * PRIME-imported into the channel's context and sent as its resource id (§6.3); the client's fd is closed.
+   */
+  private onDmabufAdd(m: DecodedMessage): Promise<void> {
+    const fd = m.args.fd(0);
+    const bytes = m.view.retain();
+    if (!this.ctx.policy.dmabuf) {
+      native.close(fd);
+      throw this.clientError(
+        m.objectId,
+        DisplayErrorCode.IMPLEMENTATION,
+        "linux-dmabuf is not available on this transport",
+      );
+    }
+    return this.channel.importDmabuf(fd).then(
+      (imported) => {
+        native.close(fd);
+        if (this.closed) {
+          imported.release();
+          return;
+        }
+        this.toHost.rawBytes(bytes);
+        this.items.push({ kind: "blob", resourceId: imported.resourceId });
+        this.importsToRelease.push(imported);
+      },
+      (err: unknown) => {
+        native.close(fd);
+        // zwp_linux_buffer_params_v1.error.invalid_wl_buffer is for later; a plane that is not a virtgpu dmabuf
+        // (e.g. a memfd) cannot cross at all.
+        throw this.clientError(
+          m.objectId,
+          DisplayErrorCode.IMPLEMENTATION,
+          `zwp_linux_buffer_params_v1@${m.objectId}.add: the plane fd is not a virtio-gpu dmabuf (${(err as Error).message})`,
+        );
+      },
+    );
+  }
+
   private onDeleteId(m: DecodedMessage): "drop" | undefined {
     const id = m.args.uint(0);
     const r = this.recreated.get(id);
@@ -651,9 +710,10 @@ export class ClientSession {
     if (attached) {
       // The copy is all the host will read: the client may reuse its buffer now (Sommelier does the same).
       this.forwardRaw(m);
-      const release = msg(this.ctx.registry, "wl_buffer", "release", true) as MessageDesc;
-      const w = new MessageWriter({ capacity: 16 });
-      w.begin(b.id, release.opcode).end();
+      // wl_buffer.release is event 0 (wayland.xml); built in the reusable scratch writer, no per-frame allocation.
+      const w = this.scratch;
+      w.reset();
+      w.begin(b.id, 0).end();
       this.out.append(w.bytes(), []);
       return "drop";
     }
@@ -718,7 +778,8 @@ export class ClientSession {
       );
       try {
         const errorEvent = msg(this.ctx.registry, "wl_display", "error", true) as MessageDesc;
-        const w = new MessageWriter({ capacity: 256 });
+        const w = this.scratch;
+        w.reset();
         w.begin(1, errorEvent.opcode).uint(d.objectId).uint(d.code).string(d.message.slice(0, 3000)).end();
         this.out.append(w.bytes(), []);
         this.out.flush();
@@ -745,6 +806,16 @@ export class ClientSession {
         : reason.kind === "error"
           ? `channel error: ${reason.error.message}`
           : "channel closed";
+    // A client that does not read its events makes the compositor's output buffer for it overflow, and
+    // libwayland-server then drops the connection (1.21: wl_connection_queue fails on a full 4 KiB ring, and
+    // the client is destroyed): the host's hangup is the symptom, the client is the cause, so say both.
+    if (this.paused && this.out.pending > 0) {
+      this.close(
+        `client was not reading its events (${this.out.pending} bytes queued for it) and the compositor dropped its connection (${why})`,
+        "warn",
+      );
+      return;
+    }
     this.close(why, reason.kind === "error" ? "warn" : "info");
   }
 
@@ -764,6 +835,8 @@ export class ClientSession {
     this.hostItems.clear();
     for (const it of this.items) if (it.kind === "read-pipe") native.close(it.fd);
     this.items.length = 0;
+    for (const imp of this.importsToRelease) imp.release();
+    this.importsToRelease.length = 0;
     for (const b of this.buffers.values()) b.release();
     this.buffers.clear();
     for (const p of this.pools.values()) p.unref();

@@ -125,7 +125,8 @@ export class GuestServer {
         const ctx: SessionContext = {
           registry: this.opts.registry,
           config: this.opts.config,
-          policy: { globals: this.opts.config.globals, dmabuf: false },
+          // linux-dmabuf only where the host allocates real dmabufs (never on the emulated device).
+          policy: { globals: this.opts.config.globals, dmabuf: channel.caps.supportsDmabuf },
           log,
         };
         const s = ClientSession.start(clientFd, channel, ctx, tag, (ended) => this.sessions.delete(ended));

@@ -47,6 +47,7 @@ export class ShmPool {
   private refs = 1;
   /** A read-only mapping of the client's fd, only when sealed against shrinking (then no SIGBUS is possible). */
   private sealed: ArrayBuffer | null;
+  private cachedSource: { fd: number; sealedView: Uint8Array | null } | null = null;
 
   constructor(
     readonly id: number,
@@ -70,14 +71,21 @@ export class ShmPool {
     }
   }
 
-  /** Where copies read from. */
+  /** Where copies read from; one object per pool (rebuilt only when the pool grows), not one per commit. */
   source(): { fd: number; sealedView: Uint8Array | null } {
-    return { fd: this.clientFd, sealedView: this.sealed === null ? null : new Uint8Array(this.sealed) };
+    if (this.cachedSource === null) {
+      this.cachedSource = {
+        fd: this.clientFd,
+        sealedView: this.sealed === null ? null : new Uint8Array(this.sealed),
+      };
+    }
+    return this.cachedSource;
   }
 
   /** wl_shm_pool.resize to a larger size: a sealed mapping follows the new size. */
   grow(size: number): void {
     this.size = size;
+    this.cachedSource = null;
     if (this.sealed !== null) {
       native.munmap(this.sealed);
       this.sealed = ShmPool.mapIfSealed(this.clientFd, size);

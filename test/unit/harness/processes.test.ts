@@ -66,6 +66,13 @@ describe("spawnTracked", () => {
     expect(liveTracked()).not.toContain(p);
   });
 
+  it("throws CW_HARNESS_START (and does not crash later) when the command does not exist", async () => {
+    expect(() => spawnTracked("nothing", "crossway-no-such-command", [])).toThrow(
+      expect.objectContaining({ code: "CW_HARNESS_START", message: expect.stringContaining("cannot spawn") }),
+    );
+    await new Promise((r) => setTimeout(r, 50));
+  });
+
   it("escalates to SIGKILL when SIGTERM is ignored", async () => {
     const p = spawnTracked("stubborn", "sh", ["-c", "trap '' TERM; while :; do sleep 0.05; done"]);
     await new Promise((r) => setTimeout(r, 100));

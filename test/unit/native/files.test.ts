@@ -135,6 +135,32 @@ describe("ioctl", () => {
   });
 });
 
+describe("ioctlPointers", () => {
+  it("writes each buffer's address into the struct before the call, and checks offsets", () => {
+    const [a, b] = native.socketpair();
+    try {
+      const arg = new Uint8Array(24);
+      const x = new Uint8Array(16);
+      const y = new Uint8Array(new ArrayBuffer(64), 8, 16);
+      // ENOTTY (a socket has no such ioctl) comes after the patching, which is therefore visible in `arg`.
+      expect(errorOf(() => native.ioctlPointers(a, 0xdead, arg, [0, 16], [x, y]))).toMatchObject({
+        code: "ENOTTY",
+        syscall: "ioctl",
+      });
+      const words = new BigUint64Array(arg.buffer);
+      expect(words[0]).not.toBe(0n);
+      expect(words[1]).toBe(0n);
+      expect(words[2]).not.toBe(0n);
+      expect(words[2]).not.toBe(words[0]);
+      expect(() => native.ioctlPointers(a, 0xdead, arg, [17], [x])).toThrow(RangeError);
+      expect(() => native.ioctlPointers(a, 0xdead, arg, [0, 8], [x])).toThrow(/differ in length/);
+    } finally {
+      native.close(a);
+      native.close(b);
+    }
+  });
+});
+
 describe("errors", () => {
   it("look like Node's SystemError: code, errno, syscall and a message naming them", () => {
     const fd = native.eventfd(0, 0);

@@ -1,0 +1,140 @@
+// wl_shm through the guest proxy with a hand-driven client: pool growth past the host blob, early buffer
+// release, and a client that shrinks its pool under a buffer (a protocol error for it alone, no proxy crash).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { native } from "../../src/native.ts";
+import type { Compositor } from "../helpers/compositor.ts";
+import { type CrosswayStack, startCrosswayStack } from "../helpers/crossway-stack.ts";
+import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { WaylandTestClient } from "../helpers/wayland-test-client.ts";
+import { startWeston } from "../helpers/weston.ts";
+
+useFdLeakCheck();
+
+/** A client with wl_compositor, wl_shm and a surface; `pool(size)` makes a memfd-backed pool. */
+async function shmClient(socketPath: string) {
+  const c = WaylandTestClient.connect(socketPath);
+  const reg = await c.getRegistry();
+  const compositor = c.bind(reg, "wl_compositor", 4);
+  const shm = c.bind(reg, "wl_shm", 1);
+  const surface = c.newId();
+  c.request(compositor, "wl_compositor", "create_surface", (w) => w.uint(surface));
+  const memfds: number[] = [];
+  return {
+    c,
+    surface,
+    memfds,
+    pool(size: number): { id: number; fd: number } {
+      const fd = native.memfdCreate("test-pool", 0);
+      memfds.push(fd);
+      native.ftruncate(fd, size);
+      const id = c.newId();
+      c.request(shm, "wl_shm", "create_pool", (w) => w.uint(id).fd(fd).int(size), [fd]);
+      return { id, fd };
+    },
+    buffer(pool: number, offset: number, width: number, height: number): number {
+      const id = c.newId();
+      c.request(pool, "wl_shm_pool", "create_buffer", (w) =>
+        w
+          .uint(id)
+          .int(offset)
+          .int(width)
+          .int(height)
+          .int(width * 4)
+          .uint(1),
+      );
+      return id;
+    },
+    commit(buffer: number): void {
+      c.request(surface, "wl_surface", "attach", (w) => w.uint(buffer).int(0).int(0));
+      c.request(surface, "wl_surface", "damage_buffer", (w) => w.int(0).int(0).int(64).int(64));
+      c.request(surface, "wl_surface", "commit", () => {});
+    },
+    close(): void {
+      c.close();
+      for (const fd of memfds) native.close(fd);
+    },
+  };
+}
+
+describe("wl_shm through crossway guest (headless weston)", () => {
+  let weston: Compositor;
+  let stack: CrosswayStack;
+
+  beforeAll(async () => {
+    weston = await startWeston();
+    stack = await startCrosswayStack(weston);
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+    await weston?.stop();
+  });
+
+  it("releases a buffer as soon as its commit is copied", async () => {
+    const t = await shmClient(stack.socketPath);
+    try {
+      const p = t.pool(64 * 64 * 4);
+      const b = t.buffer(p.id, 0, 64, 64);
+      t.commit(b);
+      await t.c.waitFor((e) => e.objectId === b && e.name === "release");
+      await t.c.roundtrip();
+      expect(t.c.error).toBeNull();
+    } finally {
+      t.close();
+    }
+  });
+
+  it("grows a pool past its host blob: buffers in the new space work, the host's delete_id stays hidden", async () => {
+    const t = await shmClient(stack.socketPath);
+    try {
+      const p = t.pool(64 * 64 * 4);
+      const first = t.buffer(p.id, 0, 64, 64);
+      // 8 MiB is far beyond the 64 KiB bucket the first blob came from: the proxy must recreate the host pool.
+      const big = 8 * 1024 * 1024;
+      native.ftruncate(p.fd, big);
+      t.c.request(p.id, "wl_shm_pool", "resize", (w) => w.int(big));
+      const second = t.buffer(p.id, big - 64 * 64 * 4, 64, 64);
+      t.commit(second);
+      await t.c.waitFor((e) => e.objectId === second && e.name === "release");
+      t.commit(first);
+      await t.c.waitFor((e) => e.objectId === first && e.name === "release");
+      await t.c.roundtrip();
+      expect(t.c.error).toBeNull();
+      expect(t.c.events.some((e) => e.name === "delete_id" && e.args[0] === p.id)).toBe(false);
+    } finally {
+      t.close();
+    }
+  });
+
+  it("answers a pool shrunk under a buffer with wl_shm's error, and keeps serving other clients", async () => {
+    const bystander = await shmClient(stack.socketPath);
+    const t = await shmClient(stack.socketPath);
+    try {
+      const p = t.pool(64 * 64 * 4);
+      const b = t.buffer(p.id, 0, 64, 64);
+      native.ftruncate(p.fd, 100);
+      t.commit(b);
+      const err = await t.c.waitFor((e) => e.iface === "wl_display" && e.name === "error");
+      expect(err.args).toEqual([b, 2, "error accessing SHM buffer"]);
+      await bystander.c.roundtrip();
+      expect(bystander.c.error).toBeNull();
+      expect(stack.guestRunning()).toBe(true);
+      expect(stack.guestLog()).toContain("error accessing SHM buffer");
+    } finally {
+      t.close();
+      bystander.close();
+    }
+  });
+
+  it("refuses a buffer outside its pool with libwayland's wording", async () => {
+    const t = await shmClient(stack.socketPath);
+    try {
+      const p = t.pool(4096);
+      t.buffer(p.id, 0, 64, 64);
+      const err = await t.c.waitFor((e) => e.iface === "wl_display" && e.name === "error");
+      expect(err.args).toEqual([p.id, 1, "invalid width, height or stride (64x64, 256)"]);
+    } finally {
+      t.close();
+    }
+  });
+});
