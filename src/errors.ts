@@ -114,6 +114,14 @@ export const ERROR_CODES = {
     disposition: "connection",
     summary: "the host sent something a Wayland channel cannot carry (eventfd item, oversized keymap)",
   },
+  // --- PipeWire filter (src/wire/pipewire, src/proxy/pipewire) ---
+  CW_PW_FRAMING: { disposition: "protocol", summary: "a PipeWire message header or fd count is malformed" },
+  CW_PW_POD: { disposition: "protocol", summary: "a SPA POD fails the strict validator (pipewire.md §2.4)" },
+  CW_PW_SCHEMA: {
+    disposition: "protocol",
+    summary: "a PipeWire message's arguments do not match its schema",
+  },
+  CW_PW_UPSTREAM: { disposition: "connection", summary: "the upstream PipeWire daemon failed or misbehaved" },
   // --- Benchmarks (bench/): the suite's own failures; missing tools reuse CW_HARNESS_MISSING_PACKAGE ---
   CW_BENCH_FAILED: {
     disposition: "process",

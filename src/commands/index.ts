@@ -3,7 +3,14 @@ import type { CommandSpec } from "../cli-options.ts";
 import { demoCommand } from "./demo.ts";
 import { deviceCommand } from "./device.ts";
 import { guestCommand } from "./guest.ts";
+import { pipewireFilterCommand } from "./pipewire-filter.ts";
 import { traceCommand } from "./trace.ts";
 
 /** All subcommands, in the order `crossway --help` lists them. */
-export const commands: readonly CommandSpec[] = [guestCommand, deviceCommand, traceCommand, demoCommand];
+export const commands: readonly CommandSpec[] = [
+  guestCommand,
+  deviceCommand,
+  pipewireFilterCommand,
+  traceCommand,
+  demoCommand,
+];

@@ -1,0 +1,239 @@
+// Coverage-guided fuzzing of the filter's session logic (allowlists, property rules, param schemas) end to end:
+// mutated client message sequences, seeded from captured real traffic, go through an in-process filter to a real
+// PipeWire daemon. V8 block coverage of src/proxy/pipewire and src/wire/pipewire decides what joins the corpus.
+//
+// Oracles: the filter never refuses for an unexpected reason ("internal": an exception its handlers did not
+// anticipate), it never leaks an fd, and it keeps serving; the daemon stays alive.
+//
+// Usage: node --import tsx test/fuzz/pipewire-session-fuzzer.ts [--seconds N] [--seed N] [--out DIR]
+import { createHash } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { Session } from "node:inspector";
+import { join } from "node:path";
+import { startPipeWire, TEST_SINK } from "../../src/harness/pipewire.ts";
+import type { AuditRecord } from "../../src/proxy/pipewire/audit.ts";
+import { startPipeWireFilter } from "../../src/proxy/pipewire/filter-server.ts";
+import type { ProfileName } from "../../src/proxy/pipewire/policy.ts";
+import { loadCaptures } from "../helpers/pipewire-fixtures.ts";
+import { RawPipeWireClient } from "../helpers/pipewire-raw-client.ts";
+
+const args = process.argv.slice(2);
+const opt = (name: string, def: string): string => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : def;
+};
+const seconds = Number(opt("seconds", "20"));
+const seed = Number(opt("seed", String(Date.now() % 1_000_000)));
+const outDir = opt("out", join(process.cwd(), "test/fuzz/crashes"));
+let rng = seed | 1;
+const rand = (n: number): number => {
+  rng ^= rng << 13;
+  rng ^= rng >>> 17;
+  rng ^= rng << 5;
+  return (rng >>> 0) % n;
+};
+
+/** A client message sequence (header + payload each) for one profile. */
+interface Case {
+  profile: ProfileName;
+  msgs: Uint8Array[];
+}
+
+const PROFILE_OF: Record<string, ProfileName> = {
+  "camera.bin": "camera",
+  "playback.bin": "audio-playback",
+  "record.bin": "audio-capture",
+  "pwdump.bin": "camera",
+};
+
+const corpus: Case[] = [];
+for (const [name, msgs] of loadCaptures()) {
+  corpus.push({
+    profile: PROFILE_OF[name] ?? "camera",
+    msgs: msgs.filter((m) => m.dir === "C->S").map((m) => m.bytes),
+  });
+}
+const seedCount = corpus.length;
+
+const INTERESTING = [
+  0, 1, 2, 3, 4, 5, 6, 7, 8, 0x7f, 0xff, 0x7fffffff, 0xffffffff, 0x40003, 0x40002, 0x80001, 0x20001, 0x10005,
+];
+
+function mutateBytes(src: Uint8Array): Uint8Array {
+  const b = new Uint8Array(src);
+  const v = new DataView(b.buffer);
+  // Mutate the payload only (offset >= 16), mostly 4-aligned words: sizes, types, ids, keys and values.
+  const words = (b.length - 16) >> 2;
+  if (words <= 0) return b;
+  for (let k = 1 + rand(3); k > 0; k--) {
+    const at = 16 + rand(words) * 4;
+    switch (rand(4)) {
+      case 0:
+        v.setUint32(at, INTERESTING[rand(INTERESTING.length)] as number, true);
+        break;
+      case 1:
+        v.setUint32(at, (v.getUint32(at, true) + [-8, -1, 1, 8][rand(4)]!) >>> 0, true);
+        break;
+      case 2:
+        {
+          const i = at + rand(4);
+          b[i] = ((b[i] ?? 0) ^ (1 << rand(8))) & 0xff;
+        }
+        break;
+      default:
+        b[at + rand(4)] = 0;
+    }
+  }
+  return b;
+}
+
+function mutate(c: Case): Case {
+  const msgs = c.msgs.slice();
+  const pick = 1 + rand(Math.max(1, msgs.length - 1)); // never the Hello
+  switch (rand(6)) {
+    case 0:
+      if (msgs.length > 2) msgs.splice(pick, 1);
+      break;
+    case 1:
+      msgs.splice(pick, 0, msgs[rand(msgs.length)] as Uint8Array);
+      break;
+    default:
+      if (msgs[pick] !== undefined) msgs[pick] = mutateBytes(msgs[pick] as Uint8Array);
+  }
+  // Renumber seqs so the sequence check passes and the mutation reaches the handlers.
+  const out = msgs.map((m, i) => {
+    const copy = new Uint8Array(m);
+    new DataView(copy.buffer).setUint32(8, i, true);
+    return copy;
+  });
+  return { profile: c.profile, msgs: out };
+}
+
+// ---------------------------------------------------------------- coverage
+const session = new Session();
+session.connect();
+function post(method: string, params?: object): unknown {
+  let out: unknown;
+  let err: unknown;
+  session.post(method, params, (e, r) => {
+    err = e;
+    out = r;
+  });
+  if (err) throw err;
+  return out;
+}
+post("Profiler.enable");
+post("Profiler.startPreciseCoverage", { callCount: true, detailed: true });
+interface Coverage {
+  result: Array<{
+    url: string;
+    functions: Array<{ ranges: Array<{ startOffset: number; endOffset: number; count: number }> }>;
+  }>;
+}
+const seen = new Set<string>();
+function newCoverage(): number {
+  const cov = post("Profiler.takePreciseCoverage") as Coverage;
+  let fresh = 0;
+  for (const s of cov.result) {
+    if (!s.url.includes("/src/proxy/pipewire/") && !s.url.includes("/src/wire/pipewire/")) continue;
+    const file = s.url.slice(s.url.lastIndexOf("/") + 1);
+    for (const fn of s.functions) {
+      for (const r of fn.ranges) {
+        if (r.count === 0) continue;
+        const key = `${file}:${r.startOffset}:${r.endOffset}`;
+        if (!seen.has(key)) {
+          seen.add(key);
+          fresh++;
+        }
+      }
+    }
+  }
+  return fresh;
+}
+
+// ---------------------------------------------------------------- run
+const stack = await startPipeWire();
+const audit: AuditRecord[] = [];
+const filters = new Map<ProfileName, ReturnType<typeof startPipeWireFilter>>();
+for (const profile of ["camera", "audio-playback", "audio-capture"] as const) {
+  filters.set(
+    profile,
+    startPipeWireFilter({
+      listenPath: join(stack.runtimeDir, `fuzz-${profile}`),
+      upstreamPath: stack.socketPath,
+      profile,
+      targets: profile === "camera" ? [] : [TEST_SINK],
+      audit: (r) => audit.push(r),
+    }),
+  );
+}
+const fdsNow = (): number => readdirSync("/proc/self/fd").length;
+const pwPid = stack.pids.find((pid) => {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "pipewire";
+  } catch {
+    return false;
+  }
+});
+/** The daemon is alive if its pid still exists and is not a zombie. */
+function daemonAlive(): boolean {
+  try {
+    return !/^\d+ \([^)]*\) Z/.test(readFileSync(`/proc/${pwPid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}
+
+async function fail(c: Case, why: string): Promise<never> {
+  mkdirSync(outDir, { recursive: true });
+  const blob = Buffer.concat(c.msgs.map((m) => Buffer.from(m)));
+  const name = `session-${createHash("sha1").update(blob).digest("hex").slice(0, 12)}.bin`;
+  writeFileSync(join(outDir, name), blob);
+  process.stdout.write(
+    `${JSON.stringify({ crash: why, profile: c.profile, input: join(outDir, name), seed })}\n`,
+  );
+  for (const f of filters.values()) f.close();
+  await stack.stop();
+  process.exit(1);
+}
+
+async function runOne(c: Case): Promise<number> {
+  const filter = filters.get(c.profile)!;
+  const before = audit.length;
+  const client = new RawPipeWireClient(filter.listenPath);
+  for (const m of c.msgs) if (!client.sendRaw(m)) break;
+  client.seq = c.msgs.length;
+  await client.sync(2000);
+  client.close();
+  const deadline = Date.now() + 3000;
+  while (filter.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+  if (filter.sessions.size > 0) await fail(c, "the filter did not drop a closed connection");
+  if (!daemonAlive()) await fail(c, "the PipeWire daemon died");
+  const internal = audit.slice(before).find((r) => r.reason === "internal");
+  if (internal !== undefined) await fail(c, `unexpected exception in the filter: ${internal.detail ?? ""}`);
+  return newCoverage();
+}
+
+newCoverage();
+const baseFds = fdsNow();
+for (const c of corpus.slice(0, seedCount)) await runOne(c);
+const seedBlocks = seen.size;
+const deadline = Date.now() + seconds * 1000;
+let execs = seedCount;
+while (Date.now() < deadline) {
+  const child = mutate(corpus[rand(corpus.length)] as Case);
+  execs++;
+  if ((await runOne(child)) > 0) corpus.push(child);
+  if (execs % 50 === 0) {
+    await new Promise((r) => setTimeout(r, 20));
+    const n = fdsNow();
+    if (n > baseFds + 8) await fail(child, `filter fds grew from ${baseFds} to ${n}`);
+  }
+}
+const reasons = new Map<string, number>();
+for (const r of audit) reasons.set(r.reason, (reasons.get(r.reason) ?? 0) + 1);
+for (const f of filters.values()) f.close();
+await stack.stop();
+process.stdout.write(
+  `${JSON.stringify({ seed, seconds, execs, seeds: seedCount, corpus: corpus.length, seedBlocks, blocks: seen.size, refusalReasons: reasons.size })}\n`,
+);

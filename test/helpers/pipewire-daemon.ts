@@ -1,0 +1,67 @@
+// Observing a real PipeWire daemon from outside the filter: objects per unfiltered pw-dump, and its open fd count.
+import { readdirSync, readFileSync } from "node:fs";
+import { run } from "./processes.ts";
+
+/** One pw-dump object, reduced to what the tests compare. */
+export interface DumpObject {
+  readonly id: number;
+  readonly type: string;
+  readonly props: Record<string, unknown>;
+}
+
+/** Runs pw-dump with `env` (unfiltered or through a filter) and returns its objects. */
+export async function pwDump(env: Record<string, string>): Promise<DumpObject[]> {
+  const r = await run("pw-dump", [], { env, timeoutMs: 15_000 });
+  if (r.code !== 0) throw new Error(`pw-dump failed (${r.code}): ${r.stderr.toString().slice(0, 500)}`);
+  const parsed = JSON.parse(r.stdout.toString()) as Array<{
+    id: number;
+    type: string;
+    info?: { props?: Record<string, unknown> };
+    props?: Record<string, unknown>;
+  }>;
+  return parsed.map((o) => ({
+    id: o.id,
+    type: o.type.replace("PipeWire:Interface:", ""),
+    props: o.info?.props ?? o.props ?? {},
+  }));
+}
+
+/** A comparable snapshot of the daemon's non-client objects ("id Type name"). Clients come and go with tests. */
+export async function daemonObjects(env: Record<string, string>): Promise<string[]> {
+  const objs = await pwDump(env);
+  return objs
+    .filter((o) => o.type !== "Client")
+    .map(
+      (o) =>
+        `${o.id} ${o.type} ${String(o.props["node.name"] ?? o.props["factory.name"] ?? o.props["metadata.name"] ?? "")}`,
+    )
+    .sort();
+}
+
+/** The pid of the `pipewire` process among `pids`. */
+export function pipewirePid(pids: readonly number[]): number {
+  for (const pid of pids) {
+    try {
+      if (readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "pipewire") return pid;
+    } catch {
+      // Gone.
+    }
+  }
+  throw new Error(`no pipewire process among ${pids.join(",")}`);
+}
+
+/** Open fds of a process (/proc/<pid>/fd). */
+export function fdCount(pid: number): number {
+  return readdirSync(`/proc/${pid}/fd`).length;
+}
+
+/** Waits until `pid`'s fd count equals `want` (disconnects are processed asynchronously); returns the last count. */
+export async function settleFdCount(pid: number, want: number, timeoutMs = 3000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  let n = fdCount(pid);
+  while (n !== want && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    n = fdCount(pid);
+  }
+  return n;
+}

@@ -1,0 +1,362 @@
+// Real clients through crossway pipewire-filter against a real PipeWire + WirePlumber daemon: GStreamer camera
+// consumer (the CLI as its own process), pw-cat playback and record, and pw-dump's restricted view.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startPipeWireFilter } from "../../src/proxy/pipewire/filter-server.ts";
+import { pod } from "../../src/wire/pipewire/pod-types.ts";
+import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { type PipeWireStack, startPipeWire, TEST_SINK } from "../helpers/pipewire.ts";
+import { pwDump } from "../helpers/pipewire-daemon.ts";
+import { EACCES, field, type RawEvent, RawPipeWireClient } from "../helpers/pipewire-raw-client.ts";
+import { run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
+
+useFdLeakCheck();
+
+let stack: PipeWireStack;
+let camera: TrackedProcess;
+let dir: string;
+const W = 320;
+const H = 240;
+
+/** A 1 s 440 Hz stereo s16 WAV of amplitude 12000, written by us. */
+function writeTone(path: string): void {
+  const rate = 48000;
+  const n = rate;
+  const data = Buffer.alloc(n * 4);
+  for (let i = 0; i < n; i++) {
+    const v = Math.round(12000 * Math.sin((2 * Math.PI * 440 * i) / rate));
+    data.writeInt16LE(v, i * 4);
+    data.writeInt16LE(v, i * 4 + 2);
+  }
+  const h = Buffer.alloc(44);
+  h.write("RIFF", 0);
+  h.writeUInt32LE(36 + data.length, 4);
+  h.write("WAVEfmt ", 8);
+  h.writeUInt32LE(16, 16);
+  h.writeUInt16LE(1, 20);
+  h.writeUInt16LE(2, 22);
+  h.writeUInt32LE(rate, 24);
+  h.writeUInt32LE(rate * 4, 28);
+  h.writeUInt16LE(4, 32);
+  h.writeUInt16LE(16, 34);
+  h.write("data", 36);
+  h.writeUInt32LE(data.length, 40);
+  writeFileSync(path, Buffer.concat([h, data]));
+}
+
+/** Peak |sample| of an s16 WAV that may have been cut off (pw-cat killed): everything after "data". */
+function wavPeak(path: string): number {
+  const b = readFileSync(path);
+  const at = b.indexOf("data");
+  let peak = 0;
+  for (let o = at + 8; o + 2 <= b.length; o += 2) peak = Math.max(peak, Math.abs(b.readInt16LE(o)));
+  return peak;
+}
+
+beforeAll(async () => {
+  stack = await startPipeWire();
+  dir = mkdtempSync(join(tmpdir(), "cw-pwf-"));
+  writeTone(join(dir, "tone.wav"));
+  // The fake camera of environment.md §4: a Video/Source node named testcam, unfiltered.
+  camera = spawnTracked(
+    "testcam",
+    "gst-launch-1.0",
+    [
+      "-q",
+      "videotestsrc",
+      "is-live=true",
+      "pattern=red",
+      "!",
+      `video/x-raw,format=RGBx,width=${W},height=${H},framerate=30/1`,
+      "!",
+      "pipewiresink",
+      "mode=provide",
+      "client-name=testcam",
+      "stream-properties=props,media.class=Video/Source,media.role=Camera,node.name=testcam,node.description=TestCam",
+    ],
+    { env: stack.env },
+  );
+  await waitFor(
+    "the testcam node",
+    async () =>
+      (await pwDump(stack.env)).some((o) => o.type === "Node" && o.props["node.name"] === "testcam")
+        ? true
+        : undefined,
+    { timeoutMs: 15_000, intervalMs: 100 },
+  );
+}, 60_000);
+
+afterAll(async () => {
+  await camera?.stop();
+  await stack?.stop();
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
+
+describe("pipewire-filter passes real clients", () => {
+  it("delivers 30 camera frames to GStreamer pipewiresrc (camera profile, CLI process)", async () => {
+    const listen = join(stack.runtimeDir, "filter-camera");
+    const filter = spawnTracked(
+      "pipewire-filter",
+      process.execPath,
+      [
+        "bin/crossway.js",
+        "pipewire-filter",
+        "--listen",
+        listen,
+        "--upstream",
+        stack.socketPath,
+        "--profile",
+        "camera",
+        "--target",
+        "testcam",
+      ],
+      { env: { ...stack.env, CROSSWAY_LOG: "error" } },
+    );
+    try {
+      await waitFor("the filter's socket", () => (existsSync(listen) ? true : undefined), {
+        timeoutMs: 15_000,
+      });
+      const out = join(dir, "frames.raw");
+      const t0 = Date.now();
+      const r = await run(
+        "gst-launch-1.0",
+        [
+          "-q",
+          "pipewiresrc",
+          "target-object=testcam",
+          "num-buffers=30",
+          "!",
+          "video/x-raw,format=RGBx",
+          "!",
+          "filesink",
+          `location=${out}`,
+        ],
+        { env: { ...stack.env, PIPEWIRE_REMOTE: listen }, timeoutMs: 20_000 },
+      );
+      expect(r.timedOut, r.stderr.toString()).toBe(false);
+      expect(r.code, r.stderr.toString()).toBe(0);
+      const frames = readFileSync(out);
+      expect(frames.length).toBe(30 * W * H * 4);
+      // videotestsrc pattern=red: RGBx 255,0,0.
+      expect([...frames.subarray(0, 3)]).toEqual([255, 0, 0]);
+      console.log(`camera: 30 frames through the filter in ${Date.now() - t0} ms`);
+    } finally {
+      await filter.stop();
+    }
+  });
+
+  it("delivers camera frames with the screencast profile too (same consumer, role Screen)", async () => {
+    const listen = join(stack.runtimeDir, "filter-screencast");
+    const filter = startPipeWireFilter({
+      listenPath: listen,
+      upstreamPath: stack.socketPath,
+      profile: "screencast",
+      targets: ["testcam"],
+      audit: () => {},
+    });
+    try {
+      const r = await run(
+        "gst-launch-1.0",
+        [
+          "-q",
+          "pipewiresrc",
+          "target-object=testcam",
+          "num-buffers=10",
+          "!",
+          "video/x-raw,format=RGBx",
+          "!",
+          "fakesink",
+        ],
+        { env: { ...stack.env, PIPEWIRE_REMOTE: listen }, timeoutMs: 20_000 },
+      );
+      expect(r.code, r.stderr.toString()).toBe(0);
+    } finally {
+      await waitFor("the filter to drop its connections", () =>
+        filter.sessions.size === 0 ? true : undefined,
+      );
+      filter.close();
+    }
+  });
+
+  it("shows pw-dump only what the camera profile allows", async () => {
+    const listen = join(stack.runtimeDir, "filter-dump");
+    const filter = startPipeWireFilter({
+      listenPath: listen,
+      upstreamPath: stack.socketPath,
+      profile: "camera",
+      audit: () => {},
+    });
+    try {
+      const objs = await pwDump({ ...stack.env, PIPEWIRE_REMOTE: listen });
+      const all = await pwDump(stack.env);
+      const camNode = all.find((o) => o.type === "Node" && o.props["node.name"] === "testcam");
+      const camPorts = all
+        .filter((o) => o.type === "Port" && o.props["node.id"] === camNode?.id)
+        .map((o) => o.id);
+      const allowedIds = new Set([0, camNode?.id, ...camPorts]);
+      for (const o of objs) {
+        if (o.type === "Factory") expect(o.props["factory.name"] ?? "client-node").toBe("client-node");
+        else if (o.type === "Client") expect(o.props["application.name"]).toBe("pw-dump");
+        else
+          expect(allowedIds.has(o.id), `${o.id} ${o.type} ${JSON.stringify(o.props).slice(0, 120)}`).toBe(
+            true,
+          );
+      }
+      expect(objs.some((o) => o.id === camNode?.id)).toBe(true);
+      expect(objs.filter((o) => o.type === "Client").length).toBe(1);
+      // The daemon has far more: WirePlumber's client, modules, the sink, the drivers, metadata.
+      expect(all.length).toBeGreaterThan(objs.length + 10);
+    } finally {
+      filter.close();
+      await waitFor("the filter to drop its connections", () =>
+        filter.sessions.size === 0 ? true : undefined,
+      );
+    }
+  });
+
+  it("forwards camera controls only with --camera-controls, and never nested params", async () => {
+    const listen = join(stack.runtimeDir, "filter-controls");
+    const filter = startPipeWireFilter({
+      listenPath: listen,
+      upstreamPath: stack.socketPath,
+      profile: "camera",
+      targets: ["testcam"],
+      cameraControls: true,
+      audit: () => {},
+    });
+    const c = new RawPipeWireClient(listen);
+    try {
+      c.handshake({ "application.name": "controls" });
+      c.send(0, 5, pod.struct(pod.int(3), pod.int(2)));
+      expect(await c.sync()).toBe(true);
+      const cam = c.events.find(
+        (e) => e.id === 2 && e.opcode === 0 && field(e, 2) === "PipeWire:Interface:Node",
+      );
+      expect(cam).toBeDefined();
+      c.send(
+        2,
+        1,
+        pod.struct(
+          pod.int(field(cam as RawEvent, 0) as number),
+          pod.string("PipeWire:Interface:Node"),
+          pod.int(3),
+          pod.int(3),
+        ),
+      );
+      // brightness (SPA_PROP_brightness 0x20001) as Int: passed to the daemon.
+      c.send(
+        3,
+        3,
+        pod.struct(
+          pod.id(2),
+          pod.int(0),
+          pod.object(0x40002, 2, [{ key: 0x20001, flags: 0, value: pod.int(5) }]),
+        ),
+      );
+      expect(await c.sync()).toBe(true);
+      expect(c.errors(3).filter((e) => field(e, 2) === EACCES)).toEqual([]);
+      const nested = pod.object(0x40002, 2, [
+        { key: 0x80001, flags: 0, value: pod.struct(pod.string("a"), pod.struct()) },
+      ]);
+      c.send(3, 3, pod.struct(pod.id(2), pod.int(0), nested));
+      expect(await c.sync()).toBe(true);
+      expect(c.errors(3).filter((e) => field(e, 2) === EACCES).length).toBe(1);
+    } finally {
+      c.close();
+      await waitFor("the filter to drop the connection", () =>
+        filter.sessions.size === 0 ? true : undefined,
+      );
+      filter.close();
+    }
+  });
+
+  it("plays audio with pw-cat --playback (audio-playback profile)", async () => {
+    const listen = join(stack.runtimeDir, "filter-play");
+    const filter = startPipeWireFilter({
+      listenPath: listen,
+      upstreamPath: stack.socketPath,
+      profile: "audio-playback",
+      targets: [TEST_SINK],
+      audit: () => {},
+    });
+    const rec = join(dir, "monitor.wav");
+    const recorder = spawnTracked(
+      "recorder",
+      "pw-cat",
+      [
+        "--record",
+        "-P",
+        "{ stream.capture.sink=true }",
+        "--target",
+        TEST_SINK,
+        "--rate",
+        "48000",
+        "--channels",
+        "2",
+        "--format",
+        "s16",
+        rec,
+      ],
+      { env: stack.env },
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const r = await run("pw-cat", ["--playback", "--target", TEST_SINK, join(dir, "tone.wav")], {
+        env: { ...stack.env, PIPEWIRE_REMOTE: listen },
+        timeoutMs: 20_000,
+      });
+      expect(r.code, r.stderr.toString()).toBe(0);
+      await new Promise((r2) => setTimeout(r2, 200));
+    } finally {
+      await recorder.stop();
+      filter.close();
+    }
+    expect(wavPeak(rec)).toBeGreaterThan(6000);
+  });
+
+  it("records audio with pw-cat --record (audio-capture profile)", async () => {
+    const listen = join(stack.runtimeDir, "filter-rec");
+    const filter = startPipeWireFilter({
+      listenPath: listen,
+      upstreamPath: stack.socketPath,
+      profile: "audio-capture",
+      targets: [TEST_SINK],
+      audit: () => {},
+    });
+    const rec = join(dir, "filtered.wav");
+    const recorder = spawnTracked(
+      "filtered-recorder",
+      "pw-cat",
+      [
+        "--record",
+        "-P",
+        "{ stream.capture.sink=true }",
+        "--target",
+        TEST_SINK,
+        "--rate",
+        "48000",
+        "--channels",
+        "2",
+        "--format",
+        "s16",
+        rec,
+      ],
+      { env: { ...stack.env, PIPEWIRE_REMOTE: listen } },
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const r = await run("pw-cat", ["--playback", "--target", TEST_SINK, join(dir, "tone.wav")], {
+        env: stack.env,
+        timeoutMs: 20_000,
+      });
+      expect(r.code, r.stderr.toString()).toBe(0);
+      await new Promise((r2) => setTimeout(r2, 200));
+    } finally {
+      await recorder.stop();
+      filter.close();
+    }
+    expect(wavPeak(rec)).toBeGreaterThan(6000);
+  });
+});
