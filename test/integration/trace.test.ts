@@ -112,7 +112,8 @@ describe("crossway trace in front of headless weston", () => {
       timeoutMs: 20_000,
     });
     const lines = linesOf("t#2");
-    const cmp = compareWithClientDebug(lines, debug);
+    // weston-simple-shm is stopped with SIGINT mid-run: events already on its socket are never dispatched.
+    const cmp = compareWithClientDebug(lines, debug, { interrupted: true });
     expect(cmp.problems).toEqual([]);
     expect(cmp.matched).toBeGreaterThan(60);
     // The pool's fd passed through (the client drew, so the compositor got a usable memfd).

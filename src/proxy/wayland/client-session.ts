@@ -44,8 +44,6 @@ const MAP_SHARED = 1;
 /** wl_shm.error values (wayland.xml). */
 const ShmError = { INVALID_FORMAT: 0, INVALID_STRIDE: 1, INVALID_FD: 2 } as const;
 
-/** libwayland's fd ring holds 1024 fds (wl_connection fds_in, 4096 bytes): more queued than that is abuse. */
-const MAX_QUEUED_FDS = 1024;
 /** Largest wl_shm pool a guest client may create (host memory is the VMM's, and not ours to waste). */
 const MAX_POOL_SIZE = 1 << 30;
 
@@ -187,7 +185,20 @@ export class ClientSession {
       const n = native.recvmsg(this.clientFd, w.bytes, w.offset, w.length, this.recvFds);
       if (n === AGAIN) return;
       const nfds = this.recvFds[0] as number;
-      for (let k = 0; k < nfds; k++) fdq.push(this.recvFds[1 + k] as number);
+      for (let k = 0; k < nfds; k++) {
+        try {
+          fdq.push(this.recvFds[1 + k] as number);
+        } catch (err) {
+          // The queue is full (a client sending fds no message consumes): the fds not queued are still ours.
+          for (let r = k; r < nfds; r++) native.close(this.recvFds[1 + r] as number);
+          throw new CrosswayError(
+            "CW_GUEST_CLIENT_IO",
+            `client queued ${fdq.length} fds without messages for them (limit ${fdq.limit})`,
+            {},
+            { cause: err },
+          );
+        }
+      }
       if (n === 0) {
         // Say when the client died in the middle of a message (a crash, a kill): its partial bytes are dropped.
         const partial = framer.pending;
@@ -200,12 +211,6 @@ export class ClientSession {
         return;
       }
       framer.commit(n);
-      if (fdq.length > MAX_QUEUED_FDS) {
-        throw new CrosswayError(
-          "CW_GUEST_CLIENT_IO",
-          `client queued ${fdq.length} fds without messages for them`,
-        );
-      }
       this.pumpRequests();
     }
   }
@@ -312,9 +317,11 @@ export class ClientSession {
     }
     try {
       const fdq = this.conn.fdQueue(Direction.EVENT);
+      // Every fd is tracked before anything can throw, so that teardown closes all of them.
+      for (const it of items)
+        if (it.kind === "blob" || it.kind === "write-pipe") this.hostItems.set(it.fd, it);
       for (const it of items) {
         if (it.kind === "blob" || it.kind === "write-pipe") {
-          this.hostItems.set(it.fd, it);
           fdq.push(it.fd);
         } else {
           // Eventfds and sockets have no meaning on a Wayland channel.
