@@ -107,15 +107,21 @@ const log = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
 
-/** Things to stop if the run is interrupted. */
+/** Things to stop, and scratch directories to remove, if the run is interrupted. */
 const live = new Set<{ stop(): Promise<void> }>();
+const liveDirs = new Set<string>();
 let interrupted = false;
 for (const sig of ["SIGINT", "SIGTERM"] as const) {
   process.on(sig, () => {
     if (interrupted) return;
     interrupted = true;
     log(`bench: ${sig}, stopping peers`);
-    void Promise.allSettled([...live].map((l) => l.stop())).then(() => process.exit(130));
+    void Promise.allSettled([...live].map((l) => l.stop())).then(() => {
+      if (process.env.CROSSWAY_KEEP_BENCH_DIRS !== "1") {
+        for (const d of liveDirs) rmSync(d, { recursive: true, force: true });
+      }
+      process.exit(130);
+    });
   });
 }
 
@@ -187,6 +193,7 @@ async function runPlacement(
   }
   const rec: PlacementRecord = { placement, paths: [], cells: [], memory: [], affinity: {} };
   const workDir = mkdtempSync(join(tmpdir(), `crossway-bench-${placement}-`));
+  liveDirs.add(workDir);
   const running = new Map<string, RunningPath>();
   let compositor: BenchCompositor | undefined;
   const status = (id: string): PathStatus => rec.paths.find((s) => s.id === id) as PathStatus;
@@ -328,6 +335,7 @@ async function runPipeWire(
 ): Promise<PipeWireRecord> {
   const rec: PipeWireRecord = { paths: [], cells: [] };
   const workDir = mkdtempSync(join(tmpdir(), "crossway-bench-pipewire-"));
+  liveDirs.add(workDir);
   const running = new Map<string, RunningPwPath>();
   const stoppables: { stop(): Promise<void> }[] = [];
   try {
