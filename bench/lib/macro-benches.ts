@@ -128,4 +128,18 @@ export const MACRO_BENCHES: readonly MacroBench[] = [
     cpuPer: "frame",
     cpuUnits: (r) => num(r, "frames"),
   },
+  {
+    id: "shm-damage-sealed",
+    label: "shm 1080p, 64x64 damage, sealed pool",
+    client: "shm",
+    args: (m) =>
+      m === "full" ? ["damage", "3000", "1500", "50", "1"] : ["damage", "1000", "500", "20", "1"],
+    timeoutMs: 60_000,
+    unit: "fps",
+    better: "higher",
+    value: (r) => num(r, "fps"),
+    extras: [{ id: "mbps", label: "", unit: "MB/s", get: (r) => num(r, "mb_per_s") }],
+    cpuPer: "frame",
+    cpuUnits: (r) => num(r, "frames"),
+  },
 ];

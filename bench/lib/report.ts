@@ -244,6 +244,15 @@ const TARGETS: readonly Target[] = [
     show: fmtRatio,
   },
   {
+    what: "64x64 damage frames/s, sealed pool",
+    bench: "shm-damage-sealed",
+    placement: "unpinned",
+    measure: ratioVsWaypipe("shm-damage-sealed", "median"),
+    goal: "≥ 10x waypipe",
+    met: (v) => v >= 10,
+    show: fmtRatio,
+  },
+  {
     what: "connect time",
     placement: "pinned",
     bench: "connect",
@@ -321,6 +330,18 @@ const SUMMARY_ROWS: readonly SummaryRow[] = [
   },
   { label: "shm 1080p 64x64 damage, fps", placement: "unpinned", bench: "shm-damage", kind: "median" },
   { label: "proxy CPU per 64x64 frame", placement: "pinned", bench: "shm-damage", kind: "cpu" },
+  {
+    label: "shm 1080p 64x64 damage, sealed pool, fps",
+    placement: "unpinned",
+    bench: "shm-damage-sealed",
+    kind: "median",
+  },
+  {
+    label: "proxy CPU per 64x64 frame, sealed pool",
+    placement: "pinned",
+    bench: "shm-damage-sealed",
+    kind: "cpu",
+  },
   { label: "VmRSS per idle client", placement: "unpinned", bench: "", kind: "rss" },
 ];
 
