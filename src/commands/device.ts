@@ -1,4 +1,5 @@
 // `crossway device`: runs the emulated virtio-gpu cross-domain host (the VMM stand-in) until SIGINT/SIGTERM.
+
 import { existsSync, unlinkSync } from "node:fs";
 import type { CommandSpec } from "../cli-options.ts";
 import { startDevice } from "../crossdomain/device.ts";
@@ -6,6 +7,7 @@ import type { HostFlavor } from "../crossdomain/protocol.ts";
 import { CrosswayError } from "../errors.ts";
 import { componentLogger } from "../log.ts";
 import { native } from "../native.ts";
+import { waitForStopSignal } from "./stop-signal.ts";
 
 /** The `device` subcommand. */
 export const deviceCommand: CommandSpec = {
@@ -65,11 +67,7 @@ export const deviceCommand: CommandSpec = {
     }
     // Tests and wrappers wait for this line before connecting.
     process.stdout.write(`crossway device listening on ${listen}\n`);
-    await new Promise<void>((resolve) => {
-      const stop = () => resolve();
-      process.once("SIGINT", stop);
-      process.once("SIGTERM", stop);
-    });
+    await waitForStopSignal();
     device.close();
     try {
       unlinkSync(listen);

@@ -1,4 +1,5 @@
 // `crossway guest`: the guest session's Wayland proxy, carrying every client to the host over cross-domain.
+
 import type { CommandSpec } from "../cli-options.ts";
 import { takeListenFds } from "../fd/listen-fds.ts";
 import { componentLogger } from "../log.ts";
@@ -6,6 +7,7 @@ import { DEFAULT_GUEST_CONFIG, type GuestConfig, loadGuestConfig } from "../prox
 import { checkDeviceSpec, GuestServer } from "../proxy/wayland/guest-server.ts";
 import { loadExtraProtocols } from "../trace/load-protocols.ts";
 import { ProtocolRegistry } from "../wire/wayland/protocol-registry.ts";
+import { waitForStopSignal } from "./stop-signal.ts";
 
 /** The `guest` subcommand. */
 export const guestCommand: CommandSpec = {
@@ -52,15 +54,7 @@ export const guestCommand: CommandSpec = {
     process.stdout.write(
       `crossway guest: listening on ${server.socketPath ?? "inherited sockets"}${server.displayName !== undefined ? ` (WAYLAND_DISPLAY=${server.displayName})` : ""}\n`,
     );
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off("SIGINT", stop);
-        process.off("SIGTERM", stop);
-        resolve();
-      };
-      process.on("SIGINT", stop);
-      process.on("SIGTERM", stop);
-    });
+    await waitForStopSignal();
     server.close();
     return 0;
   },

@@ -1,7 +1,9 @@
 // `crossway pipewire-filter`: a validating PipeWire proxy (pipewire.md §7, mode F) for one kind of stream client.
+
 import type { CommandSpec } from "../cli-options.ts";
 import { startPipeWireFilter } from "../proxy/pipewire/filter-server.ts";
 import type { ProfileName } from "../proxy/pipewire/policy.ts";
+import { waitForStopSignal } from "./stop-signal.ts";
 
 /** The command spec registered in commands/index.ts. */
 export const pipewireFilterCommand: CommandSpec = {
@@ -35,15 +37,7 @@ export const pipewireFilterCommand: CommandSpec = {
       ...(args.str("tag") !== undefined ? { tag: args.str("tag") as string } : {}),
       cameraControls: args.flag("camera-controls"),
     });
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off("SIGINT", stop);
-        process.off("SIGTERM", stop);
-        resolve();
-      };
-      process.on("SIGINT", stop);
-      process.on("SIGTERM", stop);
-    });
+    await waitForStopSignal();
     filter.close();
     return 0;
   },

@@ -1,10 +1,12 @@
 // `crossway trace`: a relay in front of a compositor that prints each client's messages like WAYLAND_DEBUG=1.
+
 import type { CommandSpec } from "../cli-options.ts";
 import { CrosswayError } from "../errors.ts";
 import { loadExtraProtocols } from "../trace/load-protocols.ts";
 import { startTracer } from "../trace/tracer.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE_LIMIT } from "../wire/wayland/framer.ts";
 import { ProtocolRegistry } from "../wire/wayland/protocol-registry.ts";
+import { waitForStopSignal } from "./stop-signal.ts";
 
 /** The `trace` subcommand. */
 export const traceCommand: CommandSpec = {
@@ -52,15 +54,7 @@ export const traceCommand: CommandSpec = {
       write: (t) => process.stdout.write(t),
     });
     process.stderr.write(`crossway trace: listening on ${tracer.socketPath}\n`);
-    await new Promise<void>((resolve) => {
-      const stop = (): void => {
-        process.off("SIGINT", stop);
-        process.off("SIGTERM", stop);
-        resolve();
-      };
-      process.on("SIGINT", stop);
-      process.on("SIGTERM", stop);
-    });
+    await waitForStopSignal();
     tracer.close();
     return 0;
   },

@@ -2,8 +2,10 @@
 // One client connection = one virtio-gpu context (a guest DRM fd). Blobs are memfds. Behaviour follows
 // crossdomain.md §3–§4: item ids from 2, read-pipe ids from 0x80000001, one ring message per POLL fence, RECEIVE of
 // at most 3744 bytes and 28 fds, zero-length RECEIVE on host EOF, unclassifiable fds halting the worker.
+
 import { openSync } from "node:fs";
 import { CrosswayError } from "../errors.ts";
+import { createSharedWatcher } from "../fd/shared-watcher.ts";
 import { componentLogger, type Logger } from "../log.ts";
 import {
   AGAIN,
@@ -246,7 +248,8 @@ class FdWriter {
       }
       if (n === AGAIN) {
         if (this.watcher === null) {
-          this.watcher = native.createWatcher(this.fd, () => this.flush());
+          // Shared: the device may also be reading this fd (a host socket), and libuv allows one poll per fd.
+          this.watcher = createSharedWatcher(this.fd, () => this.flush());
         }
         this.watcher.start(POLL_WRITABLE);
         return;
@@ -577,7 +580,7 @@ class DeviceContext {
         if (item?.kind !== "eventfd")
           throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `InvalidCrossDomainItemId ${m.id}`);
         if (item.watcher === null) {
-          item.watcher = native.createWatcher(item.fd, (status) =>
+          item.watcher = createSharedWatcher(item.fd, (status) =>
             this.ready(status, () => this.readEventfd(m.id)),
           );
           if (this.armed) item.watcher.start(POLL_READABLE);
@@ -642,7 +645,7 @@ class DeviceContext {
         ? new FdWriter(socket, true, (err) => this.halt(`sendmsg on the host socket: ${err.message}`))
         : null;
     const watcher =
-      socket >= 0 ? native.createWatcher(socket, (status) => this.ready(status, () => this.receive())) : null;
+      socket >= 0 ? createSharedWatcher(socket, (status) => this.ready(status, () => this.receive())) : null;
     this.state = {
       queryRing: query,
       channelRing: channel ?? query,
@@ -690,7 +693,7 @@ class DeviceContext {
     }
     st.socketOut.write(data.slice(), fds.length > 0 ? fds : null);
     for (const p of newPipes) {
-      const watcher = native.createWatcher(p.fd, (status) => this.ready(status, () => this.readPipe(p.id)));
+      const watcher = createSharedWatcher(p.fd, (status) => this.ready(status, () => this.readPipe(p.id)));
       this.readPipes.set(p.id, { fd: p.fd, watcher });
       if (this.armed) watcher.start(POLL_READABLE);
     }

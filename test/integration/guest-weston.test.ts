@@ -1,10 +1,13 @@
 // The guest proxy against headless weston: globals as the policy allows, real shm clients, no dmabuf, keymap-free.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AGAIN, native } from "../../src/native.ts";
+import { MessageWriter } from "../../src/wire/wayland/message-writer.ts";
 import type { Compositor } from "../helpers/compositor.ts";
 import { type CrosswayStack, startCrosswayStack } from "../helpers/crossway-stack.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { expectedGlobals, globalsOf } from "../helpers/globals.ts";
 import { requireCommand, run } from "../helpers/processes.ts";
+import { WaylandTestClient } from "../helpers/wayland-test-client.ts";
 import { startWeston } from "../helpers/weston.ts";
 
 useFdLeakCheck();
@@ -70,4 +73,36 @@ describe("crossway guest in front of headless weston", () => {
       expect(proxied.release).toBeGreaterThan(direct.done * 0.7);
     });
   }
+
+  it("carries a burst of 200 000 requests (host socket back-pressure inside the device)", async () => {
+    const c = WaylandTestClient.connect(stack.socketPath);
+    try {
+      const reg = await c.getRegistry();
+      const compositor = c.bind(reg, "wl_compositor", 4);
+      const region = c.newId();
+      c.request(compositor, "wl_compositor", "create_region", (w) => w.uint(region));
+      const add = c.conn.registry.get("wl_region")?.requests.find((r) => r.name === "add");
+      if (add === undefined) throw new Error("no wl_region.add");
+      const w = new MessageWriter({ capacity: 200_000 * 24 });
+      for (let i = 0; i < 200_000; i++)
+        w.begin(region, add.opcode)
+          .int(i % 100)
+          .int(0)
+          .int(1)
+          .int(1)
+          .end();
+      const bytes = w.bytes();
+      let off = 0;
+      while (off < bytes.length) {
+        const n = native.sendmsg(c.fd, bytes, off, Math.min(65536, bytes.length - off), null);
+        if (n === AGAIN) await new Promise((r) => setTimeout(r, 1));
+        else off += n;
+      }
+      await c.roundtrip(60_000);
+      expect(c.error).toBeNull();
+    } finally {
+      c.close();
+    }
+    expect(stack.deviceLog()).not.toMatch(/EEXIST/);
+  });
 });

@@ -1,5 +1,6 @@
 // Refusals of crossway pipewire-filter against a real PipeWire + WirePlumber daemon: every attack of issue 6 is
 // refused, the audit log names it, and the daemon's objects and open fd count are unchanged afterwards.
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { native } from "../../src/native.ts";
@@ -273,6 +274,79 @@ describe("pipewire-filter refuses, and the daemon is unchanged", () => {
     await done(c);
   });
 
+  it("issue-6 regression: ClientNode.Update with the PROPS bit and no items cannot crash the daemon", async () => {
+    // Straight to a throwaway daemon, this update segfaults PipeWire 0.3.65 (pw_properties_update_ignore with a
+    // NULL dict; found by the session fuzzer). Through the filter the PROPS bit is cleared.
+    const update = (items: Array<[string, string]>) =>
+      pod.struct(
+        pod.int(2),
+        pod.int(0),
+        pod.struct(
+          pod.int(0),
+          pod.int(2),
+          pod.long(2),
+          pod.long(0),
+          pod.int(items.length),
+          ...items.flatMap(([k, v]) => [pod.string(k), pod.string(v)]),
+          pod.int(0),
+        ),
+      );
+    const node = pod.dict([
+      ["media.class", "Stream/Output/Audio"],
+      ["node.name", "empty-props"],
+    ]);
+    const { c } = await connect("empty-props");
+    c.send(
+      0,
+      6,
+      pod.struct(
+        pod.string("client-node"),
+        pod.string("PipeWire:Interface:ClientNode"),
+        pod.int(4),
+        node,
+        pod.int(3),
+      ),
+    );
+    c.send(3, 2, update([]));
+    // Only keys the filter strips: the filter itself must not produce the crashing form.
+    c.send(3, 2, update([["library.name", "audioconvert/libspa-audioconvert"]]));
+    expect(await c.sync()).toBe(true);
+    expect(audited(0, "empty-props-update")).toBe(true);
+    expect(fdCount(pwPid)).toBeGreaterThan(0);
+    await done(c);
+
+    const control = await startPipeWire();
+    try {
+      const pid = pipewirePid(control.pids);
+      const direct = new RawPipeWireClient(control.socketPath);
+      direct.handshake({ "application.name": "control-empty-props" });
+      direct.send(
+        0,
+        6,
+        pod.struct(
+          pod.string("client-node"),
+          pod.string("PipeWire:Interface:ClientNode"),
+          pod.int(4),
+          node,
+          pod.int(2),
+        ),
+      );
+      direct.send(2, 2, update([]));
+      expect(await direct.sync(3000)).toBe(false);
+      direct.close();
+      await new Promise((r) => setTimeout(r, 200));
+      let alive = true;
+      try {
+        alive = !/^\d+ \([^)]*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+      } catch {
+        alive = false;
+      }
+      expect(alive, "the unfiltered daemon survived; this PipeWire may have fixed the NULL dict").toBe(false);
+    } finally {
+      await control.stop();
+    }
+  });
+
   it("denies binds to hidden globals with a substitute", async () => {
     const { c } = await connect("attack-bind");
     c.send(
@@ -362,6 +436,31 @@ describe("pipewire-filter refuses, and the daemon is unchanged", () => {
         expect(audit.some((r) => r.reason === mc.reason && r.action === "disconnected")).toBe(true);
       });
     }
+  });
+
+  it("refuses the same attacks from the stock pw-cli (destroy, create-node adapter, send-command)", async () => {
+    const env = { ...stack.env, PIPEWIRE_REMOTE: listen };
+    const before = audit.length;
+    const sink = String(testsinkId());
+    await run("pw-cli", ["destroy", sink], { env, timeoutMs: 10_000 });
+    await run(
+      "pw-cli",
+      [
+        "create-node",
+        "adapter",
+        "{ factory.name=support.null-audio-sink node.name=pwcli-evil media.class=Audio/Sink }",
+      ],
+      { env, timeoutMs: 10_000 },
+    );
+    await run("pw-cli", ["send-command", sink, "Suspend", "{}"], { env, timeoutMs: 10_000 });
+    const deadline = Date.now() + 3000;
+    while (filter.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    const reasons = audit.slice(before).map((r) => r.reason);
+    expect(reasons).toContain("registry-destroy-denied");
+    expect(reasons).toContain("factory-denied");
+    const nodes = (await pwDump(stack.env)).filter((o) => o.type === "Node").map((o) => o.props["node.name"]);
+    expect(nodes).toContain(TEST_SINK);
+    expect(nodes).not.toContain("pwcli-evil");
   });
 
   it("leaves the daemon's objects and open fd count as they were", async () => {

@@ -797,15 +797,32 @@ export class FilterSession {
       const keptFlags = flags & BigInt(p.nodeFlags);
       if (keptFlags !== flags)
         this.audit("C->S", f.id, f.opcode, f.seq, "node-flags", "stripped", `0x${flags.toString(16)}`);
+      // PipeWire 0.3.65 dereferences a NULL dict when the PROPS bit (2) comes with zero items
+      // (pw_properties_update_ignore, "segfault at 4"; found by test/fuzz/pipewire-session-fuzzer.ts). An empty
+      // update changes nothing, so the bit is cleared, whether the client sent no items or the filter removed all.
+      let keptMask = mask;
+      if ((mask & 2n) !== 0n && r.kept.length === 0) {
+        keptMask = mask & ~2n;
+        this.audit(
+          "C->S",
+          f.id,
+          f.opcode,
+          f.seq,
+          "empty-props-update",
+          "stripped",
+          "PROPS change bit with no items",
+        );
+      }
       changed ||=
         r.dropped.length > 0 ||
         pi.changed ||
         keptFlags !== flags ||
+        keptMask !== mask ||
         r.kept.some(([k, v], idx) => items[idx]?.[0] !== k || items[idx]?.[1] !== v);
       info = pod.struct(
         i[0] as Pod,
         i[1] as Pod,
-        i[2] as Pod,
+        pod.long(keptMask),
         pod.long(keptFlags),
         pod.int(r.kept.length),
         ...this.dictFields(r.kept),

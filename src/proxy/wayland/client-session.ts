@@ -166,8 +166,13 @@ export class ClientSession {
   private onClientEvent(status: number, events: number): void {
     if (this.closed) return;
     try {
-      if (status < 0)
-        throw new CrosswayError("CW_GUEST_CLIENT_IO", `poll error ${status} on the client socket`);
+      if (status < 0) {
+        // libuv reports POLLERR as UV_EBADF and stops the handle (src/unix/poll.c, uv__poll_io). On a Unix stream
+        // socket POLLERR means the peer closed with our events still unread (af_unix.c unix_release_sock sets
+        // ECONNRESET): a client exiting or killed while events were in flight. A disconnection, not a fault.
+        this.close(this.disconnectReason("connection reset, events left unread"), "info");
+        return;
+      }
       if ((events & POLL_WRITABLE) !== 0) this.flushClient();
       if ((events & POLL_READABLE) !== 0) this.readClient();
       this.rearm();
@@ -200,14 +205,7 @@ export class ClientSession {
         }
       }
       if (n === 0) {
-        // Say when the client died in the middle of a message (a crash, a kill): its partial bytes are dropped.
-        const partial = framer.pending;
-        this.close(
-          partial > 0
-            ? `client disconnected mid-message (${partial} bytes of an incomplete message dropped)`
-            : "client disconnected",
-          "info",
-        );
+        this.close(this.disconnectReason(""), "info");
         return;
       }
       framer.commit(n);
@@ -775,8 +773,27 @@ export class ClientSession {
     );
   }
 
+  /** "client disconnected", saying when it died in the middle of a message (its partial bytes are dropped). */
+  private disconnectReason(how: string): string {
+    const partial = this.conn.framer(Direction.REQUEST).pending;
+    const details = [
+      ...(how !== "" ? [how] : []),
+      ...(partial > 0 ? [`${partial} bytes of an incomplete message dropped`] : []),
+    ];
+    return details.length > 0
+      ? `client disconnected ${partial > 0 ? "mid-message " : ""}(${details.join("; ")})`
+      : "client disconnected";
+  }
+
   private fail(err: unknown): void {
     if (this.closed) return;
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code === "EPIPE" || code === "ECONNRESET") {
+      // Only the client socket raises these here (device-side socket errors arrive through the channel's
+      // onClose): the client went away between two reads or writes, as in the POLLERR case above.
+      this.close(this.disconnectReason(`connection reset (${code})`), "info");
+      return;
+    }
     if (err instanceof WireProtocolError) {
       const d = err.displayError;
       this.log.warn(

@@ -1,4 +1,4 @@
-// Time-boxed coverage-guided fuzzing of the PipeWire framing and POD validator (test/fuzz/pipewire-fuzzer.ts), in a
+// Time-boxed coverage-guided fuzzing (test/fuzz/pipewire-fuzzer.ts and pipewire-session-fuzzer.ts), each in a
 // child process with a capped heap so a hang or an unbounded allocation fails the test instead of the runner.
 import { expect, it } from "vitest";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
