@@ -122,6 +122,11 @@ export const ERROR_CODES = {
     summary: "a PipeWire message's arguments do not match its schema",
   },
   CW_PW_UPSTREAM: { disposition: "connection", summary: "the upstream PipeWire daemon failed or misbehaved" },
+  // --- Benchmarks (bench/): the suite's own failures; missing tools reuse CW_HARNESS_MISSING_PACKAGE ---
+  CW_BENCH_FAILED: {
+    disposition: "process",
+    summary: "a benchmark client, proxy or compositor failed during a run",
+  },
 } as const satisfies Record<string, { disposition: Disposition; summary: string }>;
 
 /** A registered error code. Modules add their codes to ERROR_CODES. */

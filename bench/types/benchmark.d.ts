@@ -1,24 +1,44 @@
-// Minimal typings for the parts of the `benchmark` package that bench/ uses (it ships none).
+// Hand-written typings for the parts of benchmark.js 2.1 that bench/ uses (Suite in wire-parse.ts, Benchmark in micro/run.ts).
 declare module "benchmark" {
-  interface Stats {
-    rme: number;
-    mean: number;
-    sample: number[];
+  namespace Benchmark {
+    interface Options {
+      maxTime?: number;
+      minTime?: number;
+      minSamples?: number;
+      initCount?: number;
+      async?: boolean;
+    }
+    interface Stats {
+      /** Relative margin of error, in percent. */
+      rme: number;
+      /** Mean time per operation, in seconds. */
+      mean: number;
+      sample: number[];
+    }
+    interface Target {
+      name: string;
+      hz: number;
+      stats: Stats;
+    }
+    interface Event {
+      target: Target;
+    }
+    class Suite {
+      constructor(name?: string);
+      add(name: string, fn: () => unknown, options?: Options): Suite;
+      on(event: "cycle" | "complete", fn: (e: Event) => void): Suite;
+      run(options?: { async?: boolean }): Suite;
+    }
   }
-  interface Target {
+  class Benchmark {
+    constructor(name: string, fn: () => unknown, options?: Benchmark.Options);
     name: string;
+    /** Operations per second. */
     hz: number;
-    stats: Stats;
+    stats: Benchmark.Stats;
+    error?: unknown;
+    aborted: boolean;
+    run(options?: { async?: boolean }): this;
   }
-  interface Event {
-    target: Target;
-  }
-  class Suite {
-    constructor(name?: string);
-    add(name: string, fn: () => void, options?: { minSamples?: number; maxTime?: number }): Suite;
-    on(event: "cycle" | "complete", fn: (e: Event) => void): Suite;
-    run(options?: { async?: boolean }): Suite;
-  }
-  const Benchmark: { Suite: typeof Suite };
   export default Benchmark;
 }
