@@ -42,19 +42,31 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   void Start(const Napi::CallbackInfo& info) {
     if (handle_ == nullptr) throw Napi::Error::New(info.Env(), "watcher is closed");
     int events = static_cast<int>(IntArg(info, 0, "events"));
+    // uv_poll_start always stops first, and on Linux that deletes the fd from epoll (an EPOLL_CTL_DEL now and an
+    // ADD on the next tick): re-arming an unchanged mask per message would cost two syscalls each time.
+    if (events == events_) return;
+    if (events == 0) {
+      uv_poll_stop(handle_);
+      events_ = 0;
+      return;
+    }
     int r = uv_poll_start(handle_, events, OnPoll);
     if (r < 0) ThrowErrno(info.Env(), -r, "uv_poll_start");
+    events_ = events;
   }
 
   void Stop(const Napi::CallbackInfo& info) {
-    if (handle_ != nullptr) uv_poll_stop(handle_);
     (void)info;
+    if (handle_ == nullptr || events_ == 0) return;
+    uv_poll_stop(handle_);
+    events_ = 0;
   }
 
   void Close(const Napi::CallbackInfo& info) {
     (void)info;
     if (handle_ == nullptr) return;
     uv_poll_stop(handle_);
+    events_ = 0;
     uv_close(reinterpret_cast<uv_handle_t*>(handle_), OnClosed);
     handle_ = nullptr;
   }
@@ -84,6 +96,9 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
     Watcher* self = static_cast<Watcher*>(h->data);
     Napi::Env env = self->callback_.Env();
     Napi::HandleScope scope(env);
+    // libuv stops a poll handle itself when it reports an error (uv__poll_io on POLLERR): forget the mask so the
+    // next start() really re-arms it.
+    if (status < 0) self->events_ = 0;
     // MakeCallback runs microtasks and reports exceptions through Node's usual uncaught-exception path.
     try {
       self->callback_.MakeCallback(self->self_.Value(),
@@ -95,6 +110,8 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   }
 
   uv_poll_t* handle_ = nullptr;
+  /** The mask the handle is started with (0 = stopped), so an unchanged start is a no-op. */
+  int events_ = 0;
   Napi::FunctionReference callback_;
   Napi::ObjectReference self_;
 };

@@ -127,9 +127,10 @@ export class FramedSocket {
   private readSome(): void {
     for (let round = 0; round < 16 && !this.closed; round++) {
       if (this.buf.length - this.end < 4096) this.makeRoom(4096);
+      const room = this.buf.length - this.end;
       let n: number;
       try {
-        n = native.recvmsg(this.fd, this.buf, this.end, this.buf.length - this.end, this.fdsOut);
+        n = native.recvmsg(this.fd, this.buf, this.end, room, this.fdsOut);
       } catch (err) {
         this.fail(err as Error);
         return;
@@ -142,6 +143,9 @@ export class FramedSocket {
       }
       this.end += n;
       this.dispatch();
+      // A short read drained the socket: stop here instead of paying a recvmsg that only says EAGAIN (the
+      // watcher is level-triggered, so anything that arrives later wakes us again).
+      if (n < room) return;
     }
   }
 

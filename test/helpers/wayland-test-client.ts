@@ -1,5 +1,12 @@
 // A typed Wayland client for tests (parses events with crossway's own wire engine; libwayland is not involved).
-import { AGAIN, MAX_FDS_PER_MSG, type NativeWatcher, native, POLL_READABLE } from "../../src/native.ts";
+import {
+  AGAIN,
+  MAX_FDS_PER_MSG,
+  type NativeWatcher,
+  native,
+  POLL_READABLE,
+  POLL_WRITABLE,
+} from "../../src/native.ts";
 import { NEED_MORE } from "../../src/wire/wayland/framer.ts";
 import { MessageWriter } from "../../src/wire/wayland/message-writer.ts";
 import { ProtocolRegistry } from "../../src/wire/wayland/protocol-registry.ts";
@@ -25,6 +32,8 @@ export class WaylandTestClient {
   private readonly buf = new Uint8Array(65536);
   private readonly watcher: NativeWatcher;
   private readonly receivedFds = new Set<number>();
+  /** Requests not yet written (the socket was full), oldest first. */
+  private readonly out: Array<{ bytes: Uint8Array; fds: number[] }> = [];
   private nextIdValue = 2;
   private waiters: Array<() => void> = [];
   private closed = false;
@@ -34,7 +43,10 @@ export class WaylandTestClient {
   private constructor(readonly fd: number) {
     sharedRegistry ??= ProtocolRegistry.fromGenerated();
     this.conn = new WireConnection(sharedRegistry, { name: "raw-test-client" });
-    this.watcher = native.createWatcher(fd, () => this.onReadable());
+    this.watcher = native.createWatcher(fd, (status, events) => {
+      if ((events & POLL_WRITABLE) !== 0) this.flushOut();
+      if ((events & POLL_READABLE) !== 0 || status < 0) this.onReadable();
+    });
     this.watcher.start(POLL_READABLE);
   }
 
@@ -68,6 +80,18 @@ export class WaylandTestClient {
     for (const f of fds) this.conn.fdQueue(Direction.REQUEST).push(f);
     const m = this.conn.next(Direction.REQUEST);
     if (m === NEED_MORE) throw new Error("own request did not frame");
+    this.send(bytes, fds);
+  }
+
+  /**
+   * Writes bytes (with fds on the first byte), or queues them while the socket is full: a proxy under load may
+   * not have read yet. Queued fds are dups, so the caller may close its own at once.
+   */
+  private send(bytes: Uint8Array, fds: readonly number[]): void {
+    if (this.out.length > 0) {
+      this.out.push({ bytes: bytes.slice(), fds: fds.map((f) => native.dup(f)) });
+      return;
+    }
     let off = 0;
     while (off < bytes.length) {
       const n = native.sendmsg(
@@ -77,9 +101,26 @@ export class WaylandTestClient {
         bytes.length - off,
         off === 0 && fds.length > 0 ? fds : null,
       );
-      if (n === AGAIN) throw new Error("test client socket full");
+      if (n === AGAIN) {
+        this.out.push({ bytes: bytes.slice(off), fds: off === 0 ? fds.map((f) => native.dup(f)) : [] });
+        this.watcher.start(POLL_READABLE | POLL_WRITABLE);
+        return;
+      }
       off += n;
     }
+  }
+
+  private flushOut(): void {
+    while (this.out.length > 0) {
+      const p = this.out[0] as { bytes: Uint8Array; fds: number[] };
+      const n = native.sendmsg(this.fd, p.bytes, 0, p.bytes.length, p.fds.length > 0 ? p.fds : null);
+      if (n === AGAIN) return;
+      for (const f of p.fds) native.close(f);
+      p.fds = [];
+      if (n < p.bytes.length) p.bytes = p.bytes.subarray(n);
+      else this.out.shift();
+    }
+    if (!this.eof) this.watcher.start(POLL_READABLE);
   }
 
   /**
@@ -100,9 +141,7 @@ export class WaylandTestClient {
     if (newId !== undefined) {
       this.conn.objects.insert(newId.id, this.conn.registry.getOrPlaceholder(newId.iface), newId.version);
     }
-    const bytes = w.bytes();
-    const n = native.sendmsg(this.fd, bytes, 0, bytes.length, fds.length > 0 ? fds : null);
-    if (n !== bytes.length) throw new Error("test client socket full");
+    this.send(w.bytes(), fds);
   }
 
   /** wl_display.get_registry, then a round trip: fills {@link WaylandTestClient.globals}. */
@@ -214,6 +253,8 @@ export class WaylandTestClient {
     this.closed = true;
     this.watcher.stop();
     this.watcher.close();
+    for (const p of this.out) for (const f of p.fds) native.close(f);
+    this.out.length = 0;
     native.close(this.fd);
     // Queued fds are also in receivedFds: empty the queue, then close each received fd once.
     this.conn.drainFds();

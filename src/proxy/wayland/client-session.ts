@@ -210,6 +210,8 @@ export class ClientSession {
       }
       framer.commit(n);
       this.pumpRequests();
+      // A short read drained the socket; the level-triggered watcher wakes us for more (saves an EAGAIN recvmsg).
+      if (n < w.length) return;
     }
   }
 
