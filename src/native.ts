@@ -106,6 +106,21 @@ export interface NativeAddon {
   ): number;
   /** A readiness watcher (libuv uv_poll) on `fd`; the callback runs on the event loop. */
   createWatcher(fd: number, callback: (status: number, events: number) => void): NativeWatcher;
+  /**
+   * Copies `rows` rows of `rowBytes` from a mapping (`src`, from {@link NativeAddon.mmap}) at `srcOffset` with
+   * `srcStride`, into `dst` at `dstOffset` with `dstStride`. A SIGBUS inside `src` (the file behind it shrank) is
+   * absorbed the way libwayland's wl_shm does it: zero pages replace the mapping and the call returns false.
+   */
+  copyGuarded(
+    src: ArrayBuffer,
+    srcOffset: number,
+    dst: Uint8Array,
+    dstOffset: number,
+    rowBytes: number,
+    rows: number,
+    srcStride: number,
+    dstStride: number,
+  ): boolean;
   /** Number of live mappings made by this addon (for leak tests). */
   liveMappings(): number;
 }

@@ -8,6 +8,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   crossway::InitMemory(env, exports);
   crossway::InitWatcher(env, exports);
   crossway::InitIoctlPointers(env, exports);
+  crossway::InitGuardedCopy(env, exports);
   return exports;
 }
 }  // namespace

@@ -24,5 +24,6 @@ void InitFiles(Napi::Env env, Napi::Object exports);
 void InitMemory(Napi::Env env, Napi::Object exports);
 void InitWatcher(Napi::Env env, Napi::Object exports);
 void InitIoctlPointers(Napi::Env env, Napi::Object exports);
+void InitGuardedCopy(Napi::Env env, Napi::Object exports);
 
 }  // namespace crossway

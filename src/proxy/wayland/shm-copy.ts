@@ -12,11 +12,14 @@ export interface ShmBufferLayout {
   readonly bpp: number;
 }
 
-/** The client's side of a pool: its fd, and a mapping when the fd is sealed against shrinking. */
+/** The client's side of a pool: its fd, and a read-only mapping of it when the fd could be mapped. */
 export interface ShmSource {
   readonly fd: number;
-  /** Present only when F_SEAL_SHRINK is set, so the mapping can never raise SIGBUS under us. */
-  readonly sealedView: Uint8Array | null;
+  /**
+   * The pool mapped read-only, copied from only by native.copyGuarded (a client that shrinks its file makes the
+   * copy report failure instead of killing us with SIGBUS). Null when the fd cannot be mapped: then pread.
+   */
+  readonly mapping: ArrayBuffer | null;
 }
 
 /** Outcome of a copy: bytes copied, or how far the client's file fell short (it shrank its pool). */
@@ -27,7 +30,8 @@ export type CopyResult =
 /**
  * Copies `rects` (buffer pixels, already clamped to the buffer) from the client pool into `dst`, which mirrors
  * the pool byte for byte (same offsets and strides, because create_buffer is forwarded unchanged).
- * Unsealed pools are read with pread, which returns short instead of SIGBUS when the client shrank its file.
+ * Mapped pools are copied by native.copyGuarded (one call per rectangle, the row loop in C); unmappable ones are
+ * read with pread, one call per row, which returns short instead of SIGBUS when the client shrank its file.
  */
 export function copyRects(
   src: ShmSource,
@@ -44,6 +48,14 @@ export function copyRects(
     const span = layout.bpp > 0 ? Math.min(r.width * layout.bpp, stride - x0) : stride;
     const first = offset + r.y * stride + x0;
     if (first < 0 || first + (r.height - 1) * stride + span > dst.byteLength) return { ok: false, at: first };
+    if (src.mapping !== null) {
+      if (first + (r.height - 1) * stride + span > src.mapping.byteLength) return { ok: false, at: first };
+      if (!native.copyGuarded(src.mapping, first, dst, first, span, r.height, stride, stride)) {
+        return { ok: false, at: first };
+      }
+      bytes += span * r.height;
+      continue;
+    }
     if (span === stride) {
       // Whole rows are one contiguous block: one read for all of them.
       const len = r.height * stride;
@@ -63,12 +75,6 @@ export function copyRects(
 }
 
 function readInto(src: ShmSource, dst: Uint8Array, at: number, len: number): number {
-  const view = src.sealedView;
-  if (view !== null) {
-    if (at + len > view.byteLength) return Math.max(0, view.byteLength - at);
-    dst.set(view.subarray(at, at + len), at);
-    return len;
-  }
   let done = 0;
   while (done < len) {
     const n = native.pread(src.fd, dst, at + done, len - done, at + done);

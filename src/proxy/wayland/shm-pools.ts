@@ -3,7 +3,6 @@ import type { HostBlob } from "../../crossdomain/channel.ts";
 import type { BlobMapping } from "../../crossdomain/virtgpu.ts";
 import { native } from "../../native.ts";
 import type { Rect } from "./damage.ts";
-import { F_SEAL_SHRINK } from "./sealed-copy.ts";
 import { type CopyResult, copyRects, type ShmBufferLayout, shmFormatBpp } from "./shm-copy.ts";
 import { ShadowBuffer } from "./surface-shadow.ts";
 
@@ -45,9 +44,9 @@ export class PoolBlob {
  */
 export class ShmPool {
   private refs = 1;
-  /** A read-only mapping of the client's fd, only when sealed against shrinking (then no SIGBUS is possible). */
-  private sealed: ArrayBuffer | null;
-  private cachedSource: { fd: number; sealedView: Uint8Array | null } | null = null;
+  /** A read-only mapping of the client's fd, read only through native.copyGuarded (SIGBUS-safe). */
+  private mapping: ArrayBuffer | null;
+  private cachedSource: { fd: number; mapping: ArrayBuffer | null } | null = null;
 
   constructor(
     readonly id: number,
@@ -57,39 +56,34 @@ export class ShmPool {
     public size: number,
     public current: PoolBlob,
   ) {
-    this.sealed = ShmPool.mapIfSealed(clientFd, size);
+    this.mapping = ShmPool.map(clientFd, size);
   }
 
-  private static mapIfSealed(fd: number, size: number): ArrayBuffer | null {
+  /**
+   * Maps the pool once (fresh mappings cost a page fault per 4 KiB, so a copy per commit must reuse one). A mapping
+   * past the file's end is fine: only native.copyGuarded reads it, and it absorbs the SIGBUS.
+   */
+  private static map(fd: number, size: number): ArrayBuffer | null {
     try {
-      if ((native.getSeals(fd) & F_SEAL_SHRINK) === 0 || native.fstat(fd).size < size || size === 0)
-        return null;
       return native.mmap(fd, size, PROT_READ, MAP_SHARED, 0);
     } catch {
-      // Not a memfd (EINVAL) or not mappable: the pread path is always available.
+      // Not mappable (not a memfd or regular file): the pread path is always available.
       return null;
     }
   }
 
   /** Where copies read from; one object per pool (rebuilt only when the pool grows), not one per commit. */
-  source(): { fd: number; sealedView: Uint8Array | null } {
-    if (this.cachedSource === null) {
-      this.cachedSource = {
-        fd: this.clientFd,
-        sealedView: this.sealed === null ? null : new Uint8Array(this.sealed),
-      };
-    }
+  source(): { fd: number; mapping: ArrayBuffer | null } {
+    this.cachedSource ??= { fd: this.clientFd, mapping: this.mapping };
     return this.cachedSource;
   }
 
-  /** wl_shm_pool.resize to a larger size: a sealed mapping follows the new size. */
+  /** wl_shm_pool.resize to a larger size: the mapping follows the new size. */
   grow(size: number): void {
     this.size = size;
     this.cachedSource = null;
-    if (this.sealed !== null) {
-      native.munmap(this.sealed);
-      this.sealed = ShmPool.mapIfSealed(this.clientFd, size);
-    }
+    if (this.mapping !== null) native.munmap(this.mapping);
+    this.mapping = ShmPool.map(this.clientFd, size);
   }
 
   ref(): void {
@@ -99,7 +93,7 @@ export class ShmPool {
   /** Drops a reference; the last closes the client's fd and releases the current blob. */
   unref(): void {
     if (--this.refs > 0) return;
-    if (this.sealed !== null) native.munmap(this.sealed);
+    if (this.mapping !== null) native.munmap(this.mapping);
     native.close(this.clientFd);
     this.current.unref();
   }

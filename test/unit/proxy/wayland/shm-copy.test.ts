@@ -22,9 +22,7 @@ describe("copyRects", () => {
     const p = pool(size);
     try {
       const dst = new Uint8Array(size);
-      const res = copyRects({ fd: p.fd, sealedView: null }, dst, layout, [
-        { x: 2, y: 3, width: 4, height: 2 },
-      ]);
+      const res = copyRects({ fd: p.fd, mapping: null }, dst, layout, [{ x: 2, y: 3, width: 4, height: 2 }]);
       expect(res).toEqual({ ok: true, bytes: 2 * 16 });
       for (let i = 0; i < size; i++) {
         const rel = i - 64;
@@ -42,7 +40,7 @@ describe("copyRects", () => {
     const p = pool(size);
     try {
       const dst = new Uint8Array(size);
-      const res = copyRects({ fd: p.fd, sealedView: null }, dst, { ...layout, bpp: 0 }, [
+      const res = copyRects({ fd: p.fd, mapping: null }, dst, { ...layout, bpp: 0 }, [
         { x: 5, y: 1, width: 1, height: 1 },
       ]);
       expect(res).toEqual({ ok: true, bytes: 80 });
@@ -57,9 +55,7 @@ describe("copyRects", () => {
     try {
       native.ftruncate(p.fd, 100);
       const dst = new Uint8Array(size);
-      const res = copyRects({ fd: p.fd, sealedView: null }, dst, layout, [
-        { x: 0, y: 0, width: 16, height: 8 },
-      ]);
+      const res = copyRects({ fd: p.fd, mapping: null }, dst, layout, [{ x: 0, y: 0, width: 16, height: 8 }]);
       expect(res.ok).toBe(false);
     } finally {
       native.close(p.fd);
@@ -70,11 +66,42 @@ describe("copyRects", () => {
     const p = pool(size);
     try {
       const dst = new Uint8Array(size);
-      const res = copyRects({ fd: p.fd, sealedView: null }, dst, { ...layout, height: 100 }, [
+      const res = copyRects({ fd: p.fd, mapping: null }, dst, { ...layout, height: 100 }, [
         { x: 0, y: 90, width: 16, height: 10 },
       ]);
       expect(res.ok).toBe(false);
     } finally {
+      native.close(p.fd);
+    }
+  });
+
+  it("copies from a mapping with the same result, and reports a pool shrunk under it", () => {
+    const p = pool(size);
+    const map = native.mmap(p.fd, size, 1, 1, 0);
+    try {
+      const viaPread = new Uint8Array(size);
+      const viaMap = new Uint8Array(size);
+      const rects = [
+        { x: 2, y: 3, width: 4, height: 2 },
+        { x: 0, y: 6, width: 16, height: 2 },
+      ];
+      expect(copyRects({ fd: p.fd, mapping: null }, viaPread, layout, rects)).toEqual({
+        ok: true,
+        bytes: 2 * 16 + 2 * 64,
+      });
+      expect(copyRects({ fd: p.fd, mapping: map }, viaMap, layout, rects)).toEqual({
+        ok: true,
+        bytes: 2 * 16 + 2 * 64,
+      });
+      expect(viaMap).toEqual(viaPread);
+      // Whole pages past the new end fault (bytes past the end inside a page that remains read as zeros, as for
+      // any compositor): truncate to 0 so the pool's only page goes.
+      native.ftruncate(p.fd, 0);
+      expect(
+        copyRects({ fd: p.fd, mapping: map }, viaMap, layout, [{ x: 0, y: 0, width: 16, height: 8 }]).ok,
+      ).toBe(false);
+    } finally {
+      native.munmap(map);
       native.close(p.fd);
     }
   });
