@@ -9,9 +9,9 @@
 // byte for byte; no input may take longer than 2 s; the heap must stay bounded.
 //
 // Usage: node --import tsx test/fuzz/pipewire-fuzzer.ts [--seconds N] [--seed N] [--out DIR]
+
 import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
-import { Session } from "node:inspector";
 import { join } from "node:path";
 import { CrosswayError } from "../../src/errors.ts";
 import { decodePayload, encodeHeader, encodeMessage, Framer } from "../../src/wire/pipewire/framing.ts";
@@ -19,6 +19,7 @@ import { decodePod, STRICT_POD_LIMITS } from "../../src/wire/pipewire/pod-reader
 import { checkSignature, EVENTS, METHODS } from "../../src/wire/pipewire/protocol.ts";
 import { loadCaptures } from "../helpers/pipewire-fixtures.ts";
 import { malformedCorpus } from "../helpers/pipewire-malformed.ts";
+import { startCoverageTracker } from "./coverage-tracker.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => {
@@ -79,49 +80,9 @@ function target(data: Uint8Array): void {
 }
 
 // ---------------------------------------------------------------- coverage
-const session = new Session();
-session.connect();
-function post(method: string, params?: object): unknown {
-  let out: unknown;
-  let err: unknown;
-  // In-thread inspector sessions answer synchronously.
-  session.post(method, params, (e, r) => {
-    err = e;
-    out = r;
-  });
-  if (err) throw err;
-  return out;
-}
-post("Profiler.enable");
-post("Profiler.startPreciseCoverage", { callCount: true, detailed: true });
-
-interface Coverage {
-  result: Array<{
-    url: string;
-    functions: Array<{ ranges: Array<{ startOffset: number; endOffset: number; count: number }> }>;
-  }>;
-}
-const seen = new Set<string>();
-/** Blocks of src/wire/pipewire run since the last call that were never run before. */
-function newCoverage(): number {
-  const cov = post("Profiler.takePreciseCoverage") as Coverage;
-  let fresh = 0;
-  for (const s of cov.result) {
-    if (!s.url.includes("/src/wire/pipewire/")) continue;
-    const file = s.url.slice(s.url.lastIndexOf("/") + 1);
-    for (const fn of s.functions) {
-      for (const r of fn.ranges) {
-        if (r.count === 0) continue;
-        const key = `${file}:${r.startOffset}:${r.endOffset}`;
-        if (!seen.has(key)) {
-          seen.add(key);
-          fresh++;
-        }
-      }
-    }
-  }
-  return fresh;
-}
+/** Blocks of the code under test run since the last call that were never run before. */
+const coverage = startCoverageTracker(["/src/wire/pipewire/"]);
+const newCoverage = (): number => coverage.newBlocks();
 
 // ---------------------------------------------------------------- corpus and mutation
 const corpus: Uint8Array[] = [];
@@ -255,7 +216,7 @@ function runOne(input: Uint8Array): number {
 
 newCoverage(); // Drop what module loading ran.
 for (const c of corpus) runOne(c);
-const seedBlocks = seen.size;
+const seedBlocks = coverage.total;
 const deadline = Date.now() + seconds * 1000;
 let execs = corpus.length;
 let peakHeap = 0;
@@ -271,5 +232,5 @@ while (Date.now() < deadline) {
   if (heap > 768 * 1024 * 1024) crash(new Uint8Array(0), `heap grew to ${heap} bytes`);
 }
 process.stdout.write(
-  `${JSON.stringify({ seed, seconds, execs, seeds: seedCount, corpus: corpus.length, seedBlocks, blocks: seen.size, peakHeapMiB: Math.round(peakHeap / 1048576) })}\n`,
+  `${JSON.stringify({ seed, seconds, execs, seeds: seedCount, corpus: corpus.length, seedBlocks, blocks: coverage.total, peakHeapMiB: Math.round(peakHeap / 1048576) })}\n`,
 );

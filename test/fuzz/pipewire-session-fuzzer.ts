@@ -6,9 +6,9 @@
 // anticipate), it never leaks an fd, and it keeps serving; the daemon stays alive.
 //
 // Usage: node --import tsx test/fuzz/pipewire-session-fuzzer.ts [--seconds N] [--seed N] [--out DIR]
+
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { Session } from "node:inspector";
 import { join } from "node:path";
 import { startPipeWire, TEST_SINK } from "../../src/harness/pipewire.ts";
 import type { AuditRecord } from "../../src/proxy/pipewire/audit.ts";
@@ -16,6 +16,7 @@ import { startPipeWireFilter } from "../../src/proxy/pipewire/filter-server.ts";
 import type { ProfileName } from "../../src/proxy/pipewire/policy.ts";
 import { loadCaptures } from "../helpers/pipewire-fixtures.ts";
 import { RawPipeWireClient } from "../helpers/pipewire-raw-client.ts";
+import { startCoverageTracker } from "./coverage-tracker.ts";
 
 const args = process.argv.slice(2);
 const opt = (name: string, def: string): string => {
@@ -110,46 +111,9 @@ function mutate(c: Case): Case {
 }
 
 // ---------------------------------------------------------------- coverage
-const session = new Session();
-session.connect();
-function post(method: string, params?: object): unknown {
-  let out: unknown;
-  let err: unknown;
-  session.post(method, params, (e, r) => {
-    err = e;
-    out = r;
-  });
-  if (err) throw err;
-  return out;
-}
-post("Profiler.enable");
-post("Profiler.startPreciseCoverage", { callCount: true, detailed: true });
-interface Coverage {
-  result: Array<{
-    url: string;
-    functions: Array<{ ranges: Array<{ startOffset: number; endOffset: number; count: number }> }>;
-  }>;
-}
-const seen = new Set<string>();
-function newCoverage(): number {
-  const cov = post("Profiler.takePreciseCoverage") as Coverage;
-  let fresh = 0;
-  for (const s of cov.result) {
-    if (!s.url.includes("/src/proxy/pipewire/") && !s.url.includes("/src/wire/pipewire/")) continue;
-    const file = s.url.slice(s.url.lastIndexOf("/") + 1);
-    for (const fn of s.functions) {
-      for (const r of fn.ranges) {
-        if (r.count === 0) continue;
-        const key = `${file}:${r.startOffset}:${r.endOffset}`;
-        if (!seen.has(key)) {
-          seen.add(key);
-          fresh++;
-        }
-      }
-    }
-  }
-  return fresh;
-}
+/** Blocks of the code under test run since the last call that were never run before. */
+const coverage = startCoverageTracker(["/src/proxy/pipewire/", "/src/wire/pipewire/"]);
+const newCoverage = (): number => coverage.newBlocks();
 
 // ---------------------------------------------------------------- run
 const stack = await startPipeWire();
@@ -217,7 +181,7 @@ async function runOne(c: Case): Promise<number> {
 newCoverage();
 const baseFds = fdsNow();
 for (const c of corpus.slice(0, seedCount)) await runOne(c);
-const seedBlocks = seen.size;
+const seedBlocks = coverage.total;
 const deadline = Date.now() + seconds * 1000;
 let execs = seedCount;
 while (Date.now() < deadline) {
@@ -235,5 +199,5 @@ for (const r of audit) reasons.set(r.reason, (reasons.get(r.reason) ?? 0) + 1);
 for (const f of filters.values()) f.close();
 await stack.stop();
 process.stdout.write(
-  `${JSON.stringify({ seed, seconds, execs, seeds: seedCount, corpus: corpus.length, seedBlocks, blocks: seen.size, refusalReasons: reasons.size })}\n`,
+  `${JSON.stringify({ seed, seconds, execs, seeds: seedCount, corpus: corpus.length, seedBlocks, blocks: coverage.total, refusalReasons: reasons.size })}\n`,
 );
