@@ -401,7 +401,17 @@ export function decodeHeader(buf: Uint8Array, off: number, end = buf.length): Co
   return { cmd: buf[off]!, ringIdx: buf[off + 1]!, cmdSize: buf[off + 2]! | (buf[off + 3]! << 8) };
 }
 
+/**
+ * Shared, frozen lists for the common case of no identifiers (most Wayland traffic): decoding then allocates no
+ * typed arrays. Decoded lists are read-only for their consumers, so sharing is safe.
+ */
+const NO_IDS: Readonly<Record<IdentifierArraySize, IdentifierList>> = {
+  28: Object.freeze(newIdentifierList(28)),
+  4: Object.freeze(newIdentifierList(4)),
+};
+
 function decodeIds(buf: Uint8Array, off: number, count: number, n: IdentifierArraySize): IdentifierList {
+  if (count === 0) return NO_IDS[n];
   const ids = newIdentifierList(n);
   ids.count = count;
   for (let i = 0; i < count; i++) {
