@@ -1,5 +1,8 @@
 // wl_shm through the guest proxy with a hand-driven client: pool growth past the host blob, early buffer
 // release, and a client that shrinks its pool under a buffer (a protocol error for it alone, no proxy crash).
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { native } from "../../src/native.ts";
 import type { Compositor } from "../helpers/compositor.ts";
@@ -23,13 +26,13 @@ async function shmClient(socketPath: string) {
     c,
     surface,
     memfds,
-    pool(size: number): { id: number; fd: number } {
+    pool(size: number): { id: number; fd: number; shm: number } {
       const fd = native.memfdCreate("test-pool", 0);
       memfds.push(fd);
       native.ftruncate(fd, size);
       const id = c.newId();
       c.request(shm, "wl_shm", "create_pool", (w) => w.uint(id).fd(fd).int(size), [fd]);
-      return { id, fd };
+      return { id, fd, shm };
     },
     buffer(pool: number, offset: number, width: number, height: number): number {
       const id = c.newId();
@@ -136,5 +139,50 @@ describe("wl_shm through crossway guest (headless weston)", () => {
     } finally {
       t.close();
     }
+  });
+
+  describe("with a per-client host shm limit of 1 MiB", () => {
+    let limited: CrosswayStack;
+    let dir: string;
+
+    beforeAll(async () => {
+      dir = mkdtempSync(join(tmpdir(), "crossway-shm-limit-"));
+      writeFileSync(join(dir, "guest.json"), JSON.stringify({ maxShmBytes: 1024 * 1024 }));
+      limited = await startCrosswayStack(weston, { guestArgs: ["--config", join(dir, "guest.json")] });
+    });
+
+    afterAll(async () => {
+      await limited?.stop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+
+    it("refuses a pool past the limit with no_memory, and counts freed pools back", async () => {
+      const ok = await shmClient(limited.socketPath);
+      try {
+        // 768 KiB, destroyed, then 768 KiB again: the first one's host memory came back.
+        const a = ok.pool(768 * 1024);
+        ok.c.request(a.id, "wl_shm_pool", "destroy", () => {});
+        await ok.c.roundtrip();
+        ok.pool(768 * 1024);
+        await ok.c.roundtrip();
+        expect(ok.c.error).toBeNull();
+      } finally {
+        ok.close();
+      }
+      const t = await shmClient(limited.socketPath);
+      try {
+        t.pool(512 * 1024);
+        const second = t.pool(768 * 1024);
+        const err = await t.c.waitFor((e) => e.iface === "wl_display" && e.name === "error");
+        expect(err.args[0]).toBe(1);
+        expect(err.args[1]).toBe(2); // wl_display.error.no_memory
+        expect(err.args[2]).toBe(
+          `no memory: wl_shm@${second.shm}.create_pool(size 786432) would bring this client's host shm to 1310720 bytes (limit 1048576)`,
+        );
+      } finally {
+        t.close();
+      }
+      expect(limited.guestRunning()).toBe(true);
+    });
   });
 });

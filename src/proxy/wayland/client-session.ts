@@ -107,6 +107,9 @@ export class ClientSession {
   /** Pools the proxy destroyed and recreated on the host: their host delete_id must not reach the client. */
   private readonly recreated = new Map<number, { iface: InterfaceDesc; version: number; pending: number }>();
 
+  /** Bytes of host blob memory this client's pools hold (checked against config.maxShmBytes). */
+  private shmBytes = 0;
+
   /** Imported guest dmabufs whose GEM references can go once the SEND carrying them is out (§5.9). */
   private readonly importsToRelease: Array<{ release(): void }> = [];
 
@@ -540,6 +543,12 @@ export class ClientSession {
       native.close(fd);
       throw this.clientError(shmId, ShmError.INVALID_STRIDE, `invalid size (${size})`);
     }
+    try {
+      this.checkShmQuota(m, size);
+    } catch (err) {
+      native.close(fd);
+      throw err;
+    }
     return this.newPoolBlob(size).then(
       (blob) => {
         if (this.closed) {
@@ -558,6 +567,21 @@ export class ClientSession {
     );
   }
 
+  /**
+   * Refuses a pool that would bring this client's host shm memory past the configured limit, the way a
+   * compositor answers an allocation it cannot make (wl_display.error no_memory), with the figures in the message.
+   */
+  private checkShmQuota(m: DecodedMessage, size: number): void {
+    const wanted = this.shmBytes + poolBucket(size);
+    if (wanted <= this.ctx.config.maxShmBytes) return;
+    const desc = m.desc as MessageDesc;
+    throw this.clientError(
+      1,
+      DisplayErrorCode.NO_MEMORY,
+      `no memory: ${desc.iface.name}@${m.objectId}.${desc.name}(size ${size}) would bring this client's host shm to ${wanted} bytes (limit ${this.ctx.config.maxShmBytes})`,
+    );
+  }
+
   private async newPoolBlob(size: number): Promise<PoolBlob> {
     // §6.5: an R8 image of size x 1 is a linear byte array on every host allocator.
     const reqs = await this.channel.imageRequirements(poolBucket(size), 1, DrmFormat.R8);
@@ -570,7 +594,10 @@ export class ClientSession {
     const blob = await this.channel.createHostBlob(reqs);
     try {
       const mapping = await blob.map();
-      return new PoolBlob(blob, mapping);
+      this.shmBytes += mapping.bytes.byteLength;
+      return new PoolBlob(blob, mapping, (capacity) => {
+        this.shmBytes -= capacity;
+      });
     } catch (err) {
       blob.close();
       throw err;
@@ -620,6 +647,7 @@ export class ClientSession {
     }
     // The host blob cannot grow: give the host a new pool under the same id (destroy, then create_pool again).
     // Buffers made before keep their old blob; the host's delete_id for the old pool is kept from the client.
+    this.checkShmQuota(m, size);
     const shm = this.conn.objects.live(pool.shmId);
     if (shm === null) {
       throw this.clientError(m.objectId, ShmError.INVALID_FD, "cannot grow a pool after wl_shm was released");

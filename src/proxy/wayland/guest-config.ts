@@ -17,6 +17,11 @@ export interface GuestConfig {
   readonly maxMessageSize: number;
   /** Bytes queued towards a client that does not read, before that client is disconnected. */
   readonly clientQueueLimit: number;
+  /**
+   * Host memory one client's wl_shm pools may hold (their host blobs, old generations included). Host memory is
+   * the VMM's: a guest app must not be able to exhaust it. Past the limit the client gets wl_display no_memory.
+   */
+  readonly maxShmBytes: number;
 }
 
 /** The defaults: the built-in allowlist, no tags, 4096-byte messages, 16 MiB per-client queue. */
@@ -27,6 +32,7 @@ export const DEFAULT_GUEST_CONFIG: GuestConfig = {
   protocolPaths: [],
   maxMessageSize: 4096,
   clientQueueLimit: 16 * 1024 * 1024,
+  maxShmBytes: 2 * 1024 * 1024 * 1024,
 };
 
 const KNOWN_KEYS = new Set([
@@ -36,6 +42,7 @@ const KNOWN_KEYS = new Set([
   "protocolPaths",
   "maxMessageSize",
   "clientQueueLimit",
+  "maxShmBytes",
 ]);
 
 function fail(file: string, what: string): never {
@@ -108,6 +115,7 @@ export function parseGuestConfig(text: string, file = "config"): GuestConfig {
     protocolPaths,
     maxMessageSize,
     clientQueueLimit: int("clientQueueLimit", DEFAULT_GUEST_CONFIG.clientQueueLimit, 65536, 1 << 30),
+    maxShmBytes: int("maxShmBytes", DEFAULT_GUEST_CONFIG.maxShmBytes, 1 << 20, 2 ** 40),
   };
 }
 

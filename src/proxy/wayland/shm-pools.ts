@@ -19,6 +19,8 @@ export class PoolBlob {
   constructor(
     readonly blob: HostBlob,
     readonly mapping: BlobMapping,
+    /** Called once when the last reference goes (the session's per-client host memory accounting). */
+    private readonly onRelease: (capacity: number) => void = () => {},
   ) {}
 
   /** Capacity in bytes (the host's blob size, at least the pool size it was made for). */
@@ -33,8 +35,10 @@ export class PoolBlob {
   /** Drops a reference; the last one unmaps and closes the blob (the host's pool keeps its own fd). */
   unref(): void {
     if (--this.refs > 0) return;
+    const capacity = this.capacity;
     this.mapping.unmap();
     this.blob.close();
+    this.onRelease(capacity);
   }
 }
 

@@ -36,6 +36,7 @@ describe("parseGuestConfig", () => {
     ['{"maxMessageSize": 100000}', "'maxMessageSize' must be an integer in [4096, 65536]"],
     ['{"maxMessageSize": 4098}', "multiple of 4"],
     ['{"protocolPaths": [1]}', "'protocolPaths' must be an array of paths"],
+    ['{"maxShmBytes": 1000}', "'maxShmBytes' must be an integer in [1048576, 1099511627776]"],
   ])("rejects %s with a precise error", (text, message) => {
     expect(() => parseGuestConfig(text)).toThrow(message);
   });
