@@ -1,6 +1,8 @@
 // Robustness of `crossway guest` (issue 5): many clients, hostile clients and a dying compositor, with real peers.
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AGAIN, native } from "../../src/native.ts";
 import { MessageWriter } from "../../src/wire/wayland/message-writer.ts";
@@ -515,5 +517,67 @@ describe("the compositor dies (headless weston, SIGKILL)", () => {
     const ids = [processId(stack.guestPid), processId(stack.devicePid)];
     await stack.stop();
     for (const id of ids) expect(id !== undefined && isAlive(id), `pid ${id?.pid} after stop()`).toBe(false);
+  });
+});
+
+describe("a client that stops reading is cut off by the proxy itself (clientStallMs)", () => {
+  let weston: Compositor;
+  let stack: CrosswayStack;
+  let dir: string;
+
+  beforeAll(async () => {
+    weston = await startWeston({ width: 320, height: 240 });
+    dir = mkdtempSync(join(tmpdir(), "crossway-stall-"));
+    writeFileSync(join(dir, "guest.json"), JSON.stringify({ clientStallMs: 300 }));
+    stack = await startCrosswayStack(weston, { guestArgs: ["--config", join(dir, "guest.json")] });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+    await weston?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("ends the session after 300 ms without progress, without waiting for the compositor", async () => {
+    const bystander = RawWaylandClient.connect(stack.socketPath);
+    const bad = RawWaylandClient.connect(stack.socketPath, { read: false });
+    try {
+      await bystander.roundTrip();
+      // About 360 KB of events (done + delete_id per sync): more than the client's socket holds, little enough
+      // for the compositor's side to buffer, so only the proxy's own timer can end this.
+      const batch = new Uint8Array(12 * 1000);
+      const dv = new DataView(batch.buffer);
+      for (let round = 0; round < 15; round++) {
+        for (let i = 0; i < 1000; i++) {
+          dv.setUint32(i * 12, 1, true);
+          dv.setUint32(i * 12 + 4, 12 << 16, true);
+          dv.setUint32(i * 12 + 8, bad.newId(), true);
+        }
+        bad.send(batch, 2000);
+        await sleep(10);
+      }
+      await waitFor(
+        "the stall log line",
+        () => (stack.guestLog().includes("client stopped reading its events") ? true : undefined),
+        { timeoutMs: 10_000 },
+      );
+      expect(stack.guestLog()).toMatch(
+        /client stopped reading its events: \d+ bytes waited 300 ms without progress/,
+      );
+      // The proxy closed the socket: the (non-reading) client notices on its next write.
+      await waitFor(
+        "the client to see its connection closed",
+        () => {
+          bad.send(batch.subarray(0, 12));
+          return bad.eof ? true : undefined;
+        },
+        { timeoutMs: 5000, intervalMs: 50 },
+      );
+      await bystander.roundTrip();
+      expect(stack.guestRunning()).toBe(true);
+    } finally {
+      bad.close();
+      bystander.close();
+    }
   });
 });

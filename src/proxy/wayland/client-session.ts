@@ -93,6 +93,7 @@ export class ClientSession {
   private suspended = false; // a request hook is awaiting the host (e.g. a pool's blob)
   private hostBlocked = false; // the channel asked us to wait (onDrain)
   private paused = false; // we told the channel to stop delivering (client not reading)
+  private stallTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
   // Registry policy state.
@@ -219,10 +220,44 @@ export class ClientSession {
   }
 
   private flushClient(): void {
-    if (this.out.flush() === "done" && this.paused) {
+    const before = this.out.pending;
+    const res = this.out.flush();
+    if (res === "done" && this.paused) {
       this.paused = false;
+      this.clearStallTimer();
       this.channel.resume();
+    } else if (this.paused && this.out.pending < before) {
+      // The client reads, if slowly: it is not stalled.
+      this.armStallTimer(true);
     }
+  }
+
+  /**
+   * While the channel is paused for a client that does not read, a timer ends the session after
+   * config.clientStallMs without progress: the proxy does not rely on the compositor to drop such a client
+   * (libwayland >= 1.23 servers may buffer for it much longer).
+   */
+  private armStallTimer(restart: boolean): void {
+    if (this.stallTimer !== null && !restart) return;
+    this.clearStallTimer();
+    const ms = this.ctx.config.clientStallMs;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = null;
+      if (!this.paused || this.closed) return;
+      this.fail(
+        new CrosswayError(
+          "CW_GUEST_CLIENT_IO",
+          `client stopped reading its events: ${this.out.pending} bytes waited ${ms} ms without progress`,
+        ),
+      );
+    }, ms);
+    this.stallTimer.unref();
+  }
+
+  private clearStallTimer(): void {
+    if (this.stallTimer === null) return;
+    clearTimeout(this.stallTimer);
+    this.stallTimer = null;
   }
 
   // ----------------------------------------------------------------------------------------------------------
@@ -357,6 +392,7 @@ export class ClientSession {
           );
         }
         this.paused = true;
+        this.armStallTimer(false);
         this.rearm();
         return "pause";
       }
@@ -877,6 +913,7 @@ export class ClientSession {
   close(why: string, level: "info" | "warn" = "info"): void {
     if (this.closed) return;
     this.closed = true;
+    this.clearStallTimer();
     this.log[level]({ reason: why }, "client session ended");
     this.watcher.stop();
     this.watcher.close();

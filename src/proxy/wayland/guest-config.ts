@@ -22,6 +22,8 @@ export interface GuestConfig {
    * the VMM's: a guest app must not be able to exhaust it. Past the limit the client gets wl_display no_memory.
    */
   readonly maxShmBytes: number;
+  /** How long a client may leave its events unread (the channel paused for it) before it is disconnected. */
+  readonly clientStallMs: number;
 }
 
 /** The defaults: the built-in allowlist, no tags, 4096-byte messages, 16 MiB per-client queue. */
@@ -33,6 +35,7 @@ export const DEFAULT_GUEST_CONFIG: GuestConfig = {
   maxMessageSize: 4096,
   clientQueueLimit: 16 * 1024 * 1024,
   maxShmBytes: 2 * 1024 * 1024 * 1024,
+  clientStallMs: 30_000,
 };
 
 const KNOWN_KEYS = new Set([
@@ -43,6 +46,7 @@ const KNOWN_KEYS = new Set([
   "maxMessageSize",
   "clientQueueLimit",
   "maxShmBytes",
+  "clientStallMs",
 ]);
 
 function fail(file: string, what: string): never {
@@ -116,6 +120,7 @@ export function parseGuestConfig(text: string, file = "config"): GuestConfig {
     maxMessageSize,
     clientQueueLimit: int("clientQueueLimit", DEFAULT_GUEST_CONFIG.clientQueueLimit, 65536, 1 << 30),
     maxShmBytes: int("maxShmBytes", DEFAULT_GUEST_CONFIG.maxShmBytes, 1 << 20, 2 ** 40),
+    clientStallMs: int("clientStallMs", DEFAULT_GUEST_CONFIG.clientStallMs, 100, 3_600_000),
   };
 }
 
