@@ -10,34 +10,16 @@
 //
 // Usage: node --import tsx test/fuzz/pipewire-fuzzer.ts [--seconds N] [--seed N] [--out DIR]
 
-import { createHash } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
 import { CrosswayError } from "../../src/errors.ts";
 import { decodePayload, encodeHeader, encodeMessage, Framer } from "../../src/wire/pipewire/framing.ts";
 import { decodePod, STRICT_POD_LIMITS } from "../../src/wire/pipewire/pod-reader.ts";
 import { checkSignature, EVENTS, METHODS } from "../../src/wire/pipewire/protocol.ts";
 import { loadCaptures } from "../helpers/pipewire-fixtures.ts";
 import { malformedCorpus } from "../helpers/pipewire-malformed.ts";
-import { startCoverageTracker } from "./coverage-tracker.ts";
+import { fuzzRun, startCoverageTracker } from "./fuzz-support.ts";
 
-const args = process.argv.slice(2);
-const opt = (name: string, def: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : def;
-};
-const seconds = Number(opt("seconds", "20"));
-const seed = Number(opt("seed", String(Date.now() % 1_000_000)));
-const outDir = opt("out", join(process.cwd(), "test/fuzz/crashes"));
-
-// xorshift32: reproducible from the printed seed.
-let rng = seed | 1;
-const rand = (n: number): number => {
-  rng ^= rng << 13;
-  rng ^= rng >>> 17;
-  rng ^= rng << 5;
-  return (rng >>> 0) % n;
-};
+const run = fuzzRun();
+const { seconds, seed, rand } = run;
 
 const S2C = { ...STRICT_POD_LIMITS, maxDepth: 16, maxPods: 65536, maxString: 65536, maxElements: 4096 };
 const SPECS = [...Object.values(METHODS), ...Object.values(EVENTS)].flatMap((t) =>
@@ -195,10 +177,7 @@ function mutate(src: Uint8Array): Uint8Array {
 
 // ---------------------------------------------------------------- loop
 function crash(input: Uint8Array, why: string): never {
-  mkdirSync(outDir, { recursive: true });
-  const name = `crash-${createHash("sha1").update(input).digest("hex").slice(0, 12)}.bin`;
-  writeFileSync(join(outDir, name), input);
-  process.stdout.write(`${JSON.stringify({ crash: why, input: join(outDir, name), seed })}\n`);
+  run.saveCrash("crash", input, why);
   process.exit(1);
 }
 

@@ -7,8 +7,7 @@
 //
 // Usage: node --import tsx test/fuzz/pipewire-session-fuzzer.ts [--seconds N] [--seed N] [--out DIR]
 
-import { createHash } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startPipeWire, TEST_SINK } from "../../src/harness/pipewire.ts";
 import type { AuditRecord } from "../../src/proxy/pipewire/audit.ts";
@@ -16,23 +15,10 @@ import { startPipeWireFilter } from "../../src/proxy/pipewire/filter-server.ts";
 import type { ProfileName } from "../../src/proxy/pipewire/policy.ts";
 import { loadCaptures } from "../helpers/pipewire-fixtures.ts";
 import { RawPipeWireClient } from "../helpers/pipewire-raw-client.ts";
-import { startCoverageTracker } from "./coverage-tracker.ts";
+import { fuzzRun, startCoverageTracker } from "./fuzz-support.ts";
 
-const args = process.argv.slice(2);
-const opt = (name: string, def: string): string => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 && args[i + 1] !== undefined ? (args[i + 1] as string) : def;
-};
-const seconds = Number(opt("seconds", "20"));
-const seed = Number(opt("seed", String(Date.now() % 1_000_000)));
-const outDir = opt("out", join(process.cwd(), "test/fuzz/crashes"));
-let rng = seed | 1;
-const rand = (n: number): number => {
-  rng ^= rng << 13;
-  rng ^= rng >>> 17;
-  rng ^= rng << 5;
-  return (rng >>> 0) % n;
-};
+const run = fuzzRun();
+const { seconds, seed, rand } = run;
 
 /** A client message sequence (header + payload each) for one profile. */
 interface Case {
@@ -149,13 +135,7 @@ function daemonAlive(): boolean {
 }
 
 async function fail(c: Case, why: string): Promise<never> {
-  mkdirSync(outDir, { recursive: true });
-  const blob = Buffer.concat(c.msgs.map((m) => Buffer.from(m)));
-  const name = `session-${createHash("sha1").update(blob).digest("hex").slice(0, 12)}.bin`;
-  writeFileSync(join(outDir, name), blob);
-  process.stdout.write(
-    `${JSON.stringify({ crash: why, profile: c.profile, input: join(outDir, name), seed })}\n`,
-  );
+  run.saveCrash("session", Buffer.concat(c.msgs.map((m) => Buffer.from(m))), why, { profile: c.profile });
   for (const f of filters.values()) f.close();
   await stack.stop();
   process.exit(1);
