@@ -186,11 +186,6 @@ export function newIdentifierList(capacity = 28): IdentifierList {
   };
 }
 
-/** Size of a SEND/RECEIVE carrying `dataLength` bytes under the given identifier-array size. */
-export function sendReceiveSize(maxIdentifiers: IdentifierArraySize, dataLength: number): number {
-  return sendReceiveHeaderSize(maxIdentifiers) + dataLength;
-}
-
 /**
  * Encodes SEND (cmd 4) or RECEIVE (cmd 5): header with cmd_size = header + data (0 for ring messages, where hosts
  * leave it unset, §3.1), the three identifier arrays (unused slots zeroed), then `data`. Returns the size.

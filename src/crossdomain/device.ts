@@ -40,6 +40,7 @@ import {
   MapInfo,
   PIPE_READ_START,
   READ_WRITE_HEADER_SIZE,
+  sendReceiveHeaderSize,
 } from "./protocol.ts";
 import { BlobMem } from "./structs.ts";
 
@@ -776,7 +777,7 @@ class DeviceContext {
   /** recvmsg on the host socket → RECEIVE; false when nothing was there after all. */
   private receive(): boolean {
     const st = this.state!;
-    const hdr = this.config.maxIdentifiers * 12 + 16;
+    const hdr = sendReceiveHeaderSize(this.config.maxIdentifiers);
     const n = native.recvmsg(st.socket, this.scratch, hdr, MAX_SEND_RECV_SIZE, this.fdsOut);
     const nfds = this.fdsOut[0]!;
     if (n === AGAIN) return false;
@@ -877,7 +878,8 @@ class DeviceContext {
 
   private itemError(id: number, err: Error): void {
     this.hostError(`item ${id}: ${err.message}`);
-    this.items.delete(id);
+    // Drop it whole: an eventfd item's fd and level-triggered watcher must go too, or the loop keeps waking.
+    this.dropItem(id);
   }
 
   private dropItem(id: number): void {

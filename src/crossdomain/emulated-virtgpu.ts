@@ -65,6 +65,8 @@ class EmulatedVirtGpu implements VirtGpu {
   private readonly blobs = new Map<number, LocalBlob>();
   /** Blobs exported at least once, by (dev, ino) of their memory, so a PRIME re-import finds them (kernel: GEM). */
   private readonly exported = new Map<string, { resourceId: number; size: number; writable: boolean }>();
+  /** Resource ids of {@link exported}, for closeBlob's check without scanning the map. */
+  private readonly exportedIds = new Set<number>();
   private nextBo = 1;
   private nextFence = 1;
   private numRings = 0;
@@ -257,6 +259,7 @@ class EmulatedVirtGpu implements VirtGpu {
   async exportBlob(blob: BlobHandle): Promise<ExportedBlob> {
     const b = this.local(blob, "PRIME_HANDLE_TO_FD");
     const st = native.fstat(b.fd);
+    this.exportedIds.add(blob.resourceId);
     this.exported.set(`${st.dev}:${st.ino}`, {
       resourceId: blob.resourceId,
       size: blob.size,
@@ -289,9 +292,8 @@ class EmulatedVirtGpu implements VirtGpu {
     if (b === undefined) return;
     this.blobs.delete(blob.bo);
     if (b.fd >= 0) native.close(b.fd);
-    const exported = [...this.exported.values()].some((e) => e.resourceId === blob.resourceId);
     // An exported blob lives on in its fds (the dmabuf holds the GEM object), so only unexported ones are freed.
-    if (!exported && !this.closed) {
+    if (!this.exportedIds.has(blob.resourceId) && !this.closed) {
       this.socket.send(buildFrame(FrameType.CLOSE_RESOURCE, 0, [blob.resourceId], null, 0));
     }
   }

@@ -39,7 +39,7 @@ export class ClientOutput {
   append(bytes: Uint8Array, fds: readonly number[]): void {
     if (fds.length > 0) {
       const last = this.segments.length > this.segHead ? this.segments[this.segments.length - 1] : undefined;
-      if (last !== undefined && last.fds.length + fds.length <= MAX_FDS_PER_MSG && last.start >= this.head) {
+      if (last !== undefined && last.fds.length + fds.length <= MAX_FDS_PER_MSG) {
         last.fds.push(...fds);
       } else {
         this.segments.push({ start: this.tail, fds: [...fds] });

@@ -19,7 +19,7 @@ import {
 } from "../../native.ts";
 import { DisplayErrorCode, WireProtocolError } from "../../wire/wayland/errors.ts";
 import { NEED_MORE } from "../../wire/wayland/framer.ts";
-import { MessageWriter } from "../../wire/wayland/message-writer.ts";
+import { MessageWriter, utf8Length } from "../../wire/wayland/message-writer.ts";
 import {
   ArgKind,
   type InterfaceDesc,
@@ -45,10 +45,12 @@ const MAP_SHARED = 1;
 const ShmError = { INVALID_FORMAT: 0, INVALID_STRIDE: 1, INVALID_FD: 2 } as const;
 
 /** Largest wl_shm pool a guest client may create (host memory is the VMM's, and not ours to waste). */
+/** The fds of an event that carries none, shared so that forwarding allocates nothing. */
+const NO_FDS: readonly number[] = Object.freeze([]);
 const MAX_POOL_SIZE = 1 << 30;
 
 /** Host pools are allocated in size buckets so that hosts, which never free image templates, see few sizes. */
-export function poolBucket(size: number): number {
+function poolBucket(size: number): number {
   const KiB64 = 64 * 1024;
   const MiB = 1024 * 1024;
   if (size <= MiB) return Math.ceil(size / KiB64) * KiB64;
@@ -406,13 +408,14 @@ export class ClientSession {
   /** Forwards an event: raw bytes; fds already replaced by hooks where needed. */
   private forwardEvent(m: DecodedMessage): void {
     const desc = m.desc as MessageDesc;
-    const fds: number[] = [];
+    // Most events carry no fds: share one empty array instead of allocating per event.
+    const fds = desc.fdCount > 0 ? [] : NO_FDS;
     if (desc.fdCount > 0) {
       for (let i = 0; i < desc.kinds.length; i++) {
         if (desc.kinds[i] === ArgKind.FD) {
           const fd = m.args.fd(i);
           this.hostItems.delete(fd);
-          fds.push(fd);
+          (fds as number[]).push(fd);
         }
       }
     }
@@ -794,9 +797,13 @@ export class ClientSession {
   private prefixString(m: DecodedMessage, prefix: string): "drop" {
     const desc = m.desc as MessageDesc;
     let value = prefix + (m.args.string(0) ?? "");
-    // Keep the rewritten message within what the host accepts; cut at a code point boundary.
+    // Keep the rewritten message within what the host accepts (header, length word, NUL, padding); cut whole code
+    // points, never half a surrogate pair.
     const limit = this.ctx.config.maxMessageSize - 16;
-    while (new TextEncoder().encode(value).length > limit) value = value.slice(0, -1);
+    while (utf8Length(value) > limit) {
+      const last = value.charCodeAt(value.length - 1);
+      value = value.slice(0, last >= 0xdc00 && last <= 0xdfff ? -2 : -1);
+    }
     this.toHost.begin(m.objectId, desc.opcode).string(value).end();
     return "drop";
   }
@@ -867,10 +874,9 @@ export class ClientSession {
         "client protocol error, disconnecting",
       );
       try {
-        const errorEvent = msg(this.ctx.registry, "wl_display", "error", true) as MessageDesc;
         const w = this.scratch;
         w.reset();
-        w.begin(1, errorEvent.opcode).uint(d.objectId).uint(d.code).string(d.message.slice(0, 3000)).end();
+        w.displayError({ ...d, message: d.message.slice(0, 3000) });
         this.out.append(w.bytes(), []);
         this.out.flush();
       } catch {

@@ -1,6 +1,7 @@
 // The guest proxy's configuration file: registry policy overrides, tagging and limits, validated strictly.
 import { readFileSync } from "node:fs";
 import { CrosswayError } from "../../errors.ts";
+import { MAX_MESSAGE_SIZE_LIMIT } from "../../wire/wayland/framer.ts";
 import { DEFAULT_GLOBALS, type GlobalRule } from "./registry-policy.ts";
 
 /** Everything `crossway guest` can be configured with; every field has a safe default. */
@@ -13,7 +14,7 @@ export interface GuestConfig {
   readonly appIdPrefix: string;
   /** Extra protocol XML files or directories, loaded at start (no rebuild for new protocols). */
   readonly protocolPaths: readonly string[];
-  /** Largest Wayland message accepted (libwayland's 4096 default; up to 65536 for libwayland >= 1.23 peers). */
+  /** Largest Wayland message accepted (libwayland's 4096 default; up to 65532 for libwayland >= 1.23 peers). */
   readonly maxMessageSize: number;
   /** Bytes queued towards a client that does not read, before that client is disconnected. */
   readonly clientQueueLimit: number;
@@ -110,7 +111,7 @@ export function parseGuestConfig(text: string, file = "config"): GuestConfig {
     }
     protocolPaths = obj.protocolPaths as string[];
   }
-  const maxMessageSize = int("maxMessageSize", 4096, 4096, 65536);
+  const maxMessageSize = int("maxMessageSize", 4096, 4096, MAX_MESSAGE_SIZE_LIMIT);
   if (maxMessageSize % 4 !== 0) fail(file, "'maxMessageSize' must be a multiple of 4");
   return {
     globals,

@@ -129,7 +129,16 @@ export class GuestServer {
           policy: { globals: this.opts.config.globals, dmabuf: channel.caps.supportsDmabuf },
           log,
         };
-        const s = ClientSession.start(clientFd, channel, ctx, tag, (ended) => this.sessions.delete(ended));
+        let s: ClientSession;
+        try {
+          s = ClientSession.start(clientFd, channel, ctx, tag, (ended) => this.sessions.delete(ended));
+        } catch (err) {
+          // A session that cannot even start (e.g. a configuration the wire layer refuses) ends this client only.
+          channel.close();
+          native.close(clientFd);
+          log.error({ client: tag, err: (err as Error).message }, "cannot start a session for the client");
+          return;
+        }
         this.sessions.add(s);
         log.info({ client: tag }, "client connected");
       },

@@ -151,12 +151,6 @@ export function expectLong(p: Pod | undefined, what: string): bigint {
   return p.v;
 }
 
-/** Checks that `p` is an Id and returns it. */
-export function expectId(p: Pod | undefined, what: string): number {
-  if (p?.t !== "id") throw schemaError("arg-type", what, `expected Id, got ${p?.t ?? "nothing"}`);
-  return p.v;
-}
-
 /** Checks that `p` is a String or None; returns the string or null. */
 export function expectString(p: Pod | undefined, what: string): string | null {
   if (p?.t === "string") return p.v;
