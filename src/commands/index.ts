@@ -2,6 +2,7 @@
 import type { CommandSpec } from "../cli-options.ts";
 import { demoCommand } from "./demo.ts";
 import { deviceCommand } from "./device.ts";
+import { doctorCommand } from "./doctor.ts";
 import { guestCommand } from "./guest.ts";
 import { pipewireFilterCommand } from "./pipewire-filter.ts";
 import { traceCommand } from "./trace.ts";
@@ -13,4 +14,5 @@ export const commands: readonly CommandSpec[] = [
   pipewireFilterCommand,
   traceCommand,
   demoCommand,
+  doctorCommand,
 ];

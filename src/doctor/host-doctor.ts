@@ -1,0 +1,174 @@
+// `crossway doctor --host`: the host's compositor and PipeWire sockets answer, and the filters' policy files load.
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import { loadPipeWirePolicy } from "../proxy/pipewire/policy-file.ts";
+import { loadGuestConfig } from "../proxy/wayland/guest-config.ts";
+import { type Finding, finding } from "./finding.ts";
+import { PipeWireProbe, pipewireProbeRequest } from "./pipewire-probe.ts";
+import { type RoundTripResult, socketRoundTrip } from "./socket-round-trip.ts";
+import { RegistryProbe, registryProbeRequest, summarizeGlobals } from "./wayland-probe.ts";
+
+/** Options of {@link hostDoctor}; unset paths come from the environment as the VMM would resolve them. */
+export interface HostDoctorOptions {
+  readonly env: NodeJS.ProcessEnv;
+  /** The compositor's socket; default $WAYLAND_DISPLAY (relative to $XDG_RUNTIME_DIR) or wayland-0. */
+  readonly wayland?: string;
+  /** PipeWire's socket; default $PIPEWIRE_REMOTE or pipewire-0 in $XDG_RUNTIME_DIR. Given: its absence fails. */
+  readonly pipewire?: string;
+  /** Per-VM policy directory: <dir>/<vm>/{wayland.json,pipewire.json} (the units' layout); absent is fine. */
+  readonly policyDir: string;
+  readonly timeoutMs: number;
+}
+
+function resolveIn(runtimeDir: string | undefined, name: string): string {
+  return isAbsolute(name) || runtimeDir === undefined ? name : join(runtimeDir, name);
+}
+
+function roundTripProblem(r: RoundTripResult<unknown>, path: string, what: string): string {
+  switch (r.kind) {
+    case "connect-failed":
+      return r.code === "ENOENT"
+        ? `no socket at ${path}`
+        : r.code === "ECONNREFUSED"
+          ? `${path} refuses connections (a stale socket: ${what} is not running)`
+          : `cannot connect to ${path}: ${r.message}`;
+    case "timeout":
+      return `${path} accepted but did not answer within ${r.ms} ms`;
+    case "closed":
+      return `${path}: ${r.message}`;
+    default:
+      return "";
+  }
+}
+
+/** Runs every host check; never throws for what it finds (that is a finding). */
+export async function hostDoctor(o: HostDoctorOptions): Promise<Finding[]> {
+  const out: Finding[] = [];
+  const rt = o.env.XDG_RUNTIME_DIR;
+  if (rt === undefined || rt === "") {
+    out.push(
+      finding(
+        "fail",
+        "XDG_RUNTIME_DIR",
+        "not set",
+        "run in a login session (systemd-logind sets /run/user/UID) or export XDG_RUNTIME_DIR",
+      ),
+    );
+  } else if (!existsSync(rt)) {
+    out.push(finding("fail", "XDG_RUNTIME_DIR", `${rt} does not exist`, "log in again, or create it 0700"));
+  } else {
+    const mode = statSync(rt).mode & 0o777;
+    out.push(
+      mode === 0o700
+        ? finding("ok", "XDG_RUNTIME_DIR", rt)
+        : finding("warn", "XDG_RUNTIME_DIR", `${rt} has mode ${mode.toString(8)}`, `chmod 700 ${rt}`),
+    );
+  }
+
+  const wlName = o.wayland ?? o.env.WAYLAND_DISPLAY ?? "wayland-0";
+  const wlPath = resolveIn(rt, wlName);
+  const wl = await socketRoundTrip(
+    wlPath,
+    registryProbeRequest(),
+    pushInto(new RegistryProbe()),
+    o.timeoutMs,
+  );
+  if (wl.kind === "answer") {
+    out.push(
+      wl.value.kind === "done"
+        ? wl.value.globals.some((g) => g.iface === "wl_compositor")
+          ? finding("ok", "compositor", `${wlPath} answers: ${summarizeGlobals(wl.value.globals)}`)
+          : finding(
+              "fail",
+              "compositor",
+              `${wlPath} offers no wl_compositor`,
+              "point --wayland at a compositor",
+            )
+        : finding("fail", "compositor", `${wlPath}: ${wl.value.message}`, "check the compositor's log"),
+    );
+  } else {
+    out.push(
+      finding(
+        "fail",
+        "compositor",
+        roundTripProblem(wl, wlPath, "the compositor"),
+        "start the compositor, or give its socket with --wayland PATH (the VMM's wayland socket option must name the same path)",
+      ),
+    );
+  }
+
+  const pwExplicit = o.pipewire !== undefined;
+  const pwName = o.pipewire ?? o.env.PIPEWIRE_REMOTE ?? "pipewire-0";
+  const pwPath = resolveIn(o.env.PIPEWIRE_RUNTIME_DIR ?? rt, pwName);
+  const pw = await socketRoundTrip(
+    pwPath,
+    pipewireProbeRequest(),
+    pushInto(new PipeWireProbe()),
+    o.timeoutMs,
+  );
+  if (pw.kind === "answer") {
+    out.push(
+      pw.value.kind === "done"
+        ? finding("ok", "PipeWire", `${pwPath} answers (daemon ${pw.value.version ?? "version unknown"})`)
+        : finding("fail", "PipeWire", `${pwPath}: ${pw.value.message}`, "check the PipeWire daemon's log"),
+    );
+  } else {
+    out.push(
+      finding(
+        pwExplicit ? "fail" : "warn",
+        "PipeWire",
+        `${roundTripProblem(pw, pwPath, "PipeWire")}${pwExplicit ? "" : ": guests get no audio or camera"}`,
+        "start PipeWire (systemctl --user start pipewire.socket) or give its socket with --pipewire PATH",
+      ),
+    );
+  }
+
+  out.push(...policyFindings(o.policyDir));
+  return out;
+}
+
+function pushInto<T>(probe: { push(b: Uint8Array): T | undefined }): (b: Uint8Array) => T | undefined {
+  return (b) => probe.push(b);
+}
+
+/** Loaders of the per-VM policy files the host units pass to the filters. */
+const POLICY_FILES: ReadonlyArray<readonly [string, (path: string) => unknown]> = [
+  ["pipewire.json", loadPipeWirePolicy],
+  // The Wayland policy uses the guest config's schema (globals allowlist and caps, tags, limits).
+  ["wayland.json", loadGuestConfig],
+];
+
+/** One finding per policy file under `dir/<vm>/`; no directory at all is fine (no filters configured). */
+export function policyFindings(dir: string): Finding[] {
+  let vms: string[];
+  try {
+    vms = readdirSync(dir, { withFileTypes: true })
+      .filter((d) => d.isDirectory())
+      .map((d) => d.name)
+      .sort();
+  } catch {
+    return [finding("ok", "filter policies", `no ${dir}: no per-VM filters configured`)];
+  }
+  const out: Finding[] = [];
+  for (const vm of vms) {
+    for (const [file, load] of POLICY_FILES) {
+      const path = join(dir, vm, file);
+      if (!existsSync(path)) continue;
+      try {
+        load(path);
+        out.push(finding("ok", `policy ${vm}`, `${path} loads`));
+      } catch (err) {
+        out.push(
+          finding(
+            "fail",
+            `policy ${vm}`,
+            (err as Error).message,
+            `fix ${path} (docs/install.md lists its keys)`,
+          ),
+        );
+      }
+    }
+  }
+  if (out.length === 0) out.push(finding("ok", "filter policies", `${dir} holds no policy files`));
+  return out;
+}
