@@ -122,6 +122,11 @@ export const ERROR_CODES = {
     summary: "a PipeWire message's arguments do not match its schema",
   },
   CW_PW_UPSTREAM: { disposition: "connection", summary: "the upstream PipeWire daemon failed or misbehaved" },
+  // --- control sockets and `crossway status` (src/control) ---
+  CW_CONTROL: {
+    disposition: "process",
+    summary: "a control socket cannot be reached or gave no valid answer (crossway status)",
+  },
   // --- Benchmarks (bench/): the suite's own failures; missing tools reuse CW_HARNESS_MISSING_PACKAGE ---
   CW_BENCH_FAILED: {
     disposition: "process",

@@ -1,6 +1,9 @@
 // `crossway guest`: the guest session's Wayland proxy, carrying every client to the host over cross-domain.
 
-import type { CommandSpec } from "../cli-options.ts";
+import type { CommandSpec, ParsedArgs } from "../cli-options.ts";
+import { attachControl } from "../control/attach.ts";
+import { Reloadable } from "../control/reload.ts";
+import { CrosswayError } from "../errors.ts";
 import { takeListenFds } from "../fd/listen-fds.ts";
 import { componentLogger } from "../log.ts";
 import { DEFAULT_GUEST_CONFIG, type GuestConfig, loadGuestConfig } from "../proxy/wayland/guest-config.ts";
@@ -8,6 +11,16 @@ import { checkDeviceSpec, GuestServer } from "../proxy/wayland/guest-server.ts";
 import { loadExtraProtocols } from "../trace/load-protocols.ts";
 import { ProtocolRegistry } from "../wire/wayland/protocol-registry.ts";
 import { waitForStopSignal } from "./stop-signal.ts";
+
+/** The config file with the command line's overrides applied (at start and at every reload). */
+function effectiveConfig(args: ParsedArgs, configPath: string | undefined): GuestConfig {
+  let config: GuestConfig = configPath !== undefined ? loadGuestConfig(configPath) : DEFAULT_GUEST_CONFIG;
+  const title = args.str("title-prefix");
+  const appId = args.str("app-id-prefix");
+  if (title !== undefined) config = { ...config, titlePrefix: title };
+  if (appId !== undefined) config = { ...config, appIdPrefix: appId };
+  return config;
+}
 
 /** The `guest` subcommand. */
 export const guestCommand: CommandSpec = {
@@ -26,35 +39,79 @@ export const guestCommand: CommandSpec = {
       value: "NAME|PATH",
       help: "display to serve (default: first free wayland-N in $XDG_RUNTIME_DIR; LISTEN_FDS wins)",
     },
-    { name: "config", value: "FILE", help: "JSON config: globals allowlist and caps, tags, limits" },
+    {
+      name: "config",
+      value: "FILE",
+      help: "JSON config: globals allowlist and caps, tags, limits (SIGHUP reloads it for new clients)",
+    },
     { name: "protocol", value: "PATH", help: "extra protocol XML file or directory", repeatable: true },
     { name: "title-prefix", value: "TEXT", help: "prefix every window title (overrides the config)" },
     { name: "app-id-prefix", value: "TEXT", help: "prefix every app_id (overrides the config)" },
+    { name: "control", value: "PATH", help: "control socket for `crossway status`" },
   ],
   async run(args) {
     const device = checkDeviceSpec(args.str("device") as string);
     const configPath = args.str("config");
-    let config: GuestConfig = configPath !== undefined ? loadGuestConfig(configPath) : DEFAULT_GUEST_CONFIG;
-    const title = args.str("title-prefix");
-    const appId = args.str("app-id-prefix");
-    if (title !== undefined) config = { ...config, titlePrefix: title };
-    if (appId !== undefined) config = { ...config, appIdPrefix: appId };
+    const config = effectiveConfig(args, configPath);
     const registry = ProtocolRegistry.fromGenerated();
     loadExtraProtocols(registry, [...config.protocolPaths, ...args.list("protocol")]);
     const log = componentLogger("guest");
     const socket = args.str("socket");
+    // systemd names each socket (FileDescriptorName=): "wayland" is ours; "pipewire" is for `guest --pipewire`.
+    const inherited = takeListenFds();
+    const pipewire = inherited.find((l) => l.name === "pipewire");
+    if (pipewire !== undefined) {
+      throw new CrosswayError(
+        "CW_LISTEN_FDS",
+        `crossway guest: systemd passed a socket named 'pipewire' (fd ${pipewire.fd}) but this build serves Wayland only`,
+        { value: pipewire.fd },
+      );
+    }
     const server = GuestServer.start({
       device,
       ...(socket !== undefined ? { socket } : {}),
-      listenFds: takeListenFds(),
+      listenFds: inherited,
       config,
       registry,
       log,
     });
+    const reloadable =
+      configPath === undefined
+        ? undefined
+        : new Reloadable(
+            config,
+            () => {
+              const next = effectiveConfig(args, configPath);
+              // Extra protocols are loaded into the shared tables once; changing them needs a restart.
+              if (JSON.stringify(next.protocolPaths) !== JSON.stringify(config.protocolPaths)) {
+                throw new CrosswayError(
+                  "CW_CONFIG",
+                  `${configPath}: protocolPaths cannot change on reload (restart crossway guest)`,
+                );
+              }
+              return next;
+            },
+            (c, generation) => server.setConfig(c, generation),
+          );
+    const controlPath = args.str("control");
+    const control = await attachControl({
+      command: "guest",
+      ...(reloadable !== undefined && configPath !== undefined
+        ? { policy: { file: configPath, reloadable } }
+        : {}),
+      ...(controlPath !== undefined ? { controlPath } : {}),
+      connections: () => server.status(),
+      log,
+    }).catch((err: unknown) => {
+      server.close();
+      throw err;
+    });
+    const names = inherited.map((l) => `fd ${l.fd} '${l.name}'`).join(", ");
     process.stdout.write(
-      `crossway guest: listening on ${server.socketPath ?? "inherited sockets"}${server.displayName !== undefined ? ` (WAYLAND_DISPLAY=${server.displayName})` : ""}\n`,
+      `crossway guest: listening on ${server.socketPath ?? `inherited sockets (${names})`}${server.displayName !== undefined ? ` (WAYLAND_DISPLAY=${server.displayName})` : ""}\n`,
     );
     await waitForStopSignal();
+    control.close();
     server.close();
     return 0;
   },

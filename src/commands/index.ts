@@ -5,6 +5,7 @@ import { deviceCommand } from "./device.ts";
 import { doctorCommand } from "./doctor.ts";
 import { guestCommand } from "./guest.ts";
 import { pipewireFilterCommand } from "./pipewire-filter.ts";
+import { statusCommand } from "./status.ts";
 import { traceCommand } from "./trace.ts";
 
 /** All subcommands, in the order `crossway --help` lists them. */
@@ -15,4 +16,5 @@ export const commands: readonly CommandSpec[] = [
   traceCommand,
   demoCommand,
   doctorCommand,
+  statusCommand,
 ];

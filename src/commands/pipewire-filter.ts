@@ -1,9 +1,42 @@
 // `crossway pipewire-filter`: a validating PipeWire proxy (pipewire.md §7, mode F) for one kind of stream client.
 
-import type { CommandSpec } from "../cli-options.ts";
+import type { CommandSpec, ParsedArgs } from "../cli-options.ts";
+import { attachControl } from "../control/attach.ts";
+import { Reloadable } from "../control/reload.ts";
+import { CrosswayError } from "../errors.ts";
+import { componentLogger } from "../log.ts";
 import { startPipeWireFilter } from "../proxy/pipewire/filter-server.ts";
 import type { ProfileName } from "../proxy/pipewire/policy.ts";
+import { loadPipeWirePolicy, type PipeWirePolicy } from "../proxy/pipewire/policy-file.ts";
 import { waitForStopSignal } from "./stop-signal.ts";
+
+/** The policy from --policy FILE, or from --profile/--target/--tag/--camera-controls (never both). */
+function policyFromArgs(args: ParsedArgs): PipeWirePolicy {
+  const file = args.str("policy");
+  const profile = args.str("profile");
+  if ((file === undefined) === (profile === undefined)) {
+    throw new CrosswayError(
+      "CW_USAGE",
+      "crossway pipewire-filter: give exactly one of --policy FILE or --profile NAME (see 'crossway pipewire-filter --help')",
+    );
+  }
+  if (file !== undefined) {
+    const inline = ["target", "tag", "camera-controls"].filter((o) => args.values.has(o));
+    if (inline.length > 0) {
+      throw new CrosswayError(
+        "CW_USAGE",
+        `crossway pipewire-filter: --${inline[0]} cannot be combined with --policy (put it in the file)`,
+      );
+    }
+    return loadPipeWirePolicy(file);
+  }
+  return {
+    profile: profile as ProfileName,
+    targets: args.list("target"),
+    tag: args.str("tag") ?? "guest.",
+    cameraControls: args.flag("camera-controls"),
+  };
+}
 
 /** The command spec registered in commands/index.ts. */
 export const pipewireFilterCommand: CommandSpec = {
@@ -20,24 +53,55 @@ export const pipewireFilterCommand: CommandSpec = {
     {
       name: "profile",
       value: "NAME",
-      help: "what clients may do",
-      required: true,
+      help: "what clients may do (or --policy)",
       choices: ["camera", "screencast", "audio-playback", "audio-capture"],
     },
     { name: "target", value: "NODE", help: "node name, id or serial the client may use", repeatable: true },
     { name: "tag", value: "PREFIX", help: "prefix for node names the client announces (default 'guest.')" },
     { name: "camera-controls", help: "allow Node.SetParam(Props) camera controls on camera targets" },
+    {
+      name: "policy",
+      value: "FILE",
+      help: 'JSON {"profile","targets","tag","cameraControls"} instead of the options; SIGHUP reloads it',
+    },
+    { name: "control", value: "PATH", help: "control socket for `crossway status`" },
   ],
   async run(args) {
+    const policy = policyFromArgs(args);
+    const file = args.str("policy");
     const filter = startPipeWireFilter({
       listenPath: args.str("listen") as string,
       upstreamPath: args.str("upstream") as string,
-      profile: args.str("profile") as ProfileName,
-      targets: args.list("target"),
-      ...(args.str("tag") !== undefined ? { tag: args.str("tag") as string } : {}),
-      cameraControls: args.flag("camera-controls"),
+      profile: policy.profile,
+      targets: policy.targets,
+      tag: policy.tag,
+      cameraControls: policy.cameraControls,
     });
+    const controlPath = args.str("control");
+    const control = await attachControl({
+      command: "pipewire-filter",
+      ...(file !== undefined
+        ? {
+            policy: {
+              file,
+              reloadable: new Reloadable(
+                policy,
+                () => loadPipeWirePolicy(file),
+                (p, generation) => filter.setPolicy(p, generation),
+              ),
+            },
+          }
+        : {}),
+      ...(controlPath !== undefined ? { controlPath } : {}),
+      connections: () => filter.status(),
+      log: componentLogger("pipewire-filter"),
+    }).catch((err: unknown) => {
+      filter.close();
+      throw err;
+    });
+    process.stdout.write(`crossway pipewire-filter: listening on ${args.str("listen")}\n`);
     await waitForStopSignal();
+    control.close();
     filter.close();
     return 0;
   },

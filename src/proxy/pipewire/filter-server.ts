@@ -1,10 +1,13 @@
 // The pipewire-filter listener: accepts guest connections on a Unix socket and runs one FilterSession each.
+
 import { lstatSync, unlinkSync } from "node:fs";
+import type { ConnectionStatus } from "../../control/status-report.ts";
 import { CrosswayError } from "../../errors.ts";
 import { componentLogger } from "../../log.ts";
 import { AGAIN, type NativeWatcher, native, POLL_READABLE } from "../../native.ts";
 import { type AuditSink, pinoAuditSink } from "./audit.ts";
 import { PROFILES, type ProfileName } from "./policy.ts";
+import type { PipeWirePolicy } from "./policy-file.ts";
 import { DEFAULT_LIMITS, type FilterConfig, type FilterLimits, FilterSession } from "./session.ts";
 
 /** Options of {@link startPipeWireFilter}. */
@@ -26,6 +29,10 @@ export interface PipeWireFilter {
   readonly listenPath: string;
   /** Live connections. */
   readonly sessions: ReadonlySet<FilterSession>;
+  /** Policy for connections accepted from now on (SIGHUP reload); connected clients keep theirs. */
+  setPolicy(policy: PipeWirePolicy, generation: number): void;
+  /** Every live connection's figures, for `crossway status`. */
+  status(): ConnectionStatus[];
   /** Stops listening, closes every connection and removes the socket file. */
   close(): void;
 }
@@ -44,7 +51,7 @@ function removeStaleSocket(path: string): void {
 /** Starts listening on `listenPath`; each accepted client gets its own restricted upstream connection. */
 export function startPipeWireFilter(opts: PipeWireFilterOptions): PipeWireFilter {
   const log = componentLogger("pipewire-filter");
-  const cfg: FilterConfig = {
+  let cfg: FilterConfig = {
     upstreamPath: opts.upstreamPath,
     profile: PROFILES[opts.profile],
     targets: opts.targets ?? [],
@@ -58,6 +65,8 @@ export function startPipeWireFilter(opts: PipeWireFilterOptions): PipeWireFilter
   removeStaleSocket(opts.listenPath);
   const lfd = native.unixListen(opts.listenPath, 16);
   const sessions = new Set<FilterSession>();
+  const generations = new Map<FilterSession, number>();
+  let generation = 1;
   let counter = 0;
   let closed = false;
   const watcher: NativeWatcher = native.createWatcher(lfd, (status) => {
@@ -65,8 +74,12 @@ export function startPipeWireFilter(opts: PipeWireFilterOptions): PipeWireFilter
     for (;;) {
       const fd = native.unixAccept(lfd);
       if (fd === AGAIN) break;
-      const s = new FilterSession(`c${++counter}`, fd, cfg, (done) => sessions.delete(done));
+      const s = new FilterSession(`c${++counter}`, fd, cfg, (done) => {
+        sessions.delete(done);
+        generations.delete(done);
+      });
       sessions.add(s);
+      generations.set(s, generation);
       try {
         s.start();
       } catch (err) {
@@ -86,6 +99,20 @@ export function startPipeWireFilter(opts: PipeWireFilterOptions): PipeWireFilter
   return {
     listenPath: opts.listenPath,
     sessions,
+    setPolicy(p, gen) {
+      cfg = {
+        ...cfg,
+        profile: PROFILES[p.profile],
+        targets: p.targets,
+        tag: p.tag,
+        cameraControls: p.cameraControls,
+      };
+      generation = gen;
+      log.info({ profile: p.profile, generation: gen }, "policy replaced for new connections");
+    },
+    status() {
+      return [...sessions].map((s) => ({ ...s.status(), policyGeneration: generations.get(s) ?? 0 }));
+    },
     close() {
       if (closed) return;
       closed = true;

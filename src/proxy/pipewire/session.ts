@@ -1,5 +1,6 @@
 // One filtered client connection: the state machine of pipewire.md §7.2, the allowlists of §7.4 in both
 // directions, self-restriction of the upstream connection (§7.1), and violation handling (§7.8).
+import type { ConnectionStatus } from "../../control/status-report.ts";
 import { CrosswayError } from "../../errors.ts";
 import { type Logger, logPayloads } from "../../log.ts";
 import { native } from "../../native.ts";
@@ -178,6 +179,9 @@ export class FilterSession {
   private lastRefill = Date.now();
   private rateTimer: NodeJS.Timeout | null = null;
   private readonly onClosed: (s: FilterSession) => void;
+  /** For `crossway status`: when the connection was accepted, and how many audit records it caused. */
+  private readonly startedAt = Date.now();
+  private refusals = 0;
 
   constructor(name: string, clientFd: number, cfg: FilterConfig, onClosed: (s: FilterSession) => void) {
     this.name = name;
@@ -234,6 +238,18 @@ export class FilterSession {
     this.shutdown("closed by filter");
   }
 
+  /** The connection's figures for `crossway status` (shm: daemon memory mapped for it; refusals: audit records). */
+  status(): Omit<ConnectionStatus, "policyGeneration"> {
+    return {
+      tag: this.name,
+      objects: this.objects.size,
+      shmBytes: this.memBytes,
+      queuedBytes: this.client.backlog,
+      ageMs: Date.now() - this.startedAt,
+      refusals: this.refusals,
+    };
+  }
+
   private shutdown(why: string): void {
     if (this.state === "CLOSING") return;
     this.state = "CLOSING";
@@ -283,6 +299,7 @@ export class FilterSession {
     action: AuditAction,
     detail?: string,
   ): void {
+    this.refusals++;
     const n = this.names(id, opcode, dir);
     const rec = { conn: this.name, dir, iface: n.iface, method: n.method, id, seq, reason, action };
     this.cfg.audit(detail === undefined ? rec : { ...rec, detail });

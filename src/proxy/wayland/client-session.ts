@@ -5,6 +5,7 @@
 //
 // Only identifiers and blob memory cross: client fds stay here (shm pools are copied into host blobs, pipes become
 // cross-domain pipes), and host fds are turned into local fds (sealed copies of host memory, local pipe ends).
+import type { ConnectionStatus } from "../../control/status-report.ts";
 import type { CloseReason, CrossDomainChannel, ReceivedItem, SendItem } from "../../crossdomain/channel.ts";
 import { DrmFormat } from "../../crossdomain/protocol.ts";
 import { CrosswayError } from "../../errors.ts";
@@ -112,6 +113,11 @@ export class ClientSession {
 
   /** Bytes of host blob memory this client's pools hold (checked against config.maxShmBytes). */
   private shmBytes = 0;
+  /** For `crossway status`: when the client connected, what it calls itself, what the policy refused it. */
+  private readonly startedAt = Date.now();
+  private appId: string | undefined;
+  private title: string | undefined;
+  private refusals = 0;
 
   /** Imported guest dmabufs whose GEM references can go once the SEND carrying them is out (§5.9). */
   private readonly importsToRelease: Array<{ release(): void }> = [];
@@ -514,12 +520,19 @@ export class ClientSession {
     // Guest DMA-BUFs cross as virtgpu resource ids (kernel backend; the policy hides linux-dmabuf otherwise).
     req("zwp_linux_buffer_params_v1", "add", (m) => this.onDmabufAdd(m));
     // Tags, so host windows say where they come from.
-    if (this.ctx.config.titlePrefix !== "") {
-      req("xdg_toplevel", "set_title", (m) => this.prefixString(m, this.ctx.config.titlePrefix));
-    }
-    if (this.ctx.config.appIdPrefix !== "") {
-      req("xdg_toplevel", "set_app_id", (m) => this.prefixString(m, this.ctx.config.appIdPrefix));
-    }
+    // The unprefixed values are kept for `crossway status`.
+    req("xdg_toplevel", "set_title", (m) => {
+      this.title = m.args.string(0) ?? "";
+      return this.ctx.config.titlePrefix !== ""
+        ? this.prefixString(m, this.ctx.config.titlePrefix)
+        : undefined;
+    });
+    req("xdg_toplevel", "set_app_id", (m) => {
+      this.appId = m.args.string(0) ?? "";
+      return this.ctx.config.appIdPrefix !== ""
+        ? this.prefixString(m, this.ctx.config.appIdPrefix)
+        : undefined;
+    });
     // Host memory handed to clients becomes a sealed private copy.
     ev("wl_keyboard", "keymap", (m) => this.copyHostMemory(m, 1, 2, "crossway-keymap"));
     ev("zwp_linux_dmabuf_feedback_v1", "format_table", (m) =>
@@ -537,6 +550,7 @@ export class ClientSession {
     const d = decideGlobal(this.ctx.policy, iface, hostVersion, known?.known === true ? known.version : 0);
     if (!d.show) {
       this.hidden.add(name);
+      this.refusals++;
       this.log.debug({ global: iface, version: hostVersion, reason: d.reason }, "global hidden");
       return "drop";
     }
@@ -913,6 +927,20 @@ export class ClientSession {
       return;
     }
     this.close(why, reason.kind === "error" ? "warn" : "info");
+  }
+
+  /** The connection's figures for `crossway status` (the server adds the policy generation). */
+  status(): Omit<ConnectionStatus, "policyGeneration"> {
+    return {
+      tag: this.tag,
+      ...(this.appId !== undefined ? { appId: this.appId } : {}),
+      ...(this.title !== undefined ? { title: this.title } : {}),
+      objects: this.conn.objects.liveCount(),
+      shmBytes: this.shmBytes,
+      queuedBytes: this.out.pending,
+      ageMs: Date.now() - this.startedAt,
+      refusals: this.refusals,
+    };
   }
 
   /** Ends the session: closes the client socket, the channel and every fd and mapping it holds. Idempotent. */

@@ -1,4 +1,5 @@
 // The guest Wayland server: listens on the guest's display socket and gives each client its own channel to the host.
+import type { ConnectionStatus } from "../../control/status-report.ts";
 import { CrossDomainChannel } from "../../crossdomain/channel.ts";
 import { openVirtGpu } from "../../crossdomain/open-virtgpu.ts";
 import { ChannelType } from "../../crossdomain/protocol.ts";
@@ -41,12 +42,17 @@ export class GuestServer {
   private readonly watchers: NativeWatcher[] = [];
   private counter = 0;
   private closed = false;
+  /** The config new clients get (replaced by {@link GuestServer.setConfig}); each session keeps the one it got. */
+  private config: GuestConfig;
+  private generation = 1;
+  private readonly generations = new Map<ClientSession, number>();
 
   private constructor(
     private readonly opts: GuestServerOptions,
     private readonly sockets: WaylandSocket[],
     private readonly inherited: readonly ListenFd[],
   ) {
+    this.config = opts.config;
     const fds = [...sockets.map((s) => s.fd), ...inherited.map((l) => l.fd)];
     for (const fd of fds) {
       const w = native.createWatcher(fd, () => this.accept(fd));
@@ -76,6 +82,17 @@ export class GuestServer {
   /** Live client sessions (for diagnostics and tests). */
   get clientCount(): number {
     return this.sessions.size;
+  }
+
+  /** Config for clients that connect from now on (SIGHUP reload); connected clients keep theirs. */
+  setConfig(config: GuestConfig, generation: number): void {
+    this.config = config;
+    this.generation = generation;
+  }
+
+  /** Every live session's figures, for `crossway status`. */
+  status(): ConnectionStatus[] {
+    return [...this.sessions].map((s) => ({ ...s.status(), policyGeneration: this.generations.get(s) ?? 0 }));
   }
 
   private accept(listenFd: number): void {
@@ -110,6 +127,9 @@ export class GuestServer {
       );
       return;
     }
+    // The config is chosen at accept time: a reload while the channel opens does not change this client's.
+    const generation = this.generation;
+    const config = this.config;
     CrossDomainChannel.open({
       gpu,
       channelType: ChannelType.WAYLAND,
@@ -124,14 +144,17 @@ export class GuestServer {
         }
         const ctx: SessionContext = {
           registry: this.opts.registry,
-          config: this.opts.config,
+          config,
           // linux-dmabuf only where the host allocates real dmabufs (never on the emulated device).
-          policy: { globals: this.opts.config.globals, dmabuf: channel.caps.supportsDmabuf },
+          policy: { globals: config.globals, dmabuf: channel.caps.supportsDmabuf },
           log,
         };
         let s: ClientSession;
         try {
-          s = ClientSession.start(clientFd, channel, ctx, tag, (ended) => this.sessions.delete(ended));
+          s = ClientSession.start(clientFd, channel, ctx, tag, (ended) => {
+            this.sessions.delete(ended);
+            this.generations.delete(ended);
+          });
         } catch (err) {
           // A session that cannot even start (e.g. a configuration the wire layer refuses) ends this client only.
           channel.close();
@@ -140,6 +163,7 @@ export class GuestServer {
           return;
         }
         this.sessions.add(s);
+        this.generations.set(s, generation);
         log.info({ client: tag }, "client connected");
       },
       (err: unknown) => {

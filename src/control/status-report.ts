@@ -1,0 +1,36 @@
+// The shape of `crossway status` answers, shared by every command that opens a control socket.
+
+/** One proxied connection as the running command sees it. Fields it cannot know are absent. */
+export interface ConnectionStatus {
+  /** The command's own tag for the connection ("c1", "c2", ...), as in its log lines. */
+  readonly tag: string;
+  /** xdg_toplevel app_id and title as the client set them (before any prefix), Wayland only. */
+  readonly appId?: string;
+  readonly title?: string;
+  /** Live protocol objects (Wayland ids on both sides; PipeWire proxies). */
+  readonly objects: number;
+  /** Host shared memory the connection holds (Wayland shm pools' host blobs), in bytes. */
+  readonly shmBytes: number;
+  /** Bytes queued towards the client, not yet written to its socket. */
+  readonly queuedBytes: number;
+  /** Milliseconds since the connection was accepted. */
+  readonly ageMs: number;
+  /** Things the policy refused for this connection (hidden globals, refused messages). */
+  readonly refusals: number;
+  /** Which policy generation the connection runs with (1 at start, +1 per accepted reload). */
+  readonly policyGeneration: number;
+}
+
+/** What a control socket answers to `status`. */
+export interface StatusReport {
+  /** "guest", "pipewire-filter", "wayland-filter". */
+  readonly command: string;
+  readonly pid: number;
+  /** Seconds since the command started. */
+  readonly uptimeSec: number;
+  /** The policy or config file reloads read (absent: the command runs on built-in defaults or options). */
+  readonly policyFile?: string;
+  /** The generation new connections get. */
+  readonly policyGeneration: number;
+  readonly connections: readonly ConnectionStatus[];
+}
