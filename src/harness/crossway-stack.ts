@@ -31,6 +31,8 @@ export interface CrosswayStack {
   devicePid: number;
   /** The guest's stderr so far (pino JSON lines). */
   guestLog(): string;
+  /** The guest's stdout so far (its ready line, reload outcomes). */
+  guestOutput(): string;
   /** The device's stderr so far (pino JSON lines). */
   deviceLog(): string;
   /** The guest's stderr parsed: one object per JSON line (non-JSON lines are skipped). */
@@ -158,6 +160,7 @@ export async function startCrosswayStack(
       guestPid: guest.proc.pid,
       devicePid: device.proc.pid,
       guestLog: guest.stderr,
+      guestOutput: guest.stdout,
       deviceLog: device.stderr,
       guestLogRecords: () => parseLogLines(guest.stderr()),
       guestRunning: () => guest.proc.running,
