@@ -1,4 +1,5 @@
 // The crossway command line: dispatches to subcommands, prints help, maps usage errors to exit code 2.
+import { readFileSync } from "node:fs";
 import { type CommandSpec, commandHelp, parseArgs } from "./cli-options.ts";
 import { commands } from "./commands/index.ts";
 import { CrosswayError } from "./errors.ts";
@@ -7,7 +8,7 @@ function topHelp(list: readonly CommandSpec[]): string {
   const lines = [
     "crossway: run sandboxed desktop apps in microVMs, with Wayland and PipeWire across virtio-gpu cross-domain",
     "",
-    "Usage: crossway <command> [options]",
+    "Usage: crossway <command> [options]    (crossway --version: the installed version)",
     "",
     "Commands:",
   ];
@@ -20,12 +21,24 @@ function topHelp(list: readonly CommandSpec[]): string {
   return lines.join("\n");
 }
 
+/** The version in package.json (read at run time: the installed package's own). */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
 /** Runs the CLI with `argv` (without node and script); resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
     process.stdout.write(`${topHelp(commands)}\n`);
     return name === undefined ? 2 : 0;
+  }
+  if (name === "--version" || name === "-V") {
+    process.stdout.write(`${packageVersion()}\n`);
+    return 0;
   }
   const spec = commands.find((c) => c.name === name);
   if (spec === undefined) {
