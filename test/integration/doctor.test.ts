@@ -6,9 +6,10 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makePeerDirs, type PeerDirs } from "../../src/harness/compositor.ts";
 import type { Compositor } from "../helpers/compositor.ts";
+import { startCrosswayCommand } from "../helpers/crossway-command.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { type PipeWireStack, startPipeWire } from "../helpers/pipewire.ts";
-import { run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
+import { run } from "../helpers/processes.ts";
 import { startWeston } from "../helpers/weston.ts";
 
 useFdLeakCheck();
@@ -117,20 +118,11 @@ describe("crossway doctor", () => {
 
   it("guest mode through the emulated device: caps, channels and both round trips", async () => {
     const devSock = join(dirs.base, "dev.sock");
-    let out = "";
-    const device: TrackedProcess = spawnTracked(
-      "crossway device",
-      process.execPath,
-      [BIN, "device", "--listen", devSock, "--wayland", weston.socketPath, "--pipewire", pw.socketPath],
-      { pipeStdout: true },
+    const device = await startCrosswayCommand(
+      ["device", "--listen", devSock, "--wayland", weston.socketPath, "--pipewire", pw.socketPath],
+      join(dirs.base, "device.log"),
     );
-    device.child.stdout?.on("data", (b: Buffer) => {
-      out += b.toString();
-    });
     try {
-      await waitFor("crossway device's ready line", () => (out.includes("listening on") ? true : undefined), {
-        timeoutMs: 30_000,
-      });
       const { code, found } = await doctor(
         ["--guest", "--device", `emulated:${devSock}`, "--pipewire-guest"],
         {

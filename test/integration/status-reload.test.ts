@@ -1,6 +1,6 @@
 // crossway status and SIGHUP reload on real peers: the guest in front of weston, pipewire-filter in front of a
 // private PipeWire. New connections get the new policy, connected ones keep theirs, a bad file is refused.
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,9 +8,10 @@ import type { StatusReport } from "../../src/control/status-report.ts";
 import { makePeerDirs, type PeerDirs } from "../../src/harness/compositor.ts";
 import { type CrosswayStack, startCrosswayStack } from "../../src/harness/crossway-stack.ts";
 import type { Compositor } from "../helpers/compositor.ts";
+import { type CrosswayCommand, startCrosswayCommand } from "../helpers/crossway-command.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { type PipeWireStack, startPipeWire } from "../helpers/pipewire.ts";
-import { run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
+import { run, spawnTracked, waitFor } from "../helpers/processes.ts";
 import { WaylandTestClient } from "../helpers/wayland-test-client.ts";
 import { startWeston } from "../helpers/weston.ts";
 
@@ -173,7 +174,7 @@ describe("crossway guest: status and reload", () => {
 describe("crossway pipewire-filter: status and reload", () => {
   let pw: PipeWireStack;
   let dirs: PeerDirs;
-  let filter: TrackedProcess | undefined;
+  let filter: CrosswayCommand | undefined;
 
   beforeAll(async () => {
     pw = await startPipeWire();
@@ -192,38 +193,24 @@ describe("crossway pipewire-filter: status and reload", () => {
     const control = join(dirs.base, "pwf.ctl");
     const listen = join(dirs.base, "pwf.sock");
     writeFileSync(policy, JSON.stringify({ profile: "audio-playback" }));
-    let out = "";
-    const errPath = join(dirs.base, "filter.log");
-    const logFd = openSync(errPath, "a");
-    try {
-      filter = spawnTracked(
-        "crossway pipewire-filter",
-        process.execPath,
-        [
-          BIN,
-          "pipewire-filter",
-          "--listen",
-          listen,
-          "--upstream",
-          pw.socketPath,
-          "--policy",
-          policy,
-          "--control",
-          control,
-        ],
-        { pipeStdout: true, logFd },
-      );
-    } finally {
-      closeSync(logFd);
-    }
-    const proc = filter;
-    const err = (): string => readFileSync(errPath, "utf8");
-    proc.child.stdout?.on("data", (d: Buffer) => {
-      out += d.toString();
-    });
-    await waitFor("the filter's ready line", () => (out.includes("listening on") ? true : undefined), {
-      timeoutMs: STEP_TIMEOUT_MS,
-    });
+    const started = await startCrosswayCommand(
+      [
+        "pipewire-filter",
+        "--listen",
+        listen,
+        "--upstream",
+        pw.socketPath,
+        "--policy",
+        policy,
+        "--control",
+        control,
+      ],
+      join(dirs.base, "filter.log"),
+    );
+    filter = started;
+    const proc = started.proc;
+    const out = (): string => started.stdout();
+    const err = (): string => started.log();
     // pw-dump through the filter: what it shows depends on the profile (audio-playback: sinks; camera: sources).
     const dump = async (): Promise<string[]> => {
       const r = await run("pw-dump", [], {
@@ -238,7 +225,7 @@ describe("crossway pipewire-filter: status and reload", () => {
 
     writeFileSync(policy, JSON.stringify({ profile: "camera" }));
     process.kill(proc.pid, "SIGHUP");
-    await waitFor("the filter's reload line", () => (out.includes("(generation 2)") ? true : undefined), {
+    await waitFor("the filter's reload line", () => (out().includes("(generation 2)") ? true : undefined), {
       timeoutMs: STEP_TIMEOUT_MS,
     });
     expect(await dump()).not.toContain("Audio/Sink");

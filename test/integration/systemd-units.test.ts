@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StatusReport } from "../../src/control/status-report.ts";
 import { makePeerDirs, type PeerDirs } from "../../src/harness/compositor.ts";
 import type { Compositor } from "../helpers/compositor.ts";
+import { type CrosswayCommand, startCrosswayCommand } from "../helpers/crossway-command.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { requireCommand, run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
 import { WaylandTestClient } from "../helpers/wayland-test-client.ts";
@@ -125,7 +126,7 @@ describe("contrib/systemd units", () => {
 describe("crossway-guest.service under socket activation", () => {
   let weston: Compositor;
   let dirs: PeerDirs;
-  let device: TrackedProcess;
+  let device: CrosswayCommand | undefined;
   const devSock = (): string => join(dirs.base, "dev.sock");
 
   beforeAll(async () => {
@@ -133,19 +134,10 @@ describe("crossway-guest.service under socket activation", () => {
     weston = await startWeston();
     dirs = makePeerDirs("sockact");
     mkdirSync(dirs.runtimeDir, { mode: 0o700, recursive: true });
-    let out = "";
-    device = spawnTracked(
-      "crossway device",
-      process.execPath,
-      [BIN, "device", "--listen", devSock(), "--wayland", weston.socketPath],
-      { pipeStdout: true },
+    device = await startCrosswayCommand(
+      ["device", "--listen", devSock(), "--wayland", weston.socketPath],
+      join(dirs.base, "device.log"),
     );
-    device.child.stdout?.on("data", (b: Buffer) => {
-      out += b.toString();
-    });
-    await waitFor("crossway device", () => (out.includes("listening on") ? true : undefined), {
-      timeoutMs: STEP_TIMEOUT_MS,
-    });
   });
 
   afterAll(async () => {
