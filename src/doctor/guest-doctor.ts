@@ -4,12 +4,7 @@ import { readdirSync, readlinkSync } from "node:fs";
 import { basename, join } from "node:path";
 import { CrossDomainChannel, type ReceivedItem } from "../crossdomain/channel.ts";
 import { openVirtGpu } from "../crossdomain/open-virtgpu.ts";
-import {
-  CAPSET_CROSS_DOMAIN,
-  ChannelType,
-  CROSS_DOMAIN_CAPS_SIZE,
-  channelTypeName,
-} from "../crossdomain/protocol.ts";
+import { CAPSET_CROSS_DOMAIN, ChannelType, CROSS_DOMAIN_CAPS_SIZE } from "../crossdomain/protocol.ts";
 import type { VirtGpu } from "../crossdomain/virtgpu.ts";
 import { CrosswayError } from "../errors.ts";
 import { componentLogger } from "../log.ts";
@@ -23,8 +18,11 @@ import {
   offersChannel,
   paramFindings,
 } from "./guest-findings.ts";
-import { PipeWireProbe, pipewireProbeRequest } from "./pipewire-probe.ts";
-import { RegistryProbe, registryProbeRequest, summarizeGlobals } from "./wayland-probe.ts";
+import { PipeWireProbe, pipewireFinding, pipewireProbeRequest } from "./pipewire-probe.ts";
+import { RegistryProbe, registryFinding, registryProbeRequest } from "./wayland-probe.ts";
+
+const WAYLAND_CHECK = "Wayland round trip";
+const PIPEWIRE_CHECK = "PipeWire round trip";
 
 /** Options of {@link guestDoctor}. */
 export interface GuestDoctorOptions {
@@ -115,50 +113,28 @@ export async function guestDoctor(o: GuestDoctorOptions): Promise<Finding[]> {
     const cf = capsFindings(caps, o.wantPipeWire);
     out.push(...cf);
     if (offersChannel(caps.supportedChannels, ChannelType.WAYLAND)) {
+      const probe = new RegistryProbe();
       out.push(
-        await channelRoundTrip(spec, ChannelType.WAYLAND, o.timeoutMs, registryProbeRequest(), () => {
-          const p = new RegistryProbe();
-          return (b) => {
-            const r = p.push(b);
-            if (r === undefined) return undefined;
-            return r.kind === "done"
-              ? r.globals.some((g) => g.iface === "wl_compositor")
-                ? finding(
-                    "ok",
-                    "Wayland round trip",
-                    `the host compositor answers: ${summarizeGlobals(r.globals)}`,
-                  )
-                : finding(
-                    "fail",
-                    "Wayland round trip",
-                    "the host's Wayland socket offers no wl_compositor",
-                    "point the VMM's Wayland socket at a compositor",
-                  )
-              : finding("fail", "Wayland round trip", r.message, "check the host compositor's log");
-          };
+        await channelRoundTrip(spec, ChannelType.WAYLAND, o.timeoutMs, registryProbeRequest(), (b) => {
+          const r = probe.push(b);
+          return (
+            r &&
+            registryFinding(
+              WAYLAND_CHECK,
+              "the host compositor",
+              r,
+              "point the VMM's Wayland socket at a compositor",
+            )
+          );
         }),
       );
     }
     if (offersChannel(caps.supportedChannels, ChannelType.PIPEWIRE)) {
+      const probe = new PipeWireProbe();
       out.push(
-        await channelRoundTrip(spec, ChannelType.PIPEWIRE, o.timeoutMs, pipewireProbeRequest(), () => {
-          const p = new PipeWireProbe();
-          return (b) => {
-            const r = p.push(b);
-            if (r === undefined) return undefined;
-            return r.kind === "done"
-              ? finding(
-                  "ok",
-                  "PipeWire round trip",
-                  `the host daemon answers (version ${r.version ?? "unknown"})`,
-                )
-              : finding(
-                  "fail",
-                  "PipeWire round trip",
-                  r.message,
-                  "check the host's PipeWire (or pipewire-filter) log",
-                );
-          };
+        await channelRoundTrip(spec, ChannelType.PIPEWIRE, o.timeoutMs, pipewireProbeRequest(), (b) => {
+          const r = probe.push(b);
+          return r && pipewireFinding(PIPEWIRE_CHECK, "the host's PipeWire", r);
         }),
       );
     }
@@ -174,16 +150,16 @@ export async function guestDoctor(o: GuestDoctorOptions): Promise<Finding[]> {
 
 /**
  * Opens a channel of `type` on a fresh context (CONTEXT_INIT, rings, INIT: what the guest does per client), sends
- * `request` and feeds the host's bytes to the parser `make()` returns until it yields a finding.
+ * `request` and feeds the host's bytes to `parse` until it yields a finding.
  */
 async function channelRoundTrip(
   spec: string,
   type: number,
   timeoutMs: number,
   request: Uint8Array,
-  make: () => (bytes: Uint8Array) => Finding | undefined,
+  parse: (bytes: Uint8Array) => Finding | undefined,
 ): Promise<Finding> {
-  const what = `${channelTypeName(type) === "wayland" ? "Wayland" : "PipeWire"} round trip`;
+  const what = type === ChannelType.WAYLAND ? WAYLAND_CHECK : PIPEWIRE_CHECK;
   let channel: CrossDomainChannel;
   try {
     channel = await CrossDomainChannel.open({
@@ -202,7 +178,6 @@ async function channelRoundTrip(
         : "see the kernel log (dmesg | grep -i virtio_gpu)",
     );
   }
-  const parse = make();
   return new Promise<Finding>((resolve) => {
     let done = false;
     const finish = (f: Finding): void => {

@@ -4,9 +4,9 @@ import { isAbsolute, join } from "node:path";
 import { loadPipeWirePolicy } from "../proxy/pipewire/policy-file.ts";
 import { loadGuestConfig } from "../proxy/wayland/guest-config.ts";
 import { type Finding, finding } from "./finding.ts";
-import { PipeWireProbe, pipewireProbeRequest } from "./pipewire-probe.ts";
+import { PipeWireProbe, pipewireFinding, pipewireProbeRequest } from "./pipewire-probe.ts";
 import { type RoundTripResult, socketRoundTrip } from "./socket-round-trip.ts";
-import { RegistryProbe, registryProbeRequest, summarizeGlobals } from "./wayland-probe.ts";
+import { RegistryProbe, registryFinding, registryProbeRequest } from "./wayland-probe.ts";
 
 /** Options of {@link hostDoctor}; unset paths come from the environment as the VMM would resolve them. */
 export interface HostDoctorOptions {
@@ -74,18 +74,7 @@ export async function hostDoctor(o: HostDoctorOptions): Promise<Finding[]> {
     o.timeoutMs,
   );
   if (wl.kind === "answer") {
-    out.push(
-      wl.value.kind === "done"
-        ? wl.value.globals.some((g) => g.iface === "wl_compositor")
-          ? finding("ok", "compositor", `${wlPath} answers: ${summarizeGlobals(wl.value.globals)}`)
-          : finding(
-              "fail",
-              "compositor",
-              `${wlPath} offers no wl_compositor`,
-              "point --wayland at a compositor",
-            )
-        : finding("fail", "compositor", `${wlPath}: ${wl.value.message}`, "check the compositor's log"),
-    );
+    out.push(registryFinding("compositor", wlPath, wl.value, "point --wayland at a compositor"));
   } else {
     out.push(
       finding(
@@ -107,11 +96,7 @@ export async function hostDoctor(o: HostDoctorOptions): Promise<Finding[]> {
     o.timeoutMs,
   );
   if (pw.kind === "answer") {
-    out.push(
-      pw.value.kind === "done"
-        ? finding("ok", "PipeWire", `${pwPath} answers (daemon ${pw.value.version ?? "version unknown"})`)
-        : finding("fail", "PipeWire", `${pwPath}: ${pw.value.message}`, "check the PipeWire daemon's log"),
-    );
+    out.push(pipewireFinding("PipeWire", pwPath, pw.value));
   } else {
     out.push(
       finding(

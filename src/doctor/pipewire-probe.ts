@@ -2,6 +2,7 @@
 import { encodeMessage, HEADER_SIZE } from "../wire/pipewire/framing.ts";
 import { decodePod } from "../wire/pipewire/pod-reader.ts";
 import { pod } from "../wire/pipewire/pod-types.ts";
+import { type Finding, finding } from "./finding.ts";
 
 /** The sync's seq: any value; the daemon echoes it in Core.Done. */
 const PROBE_SEQ = 0x4352;
@@ -69,4 +70,16 @@ export class PipeWireProbe {
     else if (opcode === 3)
       this.outcome = { kind: "error", message: `Core.Error: ${str(3) ?? "?"} (res ${int(2)})` };
   }
+}
+
+/** The finding for a finished round trip with the daemon `who` (a socket path, "the host's PipeWire"). */
+export function pipewireFinding(check: string, who: string, r: PipeWireProbeOutcome): Finding {
+  return r.kind === "done"
+    ? finding("ok", check, `${who} answers (daemon ${r.version ?? "version unknown"})`)
+    : finding(
+        "fail",
+        check,
+        `${who}: ${r.message}`,
+        "check the PipeWire daemon's (or pipewire-filter's) log",
+      );
 }

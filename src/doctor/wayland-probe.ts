@@ -1,6 +1,7 @@
 // Pure Wayland registry round trip for the doctor: the request bytes, and a parser that collects globals until done.
 import { MessageFramer, NEED_MORE } from "../wire/wayland/framer.ts";
 import { MessageWriter } from "../wire/wayland/message-writer.ts";
+import { type Finding, finding } from "./finding.ts";
 
 /** Object ids the probe uses: wl_display is 1 by definition; the registry and the callback are the next client ids. */
 const DISPLAY = 1;
@@ -75,4 +76,12 @@ export function summarizeGlobals(globals: readonly ProbeGlobal[]): string {
     return g === undefined ? `no ${k}` : `${k} v${g.version}`;
   });
   return `${globals.length} globals (${parts.join(", ")})`;
+}
+
+/** The finding for a finished round trip with the compositor `who` (a socket path, "the host compositor"). */
+export function registryFinding(check: string, who: string, r: ProbeOutcome, fix: string): Finding {
+  if (r.kind === "error") return finding("fail", check, `${who}: ${r.message}`, "check the compositor's log");
+  return r.globals.some((g) => g.iface === "wl_compositor")
+    ? finding("ok", check, `${who} answers: ${summarizeGlobals(r.globals)}`)
+    : finding("fail", check, `${who} offers no wl_compositor`, fix);
 }
