@@ -99,7 +99,8 @@ export const pipewireFilterCommand: CommandSpec = {
       filter.close();
       throw err;
     });
-    process.stdout.write(`crossway pipewire-filter: listening on ${args.str("listen")}\n`);
+    // Tests and wrappers wait for this line before connecting (the socket file exists before listen()).
+    process.stdout.write(`crossway pipewire-filter: listening on ${args.str("listen") as string}\n`);
     await waitForStopSignal();
     control.close();
     filter.close();

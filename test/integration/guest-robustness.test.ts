@@ -34,7 +34,7 @@ function rssKiB(pid: number): number {
 }
 
 /** Waits until `pid` has exactly `want` fds (sessions close asynchronously); returns the last count seen. */
-async function settleFds(pid: number, want: number, timeoutMs = 10_000): Promise<number> {
+async function settleFds(pid: number, want: number, timeoutMs = 30_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let n = fdCount(pid);
   while (n !== want && Date.now() < deadline) {
