@@ -8,7 +8,8 @@ function topHelp(list: readonly CommandSpec[]): string {
   const lines = [
     "crossway: run sandboxed desktop apps in microVMs, with Wayland and PipeWire across virtio-gpu cross-domain",
     "",
-    "Usage: crossway <command> [options]    (crossway --version: the installed version)",
+    "Usage: crossway <command> [options]",
+    "       crossway --version",
     "",
     "Commands:",
   ];

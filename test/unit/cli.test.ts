@@ -1,4 +1,5 @@
 // The crossway command line, run as a real child process: help, subcommands, one-line usage errors with exit 2.
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { type CommandSpec, parseArgs } from "../../src/cli-options.ts";
@@ -24,6 +25,15 @@ describe("bin/crossway.js", () => {
     expect(r.out).toMatch(/--device emulated:PATH\|virtgpu\[:NODE\]/);
     expect(r.out).toMatch(/--background RRGGBB/);
     expect(r.err).toBe("");
+  });
+
+  it("--version prints package.json's version", async () => {
+    const r = await crossway("--version");
+    expect(r.code).toBe(0);
+    const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as {
+      version: string;
+    };
+    expect(r.out).toBe(`${pkg.version}\n`);
   });
 
   it("without a command prints the help and exits 2", async () => {
