@@ -108,7 +108,7 @@ export async function hostDoctor(o: HostDoctorOptions): Promise<Finding[]> {
     );
   }
 
-  out.push(...policyFindings(o.policyDir));
+  out.push(...(await policyFindings(o.policyDir, rt, o.timeoutMs)));
   return out;
 }
 
@@ -116,15 +116,52 @@ function pushInto<T>(probe: { push(b: Uint8Array): T | undefined }): (b: Uint8Ar
   return (b) => probe.push(b);
 }
 
-/** Loaders of the per-VM policy files the host units pass to the filters. */
-const POLICY_FILES: ReadonlyArray<readonly [string, (path: string) => unknown]> = [
-  ["pipewire.json", loadPipeWirePolicy],
-  // The Wayland policy uses the guest config's schema (globals allowlist and caps, tags, limits).
-  ["wayland.json", loadGuestConfig],
+/** A per-VM filter: its policy file, the loader that checks it, and the socket its unit serves (%t/crossway/VM/). */
+interface FilterKind {
+  readonly file: string;
+  readonly load: (path: string) => unknown;
+  readonly socket: string;
+  readonly unit: string;
+  readonly probe: (
+    path: string,
+    timeoutMs: number,
+    check: string,
+  ) => Promise<Finding | RoundTripResult<never>>;
+}
+
+const FILTERS: readonly FilterKind[] = [
+  {
+    file: "pipewire.json",
+    load: loadPipeWirePolicy,
+    socket: "pipewire-0",
+    unit: "crossway-pipewire-filter",
+    probe: async (path, ms, check) => {
+      const r = await socketRoundTrip(path, pipewireProbeRequest(), pushInto(new PipeWireProbe()), ms);
+      return r.kind === "answer" ? pipewireFinding(check, path, r.value) : r;
+    },
+  },
+  {
+    // The Wayland policy uses the guest config's schema (globals allowlist and caps, tags, limits).
+    file: "wayland.json",
+    load: loadGuestConfig,
+    socket: "wayland-0",
+    unit: "crossway-wayland-filter",
+    probe: async (path, ms, check) => {
+      const r = await socketRoundTrip(path, registryProbeRequest(), pushInto(new RegistryProbe()), ms);
+      return r.kind === "answer" ? registryFinding(check, path, r.value, "check the filter's upstream") : r;
+    },
+  },
 ];
 
-/** One finding per policy file under `dir/<vm>/`; no directory at all is fine (no filters configured). */
-export function policyFindings(dir: string): Finding[] {
+/**
+ * Per VM directory `dir/<vm>/`: each policy file loads, and the filter its unit runs answers on
+ * `<runtime dir>/crossway/<vm>/<socket>` (not running is a warning: the VM may be off). No directory is fine.
+ */
+export async function policyFindings(
+  dir: string,
+  runtimeDir: string | undefined,
+  timeoutMs: number,
+): Promise<Finding[]> {
   let vms: string[];
   try {
     vms = readdirSync(dir, { withFileTypes: true })
@@ -136,11 +173,11 @@ export function policyFindings(dir: string): Finding[] {
   }
   const out: Finding[] = [];
   for (const vm of vms) {
-    for (const [file, load] of POLICY_FILES) {
-      const path = join(dir, vm, file);
+    for (const k of FILTERS) {
+      const path = join(dir, vm, k.file);
       if (!existsSync(path)) continue;
       try {
-        load(path);
+        k.load(path);
         out.push(finding("ok", `policy ${vm}`, `${path} loads`));
       } catch (err) {
         out.push(
@@ -149,6 +186,23 @@ export function policyFindings(dir: string): Finding[] {
             `policy ${vm}`,
             (err as Error).message,
             `fix ${path} (docs/install.md lists its keys)`,
+          ),
+        );
+        continue;
+      }
+      if (runtimeDir === undefined) continue;
+      const sock = join(runtimeDir, "crossway", vm, k.socket);
+      const check = `filter ${k.unit}@${vm}`;
+      const r = await k.probe(sock, timeoutMs, check);
+      if ("status" in r) out.push(r);
+      else {
+        const absent = r.kind === "connect-failed" && (r.code === "ENOENT" || r.code === "ECONNREFUSED");
+        out.push(
+          finding(
+            absent ? "warn" : "fail",
+            check,
+            `${roundTripProblem(r, sock, "the filter")}${absent ? ": the filter is not running" : ""}`,
+            `systemctl --user enable --now ${k.unit}@${vm}.service (journalctl --user -u ${k.unit}@${vm} says why it stopped)`,
           ),
         );
       }

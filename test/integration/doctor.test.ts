@@ -75,10 +75,33 @@ describe("crossway doctor", () => {
       join(policyDir, "vm1", "pipewire.json"),
       JSON.stringify({ profile: "camera", targets: ["cam"] }),
     );
-    const { code, found } = await doctor(
-      ["--host", "--wayland", weston.socketPath, "--pipewire", pw.socketPath, "--policy-dir", policyDir],
-      { ...weston.env },
+    // vm1's filter runs where its unit would put it (%t/crossway/vm1/pipewire-0); vm3 has a policy but no filter.
+    mkdirSync(join(policyDir, "vm3"), { recursive: true });
+    writeFileSync(join(policyDir, "vm3", "pipewire.json"), JSON.stringify({ profile: "audio-playback" }));
+    const filterDir = join(weston.runtimeDir, "crossway", "vm1");
+    mkdirSync(filterDir, { recursive: true, mode: 0o700 });
+    const filter = await startCrosswayCommand(
+      [
+        "pipewire-filter",
+        "--listen",
+        join(filterDir, "pipewire-0"),
+        "--upstream",
+        pw.socketPath,
+        "--policy",
+        join(policyDir, "vm1", "pipewire.json"),
+      ],
+      join(dirs.base, "filter.log"),
     );
+    let result: { code: number | null; found: Found[] };
+    try {
+      result = await doctor(
+        ["--host", "--wayland", weston.socketPath, "--pipewire", pw.socketPath, "--policy-dir", policyDir],
+        { ...weston.env },
+      );
+    } finally {
+      await filter.stop();
+    }
+    const { code, found } = result;
     expect(code, JSON.stringify(found)).toBe(0);
     const n = await directGlobalCount(weston.env);
     expect(byCheck(found, "compositor").detail).toContain(`answers: ${n} globals (wl_compositor v`);
@@ -87,6 +110,15 @@ describe("crossway doctor", () => {
     expect(version).toBeDefined();
     expect(byCheck(found, "PipeWire").detail).toContain(`(daemon ${version})`);
     expect(byCheck(found, "policy vm1")).toMatchObject({ status: "ok" });
+    // Through the filter the daemon answers too (Core.Hello and Sync pass every profile).
+    expect(byCheck(found, "filter crossway-pipewire-filter@vm1")).toMatchObject({
+      status: "ok",
+      detail: `${join(filterDir, "pipewire-0")} answers (daemon ${version})`,
+    });
+    expect(byCheck(found, "filter crossway-pipewire-filter@vm3")).toMatchObject({
+      status: "warn",
+      fix: expect.stringContaining("systemctl --user enable --now crossway-pipewire-filter@vm3.service"),
+    });
   });
 
   it("host mode: a bad policy file fails with its error; missing sockets fail naming the path", async () => {
