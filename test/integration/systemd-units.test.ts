@@ -10,9 +10,9 @@ import { makePeerDirs, type PeerDirs } from "../../src/harness/compositor.ts";
 import type { Compositor } from "../helpers/compositor.ts";
 import { type CrosswayCommand, startCrosswayCommand } from "../helpers/crossway-command.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { countColor, readPng } from "../helpers/png.ts";
 import { requireCommand, run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
-import { WaylandTestClient } from "../helpers/wayland-test-client.ts";
-import { startWeston } from "../helpers/weston.ts";
+import { startSway } from "../helpers/sway.ts";
 
 useFdLeakCheck();
 
@@ -22,6 +22,10 @@ const UNITS = join(ROOT, "contrib/systemd");
 /** Where the units expect `npm install -g` to have put crossway (Debian's npm prefix is /usr/local). */
 const INSTALLED_BIN = "/usr/local/bin/crossway";
 const STEP_TIMEOUT_MS = 30_000;
+const WIDTH = 320;
+const HEIGHT = 240;
+const FOOT_BG = "30a050";
+const FOOT_RGB: [number, number, number] = [0x30, 0xa0, 0x50];
 
 /** `Key=value` lines of one section of a unit file, in order (repeated keys kept). */
 function unitKeys(text: string, section: string): Array<[string, string]> {
@@ -123,30 +127,32 @@ describe("contrib/systemd units", () => {
   });
 });
 
-describe("crossway-guest.service under socket activation", () => {
-  let weston: Compositor;
+describe("crossway-guest.service under socket activation (sway, foot)", () => {
+  let sway: Compositor;
   let dirs: PeerDirs;
   let device: CrosswayCommand | undefined;
   const devSock = (): string => join(dirs.base, "dev.sock");
 
   beforeAll(async () => {
     requireCommand("systemd-socket-activate", "systemd");
-    weston = await startWeston();
+    requireCommand("foot", "foot");
+    requireCommand("grim", "grim");
+    sway = await startSway({ width: WIDTH, height: HEIGHT });
     dirs = makePeerDirs("sockact");
     mkdirSync(dirs.runtimeDir, { mode: 0o700, recursive: true });
     device = await startCrosswayCommand(
-      ["device", "--listen", devSock(), "--wayland", weston.socketPath],
+      ["device", "--listen", devSock(), "--wayland", sway.socketPath],
       join(dirs.base, "device.log"),
     );
   });
 
   afterAll(async () => {
     await device?.stop();
-    await weston?.stop();
+    await sway?.stop();
     dirs?.remove();
   });
 
-  it("systemd-socket-activate with the units' socket path, fd name and ExecStart serves wayland-info", async () => {
+  it("systemd-socket-activate with the units' socket path, fd name and ExecStart: wayland-info, foot on screen, status", async () => {
     const socketUnit = readFileSync(join(UNITS, "guest/crossway-wayland.socket"), "utf8");
     const serviceUnit = readFileSync(join(UNITS, "guest/crossway-guest.service"), "utf8");
     const t = dirs.runtimeDir; // %t of a user unit: $XDG_RUNTIME_DIR
@@ -207,25 +213,40 @@ describe("crossway-guest.service under socket activation", () => {
         },
       );
       const info = await run("wayland-info", [], {
-        env: { ...weston.env, WAYLAND_DISPLAY: listen },
+        env: { ...sway.env, WAYLAND_DISPLAY: listen },
         timeoutMs: STEP_TIMEOUT_MS,
       });
       expect(info.code, `${info.stderr.toString()}\n${log()}`).toBe(0);
       expect(info.stdout.toString()).toMatch(/interface: 'wl_compositor'/);
       expect(out).toContain(`listening on inherited sockets (fd 3 '${fdName}')`);
-      // The service's control socket (ExecStart's --control under RuntimeDirectory=) lists a connected client.
-      const client = WaylandTestClient.connect(listen);
+      // An app on screen through the activated service: foot's background fills sway's output in grim's shot.
+      const footIni = join(dirs.base, "foot.ini");
+      writeFileSync(footIni, `[colors]\nbackground=${FOOT_BG}\n[main]\nfont=DejaVu Sans Mono:size=10\n`);
+      const foot = spawnTracked("foot", "foot", ["-c", footIni, "sh", "-c", "sleep 600"], {
+        env: { ...sway.env, WAYLAND_DISPLAY: listen },
+      });
       try {
-        await client.getRegistry();
+        const shot = join(dirs.base, "shot.png");
+        const seen = await waitFor(
+          "foot's background in a screenshot",
+          async () => {
+            await sway.screenshot(shot);
+            const c = countColor(readPng(shot), FOOT_RGB);
+            return c.count > (WIDTH * HEIGHT) / 2 ? c : undefined;
+          },
+          { timeoutMs: STEP_TIMEOUT_MS, abort: () => (foot.running ? undefined : "foot exited") },
+        );
+        expect(seen.count).toBeGreaterThan((WIDTH * HEIGHT) / 2);
+        // The service's control socket (ExecStart's --control under RuntimeDirectory=) lists foot by its app_id.
         const r = await run(process.execPath, [BIN, "status", "--control", control, "--json"], {
           timeoutMs: STEP_TIMEOUT_MS,
         });
         expect(r.code, r.stderr.toString()).toBe(0);
         const s = JSON.parse(r.stdout.toString()) as StatusReport;
         expect(s.command).toBe("guest");
-        expect(s.connections).toHaveLength(1);
+        expect(s.connections.map((c) => c.appId)).toEqual(["foot"]);
       } finally {
-        client.close();
+        await foot.stop();
       }
     } finally {
       await act.stop();
