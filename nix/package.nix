@@ -13,11 +13,13 @@ buildNpmPackage {
   # Not computed here (no nixpkgs or network on the machines that check nix/): run `prefetch-npm-deps
   # package-lock.json` and put its hash here, or build once and copy the hash from the mismatch error.
   npmDepsHash = lib.fakeHash;
-  # node-gyp builds native/ in the package's install script.
+  # The addon is the only thing to compile (tsx runs the sources): node-gyp from devDependencies, with the
+  # headers of `nodejs` (buildNpmPackage sets npm_config_nodedir), offline.
   nativeBuildInputs = [ python3 ];
-  # Nothing to compile: tsx runs the sources.
-  dontNpmBuild = true;
+  npmBuildScript = "build:native";
   postInstall = ''
+    # npm's install step copies package.json's "files", which hold the addon's sources, not its build.
+    install -Dm755 -t $out/lib/node_modules/crossway/native/build/Release native/build/Release/crossway_native.node
     for d in guest host; do
       install -Dm644 -t $out/share/crossway/systemd/$d contrib/systemd/$d/*
     done
