@@ -1,6 +1,6 @@
 // `crossway trace` in front of headless weston: real clients' WAYLAND_DEBUG output equals the tracer's, line for line.
 import { spawn } from "node:child_process";
-import { closeSync, existsSync, mkdtempSync, openSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
