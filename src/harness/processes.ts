@@ -401,7 +401,7 @@ export async function waitFor<T>(
     explain?: () => string;
   } = {},
 ): Promise<T> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   for (;;) {
     const v = await check();
     if (v !== undefined) return v;

@@ -29,8 +29,8 @@ describe("crossway guest in front of headless weston", () => {
   });
 
   it("lists exactly the globals and versions the policy allows from the direct run", async () => {
-    const direct = await run("wayland-info", [], { env: weston.env, timeoutMs: 10_000 });
-    const proxied = await run("wayland-info", [], { env: stack.env, timeoutMs: 10_000 });
+    const direct = await run("wayland-info", [], { env: weston.env, timeoutMs: 60_000 });
+    const proxied = await run("wayland-info", [], { env: stack.env, timeoutMs: 60_000 });
     expect(direct.code).toBe(0);
     expect(proxied.code, proxied.stderr.toString()).toBe(0);
     const d = globalsOf(direct.stdout.toString());
@@ -43,7 +43,7 @@ describe("crossway guest in front of headless weston", () => {
 
   it("does not advertise zwp_linux_dmabuf_v1 on the emulated device", async () => {
     // weston here has no dmabuf either (no DRM): the policy decision itself is what is checked.
-    const proxied = await run("wayland-info", [], { env: stack.env, timeoutMs: 10_000 });
+    const proxied = await run("wayland-info", [], { env: stack.env, timeoutMs: 60_000 });
     expect(globalsOf(proxied.stdout.toString()).has("zwp_linux_dmabuf_v1")).toBe(false);
     expect(stack.guestLog()).not.toContain('zwp_linux_dmabuf_v1","version"');
   });
