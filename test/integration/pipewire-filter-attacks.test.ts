@@ -101,7 +101,7 @@ describe("pipewire-filter refuses, and the daemon is unchanged", () => {
     const me = (await pwDump(stack.env)).find(
       (o) => o.type === "Client" && o.props["application.name"] === "attack-perms",
     );
-    const r = await run("pw-cli", ["get-permissions", String(me?.id)], { env: stack.env, timeoutMs: 10_000 });
+    const r = await run("pw-cli", ["get-permissions", String(me?.id)], { env: stack.env, timeoutMs: 60_000 });
     const perms = new Map(
       [...r.stdout.toString().matchAll(/^\s*(default|\d+): ([rwxml-]+)$/gm)].map((m) => [
         m[1] as string,
@@ -453,7 +453,7 @@ describe("pipewire-filter refuses, and the daemon is unchanged", () => {
     const env = { ...stack.env, PIPEWIRE_REMOTE: listen };
     const before = audit.length;
     const sink = String(testsinkId());
-    await run("pw-cli", ["destroy", sink], { env, timeoutMs: 10_000 });
+    await run("pw-cli", ["destroy", sink], { env, timeoutMs: 60_000 });
     await run(
       "pw-cli",
       [
@@ -461,9 +461,9 @@ describe("pipewire-filter refuses, and the daemon is unchanged", () => {
         "adapter",
         "{ factory.name=support.null-audio-sink node.name=pwcli-evil media.class=Audio/Sink }",
       ],
-      { env, timeoutMs: 10_000 },
+      { env, timeoutMs: 60_000 },
     );
-    await run("pw-cli", ["send-command", sink, "Suspend", "{}"], { env, timeoutMs: 10_000 });
+    await run("pw-cli", ["send-command", sink, "Suspend", "{}"], { env, timeoutMs: 60_000 });
     const deadline = Date.now() + 30_000;
     while (filter.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     const reasons = audit.slice(before).map((r) => r.reason);
