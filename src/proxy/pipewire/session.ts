@@ -1031,7 +1031,9 @@ export class FilterSession {
         return;
       }
       case Iface.Client:
-        if (f.opcode === 0 && f.id === 1) {
+        // Any Client object, not only id 1: a client may bind the Client global of its own connection (the filter's
+        // daemon connection), whose Info carries the filter's pipewire.sec.* credentials.
+        if (f.opcode === 0) {
           const props = filterClientInfoProps(expectDict(a[2], "Client.Info props"));
           this.forwardRewritten(
             f,
@@ -1298,7 +1300,24 @@ export class FilterSession {
       if (type === Iface.Port && this.allowed.has(Number(props.get("node.id")))) this.allowed.add(gid);
       if (!this.allowed.has(gid)) return;
       this.shownGlobals.add(gid);
-      this.forward(f);
+      const entries = expectDict(a[4], "Global props");
+      const kept = filterClientInfoProps(entries);
+      if (kept.length === entries.length) {
+        this.forward(f);
+        return;
+      }
+      // A Client global's props carry pipewire.sec.* of that connection (the filter's own, or another client's).
+      this.forwardRewritten(
+        f,
+        msg,
+        pod.struct(
+          a[0] as Pod,
+          a[1] as Pod,
+          a[2] as Pod,
+          a[3] as Pod,
+          pod.dict(kept.map(([k, v]) => [k, v ?? ""])),
+        ),
+      );
       return;
     }
     const gid = expectInt(a[0], "GlobalRemove id") >>> 0;
