@@ -44,6 +44,7 @@ import {
   READ_WRITE_HEADER_SIZE,
   sendReceiveHeaderSize,
 } from "./protocol.ts";
+import { planSends } from "./send-plan.ts";
 import { BlobFlags, BlobMem } from "./structs.ts";
 import type { BlobAccess, BlobHandle, BlobMapping, VirtGpu } from "./virtgpu.ts";
 
@@ -64,15 +65,18 @@ export interface ChannelOptions {
   readonly logger?: Logger;
 }
 
-/** Something sent along with bytes. */
+/**
+ * Something sent along with bytes. `end`: the byte offset in the sent data just past the message that carries the
+ * item (libwayland's rule: the fd reaches the peer no later than that message); omitted, the end of the data.
+ */
 export type SendItem =
   /** A blob of this device (a host blob from {@link CrossDomainChannel.createHostBlob}, or an imported dmabuf). */
-  | { readonly kind: "blob"; readonly resourceId: number }
+  | { readonly kind: "blob"; readonly resourceId: number; readonly end?: number }
   /**
    * The write end of a guest client's pipe (e.g. from wl_data_offer.receive). The channel takes ownership: the host
    * gets a pipe of its own, and what its peer writes there is copied into `fd`, which is closed at hang-up.
    */
-  | { readonly kind: "read-pipe"; readonly fd: number };
+  | { readonly kind: "read-pipe"; readonly fd: number; readonly end?: number };
 
 /** Something that arrived with bytes; fds are the receiver's to close. */
 export type ReceivedItem =
@@ -313,72 +317,47 @@ export class CrossDomainChannel {
 
   /**
    * Sends `data` with `items`. Splits into SENDs of at most 3744 bytes, 28 identifiers and one READ_PIPE each, with
-   * every item in a SEND at or before the bytes that follow it, so a peer sees each fd no later than its message.
-   * Items need at least one byte each group of 28 to ride on (a stream socket drops fds sent with no data).
+   * every item on a SEND that starts before the end of its message (`item.end`, default: the end of `data`), so a
+   * peer sees each fd no later than its message (planSends). Read-pipe fds become the channel's once this returns;
+   * when it throws (CW_CROSSDOMAIN_LIMIT: items without bytes to ride on), nothing was sent and they stay the caller's.
    */
   send(data: Uint8Array, items: readonly SendItem[] = []): SendResult {
     this.assertOpen("send");
     if (data.length === 0 && items.length === 0) return "sent";
-    // Group items: ≤ maxIdentifiers per SEND, ≤ 1 read pipe per SEND ([RG] "expected just one pipe pair").
-    const groups: Array<{ start: number; end: number }> = [];
-    let gStart = 0;
-    let pipes = 0;
-    for (let i = 0; i < items.length; i++) {
-      const isPipe = items[i]!.kind === "read-pipe";
-      if (i - gStart === this.config.maxIdentifiers || (isPipe && pipes === 1)) {
-        groups.push({ start: gStart, end: i });
-        gStart = i;
-        pipes = 0;
-      }
-      if (isPipe) pipes++;
-    }
-    if (items.length > 0) groups.push({ start: gStart, end: items.length });
-    const bySize = Math.ceil(data.length / MAX_SEND_RECV_SIZE);
-    const sends = Math.max(bySize, groups.length, 1);
-    if (groups.length > Math.max(data.length, 1) || (groups.length > 0 && data.length === 0)) {
-      for (const it of items) if (it.kind === "read-pipe") native.close(it.fd);
-      throw new CrosswayError(
-        "CW_CROSSDOMAIN_LIMIT",
-        `send: ${items.length} items need ${groups.length} SENDs but only ${data.length} bytes can carry them`,
-        { value: items.length },
-      );
-    }
+    const plan = planSends(
+      data.length,
+      items.map((it) => ({ pipe: it.kind === "read-pipe", end: it.end ?? data.length })),
+      { maxBytes: MAX_SEND_RECV_SIZE, maxIdentifiers: this.config.maxIdentifiers },
+    );
     let ok = true;
-    let off = 0;
-    for (let s = 0; s < sends; s++) {
-      const remainingSends = sends - s;
-      const len = Math.min(MAX_SEND_RECV_SIZE, Math.ceil((data.length - off) / remainingSends));
+    for (const p of plan) {
       const ids = this.ids;
       ids.count = 0;
-      const g = groups[s];
-      if (g !== undefined) {
-        for (let i = g.start; i < g.end; i++) {
-          const it = items[i]!;
-          const k = ids.count++;
-          if (it.kind === "blob") {
-            ids.ids[k] = it.resourceId;
-            ids.types[k] = IdentifierType.VIRTGPU_BLOB;
-          } else {
-            // [RG] context.rs send: id = max(++counter, 0x80000000); mirrored exactly (P12).
-            this.nextReadPipe = Math.max((this.nextReadPipe + 1) >>> 0, PIPE_READ_START);
-            const id = this.nextReadPipe;
-            native.setNonblockCloexec(it.fd);
-            this.readPipes.set(id, { fd: it.fd, pending: [], hangUpPending: false, watcher: null });
-            ids.ids[k] = id;
-            ids.types[k] = IdentifierType.READ_PIPE;
-          }
-          ids.sizes[k] = 0;
+      for (let i = p.firstItem; i < p.lastItem; i++) {
+        const it = items[i]!;
+        const k = ids.count++;
+        if (it.kind === "blob") {
+          ids.ids[k] = it.resourceId;
+          ids.types[k] = IdentifierType.VIRTGPU_BLOB;
+        } else {
+          // [RG] context.rs send: id = max(++counter, 0x80000000); mirrored exactly (P12).
+          this.nextReadPipe = Math.max((this.nextReadPipe + 1) >>> 0, PIPE_READ_START);
+          const id = this.nextReadPipe;
+          native.setNonblockCloexec(it.fd);
+          this.readPipes.set(id, { fd: it.fd, pending: [], hangUpPending: false, watcher: null });
+          ids.ids[k] = id;
+          ids.types[k] = IdentifierType.READ_PIPE;
         }
+        ids.sizes[k] = 0;
       }
       const size = encodeSendReceive(
         this.sendBuf,
         0,
         CrossDomainCmd.SEND,
         ids,
-        data.subarray(off, off + len),
+        data.subarray(p.start, p.end),
         this.config.maxIdentifiers,
       );
-      off += len;
       ok = this.gpu.execbuffer(this.sendBuf.subarray(0, size)) && ok;
     }
     if (!ok) this.congested = true;

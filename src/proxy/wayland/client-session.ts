@@ -86,6 +86,8 @@ export class ClientSession {
   /** Events the proxy writes itself (rewritten globals, early releases, errors); copied into `out` at once. */
   private readonly scratch = new MessageWriter({ capacity: 4096 });
   private readonly items: SendItem[] = [];
+  /** Items before this index have their message's `end` set (stampItems). */
+  private itemsStamped = 0;
   private readonly recvFds = new Int32Array(MAX_FDS_PER_MSG + 1);
   private readonly watcher: NativeWatcher;
   private readonly requestHooks = new Map<MessageDesc, Hook>();
@@ -267,6 +269,8 @@ export class ClientSession {
 
   private pumpRequests(): void {
     if (this.suspended || this.closed) return;
+    // Items of an asynchronous hook that finished: their message is the last one it wrote.
+    if (this.items.length > this.itemsStamped) this.stampItems();
     try {
       for (;;) {
         const m = this.conn.next(Direction.REQUEST);
@@ -286,6 +290,7 @@ export class ClientSession {
           break;
         }
         if (r !== "drop" && hook !== undefined) this.forwardRaw(m);
+        if (this.items.length > this.itemsStamped) this.stampItems();
       }
       this.flushHost();
       // Requests can produce events of our own (early wl_buffer.release): deliver them now, not with the next
@@ -337,11 +342,23 @@ export class ClientSession {
       if (desc.kinds[i] === ArgKind.FD) native.close(m.args.fd(i));
   }
 
+  /**
+   * Marks the items added since the last call as belonging to the message just written: the channel puts each on a
+   * SEND that starts before that message ends (libwayland's fd-before-message rule, issue 12 defect 1).
+   */
+  private stampItems(): void {
+    const end = this.toHost.length;
+    for (let k = this.itemsStamped; k < this.items.length; k++) this.items[k] = { ...this.items[k]!, end };
+    this.itemsStamped = this.items.length;
+  }
+
   private flushHost(): void {
     if (this.toHost.length === 0 || this.closed) return;
+    // On a throw the items stay in this.items (the channel sent nothing and took nothing): teardown closes them once.
     const res = this.channel.send(this.toHost.bytes(), this.items);
     this.toHost.reset();
     this.items.length = 0;
+    this.itemsStamped = 0;
     for (const imp of this.importsToRelease) imp.release();
     this.importsToRelease.length = 0;
     if (res === "buffered") this.hostBlocked = true;
@@ -932,6 +949,7 @@ export class ClientSession {
     this.hostItems.clear();
     for (const it of this.items) if (it.kind === "read-pipe") native.close(it.fd);
     this.items.length = 0;
+    this.itemsStamped = 0;
     for (const imp of this.importsToRelease) imp.release();
     this.importsToRelease.length = 0;
     for (const b of this.buffers.values()) b.release();

@@ -1,0 +1,210 @@
+// Regression tests for issue 12 (outside review): the cross-domain channel and the emulated device, each against a
+// real `crossway device` process, a real host peer socket, and the kernel's SCM_RIGHTS delivery.
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CrossDomainChannel, type ReceivedItem } from "../../src/crossdomain/channel.ts";
+import { encodeInit, encodePoll } from "../../src/crossdomain/codec.ts";
+import { openEmulatedVirtGpu } from "../../src/crossdomain/emulated-virtgpu.ts";
+import { CAPSET_CROSS_DOMAIN, CHANNEL_RING, ChannelType, DrmFormat } from "../../src/crossdomain/protocol.ts";
+import { BlobFlags, BlobMem } from "../../src/crossdomain/structs.ts";
+import type { VirtGpu } from "../../src/crossdomain/virtgpu.ts";
+import { CrosswayError } from "../../src/errors.ts";
+import { AGAIN, MAX_FDS_PER_MSG, native, POLL_READABLE } from "../../src/native.ts";
+import {
+  type DeviceProcess,
+  HostServer,
+  pattern,
+  readToEof,
+  sameBytes,
+  startDeviceProcess,
+  tempDir,
+  writeAll,
+} from "../helpers/crossdomain.ts";
+import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+
+useFdLeakCheck();
+
+/** How long a test waits for a protocol answer before it names what did not come (generous: shared 2-core box). */
+const ANSWER_TIMEOUT_MS = 15_000;
+
+let tmp: ReturnType<typeof tempDir>;
+let device: DeviceProcess;
+let host: HostServer;
+
+beforeAll(async () => {
+  tmp = tempDir("crossway-i12-");
+  host = new HostServer(join(tmp.dir, "wayland-host"));
+  device = await startDeviceProcess(tmp.dir, ["--wayland", host.path]);
+});
+
+afterAll(async () => {
+  await device?.stop();
+  host?.close();
+  tmp?.remove();
+});
+
+/** Rejects with a message naming `what` unless `p` settles within ANSWER_TIMEOUT_MS. */
+function within<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ANSWER_TIMEOUT_MS);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+async function open(gpu: VirtGpu = openEmulatedVirtGpu(device.socket), ringSize?: number) {
+  const ch = await CrossDomainChannel.open({
+    gpu,
+    channelType: ChannelType.WAYLAND,
+    ...(ringSize !== undefined ? { ringSize } : {}),
+  });
+  const peer = await host.next();
+  native.setNonblockCloexec(peer);
+  const closed = new Promise<unknown>((resolve) => {
+    ch.onClose = resolve;
+  });
+  return { ch, peer, closed };
+}
+
+/** Collects RECEIVEs until `bytes` bytes arrived. */
+function collect(
+  ch: CrossDomainChannel,
+  bytes: number,
+): Promise<{ data: Uint8Array; items: ReceivedItem[] }> {
+  return new Promise((resolve) => {
+    const data = new Uint8Array(bytes);
+    let got = 0;
+    const items: ReceivedItem[] = [];
+    ch.onReceive = (d, its) => {
+      data.set(d, got);
+      got += d.length;
+      items.push(...its);
+      if (got >= bytes) resolve({ data, items });
+      return "continue";
+    };
+  });
+}
+
+/**
+ * Reads `bytes` from a peer socket as libwayland's wl_connection_read does, and after each recvmsg checks
+ * libwayland's demarshalling condition: every message complete in the buffer finds its fds already queued.
+ * `needs[k]` = [end offset of message k, fds needed by messages up to and including k]. Returns the fds.
+ */
+function readAsLibwayland(fd: number, bytes: number, needs: Array<[number, number]>): Promise<number[]> {
+  return new Promise((resolve, reject) => {
+    const data = new Uint8Array(bytes);
+    let got = 0;
+    const fds: number[] = [];
+    const fdsOut = new Int32Array(MAX_FDS_PER_MSG + 1);
+    const w = native.createWatcher(fd, () => {
+      for (;;) {
+        const n = native.recvmsg(fd, data, got, bytes - got, fdsOut);
+        for (let i = 0; i < fdsOut[0]!; i++) fds.push(fdsOut[1 + i]!);
+        if (n === AGAIN) return;
+        got += n;
+        for (const [end, need] of needs) {
+          if (end <= got && fds.length < need) {
+            w.stop();
+            w.close();
+            for (const f of fds) native.close(f);
+            reject(
+              new Error(
+                `file descriptor expected: the message ending at byte ${end} needs ${need} fds, ${fds.length} arrived with ${got} bytes`,
+              ),
+            );
+            return;
+          }
+        }
+        if (n === 0 || got === bytes) {
+          w.stop();
+          w.close();
+          resolve(fds);
+          return;
+        }
+      }
+    });
+    w.start(POLL_READABLE);
+  });
+}
+
+const FIONREAD = 0x541b;
+/** More bytes than 15 pages hold: all 16 buffers of a default pipe are in use, so it takes no further write. */
+const PIPE_ALL_SLOTS_USED = 15 * 4096 + 1;
+
+/**
+ * Resolves once the kernel reports a full default-sized pipe behind `readEnd` (FIONREAD), checking every 5 ms.
+ * (Writes of 4072-byte READ chunks take one page buffer each, so a full pipe holds 16 x 4072, not 65536 bytes.)
+ */
+async function pipeFull(readEnd: number): Promise<void> {
+  const n = new Uint8Array(4);
+  for (;;) {
+    native.ioctl(readEnd, FIONREAD, n);
+    if (new DataView(n.buffer).getInt32(0, true) >= PIPE_ALL_SLOTS_USED) return;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function deviceFdCount(): number {
+  return readdirSync(`/proc/${device.pid}/fd`).length;
+}
+
+describe("issue 12 regressions: channel and emulated device", () => {
+  it("defect 1: every fd reaches the host at or before the bytes of its message", async () => {
+    const { ch, peer, closed } = await open();
+    // wl_data_offer.receive (48 B, pipe A), another receive (40 B, pipe B), then 200 B of other requests.
+    const data = pattern(288, 3);
+    const [ar, aw] = native.pipe2();
+    const [br, bw] = native.pipe2();
+    const reading = readAsLibwayland(peer, data.length, [
+      [48, 1],
+      [88, 2],
+    ]);
+    ch.send(data, [
+      { kind: "read-pipe", fd: aw, end: 48 },
+      { kind: "read-pipe", fd: bw, end: 88 },
+    ]);
+    const fds = await within(reading, "288 bytes at the host peer");
+    expect(fds.length).toBe(2);
+    for (const f of [...fds, ar, br, peer]) native.close(f);
+    ch.close();
+    await closed;
+  });
+
+  it("defect 1: 29 blob items in the first 29 messages of a batch: each blob at or before its message", async () => {
+    const { ch, peer, closed } = await open();
+    const blob = await ch.createHostBlob(await ch.imageRequirements(4096, 1, DrmFormat.R8));
+    // 29 wl_shm.create_pool-sized requests with one blob each, then 3000 bytes of other requests.
+    const data = pattern(29 * 12 + 3000, 5);
+    const needs: Array<[number, number]> = [];
+    for (let k = 0; k < 29; k++) needs.push([12 * (k + 1), k + 1]);
+    const reading = readAsLibwayland(peer, data.length, needs);
+    ch.send(
+      data,
+      needs.map(([end]) => ({ kind: "blob" as const, resourceId: blob.resourceId, end })),
+    );
+    const fds = await within(reading, `${data.length} bytes at the host peer`);
+    expect(fds.length).toBe(29);
+    for (const f of [...fds, peer]) native.close(f);
+    blob.close();
+    ch.close();
+    await closed;
+  });
+
+  it("defect 7: a refused SEND leaves the caller's read-pipe fds to the caller (closed exactly once)", async () => {
+    const { ch, peer, closed } = await open();
+    const [r, w] = native.pipe2();
+    // Two read pipes in one 1-byte message: they need two SENDs, but one byte can only start one.
+    const [r2, w2] = native.pipe2();
+    expect(() =>
+      ch.send(Uint8Array.of(1), [
+        { kind: "read-pipe", fd: w, end: 1 },
+        { kind: "read-pipe", fd: w2, end: 1 },
+      ]),
+    ).toThrow(/CW_CROSSDOMAIN_LIMIT|items need/);
+    // The caller (the session) still owns and closes them: this close must not fail with EBADF.
+    for (const fd of [w, w2, r, r2, peer]) native.close(fd);
+    ch.close();
+    await closed;
+  });
+});
