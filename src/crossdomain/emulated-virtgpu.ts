@@ -292,10 +292,15 @@ class EmulatedVirtGpu implements VirtGpu {
     if (b === undefined) return;
     this.blobs.delete(blob.bo);
     if (b.fd >= 0) native.close(b.fd);
-    // An exported blob lives on in its fds (the dmabuf holds the GEM object), so only unexported ones are freed.
-    if (!this.exportedIds.has(blob.resourceId) && !this.closed) {
-      this.socket.send(buildFrame(FrameType.CLOSE_RESOURCE, 0, [blob.resourceId], null, 0));
+    for (const other of this.blobs.values()) if (other.handle.resourceId === blob.resourceId) return;
+    // The last handle: the device frees its side. A kernel keeps the GEM object while an exported dmabuf lives, but
+    // here an export is a dup of the memfd, which keeps the memory alive by itself, and this process cannot see when
+    // a client closes it: keeping the resource would hold one device fd per keymap forever (issue 12, defect 3).
+    // So a released export can no longer be re-imported (PRIME_FD_TO_HANDLE then fails as for a foreign fd).
+    if (this.exportedIds.delete(blob.resourceId)) {
+      for (const [key, e] of this.exported) if (e.resourceId === blob.resourceId) this.exported.delete(key);
     }
+    if (!this.closed) this.socket.send(buildFrame(FrameType.CLOSE_RESOURCE, 0, [blob.resourceId], null, 0));
   }
 
   execbuffer(cmd: Uint8Array, opts: ExecbufferOptions = {}): boolean {

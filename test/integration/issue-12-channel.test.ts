@@ -191,6 +191,32 @@ describe("issue 12 regressions: channel and emulated device", () => {
     await closed;
   });
 
+  it("defect 3: host blobs lent to the guest are released; the device's fd count stays flat", async () => {
+    const { ch, peer, closed } = await open();
+    const before = deviceFdCount();
+    const N = 120;
+    const got = collect(ch, N);
+    for (let sent = 0; sent < N; sent += 20) {
+      const memfds: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const m = native.memfdCreate("keymap", 0);
+        native.ftruncate(m, 48 * 1024);
+        memfds.push(m);
+      }
+      await writeAll(peer, pattern(20, sent + 1), memfds);
+      for (const m of memfds) native.close(m);
+    }
+    const r = await within(got, `${N} keymap-sized blobs at the guest`);
+    expect(r.items.length).toBe(N);
+    for (const it of r.items) if (it.kind === "blob") native.close(it.fd);
+    // A query the device answers after it has handled every CLOSE_RESOURCE sent before it.
+    await within(ch.imageRequirements(8, 8, DrmFormat.R8), "a query answered after the releases");
+    expect(deviceFdCount() - before).toBeLessThanOrEqual(2);
+    native.close(peer);
+    ch.close();
+    await closed;
+  });
+
   it("defect 7: a refused SEND leaves the caller's read-pipe fds to the caller (closed exactly once)", async () => {
     const { ch, peer, closed } = await open();
     const [r, w] = native.pipe2();
