@@ -65,6 +65,8 @@ export interface Device {
 }
 
 const HOST_PAGE = 4096;
+/** The largest guest page, so the largest ring a guest can declare (one page; 64 KiB pages on arm64/ppc64). */
+const MAX_RING_SIZE = 65536;
 const PROT_READ = 1;
 const PROT_WRITE = 2;
 const MAP_SHARED = 1;
@@ -199,6 +201,8 @@ interface ChannelState {
   readonly socket: number;
   readonly socketOut: FdWriter | null;
   readonly socketWatcher: NativeWatcher | null;
+  /** Usable bytes of the channel ring: its size as the guest created it, at most MAX_RING_SIZE. */
+  readonly ringBytes: number;
   halted: boolean;
 }
 
@@ -306,7 +310,8 @@ class DeviceContext {
   private polls: number[] = [];
   private armed = false;
   private destroyed = false;
-  private readonly scratch = new Uint8Array(HOST_PAGE * 2);
+  /** Ring message staging, sized at INIT to the channel ring (never more than MAX_RING_SIZE). */
+  private scratch = new Uint8Array(HOST_PAGE);
   private readonly fdsOut = new Int32Array(MAX_FDS_PER_MSG + 1);
   private readonly config: CrossDomainConfig;
 
@@ -565,7 +570,7 @@ class DeviceContext {
         this.items.set(blobId, { kind: "reqs", reqs });
         const b = new Uint8Array(64);
         encodeImageRequirements(b, 0, reqs);
-        native.pwrite(st.queryRing.fd, b, 0, 64, 0);
+        native.pwrite(this.ringFd(st.queryRing), b, 0, 64, 0);
         return;
       }
       case "poll":
@@ -647,13 +652,20 @@ class DeviceContext {
         : null;
     const watcher =
       socket >= 0 ? createSharedWatcher(socket, (status) => this.ready(status, () => this.receive())) : null;
+    const channelRing = channel ?? query;
+    // The guest declares the ring's size; trust it only up to the largest page (issue 12, defect 5).
+    const ringBytes = Math.min(channelRing.size, MAX_RING_SIZE);
+    this.scratch = new Uint8Array(
+      Math.max(ringBytes, sendReceiveHeaderSize(this.config.maxIdentifiers) + MAX_SEND_RECV_SIZE),
+    );
     this.state = {
       queryRing: query,
-      channelRing: channel ?? query,
+      channelRing,
       channelType,
       socket,
       socketOut: out,
       socketWatcher: watcher,
+      ringBytes,
       halted: false,
     };
     this.log.info({ channel: channelTypeName(channelType) }, "channel connected");
@@ -771,7 +783,18 @@ class DeviceContext {
 
   private writeRing(len: number): void {
     const st = this.state!;
-    native.pwrite(st.channelRing.fd, this.scratch, 0, len, 0);
+    if (len > st.ringBytes)
+      throw new Error(`ring message of ${len} bytes exceeds the ${st.ringBytes}-byte ring`);
+    native.pwrite(this.ringFd(st.channelRing), this.scratch, 0, len, 0);
+  }
+
+  /**
+   * The fd of a ring resource, or a throw once the guest released it (CLOSE_RESOURCE closed that fd): the number may
+   * belong to another resource by now, and upstream drops the ring on detach, so the write fails (issue 12, defect 4).
+   */
+  private ringFd(r: Resource): number {
+    if (this.resources.get(r.id) !== r) throw new Error(`ring resource ${r.id} was released`);
+    return r.fd;
   }
 
   /** recvmsg on the host socket → RECEIVE; false when nothing was there after all. */
@@ -844,12 +867,13 @@ class DeviceContext {
   private readPipe(id: number): boolean {
     const p = this.readPipes.get(id);
     if (p === undefined) return false;
-    const room = this.state!.channelRing.size - READ_WRITE_HEADER_SIZE;
-    const buf = new Uint8Array(room);
-    const n = native.read(p.fd, buf, 0, room);
+    // One read of up to ring size − 24 bytes straight after the header ([RG] worker.rs), then the header in front.
+    const room = this.state!.ringBytes - READ_WRITE_HEADER_SIZE;
+    const n = native.read(p.fd, this.scratch, READ_WRITE_HEADER_SIZE, room);
     if (n === AGAIN) return false;
     const hangUp = n === 0;
-    const len = encodeReadWrite(this.scratch, 0, CrossDomainCmd.READ, id, hangUp, buf.subarray(0, n), "zero");
+    const data = this.scratch.subarray(READ_WRITE_HEADER_SIZE, READ_WRITE_HEADER_SIZE + n);
+    const len = encodeReadWrite(this.scratch, 0, CrossDomainCmd.READ, id, hangUp, data, "zero");
     this.writeRing(len);
     if (hangUp) {
       p.watcher.stop();

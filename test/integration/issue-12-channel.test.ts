@@ -217,6 +217,86 @@ describe("issue 12 regressions: channel and emulated device", () => {
     await closed;
   });
 
+  it("defect 4: a released channel ring is never written again (no host bytes in another resource)", async () => {
+    const gpu = openEmulatedVirtGpu(device.socket);
+    const hostErrors: string[] = [];
+    gpu.onHostError = (m) => hostErrors.push(m);
+    let fenced = 0;
+    gpu.onFence = () => {
+      fenced++;
+    };
+    await gpu.initContext({ capsetId: CAPSET_CROSS_DOMAIN, numRings: 2, pollRingsMask: 1 << CHANNEL_RING });
+    const ring = () =>
+      gpu.createBlob({ blobMem: BlobMem.GUEST, blobFlags: BlobFlags.USE_MAPPABLE, size: 4096, blobId: 0 });
+    const query = await ring();
+    const channel = await ring();
+    const init = new Uint8Array(20);
+    encodeInit(init, 0, {
+      form: "v1",
+      queryRingId: query.resourceId,
+      channelRingId: channel.resourceId,
+      channelType: ChannelType.WAYLAND,
+    });
+    gpu.execbuffer(init);
+    const peer = await host.next();
+    native.setNonblockCloexec(peer);
+    // The guest drops the channel ring; a new guest blob may now get the device's old fd number.
+    gpu.closeBlob(channel);
+    const victim = await ring();
+    const victimMap = await gpu.mapBlob(victim);
+    const poll = new Uint8Array(16);
+    encodePoll(poll, 0);
+    gpu.execbuffer(poll, { ring: CHANNEL_RING });
+    await writeAll(peer, pattern(64, 11));
+    const answered = new Promise<void>((resolve) => {
+      const prevFence = gpu.onFence;
+      gpu.onFence = () => {
+        prevFence();
+        resolve();
+      };
+      gpu.onHostError = (m) => {
+        hostErrors.push(m);
+        resolve();
+      };
+    });
+    await within(answered, "a fence or a host error after the POLL");
+    expect(victimMap.bytes.every((b) => b === 0)).toBe(true);
+    expect(fenced).toBe(0);
+    expect(hostErrors.join("\n")).toMatch(/ring resource \d+ was released/);
+    victimMap.unmap();
+    native.close(peer);
+    gpu.close();
+  });
+
+  it("defect 5: a 16 KiB ring carries READs of up to 16 KiB − 24 bytes without halting the worker", async () => {
+    const { ch, peer, closed } = await open(undefined, 16384);
+    const [clientR, clientW] = native.pipe2();
+    const atPeer = new Promise<number[]>((resolve) => {
+      const fdsOut = new Int32Array(MAX_FDS_PER_MSG + 1);
+      const buf = new Uint8Array(64);
+      const w = native.createWatcher(peer, () => {
+        const n = native.recvmsg(peer, buf, 0, buf.length, fdsOut);
+        if (n === AGAIN) return;
+        w.stop();
+        w.close();
+        resolve(Array.from(fdsOut.subarray(1, 1 + fdsOut[0]!)));
+      });
+      w.start(POLL_READABLE);
+    });
+    ch.send(pattern(4, 1), [{ kind: "read-pipe", fd: clientW }]);
+    const [hostW] = await within(atPeer, "the host end of the read pipe");
+    const payload = pattern(16000, 4);
+    await writeAll(hostW!, payload);
+    native.close(hostW!);
+    const got = await within(readToEof(clientR), "the pasted bytes at the guest client");
+    expect(sameBytes(got, payload)).toBe("equal");
+    expect(ch.isClosed).toBe(false);
+    native.close(clientR);
+    native.close(peer);
+    ch.close();
+    await closed;
+  });
+
   it("defect 7: a refused SEND leaves the caller's read-pipe fds to the caller (closed exactly once)", async () => {
     const { ch, peer, closed } = await open();
     const [r, w] = native.pipe2();
