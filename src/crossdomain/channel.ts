@@ -482,7 +482,7 @@ export class CrossDomainChannel {
     const fd = native.eventfd(0, 0);
     const watcher = native.createWatcher(fd, () => {
       const v = new Uint8Array(8);
-      if (native.read(fd, v, 0, 8) !== 8 || this.closed) return;
+      if (this.closed || native.read(fd, v, 0, 8) !== 8) return;
       this.write(id, false, v);
     });
     watcher.start(POLL_READABLE);
@@ -508,11 +508,19 @@ export class CrossDomainChannel {
     this.poll();
   }
 
+  /**
+   * Submits the POLL. Called from promise continuations and watcher callbacks, where a throw would end the whole
+   * process (unhandled rejection, or the addon's fatal exception): a failed EXECBUFFER ends this channel only.
+   */
   private poll(): void {
     if (this.closed || this.pollOutstanding || this.paused || this.blockedSinks > 0 || this.dispatching)
       return;
     this.pollOutstanding = true;
-    this.gpu.execbuffer(this.pollCmd, { ring: CHANNEL_RING });
+    try {
+      this.gpu.execbuffer(this.pollCmd, { ring: CHANNEL_RING });
+    } catch (err) {
+      this.fail(asChannelError(err, "POLL"));
+    }
   }
 
   private onFenceEvent(): void {
@@ -533,11 +541,7 @@ export class CrossDomainChannel {
       },
       (err: unknown) => {
         this.dispatching = false;
-        this.fail(
-          err instanceof CrosswayError
-            ? err
-            : new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `channel dispatch: ${(err as Error).message}`),
-        );
+        this.fail(asChannelError(err, "channel dispatch"));
       },
     );
   }
@@ -624,7 +628,7 @@ export class CrossDomainChannel {
   private pumpWritePipe(id: number): void {
     const p = this.writePipes.get(id);
     if (p === undefined || this.closed) return;
-    for (let round = 0; round < 16 && !this.congested; round++) {
+    for (let round = 0; round < 16 && !this.congested && !this.closed; round++) {
       let n: number;
       try {
         n = native.read(p.fd, this.chunk, 0, WRITE_CHUNK);
@@ -635,6 +639,8 @@ export class CrossDomainChannel {
       if (n === 0) {
         // Hang up only at EOF, never on a short read (Sommelier's P11 bug).
         this.write(id, true, new Uint8Array(0));
+        // A failed WRITE ended the channel, which closed every pipe already.
+        if (this.closed) return;
         p.watcher.stop();
         p.watcher.close();
         native.close(p.fd);
@@ -645,9 +651,17 @@ export class CrossDomainChannel {
     }
   }
 
+  /** Submits a WRITE; like poll(), a failed EXECBUFFER ends this channel only (watcher callbacks call this). */
   private write(id: number, hangUp: boolean, data: Uint8Array): void {
     const size = encodeReadWrite(this.writeBuf, 0, CrossDomainCmd.WRITE, id, hangUp, data);
-    if (!this.gpu.execbuffer(this.writeBuf.subarray(0, size))) this.congest();
+    let ok: boolean;
+    try {
+      ok = this.gpu.execbuffer(this.writeBuf.subarray(0, size));
+    } catch (err) {
+      this.fail(asChannelError(err, "WRITE"));
+      return;
+    }
+    if (!ok) this.congest();
   }
 
   private congest(): void {
@@ -803,6 +817,14 @@ export class CrossDomainChannel {
   close(): void {
     this.finish({ kind: "local" });
   }
+}
+
+/** A CrosswayError for anything thrown inside the channel's own callbacks (kept as is when it already is one). */
+function asChannelError(err: unknown, what: string): CrosswayError {
+  if (err instanceof CrosswayError) return err;
+  return new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `${what}: ${(err as Error).message}`, undefined, {
+    cause: err,
+  });
 }
 
 /** Closes the fds of received items (on error paths). */

@@ -297,6 +297,66 @@ describe("issue 12 regressions: channel and emulated device", () => {
     await closed;
   });
 
+  it("defect 6: a failing EXECBUFFER after dispatch ends that channel, never the process", async () => {
+    const real = openEmulatedVirtGpu(device.socket);
+    let failPolls = false;
+    // Fault injection on the real backend: the kernel backend throws CW_VIRTGPU_IOCTL on any failed ioctl.
+    const gpu = new Proxy(real, {
+      get(target, prop, receiver) {
+        if (prop === "execbuffer") {
+          return (cmd: Uint8Array, opts?: { ring?: number }) => {
+            if (failPolls) throw new CrosswayError("CW_VIRTGPU_IOCTL", "EXECBUFFER: EIO (injected)");
+            return target.execbuffer(cmd, opts);
+          };
+        }
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const { ch, peer, closed } = await open(gpu);
+    const got = collect(ch, 8);
+    failPolls = true;
+    await writeAll(peer, pattern(8, 2));
+    await within(got, "8 bytes at the guest");
+    const reason = (await within(closed, "the channel to close")) as { kind: string; error?: CrosswayError };
+    expect(reason.kind).toBe("error");
+    expect(reason.error?.code).toBe("CW_VIRTGPU_IOCTL");
+    native.close(peer);
+  });
+
+  it("defect 6: a failing EXECBUFFER from a write-pipe watcher ends that channel, never the process", async () => {
+    const real = openEmulatedVirtGpu(device.socket);
+    let fail = false;
+    const gpu = new Proxy(real, {
+      get(target, prop, receiver) {
+        if (prop === "execbuffer") {
+          return (cmd: Uint8Array, opts?: { ring?: number }) => {
+            if (fail) throw new CrosswayError("CW_VIRTGPU_IOCTL", "EXECBUFFER: EIO (injected)");
+            return target.execbuffer(cmd, opts);
+          };
+        }
+        const v = Reflect.get(target, prop, receiver);
+        return typeof v === "function" ? v.bind(target) : v;
+      },
+    });
+    const { ch, peer, closed } = await open(gpu);
+    const [hostR, hostW] = native.pipe2();
+    const got = collect(ch, 1);
+    await writeAll(peer, Uint8Array.of(1), [hostW]);
+    native.close(hostW);
+    const r = await within(got, "the write-pipe item");
+    const wp = r.items[0];
+    if (wp?.kind !== "write-pipe") throw new Error("expected a write pipe");
+    fail = true;
+    await writeAll(wp.fd, pattern(100, 9));
+    native.close(wp.fd);
+    const reason = (await within(closed, "the channel to close")) as { kind: string; error?: CrosswayError };
+    expect(reason.kind).toBe("error");
+    expect(reason.error?.code).toBe("CW_VIRTGPU_IOCTL");
+    native.close(hostR);
+    native.close(peer);
+  });
+
   it("defect 7: a refused SEND leaves the caller's read-pipe fds to the caller (closed exactly once)", async () => {
     const { ch, peer, closed } = await open();
     const [r, w] = native.pipe2();
