@@ -131,6 +131,13 @@ export interface HostBlob {
   close(): void;
 }
 
+/**
+ * Unread paste data the channel keeps for slow clients before it holds the POLL (which stalls the whole channel, the
+ * only back-pressure the protocol has towards a host pipe). Large enough for any clipboard a client drains after a
+ * roundtrip; past it, a client that never reads its paste stalls only its own connection.
+ */
+const SINK_BACKLOG_LIMIT = 64 << 20;
+
 /** Bytes per WRITE chunk: small keeps a host's blocking write short (P26); one page minus the header. */
 const WRITE_CHUNK = 4096 - READ_WRITE_HEADER_SIZE;
 
@@ -180,7 +187,8 @@ export class CrossDomainChannel {
   private queryInFlight = 0;
   private pollOutstanding = false;
   private paused = false;
-  private blockedSinks = 0;
+  /** Bytes waiting in read-pipe sinks that their clients have not taken yet, over all pipes. */
+  private sinkBacklog = 0;
   private dispatching = false;
   private congested = false;
   private closed = false;
@@ -513,7 +521,13 @@ export class CrossDomainChannel {
    * process (unhandled rejection, or the addon's fatal exception): a failed EXECBUFFER ends this channel only.
    */
   private poll(): void {
-    if (this.closed || this.pollOutstanding || this.paused || this.blockedSinks > 0 || this.dispatching)
+    if (
+      this.closed ||
+      this.pollOutstanding ||
+      this.paused ||
+      this.sinkBacklog > SINK_BACKLOG_LIMIT ||
+      this.dispatching
+    )
       return;
     this.pollOutstanding = true;
     try {
@@ -690,14 +704,14 @@ export class CrossDomainChannel {
     }
     if (p.pending.length === 0 && data.length > 0) {
       const n = this.writeSink(id, p, data, 0);
-      if (n < data.length && this.readPipes.has(id)) p.pending.push(data.slice(n));
+      if (n < data.length && this.readPipes.has(id)) this.queueSink(p, data.slice(n));
     } else if (data.length > 0) {
-      p.pending.push(data.slice());
+      this.queueSink(p, data.slice());
     }
     if (hangUp) p.hangUpPending = true;
     if (p.pending.length > 0 && p.watcher === null && this.readPipes.has(id)) {
-      // The client is slow: hold the POLL (back-pressure reaches the host pipe) until the sink drains.
-      this.blockedSinks++;
+      // The client is slow: keep its data and keep polling, so the Wayland stream goes on (a client may roundtrip
+      // before it drains a paste); only a backlog over SINK_BACKLOG_LIMIT holds the POLL (issue 12, defect 8).
       p.watcher = native.createWatcher(p.fd, () => this.drainSink(id));
       p.watcher.start(POLL_WRITABLE);
     }
@@ -722,11 +736,17 @@ export class CrossDomainChannel {
     return off;
   }
 
+  private queueSink(p: ReadPipe, bytes: Uint8Array): void {
+    p.pending.push(bytes);
+    this.sinkBacklog += bytes.length;
+  }
+
   private drainSink(id: number, p: ReadPipe = this.readPipes.get(id)!): void {
     while (p.pending.length > 0) {
       const head = p.pending[0]!;
       const n = this.writeSink(id, p, head, 0);
       if (!this.readPipes.has(id)) return;
+      this.sinkBacklog -= n;
       if (n < head.length) {
         p.pending[0] = head.subarray(n);
         return;
@@ -737,7 +757,6 @@ export class CrossDomainChannel {
       p.watcher.stop();
       p.watcher.close();
       p.watcher = null;
-      this.blockedSinks--;
     }
     if (p.hangUpPending) this.closeSink(id, p);
     this.poll();
@@ -746,11 +765,12 @@ export class CrossDomainChannel {
   private closeSink(id: number, p: ReadPipe): void {
     if (!this.readPipes.has(id)) return;
     this.readPipes.delete(id);
+    for (const b of p.pending) this.sinkBacklog -= b.length;
+    p.pending.length = 0;
     if (p.watcher !== null) {
       p.watcher.stop();
       p.watcher.close();
       p.watcher = null;
-      this.blockedSinks--;
     }
     native.close(p.fd);
     this.poll();
@@ -796,7 +816,7 @@ export class CrossDomainChannel {
       native.close(p.fd);
       this.readPipes.delete(id);
     }
-    this.blockedSinks = 0;
+    this.sinkBacklog = 0;
     for (const p of this.writePipes.values()) {
       p.watcher.stop();
       p.watcher.close();

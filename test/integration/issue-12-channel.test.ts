@@ -373,4 +373,40 @@ describe("issue 12 regressions: channel and emulated device", () => {
     ch.close();
     await closed;
   });
+
+  it("defect 8: a full paste sink does not stop the Wayland stream", async () => {
+    const { ch, peer, closed } = await open();
+    const [clientR, clientW] = native.pipe2();
+    const atPeer = new Promise<number[]>((resolve) => {
+      const fdsOut = new Int32Array(MAX_FDS_PER_MSG + 1);
+      const buf = new Uint8Array(64);
+      const w = native.createWatcher(peer, () => {
+        const n = native.recvmsg(peer, buf, 0, buf.length, fdsOut);
+        if (n === AGAIN) return;
+        w.stop();
+        w.close();
+        resolve(Array.from(fdsOut.subarray(1, 1 + fdsOut[0]!)));
+      });
+      w.start(POLL_READABLE);
+    });
+    ch.send(pattern(4, 1), [{ kind: "read-pipe", fd: clientW }]);
+    const [hostW] = await within(atPeer, "the host end of the read pipe");
+    // 256 KiB into the paste pipe, which the client does not read yet (its pipe holds 64 KiB).
+    const paste = pattern(256 * 1024, 8);
+    const pasting = writeAll(hostW!, paste).then(() => native.close(hostW!));
+    // The client's pipe is full (the kernel's FIONREAD says so): the sink is now blocked.
+    await within(pipeFull(clientR), "the client's paste pipe to fill");
+    // Meanwhile the compositor answers a roundtrip: the client must get it before it drains the paste.
+    const events = collect(ch, 12);
+    await writeAll(peer, pattern(12, 6));
+    const e = await within(events, "the compositor's events while the paste sink is full");
+    expect(sameBytes(e.data, pattern(12, 6))).toBe("equal");
+    const got = await within(readToEof(clientR), "the whole paste");
+    await pasting;
+    expect(sameBytes(got, paste)).toBe("equal");
+    native.close(clientR);
+    native.close(peer);
+    ch.close();
+    await closed;
+  });
 });
