@@ -5,6 +5,15 @@
 
 import { openSync } from "node:fs";
 import { CrosswayError } from "../errors.ts";
+import {
+  F_SEAL_FUTURE_WRITE,
+  F_SEAL_WRITE,
+  MAP_SHARED,
+  O_ACCMODE,
+  O_RDWR,
+  PROT_READ,
+  PROT_WRITE,
+} from "../fd/constants.ts";
 import { createSharedWatcher } from "../fd/shared-watcher.ts";
 import { componentLogger, type Logger } from "../log.ts";
 import {
@@ -67,13 +76,6 @@ export interface Device {
 const HOST_PAGE = 4096;
 /** The largest guest page, so the largest ring a guest can declare (one page; 64 KiB pages on arm64/ppc64). */
 const MAX_RING_SIZE = 65536;
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const MAP_SHARED = 1;
-const F_SEAL_WRITE = 0x8;
-const F_SEAL_FUTURE_WRITE = 0x10;
-const O_ACCMODE = 3;
-const O_RDWR = 2;
 
 /** Bytes per pixel of the formats the memfd "system" gralloc supports ([KR] rutabaga_gralloc/formats.rs). */
 const PACKED_BPP = new Map<number, number>([

@@ -2,6 +2,7 @@
 // Guest memory blobs are memfds this backend creates and lends to the device (the VMM sees guest RAM); host blobs are
 // memfds the device lends back (host-visible memory). Nothing else crosses: no fd of a guest client ever does.
 import { CrosswayError } from "../errors.ts";
+import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../fd/constants.ts";
 import { componentLogger } from "../log.ts";
 import { native } from "../native.ts";
 import { getU32 } from "./codec.ts";
@@ -20,10 +21,6 @@ import type {
 } from "./virtgpu.ts";
 
 const log = componentLogger("virtgpu-emulated");
-
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const MAP_SHARED = 1;
 
 interface LocalBlob {
   readonly handle: BlobHandle;

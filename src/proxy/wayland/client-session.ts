@@ -8,6 +8,7 @@
 import type { CloseReason, CrossDomainChannel, ReceivedItem, SendItem } from "../../crossdomain/channel.ts";
 import { DrmFormat } from "../../crossdomain/protocol.ts";
 import { CrosswayError } from "../../errors.ts";
+import { MAP_SHARED, O_ACCMODE, O_WRONLY, PROT_READ } from "../../fd/constants.ts";
 import type { Logger } from "../../log.ts";
 import {
   AGAIN,
@@ -36,10 +37,6 @@ import { SurfaceShadow } from "./surface-shadow.ts";
 
 const S_IFMT = 0o170000;
 const S_IFIFO = 0o010000;
-const O_ACCMODE = 3;
-const O_WRONLY = 1;
-const PROT_READ = 1;
-const MAP_SHARED = 1;
 
 /** wl_shm.error values (wayland.xml). */
 const ShmError = { INVALID_FORMAT: 0, INVALID_STRIDE: 1, INVALID_FD: 2 } as const;
