@@ -10,6 +10,7 @@
 import { CrosswayError } from "../errors.ts";
 import { componentLogger, type Logger } from "../log.ts";
 import { AGAIN, type NativeWatcher, native, POLL_READABLE, POLL_WRITABLE } from "../native.ts";
+import { getU32 } from "../wire/bytes.ts";
 import {
   type CrossDomainMessage,
   decodeImageRequirements,
@@ -20,7 +21,6 @@ import {
   encodePoll,
   encodeReadWrite,
   encodeSendReceive,
-  getU32,
   type IdentifierList,
   type ImageRequirements,
   type InitForm,

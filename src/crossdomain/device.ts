@@ -24,6 +24,7 @@ import {
   POLL_READABLE,
   POLL_WRITABLE,
 } from "../native.ts";
+import { setU32 } from "../wire/bytes.ts";
 import {
   type CrossDomainMessage,
   decodeCommand,
@@ -32,7 +33,6 @@ import {
   encodeSendReceive,
   type ImageRequirements,
   newIdentifierList,
-  setU32,
 } from "./codec.ts";
 import { buildFrame, FrameType, field, field64 } from "./device-protocol.ts";
 import { FramedSocket } from "./framed-socket.ts";

@@ -5,7 +5,7 @@ import { CrosswayError } from "../errors.ts";
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../fd/constants.ts";
 import { componentLogger } from "../log.ts";
 import { native } from "../native.ts";
-import { getU32 } from "./codec.ts";
+import { getU32 } from "../wire/bytes.ts";
 import { buildFrame, FrameType, field, field64, u64Fields } from "./device-protocol.ts";
 import { FramedSocket } from "./framed-socket.ts";
 import { BlobMem } from "./structs.ts";

@@ -6,7 +6,7 @@ import { basename, join } from "node:path";
 import { CrosswayError } from "../errors.ts";
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../fd/constants.ts";
 import { native, POLL_READABLE } from "../native.ts";
-import { getU32, getU64Number, setU32, setU64Number } from "./codec.ts";
+import { getU32, getU64Number, setU32, setU64Number } from "../wire/bytes.ts";
 import {
   ContextParam,
   DRM_EVENT,

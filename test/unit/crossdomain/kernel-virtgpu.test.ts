@@ -7,10 +7,7 @@ import { CrossDomainChannel, closeItems, type ReceivedItem } from "../../../src/
 import {
   encodeImageRequirements,
   encodeSendReceive,
-  getU32,
-  getU64Number,
   newIdentifierList,
-  setU32,
 } from "../../../src/crossdomain/codec.ts";
 import {
   findVirtioGpuNode,
@@ -34,6 +31,7 @@ import {
 } from "../../../src/crossdomain/structs.ts";
 import { CrosswayError } from "../../../src/errors.ts";
 import { native } from "../../../src/native.ts";
+import { getU32, getU64Number, setU32 } from "../../../src/wire/bytes.ts";
 import { tempDir } from "../../helpers/crossdomain.ts";
 import { useFdLeakCheck } from "../../helpers/fd-leak.ts";
 
