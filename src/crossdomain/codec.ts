@@ -5,7 +5,6 @@ import { getI32, getU32, getU64, getU64Number, setU32, setU64, setU64Number } fr
 import {
   CrossDomainCmd,
   type CrossDomainConfig,
-  EVENTFD_VALUE_SIZE,
   FUTEX_NEW_SIZE,
   GET_IMAGE_REQUIREMENTS_SIZE,
   HEADER_SIZE,
@@ -214,42 +213,6 @@ export function encodeIdCommand(buf: Uint8Array, off: number, cmd: 9 | 10 | 11, 
   setU32(buf, off + 8, id);
   setU32(buf, off + 12, 0);
   return SMALL_CMD_SIZE;
-}
-
-/** Encodes the 32-byte `{hdr, fs_id u64, handle u64, id u32, pad}` of FUTEX_NEW (8) or upstream cmd 12. */
-export function encodeFsHandleCommand(
-  buf: Uint8Array,
-  off: number,
-  cmd: 8 | 12,
-  fsId: bigint,
-  handle: bigint,
-  id: number,
-): number {
-  room(buf, off, FUTEX_NEW_SIZE, "fs-handle command");
-  encodeHeader(buf, off, cmd, FUTEX_NEW_SIZE);
-  setU64(buf, off + 8, fsId);
-  setU64(buf, off + 16, handle);
-  setU32(buf, off + 24, id);
-  setU32(buf, off + 28, 0);
-  return FUTEX_NEW_SIZE;
-}
-
-/** Encodes upstream ASSIGN_SOCKET_UUID (13): `{hdr, uuid[16] @8, id @24, pad}`, 32 bytes. */
-export function encodeAssignSocketUuid(buf: Uint8Array, off: number, uuid: Uint8Array, id: number): number {
-  if (uuid.length !== 16) throw malformed(`ASSIGN_SOCKET_UUID: uuid must be 16 bytes, not ${uuid.length}`);
-  room(buf, off, 32, "ASSIGN_SOCKET_UUID");
-  encodeHeader(buf, off, CrossDomainCmd.ASSIGN_SOCKET_UUID, 32);
-  buf.set(uuid, off + 8);
-  setU32(buf, off + 24, id);
-  setU32(buf, off + 28, 0);
-  return 32;
-}
-
-/** Encodes the 8-byte little-endian eventfd counter value carried by READ/WRITE on eventfd items. */
-export function encodeEventfdValue(buf: Uint8Array, off: number, value: bigint): number {
-  room(buf, off, EVENTFD_VALUE_SIZE, "eventfd value");
-  setU64(buf, off, value);
-  return EVENTFD_VALUE_SIZE;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
