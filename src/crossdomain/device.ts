@@ -16,14 +16,7 @@ import {
 } from "../fd/constants.ts";
 import { createSharedWatcher } from "../fd/shared-watcher.ts";
 import { componentLogger, type Logger } from "../log.ts";
-import {
-  AGAIN,
-  MAX_FDS_PER_MSG,
-  type NativeWatcher,
-  native,
-  POLL_READABLE,
-  POLL_WRITABLE,
-} from "../native.ts";
+import { AGAIN, MAX_FDS_PER_MSG, type NativeWatcher, native, POLL_READABLE } from "../native.ts";
 import { setU32 } from "../wire/bytes.ts";
 import {
   type CrossDomainMessage,
@@ -35,7 +28,9 @@ import {
   newIdentifierList,
 } from "./codec.ts";
 import { buildFrame, FrameType, field, field64 } from "./device-protocol.ts";
+import { FdWriter } from "./fd-writer.ts";
 import { FramedSocket } from "./framed-socket.ts";
+import { HOST_PAGE, imageLayout, roundUp } from "./gralloc-layout.ts";
 import { classifyHostFd } from "./host-fd-kind.ts";
 import {
   CAPSET_CROSS_DOMAIN,
@@ -43,10 +38,8 @@ import {
   CrossDomainCmd,
   type CrossDomainConfig,
   channelTypeName,
-  DrmFormat,
   IdentifierType,
   MAX_SEND_RECV_SIZE,
-  MapInfo,
   PIPE_READ_START,
   READ_WRITE_HEADER_SIZE,
   sendReceiveHeaderSize,
@@ -73,71 +66,8 @@ export interface Device {
   close(): void;
 }
 
-const HOST_PAGE = 4096;
 /** The largest guest page, so the largest ring a guest can declare (one page; 64 KiB pages on arm64/ppc64). */
 const MAX_RING_SIZE = 65536;
-
-/** Bytes per pixel of the formats the memfd "system" gralloc supports ([KR] rutabaga_gralloc/formats.rs). */
-const PACKED_BPP = new Map<number, number>([
-  [DrmFormat.R8, 1],
-  [DrmFormat.RGB565, 2],
-  [0x34324742, 3], // BGR888 'BG24'
-  [DrmFormat.XRGB8888, 4],
-  [DrmFormat.ARGB8888, 4],
-  [DrmFormat.XBGR8888, 4],
-  [DrmFormat.ABGR8888, 4],
-  [0x30335258, 4], // XRGB2101010
-  [0x30335241, 4], // ARGB2101010
-  [0x30334258, 4], // XBGR2101010
-  [0x30334241, 4], // ABGR2101010
-  [0x48344241, 8], // ABGR16161616F
-]);
-const NV12 = 0x3231564e;
-const YVU420 = 0x32315659;
-
-function roundUp(n: number, to: number): number {
-  return Math.ceil(n / to) * to;
-}
-
-/** Tight strides, planes one after another, size rounded to the host page (canonical_image_requirements). */
-function imageLayout(
-  width: number,
-  height: number,
-  format: number,
-): Omit<ImageRequirements, "blobId"> | null {
-  const bpp = PACKED_BPP.get(format);
-  const base = { modifier: 0n, mapInfo: MapInfo.CACHED, memoryIdx: -1, physicalDeviceIdx: -1 };
-  if (bpp !== undefined) {
-    return {
-      ...base,
-      strides: [width * bpp, 0, 0, 0],
-      offsets: [0, 0, 0, 0],
-      size: roundUp(width * bpp * height, HOST_PAGE),
-    };
-  }
-  if (format === NV12) {
-    const y = width * height;
-    const uvStride = 2 * Math.ceil(width / 2);
-    return {
-      ...base,
-      strides: [width, uvStride, 0, 0],
-      offsets: [0, y, 0, 0],
-      size: roundUp(y + uvStride * Math.ceil(height / 2), HOST_PAGE),
-    };
-  }
-  if (format === YVU420) {
-    const y = width * height;
-    const c = Math.ceil(width / 2);
-    const ch = Math.ceil(height / 2);
-    return {
-      ...base,
-      strides: [width, c, c, 0],
-      offsets: [0, y, y + c * ch, 0],
-      size: roundUp(y + 2 * c * ch, HOST_PAGE),
-    };
-  }
-  return null;
-}
 
 /** Starts the device: listens on `options.listen` and serves each connection as one virtio-gpu context. */
 export function startDevice(options: DeviceOptions): Device {
@@ -206,89 +136,6 @@ interface ChannelState {
   /** Usable bytes of the channel ring: its size as the guest created it, at most MAX_RING_SIZE. */
   readonly ringBytes: number;
   halted: boolean;
-}
-
-/**
- * Ordered non-blocking writes to a host fd (socket with SCM_RIGHTS, pipe or eventfd). Real hosts write blocking on
- * the device thread (P26); queueing instead keeps one stuck peer from stalling every context of the device.
- */
-class FdWriter {
-  private readonly queue: Array<{ bytes: Uint8Array; off: number; fds: number[] | null }> = [];
-  private head = 0;
-  private watcher: NativeWatcher | null = null;
-  private closeWhenDone = false;
-  closed = false;
-
-  constructor(
-    readonly fd: number,
-    private readonly socket: boolean,
-    private readonly onError: (err: Error) => void,
-  ) {}
-
-  write(bytes: Uint8Array, fds: number[] | null): void {
-    if (this.closed) {
-      if (fds !== null) for (const fd of fds) native.close(fd);
-      return;
-    }
-    this.queue.push({ bytes, off: 0, fds });
-    if (this.queue.length - this.head === 1) this.flush();
-  }
-
-  /** Closes the fd once everything queued is written (a WRITE with hang_up). */
-  endAfterFlush(): void {
-    this.closeWhenDone = true;
-    if (this.head === this.queue.length) this.close();
-  }
-
-  private flush(): void {
-    while (this.head < this.queue.length) {
-      const p = this.queue[this.head]!;
-      let n: number;
-      try {
-        n = this.socket
-          ? native.sendmsg(this.fd, p.bytes, p.off, p.bytes.length - p.off, p.fds)
-          : native.write(this.fd, p.bytes, p.off, p.bytes.length - p.off);
-      } catch (err) {
-        this.close();
-        this.onError(err as Error);
-        return;
-      }
-      if (n === AGAIN) {
-        if (this.watcher === null) {
-          // Shared: the device may also be reading this fd (a host socket), and libuv allows one poll per fd.
-          this.watcher = createSharedWatcher(this.fd, () => this.flush());
-        }
-        this.watcher.start(POLL_WRITABLE);
-        return;
-      }
-      if (p.fds !== null) {
-        for (const fd of p.fds) native.close(fd);
-        p.fds = null;
-      }
-      p.off += n;
-      if (p.off < p.bytes.length) continue;
-      this.head++;
-    }
-    this.queue.length = 0;
-    this.head = 0;
-    this.watcher?.stop();
-    if (this.closeWhenDone) this.close();
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.watcher !== null) {
-      this.watcher.stop();
-      this.watcher.close();
-    }
-    for (let i = this.head; i < this.queue.length; i++) {
-      const fds = this.queue[i]!.fds;
-      if (fds !== null) for (const fd of fds) native.close(fd);
-    }
-    this.queue.length = 0;
-    native.close(this.fd);
-  }
 }
 
 /** A readable host source watched while a POLL fence is outstanding. */
