@@ -1,5 +1,6 @@
-// A cross-domain channel over a VirtGpu: rings, INIT, the single outstanding POLL, SEND splitting, RECEIVE/READ
-// dispatch, pipes and eventfds, and cached image requirements. The guest proxies (Wayland, PipeWire) build on this.
+// A cross-domain channel over a VirtGpu: rings, INIT, the single outstanding POLL, SENDs (planned by send-plan.ts),
+// RECEIVE/READ dispatch, and cached image requirements; its pipes and eventfds live in channel-pipes.ts. The guest
+// proxies (Wayland, PipeWire) build on this.
 //
 //   guest proxy ──send(bytes, items)──▶ SEND (≤ 3744 B, ≤ 28 ids, ≤ 1 READ_PIPE each) ──execbuffer──▶ host
 //   guest proxy ◀─onReceive(bytes, items)── RECEIVE ◀── channel ring ◀── fence event ◀── POLL (ring 1) ── host
@@ -9,17 +10,16 @@
 // eventfd ends handed to clients are all local pipes and eventfds).
 import { CrosswayError } from "../errors.ts";
 import { componentLogger, type Logger } from "../log.ts";
-import { AGAIN, type NativeWatcher, native, POLL_READABLE, POLL_WRITABLE } from "../native.ts";
+import { native } from "../native.ts";
 import { getU32 } from "../wire/bytes.ts";
+import { asChannelError, ChannelPipes } from "./channel-pipes.ts";
 import {
   type CrossDomainMessage,
   decodeImageRequirements,
   decodeRingMessage,
   encodeGetImageRequirements,
-  encodeIdCommand,
   encodeInit,
   encodePoll,
-  encodeReadWrite,
   encodeSendReceive,
   type IdentifierList,
   type ImageRequirements,
@@ -39,9 +39,7 @@ import {
   IdentifierType,
   isReceivedEventfdType,
   MAX_SEND_RECV_SIZE,
-  PIPE_READ_START,
   QUERY_RING,
-  READ_WRITE_HEADER_SIZE,
   sendReceiveHeaderSize,
 } from "./protocol.ts";
 import { planSends } from "./send-plan.ts";
@@ -131,36 +129,6 @@ export interface HostBlob {
   close(): void;
 }
 
-/**
- * Unread paste data the channel keeps for slow clients before it holds the POLL (which stalls the whole channel, the
- * only back-pressure the protocol has towards a host pipe). Large enough for any clipboard a client drains after a
- * roundtrip; past it, a client that never reads its paste stalls only its own connection.
- */
-const SINK_BACKLOG_LIMIT = 64 << 20;
-
-/** Bytes per WRITE chunk: small keeps a host's blocking write short (P26); one page minus the header. */
-const WRITE_CHUNK = 4096 - READ_WRITE_HEADER_SIZE;
-
-interface ReadPipe {
-  fd: number;
-  /** Data the client has not taken yet (sink full): copies, in order. */
-  pending: Uint8Array[];
-  hangUpPending: boolean;
-  watcher: NativeWatcher | null;
-}
-
-interface WritePipe {
-  readonly id: number;
-  readonly fd: number;
-  readonly watcher: NativeWatcher;
-}
-
-interface LocalEventfd {
-  readonly fd: number;
-  readonly toHost: boolean;
-  readonly watcher: NativeWatcher | null;
-}
-
 /** One cross-domain channel: one virtio-gpu context connected to one host socket. */
 export class CrossDomainChannel {
   /** Bytes and items from the host. `data` is valid only during the call (it lives in the ring): copy what you keep. */
@@ -175,22 +143,14 @@ export class CrossDomainChannel {
   private readonly sendBuf: Uint8Array;
   private readonly ids: IdentifierList;
   private readonly pollCmd = new Uint8Array(16);
-  private readonly smallCmd = new Uint8Array(16);
-  private readonly writeBuf = new Uint8Array(READ_WRITE_HEADER_SIZE + WRITE_CHUNK);
-  private readonly chunk = new Uint8Array(WRITE_CHUNK);
-  private nextReadPipe = PIPE_READ_START;
-  private readonly readPipes = new Map<number, ReadPipe>();
-  private readonly writePipes = new Map<number, WritePipe>();
-  private readonly eventfds = new Map<number, LocalEventfd>();
+  /** Read pipes, write pipes and eventfds (channel-pipes.ts). */
+  private readonly pipes: ChannelPipes;
   private readonly reqCache = new Map<string, Promise<ImageRequirements>>();
   private queryChain: Promise<unknown> = Promise.resolve();
   private queryInFlight = 0;
   private pollOutstanding = false;
   private paused = false;
-  /** Bytes waiting in read-pipe sinks that their clients have not taken yet, over all pipes. */
-  private sinkBacklog = 0;
   private dispatching = false;
-  private congested = false;
   private closed = false;
   private lastHostError = "";
 
@@ -211,6 +171,17 @@ export class CrossDomainChannel {
     this.sendBuf = new Uint8Array(this.hdrSize + MAX_SEND_RECV_SIZE);
     this.ids = newIdentifierList(config.maxIdentifiers);
     encodePoll(this.pollCmd, 0);
+    const ch = this;
+    this.pipes = new ChannelPipes({
+      get closed() {
+        return ch.closed;
+      },
+      execbuffer: (cmd) => gpu.execbuffer(cmd),
+      fail: (error) => this.fail(error),
+      poll: () => this.poll(),
+      onDrain: () => this.onDrain(),
+      assertOpen: (what) => this.assertOpen(what),
+    });
   }
 
   /**
@@ -303,7 +274,7 @@ export class CrossDomainChannel {
       }
       gpu.onHostError = (m) => ch.hostError(m);
       gpu.onFence = () => ch.onFenceEvent();
-      gpu.onDrain = () => ch.drained();
+      gpu.onDrain = () => ch.pipes.drained();
       for (const m of hostErrors) ch.hostError(m);
       if (!ch.closed) ch.poll();
       log.debug({ query: query.blob.resourceId, channel: channel.blob.resourceId }, "channel open");
@@ -348,12 +319,7 @@ export class CrossDomainChannel {
           ids.ids[k] = it.resourceId;
           ids.types[k] = IdentifierType.VIRTGPU_BLOB;
         } else {
-          // [RG] context.rs send: id = max(++counter, 0x80000000); mirrored exactly (P12).
-          this.nextReadPipe = Math.max((this.nextReadPipe + 1) >>> 0, PIPE_READ_START);
-          const id = this.nextReadPipe;
-          native.setNonblockCloexec(it.fd);
-          this.readPipes.set(id, { fd: it.fd, pending: [], hangUpPending: false, watcher: null });
-          ids.ids[k] = id;
+          ids.ids[k] = this.pipes.addReadPipe(it.fd);
           ids.types[k] = IdentifierType.READ_PIPE;
         }
         ids.sizes[k] = 0;
@@ -368,7 +334,7 @@ export class CrossDomainChannel {
       );
       ok = this.gpu.execbuffer(this.sendBuf.subarray(0, size)) && ok;
     }
-    if (!ok) this.congested = true;
+    if (!ok) this.pipes.setCongested();
     return ok ? "sent" : "buffered";
   }
 
@@ -473,12 +439,7 @@ export class CrossDomainChannel {
    * 8-byte value to a local eventfd. Returns an fd of that local eventfd for the client (the caller owns it).
    */
   eventfdFromHost(id: number): number {
-    this.assertOpen("eventfdFromHost");
-    const fd = native.eventfd(0, 0);
-    this.eventfds.set(id, { fd, toHost: false, watcher: null });
-    encodeIdCommand(this.smallCmd, 0, CrossDomainCmd.READ_EVENTFD_NEW, id);
-    this.gpu.execbuffer(this.smallCmd);
-    return native.dup(fd);
+    return this.pipes.eventfdFromHost(id);
   }
 
   /**
@@ -486,24 +447,12 @@ export class CrossDomainChannel {
    * sent as WRITE {id, 8 bytes little-endian}. Returns an fd of the local eventfd for the client.
    */
   eventfdToHost(id: number): number {
-    this.assertOpen("eventfdToHost");
-    const fd = native.eventfd(0, 0);
-    const watcher = native.createWatcher(fd, () => {
-      const v = new Uint8Array(8);
-      if (this.closed || native.read(fd, v, 0, 8) !== 8) return;
-      this.write(id, false, v);
-    });
-    watcher.start(POLL_READABLE);
-    this.eventfds.set(id, { fd, toHost: true, watcher });
-    return native.dup(fd);
+    return this.pipes.eventfdToHost(id);
   }
 
   /** Frees a host write-pipe or eventfd item with WRITE {hang_up = 1}, so it does not live until the context dies (P19). */
   releaseItem(id: number): void {
-    if (this.closed) return;
-    const e = this.eventfds.get(id);
-    if (e !== undefined) this.dropEventfd(id, e);
-    this.write(id, true, new Uint8Array(0));
+    this.pipes.releaseItem(id);
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -521,13 +470,7 @@ export class CrossDomainChannel {
    * process (unhandled rejection, or the addon's fatal exception): a failed EXECBUFFER ends this channel only.
    */
   private poll(): void {
-    if (
-      this.closed ||
-      this.pollOutstanding ||
-      this.paused ||
-      this.sinkBacklog > SINK_BACKLOG_LIMIT ||
-      this.dispatching
-    )
+    if (this.closed || this.pollOutstanding || this.paused || this.pipes.backlogged || this.dispatching)
       return;
     this.pollOutstanding = true;
     try {
@@ -577,7 +520,7 @@ export class CrossDomainChannel {
       return;
     }
     if (m.kind === "read") {
-      this.onRead(m.identifier, m.hangUp, m.data);
+      this.pipes.onRead(m.identifier, m.hangUp, m.data);
       return;
     }
     this.log.debug({ kind: m.kind }, "ignored channel-ring message");
@@ -593,7 +536,7 @@ export class CrossDomainChannel {
         if (type === IdentifierType.VIRTGPU_BLOB) {
           items.push(await this.receiveBlob(id, size));
         } else if (type === IdentifierType.WRITE_PIPE) {
-          items.push(this.receiveWritePipe(id));
+          items.push(this.pipes.receiveWritePipe(id));
         } else if (isReceivedEventfdType(type)) {
           items.push({ kind: "eventfd", id });
         } else if (type === IdentifierType.SOCKET) {
@@ -631,160 +574,6 @@ export class CrossDomainChannel {
     }
   }
 
-  private receiveWritePipe(id: number): ReceivedItem {
-    const [r, w] = native.pipe2();
-    const watcher = native.createWatcher(r, () => this.pumpWritePipe(id));
-    this.writePipes.set(id, { id, fd: r, watcher });
-    if (!this.congested) watcher.start(POLL_READABLE);
-    return { kind: "write-pipe", id, fd: w };
-  }
-
-  private pumpWritePipe(id: number): void {
-    const p = this.writePipes.get(id);
-    if (p === undefined || this.closed) return;
-    for (let round = 0; round < 16 && !this.congested && !this.closed; round++) {
-      let n: number;
-      try {
-        n = native.read(p.fd, this.chunk, 0, WRITE_CHUNK);
-      } catch {
-        n = 0;
-      }
-      if (n === AGAIN) return;
-      if (n === 0) {
-        // Hang up only at EOF, never on a short read (Sommelier's P11 bug).
-        this.write(id, true, new Uint8Array(0));
-        // A failed WRITE ended the channel, which closed every pipe already.
-        if (this.closed) return;
-        p.watcher.stop();
-        p.watcher.close();
-        native.close(p.fd);
-        this.writePipes.delete(id);
-        return;
-      }
-      this.write(id, false, this.chunk.subarray(0, n));
-    }
-  }
-
-  /** Submits a WRITE; like poll(), a failed EXECBUFFER ends this channel only (watcher callbacks call this). */
-  private write(id: number, hangUp: boolean, data: Uint8Array): void {
-    const size = encodeReadWrite(this.writeBuf, 0, CrossDomainCmd.WRITE, id, hangUp, data);
-    let ok: boolean;
-    try {
-      ok = this.gpu.execbuffer(this.writeBuf.subarray(0, size));
-    } catch (err) {
-      this.fail(asChannelError(err, "WRITE"));
-      return;
-    }
-    if (!ok) this.congest();
-  }
-
-  private congest(): void {
-    if (this.congested) return;
-    this.congested = true;
-    for (const p of this.writePipes.values()) p.watcher.stop();
-  }
-
-  private drained(): void {
-    if (!this.congested || this.closed) return;
-    this.congested = false;
-    for (const p of this.writePipes.values()) p.watcher.start(POLL_READABLE);
-    this.onDrain();
-  }
-
-  private onRead(id: number, hangUp: boolean, data: Uint8Array): void {
-    const e = this.eventfds.get(id);
-    if (e !== undefined) {
-      if (data.length === 8 && !e.toHost) native.write(e.fd, data, 0, 8);
-      return;
-    }
-    const p = this.readPipes.get(id);
-    if (p === undefined) {
-      // The client closed its pipe earlier; the host keeps reading until its peer is done.
-      return;
-    }
-    if (p.pending.length === 0 && data.length > 0) {
-      const n = this.writeSink(id, p, data, 0);
-      if (n < data.length && this.readPipes.has(id)) this.queueSink(p, data.slice(n));
-    } else if (data.length > 0) {
-      this.queueSink(p, data.slice());
-    }
-    if (hangUp) p.hangUpPending = true;
-    if (p.pending.length > 0 && p.watcher === null && this.readPipes.has(id)) {
-      // The client is slow: keep its data and keep polling, so the Wayland stream goes on (a client may roundtrip
-      // before it drains a paste); only a backlog over SINK_BACKLOG_LIMIT holds the POLL (issue 12, defect 8).
-      p.watcher = native.createWatcher(p.fd, () => this.drainSink(id));
-      p.watcher.start(POLL_WRITABLE);
-    }
-    if (p.pending.length === 0 && p.hangUpPending) this.closeSink(id, p);
-  }
-
-  /** Writes what the sink takes; returns the bytes written (closes the sink on EPIPE). */
-  private writeSink(id: number, p: ReadPipe, data: Uint8Array, from: number): number {
-    let off = from;
-    while (off < data.length) {
-      let n: number;
-      try {
-        n = native.write(p.fd, data, off, data.length - off);
-      } catch {
-        // EPIPE: the client stopped reading; drop the rest.
-        this.closeSink(id, p);
-        return data.length;
-      }
-      if (n === AGAIN) break;
-      off += n;
-    }
-    return off;
-  }
-
-  private queueSink(p: ReadPipe, bytes: Uint8Array): void {
-    p.pending.push(bytes);
-    this.sinkBacklog += bytes.length;
-  }
-
-  private drainSink(id: number, p: ReadPipe = this.readPipes.get(id)!): void {
-    while (p.pending.length > 0) {
-      const head = p.pending[0]!;
-      const n = this.writeSink(id, p, head, 0);
-      if (!this.readPipes.has(id)) return;
-      this.sinkBacklog -= n;
-      if (n < head.length) {
-        p.pending[0] = head.subarray(n);
-        return;
-      }
-      p.pending.splice(0, 1);
-    }
-    if (p.watcher !== null) {
-      p.watcher.stop();
-      p.watcher.close();
-      p.watcher = null;
-    }
-    if (p.hangUpPending) this.closeSink(id, p);
-    this.poll();
-  }
-
-  private closeSink(id: number, p: ReadPipe): void {
-    if (!this.readPipes.has(id)) return;
-    this.readPipes.delete(id);
-    for (const b of p.pending) this.sinkBacklog -= b.length;
-    p.pending.length = 0;
-    if (p.watcher !== null) {
-      p.watcher.stop();
-      p.watcher.close();
-      p.watcher = null;
-    }
-    native.close(p.fd);
-    this.poll();
-  }
-
-  private dropEventfd(id: number, e: LocalEventfd): void {
-    this.eventfds.delete(id);
-    if (e.watcher !== null) {
-      e.watcher.stop();
-      e.watcher.close();
-    }
-    native.close(e.fd);
-  }
-
   // ------------------------------------------------------------------------------------------------------------
   // Errors and teardown
 
@@ -808,22 +597,7 @@ export class CrossDomainChannel {
   private finish(reason: CloseReason): void {
     if (this.closed) return;
     this.closed = true;
-    for (const [id, p] of this.readPipes) {
-      if (p.watcher !== null) {
-        p.watcher.stop();
-        p.watcher.close();
-      }
-      native.close(p.fd);
-      this.readPipes.delete(id);
-    }
-    this.sinkBacklog = 0;
-    for (const p of this.writePipes.values()) {
-      p.watcher.stop();
-      p.watcher.close();
-      native.close(p.fd);
-    }
-    this.writePipes.clear();
-    for (const [id, e] of this.eventfds) this.dropEventfd(id, e);
+    this.pipes.closeAll();
     this.queryRing.map.unmap();
     if (this.channelRing !== this.queryRing) this.channelRing.map.unmap();
     this.gpu.onFence = () => {};
@@ -837,14 +611,6 @@ export class CrossDomainChannel {
   close(): void {
     this.finish({ kind: "local" });
   }
-}
-
-/** A CrosswayError for anything thrown inside the channel's own callbacks (kept as is when it already is one). */
-function asChannelError(err: unknown, what: string): CrosswayError {
-  if (err instanceof CrosswayError) return err;
-  return new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `${what}: ${(err as Error).message}`, undefined, {
-    cause: err,
-  });
 }
 
 /** Closes the fds of received items (on error paths). */
