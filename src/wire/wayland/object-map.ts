@@ -144,4 +144,12 @@ export class ObjectMap {
     const iface = this.iface(id);
     return iface === null ? 0 : (iface.eventFdCounts[opcode] ?? 0);
   }
+
+  /** Number of LIVE objects (diagnostics: `crossway status` on the ship branch counts a client's objects with it). */
+  liveCount(): number {
+    let n = 0;
+    for (const s of this.#client.states) if (s === ObjectState.LIVE) n++;
+    for (const s of this.#server.states) if (s === ObjectState.LIVE) n++;
+    return n - 1; // slot 0
+  }
 }
