@@ -11,7 +11,7 @@ export interface DumpObject {
 
 /** Runs pw-dump with `env` (unfiltered or through a filter) and returns its objects. */
 export async function pwDump(env: Record<string, string>): Promise<DumpObject[]> {
-  const r = await run("pw-dump", [], { env, timeoutMs: 15_000 });
+  const r = await run("pw-dump", [], { env, timeoutMs: 60_000 });
   if (r.code !== 0) throw new Error(`pw-dump failed (${r.code}): ${r.stderr.toString().slice(0, 500)}`);
   const parsed = JSON.parse(r.stdout.toString()) as Array<{
     id: number;

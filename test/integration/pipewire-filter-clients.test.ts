@@ -156,7 +156,7 @@ describe("pipewire-filter passes real clients", () => {
           "filesink",
           `location=${out}`,
         ],
-        { env: { ...stack.env, PIPEWIRE_REMOTE: listen }, timeoutMs: 20_000 },
+        { env: { ...stack.env, PIPEWIRE_REMOTE: listen }, timeoutMs: 60_000 },
       );
       expect(r.timedOut, r.stderr.toString()).toBe(false);
       expect(r.code, r.stderr.toString()).toBe(0);
@@ -192,7 +192,7 @@ describe("pipewire-filter passes real clients", () => {
           "!",
           "fakesink",
         ],
-        { env: { ...stack.env, PIPEWIRE_REMOTE: listen }, timeoutMs: 20_000 },
+        { env: { ...stack.env, PIPEWIRE_REMOTE: listen }, timeoutMs: 60_000 },
       );
       expect(r.code, r.stderr.toString()).toBe(0);
     } finally {
@@ -328,7 +328,7 @@ describe("pipewire-filter passes real clients", () => {
       await waitForActiveLinks(stack.env, TEST_SINK, "pw-cat", 2);
       const r = await run("pw-cat", ["--playback", "--target", TEST_SINK, join(dir, "tone.wav")], {
         env: { ...stack.env, PIPEWIRE_REMOTE: listen },
-        timeoutMs: 20_000,
+        timeoutMs: 60_000,
       });
       expect(r.code, r.stderr.toString()).toBe(0);
       await waitFor("the tone in the recording", () => (wavPeak(rec) > 6000 ? true : undefined), {
@@ -376,7 +376,7 @@ describe("pipewire-filter passes real clients", () => {
       await waitForActiveLinks(stack.env, TEST_SINK, "guest.pw-cat", 2);
       const r = await run("pw-cat", ["--playback", "--target", TEST_SINK, join(dir, "tone.wav")], {
         env: stack.env,
-        timeoutMs: 20_000,
+        timeoutMs: 60_000,
       });
       expect(r.code, r.stderr.toString()).toBe(0);
       await waitFor("the tone in the recording", () => (wavPeak(rec) > 6000 ? true : undefined), {
