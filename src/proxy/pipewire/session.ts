@@ -30,6 +30,7 @@ import {
 } from "../../wire/pipewire/protocol.ts";
 import type { AuditAction, AuditSink } from "./audit.ts";
 import { Endpoint } from "./endpoint.ts";
+import { fdKind, MemTracker } from "./mem-tracker.ts";
 import { allowedParamIds, checkCameraControl, checkParam } from "./param-schema.ts";
 import {
   type FilteredProps,
@@ -41,6 +42,7 @@ import {
   type NodePropContext,
   type Profile,
 } from "./policy.ts";
+import { Violation } from "./violation.ts";
 
 /** PW_PERM_* (src/pipewire/permission.h). */
 const PERM_R = 0o400;
@@ -126,21 +128,6 @@ interface GlobalEntry {
   props: Map<string, string | null>;
 }
 
-interface MemEntry {
-  type: number;
-  size: number;
-}
-
-/** Raised inside handlers to stop processing a message: fatal for the connection. */
-class Violation extends Error {
-  constructor(
-    readonly reason: string,
-    readonly detail: string,
-  ) {
-    super(`${reason}: ${detail}`);
-  }
-}
-
 /**
  * Removes and returns a frame's fds: once handed to an endpoint they belong to it, so the frame must not keep
  * them (a later error path would otherwise close an fd number that may already name something else).
@@ -169,8 +156,8 @@ export class FilterSession {
   private readonly substituted = new Map<number, string>();
   private readonly pings = new Set<string>();
   private readonly monitorPorts = new Set<number>();
-  private readonly mems = new Map<number, MemEntry>();
-  private memBytes = 0;
+  /** The daemon's AddMem memory this client was lent (mem-tracker.ts). */
+  private readonly mems: MemTracker;
   private ownClientGlobal = -1;
   private targetNames = new Set<string>();
   private readonly targetNodes = new Set<number>();
@@ -185,6 +172,7 @@ export class FilterSession {
     this.onClosed = onClosed;
     this.tokens = cfg.limits.burst;
     this.client = new Endpoint(clientFd, MAX_C2S_SIZE, 0);
+    this.mems = new MemTracker(cfg.limits.maxMemBytes);
     this.objects.set(0, { iface: Iface.Core, version: 3, origin: "implicit" });
     this.objects.set(1, { iface: Iface.Client, version: 3, origin: "implicit" });
   }
@@ -1160,15 +1148,12 @@ export class FilterSession {
         return;
       }
       case 6: {
-        this.addMem(f, msg);
+        this.mems.add(msg.body.fields, f.fds[0] as number);
+        this.forward(f);
         return;
       }
       case 7: {
-        const m = this.mems.get(expectInt(a[0], "RemoveMem id"));
-        if (m !== undefined) {
-          this.memBytes -= m.size;
-          this.mems.delete(expectInt(a[0], "RemoveMem id"));
-        }
+        this.mems.remove(expectInt(a[0], "RemoveMem id"));
         this.forward(f);
         return;
       }
@@ -1179,112 +1164,34 @@ export class FilterSession {
     }
   }
 
-  /** What an fd is, from its /proc/self/fd link (the libkrun technique, §7.7). */
-  private fdKind(fd: number): string {
-    const path = native.fdPath(fd);
-    if (path.startsWith("/memfd:")) return "memfd";
-    if (path.startsWith("/dmabuf:")) return "dmabuf";
-    if (path === "anon_inode:[eventfd]") return "eventfd";
-    if (path.startsWith("anon_inode:sync_file")) return "syncobj";
-    return path;
-  }
-
-  private addMem(f: Frame, msg: DecodedPayload): void {
-    const a = msg.body.fields;
-    const memId = expectInt(a[0], "AddMem id");
-    const type = a[1]?.t === "id" ? a[1].v : -1;
-    const flags = expectInt(a[3], "AddMem flags");
-    const fd = f.fds[0] as number;
-    const want = type === 2 ? "memfd" : type === 3 ? "dmabuf" : type === 5 ? "syncobj" : "";
-    const kind = this.fdKind(fd);
-    if (want === "" || kind !== want)
-      throw new Violation("upstream-mem", `AddMem type ${type} with a ${kind} fd`);
-    if ((flags & ~0x7f) !== 0) throw new Violation("upstream-mem", `AddMem flags ${flags}`);
-    const size = kind === "memfd" ? native.fstat(fd).size : 0;
-    const old = this.mems.get(memId);
-    if (old !== undefined) this.memBytes -= old.size;
-    this.mems.set(memId, { type, size });
-    this.memBytes += size;
-    if (this.memBytes > this.cfg.limits.maxMemBytes)
-      throw new Violation("upstream-mem", `${this.memBytes} bytes of shared memory`);
-    this.forward(f);
-  }
-
-  /** mem_id −1 means "unset"; otherwise offset + size must lie inside a known memfd (§7.4 S→C). */
-  private checkRange(memId: number, offset: number, size: number, what: string): void {
-    if (memId === -1) return;
-    const m = this.mems.get(memId);
-    if (m === undefined) throw new Violation("upstream-mem", `${what}: unknown mem ${memId}`);
-    if (offset < 0 || size < 0 || (m.type === 2 && offset + size > m.size)) {
-      throw new Violation(
-        "upstream-mem",
-        `${what}: [${offset}, +${size}) outside mem ${memId} of ${m.size} bytes`,
-      );
-    }
-  }
-
   private clientNodeEvent(f: Frame, msg: DecodedPayload): void {
     const a = msg.body.fields;
     const int = (i: number, what: string): number => expectInt(a[i], what);
     switch (f.opcode) {
       case 0:
         for (const fd of f.fds)
-          if (this.fdKind(fd) !== "eventfd")
-            throw new Violation("upstream-fds", "Transport fd is not an eventfd");
-        this.checkRange(int(2, "mem"), int(3, "offset"), int(4, "size"), "Transport");
+          if (fdKind(fd) !== "eventfd") throw new Violation("upstream-fds", "Transport fd is not an eventfd");
+        this.mems.checkRange(int(2, "mem"), int(3, "offset"), int(4, "size"), "Transport");
         break;
       case 2:
-        this.checkRange(int(1, "mem"), int(2, "offset"), int(3, "size"), "SetIO");
+        this.mems.checkRange(int(1, "mem"), int(2, "offset"), int(3, "size"), "SetIO");
         break;
       case 9:
-        this.checkRange(int(4, "mem"), int(5, "offset"), int(6, "size"), "PortSetIO");
+        this.mems.checkRange(int(4, "mem"), int(5, "offset"), int(6, "size"), "PortSetIO");
         break;
       case 10:
         for (const fd of f.fds)
-          if (this.fdKind(fd) !== "eventfd")
+          if (fdKind(fd) !== "eventfd")
             throw new Violation("upstream-fds", "SetActivation fd is not an eventfd");
-        this.checkRange(int(2, "mem"), int(3, "offset"), int(4, "size"), "SetActivation");
+        this.mems.checkRange(int(2, "mem"), int(3, "offset"), int(4, "size"), "SetActivation");
         break;
       case 8:
-        this.checkUseBuffers(a);
+        this.mems.checkUseBuffers(a);
         break;
       default:
         break;
     }
     this.forward(f);
-  }
-
-  /** PortUseBuffers (§7.4 S→C): ≤ 64 buffers, ranges inside known memory, MemId data naming known mems. */
-  private checkUseBuffers(a: readonly Pod[]): void {
-    let i = 4;
-    const next = (what: string): number => expectInt(a[i++], what);
-    const nBuffers = next("n_buffers");
-    if (nBuffers < 0 || nBuffers > 64) throw new Violation("upstream-buffers", `${nBuffers} buffers`);
-    for (let b = 0; b < nBuffers; b++) {
-      const mem = next("mem_id");
-      const off = next("offset");
-      const size = next("size");
-      this.checkRange(mem, off, size, `buffer ${b}`);
-      const nMetas = next("n_metas");
-      if (nMetas < 0 || nMetas > 64) throw new Violation("upstream-buffers", `${nMetas} metas`);
-      for (let k = 0; k < nMetas; k++) {
-        if (a[i++]?.t !== "id") throw new Violation("upstream-buffers", "meta type");
-        next("meta size");
-      }
-      const nDatas = next("n_datas");
-      if (nDatas < 0 || nDatas > 256) throw new Violation("upstream-buffers", `${nDatas} datas`);
-      for (let k = 0; k < nDatas; k++) {
-        const t = a[i++];
-        const data = next("data");
-        next("flags");
-        next("mapoffset");
-        next("maxsize");
-        if (t?.t !== "id") throw new Violation("upstream-buffers", "data type");
-        if (t.v === 4 && !this.mems.has(data))
-          throw new Violation("upstream-buffers", `MemId data names unknown mem ${data}`);
-      }
-    }
-    if (i !== a.length) throw new Violation("upstream-buffers", "trailing fields");
   }
 
   private registryEvent(f: Frame, msg: DecodedPayload, obj: ObjectEntry): void {
