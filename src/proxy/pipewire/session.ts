@@ -25,6 +25,7 @@ import {
   expectString,
   Iface,
   METHODS,
+  opcodes,
   readDictItems,
   shortIface,
 } from "../../wire/pipewire/protocol.ts";
@@ -43,6 +44,46 @@ import {
   type Profile,
 } from "./policy.ts";
 import { Violation } from "./violation.ts";
+
+// Opcodes by name from the protocol tables (Port's SubscribeParams and EnumParams share Node's numbers).
+const CoreMethod = opcodes(METHODS, Iface.Core, [
+  "Hello",
+  "Sync",
+  "Pong",
+  "Error",
+  "GetRegistry",
+  "CreateObject",
+  "Destroy",
+]);
+const CoreEvent = opcodes(EVENTS, Iface.Core, [
+  "Info",
+  "Done",
+  "Ping",
+  "Error",
+  "RemoveId",
+  "BoundId",
+  "AddMem",
+  "RemoveMem",
+]);
+const ClientMethod = opcodes(METHODS, Iface.Client, ["UpdateProperties", "UpdatePermissions"]);
+const ClientEvent = opcodes(EVENTS, Iface.Client, ["Info"]);
+const RegistryMethod = opcodes(METHODS, Iface.Registry, ["Bind"]);
+const RegistryEvent = opcodes(EVENTS, Iface.Registry, ["Global"]);
+const NodeMethod = opcodes(METHODS, Iface.Node, ["SubscribeParams", "EnumParams", "SetParam"]);
+const ClientNodeMethod = opcodes(METHODS, Iface.ClientNode, [
+  "GetNode",
+  "Update",
+  "PortUpdate",
+  "SetActive",
+  "Event",
+]);
+const ClientNodeEvent = opcodes(EVENTS, Iface.ClientNode, [
+  "Transport",
+  "SetIO",
+  "PortUseBuffers",
+  "PortSetIO",
+  "SetActivation",
+]);
 
 /** PW_PERM_* (src/pipewire/permission.h). */
 const PERM_R = 0o400;
@@ -372,7 +413,7 @@ export class FilterSession {
     this.expectedSeq = (f.seq + 1) & SEQ_MASK;
     const msg = decodePayload(f.payload, 0, STRICT_POD_LIMITS);
     if (msg.footer !== undefined) this.checkClientFooter(msg.footer);
-    if (f.id === 0 && f.opcode === 1) {
+    if (f.id === 0 && f.opcode === CoreMethod.Hello) {
       if (this.state !== "INIT")
         throw new Violation("second-hello", "Hello after the handshake (v0 switch / client reset, §1.7)");
       checkSignature(msg.body.fields, "i", "Core.Hello", true);
@@ -384,7 +425,9 @@ export class FilterSession {
     }
     if (this.state === "INIT") throw new Violation("state", "first message is not Core.Hello");
     if (this.state === "HELLO") {
-      const ok = (f.id === 1 && f.opcode === 2) || (f.id === 0 && (f.opcode === 2 || f.opcode === 3));
+      const ok =
+        (f.id === 1 && f.opcode === ClientMethod.UpdateProperties) ||
+        (f.id === 0 && (f.opcode === CoreMethod.Sync || f.opcode === CoreMethod.Pong));
       if (!ok) throw new Violation("state", `id ${f.id} opcode ${f.opcode} before Client.UpdateProperties`);
     }
     const obj = this.objects.get(f.id);
@@ -402,11 +445,11 @@ export class FilterSession {
         this.coreMethod(f, msg);
         return;
       case Iface.Client:
-        if (f.id === 1 && f.opcode === 2) this.updateProperties(f, msg);
+        if (f.id === 1 && f.opcode === ClientMethod.UpdateProperties) this.updateProperties(f, msg);
         else this.deny(f, "client-method-denied");
         return;
       case Iface.Registry:
-        if (f.opcode === 1) this.bind(f, msg);
+        if (f.opcode === RegistryMethod.Bind) this.bind(f, msg);
         else this.deny(f, "registry-destroy-denied");
         return;
       case Iface.Node:
@@ -444,7 +487,7 @@ export class FilterSession {
   private coreMethod(f: Frame, msg: DecodedPayload): void {
     const a = msg.body.fields;
     switch (f.opcode) {
-      case 2: {
+      case CoreMethod.Sync: {
         const id = expectInt(a[0], "Sync id");
         if (!this.objects.has(id)) {
           this.deny(f, "sync-unknown-object");
@@ -453,7 +496,7 @@ export class FilterSession {
         this.toServer(this.raw(f));
         return;
       }
-      case 3: {
+      case CoreMethod.Pong: {
         const key = `${expectInt(a[0], "Pong id")}:${expectInt(a[1], "Pong seq")}`;
         if (!this.pings.delete(key)) {
           this.deny(f, "pong-without-ping");
@@ -462,7 +505,7 @@ export class FilterSession {
         this.toServer(this.raw(f));
         return;
       }
-      case 4: {
+      case CoreMethod.Error: {
         const id = expectInt(a[0], "Error id");
         const res = expectInt(a[2], "Error res");
         const text = expectString(a[3], "Error message") ?? "";
@@ -474,7 +517,7 @@ export class FilterSession {
         this.toServer(this.raw(f));
         return;
       }
-      case 5: {
+      case CoreMethod.GetRegistry: {
         const version = expectInt(a[0], "GetRegistry version");
         const newId = expectInt(a[1], "GetRegistry new_id");
         this.checkNewId(newId);
@@ -491,10 +534,10 @@ export class FilterSession {
         this.toServer(this.raw(f));
         return;
       }
-      case 6:
+      case CoreMethod.CreateObject:
         this.createObject(f, msg);
         return;
-      case 7: {
+      case CoreMethod.Destroy: {
         const id = expectInt(a[0], "Destroy id");
         const o = this.objects.get(id);
         if (id < 2 || o === undefined || o.origin === "implicit" || o.origin === "substitute") {
@@ -611,7 +654,7 @@ export class FilterSession {
     const a = msg.body.fields;
     const readable = new Set([1, 2, 3, 4, 15, 17]);
     switch (f.opcode) {
-      case 1: {
+      case NodeMethod.SubscribeParams: {
         const ids = expectIdArray(a[0], "SubscribeParams ids");
         if (ids.length > 16 || ids.some((id) => !readable.has(id))) {
           this.deny(f, "subscribe-ids-denied", ids.join(","));
@@ -620,7 +663,7 @@ export class FilterSession {
         this.toServer(this.raw(f));
         return;
       }
-      case 2: {
+      case NodeMethod.EnumParams: {
         const id = a[1]?.t === "id" ? a[1].v : -1;
         if (!readable.has(id)) {
           this.deny(f, "enum-param-id-denied", String(id));
@@ -641,7 +684,7 @@ export class FilterSession {
         this.toServer(this.raw(f));
         return;
       }
-      case 3: {
+      case NodeMethod.SetParam: {
         if (obj.iface !== Iface.Node || !this.cfg.cameraControls || this.cfg.profile.name !== "camera") {
           this.deny(f, "set-param-denied");
           return;
@@ -667,25 +710,25 @@ export class FilterSession {
     }
     const a = msg.body.fields;
     switch (f.opcode) {
-      case 1: {
+      case ClientNodeMethod.GetNode: {
         checkSignature(a, "ii", "ClientNode.GetNode", true);
         const newId = expectInt(a[1], "GetNode new_id");
         this.checkNewId(newId);
         this.substitute(f, newId, "get-node-denied");
         return;
       }
-      case 2: {
+      case ClientNodeMethod.Update: {
         this.clientNodeUpdate(f, msg);
         return;
       }
-      case 3: {
+      case ClientNodeMethod.PortUpdate: {
         this.clientNodePortUpdate(f, msg);
         return;
       }
-      case 4:
+      case ClientNodeMethod.SetActive:
         this.toServer(this.raw(f));
         return;
-      case 5: {
+      case ClientNodeMethod.Event: {
         const ev = a[0];
         // SPA_TYPE_EVENT_Node with Error, Buffering or RequestRefresh (§7.4).
         if (ev?.t !== "object" || ev.objectType !== 0x20002 || ev.objectId > 2) {
@@ -920,7 +963,7 @@ export class FilterSession {
     this.state = "SETUP";
     this.client.pause(PAUSE_SETUP);
     this.objects.set(SETUP_REGISTRY_ID, { iface: Iface.Registry, version: 3, origin: "setup" });
-    this.inject(0, 1, pod.struct(pod.int(this.helloVersion)));
+    this.inject(0, CoreMethod.Hello, pod.struct(pod.int(this.helloVersion)));
     this.inject(
       1,
       2,
@@ -931,8 +974,8 @@ export class FilterSession {
         ]),
       ),
     );
-    this.inject(0, 5, pod.struct(pod.int(3), pod.int(SETUP_REGISTRY_ID)));
-    this.inject(0, 2, pod.struct(pod.int(0), pod.int(SETUP_SYNC_ENUMERATE)));
+    this.inject(0, CoreMethod.GetRegistry, pod.struct(pod.int(3), pod.int(SETUP_REGISTRY_ID)));
+    this.inject(0, CoreMethod.Sync, pod.struct(pod.int(0), pod.int(SETUP_SYNC_ENUMERATE)));
   }
 
   private onSetupEnumerated(): void {
@@ -981,11 +1024,11 @@ export class FilterSession {
       "restricting upstream",
     );
     // Destroy the setup registry first so permission changes produce no registry events for it.
-    this.inject(0, 7, pod.struct(pod.int(SETUP_REGISTRY_ID)));
+    this.inject(0, CoreMethod.Destroy, pod.struct(pod.int(SETUP_REGISTRY_ID)));
     const flat: Pod[] = [pod.int(perms.length)];
     for (const [id, perm] of perms) flat.push(pod.int(id), pod.int(perm));
-    this.inject(1, 4, pod.struct(...flat));
-    this.inject(0, 2, pod.struct(pod.int(0), pod.int(SETUP_SYNC_RESTRICTED)));
+    this.inject(1, ClientMethod.UpdatePermissions, pod.struct(...flat));
+    this.inject(0, CoreMethod.Sync, pod.struct(pod.int(0), pod.int(SETUP_SYNC_RESTRICTED)));
   }
 
   private onSetupRestricted(): void {
@@ -1021,7 +1064,7 @@ export class FilterSession {
       case Iface.Client:
         // Any Client object, not only id 1: a client may bind the Client global of its own connection (the filter's
         // daemon connection), whose Info carries the filter's pipewire.sec.* credentials.
-        if (f.opcode === 0) {
+        if (f.opcode === ClientEvent.Info) {
           const props = filterClientInfoProps(expectDict(a[2], "Client.Info props"));
           this.forwardRewritten(
             f,
@@ -1065,7 +1108,7 @@ export class FilterSession {
   private coreEvent(f: Frame, msg: DecodedPayload): void {
     const a = msg.body.fields;
     switch (f.opcode) {
-      case 0: {
+      case CoreEvent.Info: {
         const props = filterCoreInfoProps(expectDict(a[7], "Core.Info props"));
         const body = pod.struct(
           a[0] as Pod,
@@ -1080,7 +1123,7 @@ export class FilterSession {
         this.forwardRewritten(f, msg, body);
         return;
       }
-      case 1: {
+      case CoreEvent.Done: {
         const id = expectInt(a[0], "Done id");
         const seq = expectInt(a[1], "Done seq");
         if (id === 0 && seq === SETUP_SYNC_ENUMERATE && this.state === "SETUP") {
@@ -1094,14 +1137,14 @@ export class FilterSession {
         this.forward(f);
         return;
       }
-      case 2:
+      case CoreEvent.Ping:
         this.pings.add(`${expectInt(a[0], "Ping id")}:${expectInt(a[1], "Ping seq")}`);
         if (this.pings.size > 1024) throw new Violation("upstream-pings", "too many outstanding pings");
         {
           this.forward(f);
           return;
         }
-      case 3: {
+      case CoreEvent.Error: {
         const id = expectInt(a[0], "Error id");
         if (this.state === "SETUP") {
           throw new CrosswayError(
@@ -1123,7 +1166,7 @@ export class FilterSession {
         this.forward(f);
         return;
       }
-      case 4: {
+      case CoreEvent.RemoveId: {
         const id = expectInt(a[0], "RemoveId id");
         const o = this.objects.get(id);
         if (o?.origin === "setup") {
@@ -1135,7 +1178,7 @@ export class FilterSession {
         this.forward(f);
         return;
       }
-      case 5: {
+      case CoreEvent.BoundId: {
         const id = expectInt(a[0], "BoundId id");
         const gid = expectInt(a[1], "BoundId global") >>> 0;
         if (id === 1) this.ownClientGlobal = gid;
@@ -1147,12 +1190,12 @@ export class FilterSession {
         this.forward(f);
         return;
       }
-      case 6: {
+      case CoreEvent.AddMem: {
         this.mems.add(msg.body.fields, f.fds[0] as number);
         this.forward(f);
         return;
       }
-      case 7: {
+      case CoreEvent.RemoveMem: {
         this.mems.remove(expectInt(a[0], "RemoveMem id"));
         this.forward(f);
         return;
@@ -1168,24 +1211,24 @@ export class FilterSession {
     const a = msg.body.fields;
     const int = (i: number, what: string): number => expectInt(a[i], what);
     switch (f.opcode) {
-      case 0:
+      case ClientNodeEvent.Transport:
         for (const fd of f.fds)
           if (fdKind(fd) !== "eventfd") throw new Violation("upstream-fds", "Transport fd is not an eventfd");
         this.mems.checkRange(int(2, "mem"), int(3, "offset"), int(4, "size"), "Transport");
         break;
-      case 2:
+      case ClientNodeEvent.SetIO:
         this.mems.checkRange(int(1, "mem"), int(2, "offset"), int(3, "size"), "SetIO");
         break;
-      case 9:
+      case ClientNodeEvent.PortSetIO:
         this.mems.checkRange(int(4, "mem"), int(5, "offset"), int(6, "size"), "PortSetIO");
         break;
-      case 10:
+      case ClientNodeEvent.SetActivation:
         for (const fd of f.fds)
           if (fdKind(fd) !== "eventfd")
             throw new Violation("upstream-fds", "SetActivation fd is not an eventfd");
         this.mems.checkRange(int(2, "mem"), int(3, "offset"), int(4, "size"), "SetActivation");
         break;
-      case 8:
+      case ClientNodeEvent.PortUseBuffers:
         this.mems.checkUseBuffers(a);
         break;
       default:
@@ -1196,7 +1239,7 @@ export class FilterSession {
 
   private registryEvent(f: Frame, msg: DecodedPayload, obj: ObjectEntry): void {
     const a = msg.body.fields;
-    if (f.opcode === 0) {
+    if (f.opcode === RegistryEvent.Global) {
       const gid = expectInt(a[0], "Global id") >>> 0;
       const type = expectString(a[2], "Global type") ?? "";
       const version = expectInt(a[3], "Global version");
