@@ -13,33 +13,34 @@ import {
 } from "../../wire/pipewire/framing.ts";
 import { PipeWireWireError } from "../../wire/pipewire/pod-error.ts";
 import { type PodLimits, STRICT_POD_LIMITS } from "../../wire/pipewire/pod-reader.ts";
-import { type Pod, type PodScalar, pod } from "../../wire/pipewire/pod-types.ts";
+import { isStruct, type Pod, type PodScalar, pod } from "../../wire/pipewire/pod-types.ts";
 import {
   checkSignature,
-  type DictEntries,
   EVENTS,
   expectDict,
   expectIdArray,
   expectInt,
-  expectLong,
   expectString,
   Iface,
   METHODS,
   opcodes,
-  readDictItems,
   shortIface,
 } from "../../wire/pipewire/protocol.ts";
 import type { AuditAction, AuditSink } from "./audit.ts";
+import {
+  checkClientNodePortUpdate,
+  checkClientNodeUpdate,
+  type UpdateContext,
+} from "./client-node-update.ts";
 import { Endpoint } from "./endpoint.ts";
 import { fdKind, MemTracker } from "./mem-tracker.ts";
-import { allowedParamIds, checkCameraControl, checkParam } from "./param-schema.ts";
+import { checkCameraControl } from "./param-schema.ts";
 import {
   type FilteredProps,
   filterClientInfoProps,
   filterClientProps,
   filterCoreInfoProps,
   filterNodeProps,
-  filterPortProps,
   type NodePropContext,
   type Profile,
 } from "./policy.ts";
@@ -176,8 +177,6 @@ interface GlobalEntry {
 function takeFds(f: Frame): number[] {
   return f.fds.splice(0, f.fds.length);
 }
-
-const isStruct = (p: Pod | undefined): p is Pod & { t: "struct" } => p?.t === "struct";
 
 /** One client connection and its upstream connection. */
 export class FilterSession {
@@ -744,213 +743,28 @@ export class FilterSession {
   }
 
   /** Validates a param list; returns the params to forward (unknown param ids stripped, §7.6). */
-  private params(f: Frame, list: readonly Pod[], where: string): { kept: Pod[]; changed: boolean } {
-    const allowedIds = allowedParamIds(this.cfg.profile);
-    const kept: Pod[] = [];
-    let changed = false;
-    for (const p of list) {
-      if (p.t === "none") {
-        kept.push(p);
-        continue;
-      }
-      if (p.t !== "object") throw new Violation("param-schema", `${where}: param is a ${p.t}`);
-      if (!allowedIds.has(p.objectId)) {
-        this.audit(
-          "C->S",
-          f.id,
-          f.opcode,
-          f.seq,
-          "param-stripped",
-          "stripped",
-          `${where}: param id ${p.objectId}`,
-        );
-        changed = true;
-        continue;
-      }
-      const err = checkParam(p, p.objectId, this.cfg.profile, where);
-      if (err !== null) throw new Violation("param-schema", err);
-      kept.push(p);
-    }
-    return { kept, changed };
-  }
-
-  /** Param infos `(Id id, Int flags)*`, stripped to allowed ids. */
-  private paramInfos(
-    fields: readonly Pod[],
-    at: number,
-    n: number,
-    where: string,
-  ): { infos: Pod[]; changed: boolean } {
-    if (n < 0 || n > 32 || at + 2 * n !== fields.length)
-      throw new Violation("schema", `${where}: ${n} param infos`);
-    const allowedIds = allowedParamIds(this.cfg.profile);
-    const infos: Pod[] = [];
-    let changed = false;
-    for (let i = 0; i < n; i++) {
-      const id = fields[at + 2 * i];
-      const fl = fields[at + 2 * i + 1];
-      if (id?.t !== "id" || fl?.t !== "int") throw new Violation("schema", `${where}: param info ${i}`);
-      if (allowedIds.has(id.v)) infos.push(id, fl);
-      else changed = true;
-    }
-    return { infos, changed };
+  /** What the ClientNode Update/PortUpdate validator needs of this connection (client-node-update.ts). */
+  private updateCtx(f: Frame): UpdateContext {
+    return {
+      profile: this.cfg.profile,
+      nodeProps: this.nodeCtx(),
+      monitorPorts: this.monitorPorts,
+      strip: (reason, detail) => this.audit("C->S", f.id, f.opcode, f.seq, reason, "stripped", detail),
+    };
   }
 
   private clientNodeUpdate(f: Frame, msg: DecodedPayload): void {
-    const a = msg.body.fields;
-    const changeMask = expectInt(a[0], "Update change_mask");
-    const nParams = expectInt(a[1], "Update n_params");
-    if ((changeMask & ~3) !== 0) throw new Violation("schema", `Update change_mask ${changeMask}`);
-    if (nParams < 0 || nParams > 64 || a.length !== 3 + nParams)
-      throw new Violation("schema", `Update with ${nParams} params, ${a.length} fields`);
-    const ps = this.params(f, a.slice(2, 2 + nParams), "ClientNode.Update");
-    let changed = ps.changed;
-    let info = a[2 + nParams] as Pod;
-    if (info.t === "struct") {
-      const i = info.fields;
-      const maxIn = expectInt(i[0], "max_in");
-      const maxOut = expectInt(i[1], "max_out");
-      const mask = expectLong(i[2], "info change_mask");
-      const flags = expectLong(i[3], "info flags");
-      const nItems = expectInt(i[4], "n_items");
-      const p = this.cfg.profile;
-      if (maxIn < 0 || maxOut < 0 || maxIn > p.maxPorts + 1 || maxOut > p.maxPorts + 1) {
-        throw new Violation("schema", `max ports ${maxIn}/${maxOut}`);
-      }
-      if ((mask & ~7n) !== 0n) throw new Violation("schema", `node info change_mask ${mask}`);
-      const items = readDictItems(i, 5, nItems, "node info props");
-      const nInfoAt = 5 + 2 * nItems;
-      const nInfos = expectInt(i[nInfoAt], "n_param_infos");
-      const pi = this.paramInfos(i, nInfoAt + 1, nInfos, "node info");
-      const r = filterNodeProps(items, this.nodeCtx());
-      if (r.refusal !== null) throw new Violation("node-props", r.refusal);
-      this.auditDropped(f, r);
-      const keptFlags = flags & BigInt(p.nodeFlags);
-      if (keptFlags !== flags)
-        this.audit("C->S", f.id, f.opcode, f.seq, "node-flags", "stripped", `0x${flags.toString(16)}`);
-      // PipeWire 0.3.65 dereferences a NULL dict when the PROPS bit (2) comes with zero items
-      // (pw_properties_update_ignore, "segfault at 4"; found by test/fuzz/pipewire-session-fuzzer.ts). An empty
-      // update changes nothing, so the bit is cleared, whether the client sent no items or the filter removed all.
-      let keptMask = mask;
-      if ((mask & 2n) !== 0n && r.kept.length === 0) {
-        keptMask = mask & ~2n;
-        this.audit(
-          "C->S",
-          f.id,
-          f.opcode,
-          f.seq,
-          "empty-props-update",
-          "stripped",
-          "PROPS change bit with no items",
-        );
-      }
-      changed ||=
-        r.dropped.length > 0 ||
-        pi.changed ||
-        keptFlags !== flags ||
-        keptMask !== mask ||
-        r.kept.some(([k, v], idx) => items[idx]?.[0] !== k || items[idx]?.[1] !== v);
-      info = pod.struct(
-        i[0] as Pod,
-        i[1] as Pod,
-        pod.long(keptMask),
-        pod.long(keptFlags),
-        pod.int(r.kept.length),
-        ...this.dictFields(r.kept),
-        pod.int(pi.infos.length / 2),
-        ...pi.infos,
-      );
-    } else if (info.t !== "none") {
-      throw new Violation("schema", `Update info is a ${info.t}`);
-    }
-    if (!changed) {
-      this.toServer(this.raw(f));
-      return;
-    }
-    const body = pod.struct(pod.int(changeMask), pod.int(ps.kept.length), ...ps.kept, info);
-    this.toServer(encodeMessage(f.id, f.opcode, f.seq, 0, body, msg.footer));
-  }
-
-  private dictFields(items: DictEntries): Pod[] {
-    const out: Pod[] = [];
-    for (const [k, v] of items) out.push(pod.string(k), v === null ? pod.none() : pod.string(v));
-    return out;
-  }
-
-  /**
-   * Audio capture streams announce output "monitor" ports mirroring their input (audioconvert, port.monitor =
-   * true; seen from pw-cat --record on 0.3.65). Those are the only wrong-direction ports allowed, and only for
-   * audio input profiles; later updates of such a port need not repeat the props.
-   */
-  private monitorPort(a: readonly Pod[], nParams: number, direction: number, portId: number): boolean {
-    const p = this.cfg.profile;
-    if (p.mediaType !== "Audio" || p.portDirection !== 0 || direction !== 1) return false;
-    if (this.monitorPorts.has(portId)) return true;
-    const info = a[4 + nParams];
-    if (!isStruct(info)) return false;
-    const nItems = info.fields[4]?.t === "int" ? info.fields[4].v : 0;
-    const items = readDictItems(info.fields, 5, nItems, "port info props");
-    if (!items.some(([k, v]) => k === "port.monitor" && v === "true")) return false;
-    this.monitorPorts.add(portId);
-    return true;
+    this.forwardUpdate(f, msg, checkClientNodeUpdate(msg.body.fields, this.updateCtx(f)));
   }
 
   private clientNodePortUpdate(f: Frame, msg: DecodedPayload): void {
-    const a = msg.body.fields;
-    const direction = expectInt(a[0], "direction");
-    const portId = expectInt(a[1], "port_id");
-    const changeMask = expectInt(a[2], "change_mask");
-    const nParams = expectInt(a[3], "n_params");
-    const p = this.cfg.profile;
-    if (direction !== p.portDirection && !this.monitorPort(a, nParams, direction, portId)) {
-      throw new Violation("port-direction", `direction ${direction} in profile ${p.name}`);
-    }
-    if (portId < 0 || portId >= p.maxPorts) throw new Violation("schema", `port_id ${portId}`);
-    if ((changeMask & ~3) !== 0) throw new Violation("schema", `PortUpdate change_mask ${changeMask}`);
-    if (nParams < 0 || nParams > 64 || a.length !== 5 + nParams)
-      throw new Violation("schema", `PortUpdate with ${nParams} params`);
-    const ps = this.params(f, a.slice(4, 4 + nParams), "ClientNode.PortUpdate");
-    let changed = ps.changed;
-    let info = a[4 + nParams] as Pod;
-    if (info.t === "struct") {
-      const i = info.fields;
-      const mask = expectLong(i[0], "port change_mask");
-      const flags = expectLong(i[1], "port flags");
-      const rateNum = expectInt(i[2], "rate num");
-      const rateDenom = expectInt(i[3], "rate denom");
-      const nItems = expectInt(i[4], "n_items");
-      if ((mask & ~15n) !== 0n) throw new Violation("schema", `port info change_mask ${mask}`);
-      if (rateNum < 0 || rateDenom < 0 || rateNum > 384000 || rateDenom > 384000)
-        throw new Violation("schema", "port rate");
-      const items = readDictItems(i, 5, nItems, "port info props");
-      const nInfoAt = 5 + 2 * nItems;
-      const pi = this.paramInfos(i, nInfoAt + 1, expectInt(i[nInfoAt], "n_param_infos"), "port info");
-      const r = filterPortProps(items, this.nodeCtx());
-      this.auditDropped(f, r);
-      // REMOVABLE, OPTIONAL, IN_PLACE, NO_REF, LIVE; CAN_ALLOC_BUFFERS would make the client allocate (§7.4).
-      const keptFlags = flags & 0x3bn;
-      if (keptFlags !== flags)
-        this.audit("C->S", f.id, f.opcode, f.seq, "port-flags", "stripped", `0x${flags.toString(16)}`);
-      changed ||= r.dropped.length > 0 || pi.changed || keptFlags !== flags;
-      info = pod.struct(
-        i[0] as Pod,
-        pod.long(keptFlags),
-        i[2] as Pod,
-        i[3] as Pod,
-        pod.int(r.kept.length),
-        ...this.dictFields(r.kept),
-        pod.int(pi.infos.length / 2),
-        ...pi.infos,
-      );
-    } else if (info.t !== "none") {
-      throw new Violation("schema", `PortUpdate info is a ${info.t}`);
-    }
-    if (!changed) {
-      this.toServer(this.raw(f));
-      return;
-    }
-    const body = pod.struct(a[0] as Pod, a[1] as Pod, a[2] as Pod, pod.int(ps.kept.length), ...ps.kept, info);
-    this.toServer(encodeMessage(f.id, f.opcode, f.seq, 0, body, msg.footer));
+    this.forwardUpdate(f, msg, checkClientNodePortUpdate(msg.body.fields, this.updateCtx(f)));
+  }
+
+  /** Forwards a checked update: unchanged as received, or its rewritten body. */
+  private forwardUpdate(f: Frame, msg: DecodedPayload, body: Pod | null): void {
+    if (body === null) this.toServer(this.raw(f));
+    else this.toServer(encodeMessage(f.id, f.opcode, f.seq, 0, body, msg.footer));
   }
 
   // ---------------------------------------------------------------- setup (§7.1 self-restriction)
