@@ -44,6 +44,7 @@ import {
   type NodePropContext,
   type Profile,
 } from "./policy.ts";
+import { type GlobalEntry, planRestriction } from "./self-restriction.ts";
 import { Violation } from "./violation.ts";
 
 // Opcodes by name from the protocol tables (Port's SubscribeParams and EnumParams share Node's numbers).
@@ -86,12 +87,6 @@ const ClientNodeEvent = opcodes(EVENTS, Iface.ClientNode, [
   "SetActivation",
 ]);
 
-/** PW_PERM_* (src/pipewire/permission.h). */
-const PERM_R = 0o400;
-const PERM_W = 0o200;
-const PERM_X = 0o100;
-/** PW_ID_ANY: the default-permission entry of UpdatePermissions. */
-const ID_ANY = 0xffffffff;
 const EACCES = 13;
 
 /** Core.Sync seq values of the filter's own round trips; negative, so never equal to a client's RETURN_ASYNC seq. */
@@ -162,12 +157,6 @@ interface ObjectEntry {
   version: number;
   origin: "implicit" | "create" | "bind" | "registry" | "setup" | "substitute";
   global?: number;
-}
-
-interface GlobalEntry {
-  type: string;
-  version: number;
-  props: Map<string, string | null>;
 }
 
 /**
@@ -780,7 +769,7 @@ export class FilterSession {
     this.inject(0, CoreMethod.Hello, pod.struct(pod.int(this.helloVersion)));
     this.inject(
       1,
-      2,
+      ClientMethod.UpdateProperties,
       pod.struct(
         pod.dict([
           ["application.name", "crossway-pipewire-filter"],
@@ -793,46 +782,16 @@ export class FilterSession {
   }
 
   private onSetupEnumerated(): void {
-    const p = this.cfg.profile;
-    let factory = -1;
-    for (const [gid, g] of this.globals) {
-      if (g.type === Iface.Factory && g.props.get("factory.name") === "client-node") factory = gid;
-    }
-    if (factory < 0) throw new CrosswayError("CW_PW_UPSTREAM", "the daemon has no client-node factory");
-    const wanted = new Set(this.cfg.targets);
-    for (const [gid, g] of this.globals) {
-      if (g.type !== Iface.Node) continue;
-      const name = g.props.get("node.name") ?? "";
-      const serial = g.props.get("object.serial") ?? "";
-      const hit =
-        wanted.size > 0
-          ? wanted.has(name) || wanted.has(String(gid)) || wanted.has(serial)
-          : p.defaultTargetClasses.includes(g.props.get("media.class") ?? "");
-      if (hit) {
-        this.targetNodes.add(gid);
-        this.targetNames.add(name).add(String(gid));
-        if (serial !== "") this.targetNames.add(serial);
-      }
-    }
-    const targetPerm = PERM_R | PERM_X | (this.cfg.cameraControls && p.name === "camera" ? PERM_W : 0);
-    const perms: [number, number][] = [
-      [0, PERM_R | PERM_W | PERM_X],
-      [factory, PERM_R],
-    ];
-    if (this.ownClientGlobal >= 0) perms.push([this.ownClientGlobal, PERM_R | PERM_W | PERM_X]);
-    this.allowed.add(0).add(factory);
-    if (this.ownClientGlobal >= 0) this.allowed.add(this.ownClientGlobal);
-    for (const gid of this.targetNodes) {
-      perms.push([gid, targetPerm]);
-      this.allowed.add(gid);
-    }
-    for (const [gid, g] of this.globals) {
-      if (g.type === Iface.Port && this.targetNodes.has(Number(g.props.get("node.id")))) {
-        perms.push([gid, PERM_R | PERM_X]);
-        this.allowed.add(gid);
-      }
-    }
-    perms.push([ID_ANY, 0]);
+    const plan = planRestriction(this.globals, {
+      profile: this.cfg.profile,
+      targets: this.cfg.targets,
+      cameraControls: this.cfg.cameraControls,
+      ownClientGlobal: this.ownClientGlobal,
+    });
+    for (const gid of plan.targetNodes) this.targetNodes.add(gid);
+    for (const name of plan.targetNames) this.targetNames.add(name);
+    for (const gid of plan.allowed) this.allowed.add(gid);
+    const perms = plan.perms;
     this.cfg.log.info(
       { conn: this.name, targets: [...this.targetNodes], perms: perms.length },
       "restricting upstream",
