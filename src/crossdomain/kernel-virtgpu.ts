@@ -107,20 +107,39 @@ export function findVirtioGpuNode(sysfsDrm = "/sys/class/drm", devDri = "/dev/dr
   const seen: string[] = [];
   const nodes = entries.filter((e) => /^(renderD|card)\d+$/.test(e)).sort((a, b) => rank(a) - rank(b));
   for (const name of nodes) {
-    let driver = "?";
-    try {
-      driver = basename(readlinkSync(join(sysfsDrm, name, "device", "driver")));
-    } catch {
-      driver = "no driver link";
-    }
-    seen.push(`${name}: ${driver}`);
-    if (driver === "virtio_gpu") return join(devDri, name);
+    const drivers = nodeDrivers(join(sysfsDrm, name, "device"));
+    seen.push(`${name}: ${drivers.join(" > ")}`);
+    if (drivers.some((d) => d.endsWith("virtio_gpu"))) return join(devDri, name);
   }
   throw new CrosswayError(
     "CW_VIRTGPU_NO_DEVICE",
     `no virtio_gpu device: looked at ${sysfsDrm} (${seen.length > 0 ? seen.join(", ") : `no card/renderD nodes among ${entries.length} entries`})`,
     { value: sysfsDrm },
   );
+}
+
+/**
+ * The drivers bound along a DRM node's device: its own (`device/driver`) and those of its virtio children
+ * (`device/virtio*\/driver`). In a real VM the DRM device is the virtio transport's (driver `virtio-pci`, or
+ * `virtio-mmio` under libkrun) and virtio_gpu is bound one level down, on `virtioN` (seen in QEMU with rutabaga).
+ */
+function nodeDrivers(device: string): string[] {
+  const driverOf = (dir: string): string => {
+    try {
+      return basename(readlinkSync(join(dir, "driver")));
+    } catch {
+      return "no driver link";
+    }
+  };
+  const out = [driverOf(device)];
+  let children: string[] = [];
+  try {
+    children = readdirSync(device).filter((e) => /^virtio\d+$/.test(e));
+  } catch {
+    // no device directory: the node's own entry already says "no driver link"
+  }
+  for (const c of children.sort()) out.push(`${c}: ${driverOf(join(device, c))}`);
+  return out;
 }
 
 function rank(name: string): number {

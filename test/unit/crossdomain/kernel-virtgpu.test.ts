@@ -88,6 +88,33 @@ describe("finding the device", () => {
     const cardOnly = fakeSysfs("card-only", { card3: "virtio_gpu" });
     expect(findVirtioGpuNode(cardOnly, "/dev/dri")).toBe("/dev/dri/card3");
   });
+
+  // What the Debian 6.1 guest kernel shows under QEMU 10 + rutabaga (issue 11, first contact): the DRM node's
+  // device is the virtio transport's (driver virtio-pci; virtio-mmio under libkrun) and virtio_gpu is bound on its
+  // child virtioN. The VM tier (test/vm) checks the same lookup against the real sysfs.
+  function transportSysfs(name: string, transport: string): string {
+    const root = join(tmp.dir, name);
+    for (const node of ["card0", "renderD128"]) {
+      mkdirSync(join(root, node, "device", "virtio0"), { recursive: true });
+      mkdirSync(join(root, node, "device", "power"), { recursive: true });
+      symlinkSync(`../../../bus/drivers/${transport}`, join(root, node, "device", "driver"));
+      symlinkSync(`../../../../bus/virtio/drivers/virtio_gpu`, join(root, node, "device", "virtio0", "driver"));
+    }
+    return root;
+  }
+
+  it("finds virtio_gpu one level down, under a virtio-pci or virtio-mmio transport", () => {
+    expect(findVirtioGpuNode(transportSysfs("pci", "virtio-pci"), "/dev/dri")).toBe("/dev/dri/renderD128");
+    expect(findVirtioGpuNode(transportSysfs("mmio", "virtio-mmio"), "/dev/dri")).toBe("/dev/dri/renderD128");
+    // A transport whose child is another virtio driver is not a GPU, and the message shows both levels.
+    const root = join(tmp.dir, "net");
+    mkdirSync(join(root, "renderD128", "device", "virtio3"), { recursive: true });
+    symlinkSync("../../../bus/drivers/virtio-pci", join(root, "renderD128", "device", "driver"));
+    symlinkSync("../../../../bus/virtio/drivers/virtio_net", join(root, "renderD128", "device", "virtio3", "driver"));
+    expect(() => findVirtioGpuNode(root)).toThrow(
+      `no virtio_gpu device: looked at ${root} (renderD128: virtio-pci > virtio3: virtio_net)`,
+    );
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------------------
