@@ -26,6 +26,7 @@ import {
   type InitForm,
   newIdentifierList,
 } from "./codec.ts";
+import { probeIdentifierSlots, probeOnce } from "./layout-probe.ts";
 import {
   CAPSET_CROSS_DOMAIN,
   CHANNEL_RING,
@@ -36,6 +37,7 @@ import {
   DEFAULT_CONFIG,
   DEFAULT_IMAGE_FLAGS,
   DrmFormat,
+  type IdentifierArraySize,
   IdentifierType,
   isReceivedEventfdType,
   MAX_SEND_RECV_SIZE,
@@ -54,6 +56,11 @@ export interface ChannelOptions {
   /** ChannelType.WAYLAND, ChannelType.PIPEWIRE, ... */
   readonly channelType: number;
   readonly config?: CrossDomainConfig;
+  /**
+   * Learn the host's identifier-slot count (4 or 28) with an in-band probe at open (layout-probe.ts), once per
+   * device per process, instead of trusting `config.maxIdentifiers`.
+   */
+  readonly probeLayout?: boolean;
   /**
    * INIT form: "v1" (20 bytes, portable, default), "libkrun" (24 bytes, protocol_version 1, libkrun hosts only) or
    * "legacy" (16 bytes, one ring for queries and messages: a query can race a ring message, b/259268477; old hosts).
@@ -160,9 +167,9 @@ export class CrossDomainChannel {
   onDrain: () => void = () => {};
 
   private readonly log: Logger;
-  private readonly hdrSize: number;
-  private readonly sendBuf: Uint8Array;
-  private readonly ids: IdentifierList;
+  private hdrSize: number;
+  private sendBuf: Uint8Array;
+  private ids: IdentifierList;
   private readonly pollCmd = new Uint8Array(16);
   private readonly smallCmd = new Uint8Array(16);
   private readonly writeBuf = new Uint8Array(READ_WRITE_HEADER_SIZE + WRITE_CHUNK);
@@ -187,7 +194,8 @@ export class CrossDomainChannel {
   private constructor(
     private readonly gpu: VirtGpu,
     readonly channelType: number,
-    readonly config: CrossDomainConfig,
+    /** The wire configuration in use (its identifier count may come from the host, see probeLayout). */
+    public config: CrossDomainConfig,
     /** The host's capabilities as read at open. */
     readonly caps: CrossDomainCaps,
     private readonly queryRing: { blob: BlobHandle; map: BlobMapping },
@@ -289,6 +297,15 @@ export class CrossDomainChannel {
           { cause: err },
         );
       }
+      if (options.probeLayout === true) {
+        // The probe's rejected SEND is a host error by design on 28-slot hosts: not this channel's failure.
+        const before = hostErrors.length;
+        const slots = await probeOnce(gpu.description, () =>
+          probeIdentifierSlots({ query: (w, prefix, wait) => ch.rawQuery(w, prefix, wait) }, gpu.description),
+        );
+        hostErrors.splice(before);
+        ch.adoptLayout(slots);
+      }
       gpu.onHostError = (m) => ch.hostError(m);
       gpu.onFence = () => ch.onFenceEvent();
       gpu.onDrain = () => ch.drained();
@@ -306,6 +323,50 @@ export class CrossDomainChannel {
   /** True once the channel has ended. */
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Switches the SEND/RECEIVE layout to the host's (before the first SEND and POLL only). */
+  private adoptLayout(slots: IdentifierArraySize): void {
+    if (slots === this.config.maxIdentifiers) return;
+    this.config = { ...this.config, maxIdentifiers: slots };
+    this.hdrSize = sendReceiveHeaderSize(slots);
+    this.sendBuf = new Uint8Array(this.hdrSize + MAX_SEND_RECV_SIZE);
+    this.ids = newIdentifierList(slots);
+    this.log.debug({ identifiers: slots }, "host identifier layout");
+  }
+
+  /**
+   * One uncached GET_IMAGE_REQUIREMENTS (width × 1, R8) on the query ring, behind `prefix` in the same EXECBUFFER
+   * when given (the layout probe). With `wait`, resolves with the reply's template id (0: nothing written).
+   */
+  private rawQuery(width: number, prefix: Uint8Array | null, wait: boolean): Promise<number> {
+    const run = async (): Promise<number> => {
+      this.assertOpen("GET_IMAGE_REQUIREMENTS");
+      const ring = this.queryRing.map.bytes;
+      if (wait) ring.fill(0, 0, 64);
+      const pre = prefix?.length ?? 0;
+      const cmd = new Uint8Array(pre + 24);
+      if (prefix !== null) cmd.set(prefix, 0);
+      encodeGetImageRequirements(cmd, pre, {
+        width,
+        height: 1,
+        drmFormat: DrmFormat.R8,
+        flags: DEFAULT_IMAGE_FLAGS,
+      });
+      this.gpu.execbuffer(cmd, { ring: QUERY_RING, boHandles: [this.queryRing.blob.bo] });
+      if (!wait) return 0;
+      this.queryInFlight++;
+      try {
+        await this.gpu.wait(this.queryRing.blob);
+      } finally {
+        this.queryInFlight--;
+      }
+      this.assertOpen("GET_IMAGE_REQUIREMENTS");
+      return decodeImageRequirements(ring, 0).blobId;
+    };
+    const p = this.queryChain.then(run, run);
+    this.queryChain = p.catch(() => {});
+    return p;
   }
 
   // ------------------------------------------------------------------------------------------------------------

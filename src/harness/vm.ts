@@ -1,12 +1,12 @@
 // Boots the test VM (QEMU + rutabaga cross-domain, TCG) and talks to its guest agent over virtio-serial.
 // The guest sees the host's root read-only (9p), so Node.js, this checkout and real clients run in it as they are.
 import { execFileSync } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CrosswayError } from "../errors.ts";
-import { makePeerDirs, type PeerDirs } from "./compositor.ts";
+import { makePeerDirs } from "./compositor.ts";
 import { type Env, logTail, spawnTracked, type TrackedProcess } from "./processes.ts";
 
 /** The checkout this module belongs to (the guest sees it at the same path). */
@@ -42,7 +42,8 @@ export function readVmEnv(path: string): VmEnv {
   }
   const get = (k: string): string => {
     const v = vars.get(k);
-    if (v === undefined) throw new CrosswayError("CW_HARNESS_START", `${path}: no ${k} (rerun scripts/setup-vm.sh)`);
+    if (v === undefined)
+      throw new CrosswayError("CW_HARNESS_START", `${path}: no ${k} (rerun scripts/setup-vm.sh)`);
     return v;
   };
   return {
@@ -71,7 +72,10 @@ export function prepareVm(log: (line: string) => void = () => {}): VmEnv {
     });
   } catch (err) {
     const e = err as { stderr?: string; message: string };
-    throw new CrosswayError("CW_HARNESS_START", `scripts/setup-vm.sh failed: ${(e.stderr ?? e.message).trim()}`);
+    throw new CrosswayError(
+      "CW_HARNESS_START",
+      `scripts/setup-vm.sh failed: ${(e.stderr ?? e.message).trim()}`,
+    );
   }
   const lines = out.trim().split("\n");
   return readVmEnv(lines[lines.length - 1]!);
@@ -119,7 +123,10 @@ export interface Vm {
   readonly shareDir: string;
   /** QEMU's console (serial) output file. */
   readonly consolePath: string;
-  run(argv: readonly string[], opts?: { env?: Env; stdin?: string; timeoutMs?: number }): Promise<GuestRunResult>;
+  run(
+    argv: readonly string[],
+    opts?: { env?: Env; stdin?: string; timeoutMs?: number },
+  ): Promise<GuestRunResult>;
   spawn(argv: readonly string[], opts?: { env?: Env }): Promise<GuestProcess>;
   /** Open fds of a guest process (by /proc/PID/fd in the guest). */
   guestFdCount(pid: number): Promise<number>;
@@ -158,7 +165,19 @@ export async function startVm(env: VmEnv, opts: VmOptions): Promise<Vm> {
   });
   const args = [
     ...["-machine", "pc", "-accel", "tcg", "-m", String(opts.memoryMb ?? 2048), "-smp", "1"],
-    ...["-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-vga", "none", "-nic", "none"],
+    ...[
+      "-display",
+      "none",
+      "-monitor",
+      "none",
+      "-serial",
+      "stdio",
+      "-no-reboot",
+      "-vga",
+      "none",
+      "-nic",
+      "none",
+    ],
     ...["-L", env.bios, "-kernel", env.kernel, "-initrd", env.initrd],
     "-append",
     `console=ttyS0 loglevel=4 panic=-1 crossway.share=cwshare crossway.agent=${AGENT}`,
@@ -195,14 +214,13 @@ export async function startVm(env: VmEnv, opts: VmOptions): Promise<Vm> {
   }
   const bootMs = Date.now() - t0;
   log(`vm: booted in ${(bootMs / 1000).toFixed(1)} s (QEMU pid ${qemu.pid}, kernel ${env.kernelVersion})`);
-  return makeVm(env, agent, qemu, dirs, shareDir, consolePath, bootMs, cleanup);
+  return makeVm(env, agent, qemu, shareDir, consolePath, bootMs, cleanup);
 }
 
 function makeVm(
   env: VmEnv,
   agent: AgentLink,
   qemu: TrackedProcess,
-  _dirs: PeerDirs,
   shareDir: string,
   consolePath: string,
   bootMs: number,
@@ -234,13 +252,17 @@ function makeVm(
     async spawn(argv, o = {}) {
       const r = await agent.request({ op: "spawn", argv, env: o.env ?? {} }, 60_000, `spawn ${argv[0]}`);
       if (typeof r.pid !== "number") {
-        throw new CrosswayError("CW_HARNESS_START", `guest agent could not spawn ${argv.join(" ")}: ${String(r.error)}`);
+        throw new CrosswayError(
+          "CW_HARNESS_START",
+          `guest agent could not spawn ${argv.join(" ")}: ${String(r.error)}`,
+        );
       }
       return agent.track(r.pid, argv.join(" "));
     },
     async guestFdCount(pid) {
       const r = await agent.request({ op: "fds", pid }, 60_000, `fd count of guest pid ${pid}`);
-      if (typeof r.count !== "number") throw new CrosswayError("CW_HARNESS_START", `guest fds: ${String(r.error)}`);
+      if (typeof r.count !== "number")
+        throw new CrosswayError("CW_HARNESS_START", `guest fds: ${String(r.error)}`);
       return r.count;
     },
     qemuFdCount: () => readdirSync(`/proc/${qemu.pid}/fd`).length,
@@ -249,7 +271,6 @@ function makeVm(
       return stopped;
     },
   };
-  void consolePath;
 }
 
 /** The host end of the guest agent's JSON-lines protocol. */
@@ -288,7 +309,9 @@ class AgentLink {
       }, timeoutMs);
       qemu.waitExit().then(() => {
         clearTimeout(timer);
-        rej(new CrosswayError("CW_HARNESS_START", `QEMU exited during boot; console:\n${logTail(consolePath)}`));
+        rej(
+          new CrosswayError("CW_HARNESS_START", `QEMU exited during boot; console:\n${logTail(consolePath)}`),
+        );
       });
       this.readyResolve = () => {
         clearTimeout(timer);
@@ -299,13 +322,20 @@ class AgentLink {
 
   request(msg: Record<string, unknown>, timeoutMs: number, what: string): Promise<AgentReply> {
     if (this.sock === undefined || this.closed) {
-      return Promise.reject(new CrosswayError("CW_HARNESS_START", `${what}: the guest agent is not connected`));
+      return Promise.reject(
+        new CrosswayError("CW_HARNESS_START", `${what}: the guest agent is not connected`),
+      );
     }
     const id = this.nextId++;
     return new Promise((res, rej) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
-        rej(new CrosswayError("CW_HARNESS_START", `${what}: no answer from the guest agent in ${timeoutMs / 1000} s`));
+        rej(
+          new CrosswayError(
+            "CW_HARNESS_START",
+            `${what}: no answer from the guest agent in ${timeoutMs / 1000} s`,
+          ),
+        );
       }, timeoutMs);
       this.waiting.set(id, (r) => {
         clearTimeout(timer);
@@ -414,7 +444,12 @@ class ProcState {
     if (seen !== undefined) return Promise.resolve(seen);
     return new Promise((res, rej) => {
       const fail = (why: string): void =>
-        rej(new CrosswayError("CW_HARNESS_START", `${what}: ${why}; output:\n${this.lines.slice(-30).join("\n")}`));
+        rej(
+          new CrosswayError(
+            "CW_HARNESS_START",
+            `${what}: ${why}; output:\n${this.lines.slice(-30).join("\n")}`,
+          ),
+        );
       const timer = setTimeout(() => fail(`no line matching ${re} in ${timeoutMs / 1000} s`), timeoutMs);
       const waiter = {
         re,

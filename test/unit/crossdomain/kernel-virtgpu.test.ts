@@ -98,7 +98,10 @@ describe("finding the device", () => {
       mkdirSync(join(root, node, "device", "virtio0"), { recursive: true });
       mkdirSync(join(root, node, "device", "power"), { recursive: true });
       symlinkSync(`../../../bus/drivers/${transport}`, join(root, node, "device", "driver"));
-      symlinkSync(`../../../../bus/virtio/drivers/virtio_gpu`, join(root, node, "device", "virtio0", "driver"));
+      symlinkSync(
+        `../../../../bus/virtio/drivers/virtio_gpu`,
+        join(root, node, "device", "virtio0", "driver"),
+      );
     }
     return root;
   }
@@ -110,7 +113,10 @@ describe("finding the device", () => {
     const root = join(tmp.dir, "net");
     mkdirSync(join(root, "renderD128", "device", "virtio3"), { recursive: true });
     symlinkSync("../../../bus/drivers/virtio-pci", join(root, "renderD128", "device", "driver"));
-    symlinkSync("../../../../bus/virtio/drivers/virtio_net", join(root, "renderD128", "device", "virtio3", "driver"));
+    symlinkSync(
+      "../../../../bus/virtio/drivers/virtio_net",
+      join(root, "renderD128", "device", "virtio3", "driver"),
+    );
     expect(() => findVirtioGpuNode(root)).toThrow(
       `no virtio_gpu device: looked at ${root} (renderD128: virtio-pci > virtio3: virtio_net)`,
     );
