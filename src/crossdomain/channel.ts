@@ -57,10 +57,11 @@ export interface ChannelOptions {
   readonly channelType: number;
   readonly config?: CrossDomainConfig;
   /**
-   * Learn the host's identifier-slot count (4 or 28) with an in-band probe at open (layout-probe.ts), once per
-   * device per process, instead of trusting `config.maxIdentifiers`.
+   * Ask the host its identifier-slot count (4 or 28) with an in-band probe at open (layout-probe.ts; once per
+   * device per process): "adopt" uses the host's count, "verify" fails with CW_CROSSDOMAIN_LAYOUT when it is not
+   * `config.maxIdentifiers` (instead of garbling every message). Default: trust the config.
    */
-  readonly probeLayout?: boolean;
+  readonly probeLayout?: "adopt" | "verify";
   /**
    * INIT form: "v1" (20 bytes, portable, default), "libkrun" (24 bytes, protocol_version 1, libkrun hosts only) or
    * "legacy" (16 bytes, one ring for queries and messages: a query can race a ring message, b/259268477; old hosts).
@@ -297,13 +298,20 @@ export class CrossDomainChannel {
           { cause: err },
         );
       }
-      if (options.probeLayout === true) {
+      if (options.probeLayout !== undefined) {
         // The probe's rejected SEND is a host error by design on 28-slot hosts: not this channel's failure.
         const before = hostErrors.length;
         const slots = await probeOnce(gpu.description, () =>
           probeIdentifierSlots({ query: (w, prefix, wait) => ch.rawQuery(w, prefix, wait) }, gpu.description),
         );
         hostErrors.splice(before);
+        if (options.probeLayout === "verify" && slots !== config.maxIdentifiers) {
+          throw new CrosswayError(
+            "CW_CROSSDOMAIN_LAYOUT",
+            `${gpu.description}: the host parses ${slots} identifier slots per SEND/RECEIVE, the guest is set to ${config.maxIdentifiers} (--identifiers): every message would be garbled`,
+            { value: config.maxIdentifiers },
+          );
+        }
         ch.adoptLayout(slots);
       }
       gpu.onHostError = (m) => ch.hostError(m);

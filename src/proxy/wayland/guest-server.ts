@@ -26,11 +26,14 @@ export function checkDeviceSpec(text: string): string {
   );
 }
 
-/** Channel options for an identifier setting: probe the host, or a fixed layout. */
-function channelLayout(
-  ids: IdentifierArraySize | "auto",
-): { probeLayout: true } | { config: CrossDomainConfig } {
-  return ids === "auto" ? { probeLayout: true } : { config: { ...DEFAULT_CONFIG, maxIdentifiers: ids } };
+/** Channel options for an identifier setting: learn the host's layout, or check a fixed one against the host. */
+function channelLayout(ids: IdentifierArraySize | "auto"): {
+  probeLayout: "adopt" | "verify";
+  config: CrossDomainConfig;
+} {
+  return ids === "auto"
+    ? { probeLayout: "adopt", config: DEFAULT_CONFIG }
+    : { probeLayout: "verify", config: { ...DEFAULT_CONFIG, maxIdentifiers: ids } };
 }
 
 /** Options of {@link GuestServer.start}. */
