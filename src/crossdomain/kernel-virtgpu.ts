@@ -86,6 +86,8 @@ export interface KernelVirtGpuOptions {
   /** Device directory of the nodes. */
   readonly devDri?: string;
   readonly io?: KernelIo;
+  /** How long a query may stay unanswered before the client is ended (CW_CROSSDOMAIN_HOST_TIMEOUT); default 10 s. */
+  readonly hostTimeoutMs?: number;
 }
 
 /**
@@ -163,13 +165,17 @@ export function openKernelVirtGpu(options: KernelVirtGpuOptions = {}): VirtGpu {
       },
     );
   }
-  return new KernelVirtGpu(fd, node, io);
+  return new KernelVirtGpu(fd, node, io, options.hostTimeoutMs ?? DEFAULT_HOST_TIMEOUT_MS);
 }
 
 const PROT_READ = 1;
 const PROT_WRITE = 2;
 const MAP_SHARED = 1;
 const PAGE = 4096;
+/** `VIRTGPU_WAIT_NOWAIT` (virtgpu_drm.h): return EBUSY instead of sleeping while the BO's fences are unsignalled. */
+const VIRTGPU_WAIT_NOWAIT = 1;
+/** A query ring answers in microseconds on a live host: 10 s of silence means it is stuck or gone. */
+const DEFAULT_HOST_TIMEOUT_MS = 10_000;
 
 function struct(layout: StructLayout): Uint8Array {
   return new Uint8Array(layout.size);
@@ -204,6 +210,7 @@ class KernelVirtGpu implements VirtGpu {
     private readonly fd: number,
     node: string,
     private readonly io: KernelIo,
+    private readonly hostTimeoutMs: number,
   ) {
     this.description = `kernel:${node}`;
     this.watch = io.watch(fd, () => this.readEvents());
@@ -385,9 +392,35 @@ class KernelVirtGpu implements VirtGpu {
     const L = DRM_VIRTGPU_3D_WAIT;
     const arg = struct(L);
     put32(arg, L, "handle", blob.bo);
-    // Blocks until the fence signals; query-ring fences are signalled by the host at once (§4.2). EBUSY after 15 s
-    // means the host never answered (P23): reported, not retried forever.
-    this.call("VIRTGPU_WAIT", Ioctl.VIRTGPU_WAIT, arg);
+    // VIRTGPU_WAIT_NOWAIT: a blocking WAIT would stop the whole event loop, every other client included, for as
+    // long as the host takes (up to the kernel's 15 s, P23). Poll with back-off instead, bounded by hostTimeoutMs.
+    put32(arg, L, "flags", VIRTGPU_WAIT_NOWAIT);
+    const deadline = Date.now() + this.hostTimeoutMs;
+    for (let delay = 0; ; delay = Math.min(Math.max(1, 2 * delay), 50)) {
+      if (this.closed)
+        throw new CrosswayError("CW_CROSSDOMAIN_CLOSED", `VIRTGPU_WAIT: ${this.description} is closed`);
+      try {
+        this.io.ioctl(this.fd, Ioctl.VIRTGPU_WAIT, arg, [], []);
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EBUSY") {
+          throw new CrosswayError(
+            "CW_VIRTGPU_IOCTL",
+            `${this.description}: VIRTGPU_WAIT: ${(err as Error).message}`,
+            {},
+            { cause: err },
+          );
+        }
+      }
+      if (Date.now() >= deadline) {
+        throw new CrosswayError(
+          "CW_CROSSDOMAIN_HOST_TIMEOUT",
+          `${this.description}: the host did not answer on the query ring within ${this.hostTimeoutMs} ms (resource ${blob.resourceId} still busy)`,
+          { value: this.hostTimeoutMs },
+        );
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
 
   private readEvents(): void {

@@ -187,6 +187,8 @@ class FakeDevice implements KernelIo {
   private onReadable: (() => void) | null = null;
   private pendingEvents = 0;
   readonly exported: number[] = [];
+  /** How many VIRTGPU_WAIT calls answer EBUSY (the query fence not signalled yet) before one succeeds. */
+  waitBusy = 0;
 
   open(path: string): number {
     this.calls.push({ open: path });
@@ -243,6 +245,12 @@ class FakeDevice implements KernelIo {
         }
         return 0;
       }
+      case Ioctl.VIRTGPU_WAIT:
+        if (this.waitBusy > 0) {
+          this.waitBusy--;
+          throw Object.assign(new Error("ioctl: Device or resource busy"), { code: "EBUSY", errno: -16 });
+        }
+        return 0;
       case Ioctl.PRIME_HANDLE_TO_FD: {
         const fd = native.memfdCreate("fake-dmabuf", 0);
         this.exported.push(fd);
@@ -328,7 +336,7 @@ describe("ioctl sequences of a channel on the kernel backend", () => {
         command: "0200180000000000" + "01000000" + "01000000" + "52382020" + "11000000",
         bo_handles: "01000000",
       },
-      { ioctl: "WAIT", handle: 1 },
+      { ioctl: "WAIT", handle: 1, flags: 1 },
       // Exactly one POLL, on ring 1 with RING_IDX.
       { ioctl: "EXECBUFFER", flags: 4, ring_idx: 1, size: 16, command: POLL },
     ]);
@@ -389,5 +397,58 @@ describe("ioctl sequences of a channel on the kernel backend", () => {
     expect(handle.bo).toBe(0);
     expect(dev.calls.slice(1)).toEqual([{ ioctl: "PRIME_FD_TO_HANDLE", fd: 42 }, { ioctl: "RESOURCE_INFO" }]);
     gpu.close();
+  });
+});
+
+describe("waiting for the query ring (issue 11)", () => {
+  it("never blocks the event loop: WAIT is NOWAIT, polled with back-off until the fence signals", async () => {
+    const dev = new FakeDevice();
+    dev.waitBusy = 5;
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    try {
+      const ch = await CrossDomainChannel.open({
+        gpu: openKernelVirtGpu({ node: "/dev/dri/renderD128", io: dev }),
+        channelType: ChannelType.WAYLAND,
+      });
+      ch.close();
+    } finally {
+      clearInterval(timer);
+    }
+    const waits = dev.calls.filter((c) => c.ioctl === "WAIT");
+    expect(waits).toHaveLength(6);
+    for (const w of waits) expect(w).toEqual({ ioctl: "WAIT", handle: 1, flags: 1 });
+    expect(ticks).toBeGreaterThan(0);
+  });
+
+  it("ends the client with CW_CROSSDOMAIN_HOST_TIMEOUT when the host never writes the query ring", async () => {
+    const dev = new FakeDevice();
+    dev.waitBusy = Number.POSITIVE_INFINITY;
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const t0 = Date.now();
+    let error: unknown;
+    try {
+      await CrossDomainChannel.open({
+        gpu: openKernelVirtGpu({ node: "/dev/dri/renderD128", io: dev, hostTimeoutMs: 300 }),
+        channelType: ChannelType.WAYLAND,
+      });
+    } catch (err) {
+      error = err;
+    } finally {
+      clearInterval(timer);
+    }
+    const ms = Date.now() - t0;
+    expect(error).toMatchObject({ code: "CW_CROSSDOMAIN_INIT_FAILED" });
+    expect((error as Error).cause).toMatchObject({
+      code: "CW_CROSSDOMAIN_HOST_TIMEOUT",
+      message:
+        "kernel:/dev/dri/renderD128: the host did not answer on the query ring within 300 ms (resource 11 still busy)",
+    });
+    expect(ms).toBeGreaterThanOrEqual(300);
+    expect(ms).toBeLessThan(5000);
+    // Other work ran all along: a 5 ms timer fired many times during the 300 ms.
+    expect(ticks).toBeGreaterThan(10);
+    expect(dev.calls.at(-1)).toEqual({ close: 1000 });
   });
 });
