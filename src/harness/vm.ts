@@ -236,7 +236,7 @@ function makeVm(
     async run(argv, o = {}) {
       const timeoutMs = o.timeoutMs ?? GUEST_COMMAND_TIMEOUT_MS;
       const r = await agent.request(
-        { op: "run", argv, env: o.env ?? {}, stdin: o.stdin ?? "", timeoutMs },
+        { op: "run", argv, env: o.env ?? {}, stdin: o.stdin ?? "", timeoutMs, cwd: o.cwd ?? "/" },
         timeoutMs + 30_000,
         `guest command ${argv.join(" ")}`,
       );
