@@ -125,7 +125,7 @@ export interface Vm {
   readonly consolePath: string;
   run(
     argv: readonly string[],
-    opts?: { env?: Env; stdin?: string; timeoutMs?: number },
+    opts?: { env?: Env; stdin?: string; timeoutMs?: number; cwd?: string },
   ): Promise<GuestRunResult>;
   spawn(argv: readonly string[], opts?: { env?: Env }): Promise<GuestProcess>;
   /** Open fds of a guest process (by /proc/PID/fd in the guest). */
