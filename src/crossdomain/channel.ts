@@ -67,7 +67,7 @@ export interface ChannelOptions {
    * "legacy" (16 bytes, one ring for queries and messages: a query can race a ring message, b/259268477; old hosts).
    */
   readonly initForm?: Exclude<InitForm, "uuid">;
-  /** Ring size: one guest page (4096; 16384 on 16 KiB-page guests). */
+  /** Ring size; default: one guest page as the device reports it (4096; 16384 on 16 KiB-page guests). */
   readonly ringSize?: number;
   readonly logger?: Logger;
 }
@@ -220,7 +220,6 @@ export class CrossDomainChannel {
   static async open(options: ChannelOptions): Promise<CrossDomainChannel> {
     const gpu = options.gpu;
     const config = options.config ?? DEFAULT_CONFIG;
-    const ringSize = options.ringSize ?? 4096;
     const log =
       options.logger ?? componentLogger("channel", { channel: channelTypeName(options.channelType) });
     const hostErrors: string[] = [];
@@ -241,6 +240,8 @@ export class CrossDomainChannel {
           `${gpu.description}: virtio-gpu lacks ${missing.join(", ")} (needed for cross-domain)`,
         );
       }
+      // One guest page per ring: the host fills a READ up to the ring's size, and the kernel rounds blobs to pages.
+      const ringSize = options.ringSize ?? p.pageSize;
       const capBytes = await gpu.getCaps(CAPSET_CROSS_DOMAIN, 0, 16);
       const word = (i: number) => (capBytes.length >= 4 * i + 4 ? getU32(capBytes, 4 * i) : 0);
       const caps: CrossDomainCaps = {
@@ -326,6 +327,11 @@ export class CrossDomainChannel {
       gpu.close();
       throw err;
     }
+  }
+
+  /** Bytes of the channel ring (one guest page unless set at open). */
+  get ringSize(): number {
+    return this.channelRing.map.bytes.length;
   }
 
   /** True once the channel has ended. */

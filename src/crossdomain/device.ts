@@ -53,6 +53,8 @@ export interface DeviceOptions {
   /** Host PipeWire socket (channel type 0x10). */
   readonly pipewire?: string;
   readonly config: CrossDomainConfig;
+  /** The guest page size this device plays (GET_PARAMS): 4096 (default) or 16384, as on 16 KiB-page guests. */
+  readonly pageSize?: number;
   readonly logger?: Logger;
 }
 
@@ -306,7 +308,7 @@ class DeviceContext {
   private polls: number[] = [];
   private armed = false;
   private destroyed = false;
-  private readonly scratch = new Uint8Array(HOST_PAGE * 2);
+  private readonly scratch: Uint8Array;
   private readonly fdsOut = new Int32Array(MAX_FDS_PER_MSG + 1);
   private readonly config: CrossDomainConfig;
 
@@ -318,6 +320,8 @@ class DeviceContext {
     private readonly onGone: () => void,
   ) {
     this.config = options.config;
+    // One guest page at most is written per ring message (a READ fills the ring blob, which is one page).
+    this.scratch = new Uint8Array(Math.max(HOST_PAGE, options.pageSize ?? HOST_PAGE) * 2);
     this.socket = new FramedSocket(
       fd,
       (h, payload, fds) => this.onFrame(h.type, h.serial, payload, fds),
@@ -359,7 +363,7 @@ class DeviceContext {
   private handleFrame(type: number, serial: number, payload: Uint8Array, fds: number[]): void {
     switch (type) {
       case FrameType.GET_PARAMS:
-        this.reply(serial, [1, 1, 1, 1, 1 << CAPSET_CROSS_DOMAIN]);
+        this.reply(serial, [1, 1, 1, 1, 1 << CAPSET_CROSS_DOMAIN, this.options.pageSize ?? HOST_PAGE]);
         return;
       case FrameType.GET_CAPS: {
         if (field(payload, 0) !== CAPSET_CROSS_DOMAIN || field(payload, 2) === 0) {
@@ -844,7 +848,9 @@ class DeviceContext {
   private readPipe(id: number): boolean {
     const p = this.readPipes.get(id);
     if (p === undefined) return false;
-    const room = this.state!.channelRing.size - READ_WRITE_HEADER_SIZE;
+    // rutabaga fills a READ up to the ring blob's size minus the header; the ring is one guest page.
+    const room =
+      Math.min(this.state!.channelRing.size, this.options.pageSize ?? HOST_PAGE) - READ_WRITE_HEADER_SIZE;
     const buf = new Uint8Array(room);
     const n = native.read(p.fd, buf, 0, room);
     if (n === AGAIN) return false;

@@ -1,7 +1,7 @@
 // The kernel VirtGpu backend: virtgpu DRM ioctls on a virtio_gpu render node, found by driver name in sysfs.
 // Struct layouts come from structs.ts; every ioctl goes through an injectable KernelIo so that tests can record the
 // exact call sequence (no virtio-gpu with cross-domain exists on the development machines, see environment.md).
-import { openSync, readdirSync, readlinkSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readlinkSync, readSync } from "node:fs";
 import { basename, join } from "node:path";
 import { CrosswayError } from "../errors.ts";
 import { native, POLL_READABLE } from "../native.ts";
@@ -86,6 +86,8 @@ export interface KernelVirtGpuOptions {
   /** Device directory of the nodes. */
   readonly devDri?: string;
   readonly io?: KernelIo;
+  /** The guest page size (ring size); default: the kernel's, from /proc/self/smaps. */
+  readonly pageSize?: number;
   /** How long a query may stay unanswered before the client is ended (CW_CROSSDOMAIN_HOST_TIMEOUT); default 10 s. */
   readonly hostTimeoutMs?: number;
 }
@@ -144,6 +146,27 @@ function nodeDrivers(device: string): string[] {
   return out;
 }
 
+/**
+ * The kernel's page size, as /proc/self/smaps reports it for this process's first mapping ("KernelPageSize: 4 kB";
+ * 16 kB on 16 KiB-page arm64 guests). Node.js has no sysconf(_SC_PAGESIZE); 4096 when smaps is unreadable.
+ */
+export function systemPageSize(smaps = "/proc/self/smaps"): number {
+  let text = "";
+  try {
+    const fd = openSync(smaps, "r");
+    try {
+      const buf = Buffer.alloc(8192);
+      text = buf.subarray(0, readSync(fd, buf, 0, buf.length, null)).toString("latin1");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return 4096;
+  }
+  const m = /^KernelPageSize:\s+(\d+) kB$/m.exec(text);
+  return m ? Number(m[1]) * 1024 : 4096;
+}
+
 function rank(name: string): number {
   return (name.startsWith("renderD") ? 0 : 1000) + Number(name.replace(/\D+/g, ""));
 }
@@ -165,7 +188,13 @@ export function openKernelVirtGpu(options: KernelVirtGpuOptions = {}): VirtGpu {
       },
     );
   }
-  return new KernelVirtGpu(fd, node, io, options.hostTimeoutMs ?? DEFAULT_HOST_TIMEOUT_MS);
+  return new KernelVirtGpu(
+    fd,
+    node,
+    io,
+    options.hostTimeoutMs ?? DEFAULT_HOST_TIMEOUT_MS,
+    options.pageSize ?? systemPageSize(),
+  );
 }
 
 const PROT_READ = 1;
@@ -211,6 +240,7 @@ class KernelVirtGpu implements VirtGpu {
     node: string,
     private readonly io: KernelIo,
     private readonly hostTimeoutMs: number,
+    private readonly pageSize: number,
   ) {
     this.description = `kernel:${node}`;
     this.watch = io.watch(fd, () => this.readEvents());
@@ -259,6 +289,7 @@ class KernelVirtGpu implements VirtGpu {
       hostVisible: this.param(VirtgpuParam.HOST_VISIBLE) === 1,
       contextInit: this.param(VirtgpuParam.CONTEXT_INIT) === 1,
       capsetMask: this.param(VirtgpuParam.SUPPORTED_CAPSET_IDS),
+      pageSize: this.pageSize,
     };
   }
 

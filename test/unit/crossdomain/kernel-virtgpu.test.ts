@@ -1,6 +1,6 @@
 // Kernel VirtGpu backend: device discovery by driver name, and the exact ioctl sequence of a channel's life,
 // recorded through an injected KernelIo that plays a minimal cross-domain host.
-import { mkdirSync, symlinkSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CrossDomainChannel, closeItems, type ReceivedItem } from "../../../src/crossdomain/channel.ts";
@@ -16,6 +16,7 @@ import {
   findVirtioGpuNode,
   type KernelIo,
   openKernelVirtGpu,
+  systemPageSize,
 } from "../../../src/crossdomain/kernel-virtgpu.ts";
 import { ChannelType, CrossDomainCmd, IdentifierType } from "../../../src/crossdomain/protocol.ts";
 import {
@@ -450,5 +451,34 @@ describe("waiting for the query ring (issue 11)", () => {
     // Other work ran all along: a 5 ms timer fired many times during the 300 ms.
     expect(ticks).toBeGreaterThan(10);
     expect(dev.calls.at(-1)).toEqual({ close: 1000 });
+  });
+});
+
+describe("rings sized to the guest's page (issue 11)", () => {
+  it("reads the kernel's page size from smaps, 4 KiB when it cannot", () => {
+    const f = join(tmp.dir, "smaps16k");
+    writeFileSync(
+      f,
+      "aaaa-bbbb r-xp 00000000 fe:01 1 /usr/bin/node\nSize: 64 kB\nKernelPageSize:       16 kB\nMMUPageSize: 16 kB\n",
+    );
+    expect(systemPageSize(f)).toBe(16384);
+    expect(systemPageSize(join(tmp.dir, "no-smaps"))).toBe(4096);
+    expect(systemPageSize()).toBe(4096); // this x86-64 machine
+  });
+
+  it("creates and maps 16 KiB rings on a 16 KiB-page guest", async () => {
+    const dev = new FakeDevice();
+    const ch = await CrossDomainChannel.open({
+      gpu: openKernelVirtGpu({ node: "/dev/dri/renderD128", io: dev, pageSize: 16384 }),
+      channelType: ChannelType.WAYLAND,
+    });
+    ch.close();
+    expect(dev.calls.filter((c) => c.ioctl === "RESOURCE_CREATE_BLOB")).toEqual([
+      { ioctl: "RESOURCE_CREATE_BLOB", blob_mem: 1, blob_flags: 1, size: 16384 },
+      { ioctl: "RESOURCE_CREATE_BLOB", blob_mem: 1, blob_flags: 1, size: 16384 },
+    ]);
+    expect(dev.calls.filter((c) => "mmap" in c).map((c) => (c.mmap as { length: number }).length)).toEqual([
+      16384, 16384,
+    ]);
   });
 });
