@@ -1,6 +1,6 @@
 // Boots the test VM (QEMU + rutabaga cross-domain, TCG) and talks to its guest agent over virtio-serial.
 // The guest sees the host's root read-only (9p), so Node.js, this checkout and real clients run in it as they are.
-import { execFileSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { dirname, join, resolve } from "node:path";
@@ -62,22 +62,23 @@ export function readVmEnv(path: string): VmEnv {
  */
 export function prepareVm(log: (line: string) => void = () => {}): VmEnv {
   const preset = process.env.CROSSWAY_VM_ENV;
-  if (preset !== undefined && preset !== "") return readVmEnv(preset);
-  let out: string;
-  try {
-    out = execFileSync("bash", [join(CHECKOUT, "scripts/setup-vm.sh")], {
-      encoding: "utf8",
-      stdio: ["ignore", "pipe", "pipe"],
-      maxBuffer: 1 << 20,
-    });
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
+  if (preset !== undefined && preset !== "") {
+    log(`VM pieces from CROSSWAY_VM_ENV=${preset}`);
+    return readVmEnv(preset);
+  }
+  const r = spawnSync("bash", [join(CHECKOUT, "scripts/setup-vm.sh")], {
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    maxBuffer: 1 << 22,
+  });
+  for (const line of (r.stderr ?? "").split("\n")) if (line.startsWith("setup-vm:")) log(line);
+  if (r.status !== 0) {
     throw new CrosswayError(
       "CW_HARNESS_START",
-      `scripts/setup-vm.sh failed: ${(e.stderr ?? e.message).trim()}`,
+      `scripts/setup-vm.sh failed (exit ${r.status ?? r.signal}): ${(r.stderr ?? "").trim().split("\n").slice(-5).join("\n")}`,
     );
   }
-  const lines = out.trim().split("\n");
+  const lines = r.stdout.trim().split("\n");
   return readVmEnv(lines[lines.length - 1]!);
 }
 
