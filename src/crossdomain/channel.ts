@@ -67,6 +67,12 @@ export interface ChannelOptions {
    * "legacy" (16 bytes, one ring for queries and messages: a query can race a ring message, b/259268477; old hosts).
    */
   readonly initForm?: Exclude<InitForm, "uuid">;
+  /**
+   * How long the host may stay silent after {@link CrossDomainChannel.expectAnswer} before the channel ends with
+   * CW_CROSSDOMAIN_HOST_TIMEOUT (default 30 s). Hosts without the EOF RECEIVE (rutabaga 0.1.2) never tell the
+   * guest that the compositor dropped the connection: this is how such a client learns it.
+   */
+  readonly hostTimeoutMs?: number;
   /** Ring size; default: one guest page as the device reports it (4096; 16384 on 16 KiB-page guests). */
   readonly ringSize?: number;
   readonly logger?: Logger;
@@ -135,6 +141,9 @@ export interface HostBlob {
   close(): void;
 }
 
+/** Host silence tolerated after a request that needs an answer; compositors answer a sync in milliseconds. */
+const DEFAULT_HOST_TIMEOUT_MS = 30_000;
+
 /** Bytes per WRITE chunk: small keeps a host's blocking write short (P26); one page minus the header. */
 const WRITE_CHUNK = 4096 - READ_WRITE_HEADER_SIZE;
 
@@ -189,6 +198,8 @@ export class CrossDomainChannel {
   private congested = false;
   private closed = false;
   private lastHostError = "";
+  private answerTimer: ReturnType<typeof setTimeout> | null = null;
+  private hostTimeoutMs = DEFAULT_HOST_TIMEOUT_MS;
 
   private readonly gemRefs = new Map<number, { blob: BlobHandle; refs: number }>();
 
@@ -315,6 +326,7 @@ export class CrossDomainChannel {
         }
         ch.adoptLayout(slots);
       }
+      ch.hostTimeoutMs = options.hostTimeoutMs ?? DEFAULT_HOST_TIMEOUT_MS;
       gpu.onHostError = (m) => ch.hostError(m);
       gpu.onFence = () => ch.onFenceEvent();
       gpu.onDrain = () => ch.drained();
@@ -458,6 +470,39 @@ export class CrossDomainChannel {
     }
     if (!ok) this.congested = true;
     return ok ? "sent" : "buffered";
+  }
+
+  /**
+   * The guest just sent something the host's peer must answer (a Wayland wl_display.sync or get_registry): if the
+   * host then sends nothing for hostTimeoutMs while a POLL is outstanding, the channel ends with
+   * CW_CROSSDOMAIN_HOST_TIMEOUT instead of leaving the client waiting forever. Any ring message from the host
+   * disarms it.
+   */
+  expectAnswer(): void {
+    if (this.closed || this.answerTimer !== null) return;
+    this.answerTimer = setTimeout(() => {
+      this.answerTimer = null;
+      if (this.closed) return;
+      // Not polling (the client is slow to read, or a sink is full): the silence is ours, not the host's.
+      if (!this.pollOutstanding) {
+        this.expectAnswer();
+        return;
+      }
+      this.fail(
+        new CrosswayError(
+          "CW_CROSSDOMAIN_HOST_TIMEOUT",
+          `${this.gpu.description}: the host sent nothing for ${this.hostTimeoutMs} ms after a request that needs an answer; it stopped answering (or dropped the connection without telling, as rutabaga 0.1.2 does)`,
+          { value: this.hostTimeoutMs },
+        ),
+      );
+    }, this.hostTimeoutMs);
+    this.answerTimer.unref();
+  }
+
+  private hostAnswered(): void {
+    if (this.answerTimer === null) return;
+    clearTimeout(this.answerTimer);
+    this.answerTimer = null;
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -614,6 +659,7 @@ export class CrossDomainChannel {
   private onFenceEvent(): void {
     if (this.closed) return;
     this.pollOutstanding = false;
+    this.hostAnswered();
     let m: CrossDomainMessage;
     try {
       m = decodeRingMessage(this.channelRing.map.bytes, this.config.maxIdentifiers);
@@ -870,6 +916,7 @@ export class CrossDomainChannel {
   private finish(reason: CloseReason): void {
     if (this.closed) return;
     this.closed = true;
+    this.hostAnswered();
     for (const [id, p] of this.readPipes) {
       if (p.watcher !== null) {
         p.watcher.stop();
