@@ -406,6 +406,11 @@ class AgentLink {
 
   private onClose(): void {
     this.closed = true;
+    // The guest agent or the whole VM is gone: nothing pending will be answered.
+    for (const [id, w] of this.waiting) {
+      this.waiting.delete(id);
+      w({ id, error: "the guest agent's connection closed (the agent died or the VM stopped)" });
+    }
     for (const st of this.procs.values()) st.exit(null, "VM gone");
   }
 

@@ -9,7 +9,7 @@
 //   guest → host  {event: "ready", uptime, node}                          once, when the agent listens
 // Output of "run" is UTF-8 text; binary checks hash in the guest (sha256sum) instead of moving bytes.
 import { spawn } from "node:child_process";
-import { createReadStream, createWriteStream, readdirSync, readFileSync } from "node:fs";
+import { createReadStream, createWriteStream, openSync, readdirSync, readFileSync } from "node:fs";
 
 const PORT_NAME = "crossway.ctl";
 
@@ -24,7 +24,9 @@ function findPort() {
 }
 
 const port = findPort();
-const out = createWriteStream(port, { flags: "w" });
+// A virtio-serial port opens once (a second open is EBUSY): one fd for both directions.
+const portFd = openSync(port, "r+");
+const out = createWriteStream(null, { fd: portFd, autoClose: false });
 const send = (obj) => out.write(`${JSON.stringify(obj)}\n`);
 const children = new Map();
 
@@ -129,7 +131,7 @@ function handle(msg) {
 }
 
 let pending = "";
-createReadStream(port, { encoding: "utf8" }).on("data", (s) => {
+createReadStream(null, { fd: portFd, autoClose: false, encoding: "utf8" }).on("data", (s) => {
   pending += s;
   let i = pending.indexOf("\n");
   while (i >= 0) {
