@@ -7,6 +7,7 @@ import { guestCommand } from "./guest.ts";
 import { pipewireFilterCommand } from "./pipewire-filter.ts";
 import { statusCommand } from "./status.ts";
 import { traceCommand } from "./trace.ts";
+import { vmRunCommand } from "./vm-run.ts";
 
 /** All subcommands, in the order `crossway --help` lists them. */
 export const commands: readonly CommandSpec[] = [
@@ -15,6 +16,7 @@ export const commands: readonly CommandSpec[] = [
   pipewireFilterCommand,
   traceCommand,
   demoCommand,
+  vmRunCommand,
   doctorCommand,
   statusCommand,
 ];

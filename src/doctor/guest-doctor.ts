@@ -162,9 +162,11 @@ async function channelRoundTrip(
   const what = type === ChannelType.WAYLAND ? WAYLAND_CHECK : PIPEWIRE_CHECK;
   let channel: CrossDomainChannel;
   try {
+    // As `crossway guest --identifiers auto` does: learn the host's SEND/RECEIVE layout (4 or 28 slots) first.
     channel = await CrossDomainChannel.open({
       gpu: openVirtGpu(spec),
       channelType: type,
+      probeLayout: "adopt",
       logger: componentLogger("doctor"),
     });
   } catch (err) {
@@ -178,6 +180,7 @@ async function channelRoundTrip(
         : "see the kernel log (dmesg | grep -i virtio_gpu)",
     );
   }
+  const slots = channel.config.maxIdentifiers;
   return new Promise<Finding>((resolve) => {
     let done = false;
     const finish = (f: Finding): void => {
@@ -185,7 +188,10 @@ async function channelRoundTrip(
       done = true;
       clearTimeout(timer);
       channel.close();
-      resolve(f);
+      // The layout the probe found is part of what makes the round trip work: say it on success.
+      resolve(
+        f.status === "ok" ? { ...f, detail: `${f.detail}; the host parses ${slots} identifier slots` } : f,
+      );
     };
     const timer = setTimeout(
       () => finish(finding("fail", what, `no answer within ${timeoutMs} ms`, "check the host service's log")),

@@ -50,6 +50,7 @@ describe("paramFindings", () => {
       hostVisible: false,
       contextInit: false,
       capsetMask: 0,
+      pageSize: 4096,
     });
     expect(f.map((x) => x.status)).toEqual(["fail", "fail", "fail", "fail", "fail"]);
     const ci = f.find((x) => x.check === "context init");
@@ -66,6 +67,7 @@ describe("paramFindings", () => {
       hostVisible: true,
       contextInit: true,
       capsetMask: 0x20,
+      pageSize: 4096,
     });
     expect(doctorExitCode(f)).toBe(0);
     expect(f.find((x) => x.check === "capsets")?.detail).toBe(
