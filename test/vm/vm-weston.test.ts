@@ -1,6 +1,7 @@
 // VM tier (issue 11): crossway guest --device virtgpu inside a QEMU 10 + rutabaga 0.1.2 guest (TCG), through the
 // kernel's virtio_gpu and QEMU's real cross-domain, against a headless weston on the host. One boot, many checks.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CHECKOUT } from "../../src/harness/vm.ts";
 import type { Compositor } from "../helpers/compositor.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { expectedGlobals, globalsOf } from "../helpers/globals.ts";
@@ -62,6 +63,40 @@ describe.skipIf(skipped)("crossway guest in a QEMU + rutabaga VM, host weston", 
       expect(s.release).toBeGreaterThan(5);
     });
   }
+
+  it("crossway doctor --guest in the VM: the real device passes, and its round trip sees weston's globals", async () => {
+    const direct = await run("wayland-info", [], { env: weston.env, timeoutMs: 10_000 });
+    const n = (direct.stdout.toString().match(/^interface: '/gm) ?? []).length;
+    const r = await st.vm.run(
+      ["/usr/bin/node", `${CHECKOUT}/bin/crossway.js`, "doctor", "--guest", "--json"],
+      {
+        env: GUEST_ENV,
+        timeoutMs: 240_000,
+      },
+    );
+    say(`crossway doctor --guest in the VM: exit ${r.code} in ${r.ms} ms`);
+    const found = JSON.parse(r.stdout) as Array<{ status: string; check: string; detail: string }>;
+    for (const f of found) say(`  ${f.status} ${f.check}: ${f.detail}`);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const by = (check: string) => found.find((f) => f.check === check);
+    expect(by("virtio-gpu node")?.detail).toMatch(/^\/dev\/dri\/renderD\d+ \(driver virtio_gpu;/);
+    for (const c of [
+      "3D features",
+      "resource blobs",
+      "host-visible memory",
+      "context init",
+      "Wayland channel",
+    ])
+      expect(by(c)?.status, c).toBe("ok");
+    // rutabaga 0.1.2: SUPPORTED_CAPSET_IDs 0x20, supported_channels 0x2 (Wayland only), no dmabuf (RECIPE.md).
+    expect(by("capsets")?.detail).toBe("0x20 (cross-domain) includes cross-domain (5)");
+    expect(by("cross-domain caps")?.detail).toBe("version 1, supported_channels 0x2");
+    expect(by("PipeWire channel")?.status).toBe("warn");
+    expect(by("host dmabuf")?.status).toBe("warn");
+    expect(by("Wayland round trip")?.status).toBe("ok");
+    expect(by("Wayland round trip")?.detail).toContain(`the host compositor answers: ${n} globals`);
+    expect(by("Wayland round trip")?.detail).toMatch(/; the host parses 4 identifier slots$/);
+  });
 
   it("the proxy logged no error in the guest", () => {
     const bad = st.proxy.lines.filter((l) => /"level":(50|60)/.test(l));
