@@ -168,7 +168,9 @@ describe("crossway doctor", () => {
       expect(byCheck(found, "host dmabuf").status).toBe("warn");
       const n = await directGlobalCount(weston.env);
       expect(byCheck(found, "Wayland round trip").detail).toContain(`answers: ${n} globals`);
-      expect(byCheck(found, "Wayland round trip").detail).toMatch(/; the host parses (4|28) identifier slots$/);
+      expect(byCheck(found, "Wayland round trip").detail).toMatch(
+        /; the host parses (4|28) identifier slots$/,
+      );
       expect(byCheck(found, "PipeWire round trip").status).toBe("ok");
     } finally {
       await device.stop();
