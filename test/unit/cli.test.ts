@@ -82,44 +82,17 @@ describe("bin/crossway.js", () => {
   });
 
   it("pipewire-filter takes its policy from --policy or from --profile, never both; doctor needs one mode", async () => {
-    const both = await crossway(
-      "pipewire-filter",
-      "--listen",
-      "/nonexistent/l",
-      "--upstream",
-      "/nonexistent/u",
-      "--profile",
-      "camera",
-      "--policy",
-      "/nonexistent/p.json",
-    );
+    const pwf = ["pipewire-filter", "--listen", "/nonexistent/l", "--upstream", "/nonexistent/u"];
+    const both = await crossway(...pwf, "--profile", "camera", "--policy", "/nonexistent/p.json");
     expect(both.code).toBe(2);
     expect(both.err).toBe(
       "crossway pipewire-filter: give exactly one of --policy FILE or --profile NAME (see 'crossway pipewire-filter --help')\n",
     );
-    const mixed = await crossway(
-      "pipewire-filter",
-      "--listen",
-      "/nonexistent/l",
-      "--upstream",
-      "/nonexistent/u",
-      "--policy",
-      "/nonexistent/p.json",
-      "--target",
-      "cam",
-    );
+    const mixed = await crossway(...pwf, "--policy", "/nonexistent/p.json", "--target", "cam");
     expect(mixed.err).toBe(
       "crossway pipewire-filter: --target cannot be combined with --policy (put it in the file)\n",
     );
-    const missing = await crossway(
-      "pipewire-filter",
-      "--listen",
-      "/nonexistent/l",
-      "--upstream",
-      "/nonexistent/u",
-      "--policy",
-      "/nonexistent/p.json",
-    );
+    const missing = await crossway(...pwf, "--policy", "/nonexistent/p.json");
     expect(missing.code).toBe(1);
     expect(missing.err).toMatch(/^\/nonexistent\/p\.json: cannot read \(ENOENT/);
     const doctor = await crossway("doctor");
