@@ -1,0 +1,44 @@
+// The fake camera of environment.md §4: a live GStreamer Video/Source node named testcam, solid red RGBx frames.
+import type { PipeWireStack } from "./pipewire.ts";
+import { pwDump } from "./pipewire-daemon.ts";
+import { spawnTracked, type TrackedProcess, waitFor } from "./processes.ts";
+
+export const CAMERA_NODE = "testcam";
+export const CAMERA_W = 320;
+export const CAMERA_H = 240;
+
+/** Starts the camera as a client of `stack` (unfiltered) and waits until its node is in the daemon's graph. */
+export async function startTestCamera(stack: PipeWireStack): Promise<TrackedProcess> {
+  const camera = spawnTracked(
+    CAMERA_NODE,
+    "gst-launch-1.0",
+    [
+      "-q",
+      "videotestsrc",
+      "is-live=true",
+      "pattern=red",
+      "!",
+      `video/x-raw,format=RGBx,width=${CAMERA_W},height=${CAMERA_H},framerate=30/1`,
+      "!",
+      "pipewiresink",
+      "mode=provide",
+      `client-name=${CAMERA_NODE}`,
+      `stream-properties=props,media.class=Video/Source,media.role=Camera,node.name=${CAMERA_NODE},node.description=TestCam`,
+    ],
+    { env: stack.env },
+  );
+  try {
+    await waitFor(
+      "the testcam node",
+      async () =>
+        (await pwDump(stack.env)).some((o) => o.type === "Node" && o.props["node.name"] === CAMERA_NODE)
+          ? true
+          : undefined,
+      { timeoutMs: 15_000, intervalMs: 100, abort: () => (camera.running ? undefined : "the camera exited") },
+    );
+  } catch (err) {
+    await camera.stop();
+    throw err;
+  }
+  return camera;
+}
