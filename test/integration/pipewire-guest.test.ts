@@ -1,6 +1,6 @@
 // The guest PipeWire proxy end to end with real PipeWire + WirePlumber: guest client → crossway guest →
 // cross-domain (emulated device, libkrun flavour) → crossway pipewire-filter → daemon.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,7 +8,7 @@ import { startPipeWireGuestChain } from "../../src/harness/pipewire-guest-stack.
 import { analyseTone, readLeft, writeTone } from "../helpers/audio.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { type PipeWireStack, startPipeWire, TEST_SINK } from "../helpers/pipewire.ts";
-import { run, spawnTracked, type TrackedProcess } from "../helpers/processes.ts";
+import { run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
 import { CAMERA_H, CAMERA_NODE, CAMERA_W, startTestCamera } from "../helpers/test-camera.ts";
 
 useFdLeakCheck();
@@ -57,10 +57,40 @@ async function recordMonitor(path: string, body: () => Promise<void>): Promise<v
     { env: stack.env },
   );
   try {
+    await recordingRuns(path, recorder);
     await body();
   } finally {
     await recorder.stop();
   }
+}
+
+/**
+ * Waits until a pw-cat recorder's file holds more than a header and a quantum of samples: its stream is linked
+ * and running (the monitor delivers silence until something plays), so nothing played from now on is missed.
+ */
+async function recordingRuns(path: string, recorder: TrackedProcess): Promise<void> {
+  await waitFor(
+    `${path} to grow`,
+    () => {
+      try {
+        return statSync(path).size > 44 + 4 * QUANTUM ? true : undefined;
+      } catch {
+        return undefined;
+      }
+    },
+    {
+      timeoutMs: CLIENT_TIMEOUT_MS,
+      intervalMs: 50,
+      abort: () => (recorder.running ? undefined : "the recorder exited"),
+    },
+  );
+}
+
+/** The guest's end-of-session counters of the one client that ran: the fd kinds it mapped (must be > 0). */
+function expectMapped(records: Record<string, unknown>[], kinds: string[]): void {
+  const ends = records.filter((r) => r.msg === "guest PipeWire client ended");
+  expect(ends.length, JSON.stringify(records.slice(-5))).toBeGreaterThan(0);
+  for (const k of kinds) expect(Math.max(...ends.map((e) => Number(e[k] ?? 0))), k).toBeGreaterThan(0);
 }
 
 describe("crossway guest --pipewire through the filter", () => {
@@ -76,6 +106,7 @@ describe("crossway guest --pipewire through the filter", () => {
         expect(r.timedOut, r.stderr.toString()).toBe(false);
         expect(r.code, `${r.stderr.toString()}\nguest:\n${chain.log("guest").slice(-3000)}`).toBe(0);
       });
+      expectMapped(chain.records("guest"), ["memory", "fromHost", "toHost"]);
     } finally {
       await chain.stop();
     }
@@ -86,5 +117,81 @@ describe("crossway guest --pipewire through the filter", () => {
     expect(t.longestGap).toBeLessThanOrEqual(QUANTUM);
     // About 2 s of tone reached the sink (a quantum of slack either side).
     expect(t.last - t.first).toBeGreaterThan(2 * 48000 - 2 * QUANTUM);
+  });
+
+  it("records the host's tone from a guest pw-cat --record (audio-capture)", async () => {
+    const chain = await startPipeWireGuestChain(stack, { profile: "audio-capture", targets: [TEST_SINK] });
+    const rec = join(dir, "guest-capture.wav");
+    const recorder = spawnTracked(
+      "guest-recorder",
+      "pw-cat",
+      [
+        "--record",
+        "-P",
+        "{ stream.capture.sink=true }",
+        "--target",
+        TEST_SINK,
+        "--rate",
+        "48000",
+        "--channels",
+        "2",
+        "--format",
+        "s16",
+        rec,
+      ],
+      { env: chain.env },
+    );
+    try {
+      await recordingRuns(rec, recorder);
+      const r = await run("pw-cat", ["--playback", "--target", TEST_SINK, join(dir, "tone.wav")], {
+        env: stack.env,
+        timeoutMs: CLIENT_TIMEOUT_MS,
+      });
+      expect(r.code, r.stderr.toString()).toBe(0);
+    } finally {
+      await recorder.stop();
+      await chain.stop();
+    }
+    const t = analyseTone(readLeft(rec));
+    console.log(`capture through the guest chain: ${JSON.stringify(t)}`);
+    expect(t.peak).toBeGreaterThan(6000);
+    expect(t.dominance).toBeGreaterThan(0.9);
+    expect(t.longestGap).toBeLessThanOrEqual(QUANTUM);
+    expect(t.last - t.first).toBeGreaterThan(2 * 48000 - 2 * QUANTUM);
+  });
+
+  it("delivers 30 frames of the host camera to a guest gst-launch pipewiresrc (camera)", async () => {
+    const chain = await startPipeWireGuestChain(stack, { profile: "camera", targets: [CAMERA_NODE] });
+    const out = join(dir, "guest-frames.raw");
+    try {
+      const t0 = Date.now();
+      const r = await run(
+        "gst-launch-1.0",
+        [
+          "-q",
+          "pipewiresrc",
+          `target-object=${CAMERA_NODE}`,
+          "num-buffers=30",
+          "!",
+          "video/x-raw,format=RGBx",
+          "!",
+          "filesink",
+          `location=${out}`,
+        ],
+        { env: chain.env, timeoutMs: CLIENT_TIMEOUT_MS },
+      );
+      expect(r.timedOut, r.stderr.toString()).toBe(false);
+      expect(r.code, `${r.stderr.toString()}\nguest:\n${chain.log("guest").slice(-3000)}`).toBe(0);
+      console.log(`camera: 30 frames through the guest chain in ${Date.now() - t0} ms`);
+      expectMapped(chain.records("guest"), ["memory", "fromHost", "toHost"]);
+    } finally {
+      await chain.stop();
+    }
+    const frames = readFileSync(out);
+    expect(frames.length).toBe(30 * CAMERA_W * CAMERA_H * 4);
+    // videotestsrc pattern=red: every pixel RGBx 255,0,0 (checked on the first and last frame's first pixel).
+    expect([...frames.subarray(0, 3)]).toEqual([255, 0, 0]);
+    const lastFrame = 29 * CAMERA_W * CAMERA_H * 4;
+    expect([...frames.subarray(lastFrame, lastFrame + 3)]).toEqual([255, 0, 0]);
   });
 });

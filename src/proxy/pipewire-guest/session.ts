@@ -81,6 +81,8 @@ export class GuestPipeWireSession {
   /** Eventfd items bound per ClientNode id, released when the node goes away (else the host keeps them). */
   private readonly nodeEventfds = new Map<number, number[]>();
   private s2cSeq = 0;
+  /** Counters for the end-of-session log line (and the tests that check what the mapping did). */
+  private readonly stats = { c2s: 0, s2c: 0, memory: 0, readOnly: 0, fromHost: 0, toHost: 0 };
   private closed = false;
   private channelPaused = false;
 
@@ -142,6 +144,7 @@ export class GuestPipeWireSession {
       let out: Uint8Array;
       if (iface === Iface.Client && f.opcode === 2) out = this.withGuestProps(f, msg, what);
       else out = copyFrame(f);
+      this.stats.c2s++;
       if (this.channel.send(out) === "buffered") this.client.pause(PAUSE_CHANNEL);
     } catch (err) {
       this.refuseClient(f, err);
@@ -257,6 +260,7 @@ export class GuestPipeWireSession {
         }
         this.mapHostFds(f, msg, ev, what, received, localFds);
       }
+      this.stats.s2c++;
       this.client.send(copyFrame(f), localFds.length > 0 ? localFds : null);
       this.s2cSeq = f.seq + 1;
     } catch (err) {
@@ -332,18 +336,22 @@ export class GuestPipeWireSession {
         // The daemon shares it read-only: so must the client's fd, whatever the host's fd allowed.
         const ro = reopenReadOnly(item.fd);
         native.close(item.fd);
+        this.stats.memory++;
+        this.stats.readOnly++;
         return ro;
       }
+      this.stats.memory++;
+      if (item.access === "read-only") this.stats.readOnly++;
       return item.fd;
     }
     if (item.kind !== "eventfd") {
       releaseItem(this.channel, item);
       throw new CrosswayError("CW_PWG_HOST_FD", `${what}: an eventfd arrived as a ${item.kind} item`);
     }
-    const fd =
-      role === "signal-from-host"
-        ? this.channel.eventfdFromHost(item.id)
-        : this.channel.eventfdToHost(item.id);
+    const fromHost = role === "signal-from-host";
+    const fd = fromHost ? this.channel.eventfdFromHost(item.id) : this.channel.eventfdToHost(item.id);
+    if (fromHost) this.stats.fromHost++;
+    else this.stats.toHost++;
     const list = this.nodeEventfds.get(f.id) ?? [];
     list.push(item.id);
     this.nodeEventfds.set(f.id, list);
@@ -388,7 +396,7 @@ export class GuestPipeWireSession {
     if (this.closed) return;
     this.closed = true;
     const level = err === null || err === undefined ? "info" : "warn";
-    this.ctx.log[level]({ client: this.tag, reason: why }, "guest PipeWire client ended");
+    this.ctx.log[level]({ client: this.tag, reason: why, ...this.stats }, "guest PipeWire client ended");
     this.s2c.drainFds();
     closeReceived([...this.items.values()]);
     this.items.clear();
