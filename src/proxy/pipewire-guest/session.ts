@@ -18,6 +18,7 @@ import {
   Framer,
   HEADER_SIZE,
 } from "../../wire/pipewire/framing.ts";
+import { PipeWireWireError } from "../../wire/pipewire/pod-error.ts";
 import { type PodLimits, STRICT_POD_LIMITS } from "../../wire/pipewire/pod-reader.ts";
 import { pod } from "../../wire/pipewire/pod-types.ts";
 import {
@@ -85,6 +86,7 @@ export class GuestPipeWireSession {
   private readonly stats = { c2s: 0, s2c: 0, memory: 0, readOnly: 0, fromHost: 0, toHost: 0 };
   private closed = false;
   private channelPaused = false;
+  private strayCheckQueued = false;
 
   private constructor(
     clientFd: number,
@@ -122,12 +124,15 @@ export class GuestPipeWireSession {
 
   private fromClient(f: Frame): void {
     if (this.closed) return;
+    if (!this.strayCheckQueued) {
+      this.strayCheckQueued = true;
+      queueMicrotask(() => this.checkStrayFds(f));
+    }
     try {
       const msg = decodePayload(f.payload, f.nFds, STRICT_POD_LIMITS);
       const iface = this.objects.get(f.id);
       const spec = iface === undefined ? undefined : METHODS[iface]?.[f.opcode];
       const what = `${iface === undefined ? "object" : shortIface(iface)}@${f.id}.${spec?.name ?? `opcode ${f.opcode}`}`;
-      if (spec !== undefined && spec.sig !== "*") checkSignature(msg.body.fields, spec.sig, what, true);
       if (f.nFds > 0) {
         for (const fd of f.fds) native.close(fd);
         const portBuffers = iface === Iface.ClientNode && f.opcode === PORT_BUFFERS_OPCODE;
@@ -140,6 +145,7 @@ export class GuestPipeWireSession {
           { iface: iface ?? "unknown", objectId: f.id, opcode: f.opcode, value: f.nFds },
         );
       }
+      if (spec !== undefined && spec.sig !== "*") checkSignature(msg.body.fields, spec.sig, what, true);
       this.track(iface, f.opcode, msg);
       let out: Uint8Array;
       if (iface === Iface.Client && f.opcode === 2) out = this.withGuestProps(f, msg, what);
@@ -148,6 +154,29 @@ export class GuestPipeWireSession {
       if (this.channel.send(out) === "buffered") this.client.pause(PAUSE_CHANNEL);
     } catch (err) {
       this.refuseClient(f, err);
+    }
+  }
+
+  /**
+   * After a burst of whole messages: fds still queued with no partial message to own them were claimed by no
+   * header (they ride on the first byte of their message, so they cannot belong to a later one). The daemon would
+   * keep them open for ever (pipewire.md §1.3); the guest refuses the client instead.
+   */
+  private checkStrayFds(last: Frame): void {
+    this.strayCheckQueued = false;
+    if (this.closed) return;
+    const u = this.client.unframed;
+    if (u.fds > 0 && u.bytes === 0) {
+      this.refuseClient(
+        last,
+        new CrosswayError(
+          "CW_PWG_CLIENT_FD",
+          `${u.fds} fds arrived that no message header claims (n_fds too small)`,
+          {
+            value: u.fds,
+          },
+        ),
+      );
     }
   }
 
@@ -187,7 +216,14 @@ export class GuestPipeWireSession {
   private refuseClient(f: Frame, err: unknown): void {
     const e = asCrosswayError(err, "CW_PWG_CLIENT_FD");
     this.ctx.log.warn(
-      { client: this.tag, code: e.code, objectId: f.id, opcode: f.opcode, err: e.message },
+      {
+        client: this.tag,
+        code: e.code,
+        wireReason: e instanceof PipeWireWireError ? e.reason : undefined,
+        objectId: f.id,
+        opcode: f.opcode,
+        err: e.message,
+      },
       "guest PipeWire client refused",
     );
     const errorEvent = encodeMessage(
@@ -396,7 +432,16 @@ export class GuestPipeWireSession {
     if (this.closed) return;
     this.closed = true;
     const level = err === null || err === undefined ? "info" : "warn";
-    this.ctx.log[level]({ client: this.tag, reason: why, ...this.stats }, "guest PipeWire client ended");
+    this.ctx.log[level](
+      {
+        client: this.tag,
+        reason: why,
+        code: err instanceof CrosswayError ? err.code : undefined,
+        wireReason: err instanceof PipeWireWireError ? err.reason : undefined,
+        ...this.stats,
+      },
+      "guest PipeWire client ended",
+    );
     this.s2c.drainFds();
     closeReceived([...this.items.values()]);
     this.items.clear();
