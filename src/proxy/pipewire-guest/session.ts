@@ -32,6 +32,7 @@ import {
   shortIface,
 } from "../../wire/pipewire/protocol.ts";
 import { Endpoint } from "../pipewire/endpoint.ts";
+import { GUEST_CLAIM_PREFIX } from "../pipewire/policy.ts";
 import {
   HOST_FD_EVENTS,
   type HostFdEvent,
@@ -60,7 +61,7 @@ const PAUSE_CHANNEL = 1;
 const EPROTO = 71;
 
 /** Properties the guest sets on every client (Client.UpdateProperties); client-supplied values are replaced. */
-export const GUEST_PROP_PREFIX = "crossway.guest.";
+export const GUEST_PROP_PREFIX = GUEST_CLAIM_PREFIX;
 
 /** Per-session settings. */
 export interface GuestPipeWireContext {

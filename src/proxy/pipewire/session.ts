@@ -574,7 +574,7 @@ export class FilterSession {
       this.deny(f, "too-many-props");
       return;
     }
-    const r = filterClientProps(items);
+    const r = filterClientProps(items, this.cfg.tag);
     this.auditDropped(f, r);
     if (this.state === "HELLO") this.state = "READY";
     const body = pod.struct(pod.dict(r.kept.map(([k, v]) => [k, v ?? ""])));
