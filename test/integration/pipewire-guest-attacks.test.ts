@@ -2,10 +2,14 @@
 // pipewire-filter → daemon): each is refused (by the host filter, or earlier by the guest's strict parser), only
 // the attacking client ends, and the daemon's objects and fd count are unchanged; fd counts stay flat over many
 // sequential and concurrent guest clients.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type PipeWireGuestChain, startPipeWireGuestChain } from "../../src/harness/pipewire-guest-stack.ts";
 import { native } from "../../src/native.ts";
 import { pod } from "../../src/wire/pipewire/pod-types.ts";
+import { writeTone } from "../helpers/audio.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { type PipeWireStack, startPipeWire, TEST_SINK } from "../helpers/pipewire.ts";
 import { daemonObjects, fdCount, pipewirePid, pwDump, settleFdCount } from "../helpers/pipewire-daemon.ts";
@@ -25,9 +29,14 @@ let baselineObjects: string[];
 let baselineDaemonFds: number;
 let sinkId: number;
 let hiddenNodeId: number;
+let tmp: string;
+let tonePath: string;
 
 beforeAll(async () => {
   stack = await startPipeWire();
+  tmp = mkdtempSync(join(tmpdir(), "cw-pwga-"));
+  tonePath = join(tmp, "tone.wav");
+  writeTone(tonePath, 440, 0.3);
   chain = await startPipeWireGuestChain(stack, { profile: "audio-playback", targets: [TEST_SINK] });
   pwPid = pipewirePid(stack.pids);
   const all = await pwDump(stack.env);
@@ -42,6 +51,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await chain?.stop();
   await stack?.stop();
+  if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
 });
 
 /** Filter audit records and guest records, from a mark on. */
@@ -373,8 +383,17 @@ describe("unexpected fds from a guest client", () => {
   });
 });
 
+/** A guest pw-cat playing a short tone to the sink through the chain; it must succeed. */
+async function playTone(): Promise<void> {
+  const r = await run("pw-cat", ["--playback", "--target", TEST_SINK, tonePath], {
+    env: chain.env,
+    timeoutMs: STEP_TIMEOUT_MS * 2,
+  });
+  expect(r.code, r.stderr.toString()).toBe(0);
+}
+
 describe("fd counts stay flat", () => {
-  it("over 50 sequential and 10 concurrent guest PipeWire clients (guest, device, filter, daemon)", async () => {
+  it("over 50 sequential + 3 streaming and 10 concurrent + 2 streaming guest clients (guest, device, filter, daemon)", async () => {
     const pids = chain.pids;
     // Warm-up client: lazily opened things (loggers, first channel) are not leaks.
     (await connect("g-warm")).close();
@@ -385,9 +404,12 @@ describe("fd counts stay flat", () => {
       const c = await connect(`g-seq-${i}`);
       c.close();
     }
+    // Streaming clients too: every AddMem blob, Transport and SetActivation eventfd must be released.
+    for (let i = 0; i < 3; i++) await playTone();
     await guestIdle();
     const concurrent = await Promise.all(Array.from({ length: 10 }, (_, i) => connect(`g-par-${i}`)));
     for (const c of concurrent) expect(await c.sync(STEP_TIMEOUT_MS)).toBe(true);
+    await Promise.all([playTone(), playTone()]);
     for (const c of concurrent) c.close();
     await guestIdle();
     expect(await settleFdCount(pids.guest, before.guest, STEP_TIMEOUT_MS)).toBe(before.guest);
