@@ -43,7 +43,7 @@ export interface PipeWireGuestChain {
  * for by its ready line on stdout.
  */
 export async function startPipeWireGuestChain(
-  pw: PipeWireStack,
+  pw: Pick<PipeWireStack, "socketPath">,
   opts: PipeWireGuestChainOptions,
 ): Promise<PipeWireGuestChain> {
   const dirs = makePeerDirs("pwguest");
