@@ -253,7 +253,8 @@ async function audioStream(ctx: PwRunContext): Promise<PwRun> {
   const wav = join(dir, "tone.wav");
   const logPath = join(dir, "profiler.log");
   writeTone(wav, 440, seconds);
-  const profiler = spawn("pw-profiler", ["-o", logPath], { env: ctx.daemonEnv, stdio: "ignore" });
+  // cwd: pw-profiler also writes gnuplot scripts (Timing*.plot) into its working directory.
+  const profiler = spawn("pw-profiler", ["-o", logPath], { env: ctx.daemonEnv, stdio: "ignore", cwd: dir });
   const exited = new Promise<void>((r) => profiler.on("close", () => r()));
   try {
     // Ready when the daemon lists the profiler as a client (protocol answer, not the log file appearing).
