@@ -64,7 +64,7 @@ export class GuestPipeWireServer {
     } catch (err) {
       throw new CrosswayError(
         "CW_PWG_SOCKET",
-        `cannot listen on PipeWire socket '${name}': ${(err as Error).message.replace("another Wayland server", "another server")}`,
+        `cannot listen on PipeWire socket '${name}': ${(err as Error).message.replace(/another Wayland server is using display .*$/, "another server is using it")}`,
         { arg: "pipewire", value: name },
         { cause: err },
       );
