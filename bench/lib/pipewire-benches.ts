@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { CrosswayError } from "../../src/errors.ts";
-import { TEST_SINK } from "../../src/harness/pipewire.ts";
+import { TEST_SINK, testCameraArgs } from "../../src/harness/pipewire.ts";
 import { writeTone } from "../../test/helpers/audio.ts";
 import type { Mode } from "./macro-benches.ts";
 import type { Env } from "./processes.ts";
@@ -21,19 +21,7 @@ export const CAMERA_FPS = 60;
 export function cameraCommand(): [string, string[]] {
   return [
     "gst-launch-1.0",
-    [
-      "-q",
-      "videotestsrc",
-      "is-live=true",
-      "pattern=red",
-      "!",
-      `video/x-raw,format=RGBx,width=640,height=480,framerate=${CAMERA_FPS}/1`,
-      "!",
-      "pipewiresink",
-      "mode=provide",
-      `client-name=${CAMERA_NODE}`,
-      `stream-properties=props,media.class=Video/Source,node.name=${CAMERA_NODE},node.description=BenchCam`,
-    ],
+    testCameraArgs({ node: CAMERA_NODE, width: 640, height: 480, fps: CAMERA_FPS, description: "BenchCam" }),
   ];
 }
 

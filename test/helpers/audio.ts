@@ -29,6 +29,24 @@ export function writeTone(path: string, freq = 440, seconds = 1, amp = 12000): v
   writeFileSync(path, Buffer.concat([h, data]));
 }
 
+/** pw-cat arguments recording `target`'s monitor (a sink's output) as a 48 kHz stereo s16 WAV at `path`. */
+export function monitorRecordArgs(target: string, path: string): string[] {
+  return [
+    "--record",
+    "-P",
+    "{ stream.capture.sink=true }",
+    "--target",
+    target,
+    "--rate",
+    String(RATE),
+    "--channels",
+    "2",
+    "--format",
+    "s16",
+    path,
+  ];
+}
+
 /** The left channel of an s16 stereo WAV that may have been cut off (recorder killed): everything after "data". */
 export function readLeft(path: string): Int16Array {
   const b = readFileSync(path);

@@ -144,6 +144,21 @@ export class RawPipeWireClient {
     return this.sendRaw(msg);
   }
 
+  /** Core.CreateObject("client-node", ClientNode v4, props, newId), as pw_stream does. */
+  createClientNode(props: Array<readonly [string, string]>, newId: number): boolean {
+    return this.send(
+      0,
+      6,
+      pod.struct(
+        pod.string("client-node"),
+        pod.string("PipeWire:Interface:ClientNode"),
+        pod.int(4),
+        pod.dict(props),
+        pod.int(newId),
+      ),
+    );
+  }
+
   /** Hello + Client.UpdateProperties, as libpipewire does on connect. */
   handshake(props: Record<string, string> = { "application.name": "crossway-raw-test" }): void {
     this.send(0, 1, pod.struct(pod.int(3)));

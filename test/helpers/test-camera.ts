@@ -1,4 +1,5 @@
 // The fake camera of environment.md §4: a live GStreamer Video/Source node named testcam, solid red RGBx frames.
+import { testCameraArgs } from "../../src/harness/pipewire.ts";
 import type { PipeWireStack } from "./pipewire.ts";
 import { pwDump } from "./pipewire-daemon.ts";
 import { spawnTracked, type TrackedProcess, waitFor } from "./processes.ts";
@@ -12,19 +13,14 @@ export async function startTestCamera(stack: PipeWireStack): Promise<TrackedProc
   const camera = spawnTracked(
     CAMERA_NODE,
     "gst-launch-1.0",
-    [
-      "-q",
-      "videotestsrc",
-      "is-live=true",
-      "pattern=red",
-      "!",
-      `video/x-raw,format=RGBx,width=${CAMERA_W},height=${CAMERA_H},framerate=30/1`,
-      "!",
-      "pipewiresink",
-      "mode=provide",
-      `client-name=${CAMERA_NODE}`,
-      `stream-properties=props,media.class=Video/Source,media.role=Camera,node.name=${CAMERA_NODE},node.description=TestCam`,
-    ],
+    testCameraArgs({
+      node: CAMERA_NODE,
+      width: CAMERA_W,
+      height: CAMERA_H,
+      fps: 30,
+      role: "Camera",
+      description: "TestCam",
+    }),
     { env: stack.env },
   );
   try {

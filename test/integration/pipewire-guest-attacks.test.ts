@@ -165,18 +165,7 @@ describe("attacks from the guest side are refused by the host filter", () => {
   ] as const) {
     it(`a client-node claiming ${what} is refused`, async () => {
       await attack(`g-node-${what}`, ["node-props-denied"], async (c) => {
-        const props = pod.dict([["node.name", "guest-evil"], ...extra]);
-        c.send(
-          0,
-          6,
-          pod.struct(
-            pod.string("client-node"),
-            pod.string("PipeWire:Interface:ClientNode"),
-            pod.int(4),
-            props,
-            pod.int(3),
-          ),
-        );
+        c.createClientNode([["node.name", "guest-evil"], ...extra], 3);
         await expectDenied(c, 3);
       });
     });
@@ -336,20 +325,12 @@ describe("unexpected fds from a guest client", () => {
 
   it("fds on ClientNode.PortBuffers (client-allocated buffers) are refused precisely", async () => {
     const c = await connect("g-portbuffers");
-    const props = pod.dict([
-      ["node.name", "g-portbuffers"],
-      ["media.class", "Stream/Output/Audio"],
-    ]);
-    c.send(
-      0,
-      6,
-      pod.struct(
-        pod.string("client-node"),
-        pod.string("PipeWire:Interface:ClientNode"),
-        pod.int(4),
-        props,
-        pod.int(3),
-      ),
+    c.createClientNode(
+      [
+        ["node.name", "g-portbuffers"],
+        ["media.class", "Stream/Output/Audio"],
+      ],
+      3,
     );
     expect(await c.sync(STEP_TIMEOUT_MS)).toBe(true);
     const mfd = native.memfdCreate("guest-buffer", 0);

@@ -4,6 +4,7 @@
 // fd-carrying event ends only its connection.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../../src/fd/constants.ts";
 import { componentLogger } from "../../src/log.ts";
 import { AGAIN, native, POLL_READABLE } from "../../src/native.ts";
 import { GuestPipeWireServer } from "../../src/proxy/pipewire-guest/server.ts";
@@ -22,9 +23,6 @@ import { waitFor } from "../helpers/processes.ts";
 
 useFdLeakCheck();
 
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const MAP_SHARED = 1;
 /** SPA_DATA_MemFd (spa/buffer/buffer.h). */
 const DATA_MEMFD = 2;
 /** PW_MEMBLOCK_FLAG_READABLE / WRITABLE (pipewire/mem.h). */
@@ -108,17 +106,7 @@ class HostPeer {
 async function connectWithNode(): Promise<{ c: RawPipeWireClient; h: HostPeer }> {
   const c = new RawPipeWireClient(guestSock, { keepFds: true });
   c.handshake({ "application.name": "fd-test" });
-  c.send(
-    0,
-    6,
-    pod.struct(
-      pod.string("client-node"),
-      pod.string("PipeWire:Interface:ClientNode"),
-      pod.int(4),
-      pod.dict([["media.class", "Stream/Output/Audio"]]),
-      pod.int(3),
-    ),
-  );
+  c.createClientNode([["media.class", "Stream/Output/Audio"]], 3);
   const h = new HostPeer(await host.next());
   await waitFor(
     "the CreateObject at the host",

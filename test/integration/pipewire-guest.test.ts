@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startPipeWireGuestChain } from "../../src/harness/pipewire-guest-stack.ts";
-import { analyseTone, readLeft, writeTone } from "../helpers/audio.ts";
+import { analyseTone, monitorRecordArgs, readLeft, writeTone } from "../helpers/audio.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { type PipeWireStack, startPipeWire, TEST_SINK } from "../helpers/pipewire.ts";
 import { run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
@@ -37,25 +37,9 @@ afterAll(async () => {
 
 /** Records the null sink's monitor on the host (unfiltered) while `body` runs. */
 async function recordMonitor(path: string, body: () => Promise<void>): Promise<void> {
-  const recorder = spawnTracked(
-    "monitor-recorder",
-    "pw-cat",
-    [
-      "--record",
-      "-P",
-      "{ stream.capture.sink=true }",
-      "--target",
-      TEST_SINK,
-      "--rate",
-      "48000",
-      "--channels",
-      "2",
-      "--format",
-      "s16",
-      path,
-    ],
-    { env: stack.env },
-  );
+  const recorder = spawnTracked("monitor-recorder", "pw-cat", monitorRecordArgs(TEST_SINK, path), {
+    env: stack.env,
+  });
   try {
     await recordingRuns(path, recorder);
     await body();
@@ -122,25 +106,9 @@ describe("crossway guest --pipewire through the filter", () => {
   it("records the host's tone from a guest pw-cat --record (audio-capture)", async () => {
     const chain = await startPipeWireGuestChain(stack, { profile: "audio-capture", targets: [TEST_SINK] });
     const rec = join(dir, "guest-capture.wav");
-    const recorder = spawnTracked(
-      "guest-recorder",
-      "pw-cat",
-      [
-        "--record",
-        "-P",
-        "{ stream.capture.sink=true }",
-        "--target",
-        TEST_SINK,
-        "--rate",
-        "48000",
-        "--channels",
-        "2",
-        "--format",
-        "s16",
-        rec,
-      ],
-      { env: chain.env },
-    );
+    const recorder = spawnTracked("guest-recorder", "pw-cat", monitorRecordArgs(TEST_SINK, rec), {
+      env: chain.env,
+    });
     try {
       await recordingRuns(rec, recorder);
       const r = await run("pw-cat", ["--playback", "--target", TEST_SINK, join(dir, "tone.wav")], {

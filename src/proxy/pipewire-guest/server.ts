@@ -4,10 +4,11 @@ import { openVirtGpu } from "../../crossdomain/open-virtgpu.ts";
 import { ChannelType, type CrossDomainConfig, type HostFlavor } from "../../crossdomain/protocol.ts";
 import type { VirtGpu } from "../../crossdomain/virtgpu.ts";
 import { CrosswayError } from "../../errors.ts";
+import { Listeners } from "../../fd/accept.ts";
 import type { ListenFd } from "../../fd/listen-fds.ts";
 import { listenWayland, type WaylandSocket } from "../../fd/wayland-socket.ts";
 import type { Logger } from "../../log.ts";
-import { AGAIN, type NativeWatcher, native, POLL_READABLE } from "../../native.ts";
+import { native } from "../../native.ts";
 import { GuestPipeWireSession } from "./session.ts";
 
 /** PipeWire's default socket name (pw-doc protocol.dox "Making a connection"). */
@@ -32,7 +33,7 @@ export interface GuestPipeWireOptions {
 /** A running guest PipeWire proxy. */
 export class GuestPipeWireServer {
   private readonly sessions = new Set<GuestPipeWireSession>();
-  private readonly watchers: NativeWatcher[] = [];
+  private readonly listeners: Listeners;
   private counter = 0;
   private closed = false;
 
@@ -42,11 +43,12 @@ export class GuestPipeWireServer {
     private readonly inherited: readonly ListenFd[],
   ) {
     const fds = socket !== undefined ? [socket.fd] : inherited.map((l) => l.fd);
-    for (const fd of fds) {
-      const w = native.createWatcher(fd, () => this.accept(fd));
-      w.start(POLL_READABLE);
-      this.watchers.push(w);
-    }
+    // EMFILE and friends: keep serving existing clients; the next readiness retries.
+    this.listeners = new Listeners(
+      fds,
+      (fd) => this.connect(fd),
+      (err) => this.opts.log.error({ err: err.message }, "PipeWire accept failed"),
+    );
   }
 
   /**
@@ -80,21 +82,6 @@ export class GuestPipeWireServer {
   /** Live client sessions. */
   get clientCount(): number {
     return this.sessions.size;
-  }
-
-  private accept(listenFd: number): void {
-    for (;;) {
-      if (this.closed) return;
-      let fd: number;
-      try {
-        fd = native.unixAccept(listenFd);
-      } catch (err) {
-        this.opts.log.error({ err: (err as Error).message }, "PipeWire accept failed");
-        return;
-      }
-      if (fd === AGAIN) return;
-      this.connect(fd);
-    }
   }
 
   private connect(clientFd: number): void {
@@ -146,10 +133,7 @@ export class GuestPipeWireServer {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const w of this.watchers) {
-      w.stop();
-      w.close();
-    }
+    this.listeners.stop();
     for (const s of [...this.sessions]) s.close("proxy shutting down");
     this.socket?.close();
     for (const l of this.inherited) native.close(l.fd);

@@ -19,7 +19,7 @@ import {
   HEADER_SIZE,
 } from "../../wire/pipewire/framing.ts";
 import { PipeWireWireError } from "../../wire/pipewire/pod-error.ts";
-import { type PodLimits, STRICT_POD_LIMITS } from "../../wire/pipewire/pod-reader.ts";
+import { DAEMON_POD_LIMITS, STRICT_POD_LIMITS } from "../../wire/pipewire/pod-reader.ts";
 import { pod } from "../../wire/pipewire/pod-types.ts";
 import {
   checkSignature,
@@ -45,15 +45,6 @@ import { reopenReadOnly } from "./reopen.ts";
 const MAX_C2S_SIZE = 64 * 1024;
 /** S→C: info events and PortUseBuffers stay far below this (§7.3). */
 const MAX_S2C_SIZE = 1024 * 1024;
-/** The daemon's own messages carry long property values and big param lists (the filter's S→C limits). */
-const S2C_LIMITS: PodLimits = {
-  maxDepth: 16,
-  maxPods: 65536,
-  maxString: 65536,
-  maxElements: 4096,
-  allowSequence: false,
-  allowPointer: false,
-};
 /** Stop polling the host while this much is queued towards a slow client. */
 const CLIENT_BACKLOG_HIGH = 1 << 20;
 const PAUSE_CHANNEL = 1;
@@ -275,7 +266,7 @@ export class GuestPipeWireSession {
     const received = f.fds.map((k) => this.takeItem(k));
     const localFds: number[] = [];
     try {
-      const msg = decodePayload(f.payload, f.nFds, S2C_LIMITS);
+      const msg = decodePayload(f.payload, f.nFds, DAEMON_POD_LIMITS);
       const iface = this.objects.get(f.id);
       const spec = iface === undefined ? undefined : EVENTS[iface]?.[f.opcode];
       const what = `${iface === undefined ? "object" : shortIface(iface)}@${f.id}.${spec?.name ?? `event ${f.opcode}`}`;
