@@ -29,9 +29,13 @@ export function writeTone(path: string, freq = 440, seconds = 1, amp = 12000): v
   writeFileSync(path, Buffer.concat([h, data]));
 }
 
-/** pw-cat arguments recording `target`'s monitor (a sink's output) as a 48 kHz stereo s16 WAV at `path`. */
-export function monitorRecordArgs(target: string, path: string): string[] {
+/**
+ * pw-cat arguments recording `target`'s monitor (a sink's output) as a 48 kHz stereo s16 WAV at `path`;
+ * `latency` (samples) sets the node.latency the recorder asks the graph for.
+ */
+export function monitorRecordArgs(target: string, path: string, latency?: number): string[] {
   return [
+    ...(latency !== undefined ? ["--latency", String(latency)] : []),
     "--record",
     "-P",
     "{ stream.capture.sink=true }",
