@@ -4,8 +4,9 @@
 import { openSync, readdirSync, readlinkSync } from "node:fs";
 import { basename, join } from "node:path";
 import { CrosswayError } from "../errors.ts";
+import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../fd/constants.ts";
 import { native, POLL_READABLE } from "../native.ts";
-import { getU32, getU64Number, setU32, setU64Number } from "./codec.ts";
+import { getU32, getU64Number, setU32, setU64Number } from "../wire/bytes.ts";
 import {
   ContextParam,
   DRM_EVENT,
@@ -147,9 +148,6 @@ export function openKernelVirtGpu(options: KernelVirtGpuOptions = {}): VirtGpu {
   return new KernelVirtGpu(fd, node, io);
 }
 
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const MAP_SHARED = 1;
 const PAGE = 4096;
 
 function struct(layout: StructLayout): Uint8Array {

@@ -30,7 +30,7 @@ export async function startTestCamera(stack: PipeWireStack): Promise<TrackedProc
         (await pwDump(stack.env)).some((o) => o.type === "Node" && o.props["node.name"] === CAMERA_NODE)
           ? true
           : undefined,
-      { timeoutMs: 15_000, intervalMs: 100, abort: () => (camera.running ? undefined : "the camera exited") },
+      { timeoutMs: 60_000, intervalMs: 100, abort: () => (camera.running ? undefined : "the camera exited") },
     );
   } catch (err) {
     await camera.stop();
