@@ -317,6 +317,7 @@ describe("unexpected fds from a guest client", () => {
       c.send(0, 2, pod.struct(pod.int(0), pod.int(i)), { fds: [efd], nFdsField: 0 });
     native.close(efd);
     const err = await c.waitFor((e) => e.id === 0 && e.opcode === 3, STEP_TIMEOUT_MS);
+    expect(err, JSON.stringify(chain.records("guest").slice(-4))).not.toBeNull();
     expect(String(field(err as never, 3))).toMatch(/fds arrived that no message header claims/);
     expect(await c.waitClosed(STEP_TIMEOUT_MS)).toBe(true);
     c.close();

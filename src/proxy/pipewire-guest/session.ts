@@ -48,6 +48,10 @@ const MAX_S2C_SIZE = 1024 * 1024;
 /** Stop polling the host while this much is queued towards a slow client. */
 const CLIENT_BACKLOG_HIGH = 1 << 20;
 const PAUSE_CHANNEL = 1;
+/** How long a refused client's socket stays half-open for it to read its error. */
+const LINGER_MS = 2000;
+/** shutdown(2) how. */
+const SHUT_WR = 1;
 /** -EPROTO, as the daemon reports protocol errors (module-protocol-native.c). */
 const EPROTO = 71;
 
@@ -115,7 +119,11 @@ export class GuestPipeWireSession {
   // Client → host
 
   private fromClient(f: Frame): void {
-    if (this.closed) return;
+    if (this.closed) {
+      // Lingering after a refusal: input is read only to be discarded.
+      for (const fd of f.fds) native.close(fd);
+      return;
+    }
     if (!this.strayCheckQueued) {
       this.strayCheckQueued = true;
       queueMicrotask(() => this.checkStrayFds(f));
@@ -226,7 +234,7 @@ export class GuestPipeWireSession {
       pod.struct(pod.int(f.id), pod.int(f.seq), pod.int(-EPROTO), pod.string(`crossway guest: ${e.message}`)),
     );
     this.client.send(errorEvent, null);
-    this.end(`refused: ${e.message}`, e);
+    this.end(`refused: ${e.message}`, e, true);
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -419,8 +427,13 @@ export class GuestPipeWireSession {
     );
   }
 
-  /** Ends this client only: closes its socket (after flushing an error event when `flush`) and its channel. */
-  private end(why: string, err: unknown): void {
+  /**
+   * Ends this client only: its channel at once, its socket at once or, after a refusal (`linger`), once the client
+   * has seen the error: the write side is shut down and unread input is discarded until the client closes (or
+   * {@link LINGER_MS}). Closing with unread input would make the kernel reset the connection (ECONNRESET, POLLERR
+   * at the client), and a client may then drop the Core.Error still queued for it.
+   */
+  private end(why: string, err: unknown, linger = false): void {
     if (this.closed) return;
     this.closed = true;
     const level = err === null || err === undefined ? "info" : "warn";
@@ -438,9 +451,18 @@ export class GuestPipeWireSession {
     closeReceived([...this.items.values()]);
     this.items.clear();
     this.channel.close();
-    // An error event queued just before (refuseClient) went out with sendmsg already unless the client's socket
-    // buffer is full; a client that does not read loses it, which is no worse than the daemon closing on it.
-    this.client.close();
+    if (linger && !this.client.isClosed) {
+      try {
+        native.shutdown(this.client.fd, SHUT_WR);
+      } catch {
+        // Already gone: close below.
+      }
+      this.client.resume(PAUSE_CHANNEL);
+      // The endpoint closes itself at the client's EOF; this bounds a client that keeps writing.
+      setTimeout(() => this.client.close(), LINGER_MS).unref();
+    } else {
+      this.client.close();
+    }
     this.onEnd(this);
   }
 
