@@ -24,12 +24,18 @@ export async function startTestCamera(stack: PipeWireStack): Promise<TrackedProc
     { env: stack.env },
   );
   try {
+    // Ready once the node and its output port are both in the graph: a filter that sets up its view between the
+    // two would not know the port yet (it then refuses the consumer's bind: "unknown-object").
     await waitFor(
-      "the testcam node",
-      async () =>
-        (await pwDump(stack.env)).some((o) => o.type === "Node" && o.props["node.name"] === CAMERA_NODE)
+      "the testcam node and its port",
+      async () => {
+        const objs = await pwDump(stack.env);
+        const node = objs.find((o) => o.type === "Node" && o.props["node.name"] === CAMERA_NODE);
+        if (node === undefined) return undefined;
+        return objs.some((o) => o.type === "Port" && Number(o.props["node.id"]) === node.id)
           ? true
-          : undefined,
+          : undefined;
+      },
       { timeoutMs: 60_000, intervalMs: 100, abort: () => (camera.running ? undefined : "the camera exited") },
     );
   } catch (err) {

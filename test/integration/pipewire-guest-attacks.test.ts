@@ -324,6 +324,22 @@ describe("unexpected fds from a guest client", () => {
     await guestIdle();
   });
 
+  it("an fd the payload never references is refused and closed (the guest's fd count returns)", async () => {
+    (await connect("g-fd-warm")).close();
+    await guestIdle();
+    const before = fdCount(chain.pids.guest);
+    const c = await connect("g-fd-unreferenced");
+    const mfd = native.memfdCreate("unreferenced", 0);
+    c.send(0, 2, pod.struct(pod.int(0), pod.int(7)), { fds: [mfd] });
+    native.close(mfd);
+    const err = await c.waitFor((e) => e.id === 0 && e.opcode === 3, STEP_TIMEOUT_MS);
+    expect(String(field(err as never, 3))).toMatch(/fd-unreferenced/);
+    expect(await c.waitClosed(STEP_TIMEOUT_MS)).toBe(true);
+    c.close();
+    await guestIdle();
+    expect(await settleFdCount(chain.pids.guest, before, STEP_TIMEOUT_MS)).toBe(before);
+  });
+
   it("fds on ClientNode.PortBuffers (client-allocated buffers) are refused precisely", async () => {
     const c = await connect("g-portbuffers");
     c.createClientNode(

@@ -8,6 +8,7 @@ import { startPipeWireGuestChain } from "../../src/harness/pipewire-guest-stack.
 import { analyseTone, monitorRecordArgs, readLeft, writeTone } from "../helpers/audio.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { type PipeWireStack, startPipeWire, TEST_SINK } from "../helpers/pipewire.ts";
+import { pwDump } from "../helpers/pipewire-daemon.ts";
 import { run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
 import { CAMERA_H, CAMERA_NODE, CAMERA_W, startTestCamera } from "../helpers/test-camera.ts";
 
@@ -192,4 +193,51 @@ describe("crossway guest --pipewire through the filter", () => {
     const lastFrame = 29 * CAMERA_W * CAMERA_H * 4;
     expect([...frames.subarray(lastFrame, lastFrame + 3)]).toEqual([255, 0, 0]);
   });
+
+  it("serves 4 camera consumers in a row through one chain (a fresh camera each, as pipewiresink needs)", async () => {
+    await camera.stop();
+    await cameraGone();
+    const chain = await startPipeWireGuestChain(stack, { profile: "camera", targets: [CAMERA_NODE] });
+    try {
+      for (let i = 0; i < 4; i++) {
+        camera = await startTestCamera(stack);
+        const t0 = Date.now();
+        const r = await run(
+          "gst-launch-1.0",
+          [
+            "-q",
+            "pipewiresrc",
+            `target-object=${CAMERA_NODE}`,
+            "num-buffers=10",
+            "!",
+            "video/x-raw,format=RGBx",
+            "!",
+            "fakesink",
+          ],
+          { env: chain.env, timeoutMs: CLIENT_TIMEOUT_MS },
+        );
+        expect(
+          r.code,
+          `consumer ${i}: ${r.stderr.toString()}\nfilter:\n${chain.log("filter").slice(-3000)}`,
+        ).toBe(0);
+        console.log(`camera consumer ${i}: 10 frames in ${Date.now() - t0} ms`);
+        await camera.stop();
+        await cameraGone();
+      }
+    } finally {
+      await chain.stop();
+    }
+  });
 });
+
+/** Waits until the daemon has removed the camera's node (so the next camera is not mistaken for it). */
+async function cameraGone(): Promise<void> {
+  await waitFor(
+    "the camera node to go",
+    async () =>
+      (await pwDump(stack.env)).some((o) => o.type === "Node" && o.props["node.name"] === CAMERA_NODE)
+        ? undefined
+        : true,
+    { timeoutMs: 60_000, intervalMs: 100 },
+  );
+}

@@ -20,7 +20,7 @@ import {
 } from "../../wire/pipewire/framing.ts";
 import { PipeWireWireError } from "../../wire/pipewire/pod-error.ts";
 import { DAEMON_POD_LIMITS, STRICT_POD_LIMITS } from "../../wire/pipewire/pod-reader.ts";
-import { pod } from "../../wire/pipewire/pod-types.ts";
+import { type Pod, pod } from "../../wire/pipewire/pod-types.ts";
 import {
   checkSignature,
   EVENTS,
@@ -128,13 +128,14 @@ export class GuestPipeWireSession {
       this.strayCheckQueued = true;
       queueMicrotask(() => this.checkStrayFds(f));
     }
+    // No client fd is ever forwarded (see the refusal below): close them now, whatever the payload turns out to be.
+    for (const fd of f.fds) native.close(fd);
     try {
       const msg = decodePayload(f.payload, f.nFds, STRICT_POD_LIMITS);
       const iface = this.objects.get(f.id);
       const spec = iface === undefined ? undefined : METHODS[iface]?.[f.opcode];
       const what = `${iface === undefined ? "object" : shortIface(iface)}@${f.id}.${spec?.name ?? `opcode ${f.opcode}`}`;
       if (f.nFds > 0) {
-        for (const fd of f.fds) native.close(fd);
         const portBuffers = iface === Iface.ClientNode && f.opcode === PORT_BUFFERS_OPCODE;
         throw new CrosswayError(
           "CW_PWG_CLIENT_FD",
@@ -200,16 +201,19 @@ export class GuestPipeWireSession {
    */
   private withGuestProps(f: Frame, msg: DecodedPayload, what: string): Uint8Array {
     const items = expectDict(msg.body.fields[0], `${what} props`);
-    const kept: Array<[string, string]> = [];
+    // Built field by field: a None value (remove the key, in PipeWire) must stay None, not become "".
+    const fields: Pod[] = [];
     let app = "";
     for (const [k, v] of items) {
       if (k.startsWith(GUEST_PROP_PREFIX)) continue;
       if (k === "application.name" && v !== null && app === "") app = v;
       if (k === "application.id" && v !== null) app = v;
-      kept.push([k, v ?? ""]);
+      fields.push(pod.string(k), v === null ? pod.none() : pod.string(v));
     }
-    kept.push([`${GUEST_PROP_PREFIX}client`, this.tag], [`${GUEST_PROP_PREFIX}app`, app]);
-    return encodeMessage(f.id, f.opcode, f.seq, 0, pod.struct(pod.dict(kept)), msg.footer);
+    fields.push(pod.string(`${GUEST_PROP_PREFIX}client`), pod.string(this.tag));
+    fields.push(pod.string(`${GUEST_PROP_PREFIX}app`), pod.string(app));
+    const dict = pod.struct(pod.int(fields.length / 2), ...fields);
+    return encodeMessage(f.id, f.opcode, f.seq, 0, pod.struct(dict), msg.footer);
   }
 
   /** A client message the guest refuses: Core.Error to that client (as the daemon would), then its connection ends. */
