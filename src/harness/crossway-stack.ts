@@ -44,7 +44,7 @@ export interface CrosswayStack {
 }
 
 /** One tracked child: stdout piped (for the ready line), stderr (the pino log) appended to a file. */
-interface Child {
+export interface Child {
   proc: TrackedProcess;
   stdout: () => string;
   stderr: () => string;
@@ -52,7 +52,8 @@ interface Child {
   keep: () => void;
 }
 
-function spawnCrossway(
+/** Spawns `crossway ARGS` in its own process group, stderr appended to `logPath`, stdout kept for ready lines. */
+export function spawnCrossway(
   name: string,
   args: readonly string[],
   env: Record<string, string>,

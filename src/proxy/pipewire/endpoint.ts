@@ -61,6 +61,11 @@ export class Endpoint {
     return this.queuedBytes;
   }
 
+  /** Fds received but not yet claimed by a whole message, and bytes of a message not yet complete. */
+  get unframed(): { fds: number; bytes: number } {
+    return { fds: this.framer.queuedFds, bytes: this.framer.pending };
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }
