@@ -553,7 +553,13 @@ class DeviceContext {
         fail(`InvalidCrossDomainItemType ${type}`);
       }
     }
-    st.socketOut.write(data.slice(), fds.length > 0 ? fds : null);
+    try {
+      // The queue copies the bytes (they are a view into the SUBMIT frame) and owns the fds from here on.
+      st.socketOut.write(data, fds.length > 0 ? fds : null);
+    } catch (err) {
+      for (const p of newPipes) native.close(p.fd);
+      throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `SEND: ${(err as Error).message}`);
+    }
     for (const p of newPipes) {
       const watcher = createSharedWatcher(p.fd, (status) => this.ready(status, () => this.readPipe(p.id)));
       this.readPipes.set(p.id, { fd: p.fd, watcher });
@@ -564,7 +570,7 @@ class DeviceContext {
   private write(id: number, hangUp: boolean, data: Uint8Array): void {
     const item = this.items.get(id);
     if (item?.kind === "write-pipe") {
-      if (data.length > 0) item.out.write(data.slice(), null);
+      if (data.length > 0) item.out.write(data, null);
       if (hangUp) {
         this.items.delete(id);
         item.out.endAfterFlush();
@@ -578,7 +584,7 @@ class DeviceContext {
           `InvalidCrossDomainWriteLength ${data.length} for eventfd ${id}`,
         );
       }
-      item.out.write(data.slice(), null);
+      item.out.write(data, null);
       if (hangUp) this.dropItem(id);
       return;
     }
