@@ -8,6 +8,10 @@ import { useFdLeakCheck } from "../../helpers/fd-leak.ts";
 
 useFdLeakCheck();
 
+function closeAll(fds: readonly number[]): void {
+  for (const fd of fds) native.close(fd);
+}
+
 describe("FdOutputQueue", () => {
   it("delivers 60 fds over 10 messages in order, each with or before its message", () => {
     const [a, b] = native.socketpair();
@@ -41,9 +45,7 @@ describe("FdOutputQueue", () => {
         Array.from({ length: 60 }, (_, i) => `/memfd:m${Math.floor(i / 6)}-${i % 6} (deleted)`),
       );
     } finally {
-      for (const fd of received) native.close(fd);
-      native.close(a);
-      native.close(b);
+      closeAll([...received, a, b]);
     }
   });
 
@@ -91,9 +93,7 @@ describe("FdOutputQueue", () => {
       expect(blocked).toBeGreaterThan(0);
       expect(q.pending).toBe(0);
     } finally {
-      for (const fd of received) native.close(fd);
-      native.close(a);
-      native.close(b);
+      closeAll([...received, a, b]);
     }
   });
 
@@ -112,7 +112,7 @@ describe("FdOutputQueue", () => {
       expect(() => s.append(new Uint8Array(0), [memfds[0]!])).toThrow(/at least one byte/);
       expect(s.pending).toBe(0);
     } finally {
-      for (const fd of [...memfds, r, w]) native.close(fd);
+      closeAll([...memfds, r, w]);
     }
   });
 
