@@ -19,7 +19,7 @@ import {
 } from "../../native.ts";
 import { DisplayErrorCode, WireProtocolError } from "../../wire/wayland/errors.ts";
 import { NEED_MORE } from "../../wire/wayland/framer.ts";
-import { MessageWriter, utf8Length } from "../../wire/wayland/message-writer.ts";
+import { MessageWriter } from "../../wire/wayland/message-writer.ts";
 import {
   ArgKind,
   type InterfaceDesc,
@@ -33,6 +33,7 @@ import { decideGlobal, type RegistryPolicy } from "./registry-policy.ts";
 import { sealedCopy } from "./sealed-copy.ts";
 import { PoolBlob, ShmBuffer, ShmPool } from "./shm-pools.ts";
 import { SurfaceShadow } from "./surface-shadow.ts";
+import { tagString } from "./tag-string.ts";
 
 const S_IFMT = 0o170000;
 const S_IFIFO = 0o010000;
@@ -796,14 +797,8 @@ export class ClientSession {
 
   private prefixString(m: DecodedMessage, prefix: string): "drop" {
     const desc = m.desc as MessageDesc;
-    let value = prefix + (m.args.string(0) ?? "");
-    // Keep the rewritten message within what the host accepts (header, length word, NUL, padding); cut whole code
-    // points, never half a surrogate pair.
-    const limit = this.ctx.config.maxMessageSize - 16;
-    while (utf8Length(value) > limit) {
-      const last = value.charCodeAt(value.length - 1);
-      value = value.slice(0, last >= 0xdc00 && last <= 0xdfff ? -2 : -1);
-    }
+    // Keep the rewritten message within what the host accepts (header, length word, NUL, padding).
+    const value = tagString(m.args.string(0) ?? "", prefix, "prefix", this.ctx.config.maxMessageSize - 16);
     this.toHost.begin(m.objectId, desc.opcode).string(value).end();
     return "drop";
   }
