@@ -173,6 +173,16 @@ export class RawChannelBridge {
     }
   }
 
+  /** Resolves once every bridged client has ended (their channels close asynchronously after the client). */
+  async idle(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.clients.size > 0 || this.opening.size > 0) {
+      if (Date.now() > deadline)
+        throw new Error(`${this.clients.size} bridged clients still open after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   /** Stops listening and ends every bridged client. */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -86,6 +86,8 @@ export class FilterSession {
   private readonly bucket: TokenBucket;
   private readonly log: Logger;
   private rateTimer: NodeJS.Timeout | null = null;
+  private throttles = 0;
+  private lastThrottleAudit = Number.NEGATIVE_INFINITY;
   /** The request being handled was already forwarded (its fds belong to the output). */
   private forwarded = false;
   private closed = false;
@@ -248,16 +250,25 @@ export class FilterSession {
     this.toUpstream.flush();
   }
 
-  /** Stops reading the client until the bucket has refilled; one audit line per throttled stretch. */
+  /**
+   * Stops reading the client until the bucket has refilled. The audit line is written at most once a second per
+   * connection (a flood throttles every few ms), with the number of stretches it stands for.
+   */
   private throttle(waitMs: number): void {
     const q = this.ctx.policy.quotas;
-    this.audit(
-      CONNECTION.object,
-      CONNECTION.name,
-      "quotas.requestsPerSecond",
-      "throttled",
-      `more than ${q.requestsPerSecond} requests/s (burst ${q.burst}): not reading the client for ${Math.ceil(waitMs)} ms`,
-    );
+    this.throttles++;
+    const now = performance.now();
+    if (now - this.lastThrottleAudit >= 1000) {
+      this.lastThrottleAudit = now;
+      this.audit(
+        CONNECTION.object,
+        CONNECTION.name,
+        "quotas.requestsPerSecond",
+        "throttled",
+        `more than ${q.requestsPerSecond} requests/s (burst ${q.burst}): client reads paused ${this.throttles} times since the last line`,
+      );
+      this.throttles = 0;
+    }
     this.rateTimer = setTimeout(() => {
       this.rateTimer = null;
       try {
