@@ -387,14 +387,14 @@ describe("crossway wayland-filter in front of headless sway (strict policy)", ()
     const attacker = RawWaylandClient.connect(vm.bridge.socketPath, { read: false });
     try {
       const { MessageWriter } = await import("../../src/wire/wayland/message-writer.ts");
-      // Each get_registry answers with every shown global (~1 KiB of events per 12-byte request). Sent in small
+      // Each get_registry answers with every shown global (~2 KiB of events per 12-byte request). Sent in small
       // batches: a burst would overflow sway's own 4 KiB output buffer to the filter (libwayland 1.21 then drops
       // the connection itself), and this test is about the filter's bound on what it holds for the client.
-      for (let batch = 0; batch < 40; batch++) {
+      for (let batch = 0; batch < 150; batch++) {
         const w = new MessageWriter({ capacity: 1 << 12 });
-        for (let i = 0; i < 40; i++) w.begin(1, 1).uint(attacker.newId()).end();
+        for (let i = 0; i < 8; i++) w.begin(1, 1).uint(attacker.newId()).end();
         if (attacker.send(w.bytes(), 5000) < w.length) break;
-        await sleep(25);
+        await sleep(15);
         if (audits("quotas.queuedBytes").length > 0) break;
       }
       let rec: Record<string, unknown> | undefined;
