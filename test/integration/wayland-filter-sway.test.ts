@@ -487,3 +487,104 @@ describe("crossway wayland-filter in front of headless sway (strict policy)", ()
     expect(vm.filter.running()).toBe(true);
   });
 });
+
+describe("crossway wayland-filter clipboard directions against headless sway", () => {
+  let sway: Compositor;
+  let keyboard: VirtualKeyboard;
+  let tmp: ReturnType<typeof tempDir>;
+
+  beforeAll(async () => {
+    requireCommand("wl-copy", "wl-clipboard");
+    requireCommand("wl-paste", "wl-clipboard");
+    tmp = tempDir("crossway-wlfilter-clip-");
+    sway = await startSway();
+    keyboard = await addVirtualKeyboard(sway.socketPath);
+  });
+
+  afterAll(async () => {
+    keyboard?.close();
+    await sway?.stop();
+    tmp?.remove();
+  });
+
+  /** Serves `text` as the selection with `wl-copy --foreground` in `env`; the caller stops it. */
+  async function copy(text: string, env: Record<string, string>, label: string) {
+    const file = join(tmp.dir, `${label}.txt`);
+    writeFileSync(file, text);
+    return spawnTracked(label, "sh", ["-c", `exec wl-copy --foreground < '${file}'`], { env });
+  }
+
+  async function hostPaste(): Promise<string> {
+    const r = await run("wl-paste", ["-n"], { env: sway.env, timeoutMs: 10_000 });
+    return r.stdout.toString();
+  }
+
+  it("to-guest: the guest pastes the host clipboard but cannot set it", async () => {
+    const vm = await startFilteredVm(sway, tmp.dir, "to", { name: "vmB", clipboard: "to-guest" });
+    try {
+      const secret = `host-${randomBytes(6).toString("hex")}`;
+      const host = await copy(secret, sway.env, "host-copy");
+      try {
+        for (let i = 0; (await hostPaste()) !== secret; i++) {
+          if (i > 50) throw new Error("host wl-copy never set the selection");
+          await sleep(100);
+        }
+        const paste = await run("wl-paste", ["-n"], { env: vm.stack.env, timeoutMs: 20_000 });
+        expect(paste.stdout.toString()).toBe(secret);
+      } finally {
+        await host.stop();
+      }
+      const guestText = `guest-${randomBytes(6).toString("hex")}`;
+      const guest = await copy(guestText, vm.stack.env, "guest-copy");
+      try {
+        // The refusal is audited when wl-copy's set_selection reaches the filter.
+        for (let i = 0; vm.filter.auditRecords().every((r) => r.rule !== "clipboard"); i++) {
+          if (i > 100) throw new Error("no clipboard refusal was audited");
+          await sleep(100);
+        }
+        expect(vm.filter.auditRecords().find((r) => r.rule === "clipboard")).toMatchObject({
+          vm: "vmB",
+          message: "set_selection",
+          action: "dropped",
+        });
+        expect(await hostPaste()).not.toBe(guestText);
+      } finally {
+        await guest.stop();
+      }
+    } finally {
+      await vm.stop();
+    }
+  });
+
+  it("from-guest: the guest sets the host clipboard but pastes nothing of the host's", async () => {
+    const vm = await startFilteredVm(sway, tmp.dir, "from", { name: "vmC", clipboard: "from-guest" });
+    try {
+      const guestText = `guest-${randomBytes(6).toString("hex")}`;
+      const guest = await copy(guestText, vm.stack.env, "guest-copy");
+      try {
+        let seen = "";
+        for (let i = 0; i < 100 && seen !== guestText; i++) {
+          seen = await hostPaste();
+          if (seen !== guestText) await sleep(100);
+        }
+        expect(seen).toBe(guestText);
+      } finally {
+        await guest.stop();
+      }
+      const secret = `host-${randomBytes(6).toString("hex")}`;
+      const host = await copy(secret, sway.env, "host-copy");
+      try {
+        for (let i = 0; (await hostPaste()) !== secret; i++) {
+          if (i > 50) throw new Error("host wl-copy never set the selection");
+          await sleep(100);
+        }
+        const paste = await run("wl-paste", ["-n"], { env: vm.stack.env, timeoutMs: 20_000 });
+        expect(paste.stdout.toString()).not.toContain(secret);
+      } finally {
+        await host.stop();
+      }
+    } finally {
+      await vm.stop();
+    }
+  });
+});
