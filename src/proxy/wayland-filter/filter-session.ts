@@ -603,6 +603,17 @@ export class FilterSession {
       this.close(`refused: ${err.message}`, "warn");
       return;
     }
+    if (!(err instanceof CrosswayError)) {
+      // Not a refusal anybody planned for: a bug in the filter. The connection still ends (fail closed), and the
+      // audit line says so, so tests and fuzzers can tell it from a refusal.
+      this.audit(
+        "wl_display@1",
+        "*",
+        "internal",
+        "disconnected",
+        err instanceof Error ? String(err.stack) : String(err),
+      );
+    }
     this.close(err instanceof Error ? err.message : String(err), "warn");
   }
 
