@@ -1,5 +1,5 @@
 // Starts a private PipeWire stack as root without systemd: dbus-daemon, pipewire, wireplumber and a null sink.
-import { closeSync, existsSync, mkdirSync, openSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { CrosswayError } from "../errors.ts";
 import { clientEnv, makePeerDirs } from "./compositor.ts";
@@ -74,26 +74,43 @@ export async function startPipeWire(): Promise<PipeWireStack> {
       "--session",
       "--nofork",
       "--nopidfile",
+      "--print-address=1",
       `--address=unix:path=${busPath}`,
     ]);
-    await waitFor("dbus-daemon's socket", () => (existsSync(busPath) ? true : undefined), {
-      abort: () => (dbus.running ? undefined : "dbus-daemon exited"),
-      explain: explain("dbus"),
-    });
+    // dbus-daemon prints its address once it listens (bus/main.c prints after the server is set up).
+    await waitFor(
+      "dbus-daemon to print its address",
+      () => (logTail(join(dirs.base, "dbus.log")).includes(`unix:path=${busPath}`) ? true : undefined),
+      {
+        timeoutMs: 30_000,
+        abort: () => (dbus.running ? undefined : "dbus-daemon exited"),
+        explain: explain("dbus"),
+      },
+    );
     const pw = start("pipewire", "pipewire", []);
-    await waitFor("pipewire's socket", () => (existsSync(socketPath) ? true : undefined), {
-      abort: () => (pw.running ? undefined : "pipewire exited"),
-      explain: explain("pipewire"),
-    });
+    // pw-cli's info is a core.sync answered by the daemon's loop, not merely a socket that exists.
+    await waitFor(
+      "pipewire to answer pw-cli info 0",
+      async () => {
+        const r = await run("pw-cli", ["info", "0"], { env, timeoutMs: 10_000 });
+        return r.code === 0 && /version/.test(r.stdout.toString()) ? true : undefined;
+      },
+      {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+        abort: () => (pw.running ? undefined : "pipewire exited"),
+        explain: explain("pipewire"),
+      },
+    );
     const wp = start("wireplumber", "wireplumber", []);
     await waitFor(
       "WirePlumber to connect to pipewire",
       async () => {
-        const r = await run("pw-cli", ["ls", "Client"], { env, timeoutMs: 5000 });
+        const r = await run("pw-cli", ["ls", "Client"], { env, timeoutMs: 10_000 });
         return r.code === 0 && /wireplumber/i.test(r.stdout.toString()) ? true : undefined;
       },
       {
-        timeoutMs: 15_000,
+        timeoutMs: 60_000,
         intervalMs: 50,
         abort: () => (wp.running ? undefined : "wireplumber exited"),
         explain: explain("wireplumber"),
@@ -111,10 +128,10 @@ export async function startPipeWire(): Promise<PipeWireStack> {
     await waitFor(
       `the null sink ${TEST_SINK}`,
       async () => {
-        const r = await run("pw-cli", ["ls", "Node"], { env, timeoutMs: 5000 });
+        const r = await run("pw-cli", ["ls", "Node"], { env, timeoutMs: 10_000 });
         return r.stdout.toString().includes(`"${TEST_SINK}"`) ? true : undefined;
       },
-      { timeoutMs: 10_000, intervalMs: 50 },
+      { timeoutMs: 30_000, intervalMs: 50 },
     );
   } catch (err) {
     await stopAll();

@@ -4,7 +4,8 @@ import { chownSync, closeSync, mkdirSync, openSync, readdirSync, writeFileSync }
 import { join } from "node:path";
 import { CrosswayError } from "../errors.ts";
 import { type Compositor, clientEnv, makePeerDirs } from "./compositor.ts";
-import { logTail, requireCommand, runOk, spawnTracked, waitFor } from "./processes.ts";
+import { logTail, requireCommand, run, runOk, spawnTracked, waitFor } from "./processes.ts";
+import { waitForWaylandRoundtrip } from "./wayland-ready.ts";
 
 /** The unprivileged user sway runs as (sway refuses root: "Unable to drop root"); scripts/setup.sh creates it. */
 export const SWAY_USER = "wltest";
@@ -37,6 +38,7 @@ function userIds(user: string): { uid: number; gid: number } {
  */
 export async function startSway(opts: SwayOptions = {}): Promise<Compositor> {
   requireCommand("sway", "sway");
+  requireCommand("swaymsg", "sway");
   // Only root needs the detour through an unprivileged user; anyone else runs sway as themselves.
   const asRoot = process.getuid?.() === 0;
   if (asRoot) requireCommand("runuser", "util-linux");
@@ -104,6 +106,31 @@ export async function startSway(opts: SwayOptions = {}): Promise<Compositor> {
       "sway's IPC socket",
       () => readdirSync(dirs.runtimeDir).find((f) => /^sway-ipc\..*\.sock$/.test(f)),
       { abort: () => (proc.running ? undefined : "sway exited"), explain: () => logTail(logPath) },
+    );
+  } catch (err) {
+    await proc.stop();
+    dirs.remove();
+    throw err;
+  }
+  try {
+    // The sockets exist before sway dispatches: readiness is a Wayland round trip and an IPC answer.
+    await waitForWaylandRoundtrip("sway to answer a wl_display.sync", join(dirs.runtimeDir, displayName), {
+      abort: () => (proc.running ? undefined : "sway exited"),
+      explain: () => `sway log ${logPath}:\n${logTail(logPath)}`,
+    });
+    const ipcEnv = clientEnv({
+      XDG_RUNTIME_DIR: dirs.runtimeDir,
+      SWAYSOCK: join(dirs.runtimeDir, ipcSocket),
+    });
+    await waitFor(
+      "sway's IPC to answer get_version",
+      async () =>
+        (await run("swaymsg", ["-t", "get_version"], { env: ipcEnv })).code === 0 ? true : undefined,
+      {
+        timeoutMs: 30_000,
+        abort: () => (proc.running ? undefined : "sway exited"),
+        explain: () => `sway log ${logPath}:\n${logTail(logPath)}`,
+      },
     );
   } catch (err) {
     await proc.stop();

@@ -1,9 +1,10 @@
 // Starts headless weston (pixman renderer, debug protocols for screenshots) in a private runtime dir.
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, rmSync } from "node:fs";
+import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { CrosswayError } from "../errors.ts";
 import { type Compositor, clientEnv, makePeerDirs } from "./compositor.ts";
-import { logTail, requireCommand, runOk, spawnTracked, type TrackedProcess, waitFor } from "./processes.ts";
+import { logTail, requireCommand, runOk, spawnTracked, type TrackedProcess } from "./processes.ts";
+import { waitForWaylandRoundtrip } from "./wayland-ready.ts";
 
 /** Options of {@link startWeston}. */
 export interface WestonOptions {
@@ -49,7 +50,9 @@ export async function startWeston(opts: WestonOptions = {}): Promise<Compositor>
     }
     const p = proc;
     try {
-      await waitFor("weston's socket", () => (existsSync(socketPath) ? true : undefined), {
+      // A round trip, not the socket: weston 10 creates its socket before loading its backend and shell, and only
+      // then rejects an unknown option and exits.
+      await waitForWaylandRoundtrip("weston to answer a wl_display.sync", socketPath, {
         abort: () => (p.running ? undefined : "weston exited"),
         explain: () => `weston log ${logPath}:\n${logTail(logPath)}`,
       });

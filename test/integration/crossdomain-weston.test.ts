@@ -1,55 +1,30 @@
 // A real compositor behind the emulated device: raw Wayland through a cross-domain channel to headless weston,
 // including a wl_shm pool backed by a host blob that weston maps.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CrossDomainChannel } from "../../src/crossdomain/channel.ts";
 import { openEmulatedVirtGpu } from "../../src/crossdomain/emulated-virtgpu.ts";
 import { ChannelType, DrmFormat } from "../../src/crossdomain/protocol.ts";
+import type { Compositor } from "../helpers/compositor.ts";
 import { type DeviceProcess, startDeviceProcess, tempDir } from "../helpers/crossdomain.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { startWeston } from "../helpers/weston.ts";
 
 useFdLeakCheck();
 
 let tmp: ReturnType<typeof tempDir>;
-let weston: ChildProcess | undefined;
+let weston: Compositor | undefined;
 let device: DeviceProcess | undefined;
 
 beforeAll(async () => {
-  try {
-    execFileSync("sh", ["-c", "command -v weston"]);
-  } catch {
-    throw new Error("weston is not installed: install the Debian package weston");
-  }
   tmp = tempDir("crossway-weston-");
-  const xdg = join(tmp.dir, "xdg");
-  mkdirSync(xdg, { mode: 0o700 });
-  weston = spawn(
-    "weston",
-    [
-      "--backend=headless-backend.so",
-      "--use-pixman",
-      "--socket=wl-test",
-      "--width=320",
-      "--height=240",
-      "--idle-time=0",
-    ],
-    { env: { ...process.env, XDG_RUNTIME_DIR: xdg }, stdio: "ignore" },
-  );
-  const sock = join(xdg, "wl-test");
-  for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 25));
-  if (!existsSync(sock)) throw new Error("headless weston did not create its socket in 5 s");
-  device = await startDeviceProcess(tmp.dir, ["--wayland", sock]);
+  // The harness's weston is ready when it answers a round trip, not when its socket exists.
+  weston = await startWeston({ width: 320, height: 240 });
+  device = await startDeviceProcess(tmp.dir, ["--wayland", weston.socketPath]);
 });
 
 afterAll(async () => {
   await device?.stop();
-  if (weston !== undefined && weston.exitCode === null) {
-    const exited = new Promise((r) => weston!.once("exit", r));
-    weston.kill("SIGTERM");
-    await exited;
-  }
+  await weston?.stop();
   tmp?.remove();
 });
 

@@ -1,5 +1,6 @@
 // The real-peer harness end to end: weston, sway and PipeWire start, answer real clients, and leave no process.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PNG } from "pngjs";
@@ -19,7 +20,7 @@ import {
   waitFor,
 } from "../helpers/processes.ts";
 import { startSway } from "../helpers/sway.ts";
-import { startWeston } from "../helpers/weston.ts";
+import { startWeston, waylandRoundtrip } from "../helpers/weston.ts";
 
 useFdLeakCheck();
 
@@ -83,6 +84,33 @@ describe("weston", () => {
     }
     await weston.stop(); // idempotent
     for (const id of ids) expect(isAlive(id), `weston pid ${id.pid}`).toBe(false);
+  });
+});
+
+describe("Wayland readiness probe", () => {
+  it("a round trip lists the globals a real weston announces", async () => {
+    const weston = await startWeston();
+    try {
+      const r = await waylandRoundtrip(weston.socketPath);
+      expect(r.globals).toContain("wl_compositor");
+      expect(r.globals).toContain("wl_shm");
+    } finally {
+      await weston.stop();
+    }
+  });
+
+  it("a listener that accepts and closes without answering is not ready", async () => {
+    // What weston 10 looks like between creating its socket and exiting on a bad option.
+    const path = join(scratch, "mute.sock");
+    const server = createServer((c) => c.destroy());
+    await new Promise<void>((r) => server.listen(path, r));
+    try {
+      await expect(waylandRoundtrip(path, 5000)).rejects.toThrow(
+        /(closed the connection|EPIPE|ECONNRESET) before wl_callback.done/,
+      );
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
   });
 });
 
