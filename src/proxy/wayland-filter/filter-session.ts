@@ -28,6 +28,12 @@ import { tagString } from "../wayland/tag-string.ts";
 import type { WlAuditAction, WlAuditSink } from "./audit.ts";
 import { type FilterPolicy, guestMayOffer, guestMayRead, type SelectionMode } from "./filter-policy.ts";
 
+/** One wl_shm pool as the compositor holds it: declared size, and the pool object plus each buffer made from it. */
+interface ShmPoolCharge {
+  size: number;
+  refs: number;
+}
+
 /** Static inputs every session shares. */
 export interface FilterContext {
   readonly registry: ProtocolRegistry;
@@ -98,8 +104,9 @@ export class FilterSession {
   /** Client objects alive in the compositor: +1 per new_id request, -1 per delete_id of a client id. */
   private objects = 0;
   /** wl_shm pools by id: declared size, and references (the pool object itself plus each of its buffers). */
-  private readonly pools = new Map<number, { size: number; refs: number }>();
-  private readonly bufferPool = new Map<number, number>();
+  private readonly pools = new Map<number, ShmPoolCharge>();
+  /** Buffers hold their pool's entry, not its id: a pool id can be taken again while old buffers live on. */
+  private readonly bufferPool = new Map<number, ShmPoolCharge>();
   private shmBytes = 0;
 
   private constructor(
@@ -111,7 +118,12 @@ export class FilterSession {
   ) {
     const p = ctx.policy;
     this.log = ctx.log.child({ vm: p.name, client: tag });
-    this.conn = new WireConnection(ctx.registry, { maxMessageSize: p.maxMessageSize, name: tag });
+    // The filter stands where the compositor's libwayland is: client ids are judged by its rules.
+    this.conn = new WireConnection(ctx.registry, {
+      maxMessageSize: p.maxMessageSize,
+      name: tag,
+      clientIdsReusable: true,
+    });
     // On the host, dmabufs are real: the compositor itself validates them.
     this.registryPolicy = { globals: p.globals, dmabuf: true };
     this.bucket = new TokenBucket(p.quotas.requestsPerSecond, p.quotas.burst);
@@ -409,14 +421,16 @@ export class FilterSession {
     req("wl_shm", "create_pool", (m) => this.onCreatePool(m));
     req("wl_shm_pool", "resize", (m) => this.onResizePool(m));
     req("wl_shm_pool", "destroy", (m) => {
-      this.unrefPool(m.objectId);
+      const pool = this.pools.get(m.objectId);
+      this.pools.delete(m.objectId);
+      if (pool !== undefined) this.unrefPool(pool);
       return undefined;
     });
     req("wl_shm_pool", "create_buffer", (m) => {
       const pool = this.pools.get(m.objectId);
       if (pool !== undefined) {
         pool.refs++;
-        this.bufferPool.set(m.args.id(0), m.objectId);
+        this.bufferPool.set(m.args.id(0), pool);
       }
       return undefined;
     });
@@ -559,12 +573,8 @@ export class FilterSession {
   }
 
   /** The compositor unmaps a pool once the pool and all its buffers are gone (wayland-shm.c shm_pool_unref). */
-  private unrefPool(id: number): void {
-    const pool = this.pools.get(id);
-    if (pool === undefined) return;
-    if (--pool.refs > 0) return;
-    this.shmBytes -= pool.size;
-    this.pools.delete(id);
+  private unrefPool(pool: ShmPoolCharge): void {
+    if (--pool.refs === 0) this.shmBytes -= pool.size;
   }
 
   // ----------------------------------------------------------------------------------------------------------
