@@ -23,7 +23,7 @@ import { ArgKind, type MessageDesc, type ProtocolRegistry } from "../../wire/way
 import { type DecodedMessage, Direction, WireConnection } from "../../wire/wayland/wire-connection.ts";
 import { TokenBucket } from "../token-bucket.ts";
 import { ClientOutput } from "../wayland/client-output.ts";
-import { decideGlobal, type RegistryPolicy } from "../wayland/registry-policy.ts";
+import { GlobalFilter } from "../wayland/global-filter.ts";
 import { tagString } from "../wayland/tag-string.ts";
 import type { WlAuditAction, WlAuditSink } from "./audit.ts";
 import { type FilterPolicy, guestMayOffer, guestMayRead, type SelectionMode } from "./filter-policy.ts";
@@ -88,7 +88,6 @@ export class FilterSession {
   private readonly upstreamWatcher: NativeWatcher;
   private readonly requestHooks = new Map<MessageDesc, Hook>();
   private readonly eventHooks = new Map<MessageDesc, Hook>();
-  private readonly registryPolicy: RegistryPolicy;
   private readonly bucket: TokenBucket;
   private readonly log: Logger;
   private rateTimer: NodeJS.Timeout | null = null;
@@ -98,8 +97,7 @@ export class FilterSession {
   private forwarded = false;
   private closed = false;
 
-  private readonly shown = new Map<number, { iface: string; version: number }>();
-  private readonly hidden = new Set<number>();
+  private readonly globals: GlobalFilter;
   private readonly offers = new Map<number, OfferKind>();
   /** Client objects alive in the compositor: +1 per new_id request, -1 per delete_id of a client id. */
   private objects = 0;
@@ -125,7 +123,7 @@ export class FilterSession {
       clientIdsReusable: true,
     });
     // On the host, dmabufs are real: the compositor itself validates them.
-    this.registryPolicy = { globals: p.globals, dmabuf: true };
+    this.globals = new GlobalFilter({ globals: p.globals, dmabuf: true }, ctx.registry);
     this.bucket = new TokenBucket(p.quotas.requestsPerSecond, p.quotas.burst);
     this.toClient = new ClientOutput(clientFd);
     this.toUpstream = new ClientOutput(upstreamFd);
@@ -370,7 +368,9 @@ export class FilterSession {
     };
     // Globals: the allowlist with caps; a bind of anything else is the compositor's own invalid_object.
     ev("wl_registry", "global", (m) => this.onGlobal(m));
-    ev("wl_registry", "global_remove", (m) => (this.hidden.delete(m.args.uint(0)) ? "drop" : undefined));
+    ev("wl_registry", "global_remove", (m) =>
+      this.globals.onGlobalRemove(m.args.uint(0)) ? "drop" : undefined,
+    );
     req("wl_registry", "bind", (m) => this.onBind(m));
     ev("wl_display", "delete_id", (m) => {
       if (m.args.uint(0) < SERVER_ID_START && this.objects > 0) this.objects--;
@@ -447,50 +447,23 @@ export class FilterSession {
   private onGlobal(m: DecodedMessage): "drop" | undefined {
     const name = m.args.uint(0);
     const iface = m.args.string(1) ?? "";
-    const hostVersion = m.args.uint(2);
-    const known = this.ctx.registry.get(iface);
-    const d = decideGlobal(
-      this.registryPolicy,
-      iface,
-      hostVersion,
-      known?.known === true ? known.version : 0,
-    );
-    if (!d.show) {
-      this.hidden.add(name);
-      this.log.debug({ global: iface, version: hostVersion, reason: d.reason }, "global hidden");
+    const a = this.globals.onGlobal(name, iface, m.args.uint(2));
+    if (a.kind === "forward") return undefined;
+    if (a.kind === "hide") {
+      this.log.debug({ global: iface, version: m.args.uint(2), reason: a.reason }, "global hidden");
       return "drop";
     }
-    this.shown.set(name, { iface, version: d.version });
-    if (d.version === hostVersion) return undefined;
     this.w.reset();
-    this.w.begin(m.objectId, m.opcode).uint(name).string(iface).uint(d.version).end();
+    this.w.begin(m.objectId, m.opcode).uint(name).string(iface).uint(a.version).end();
     this.toClient.append(this.w.bytes(), NO_FDS);
     return "drop";
   }
 
+  /** A bind of a global this client was not shown, or above its version, gets the compositor's own error. */
   private onBind(m: DecodedMessage): undefined {
-    const name = m.args.uint(0);
-    const iface = m.args.string(1) ?? "";
-    const version = m.args.uint(2);
-    const g = this.shown.get(name);
-    // wayland-server.c registry_bind's wording, so the VM sees what a compositor would say.
-    if (g === undefined || g.iface !== iface) {
-      throw new Refusal(
-        "globals",
-        where(m),
-        m.objectId,
-        DisplayErrorCode.INVALID_OBJECT,
-        `invalid global ${iface} (${name})`,
-      );
-    }
-    if (version === 0 || version > g.version) {
-      throw new Refusal(
-        "globals",
-        where(m),
-        m.objectId,
-        DisplayErrorCode.INVALID_OBJECT,
-        `invalid version for global ${iface} (${name}): have ${g.version}, wanted ${version}`,
-      );
+    const refused = this.globals.checkBind(m.args.uint(0), m.args.string(1) ?? "", m.args.uint(2));
+    if (refused !== undefined) {
+      throw new Refusal("globals", where(m), m.objectId, DisplayErrorCode.INVALID_OBJECT, refused);
     }
     return undefined;
   }

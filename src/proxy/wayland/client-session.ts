@@ -28,8 +28,9 @@ import {
 } from "../../wire/wayland/protocol-registry.ts";
 import { type DecodedMessage, Direction, WireConnection } from "../../wire/wayland/wire-connection.ts";
 import { ClientOutput } from "./client-output.ts";
+import { GlobalFilter } from "./global-filter.ts";
 import type { GuestConfig } from "./guest-config.ts";
-import { decideGlobal, type RegistryPolicy } from "./registry-policy.ts";
+import type { RegistryPolicy } from "./registry-policy.ts";
 import { sealedCopy } from "./sealed-copy.ts";
 import { PoolBlob, ShmBuffer, ShmPool } from "./shm-pools.ts";
 import { SurfaceShadow } from "./surface-shadow.ts";
@@ -100,8 +101,7 @@ export class ClientSession {
   private closed = false;
 
   // Registry policy state.
-  private readonly shown = new Map<number, { iface: string; version: number }>();
-  private readonly hidden = new Set<number>();
+  private readonly globals: GlobalFilter;
 
   // wl_shm shadowing state.
   private readonly pools = new Map<number, ShmPool>();
@@ -128,6 +128,7 @@ export class ClientSession {
     private readonly onEnd: (s: ClientSession) => void,
   ) {
     this.log = ctx.log.child({ client: tag });
+    this.globals = new GlobalFilter(ctx.policy, ctx.registry);
     this.conn = new WireConnection(ctx.registry, { maxMessageSize: ctx.config.maxMessageSize, name: tag });
     this.out = new ClientOutput(clientFd);
     // Rewritten messages (tags) may grow; they are checked against the client limit where it matters.
@@ -443,7 +444,9 @@ export class ClientSession {
     };
     // Registry policy.
     ev("wl_registry", "global", (m) => this.onGlobal(m));
-    ev("wl_registry", "global_remove", (m) => (this.hidden.delete(m.args.uint(0)) ? "drop" : undefined));
+    ev("wl_registry", "global_remove", (m) =>
+      this.globals.onGlobalRemove(m.args.uint(0)) ? "drop" : undefined,
+    );
     req("wl_registry", "bind", (m) => this.onBind(m));
     // wl_shm shadowing.
     req("wl_shm", "create_pool", (m) => this.onCreatePool(m));
@@ -533,43 +536,22 @@ export class ClientSession {
   private onGlobal(m: DecodedMessage): "drop" | undefined {
     const name = m.args.uint(0);
     const iface = m.args.string(1) ?? "";
-    const hostVersion = m.args.uint(2);
-    const known = this.ctx.registry.get(iface);
-    const d = decideGlobal(this.ctx.policy, iface, hostVersion, known?.known === true ? known.version : 0);
-    if (!d.show) {
-      this.hidden.add(name);
-      this.log.debug({ global: iface, version: hostVersion, reason: d.reason }, "global hidden");
+    const a = this.globals.onGlobal(name, iface, m.args.uint(2));
+    if (a.kind === "forward") return undefined;
+    if (a.kind === "hide") {
+      this.log.debug({ global: iface, version: m.args.uint(2), reason: a.reason }, "global hidden");
       return "drop";
     }
-    this.shown.set(name, { iface, version: d.version });
-    if (d.version === hostVersion) return undefined;
     const w = this.scratch;
     w.reset();
-    w.begin(m.objectId, m.opcode).uint(name).string(iface).uint(d.version).end();
+    w.begin(m.objectId, m.opcode).uint(name).string(iface).uint(a.version).end();
     this.out.append(w.bytes(), []);
     return "drop";
   }
 
   private onBind(m: DecodedMessage): undefined {
-    const name = m.args.uint(0);
-    const iface = m.args.string(1) ?? "";
-    const version = m.args.uint(2);
-    const g = this.shown.get(name);
-    // Wording of wayland-server.c registry_bind, so clients see what a compositor would say.
-    if (g === undefined || g.iface !== iface) {
-      throw this.clientError(
-        m.objectId,
-        DisplayErrorCode.INVALID_OBJECT,
-        `invalid global ${iface} (${name})`,
-      );
-    }
-    if (version === 0 || version > g.version) {
-      throw this.clientError(
-        m.objectId,
-        DisplayErrorCode.INVALID_OBJECT,
-        `invalid version for global ${iface} (${name}): have ${g.version}, wanted ${version}`,
-      );
-    }
+    const refused = this.globals.checkBind(m.args.uint(0), m.args.string(1) ?? "", m.args.uint(2));
+    if (refused !== undefined) throw this.clientError(m.objectId, DisplayErrorCode.INVALID_OBJECT, refused);
     return undefined;
   }
 
