@@ -34,7 +34,7 @@ function rssKiB(pid: number): number {
 }
 
 /** Waits until `pid` has exactly `want` fds (sessions close asynchronously); returns the last count seen. */
-async function settleFds(pid: number, want: number, timeoutMs = 10_000): Promise<number> {
+async function settleFds(pid: number, want: number, timeoutMs = 30_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let n = fdCount(pid);
   while (n !== want && Date.now() < deadline) {
@@ -160,7 +160,7 @@ function waitLog(
     `guest log line "${msg}"`,
     () => records(stack, from, msg).find((r) => r.client !== opts.except),
     {
-      timeoutMs: opts.timeoutMs ?? 10_000,
+      timeoutMs: opts.timeoutMs ?? 60_000,
       abort: () => (stack.guestRunning() ? undefined : "crossway guest exited"),
       explain: () => `guest log:\n${stack.guestLog().slice(-3000)}`,
     },
@@ -504,10 +504,10 @@ describe("the compositor dies (headless weston, SIGKILL)", () => {
     );
     // Real clients too: they finish at once instead of hanging. wayland-info ignores the failed round trip and
     // exits 0 with an empty listing; weston-simple-shm reports the failure and exits non-zero.
-    const info = await run("wayland-info", [], { env: stack.env, timeoutMs: 10_000 });
+    const info = await run("wayland-info", [], { env: stack.env, timeoutMs: 60_000 });
     expect(info.timedOut).toBe(false);
     expect(info.stdout.toString()).not.toMatch(/interface:/);
-    const shm = await run("weston-simple-shm", [], { env: stack.env, timeoutMs: 10_000 });
+    const shm = await run("weston-simple-shm", [], { env: stack.env, timeoutMs: 60_000 });
     expect(shm.timedOut).toBe(false);
     expect(shm.code).not.toBe(0);
     expect(stack.guestRunning()).toBe(true);
@@ -590,7 +590,7 @@ describe("a client that stops reading is cut off by the proxy itself (clientStal
           bad.send(batch.subarray(0, 12));
           return bad.eof ? true : undefined;
         },
-        { timeoutMs: 5000, intervalMs: 50 },
+        { timeoutMs: 60_000, intervalMs: 50 },
       );
       await bystander.roundTrip();
       expect(stack.guestRunning()).toBe(true);

@@ -55,8 +55,8 @@ describe("crossway guest in front of headless sway", () => {
   });
 
   it("lists exactly the globals and versions the policy allows from the direct run", async () => {
-    const direct = await run("wayland-info", [], { env: sway.env, timeoutMs: 10_000 });
-    const proxied = await run("wayland-info", [], { env: stack.env, timeoutMs: 10_000 });
+    const direct = await run("wayland-info", [], { env: sway.env, timeoutMs: 60_000 });
+    const proxied = await run("wayland-info", [], { env: stack.env, timeoutMs: 60_000 });
     expect(proxied.code, proxied.stderr.toString()).toBe(0);
     const d = globalsOf(direct.stdout.toString());
     const p = globalsOf(proxied.stdout.toString());
