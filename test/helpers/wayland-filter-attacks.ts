@@ -174,6 +174,38 @@ export function filterAttackTests(t: () => { compositor: Compositor; vm: Filtere
     }
   });
 
+  it("answers malformed input with libwayland's error and ends only that connection", async () => {
+    const good = WaylandTestClient.connect(t().vm.stack.socketPath);
+    try {
+      await good.getRegistry();
+      // A request to an object that does not exist: wayland-server.c's "invalid object N".
+      const a = RawWaylandClient.connect(t().vm.bridge.socketPath);
+      try {
+        a.send(new MessageWriter().begin(77, 0).end().bytes());
+        await a.waitEof();
+        expect(a.displayError).toEqual({ objectId: 1, code: 0, message: "invalid object 77" });
+      } finally {
+        a.close();
+      }
+      // A header whose size field is 3: not framable; the filter says so with implementation.
+      const b = RawWaylandClient.connect(t().vm.bridge.socketPath);
+      try {
+        const bad = new Uint8Array(8);
+        new DataView(bad.buffer).setUint32(0, 1, true);
+        new DataView(bad.buffer).setUint32(4, (3 << 16) | 0, true);
+        b.send(bad);
+        await b.waitEof();
+        expect(b.displayError?.code).toBe(3);
+      } finally {
+        b.close();
+      }
+      expect(audits("protocol").length).toBeGreaterThanOrEqual(2);
+      await good.roundtrip();
+    } finally {
+      good.close();
+    }
+  });
+
   it("refuses objects past the quota with no_memory", async () => {
     const attacker = RawWaylandClient.connect(t().vm.bridge.socketPath);
     try {
