@@ -173,6 +173,38 @@ describe("apps through crossway guest + device + wayland-filter (default policy)
       expect(paste.code, paste.stderr.toString()).toBe(0);
       expect(sha256(paste.stdout)).toBe(sha256(data));
     }
+    expect(filter.running()).toBe(true);
+  });
+
+  it("keeps the primary selection on the host (the default policy has it off)", async () => {
+    const file = join(tmp.dir, "primary.txt");
+    const secret = `primary-${randomBytes(6).toString("hex")}`;
+    writeFileSync(file, secret);
+    const copier = spawnTracked(
+      "wl-copy --primary",
+      "sh",
+      ["-c", `exec wl-copy --primary --foreground < '${file}'`],
+      {
+        env: sway.env,
+      },
+    );
+    try {
+      const deadline = Date.now() + CLIPBOARD_MS;
+      for (;;) {
+        const host = await run("wl-paste", ["--primary", "-n"], { env: sway.env, timeoutMs: 10_000 });
+        if (host.stdout.toString() === secret) break;
+        if (Date.now() > deadline || !copier.running)
+          throw new Error("host wl-copy --primary never took the selection");
+        await sleep(100);
+      }
+      const guest = await run("wl-paste", ["--primary", "-n"], { env: stack.env, timeoutMs: CLIPBOARD_MS });
+      expect(guest.stdout.toString()).not.toContain(secret);
+    } finally {
+      await copier.stop();
+    }
+  });
+
+  it("has refused nothing a normal app did", () => {
     expect(filter.auditRecords().map((r) => `${r.rule} ${r.object}.${r.message}: ${r.detail}`)).toEqual([]);
     expect(filter.running()).toBe(true);
   });

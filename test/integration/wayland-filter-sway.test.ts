@@ -241,9 +241,37 @@ describe("crossway wayland-filter clipboard directions against headless sway", (
     return r.stdout.toString();
   }
 
-  it("to-guest: the guest pastes the host clipboard but cannot set it", async () => {
-    const vm = await startFilteredVm(sway, tmp.dir, "to", { name: "vmB", clipboard: "to-guest" });
+  it("to-guest: the guest pastes the host clipboard (and primary selection) but cannot set it", async () => {
+    const vm = await startFilteredVm(sway, tmp.dir, "to", {
+      name: "vmB",
+      clipboard: "to-guest",
+      primarySelection: "to-guest",
+    });
     try {
+      // The primary selection, readable here: the positive control of the default policy's "off" (apps test).
+      const primary = `primary-${randomBytes(6).toString("hex")}`;
+      const pfile = join(tmp.dir, "primary.txt");
+      writeFileSync(pfile, primary);
+      const pcopy = spawnTracked(
+        "wl-copy --primary",
+        "sh",
+        ["-c", `exec wl-copy --primary --foreground < '${pfile}'`],
+        {
+          env: sway.env,
+        },
+      );
+      try {
+        for (let i = 0; ; i++) {
+          const host = await run("wl-paste", ["--primary", "-n"], { env: sway.env, timeoutMs: 10_000 });
+          if (host.stdout.toString() === primary) break;
+          if (i > 50) throw new Error("host wl-copy --primary never took the selection");
+          await sleep(100);
+        }
+        const paste = await run("wl-paste", ["--primary", "-n"], { env: vm.stack.env, timeoutMs: 20_000 });
+        expect(paste.stdout.toString()).toBe(primary);
+      } finally {
+        await pcopy.stop();
+      }
       const secret = `host-${randomBytes(6).toString("hex")}`;
       const host = await copy(secret, sway.env, "host-copy");
       try {

@@ -586,7 +586,10 @@ export class FilterSession {
       this.close(`refused: ${err.message}`, "warn");
       return;
     }
-    if (!(err instanceof CrosswayError)) {
+    if (err instanceof CrosswayError && err.code === "CW_WLFILTER_IO") {
+      // E.g. a client flooding fds no message takes: not a protocol error libwayland has words for, still a refusal.
+      this.audit("wl_display@1", "*", "connection", "disconnected", err.message);
+    } else if (!(err instanceof CrosswayError)) {
       // Not a refusal anybody planned for: a bug in the filter. The connection still ends (fail closed), and the
       // audit line says so, so tests and fuzzers can tell it from a refusal.
       this.audit(
