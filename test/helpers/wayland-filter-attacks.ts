@@ -1,13 +1,13 @@
 // The raw-wire attacks every compositor behind the host-side filter must withstand, shared by the sway and weston
 // tests: a filter + device + guest stack, a bridge that writes raw Wayland straight into the device (a guest that
 // does not run crossway guest), and the attacks that need nothing compositor-specific.
-import { readdirSync, readFileSync } from "node:fs";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
 import { MessageWriter } from "../../src/wire/wayland/message-writer.ts";
 import type { Compositor } from "./compositor.ts";
 import { type CrosswayStack, startCrosswayStack } from "./crossway-stack.ts";
-import { run, sleep } from "./processes.ts";
+import { run, sleep, spawnTracked, type TrackedProcess } from "./processes.ts";
 import { RawChannelBridge } from "./raw-channel-bridge.ts";
 import { RawWaylandClient } from "./raw-wayland-client.ts";
 import { startWaylandFilterProcess, type WaylandFilterProcess } from "./wayland-filter.ts";
@@ -344,4 +344,36 @@ export function filterAttackTests(t: () => { compositor: Compositor; vm: Filtere
     expect(rssKiB(pid) - rss0).toBeLessThan(32 * 1024);
     expect(t().vm.filter.running()).toBe(true);
   });
+}
+
+/**
+ * Serves `text` as the host's selection (`wl-copy --foreground`, `--primary` if asked) directly on `compositor`, and
+ * resolves once the host's own `wl-paste` reads it back (a named deadline). The caller stops the returned process.
+ */
+export async function serveHostSelection(
+  compositor: Compositor,
+  dir: string,
+  text: string,
+  opts: { primary?: boolean; timeoutMs?: number } = {},
+): Promise<TrackedProcess> {
+  const flags = opts.primary === true ? ["--primary"] : [];
+  const file = join(dir, `host-selection-${flags.length}.txt`);
+  writeFileSync(file, text);
+  const copier = spawnTracked(
+    `host wl-copy ${flags.join(" ")}`,
+    "sh",
+    ["-c", `exec wl-copy ${flags.join(" ")} --foreground < '${file}'`],
+    { env: compositor.env },
+  );
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await run("wl-paste", [...flags, "-n"], { env: compositor.env, timeoutMs: 10_000 });
+    if (r.stdout.toString() === text) return copier;
+    if (Date.now() > deadline || !copier.running) {
+      await copier.stop();
+      throw new Error(`host wl-copy ${flags.join(" ")} did not take the selection within ${timeoutMs} ms`);
+    }
+    await sleep(100);
+  }
 }

@@ -15,6 +15,7 @@ import { requireCommand, run, sleep, spawnTracked, type TrackedProcess } from ".
 import { startSway } from "../helpers/sway.ts";
 import { addVirtualKeyboard, type VirtualKeyboard } from "../helpers/virtual-keyboard.ts";
 import { startWaylandFilterProcess, type WaylandFilterProcess } from "../helpers/wayland-filter.ts";
+import { serveHostSelection } from "../helpers/wayland-filter-attacks.ts";
 
 useFdLeakCheck();
 
@@ -177,26 +178,9 @@ describe("apps through crossway guest + device + wayland-filter (default policy)
   });
 
   it("keeps the primary selection on the host (the default policy has it off)", async () => {
-    const file = join(tmp.dir, "primary.txt");
     const secret = `primary-${randomBytes(6).toString("hex")}`;
-    writeFileSync(file, secret);
-    const copier = spawnTracked(
-      "wl-copy --primary",
-      "sh",
-      ["-c", `exec wl-copy --primary --foreground < '${file}'`],
-      {
-        env: sway.env,
-      },
-    );
+    const copier = await serveHostSelection(sway, tmp.dir, secret, { primary: true });
     try {
-      const deadline = Date.now() + CLIPBOARD_MS;
-      for (;;) {
-        const host = await run("wl-paste", ["--primary", "-n"], { env: sway.env, timeoutMs: 10_000 });
-        if (host.stdout.toString() === secret) break;
-        if (Date.now() > deadline || !copier.running)
-          throw new Error("host wl-copy --primary never took the selection");
-        await sleep(100);
-      }
       const guest = await run("wl-paste", ["--primary", "-n"], { env: stack.env, timeoutMs: CLIPBOARD_MS });
       expect(guest.stdout.toString()).not.toContain(secret);
     } finally {

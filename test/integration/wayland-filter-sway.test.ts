@@ -15,6 +15,7 @@ import {
   type FilteredVm,
   filterAttackTests,
   STRICT_POLICY,
+  serveHostSelection,
   startFilteredVm,
 } from "../helpers/wayland-filter-attacks.ts";
 import { WaylandTestClient } from "../helpers/wayland-test-client.ts";
@@ -155,18 +156,8 @@ describe("crossway wayland-filter in front of headless sway (strict policy)", ()
 
   it("with clipboard off: the guest reads nothing of the host clipboard, and a raw receive is refused", async () => {
     const secret = `host-secret-${randomBytes(8).toString("hex")}`;
-    const file = join(tmp.dir, "secret.txt");
-    writeFileSync(file, secret);
-    const copier = spawnTracked("wl-copy", "sh", ["-c", `exec wl-copy --foreground < '${file}'`], {
-      env: sway.env,
-    });
+    const copier = await serveHostSelection(sway, tmp.dir, secret);
     try {
-      for (let i = 0; ; i++) {
-        const host = await run("wl-paste", ["-n"], { env: sway.env, timeoutMs: 10_000 });
-        if (host.stdout.toString() === secret) break;
-        if (i > 50 || !copier.running) throw new Error("host wl-copy never set the selection");
-        await sleep(100);
-      }
       // A real client through guest proxy + device + filter: the selection it sees is empty.
       const paste = await run("wl-paste", ["-n"], { env: vm.stack.env, timeoutMs: 20_000 });
       expect(paste.stdout.toString()).not.toContain(secret);
@@ -250,35 +241,16 @@ describe("crossway wayland-filter clipboard directions against headless sway", (
     try {
       // The primary selection, readable here: the positive control of the default policy's "off" (apps test).
       const primary = `primary-${randomBytes(6).toString("hex")}`;
-      const pfile = join(tmp.dir, "primary.txt");
-      writeFileSync(pfile, primary);
-      const pcopy = spawnTracked(
-        "wl-copy --primary",
-        "sh",
-        ["-c", `exec wl-copy --primary --foreground < '${pfile}'`],
-        {
-          env: sway.env,
-        },
-      );
+      const pcopy = await serveHostSelection(sway, tmp.dir, primary, { primary: true });
       try {
-        for (let i = 0; ; i++) {
-          const host = await run("wl-paste", ["--primary", "-n"], { env: sway.env, timeoutMs: 10_000 });
-          if (host.stdout.toString() === primary) break;
-          if (i > 50) throw new Error("host wl-copy --primary never took the selection");
-          await sleep(100);
-        }
         const paste = await run("wl-paste", ["--primary", "-n"], { env: vm.stack.env, timeoutMs: 20_000 });
         expect(paste.stdout.toString()).toBe(primary);
       } finally {
         await pcopy.stop();
       }
       const secret = `host-${randomBytes(6).toString("hex")}`;
-      const host = await copy(secret, sway.env, "host-copy");
+      const host = await serveHostSelection(sway, tmp.dir, secret);
       try {
-        for (let i = 0; (await hostPaste()) !== secret; i++) {
-          if (i > 50) throw new Error("host wl-copy never set the selection");
-          await sleep(100);
-        }
         const paste = await run("wl-paste", ["-n"], { env: vm.stack.env, timeoutMs: 20_000 });
         expect(paste.stdout.toString()).toBe(secret);
       } finally {
@@ -322,12 +294,8 @@ describe("crossway wayland-filter clipboard directions against headless sway", (
         await guest.stop();
       }
       const secret = `host-${randomBytes(6).toString("hex")}`;
-      const host = await copy(secret, sway.env, "host-copy");
+      const host = await serveHostSelection(sway, tmp.dir, secret);
       try {
-        for (let i = 0; (await hostPaste()) !== secret; i++) {
-          if (i > 50) throw new Error("host wl-copy never set the selection");
-          await sleep(100);
-        }
         const paste = await run("wl-paste", ["-n"], { env: vm.stack.env, timeoutMs: 20_000 });
         expect(paste.stdout.toString()).not.toContain(secret);
       } finally {

@@ -1,7 +1,7 @@
 // The host-side Wayland filter's per-VM policy: globals, window tags, selection directions and quotas (strict JSON).
-import { readFileSync } from "node:fs";
 import { CrosswayError } from "../../errors.ts";
 import { MAX_MESSAGE_SIZE_LIMIT } from "../../wire/wayland/framer.ts";
+import { readConfigFile } from "../read-config-file.ts";
 import { applyGlobalOverrides } from "../wayland/globals-overrides.ts";
 import { DEFAULT_GLOBALS, type GlobalRule } from "../wayland/registry-policy.ts";
 import type { TagMode } from "../wayland/tag-string.ts";
@@ -223,14 +223,6 @@ export function parseFilterPolicy(text: string, file: string, nameOverride?: str
 
 /** Reads and parses a policy file; errors name the file and the offending key. */
 export function loadFilterPolicy(path: string, nameOverride?: string): FilterPolicy {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw new CrosswayError(
-      "CW_CONFIG",
-      `${path}: cannot read (${err instanceof Error ? err.message : String(err)})`,
-    );
-  }
+  const text = readConfigFile(path);
   return parseFilterPolicy(text, path, nameOverride);
 }

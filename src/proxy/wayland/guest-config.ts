@@ -1,7 +1,7 @@
 // The guest proxy's configuration file: registry policy overrides, tagging and limits, validated strictly.
-import { readFileSync } from "node:fs";
 import { CrosswayError } from "../../errors.ts";
 import { MAX_MESSAGE_SIZE_LIMIT } from "../../wire/wayland/framer.ts";
+import { readConfigFile } from "../read-config-file.ts";
 import { applyGlobalOverrides } from "./globals-overrides.ts";
 import { DEFAULT_GLOBALS, type GlobalRule } from "./registry-policy.ts";
 
@@ -110,14 +110,6 @@ export function parseGuestConfig(text: string, file = "config"): GuestConfig {
 
 /** Reads and parses a config file; errors name the file and the offending key. */
 export function loadGuestConfig(path: string): GuestConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw new CrosswayError(
-      "CW_CONFIG",
-      `${path}: cannot read (${err instanceof Error ? err.message : String(err)})`,
-    );
-  }
+  const text = readConfigFile(path);
   return parseGuestConfig(text, path);
 }
