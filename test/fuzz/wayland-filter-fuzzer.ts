@@ -11,6 +11,7 @@
 
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { CrosswayError } from "../../src/errors.ts";
 import { startSway } from "../../src/harness/sway.ts";
 import { componentLogger } from "../../src/log.ts";
 import { native } from "../../src/native.ts";
@@ -68,46 +69,49 @@ function generate(): Case {
     if (desc === undefined) continue;
     const w = new MessageWriter({ maxMessageSize: 65532 });
     const fds: string[] = [];
-    w.begin(rand(20) === 0 ? 1 + rand(64) : target, rand(30) === 0 ? rand(16) : desc.opcode);
-    for (let i = 0; i < desc.kinds.length; i++) {
-      switch (desc.kinds[i]) {
-        case ArgKind.INT:
-        case ArgKind.UINT:
-        case ArgKind.FIXED:
-          w.uint(rand(3) === 0 ? rand(1 << 16) : (INTERESTING[rand(INTERESTING.length)] as number));
-          break;
-        case ArgKind.STRING:
-          w.string(rand(10) === 0 ? null : (STRINGS[rand(STRINGS.length)] as string));
-          break;
-        case ArgKind.OBJECT:
-          w.uint(rand(6) === 0 ? rand(200) : rand(5) === 0 ? 0 : (ids[rand(ids.length)] as number));
-          break;
-        case ArgKind.NEW_ID: {
-          if (desc.untypedNewId) w.string(STRINGS[rand(3)] as string).uint(1);
-          const id = rand(15) === 0 ? rand(300) : next++;
-          w.uint(id);
-          const created = desc.argIfaces[i];
-          const ci = created !== null && created !== undefined ? registry.get(created) : undefined;
-          if (ci !== undefined) objects.set(id, ci);
-          break;
-        }
-        case ArgKind.ARRAY: {
-          const a = new Uint8Array(rand(5) === 0 ? 4096 : rand(64));
-          for (let j = 0; j < a.length; j++) a[j] = rand(256);
-          w.array(a);
-          break;
-        }
-        case ArgKind.FD:
-          fds.push(rand(2) === 0 ? `memfd:${INTERESTING[rand(8)] as number}` : "pipe-w");
-          break;
-        default:
-          w.uint(rand(256));
-      }
-    }
     try {
+      w.begin(rand(20) === 0 ? 1 + rand(64) : target, rand(30) === 0 ? rand(16) : desc.opcode);
+      for (let i = 0; i < desc.kinds.length; i++) {
+        switch (desc.kinds[i]) {
+          case ArgKind.INT:
+          case ArgKind.UINT:
+          case ArgKind.FIXED:
+            w.uint(rand(3) === 0 ? rand(1 << 16) : (INTERESTING[rand(INTERESTING.length)] as number));
+            break;
+          case ArgKind.STRING:
+            w.string(rand(10) === 0 ? null : (STRINGS[rand(STRINGS.length)] as string));
+            break;
+          case ArgKind.OBJECT:
+            w.uint(rand(6) === 0 ? rand(200) : rand(5) === 0 ? 0 : (ids[rand(ids.length)] as number));
+            break;
+          case ArgKind.NEW_ID: {
+            if (desc.untypedNewId) w.string(STRINGS[rand(3)] as string).uint(1);
+            const id = rand(15) === 0 ? rand(300) : next++;
+            w.uint(id);
+            const created = desc.argIfaces[i];
+            const ci = created !== null && created !== undefined ? registry.get(created) : undefined;
+            // A null new_id is sent (a mutation worth trying) but is no object to address later.
+            if (ci !== undefined && id !== 0) objects.set(id, ci);
+            break;
+          }
+          case ArgKind.ARRAY: {
+            const a = new Uint8Array(rand(5) === 0 ? 4096 : rand(64));
+            for (let j = 0; j < a.length; j++) a[j] = rand(256);
+            w.array(a);
+            break;
+          }
+          case ArgKind.FD:
+            fds.push(rand(2) === 0 ? `memfd:${INTERESTING[rand(8)] as number}` : "pipe-w");
+            break;
+          default:
+            w.uint(rand(256));
+        }
+      }
       w.end();
-    } catch {
-      continue; // over the size limit: the writer refuses to encode it
+    } catch (err) {
+      // The writer refuses what it cannot encode (over the size limit, a NUL in a string): try another message.
+      if (err instanceof CrosswayError) continue;
+      throw err;
     }
     push(w, fds);
     if (desc.destructor && rand(2) === 0) objects.delete(target);
