@@ -30,7 +30,9 @@ it(`fuzzes the Wayland filter guest → host against sway for ${SECONDS} s: no c
     seedBlocks: number;
   };
   console.log(`wayland filter fuzz: ${out}`);
-  expect(stats.execs).toBeGreaterThan(SECONDS * 5);
+  // Each case is a fresh connection through the filter to sway and a round trip: a few per second on a loaded
+  // 2-core machine (256 in 60 s at load average 13). This floor only catches a fuzzer that stopped running cases.
+  expect(stats.execs).toBeGreaterThan(SECONDS);
   // Guidance works: mutated inputs reached blocks the generated seeds did not.
   expect(stats.blocks).toBeGreaterThan(stats.seedBlocks);
 }, 240_000);
