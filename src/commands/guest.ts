@@ -1,6 +1,7 @@
 // `crossway guest`: the guest session's Wayland proxy, carrying every client to the host over cross-domain.
 
 import type { CommandSpec } from "../cli-options.ts";
+import { CrosswayError } from "../errors.ts";
 import { takeListenFds } from "../fd/listen-fds.ts";
 import { componentLogger } from "../log.ts";
 import { DEFAULT_GUEST_CONFIG, type GuestConfig, loadGuestConfig } from "../proxy/wayland/guest-config.ts";
@@ -26,6 +27,11 @@ export const guestCommand: CommandSpec = {
       value: "NAME|PATH",
       help: "display to serve (default: first free wayland-N in $XDG_RUNTIME_DIR; LISTEN_FDS wins)",
     },
+    {
+      name: "identifiers",
+      value: "auto|4|28",
+      help: "identifier slots per SEND/RECEIVE: learned from the host (auto, default), or 4 (rutabaga 0.1.2, libkrun protocol 0) or 28",
+    },
     { name: "config", value: "FILE", help: "JSON config: globals allowlist and caps, tags, limits" },
     { name: "protocol", value: "PATH", help: "extra protocol XML file or directory", repeatable: true },
     { name: "title-prefix", value: "TEXT", help: "prefix every window title (overrides the config)" },
@@ -33,6 +39,16 @@ export const guestCommand: CommandSpec = {
   ],
   async run(args) {
     const device = checkDeviceSpec(args.str("device") as string);
+    const identifiers = args.str("identifiers") ?? "auto";
+    if (identifiers !== "auto" && identifiers !== "4" && identifiers !== "28") {
+      throw new CrosswayError(
+        "CW_USAGE",
+        `crossway guest: --identifiers must be auto, 4 or 28, not '${identifiers}'`,
+        {
+          value: identifiers,
+        },
+      );
+    }
     const configPath = args.str("config");
     let config: GuestConfig = configPath !== undefined ? loadGuestConfig(configPath) : DEFAULT_GUEST_CONFIG;
     const title = args.str("title-prefix");
@@ -45,6 +61,7 @@ export const guestCommand: CommandSpec = {
     const socket = args.str("socket");
     const server = GuestServer.start({
       device,
+      identifiers: identifiers === "auto" ? "auto" : identifiers === "4" ? 4 : 28,
       ...(socket !== undefined ? { socket } : {}),
       listenFds: takeListenFds(),
       config,

@@ -5,6 +5,7 @@ import { deviceCommand } from "./device.ts";
 import { guestCommand } from "./guest.ts";
 import { pipewireFilterCommand } from "./pipewire-filter.ts";
 import { traceCommand } from "./trace.ts";
+import { vmRunCommand } from "./vm-run.ts";
 import { waylandFilterCommand } from "./wayland-filter.ts";
 
 /** All subcommands, in the order `crossway --help` lists them. */
@@ -15,4 +16,5 @@ export const commands: readonly CommandSpec[] = [
   waylandFilterCommand,
   traceCommand,
   demoCommand,
+  vmRunCommand,
 ];

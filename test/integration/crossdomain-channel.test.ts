@@ -6,6 +6,15 @@ import { CrossDomainChannel, closeItems, type ReceivedItem } from "../../src/cro
 import { openEmulatedVirtGpu } from "../../src/crossdomain/emulated-virtgpu.ts";
 import { ChannelType, DrmFormat, MAX_SEND_RECV_SIZE } from "../../src/crossdomain/protocol.ts";
 import { CrosswayError } from "../../src/errors.ts";
+import {
+  F_SEAL_GROW,
+  F_SEAL_SHRINK,
+  F_SEAL_WRITE,
+  MAP_SHARED,
+  MFD_ALLOW_SEALING,
+  PROT_READ,
+  PROT_WRITE,
+} from "../../src/fd/constants.ts";
 import { native } from "../../src/native.ts";
 import {
   type DeviceProcess,
@@ -22,14 +31,6 @@ import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { waitFor } from "../helpers/processes.ts";
 
 useFdLeakCheck();
-
-const MFD_ALLOW_SEALING = 2;
-const F_SEAL_SHRINK = 2;
-const F_SEAL_GROW = 4;
-const F_SEAL_WRITE = 8;
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const MAP_SHARED = 1;
 
 let tmp: ReturnType<typeof tempDir>;
 let device: DeviceProcess;

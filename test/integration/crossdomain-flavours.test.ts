@@ -216,7 +216,6 @@ describe("back-pressure, queries and teardown", () => {
     });
     const blob = await ch.createHostBlob(await ch.imageRequirements(4096, 1, DrmFormat.R8));
     const exp = await blob.export();
-    blob.close();
     const imported = await ch.importDmabuf(exp.fd);
     const again = await ch.importDmabuf(exp.fd);
     expect(imported.resourceId).toBe(blob.resourceId);
@@ -224,6 +223,7 @@ describe("back-pressure, queries and teardown", () => {
     ch.send(Uint8Array.of(9), [{ kind: "blob", resourceId: imported.resourceId }]);
     imported.release();
     again.release();
+    blob.close();
     const r = await readPeer(peer, 1);
     expect(r.fds.length).toBe(1);
     const plain = native.memfdCreate("client-shm", 0);

@@ -24,6 +24,7 @@ import { type DecodedMessage, Direction, WireConnection } from "../../wire/wayla
 import { TokenBucket } from "../token-bucket.ts";
 import { ClientOutput } from "../wayland/client-output.ts";
 import { GlobalFilter } from "../wayland/global-filter.ts";
+import { msg } from "../wayland/message-desc.ts";
 import { tagString } from "../wayland/tag-string.ts";
 import type { WlAuditAction, WlAuditSink } from "./audit.ts";
 import { type FilterPolicy, guestMayOffer, guestMayRead, type SelectionMode } from "./filter-policy.ts";
@@ -48,12 +49,6 @@ type OfferKind = "clipboard" | "primarySelection" | "dnd";
 type Hook = (m: DecodedMessage) => "drop" | undefined;
 
 const NO_FDS: readonly number[] = Object.freeze([]);
-
-/** Finds a message descriptor by interface and name (undefined when the tables lack the protocol). */
-function msg(r: ProtocolRegistry, iface: string, name: string, event: boolean): MessageDesc | undefined {
-  const i = r.get(iface);
-  return (event ? i?.events : i?.requests)?.find((m) => m.name === name);
-}
 
 /** A refusal that ends the connection: the compositor's own wl_display.error, then the audit line's rule. */
 class Refusal extends WireProtocolError {
