@@ -132,7 +132,10 @@ class BridgedClient {
   }
 }
 
-/** A listening bridge: each client gets its own WAYLAND channel on the emulated device at `devicePath`. */
+/**
+ * A listening bridge: each client gets its own WAYLAND channel on `deviceSpec` (`emulated:PATH` for the emulated
+ * device, `virtgpu` inside a VM: what any guest process that can open the DRM node can do).
+ */
 export class RawChannelBridge {
   private readonly listenFd: number;
   private readonly watcher: NativeWatcher;
@@ -142,7 +145,7 @@ export class RawChannelBridge {
 
   constructor(
     readonly socketPath: string,
-    private readonly devicePath: string,
+    private readonly deviceSpec: string,
   ) {
     removeStaleSocket(socketPath);
     this.listenFd = native.unixListen(socketPath, 16);
@@ -155,7 +158,7 @@ export class RawChannelBridge {
       const fd = native.unixAccept(this.listenFd);
       if (fd === AGAIN) return;
       const p = CrossDomainChannel.open({
-        gpu: openVirtGpu(`emulated:${this.devicePath}`),
+        gpu: openVirtGpu(this.deviceSpec),
         channelType: ChannelType.WAYLAND,
       }).then(
         (channel) => {

@@ -32,7 +32,10 @@ export async function startFilteredVm(
   let stack: CrosswayStack | undefined;
   try {
     stack = await startCrosswayStack(filter.asCompositor());
-    const bridge = new RawChannelBridge(join(dir, `${label}-attacker.sock`), stack.deviceSocketPath);
+    const bridge = new RawChannelBridge(
+      join(dir, `${label}-attacker.sock`),
+      `emulated:${stack.deviceSocketPath}`,
+    );
     const s = stack;
     return {
       filter,
