@@ -3,9 +3,11 @@
 import type { CommandSpec, ParsedArgs } from "../cli-options.ts";
 import { attachControl } from "../control/attach.ts";
 import { Reloadable } from "../control/reload.ts";
+import type { HostFlavor } from "../crossdomain/protocol.ts";
 import { CrosswayError } from "../errors.ts";
-import { takeListenFds } from "../fd/listen-fds.ts";
+import { type ListenFd, takeListenFds } from "../fd/listen-fds.ts";
 import { componentLogger } from "../log.ts";
+import { GuestPipeWireServer } from "../proxy/pipewire-guest/server.ts";
 import { DEFAULT_GUEST_CONFIG, type GuestConfig, loadGuestConfig } from "../proxy/wayland/guest-config.ts";
 import { checkDeviceSpec, GuestServer } from "../proxy/wayland/guest-server.ts";
 import { loadExtraProtocols } from "../trace/load-protocols.ts";
@@ -45,6 +47,19 @@ export const guestCommand: CommandSpec = {
       help: "identifier slots per SEND/RECEIVE: learned from the host (auto, default), or 4 (rutabaga 0.1.2, libkrun protocol 0) or 28",
     },
     {
+      name: "pipewire",
+      value: "NAME|PATH",
+      optionalValue: true,
+      help: "also serve PipeWire (default pipewire-0 in $XDG_RUNTIME_DIR; a LISTEN_FDNAMES entry 'pipewire' wins)",
+    },
+    {
+      name: "pipewire-flavor",
+      value: "libkrun|crosvm",
+      choices: ["libkrun", "crosvm"],
+      help: "host flavour for PipeWire channels: 24-byte INIT (libkrun, default) or 20-byte (crosvm/upstream)",
+    },
+    { name: "no-wayland", help: "serve no Wayland socket (PipeWire only; needs --pipewire)" },
+    {
       name: "config",
       value: "FILE",
       help: "JSON config: globals allowlist and caps, tags, limits (SIGHUP reloads it for new clients)",
@@ -72,27 +87,40 @@ export const guestCommand: CommandSpec = {
     loadExtraProtocols(registry, [...config.protocolPaths, ...args.list("protocol")]);
     const log = componentLogger("guest");
     const socket = args.str("socket");
-    // systemd names each socket (FileDescriptorName=): "wayland" is ours; "pipewire" is for `guest --pipewire`.
-    const inherited = takeListenFds();
-    const pipewire = inherited.find((l) => l.name === "pipewire");
-    if (pipewire !== undefined) {
-      throw new CrosswayError(
-        "CW_LISTEN_FDS",
-        `crossway guest: systemd passed a socket named 'pipewire' (fd ${pipewire.fd}) but this build serves Wayland only`,
-        { value: pipewire.fd },
-      );
+    const { wayland: waylandFds, pipewire: pipewireFds } = splitListenFds(takeListenFds());
+    // A socket systemd names "pipewire" (crossway-pipewire.socket) is served as if --pipewire were given.
+    const wantPipeWire = args.flag("pipewire") || pipewireFds.length > 0;
+    const wantWayland = !args.flag("no-wayland");
+    if (!wantWayland && !wantPipeWire) {
+      throw new CrosswayError("CW_USAGE", "crossway guest: --no-wayland needs --pipewire (nothing to serve)");
     }
-    const server = GuestServer.start({
-      device,
-      identifiers: identifiers === "auto" ? "auto" : identifiers === "4" ? 4 : 28,
-      ...(socket !== undefined ? { socket } : {}),
-      listenFds: inherited,
-      config,
-      registry,
-      log,
-    });
+    let pw: GuestPipeWireServer | undefined;
+    if (wantPipeWire) {
+      const pwSocket = args.str("pipewire");
+      pw = GuestPipeWireServer.start({
+        device,
+        ...(pwSocket !== undefined ? { socket: pwSocket } : {}),
+        listenFds: pipewireFds,
+        flavor: (args.str("pipewire-flavor") ?? "libkrun") as HostFlavor,
+        log: log.child({ proto: "pipewire" }),
+      });
+      process.stdout.write(`crossway guest: PipeWire listening on ${pw.socketPath ?? "inherited sockets"}\n`);
+    }
+    let server: GuestServer | undefined;
+    if (wantWayland) {
+      server = GuestServer.start({
+        device,
+        identifiers: identifiers === "auto" ? "auto" : identifiers === "4" ? 4 : 28,
+        ...(socket !== undefined ? { socket } : {}),
+        listenFds: waylandFds,
+        config,
+        registry,
+        log,
+      });
+    }
+    const wl = server;
     const reloadable =
-      configPath === undefined
+      configPath === undefined || wl === undefined
         ? undefined
         : new Reloadable(
             config,
@@ -107,7 +135,7 @@ export const guestCommand: CommandSpec = {
               }
               return next;
             },
-            (c, generation) => server.setConfig(c, generation),
+            (c, generation) => wl.setConfig(c, generation),
           );
     const controlPath = args.str("control");
     const control = await attachControl({
@@ -116,19 +144,31 @@ export const guestCommand: CommandSpec = {
         ? { policy: { file: configPath, reloadable } }
         : {}),
       ...(controlPath !== undefined ? { controlPath } : {}),
-      connections: () => server.status(),
+      connections: () => wl?.status() ?? [],
       log,
     }).catch((err: unknown) => {
-      server.close();
+      server?.close();
+      pw?.close();
       throw err;
     });
-    const names = inherited.map((l) => `fd ${l.fd} '${l.name}'`).join(", ");
-    process.stdout.write(
-      `crossway guest: listening on ${server.socketPath ?? `inherited sockets (${names})`}${server.displayName !== undefined ? ` (WAYLAND_DISPLAY=${server.displayName})` : ""}\n`,
-    );
+    if (server !== undefined) {
+      const names = waylandFds.map((l) => `fd ${l.fd} '${l.name}'`).join(", ");
+      process.stdout.write(
+        `crossway guest: listening on ${server.socketPath ?? `inherited sockets (${names})`}${server.displayName !== undefined ? ` (WAYLAND_DISPLAY=${server.displayName})` : ""}\n`,
+      );
+    }
     await waitForStopSignal();
     control.close();
-    server.close();
+    server?.close();
+    pw?.close();
     return 0;
   },
 };
+
+/** systemd sockets named "pipewire" (LISTEN_FDNAMES, FileDescriptorName=) serve PipeWire; the others Wayland. */
+function splitListenFds(fds: ListenFd[]): { wayland: ListenFd[]; pipewire: ListenFd[] } {
+  return {
+    wayland: fds.filter((l) => l.name !== "pipewire"),
+    pipewire: fds.filter((l) => l.name === "pipewire"),
+  };
+}
