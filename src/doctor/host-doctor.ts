@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { loadPipeWirePolicy } from "../proxy/pipewire/policy-file.ts";
-import { loadGuestConfig } from "../proxy/wayland/guest-config.ts";
+import { loadFilterPolicy } from "../proxy/wayland-filter/filter-policy.ts";
 import { type Finding, finding } from "./finding.ts";
 import { PipeWireProbe, pipewireFinding, pipewireProbeRequest } from "./pipewire-probe.ts";
 import { type RoundTripResult, socketRoundTrip } from "./socket-round-trip.ts";
@@ -119,7 +119,8 @@ function pushInto<T>(probe: { push(b: Uint8Array): T | undefined }): (b: Uint8Ar
 /** A per-VM filter: its policy file, the loader that checks it, and the socket its unit serves (%t/crossway/VM/). */
 interface FilterKind {
   readonly file: string;
-  readonly load: (path: string) => unknown;
+  /** Loads and checks the file as the filter's unit would (`vm` is the instance name, the unit's --name). */
+  readonly load: (path: string, vm: string) => unknown;
   readonly socket: string;
   readonly unit: string;
   readonly probe: (
@@ -141,9 +142,8 @@ const FILTERS: readonly FilterKind[] = [
     },
   },
   {
-    // The Wayland policy uses the guest config's schema (globals allowlist and caps, tags, limits).
     file: "wayland.json",
-    load: loadGuestConfig,
+    load: (path, vm) => loadFilterPolicy(path, vm),
     socket: "wayland-0",
     unit: "crossway-wayland-filter",
     probe: async (path, ms, check) => {
@@ -177,7 +177,7 @@ export async function policyFindings(
       const path = join(dir, vm, k.file);
       if (!existsSync(path)) continue;
       try {
-        k.load(path);
+        k.load(path, vm);
         out.push(finding("ok", `policy ${vm}`, `${path} loads`));
       } catch (err) {
         out.push(

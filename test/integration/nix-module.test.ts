@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { beforeAll, describe, expect, it } from "vitest";
 import { parsePipeWirePolicy } from "../../src/proxy/pipewire/policy-file.ts";
 import { parseGuestConfig } from "../../src/proxy/wayland/guest-config.ts";
+import { parseFilterPolicy } from "../../src/proxy/wayland-filter/filter-policy.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { requireCommand, run } from "../helpers/processes.ts";
 
@@ -63,7 +64,7 @@ describe("nix/ without nixpkgs", () => {
       expect(directives(text), f).toEqual(directives(contrib(f)));
   });
 
-  const vms = `{ work = { waylandPolicy = { titlePrefix = "[work] "; globals.wl_seat = false; }; pipewirePolicy = { profile = "camera"; targets = [ "cam0" ]; }; }; audio = { waylandPolicy = null; pipewirePolicy = { profile = "audio-playback"; }; }; }`;
+  const vms = `{ work = { waylandPolicy = { title.prefix = "[work] "; globals.wl_seat = false; }; pipewirePolicy = { profile = "camera"; targets = [ "cam0" ]; }; }; audio = { waylandPolicy = null; pipewirePolicy = { profile = "audio-playback"; }; }; }`;
 
   it("module.nix: options, unit texts with the package's binary, per-VM instances and policy files", async () => {
     const out = (await evalJson("test/nix/eval-module.nix", [
@@ -116,9 +117,13 @@ describe("nix/ without nixpkgs", () => {
     expect(parseGuestConfig(out.etc["crossway/guest.json"] as string, "guest.json").titlePrefix).toBe(
       "[vm] ",
     );
+    // wayland.json as crossway wayland-filter reads it, with the unit's --name %i.
     expect(
-      parseGuestConfig(out.etc["crossway/work/wayland.json"] as string, "wayland.json").titlePrefix,
-    ).toBe("[work] ");
+      parseFilterPolicy(out.etc["crossway/work/wayland.json"] as string, "wayland.json", "work").title,
+    ).toEqual({
+      mode: "prefix",
+      text: "[work] ",
+    });
     expect(
       parsePipeWirePolicy(out.etc["crossway/work/pipewire.json"] as string, "pipewire.json"),
     ).toMatchObject({
