@@ -169,7 +169,7 @@ rec {
       kind = "wayland";
       title = "Wayland";
       socket = "wayland-0";
-      extraArgs = " --name %i";
+      extraArgs = " --name %i --control %t/crossway/%i/wayland-filter.ctl";
     };
     "host/crossway-pipewire-filter@.service" = filter {
       kind = "pipewire";

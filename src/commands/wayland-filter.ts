@@ -1,6 +1,8 @@
 // `crossway wayland-filter`: the host-side boundary between a VM's Wayland clients and the real compositor.
 
 import type { CommandSpec } from "../cli-options.ts";
+import { attachControl } from "../control/attach.ts";
+import { Reloadable } from "../control/reload.ts";
 import { CrosswayError } from "../errors.ts";
 import { takeListenFds } from "../fd/listen-fds.ts";
 import { componentLogger } from "../log.ts";
@@ -29,6 +31,7 @@ export const waylandFilterCommand: CommandSpec = {
     },
     { name: "name", value: "VM", help: "the VM's name, for tags and audit lines (overrides the policy's)" },
     { name: "protocol", value: "PATH", help: "extra protocol XML file or directory", repeatable: true },
+    { name: "control", value: "PATH", help: "control socket for `crossway status`" },
   ],
   async run(args) {
     const name = args.str("name");
@@ -57,10 +60,34 @@ export const waylandFilterCommand: CommandSpec = {
       audit: pinoWlAuditSink,
       log: componentLogger("wayland-filter"),
     });
+    const controlPath = args.str("control");
+    const log = componentLogger("wayland-filter");
+    const control = await attachControl({
+      command: "wayland-filter",
+      ...(policyPath !== undefined
+        ? {
+            policy: {
+              file: policyPath,
+              reloadable: new Reloadable(
+                policy,
+                () => loadFilterPolicy(policyPath, name),
+                (p, generation) => filter.setPolicy(p, generation),
+              ),
+            },
+          }
+        : {}),
+      ...(controlPath !== undefined ? { controlPath } : {}),
+      connections: () => filter.status(),
+      log,
+    }).catch((err: unknown) => {
+      filter.close();
+      throw err;
+    });
     process.stdout.write(
       `crossway wayland-filter: VM ${policy.name} listening on ${filter.listenPath ?? "inherited sockets"}\n`,
     );
     await waitForStopSignal();
+    control.close();
     filter.close();
     return 0;
   },

@@ -256,3 +256,81 @@ describe("crossway pipewire-filter: status and reload", () => {
     await proc.stop();
   });
 });
+
+describe("crossway wayland-filter: status and reload", () => {
+  let weston: Compositor;
+  let dirs: PeerDirs;
+
+  beforeAll(async () => {
+    weston = await startWeston();
+    dirs = makePeerDirs("wlfreload");
+    mkdirSync(dirs.base, { recursive: true });
+  });
+
+  afterAll(async () => {
+    await weston?.stop();
+    dirs?.remove();
+  });
+
+  it("new connections get the reloaded policy, connected ones keep theirs, a bad file is refused", async () => {
+    const policy = join(dirs.base, "wayland.json");
+    const control = join(dirs.base, "wlf.ctl");
+    const listen = join(dirs.base, "wlf.sock");
+    writeFileSync(policy, JSON.stringify({}));
+    const filter = await startCrosswayCommand(
+      [
+        "wayland-filter",
+        "--listen",
+        listen,
+        "--upstream",
+        weston.socketPath,
+        "--policy",
+        policy,
+        "--name",
+        "vm1",
+        "--control",
+        control,
+      ],
+      join(dirs.base, "wlf.log"),
+    );
+    const clients: WaylandTestClient[] = [];
+    try {
+      const a = await connectWithRegistry(listen);
+      clients.push(a.client);
+      expect(hasGlobal(a.client, "wp_viewporter")).toBe(true);
+      writeFileSync(policy, JSON.stringify({ globals: { wp_viewporter: false } }));
+      process.kill(filter.proc.pid, "SIGHUP");
+      await waitFor(
+        "the filter's reload line",
+        () => (filter.stdout().includes("(generation 2)") ? true : undefined),
+        {
+          timeoutMs: STEP_TIMEOUT_MS,
+        },
+      );
+      const b = await connectWithRegistry(listen);
+      clients.push(b.client);
+      expect(hasGlobal(b.client, "wp_viewporter")).toBe(false);
+      a.client.globals.clear();
+      await a.client.getRegistry();
+      expect(hasGlobal(a.client, "wp_viewporter")).toBe(true);
+      writeFileSync(policy, JSON.stringify({ quotas: { nonsense: 1 } }));
+      process.kill(filter.proc.pid, "SIGHUP");
+      await waitFor(
+        "the filter's refusal line",
+        () => (filter.log().includes("reload refused") ? true : undefined),
+        {
+          timeoutMs: STEP_TIMEOUT_MS,
+        },
+      );
+      expect(filter.log()).toMatch(
+        /reload refused, keeping generation 2: .*wayland\.json: quotas: unknown key 'nonsense'/,
+      );
+      const s = await status(control);
+      expect(s).toMatchObject({ command: "wayland-filter", policyFile: policy, policyGeneration: 2 });
+      expect(s.connections.map((x) => x.policyGeneration).sort()).toEqual([1, 2]);
+    } finally {
+      for (const c of clients) c.close();
+      await filter.stop();
+    }
+  });
+});

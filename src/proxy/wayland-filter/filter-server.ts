@@ -1,5 +1,7 @@
 // The Wayland filter's listener: the socket a VMM's cross-domain channel connects to; one FilterSession per client.
+
 import { unlinkSync } from "node:fs";
+import type { ConnectionStatus } from "../../control/status-report.ts";
 import type { ListenFd } from "../../fd/listen-fds.ts";
 import { removeStaleSocket } from "../../fd/stale-socket.ts";
 import type { Logger } from "../../log.ts";
@@ -28,13 +30,17 @@ export interface WaylandFilter {
   readonly listenPath: string | undefined;
   /** Live connections. */
   readonly sessions: ReadonlySet<FilterSession>;
+  /** Policy for connections accepted from now on (SIGHUP reload); connected clients keep theirs. */
+  setPolicy(policy: FilterPolicy, generation: number): void;
+  /** Every live connection's figures, for `crossway status`. */
+  status(): ConnectionStatus[];
   /** Stops listening, ends every connection and removes the socket file it created. Idempotent. */
   close(): void;
 }
 
 /** Listens (or adopts inherited sockets) and filters every accepted client to its own compositor connection. */
 export function startWaylandFilter(opts: WaylandFilterOptions): WaylandFilter {
-  const ctx: FilterContext = {
+  let ctx: FilterContext = {
     registry: opts.registry,
     policy: opts.policy,
     audit: opts.audit,
@@ -49,6 +55,8 @@ export function startWaylandFilter(opts: WaylandFilterOptions): WaylandFilter {
   }
   const listenFds = created !== undefined ? [created] : inherited.map((l) => l.fd);
   const sessions = new Set<FilterSession>();
+  const generations = new Map<FilterSession, number>();
+  let generation = 1;
   let counter = 0;
   let closed = false;
 
@@ -66,8 +74,12 @@ export function startWaylandFilter(opts: WaylandFilterOptions): WaylandFilter {
       );
       return;
     }
-    const s = FilterSession.start(clientFd, up, ctx, tag, (done) => sessions.delete(done));
+    const s = FilterSession.start(clientFd, up, ctx, tag, (done) => {
+      sessions.delete(done);
+      generations.delete(done);
+    });
     sessions.add(s);
+    generations.set(s, generation);
     opts.log.info({ vm: opts.policy.name, client: tag }, "client connected");
   };
 
@@ -94,6 +106,14 @@ export function startWaylandFilter(opts: WaylandFilterOptions): WaylandFilter {
   return {
     listenPath: created !== undefined ? opts.listenPath : undefined,
     sessions,
+    setPolicy(policy, gen) {
+      ctx = { ...ctx, policy };
+      generation = gen;
+      opts.log.info({ vm: policy.name, generation: gen }, "policy replaced for new connections");
+    },
+    status() {
+      return [...sessions].map((x) => ({ ...x.status(), policyGeneration: generations.get(x) ?? 0 }));
+    },
     close() {
       if (closed) return;
       closed = true;

@@ -5,6 +5,7 @@
 //
 // Unlike the guest proxy, fds pass through unchanged (both ends are on the host); what the filter adds is the
 // boundary: hidden globals, version caps, tags the VM cannot remove, selection directions, quotas and a rate.
+import type { ConnectionStatus } from "../../control/status-report.ts";
 import { CrosswayError } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
 import {
@@ -101,6 +102,9 @@ export class FilterSession {
   /** Buffers hold their pool's entry, not its id: a pool id can be taken again while old buffers live on. */
   private readonly bufferPool = new Map<number, ShmPoolCharge>();
   private shmBytes = 0;
+  /** For `crossway status`: when the client connected, and how many audit records it caused. */
+  private readonly startedAt = Date.now();
+  private refusals = 0;
 
   private constructor(
     readonly clientFd: number,
@@ -549,6 +553,7 @@ export class FilterSession {
   // Errors and teardown
 
   private audit(object: string, message: string, rule: string, action: WlAuditAction, detail: string): void {
+    this.refusals++;
     this.ctx.audit({ vm: this.ctx.policy.name, client: this.tag, object, message, rule, action, detail });
   }
 
@@ -599,6 +604,18 @@ export class FilterSession {
   }
 
   /** Ends the connection: both sockets, every queued fd. The compositor frees the client's resources. Idempotent. */
+  /** The connection's figures for `crossway status` (objects: the client's live objects in the compositor). */
+  status(): Omit<ConnectionStatus, "policyGeneration"> {
+    return {
+      tag: this.tag,
+      objects: this.objects,
+      shmBytes: this.shmBytes,
+      queuedBytes: this.toClient.pending,
+      ageMs: Date.now() - this.startedAt,
+      refusals: this.refusals,
+    };
+  }
+
   close(why: string, level: "info" | "warn" = "info"): void {
     if (this.closed) return;
     this.closed = true;
