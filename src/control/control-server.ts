@@ -1,7 +1,8 @@
 // A command's control socket: answers one JSON request per connection (`{"cmd":"status"}`) with one JSON line.
-import { chmodSync, lstatSync, unlinkSync } from "node:fs";
+import { chmodSync, unlinkSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { CrosswayError } from "../errors.ts";
+import { removeStaleSocket } from "../fd/stale-socket.ts";
 import type { Logger } from "../log.ts";
 import type { StatusReport } from "./status-report.ts";
 
@@ -15,18 +16,6 @@ export interface ControlServer {
   close(): void;
 }
 
-/** Removes a stale socket from an earlier run; refuses to remove anything that is not a socket. */
-function removeStale(path: string): void {
-  try {
-    if (!lstatSync(path).isSocket()) {
-      throw new CrosswayError("CW_CONFIG", `--control ${path} exists and is not a socket`, { value: path });
-    }
-    unlinkSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
-}
-
 /**
  * Listens on `path` (mode 0600: only the command's user may ask) and answers `status` with `report()`.
  * Resolves once the socket accepts connections, so a ready line printed after it is true.
@@ -36,7 +25,7 @@ export async function startControlServer(
   report: () => StatusReport,
   log: Logger,
 ): Promise<ControlServer> {
-  removeStale(path);
+  removeStaleSocket(path, "--control");
   const open = new Set<Socket>();
   const server: Server = createServer((sock) => {
     open.add(sock);
