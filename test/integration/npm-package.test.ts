@@ -19,7 +19,9 @@ const ALLOWED = [
   /^package\.json$/,
   /^README\.md$/,
   /^bin\/crossway\.js$/,
-  /^src\/(?!.*\.test\.ts$)(?!.*\.d\.ts$).+\.ts$/,
+  /^src\/(?!.*\.test\.ts$)(?!.*\.d\.ts$).+\.(ts|mjs)$/,
+  // What `crossway vm-run` and `demo --vm` run: the VM's build recipe and the guest's init.
+  /^scripts\/(setup-vm|vm-guest-init)\.sh$/,
   /^native\/binding\.gyp$/,
   /^native\/src\/[^/]+\.(cc|h)$/,
   /^contrib\/systemd\/(guest|host)\/[^/]+\.(service|socket|conf)$/,
