@@ -37,6 +37,8 @@ export const pipewireFilterCommand: CommandSpec = {
       ...(args.str("tag") !== undefined ? { tag: args.str("tag") as string } : {}),
       cameraControls: args.flag("camera-controls"),
     });
+    // Tests and wrappers wait for this line before connecting (the socket file exists before listen()).
+    process.stdout.write(`crossway pipewire-filter: listening on ${args.str("listen") as string}\n`);
     await waitForStopSignal();
     filter.close();
     return 0;

@@ -1,5 +1,6 @@
-// A cross-domain channel over a VirtGpu: rings, INIT, the single outstanding POLL, SEND splitting, RECEIVE/READ
-// dispatch, pipes and eventfds, and cached image requirements. The guest proxies (Wayland, PipeWire) build on this.
+// A cross-domain channel over a VirtGpu: rings, INIT, the single outstanding POLL, SENDs (planned by send-plan.ts),
+// RECEIVE/READ dispatch, and cached image requirements; its pipes and eventfds live in channel-pipes.ts. The guest
+// proxies (Wayland, PipeWire) build on this.
 //
 //   guest proxy ──send(bytes, items)──▶ SEND (≤ 3744 B, ≤ 28 ids, ≤ 1 READ_PIPE each) ──execbuffer──▶ host
 //   guest proxy ◀─onReceive(bytes, items)── RECEIVE ◀── channel ring ◀── fence event ◀── POLL (ring 1) ── host
@@ -9,18 +10,17 @@
 // eventfd ends handed to clients are all local pipes and eventfds).
 import { CrosswayError } from "../errors.ts";
 import { componentLogger, type Logger } from "../log.ts";
-import { AGAIN, type NativeWatcher, native, POLL_READABLE, POLL_WRITABLE } from "../native.ts";
+import { native } from "../native.ts";
+import { getU32 } from "../wire/bytes.ts";
+import { asChannelError, ChannelPipes } from "./channel-pipes.ts";
 import {
   type CrossDomainMessage,
   decodeImageRequirements,
   decodeRingMessage,
   encodeGetImageRequirements,
-  encodeIdCommand,
   encodeInit,
   encodePoll,
-  encodeReadWrite,
   encodeSendReceive,
-  getU32,
   type IdentifierList,
   type ImageRequirements,
   type InitForm,
@@ -41,11 +41,10 @@ import {
   IdentifierType,
   isReceivedEventfdType,
   MAX_SEND_RECV_SIZE,
-  PIPE_READ_START,
   QUERY_RING,
-  READ_WRITE_HEADER_SIZE,
   sendReceiveHeaderSize,
 } from "./protocol.ts";
+import { planSends } from "./send-plan.ts";
 import { BlobFlags, BlobMem } from "./structs.ts";
 import type { BlobAccess, BlobHandle, BlobMapping, VirtGpu } from "./virtgpu.ts";
 
@@ -78,15 +77,18 @@ export interface ChannelOptions {
   readonly logger?: Logger;
 }
 
-/** Something sent along with bytes. */
+/**
+ * Something sent along with bytes. `end`: the byte offset in the sent data just past the message that carries the
+ * item (libwayland's rule: the fd reaches the peer no later than that message); omitted, the end of the data.
+ */
 export type SendItem =
   /** A blob of this device (a host blob from {@link CrossDomainChannel.createHostBlob}, or an imported dmabuf). */
-  | { readonly kind: "blob"; readonly resourceId: number }
+  | { readonly kind: "blob"; readonly resourceId: number; readonly end?: number }
   /**
    * The write end of a guest client's pipe (e.g. from wl_data_offer.receive). The channel takes ownership: the host
    * gets a pipe of its own, and what its peer writes there is copied into `fd`, which is closed at hang-up.
    */
-  | { readonly kind: "read-pipe"; readonly fd: number };
+  | { readonly kind: "read-pipe"; readonly fd: number; readonly end?: number };
 
 /** Something that arrived with bytes; fds are the receiver's to close. */
 export type ReceivedItem =
@@ -144,29 +146,6 @@ export interface HostBlob {
 /** Host silence tolerated after a request that needs an answer; compositors answer a sync in milliseconds. */
 const DEFAULT_HOST_TIMEOUT_MS = 30_000;
 
-/** Bytes per WRITE chunk: small keeps a host's blocking write short (P26); one page minus the header. */
-const WRITE_CHUNK = 4096 - READ_WRITE_HEADER_SIZE;
-
-interface ReadPipe {
-  fd: number;
-  /** Data the client has not taken yet (sink full): copies, in order. */
-  pending: Uint8Array[];
-  hangUpPending: boolean;
-  watcher: NativeWatcher | null;
-}
-
-interface WritePipe {
-  readonly id: number;
-  readonly fd: number;
-  readonly watcher: NativeWatcher;
-}
-
-interface LocalEventfd {
-  readonly fd: number;
-  readonly toHost: boolean;
-  readonly watcher: NativeWatcher | null;
-}
-
 /** One cross-domain channel: one virtio-gpu context connected to one host socket. */
 export class CrossDomainChannel {
   /** Bytes and items from the host. `data` is valid only during the call (it lives in the ring): copy what you keep. */
@@ -181,21 +160,14 @@ export class CrossDomainChannel {
   private sendBuf: Uint8Array;
   private ids: IdentifierList;
   private readonly pollCmd = new Uint8Array(16);
-  private readonly smallCmd = new Uint8Array(16);
-  private readonly writeBuf = new Uint8Array(READ_WRITE_HEADER_SIZE + WRITE_CHUNK);
-  private readonly chunk = new Uint8Array(WRITE_CHUNK);
-  private nextReadPipe = PIPE_READ_START;
-  private readonly readPipes = new Map<number, ReadPipe>();
-  private readonly writePipes = new Map<number, WritePipe>();
-  private readonly eventfds = new Map<number, LocalEventfd>();
+  /** Read pipes, write pipes and eventfds (channel-pipes.ts). */
+  private readonly pipes: ChannelPipes;
   private readonly reqCache = new Map<string, Promise<ImageRequirements>>();
   private queryChain: Promise<unknown> = Promise.resolve();
   private queryInFlight = 0;
   private pollOutstanding = false;
   private paused = false;
-  private blockedSinks = 0;
   private dispatching = false;
-  private congested = false;
   private closed = false;
   private lastHostError = "";
   private answerTimer: ReturnType<typeof setTimeout> | null = null;
@@ -219,6 +191,17 @@ export class CrossDomainChannel {
     this.sendBuf = new Uint8Array(this.hdrSize + MAX_SEND_RECV_SIZE);
     this.ids = newIdentifierList(config.maxIdentifiers);
     encodePoll(this.pollCmd, 0);
+    const ch = this;
+    this.pipes = new ChannelPipes({
+      get closed() {
+        return ch.closed;
+      },
+      execbuffer: (cmd) => gpu.execbuffer(cmd),
+      fail: (error) => this.fail(error),
+      poll: () => this.poll(),
+      onDrain: () => this.onDrain(),
+      assertOpen: (what) => this.assertOpen(what),
+    });
   }
 
   /**
@@ -329,7 +312,7 @@ export class CrossDomainChannel {
       ch.hostTimeoutMs = options.hostTimeoutMs ?? DEFAULT_HOST_TIMEOUT_MS;
       gpu.onHostError = (m) => ch.hostError(m);
       gpu.onFence = () => ch.onFenceEvent();
-      gpu.onDrain = () => ch.drained();
+      gpu.onDrain = () => ch.pipes.drained();
       for (const m of hostErrors) ch.hostError(m);
       if (!ch.closed) ch.poll();
       log.debug({ query: query.blob.resourceId, channel: channel.blob.resourceId }, "channel open");
@@ -400,75 +383,45 @@ export class CrossDomainChannel {
 
   /**
    * Sends `data` with `items`. Splits into SENDs of at most 3744 bytes, 28 identifiers and one READ_PIPE each, with
-   * every item in a SEND at or before the bytes that follow it, so a peer sees each fd no later than its message.
-   * Items need at least one byte each group of 28 to ride on (a stream socket drops fds sent with no data).
+   * every item on a SEND that starts before the end of its message (`item.end`, default: the end of `data`), so a
+   * peer sees each fd no later than its message (planSends). Read-pipe fds become the channel's once this returns;
+   * when it throws (CW_CROSSDOMAIN_LIMIT: items without bytes to ride on), nothing was sent and they stay the caller's.
    */
   send(data: Uint8Array, items: readonly SendItem[] = []): SendResult {
     this.assertOpen("send");
     if (data.length === 0 && items.length === 0) return "sent";
-    // Group items: ≤ maxIdentifiers per SEND, ≤ 1 read pipe per SEND ([RG] "expected just one pipe pair").
-    const groups: Array<{ start: number; end: number }> = [];
-    let gStart = 0;
-    let pipes = 0;
-    for (let i = 0; i < items.length; i++) {
-      const isPipe = items[i]!.kind === "read-pipe";
-      if (i - gStart === this.config.maxIdentifiers || (isPipe && pipes === 1)) {
-        groups.push({ start: gStart, end: i });
-        gStart = i;
-        pipes = 0;
-      }
-      if (isPipe) pipes++;
-    }
-    if (items.length > 0) groups.push({ start: gStart, end: items.length });
-    const bySize = Math.ceil(data.length / MAX_SEND_RECV_SIZE);
-    const sends = Math.max(bySize, groups.length, 1);
-    if (groups.length > Math.max(data.length, 1) || (groups.length > 0 && data.length === 0)) {
-      for (const it of items) if (it.kind === "read-pipe") native.close(it.fd);
-      throw new CrosswayError(
-        "CW_CROSSDOMAIN_LIMIT",
-        `send: ${items.length} items need ${groups.length} SENDs but only ${data.length} bytes can carry them`,
-        { value: items.length },
-      );
-    }
+    const plan = planSends(
+      data.length,
+      items.map((it) => ({ pipe: it.kind === "read-pipe", end: it.end ?? data.length })),
+      { maxBytes: MAX_SEND_RECV_SIZE, maxIdentifiers: this.config.maxIdentifiers },
+    );
     let ok = true;
-    let off = 0;
-    for (let s = 0; s < sends; s++) {
-      const remainingSends = sends - s;
-      const len = Math.min(MAX_SEND_RECV_SIZE, Math.ceil((data.length - off) / remainingSends));
+    for (const p of plan) {
       const ids = this.ids;
       ids.count = 0;
-      const g = groups[s];
-      if (g !== undefined) {
-        for (let i = g.start; i < g.end; i++) {
-          const it = items[i]!;
-          const k = ids.count++;
-          if (it.kind === "blob") {
-            ids.ids[k] = it.resourceId;
-            ids.types[k] = IdentifierType.VIRTGPU_BLOB;
-          } else {
-            // [RG] context.rs send: id = max(++counter, 0x80000000); mirrored exactly (P12).
-            this.nextReadPipe = Math.max((this.nextReadPipe + 1) >>> 0, PIPE_READ_START);
-            const id = this.nextReadPipe;
-            native.setNonblockCloexec(it.fd);
-            this.readPipes.set(id, { fd: it.fd, pending: [], hangUpPending: false, watcher: null });
-            ids.ids[k] = id;
-            ids.types[k] = IdentifierType.READ_PIPE;
-          }
-          ids.sizes[k] = 0;
+      for (let i = p.firstItem; i < p.lastItem; i++) {
+        const it = items[i]!;
+        const k = ids.count++;
+        if (it.kind === "blob") {
+          ids.ids[k] = it.resourceId;
+          ids.types[k] = IdentifierType.VIRTGPU_BLOB;
+        } else {
+          ids.ids[k] = this.pipes.addReadPipe(it.fd);
+          ids.types[k] = IdentifierType.READ_PIPE;
         }
+        ids.sizes[k] = 0;
       }
       const size = encodeSendReceive(
         this.sendBuf,
         0,
         CrossDomainCmd.SEND,
         ids,
-        data.subarray(off, off + len),
+        data.subarray(p.start, p.end),
         this.config.maxIdentifiers,
       );
-      off += len;
       ok = this.gpu.execbuffer(this.sendBuf.subarray(0, size)) && ok;
     }
-    if (!ok) this.congested = true;
+    if (!ok) this.pipes.setCongested();
     return ok ? "sent" : "buffered";
   }
 
@@ -606,12 +559,7 @@ export class CrossDomainChannel {
    * 8-byte value to a local eventfd. Returns an fd of that local eventfd for the client (the caller owns it).
    */
   eventfdFromHost(id: number): number {
-    this.assertOpen("eventfdFromHost");
-    const fd = native.eventfd(0, 0);
-    this.eventfds.set(id, { fd, toHost: false, watcher: null });
-    encodeIdCommand(this.smallCmd, 0, CrossDomainCmd.READ_EVENTFD_NEW, id);
-    this.gpu.execbuffer(this.smallCmd);
-    return native.dup(fd);
+    return this.pipes.eventfdFromHost(id);
   }
 
   /**
@@ -619,24 +567,12 @@ export class CrossDomainChannel {
    * sent as WRITE {id, 8 bytes little-endian}. Returns an fd of the local eventfd for the client.
    */
   eventfdToHost(id: number): number {
-    this.assertOpen("eventfdToHost");
-    const fd = native.eventfd(0, 0);
-    const watcher = native.createWatcher(fd, () => {
-      const v = new Uint8Array(8);
-      if (native.read(fd, v, 0, 8) !== 8 || this.closed) return;
-      this.write(id, false, v);
-    });
-    watcher.start(POLL_READABLE);
-    this.eventfds.set(id, { fd, toHost: true, watcher });
-    return native.dup(fd);
+    return this.pipes.eventfdToHost(id);
   }
 
   /** Frees a host write-pipe or eventfd item with WRITE {hang_up = 1}, so it does not live until the context dies (P19). */
   releaseItem(id: number): void {
-    if (this.closed) return;
-    const e = this.eventfds.get(id);
-    if (e !== undefined) this.dropEventfd(id, e);
-    this.write(id, true, new Uint8Array(0));
+    this.pipes.releaseItem(id);
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -649,11 +585,19 @@ export class CrossDomainChannel {
     this.poll();
   }
 
+  /**
+   * Submits the POLL. Called from promise continuations and watcher callbacks, where a throw would end the whole
+   * process (unhandled rejection, or the addon's fatal exception): a failed EXECBUFFER ends this channel only.
+   */
   private poll(): void {
-    if (this.closed || this.pollOutstanding || this.paused || this.blockedSinks > 0 || this.dispatching)
+    if (this.closed || this.pollOutstanding || this.paused || this.pipes.backlogged || this.dispatching)
       return;
     this.pollOutstanding = true;
-    this.gpu.execbuffer(this.pollCmd, { ring: CHANNEL_RING });
+    try {
+      this.gpu.execbuffer(this.pollCmd, { ring: CHANNEL_RING });
+    } catch (err) {
+      this.fail(asChannelError(err, "POLL"));
+    }
   }
 
   private onFenceEvent(): void {
@@ -675,11 +619,7 @@ export class CrossDomainChannel {
       },
       (err: unknown) => {
         this.dispatching = false;
-        this.fail(
-          err instanceof CrosswayError
-            ? err
-            : new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `channel dispatch: ${(err as Error).message}`),
-        );
+        this.fail(asChannelError(err, "channel dispatch"));
       },
     );
   }
@@ -701,7 +641,7 @@ export class CrossDomainChannel {
       return;
     }
     if (m.kind === "read") {
-      this.onRead(m.identifier, m.hangUp, m.data);
+      this.pipes.onRead(m.identifier, m.hangUp, m.data);
       return;
     }
     this.log.debug({ kind: m.kind }, "ignored channel-ring message");
@@ -717,7 +657,7 @@ export class CrossDomainChannel {
         if (type === IdentifierType.VIRTGPU_BLOB) {
           items.push(await this.receiveBlob(id, size));
         } else if (type === IdentifierType.WRITE_PIPE) {
-          items.push(this.receiveWritePipe(id));
+          items.push(this.pipes.receiveWritePipe(id));
         } else if (isReceivedEventfdType(type)) {
           items.push({ kind: "eventfd", id });
         } else if (type === IdentifierType.SOCKET) {
@@ -755,144 +695,6 @@ export class CrossDomainChannel {
     }
   }
 
-  private receiveWritePipe(id: number): ReceivedItem {
-    const [r, w] = native.pipe2();
-    const watcher = native.createWatcher(r, () => this.pumpWritePipe(id));
-    this.writePipes.set(id, { id, fd: r, watcher });
-    if (!this.congested) watcher.start(POLL_READABLE);
-    return { kind: "write-pipe", id, fd: w };
-  }
-
-  private pumpWritePipe(id: number): void {
-    const p = this.writePipes.get(id);
-    if (p === undefined || this.closed) return;
-    for (let round = 0; round < 16 && !this.congested; round++) {
-      let n: number;
-      try {
-        n = native.read(p.fd, this.chunk, 0, WRITE_CHUNK);
-      } catch {
-        n = 0;
-      }
-      if (n === AGAIN) return;
-      if (n === 0) {
-        // Hang up only at EOF, never on a short read (Sommelier's P11 bug).
-        this.write(id, true, new Uint8Array(0));
-        p.watcher.stop();
-        p.watcher.close();
-        native.close(p.fd);
-        this.writePipes.delete(id);
-        return;
-      }
-      this.write(id, false, this.chunk.subarray(0, n));
-    }
-  }
-
-  private write(id: number, hangUp: boolean, data: Uint8Array): void {
-    const size = encodeReadWrite(this.writeBuf, 0, CrossDomainCmd.WRITE, id, hangUp, data);
-    if (!this.gpu.execbuffer(this.writeBuf.subarray(0, size))) this.congest();
-  }
-
-  private congest(): void {
-    if (this.congested) return;
-    this.congested = true;
-    for (const p of this.writePipes.values()) p.watcher.stop();
-  }
-
-  private drained(): void {
-    if (!this.congested || this.closed) return;
-    this.congested = false;
-    for (const p of this.writePipes.values()) p.watcher.start(POLL_READABLE);
-    this.onDrain();
-  }
-
-  private onRead(id: number, hangUp: boolean, data: Uint8Array): void {
-    const e = this.eventfds.get(id);
-    if (e !== undefined) {
-      if (data.length === 8 && !e.toHost) native.write(e.fd, data, 0, 8);
-      return;
-    }
-    const p = this.readPipes.get(id);
-    if (p === undefined) {
-      // The client closed its pipe earlier; the host keeps reading until its peer is done.
-      return;
-    }
-    if (p.pending.length === 0 && data.length > 0) {
-      const n = this.writeSink(id, p, data, 0);
-      if (n < data.length && this.readPipes.has(id)) p.pending.push(data.slice(n));
-    } else if (data.length > 0) {
-      p.pending.push(data.slice());
-    }
-    if (hangUp) p.hangUpPending = true;
-    if (p.pending.length > 0 && p.watcher === null && this.readPipes.has(id)) {
-      // The client is slow: hold the POLL (back-pressure reaches the host pipe) until the sink drains.
-      this.blockedSinks++;
-      p.watcher = native.createWatcher(p.fd, () => this.drainSink(id));
-      p.watcher.start(POLL_WRITABLE);
-    }
-    if (p.pending.length === 0 && p.hangUpPending) this.closeSink(id, p);
-  }
-
-  /** Writes what the sink takes; returns the bytes written (closes the sink on EPIPE). */
-  private writeSink(id: number, p: ReadPipe, data: Uint8Array, from: number): number {
-    let off = from;
-    while (off < data.length) {
-      let n: number;
-      try {
-        n = native.write(p.fd, data, off, data.length - off);
-      } catch {
-        // EPIPE: the client stopped reading; drop the rest.
-        this.closeSink(id, p);
-        return data.length;
-      }
-      if (n === AGAIN) break;
-      off += n;
-    }
-    return off;
-  }
-
-  private drainSink(id: number, p: ReadPipe = this.readPipes.get(id)!): void {
-    while (p.pending.length > 0) {
-      const head = p.pending[0]!;
-      const n = this.writeSink(id, p, head, 0);
-      if (!this.readPipes.has(id)) return;
-      if (n < head.length) {
-        p.pending[0] = head.subarray(n);
-        return;
-      }
-      p.pending.splice(0, 1);
-    }
-    if (p.watcher !== null) {
-      p.watcher.stop();
-      p.watcher.close();
-      p.watcher = null;
-      this.blockedSinks--;
-    }
-    if (p.hangUpPending) this.closeSink(id, p);
-    this.poll();
-  }
-
-  private closeSink(id: number, p: ReadPipe): void {
-    if (!this.readPipes.has(id)) return;
-    this.readPipes.delete(id);
-    if (p.watcher !== null) {
-      p.watcher.stop();
-      p.watcher.close();
-      p.watcher = null;
-      this.blockedSinks--;
-    }
-    native.close(p.fd);
-    this.poll();
-  }
-
-  private dropEventfd(id: number, e: LocalEventfd): void {
-    this.eventfds.delete(id);
-    if (e.watcher !== null) {
-      e.watcher.stop();
-      e.watcher.close();
-    }
-    native.close(e.fd);
-  }
-
   // ------------------------------------------------------------------------------------------------------------
   // Errors and teardown
 
@@ -917,22 +719,7 @@ export class CrossDomainChannel {
     if (this.closed) return;
     this.closed = true;
     this.hostAnswered();
-    for (const [id, p] of this.readPipes) {
-      if (p.watcher !== null) {
-        p.watcher.stop();
-        p.watcher.close();
-      }
-      native.close(p.fd);
-      this.readPipes.delete(id);
-    }
-    this.blockedSinks = 0;
-    for (const p of this.writePipes.values()) {
-      p.watcher.stop();
-      p.watcher.close();
-      native.close(p.fd);
-    }
-    this.writePipes.clear();
-    for (const [id, e] of this.eventfds) this.dropEventfd(id, e);
+    this.pipes.closeAll();
     this.queryRing.map.unmap();
     if (this.channelRing !== this.queryRing) this.channelRing.map.unmap();
     this.gpu.onFence = () => {};

@@ -1,10 +1,10 @@
 // Pure encoder/decoder for every cross-domain command and ring message (crossdomain.md §3); no I/O.
 // All fields are little-endian (§0); commands may sit unaligned in a buffer (hosts use read_from_prefix).
 import { CrosswayError } from "../errors.ts";
+import { getI32, getU32, getU64, getU64Number, setU32, setU64, setU64Number } from "../wire/bytes.ts";
 import {
   CrossDomainCmd,
   type CrossDomainConfig,
-  EVENTFD_VALUE_SIZE,
   FUTEX_NEW_SIZE,
   GET_IMAGE_REQUIREMENTS_SIZE,
   HEADER_SIZE,
@@ -20,49 +20,6 @@ import {
   SMALL_CMD_SIZE,
   sendReceiveHeaderSize,
 } from "./protocol.ts";
-
-// ---------------------------------------------------------------------------------------------------------------
-// Little-endian field access on Uint8Array without allocating a DataView per call.
-
-/** Reads a little-endian u32 at `off`. */
-export function getU32(b: Uint8Array, off: number): number {
-  return (b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16) | (b[off + 3]! << 24)) >>> 0;
-}
-
-/** Writes a little-endian u32 at `off`. */
-export function setU32(b: Uint8Array, off: number, v: number): void {
-  b[off] = v & 0xff;
-  b[off + 1] = (v >>> 8) & 0xff;
-  b[off + 2] = (v >>> 16) & 0xff;
-  b[off + 3] = (v >>> 24) & 0xff;
-}
-
-/** Reads a little-endian i32 at `off`. */
-export function getI32(b: Uint8Array, off: number): number {
-  return getU32(b, off) | 0;
-}
-
-/** Reads a little-endian u64 at `off` as a bigint. */
-export function getU64(b: Uint8Array, off: number): bigint {
-  return BigInt(getU32(b, off)) | (BigInt(getU32(b, off + 4)) << 32n);
-}
-
-/** Writes a little-endian u64 at `off`. */
-export function setU64(b: Uint8Array, off: number, v: bigint): void {
-  setU32(b, off, Number(v & 0xffffffffn));
-  setU32(b, off + 4, Number((v >> 32n) & 0xffffffffn));
-}
-
-/** Reads a little-endian u64 that must fit in a JS number (sizes, offsets). */
-export function getU64Number(b: Uint8Array, off: number): number {
-  return getU32(b, off) + getU32(b, off + 4) * 0x100000000;
-}
-
-/** Writes a non-negative integer < 2^53 as a little-endian u64. */
-export function setU64Number(b: Uint8Array, off: number, v: number): void {
-  setU32(b, off, v >>> 0);
-  setU32(b, off + 4, Math.floor(v / 0x100000000) >>> 0);
-}
 
 function malformed(message: string, value?: unknown): CrosswayError {
   return new CrosswayError("CW_CROSSDOMAIN_MALFORMED", message, value === undefined ? {} : { value });
@@ -256,42 +213,6 @@ export function encodeIdCommand(buf: Uint8Array, off: number, cmd: 9 | 10 | 11, 
   setU32(buf, off + 8, id);
   setU32(buf, off + 12, 0);
   return SMALL_CMD_SIZE;
-}
-
-/** Encodes the 32-byte `{hdr, fs_id u64, handle u64, id u32, pad}` of FUTEX_NEW (8) or upstream cmd 12. */
-export function encodeFsHandleCommand(
-  buf: Uint8Array,
-  off: number,
-  cmd: 8 | 12,
-  fsId: bigint,
-  handle: bigint,
-  id: number,
-): number {
-  room(buf, off, FUTEX_NEW_SIZE, "fs-handle command");
-  encodeHeader(buf, off, cmd, FUTEX_NEW_SIZE);
-  setU64(buf, off + 8, fsId);
-  setU64(buf, off + 16, handle);
-  setU32(buf, off + 24, id);
-  setU32(buf, off + 28, 0);
-  return FUTEX_NEW_SIZE;
-}
-
-/** Encodes upstream ASSIGN_SOCKET_UUID (13): `{hdr, uuid[16] @8, id @24, pad}`, 32 bytes. */
-export function encodeAssignSocketUuid(buf: Uint8Array, off: number, uuid: Uint8Array, id: number): number {
-  if (uuid.length !== 16) throw malformed(`ASSIGN_SOCKET_UUID: uuid must be 16 bytes, not ${uuid.length}`);
-  room(buf, off, 32, "ASSIGN_SOCKET_UUID");
-  encodeHeader(buf, off, CrossDomainCmd.ASSIGN_SOCKET_UUID, 32);
-  buf.set(uuid, off + 8);
-  setU32(buf, off + 24, id);
-  setU32(buf, off + 28, 0);
-  return 32;
-}
-
-/** Encodes the 8-byte little-endian eventfd counter value carried by READ/WRITE on eventfd items. */
-export function encodeEventfdValue(buf: Uint8Array, off: number, value: bigint): number {
-  room(buf, off, EVENTFD_VALUE_SIZE, "eventfd value");
-  setU64(buf, off, value);
-  return EVENTFD_VALUE_SIZE;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@
 // Only two kinds of fd ever cross this socket: guest-memory blobs the backend itself created (memfds standing in
 // for guest RAM that the VMM can see), and host blob memory the device hands back for mapping (host-visible memory).
 // No fd belonging to a guest client ever does: the command stream carries identifiers, as with a real VMM.
-import { getU32, getU64Number, setU32, setU64Number } from "./codec.ts";
+import { getU32, getU64Number, setU32, setU64Number } from "../wire/bytes.ts";
 
 /** Frame header size. */
 export const FRAME_HEADER_SIZE = 16;

@@ -5,16 +5,19 @@
 
 import { openSync } from "node:fs";
 import { CrosswayError } from "../errors.ts";
+import {
+  F_SEAL_FUTURE_WRITE,
+  F_SEAL_WRITE,
+  MAP_SHARED,
+  O_ACCMODE,
+  O_RDWR,
+  PROT_READ,
+  PROT_WRITE,
+} from "../fd/constants.ts";
 import { createSharedWatcher } from "../fd/shared-watcher.ts";
 import { componentLogger, type Logger } from "../log.ts";
-import {
-  AGAIN,
-  MAX_FDS_PER_MSG,
-  type NativeWatcher,
-  native,
-  POLL_READABLE,
-  POLL_WRITABLE,
-} from "../native.ts";
+import { AGAIN, MAX_FDS_PER_MSG, type NativeWatcher, native, POLL_READABLE } from "../native.ts";
+import { setU32 } from "../wire/bytes.ts";
 import {
   type CrossDomainMessage,
   decodeCommand,
@@ -23,10 +26,11 @@ import {
   encodeSendReceive,
   type ImageRequirements,
   newIdentifierList,
-  setU32,
 } from "./codec.ts";
 import { buildFrame, FrameType, field, field64 } from "./device-protocol.ts";
+import { FdWriter } from "./fd-writer.ts";
 import { FramedSocket } from "./framed-socket.ts";
+import { HOST_PAGE, imageLayout, roundUp } from "./gralloc-layout.ts";
 import { classifyHostFd } from "./host-fd-kind.ts";
 import {
   CAPSET_CROSS_DOMAIN,
@@ -34,10 +38,8 @@ import {
   CrossDomainCmd,
   type CrossDomainConfig,
   channelTypeName,
-  DrmFormat,
   IdentifierType,
   MAX_SEND_RECV_SIZE,
-  MapInfo,
   PIPE_READ_START,
   READ_WRITE_HEADER_SIZE,
   sendReceiveHeaderSize,
@@ -66,76 +68,8 @@ export interface Device {
   close(): void;
 }
 
-const HOST_PAGE = 4096;
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const MAP_SHARED = 1;
-const F_SEAL_WRITE = 0x8;
-const F_SEAL_FUTURE_WRITE = 0x10;
-const O_ACCMODE = 3;
-const O_RDWR = 2;
-
-/** Bytes per pixel of the formats the memfd "system" gralloc supports ([KR] rutabaga_gralloc/formats.rs). */
-const PACKED_BPP = new Map<number, number>([
-  [DrmFormat.R8, 1],
-  [DrmFormat.RGB565, 2],
-  [0x34324742, 3], // BGR888 'BG24'
-  [DrmFormat.XRGB8888, 4],
-  [DrmFormat.ARGB8888, 4],
-  [DrmFormat.XBGR8888, 4],
-  [DrmFormat.ABGR8888, 4],
-  [0x30335258, 4], // XRGB2101010
-  [0x30335241, 4], // ARGB2101010
-  [0x30334258, 4], // XBGR2101010
-  [0x30334241, 4], // ABGR2101010
-  [0x48344241, 8], // ABGR16161616F
-]);
-const NV12 = 0x3231564e;
-const YVU420 = 0x32315659;
-
-function roundUp(n: number, to: number): number {
-  return Math.ceil(n / to) * to;
-}
-
-/** Tight strides, planes one after another, size rounded to the host page (canonical_image_requirements). */
-function imageLayout(
-  width: number,
-  height: number,
-  format: number,
-): Omit<ImageRequirements, "blobId"> | null {
-  const bpp = PACKED_BPP.get(format);
-  const base = { modifier: 0n, mapInfo: MapInfo.CACHED, memoryIdx: -1, physicalDeviceIdx: -1 };
-  if (bpp !== undefined) {
-    return {
-      ...base,
-      strides: [width * bpp, 0, 0, 0],
-      offsets: [0, 0, 0, 0],
-      size: roundUp(width * bpp * height, HOST_PAGE),
-    };
-  }
-  if (format === NV12) {
-    const y = width * height;
-    const uvStride = 2 * Math.ceil(width / 2);
-    return {
-      ...base,
-      strides: [width, uvStride, 0, 0],
-      offsets: [0, y, 0, 0],
-      size: roundUp(y + uvStride * Math.ceil(height / 2), HOST_PAGE),
-    };
-  }
-  if (format === YVU420) {
-    const y = width * height;
-    const c = Math.ceil(width / 2);
-    const ch = Math.ceil(height / 2);
-    return {
-      ...base,
-      strides: [width, c, c, 0],
-      offsets: [0, y, y + c * ch, 0],
-      size: roundUp(y + 2 * c * ch, HOST_PAGE),
-    };
-  }
-  return null;
-}
+/** The largest guest page, so the largest ring a guest can declare (one page; 64 KiB pages on arm64/ppc64). */
+const MAX_RING_SIZE = 65536;
 
 /** Starts the device: listens on `options.listen` and serves each connection as one virtio-gpu context. */
 export function startDevice(options: DeviceOptions): Device {
@@ -201,90 +135,9 @@ interface ChannelState {
   readonly socket: number;
   readonly socketOut: FdWriter | null;
   readonly socketWatcher: NativeWatcher | null;
+  /** Usable bytes of the channel ring: its size as the guest created it, at most MAX_RING_SIZE. */
+  readonly ringBytes: number;
   halted: boolean;
-}
-
-/**
- * Ordered non-blocking writes to a host fd (socket with SCM_RIGHTS, pipe or eventfd). Real hosts write blocking on
- * the device thread (P26); queueing instead keeps one stuck peer from stalling every context of the device.
- */
-class FdWriter {
-  private readonly queue: Array<{ bytes: Uint8Array; off: number; fds: number[] | null }> = [];
-  private head = 0;
-  private watcher: NativeWatcher | null = null;
-  private closeWhenDone = false;
-  closed = false;
-
-  constructor(
-    readonly fd: number,
-    private readonly socket: boolean,
-    private readonly onError: (err: Error) => void,
-  ) {}
-
-  write(bytes: Uint8Array, fds: number[] | null): void {
-    if (this.closed) {
-      if (fds !== null) for (const fd of fds) native.close(fd);
-      return;
-    }
-    this.queue.push({ bytes, off: 0, fds });
-    if (this.queue.length - this.head === 1) this.flush();
-  }
-
-  /** Closes the fd once everything queued is written (a WRITE with hang_up). */
-  endAfterFlush(): void {
-    this.closeWhenDone = true;
-    if (this.head === this.queue.length) this.close();
-  }
-
-  private flush(): void {
-    while (this.head < this.queue.length) {
-      const p = this.queue[this.head]!;
-      let n: number;
-      try {
-        n = this.socket
-          ? native.sendmsg(this.fd, p.bytes, p.off, p.bytes.length - p.off, p.fds)
-          : native.write(this.fd, p.bytes, p.off, p.bytes.length - p.off);
-      } catch (err) {
-        this.close();
-        this.onError(err as Error);
-        return;
-      }
-      if (n === AGAIN) {
-        if (this.watcher === null) {
-          // Shared: the device may also be reading this fd (a host socket), and libuv allows one poll per fd.
-          this.watcher = createSharedWatcher(this.fd, () => this.flush());
-        }
-        this.watcher.start(POLL_WRITABLE);
-        return;
-      }
-      if (p.fds !== null) {
-        for (const fd of p.fds) native.close(fd);
-        p.fds = null;
-      }
-      p.off += n;
-      if (p.off < p.bytes.length) continue;
-      this.head++;
-    }
-    this.queue.length = 0;
-    this.head = 0;
-    this.watcher?.stop();
-    if (this.closeWhenDone) this.close();
-  }
-
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.watcher !== null) {
-      this.watcher.stop();
-      this.watcher.close();
-    }
-    for (let i = this.head; i < this.queue.length; i++) {
-      const fds = this.queue[i]!.fds;
-      if (fds !== null) for (const fd of fds) native.close(fd);
-    }
-    this.queue.length = 0;
-    native.close(this.fd);
-  }
 }
 
 /** A readable host source watched while a POLL fence is outstanding. */
@@ -308,7 +161,8 @@ class DeviceContext {
   private polls: number[] = [];
   private armed = false;
   private destroyed = false;
-  private readonly scratch: Uint8Array;
+  /** Ring message staging, sized at INIT to the channel ring (never more than MAX_RING_SIZE). */
+  private scratch = new Uint8Array(HOST_PAGE);
   private readonly fdsOut = new Int32Array(MAX_FDS_PER_MSG + 1);
   private readonly config: CrossDomainConfig;
 
@@ -320,8 +174,6 @@ class DeviceContext {
     private readonly onGone: () => void,
   ) {
     this.config = options.config;
-    // One guest page at most is written per ring message (a READ fills the ring blob, which is one page).
-    this.scratch = new Uint8Array(Math.max(HOST_PAGE, options.pageSize ?? HOST_PAGE) * 2);
     this.socket = new FramedSocket(
       fd,
       (h, payload, fds) => this.onFrame(h.type, h.serial, payload, fds),
@@ -569,7 +421,7 @@ class DeviceContext {
         this.items.set(blobId, { kind: "reqs", reqs });
         const b = new Uint8Array(64);
         encodeImageRequirements(b, 0, reqs);
-        native.pwrite(st.queryRing.fd, b, 0, 64, 0);
+        native.pwrite(this.ringFd(st.queryRing), b, 0, 64, 0);
         return;
       }
       case "poll":
@@ -651,13 +503,20 @@ class DeviceContext {
         : null;
     const watcher =
       socket >= 0 ? createSharedWatcher(socket, (status) => this.ready(status, () => this.receive())) : null;
+    const channelRing = channel ?? query;
+    // The guest declares the ring's size; trust it only up to the largest page (issue 12, defect 5).
+    const ringBytes = Math.min(channelRing.size, MAX_RING_SIZE);
+    this.scratch = new Uint8Array(
+      Math.max(ringBytes, sendReceiveHeaderSize(this.config.maxIdentifiers) + MAX_SEND_RECV_SIZE),
+    );
     this.state = {
       queryRing: query,
-      channelRing: channel ?? query,
+      channelRing,
       channelType,
       socket,
       socketOut: out,
       socketWatcher: watcher,
+      ringBytes,
       halted: false,
     };
     this.log.info({ channel: channelTypeName(channelType) }, "channel connected");
@@ -775,7 +634,18 @@ class DeviceContext {
 
   private writeRing(len: number): void {
     const st = this.state!;
-    native.pwrite(st.channelRing.fd, this.scratch, 0, len, 0);
+    if (len > st.ringBytes)
+      throw new Error(`ring message of ${len} bytes exceeds the ${st.ringBytes}-byte ring`);
+    native.pwrite(this.ringFd(st.channelRing), this.scratch, 0, len, 0);
+  }
+
+  /**
+   * The fd of a ring resource, or a throw once the guest released it (CLOSE_RESOURCE closed that fd): the number may
+   * belong to another resource by now, and upstream drops the ring on detach, so the write fails (issue 12, defect 4).
+   */
+  private ringFd(r: Resource): number {
+    if (this.resources.get(r.id) !== r) throw new Error(`ring resource ${r.id} was released`);
+    return r.fd;
   }
 
   /** recvmsg on the host socket → RECEIVE; false when nothing was there after all. */
@@ -848,14 +718,13 @@ class DeviceContext {
   private readPipe(id: number): boolean {
     const p = this.readPipes.get(id);
     if (p === undefined) return false;
-    // rutabaga fills a READ up to the ring blob's size minus the header; the ring is one guest page.
-    const room =
-      Math.min(this.state!.channelRing.size, this.options.pageSize ?? HOST_PAGE) - READ_WRITE_HEADER_SIZE;
-    const buf = new Uint8Array(room);
-    const n = native.read(p.fd, buf, 0, room);
+    // One read of up to ring size − 24 bytes straight after the header ([RG] worker.rs), then the header in front.
+    const room = this.state!.ringBytes - READ_WRITE_HEADER_SIZE;
+    const n = native.read(p.fd, this.scratch, READ_WRITE_HEADER_SIZE, room);
     if (n === AGAIN) return false;
     const hangUp = n === 0;
-    const len = encodeReadWrite(this.scratch, 0, CrossDomainCmd.READ, id, hangUp, buf.subarray(0, n), "zero");
+    const data = this.scratch.subarray(READ_WRITE_HEADER_SIZE, READ_WRITE_HEADER_SIZE + n);
+    const len = encodeReadWrite(this.scratch, 0, CrossDomainCmd.READ, id, hangUp, data, "zero");
     this.writeRing(len);
     if (hangUp) {
       p.watcher.stop();

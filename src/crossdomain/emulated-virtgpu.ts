@@ -2,9 +2,10 @@
 // Guest memory blobs are memfds this backend creates and lends to the device (the VMM sees guest RAM); host blobs are
 // memfds the device lends back (host-visible memory). Nothing else crosses: no fd of a guest client ever does.
 import { CrosswayError } from "../errors.ts";
+import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../fd/constants.ts";
 import { componentLogger } from "../log.ts";
 import { native } from "../native.ts";
-import { getU32 } from "./codec.ts";
+import { getU32 } from "../wire/bytes.ts";
 import { buildFrame, FrameType, field, field64, u64Fields } from "./device-protocol.ts";
 import { FramedSocket } from "./framed-socket.ts";
 import { BlobMem } from "./structs.ts";
@@ -20,10 +21,6 @@ import type {
 } from "./virtgpu.ts";
 
 const log = componentLogger("virtgpu-emulated");
-
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const MAP_SHARED = 1;
 
 interface LocalBlob {
   readonly handle: BlobHandle;
@@ -294,10 +291,15 @@ class EmulatedVirtGpu implements VirtGpu {
     if (b === undefined) return;
     this.blobs.delete(blob.bo);
     if (b.fd >= 0) native.close(b.fd);
-    // An exported blob lives on in its fds (the dmabuf holds the GEM object), so only unexported ones are freed.
-    if (!this.exportedIds.has(blob.resourceId) && !this.closed) {
-      this.socket.send(buildFrame(FrameType.CLOSE_RESOURCE, 0, [blob.resourceId], null, 0));
+    for (const other of this.blobs.values()) if (other.handle.resourceId === blob.resourceId) return;
+    // The last handle: the device frees its side. A kernel keeps the GEM object while an exported dmabuf lives, but
+    // here an export is a dup of the memfd, which keeps the memory alive by itself, and this process cannot see when
+    // a client closes it: keeping the resource would hold one device fd per keymap forever (issue 12, defect 3).
+    // So a released export can no longer be re-imported (PRIME_FD_TO_HANDLE then fails as for a foreign fd).
+    if (this.exportedIds.delete(blob.resourceId)) {
+      for (const [key, e] of this.exported) if (e.resourceId === blob.resourceId) this.exported.delete(key);
     }
+    if (!this.closed) this.socket.send(buildFrame(FrameType.CLOSE_RESOURCE, 0, [blob.resourceId], null, 0));
   }
 
   execbuffer(cmd: Uint8Array, opts: ExecbufferOptions = {}): boolean {

@@ -2,11 +2,8 @@
 // Rules: crossdomain.md §3.3 table ([RG] worker.rs process_receive + descriptor.rs determine_type, [KR] mod.rs
 // process_receive); the fd facts come from the shared classifier in src/fd/classify.ts.
 import { classifyFd } from "../fd/classify.ts";
-import { S_IFMT, S_IFREG } from "../fd/constants.ts";
+import { S_IFBLK, S_IFCHR, S_IFMT, S_IFREG } from "../fd/constants.ts";
 import { eventfdIdentifierType, type HostFlavor, IdentifierType } from "./protocol.ts";
-
-const S_IFCHR = 0o020000;
-const S_IFBLK = 0o060000;
 
 /** What a received host fd becomes: an identifier type and size, or the reason the host worker halts. */
 export type HostFdKind =

@@ -4,8 +4,9 @@
 import { closeSync, openSync, readdirSync, readlinkSync, readSync } from "node:fs";
 import { basename, join } from "node:path";
 import { CrosswayError } from "../errors.ts";
+import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../fd/constants.ts";
 import { native, POLL_READABLE } from "../native.ts";
-import { getU32, getU64Number, setU32, setU64Number } from "./codec.ts";
+import { getU32, getU64Number, setU32, setU64Number } from "../wire/bytes.ts";
 import {
   ContextParam,
   DRM_EVENT,
@@ -197,9 +198,6 @@ export function openKernelVirtGpu(options: KernelVirtGpuOptions = {}): VirtGpu {
   );
 }
 
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const MAP_SHARED = 1;
 const PAGE = 4096;
 /** `VIRTGPU_WAIT_NOWAIT` (virtgpu_drm.h): return EBUSY instead of sleeping while the BO's fences are unsignalled. */
 const VIRTGPU_WAIT_NOWAIT = 1;

@@ -8,6 +8,8 @@ export const F_SEAL_SEAL = 0x1;
 export const F_SEAL_SHRINK = 0x2;
 export const F_SEAL_GROW = 0x4;
 export const F_SEAL_WRITE = 0x8;
+/** Since Linux 5.1: no new writable mappings or writes; existing writable mappings stay (crosvm honours it, §7.3). */
+export const F_SEAL_FUTURE_WRITE = 0x10;
 
 /** mmap protection and flags. */
 export const PROT_READ = 0x1;
@@ -33,6 +35,7 @@ export const S_IFMT = 0o170000;
 export const S_IFSOCK = 0o140000;
 export const S_IFREG = 0o100000;
 export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
 export const S_IFIFO = 0o010000;
 export const S_IWUSR = 0o200;
 export const S_IWGRP = 0o020;

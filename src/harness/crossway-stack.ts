@@ -109,7 +109,7 @@ export async function startCrosswayStack(
     CROSSWAY_LOG: opts.logLevel ?? "info",
     ...(opts.env ?? {}),
   };
-  const timeoutMs = opts.startTimeoutMs ?? 30_000;
+  const timeoutMs = opts.startTimeoutMs ?? 60_000;
   const started: Child[] = [];
   const stopAll = async (): Promise<void> => {
     // Guest first, so its sessions end before the device goes (keeps the device log free of spurious errors).

@@ -92,7 +92,7 @@ export async function startPipeWire(): Promise<PipeWireStack> {
     await waitFor(
       "pipewire to answer pw-cli info 0",
       async () => {
-        const r = await run("pw-cli", ["info", "0"], { env, timeoutMs: 10_000 });
+        const r = await run("pw-cli", ["info", "0"], { env, timeoutMs: 60_000 });
         return r.code === 0 && /version/.test(r.stdout.toString()) ? true : undefined;
       },
       {
@@ -106,7 +106,7 @@ export async function startPipeWire(): Promise<PipeWireStack> {
     await waitFor(
       "WirePlumber to connect to pipewire",
       async () => {
-        const r = await run("pw-cli", ["ls", "Client"], { env, timeoutMs: 10_000 });
+        const r = await run("pw-cli", ["ls", "Client"], { env, timeoutMs: 60_000 });
         return r.code === 0 && /wireplumber/i.test(r.stdout.toString()) ? true : undefined;
       },
       {
@@ -123,12 +123,12 @@ export async function startPipeWire(): Promise<PipeWireStack> {
         "adapter",
         `{ factory.name=support.null-audio-sink node.name=${TEST_SINK} node.description=TestSink media.class=Audio/Sink object.linger=true audio.position=[FL FR] }`,
       ],
-      { env, timeoutMs: 10_000 },
+      { env, timeoutMs: 60_000 },
     );
     await waitFor(
       `the null sink ${TEST_SINK}`,
       async () => {
-        const r = await run("pw-cli", ["ls", "Node"], { env, timeoutMs: 10_000 });
+        const r = await run("pw-cli", ["ls", "Node"], { env, timeoutMs: 60_000 });
         return r.stdout.toString().includes(`"${TEST_SINK}"`) ? true : undefined;
       },
       { timeoutMs: 30_000, intervalMs: 50 },

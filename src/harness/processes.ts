@@ -192,6 +192,8 @@ export interface SpawnOptions {
   logFd?: number;
   /** Pipe stdout instead of sending it to the log (e.g. to read a printed address). */
   pipeStdout?: boolean;
+  /** Pipe stderr instead of sending it to the log (e.g. to read a client's WAYLAND_DEBUG output as it runs). */
+  pipeStderr?: boolean;
   /**
    * On stop, signal the descendants first and give the spawned process a moment to exit by itself. For wrappers
    * such as runuser, whose supervisor sleeps 2 s after it is signalled before it exits (util-linux su-common.c,
@@ -326,7 +328,7 @@ export function spawnTracked(
     env: opts.env ?? (process.env as Env),
     cwd: opts.cwd,
     detached: true,
-    stdio: ["ignore", out, opts.logFd ?? "ignore"],
+    stdio: ["ignore", out, opts.pipeStderr === true ? "pipe" : (opts.logFd ?? "ignore")],
   });
   const tp = new TrackedProcess(name, child, opts.stopChildrenFirst === true);
   live.add(tp);
@@ -399,7 +401,7 @@ export async function waitFor<T>(
     explain?: () => string;
   } = {},
 ): Promise<T> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   for (;;) {
     const v = await check();
     if (v !== undefined) return v;

@@ -155,7 +155,7 @@ export async function startSway(opts: SwayOptions = {}): Promise<Compositor> {
     logPath,
     async screenshot(pngPath: string): Promise<void> {
       requireCommand("grim", "grim");
-      await runOk("grim", [pngPath], { env, timeoutMs: 15_000 });
+      await runOk("grim", [pngPath], { env, timeoutMs: 60_000 });
     },
     stop(): Promise<void> {
       stopped ??= proc.stop().finally(() => dirs.remove());

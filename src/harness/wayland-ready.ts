@@ -85,7 +85,7 @@ export async function waitForWaylandRoundtrip(
   socketPath: string,
   opts: { timeoutMs?: number; abort?: () => string | undefined; explain?: () => string },
 ): Promise<WaylandRoundtrip> {
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   let last = "";
   for (;;) {
     const why = opts.abort?.();

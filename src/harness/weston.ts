@@ -93,7 +93,7 @@ export async function startWeston(opts: WestonOptions = {}): Promise<Compositor>
       await runOk("weston-screenshooter", [], {
         env: { ...clientVars, XDG_PICTURES_DIR: outDir },
         cwd: outDir,
-        timeoutMs: 15_000,
+        timeoutMs: 60_000,
       });
       const png = readdirSync(outDir).find((f) => f.endsWith(".png"));
       if (png === undefined) throw new CrosswayError("CW_HARNESS_START", "weston-screenshooter wrote no PNG");

@@ -1,6 +1,6 @@
 // Observing a real PipeWire daemon from outside the filter: objects per unfiltered pw-dump, and its open fd count.
 import { readdirSync, readFileSync } from "node:fs";
-import { run } from "./processes.ts";
+import { run, waitFor } from "./processes.ts";
 
 /** One pw-dump object, reduced to what the tests compare. */
 export interface DumpObject {
@@ -11,7 +11,7 @@ export interface DumpObject {
 
 /** Runs pw-dump with `env` (unfiltered or through a filter) and returns its objects. */
 export async function pwDump(env: Record<string, string>): Promise<DumpObject[]> {
-  const r = await run("pw-dump", [], { env, timeoutMs: 15_000 });
+  const r = await run("pw-dump", [], { env, timeoutMs: 60_000 });
   if (r.code !== 0) throw new Error(`pw-dump failed (${r.code}): ${r.stderr.toString().slice(0, 500)}`);
   const parsed = JSON.parse(r.stdout.toString()) as Array<{
     id: number;
@@ -56,7 +56,7 @@ export function fdCount(pid: number): number {
 }
 
 /** Waits until `pid`'s fd count equals `want` (disconnects are processed asynchronously); returns the last count. */
-export async function settleFdCount(pid: number, want: number, timeoutMs = 3000): Promise<number> {
+export async function settleFdCount(pid: number, want: number, timeoutMs = 30_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;
   let n = fdCount(pid);
   while (n !== want && Date.now() < deadline) {
@@ -64,4 +64,43 @@ export async function settleFdCount(pid: number, want: number, timeoutMs = 3000)
     n = fdCount(pid);
   }
   return n;
+}
+
+/**
+ * Waits until the daemon shows at least `count` links in state "active" from node `outputNode` into a node named
+ * `inputNode` (pw-dump, unfiltered `env`): a recorder is ready when its links carry data, not when it has started.
+ */
+export async function waitForActiveLinks(
+  env: Record<string, string>,
+  outputNode: string,
+  inputNode: string,
+  count: number,
+): Promise<void> {
+  await waitFor(
+    `${count} active links ${outputNode} -> ${inputNode}`,
+    async () => {
+      const r = await run("pw-dump", [], { env, timeoutMs: 30_000 });
+      if (r.code !== 0) return undefined;
+      const objs = JSON.parse(r.stdout.toString()) as Array<{
+        id: number;
+        type: string;
+        info?: {
+          props?: Record<string, unknown>;
+          state?: string;
+          "output-node-id"?: number;
+          "input-node-id"?: number;
+        };
+      }>;
+      const name = new Map(objs.map((o) => [o.id, String(o.info?.props?.["node.name"] ?? "")]));
+      const active = objs.filter(
+        (o) =>
+          o.type === "PipeWire:Interface:Link" &&
+          o.info?.state === "active" &&
+          name.get(o.info["output-node-id"] ?? -1) === outputNode &&
+          name.get(o.info["input-node-id"] ?? -1) === inputNode,
+      );
+      return active.length >= count ? true : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 100 },
+  );
 }

@@ -145,7 +145,7 @@ export class RawPipeWireClient {
   }
 
   /** Waits until `pred` matches an event (returned), or the connection closes / times out (null). */
-  async waitFor(pred: (e: RawEvent) => boolean, timeoutMs = 5000): Promise<RawEvent | null> {
+  async waitFor(pred: (e: RawEvent) => boolean, timeoutMs = 30_000): Promise<RawEvent | null> {
     const deadline = Date.now() + timeoutMs;
     let seen = 0;
     for (;;) {
@@ -165,7 +165,7 @@ export class RawPipeWireClient {
   }
 
   /** Core.Sync round trip: resolves true on the matching Done, false if the connection closed first. */
-  async sync(timeoutMs = 5000): Promise<boolean> {
+  async sync(timeoutMs = 30_000): Promise<boolean> {
     const token = 0x40000000 | this.seq;
     if (!this.send(0, 2, pod.struct(pod.int(0), pod.int(token)))) return false;
     const done = await this.waitFor((e) => e.id === 0 && e.opcode === 1 && field(e, 1) === token, timeoutMs);
@@ -173,7 +173,7 @@ export class RawPipeWireClient {
   }
 
   /** Resolves when the peer has closed the connection (true) or after the timeout (false). */
-  async waitClosed(timeoutMs = 5000): Promise<boolean> {
+  async waitClosed(timeoutMs = 30_000): Promise<boolean> {
     await this.waitFor(() => false, timeoutMs);
     return this.closed;
   }

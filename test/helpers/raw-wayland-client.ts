@@ -135,7 +135,7 @@ export class RawWaylandClient {
    * wl_display.sync and wait for its wl_callback.done: proves the whole path (proxy, channel, compositor) answers.
    * Rejects on EOF, a display error, or after `timeoutMs`.
    */
-  roundTrip(timeoutMs = 10_000): Promise<void> {
+  roundTrip(timeoutMs = 30_000): Promise<void> {
     const { bytes, id } = this.syncBytes();
     const done = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -162,7 +162,7 @@ export class RawWaylandClient {
   }
 
   /** Resolves when the server has closed the connection; rejects after `timeoutMs`. */
-  waitEof(timeoutMs = 10_000): Promise<void> {
+  waitEof(timeoutMs = 30_000): Promise<void> {
     if (this.eof) return Promise.resolve();
     return new Promise((resolve, reject) => {
       const timer = setTimeout(

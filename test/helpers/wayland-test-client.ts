@@ -164,14 +164,14 @@ export class WaylandTestClient {
   }
 
   /** wl_display.sync and wait for its done event. */
-  async roundtrip(timeoutMs = 10_000): Promise<void> {
+  async roundtrip(timeoutMs = 30_000): Promise<void> {
     const cb = this.newId();
     this.request(1, "wl_display", "sync", (w) => w.uint(cb));
     await this.waitFor((e) => e.objectId === cb && e.name === "done", timeoutMs);
   }
 
   /** Waits for the first event (already received or future) matching `pred`. */
-  async waitFor(pred: (e: TestEvent) => boolean, timeoutMs = 10_000): Promise<TestEvent> {
+  async waitFor(pred: (e: TestEvent) => boolean, timeoutMs = 30_000): Promise<TestEvent> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.events.find(pred);

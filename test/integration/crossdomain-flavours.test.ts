@@ -17,6 +17,7 @@ import {
   writeAll,
 } from "../helpers/crossdomain.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { waitFor } from "../helpers/processes.ts";
 
 useFdLeakCheck();
 
@@ -84,10 +85,12 @@ describe("libkrun flavour", () => {
     v[0] = 3;
     native.write(efd, v, 0, 8);
     let n = -1;
-    for (let i = 0; i < 200 && n !== 8; i++) {
+    const deadline = Date.now() + 30_000;
+    while (n !== 8 && Date.now() < deadline) {
       await new Promise((res) => setTimeout(res, 5));
       n = native.read(local, v, 0, 8);
     }
+    expect(n, "the counter reached the guest's eventfd").toBe(8);
     expect(v[0]).toBe(3);
     for (const fd of [efd, local, peer]) native.close(fd);
     ch.close();
@@ -169,6 +172,8 @@ describe("back-pressure, queries and teardown", () => {
     };
     const all = pattern(10_000, 4);
     await writeAll(peer, all);
+    await waitFor("the first RECEIVE", () => (chunks.length > 0 ? true : undefined), { timeoutMs: 30_000 });
+    // Paused: no second RECEIVE may follow, however long we look (150 ms here).
     await new Promise((r) => setTimeout(r, 150));
     expect(chunks.length).toBe(1);
     let total = chunks[0]!.length;
@@ -211,7 +216,6 @@ describe("back-pressure, queries and teardown", () => {
     });
     const blob = await ch.createHostBlob(await ch.imageRequirements(4096, 1, DrmFormat.R8));
     const exp = await blob.export();
-    blob.close();
     const imported = await ch.importDmabuf(exp.fd);
     const again = await ch.importDmabuf(exp.fd);
     expect(imported.resourceId).toBe(blob.resourceId);
@@ -219,6 +223,7 @@ describe("back-pressure, queries and teardown", () => {
     ch.send(Uint8Array.of(9), [{ kind: "blob", resourceId: imported.resourceId }]);
     imported.release();
     again.release();
+    blob.close();
     const r = await readPeer(peer, 1);
     expect(r.fds.length).toBe(1);
     const plain = native.memfdCreate("client-shm", 0);

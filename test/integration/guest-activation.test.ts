@@ -72,7 +72,7 @@ describe("crossway guest under socket activation", () => {
       expect(out).toContain("listening on inherited sockets");
       const info = await run("wayland-info", [], {
         env: { ...weston.env, WAYLAND_DISPLAY: sockPath },
-        timeoutMs: 10_000,
+        timeoutMs: 60_000,
       });
       expect(info.code, info.stderr.toString()).toBe(0);
       expect(info.stdout.toString()).toMatch(/interface: 'wl_compositor'/);

@@ -1,7 +1,7 @@
 // The guest proxy against headless sway: globals, foot and weston-terminal, pixel-identical screenshots,
 // 16 MiB clipboard transfers both ways, and a keymap that reaches the client and maps.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,13 +11,15 @@ import { type CrosswayStack, startCrosswayStack } from "../helpers/crossway-stac
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { expectedGlobals, globalsOf } from "../helpers/globals.ts";
 import { countColor, diffPngs, readPng } from "../helpers/png.ts";
-import { requireCommand, run, sleep, spawnTracked, type TrackedProcess } from "../helpers/processes.ts";
-import { stableShot as stableShotOf } from "../helpers/stable-shot.ts";
+import { requireCommand, run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
 import { startSway } from "../helpers/sway.ts";
 import { addVirtualKeyboard, type VirtualKeyboard } from "../helpers/virtual-keyboard.ts";
 import { WaylandTestClient } from "../helpers/wayland-test-client.ts";
 
 useFdLeakCheck();
+
+/** How long a client may take to reach the screen or the tree on a loaded 2-core machine. */
+const SCREEN_TIMEOUT_MS = 60_000;
 
 const sha256 = (b: Buffer): string => createHash("sha256").update(b).digest("hex");
 
@@ -53,8 +55,8 @@ describe("crossway guest in front of headless sway", () => {
   });
 
   it("lists exactly the globals and versions the policy allows from the direct run", async () => {
-    const direct = await run("wayland-info", [], { env: sway.env, timeoutMs: 10_000 });
-    const proxied = await run("wayland-info", [], { env: stack.env, timeoutMs: 10_000 });
+    const direct = await run("wayland-info", [], { env: sway.env, timeoutMs: 60_000 });
+    const proxied = await run("wayland-info", [], { env: stack.env, timeoutMs: 60_000 });
     expect(proxied.code, proxied.stderr.toString()).toBe(0);
     const d = globalsOf(direct.stdout.toString());
     const p = globalsOf(proxied.stdout.toString());
@@ -87,8 +89,36 @@ describe("crossway guest in front of headless sway", () => {
     );
   }
 
+  /** The views (toplevels) in sway's tree now, with their app_id and title (`name`). */
+  async function swayViews(): Promise<Array<{ name?: string; app_id?: string }>> {
+    const tree = await run("swaymsg", ["-t", "get_tree", "-r"], { env: sway.env, timeoutMs: 30_000 });
+    if (tree.code !== 0) throw new Error(`swaymsg get_tree failed: ${tree.stderr.toString()}`);
+    const views: Array<{ name?: string; app_id?: string }> = [];
+    const walk = (n: { name?: string; app_id?: string | null; pid?: number; nodes?: unknown[] }): void => {
+      if (n.pid !== undefined && n.app_id !== undefined) views.push({ ...n, app_id: n.app_id ?? "" });
+      for (const c of n.nodes ?? []) walk(c as typeof n);
+    };
+    walk(JSON.parse(tree.stdout.toString()) as Parameters<typeof walk>[0]);
+    return views;
+  }
+
   /** Screenshot once the terminal's background fills the output and two shots in a row agree (it is static). */
-  const stableShot = (file: string): Promise<Buffer> => stableShotOf(sway, file, [0x10, 0x30, 0xa0]);
+  async function stableShot(file: string): Promise<Buffer> {
+    let previous: Buffer | undefined;
+    return waitFor(
+      `a stable frame of the terminal in ${file}`,
+      async () => {
+        await sway.screenshot(file);
+        const img = readPng(file);
+        const blue = countColor(img, [0x10, 0x30, 0xa0]).count;
+        const now = readFileSync(file);
+        const stable = blue > (img.width * img.height) / 2 && previous !== undefined && previous.equals(now);
+        previous = now;
+        return stable ? now : undefined;
+      },
+      { timeoutMs: SCREEN_TIMEOUT_MS, intervalMs: 150 },
+    );
+  }
 
   it("runs foot, and its screenshot through crossway is pixel-identical to the direct one", async () => {
     const direct = startFoot(sway.env, "foot direct");
@@ -99,7 +129,15 @@ describe("crossway guest in front of headless sway", () => {
     } finally {
       await direct.stop();
     }
-    await sleep(300);
+    // The next screenshots must not catch the direct terminal's last frame: wait until sway has unmapped it.
+    await waitFor(
+      "sway to unmap the direct foot",
+      async () => ((await swayViews()).length === 0 ? true : undefined),
+      {
+        timeoutMs: SCREEN_TIMEOUT_MS,
+        intervalMs: 50,
+      },
+    );
     const proxied = startFoot(stack.env, "foot through crossway");
     try {
       await stableShot(join(dir, "proxied.png"));
@@ -116,13 +154,20 @@ describe("crossway guest in front of headless sway", () => {
   it("runs weston-terminal through crossway", async () => {
     const term = spawnTracked("weston-terminal", "weston-terminal", ["--shell=/bin/sh"], { env: stack.env });
     try {
-      let lit = 0;
-      for (let i = 0; i < 40 && lit < 10_000; i++) {
-        await sleep(150);
-        await sway.screenshot(join(dir, "wt.png"));
-        const img = readPng(join(dir, "wt.png"));
-        lit = img.width * img.height - countColor(img, [0, 0, 0]).count;
-      }
+      const lit = await waitFor(
+        "weston-terminal's window on sway's output",
+        async () => {
+          await sway.screenshot(join(dir, "wt.png"));
+          const img = readPng(join(dir, "wt.png"));
+          const n = img.width * img.height - countColor(img, [0, 0, 0]).count;
+          return n > 10_000 ? n : undefined;
+        },
+        {
+          timeoutMs: SCREEN_TIMEOUT_MS,
+          intervalMs: 150,
+          abort: () => (term.running ? undefined : "it exited"),
+        },
+      );
       expect(term.running).toBe(true);
       expect(lit).toBeGreaterThan(10_000);
     } finally {
@@ -152,13 +197,18 @@ describe("crossway guest in front of headless sway", () => {
     );
     try {
       // The selection exists once wl-paste lists our type.
-      for (let i = 0; ; i++) {
-        const types = await run("wl-paste", ["--list-types"], { env: pasteEnv, timeoutMs: 10_000 });
-        if (types.stdout.toString().includes("application/octet-stream")) break;
-        if (i > 50 || !copier.running)
-          throw new Error(`wl-copy never set the selection: ${types.stderr.toString()}`);
-        await sleep(100);
-      }
+      await waitFor(
+        "wl-paste --list-types to show wl-copy's selection",
+        async () => {
+          const types = await run("wl-paste", ["--list-types"], { env: pasteEnv, timeoutMs: 30_000 });
+          return types.stdout.toString().includes("application/octet-stream") ? true : undefined;
+        },
+        {
+          timeoutMs: SCREEN_TIMEOUT_MS,
+          intervalMs: 100,
+          abort: () => (copier.running ? undefined : "wl-copy exited"),
+        },
+      );
       const started = Date.now();
       const paste = await run("wl-paste", ["-t", "application/octet-stream"], {
         env: pasteEnv,
@@ -227,16 +277,15 @@ describe("crossway guest in front of headless sway", () => {
       },
     );
     try {
-      let found: { name?: string; app_id?: string } | undefined;
-      for (let i = 0; i < 50 && found === undefined; i++) {
-        await sleep(100);
-        const tree = await run("swaymsg", ["-t", "get_tree", "-r"], { env: sway.env, timeoutMs: 5000 });
-        const walk = (n: { name?: string; app_id?: string; nodes?: unknown[] }): void => {
-          if (n.app_id !== undefined && n.app_id !== null && String(n.app_id).includes("footapp")) found = n;
-          for (const c of n.nodes ?? []) walk(c as typeof n);
-        };
-        if (tree.code === 0) walk(JSON.parse(tree.stdout.toString()) as Parameters<typeof walk>[0]);
-      }
+      const found = await waitFor(
+        "foot's tagged toplevel in swaymsg -t get_tree",
+        async () => (await swayViews()).find((v) => String(v.app_id).includes("footapp")),
+        {
+          timeoutMs: SCREEN_TIMEOUT_MS,
+          intervalMs: 100,
+          abort: () => (foot.running ? undefined : "foot exited"),
+        },
+      );
       expect(found?.app_id).toBe("vm.footapp");
       expect(found?.name).toBe("[vm] tagged-term");
     } finally {

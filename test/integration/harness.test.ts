@@ -49,7 +49,7 @@ describe("weston", () => {
     try {
       ids = treeNow(weston.pid);
       expect(weston.socketPath).toBe(join(weston.runtimeDir, weston.displayName));
-      const info = await run("wayland-info", [], { env: weston.env, timeoutMs: 10_000 });
+      const info = await run("wayland-info", [], { env: weston.env, timeoutMs: 60_000 });
       expect(info.code, info.stderr.toString()).toBe(0);
       expect(info.stdout.toString()).toMatch(/interface: 'wl_compositor'/);
       expect(info.stdout.toString()).toMatch(
@@ -73,7 +73,7 @@ describe("weston", () => {
             const c = countColor(img, [255, 0, 0]);
             return c.count >= 100 * 80 ? c : undefined;
           },
-          { timeoutMs: 15_000, intervalMs: 200 },
+          { timeoutMs: 60_000, intervalMs: 200 },
         );
         expect(seen.bbox).toBeDefined();
       } finally {
@@ -139,17 +139,17 @@ describe("sway", () => {
         const t = treeNow(sway.pid);
         return t.length >= 3 ? t : undefined;
       });
-      const info = await run("wayland-info", [], { env: sway.env, timeoutMs: 10_000 });
+      const info = await run("wayland-info", [], { env: sway.env, timeoutMs: 60_000 });
       expect(info.code, info.stderr.toString()).toBe(0);
       expect(info.stdout.toString()).toMatch(/interface: 'wl_seat'/);
       expect(info.stdout.toString()).toMatch(/interface: 'zwlr_screencopy_manager_v1'/);
       requireCommand("swaymsg", "sway");
-      const outputs = await run("swaymsg", ["-t", "get_outputs", "-r"], { env: sway.env, timeoutMs: 10_000 });
+      const outputs = await run("swaymsg", ["-t", "get_outputs", "-r"], { env: sway.env, timeoutMs: 60_000 });
       expect(outputs.code, outputs.stderr.toString()).toBe(0);
       expect(JSON.parse(outputs.stdout.toString())).toMatchObject([
         { name: "HEADLESS-1", current_mode: { width: 800, height: 600 } },
       ]);
-      const config = await run("swaymsg", ["-t", "get_config", "-r"], { env: sway.env, timeoutMs: 10_000 });
+      const config = await run("swaymsg", ["-t", "get_config", "-r"], { env: sway.env, timeoutMs: 60_000 });
       expect(config.stdout.toString()).toContain("focus_follows_mouse no");
 
       const footIni = join(scratch, "foot.ini");
@@ -169,7 +169,7 @@ describe("sway", () => {
             const c = countColor(readPng(shot), [0, 0, 255]);
             return c.count > 400_000 ? c : undefined;
           },
-          { timeoutMs: 15_000, intervalMs: 100 },
+          { timeoutMs: 60_000, intervalMs: 100 },
         );
         expect(blue.bbox).toEqual({ x0: 0, y0: 0, x1: 799, y1: 599 });
       } finally {
@@ -189,11 +189,11 @@ describe("pipewire", () => {
     try {
       ids = pw.pids.map((p) => processId(p)).filter((p): p is ProcessId => p !== undefined);
       expect(ids).toHaveLength(3);
-      const info = await run("pw-cli", ["info", "0"], { env: pw.env, timeoutMs: 10_000 });
+      const info = await run("pw-cli", ["info", "0"], { env: pw.env, timeoutMs: 60_000 });
       expect(info.code, info.stderr.toString()).toBe(0);
       expect(info.stdout.toString()).toMatch(/core\.daemon = "true"/);
       expect(info.stdout.toString()).toMatch(/name: "pipewire-0"/);
-      const nodes = await run("pw-cli", ["ls", "Node"], { env: pw.env, timeoutMs: 10_000 });
+      const nodes = await run("pw-cli", ["ls", "Node"], { env: pw.env, timeoutMs: 60_000 });
       expect(nodes.stdout.toString()).toContain('node.name = "testsink"');
     } finally {
       await pw.stop();

@@ -1,14 +1,14 @@
 // Real clients through crossway pipewire-filter against a real PipeWire + WirePlumber daemon: GStreamer camera
 // consumer (the CLI as its own process), pw-cat playback and record, and pw-dump's restricted view.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startPipeWireFilter } from "../../src/proxy/pipewire/filter-server.ts";
 import { pod } from "../../src/wire/pipewire/pod-types.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { type PipeWireStack, startPipeWire, TEST_SINK } from "../helpers/pipewire.ts";
-import { pwDump } from "../helpers/pipewire-daemon.ts";
+import { pwDump, waitForActiveLinks } from "../helpers/pipewire-daemon.ts";
 import { EACCES, field, type RawEvent, RawPipeWireClient } from "../helpers/pipewire-raw-client.ts";
 import { run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
 
@@ -59,6 +59,17 @@ beforeAll(async () => {
   stack = await startPipeWire();
   dir = mkdtempSync(join(tmpdir(), "cw-pwf-"));
   writeTone(join(dir, "tone.wav"));
+}, 60_000);
+
+afterAll(async () => {
+  await stack?.stop();
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
+
+// A fresh camera for every test: GStreamer's pipewiresink (mode=provide) on PipeWire 0.3.65 stops delivering frames
+// after a few consumers have come and gone (measured: the 5th consumer got a running link and no frame, twice in a
+// row; under load already the 2nd), while a fresh provider served 16 of 16 consumers.
+beforeEach(async () => {
   // The fake camera of environment.md §4: a Video/Source node named testcam, unfiltered.
   camera = spawnTracked(
     "testcam",
@@ -84,14 +95,21 @@ beforeAll(async () => {
       (await pwDump(stack.env)).some((o) => o.type === "Node" && o.props["node.name"] === "testcam")
         ? true
         : undefined,
-    { timeoutMs: 15_000, intervalMs: 100 },
+    { timeoutMs: 60_000, intervalMs: 100 },
   );
-}, 60_000);
+});
 
-afterAll(async () => {
+afterEach(async () => {
   await camera?.stop();
-  await stack?.stop();
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  // The next test's camera must not be mistaken for this one's node, which the daemon removes asynchronously.
+  await waitFor(
+    "the testcam node to go",
+    async () =>
+      (await pwDump(stack.env)).some((o) => o.type === "Node" && o.props["node.name"] === "testcam")
+        ? undefined
+        : true,
+    { timeoutMs: 60_000, intervalMs: 100 },
+  );
 });
 
 describe("pipewire-filter passes real clients", () => {
@@ -112,11 +130,16 @@ describe("pipewire-filter passes real clients", () => {
         "--target",
         "testcam",
       ],
-      { env: { ...stack.env, CROSSWAY_LOG: "error" } },
+      { env: { ...stack.env, CROSSWAY_LOG: "error" }, pipeStdout: true },
     );
+    let printed = "";
+    filter.child.stdout?.setEncoding("utf8").on("data", (d: string) => {
+      printed += d;
+    });
     try {
-      await waitFor("the filter's socket", () => (existsSync(listen) ? true : undefined), {
-        timeoutMs: 15_000,
+      await waitFor("the filter's ready line", () => (printed.includes("listening on") ? true : undefined), {
+        timeoutMs: 60_000,
+        abort: () => (filter.running ? undefined : "the filter exited"),
       });
       const out = join(dir, "frames.raw");
       const t0 = Date.now();
@@ -133,7 +156,7 @@ describe("pipewire-filter passes real clients", () => {
           "filesink",
           `location=${out}`,
         ],
-        { env: { ...stack.env, PIPEWIRE_REMOTE: listen }, timeoutMs: 20_000 },
+        { env: { ...stack.env, PIPEWIRE_REMOTE: listen }, timeoutMs: 60_000 },
       );
       expect(r.timedOut, r.stderr.toString()).toBe(false);
       expect(r.code, r.stderr.toString()).toBe(0);
@@ -169,7 +192,7 @@ describe("pipewire-filter passes real clients", () => {
           "!",
           "fakesink",
         ],
-        { env: { ...stack.env, PIPEWIRE_REMOTE: listen }, timeoutMs: 20_000 },
+        { env: { ...stack.env, PIPEWIRE_REMOTE: listen }, timeoutMs: 60_000 },
       );
       expect(r.code, r.stderr.toString()).toBe(0);
     } finally {
@@ -302,13 +325,16 @@ describe("pipewire-filter passes real clients", () => {
       { env: stack.env },
     );
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      await waitForActiveLinks(stack.env, TEST_SINK, "pw-cat", 2);
       const r = await run("pw-cat", ["--playback", "--target", TEST_SINK, join(dir, "tone.wav")], {
         env: { ...stack.env, PIPEWIRE_REMOTE: listen },
-        timeoutMs: 20_000,
+        timeoutMs: 60_000,
       });
       expect(r.code, r.stderr.toString()).toBe(0);
-      await new Promise((r2) => setTimeout(r2, 200));
+      await waitFor("the tone in the recording", () => (wavPeak(rec) > 6000 ? true : undefined), {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+      });
     } finally {
       await recorder.stop();
       filter.close();
@@ -346,13 +372,17 @@ describe("pipewire-filter passes real clients", () => {
       { env: { ...stack.env, PIPEWIRE_REMOTE: listen } },
     );
     try {
-      await new Promise((r) => setTimeout(r, 300));
+      // The filter names its clients' nodes "guest.<name>".
+      await waitForActiveLinks(stack.env, TEST_SINK, "guest.pw-cat", 2);
       const r = await run("pw-cat", ["--playback", "--target", TEST_SINK, join(dir, "tone.wav")], {
         env: stack.env,
-        timeoutMs: 20_000,
+        timeoutMs: 60_000,
       });
       expect(r.code, r.stderr.toString()).toBe(0);
-      await new Promise((r2) => setTimeout(r2, 200));
+      await waitFor("the tone in the recording", () => (wavPeak(rec) > 6000 ? true : undefined), {
+        timeoutMs: 30_000,
+        intervalMs: 50,
+      });
     } finally {
       await recorder.stop();
       filter.close();

@@ -281,7 +281,7 @@ export function filterCoreInfoProps(items: DictEntries): DictEntries {
   );
 }
 
-/** Client.Info props passed to the client: the proxy's own credentials are hidden (§7.4 S→C). */
+/** Client.Info and Registry.Global props passed to the client: no pipewire.sec.* or pipewire.access* key of any connection (§7.4 S→C). */
 export function filterClientInfoProps(items: DictEntries): DictEntries {
-  return items.filter(([k]) => !k.startsWith("pipewire.sec.") && k !== "pipewire.access");
+  return items.filter(([k]) => !k.startsWith("pipewire.sec.") && !k.startsWith("pipewire.access"));
 }

@@ -13,41 +13,80 @@ import {
 } from "../../wire/pipewire/framing.ts";
 import { PipeWireWireError } from "../../wire/pipewire/pod-error.ts";
 import { type PodLimits, STRICT_POD_LIMITS } from "../../wire/pipewire/pod-reader.ts";
-import { type Pod, type PodScalar, pod } from "../../wire/pipewire/pod-types.ts";
+import { isStruct, type Pod, type PodScalar, pod } from "../../wire/pipewire/pod-types.ts";
 import {
   checkSignature,
-  type DictEntries,
   EVENTS,
   expectDict,
   expectIdArray,
   expectInt,
-  expectLong,
   expectString,
   Iface,
   METHODS,
-  readDictItems,
+  opcodes,
   shortIface,
 } from "../../wire/pipewire/protocol.ts";
 import type { AuditAction, AuditSink } from "./audit.ts";
+import {
+  checkClientNodePortUpdate,
+  checkClientNodeUpdate,
+  type UpdateContext,
+} from "./client-node-update.ts";
 import { Endpoint } from "./endpoint.ts";
-import { allowedParamIds, checkCameraControl, checkParam } from "./param-schema.ts";
+import { fdKind, MemTracker } from "./mem-tracker.ts";
+import { checkCameraControl } from "./param-schema.ts";
 import {
   type FilteredProps,
   filterClientInfoProps,
   filterClientProps,
   filterCoreInfoProps,
   filterNodeProps,
-  filterPortProps,
   type NodePropContext,
   type Profile,
 } from "./policy.ts";
+import { type GlobalEntry, planRestriction } from "./self-restriction.ts";
+import { Violation } from "./violation.ts";
 
-/** PW_PERM_* (src/pipewire/permission.h). */
-const PERM_R = 0o400;
-const PERM_W = 0o200;
-const PERM_X = 0o100;
-/** PW_ID_ANY: the default-permission entry of UpdatePermissions. */
-const ID_ANY = 0xffffffff;
+// Opcodes by name from the protocol tables (Port's SubscribeParams and EnumParams share Node's numbers).
+const CoreMethod = opcodes(METHODS, Iface.Core, [
+  "Hello",
+  "Sync",
+  "Pong",
+  "Error",
+  "GetRegistry",
+  "CreateObject",
+  "Destroy",
+]);
+const CoreEvent = opcodes(EVENTS, Iface.Core, [
+  "Info",
+  "Done",
+  "Ping",
+  "Error",
+  "RemoveId",
+  "BoundId",
+  "AddMem",
+  "RemoveMem",
+]);
+const ClientMethod = opcodes(METHODS, Iface.Client, ["UpdateProperties", "UpdatePermissions"]);
+const ClientEvent = opcodes(EVENTS, Iface.Client, ["Info"]);
+const RegistryMethod = opcodes(METHODS, Iface.Registry, ["Bind"]);
+const RegistryEvent = opcodes(EVENTS, Iface.Registry, ["Global"]);
+const NodeMethod = opcodes(METHODS, Iface.Node, ["SubscribeParams", "EnumParams", "SetParam"]);
+const ClientNodeMethod = opcodes(METHODS, Iface.ClientNode, [
+  "GetNode",
+  "Update",
+  "PortUpdate",
+  "SetActive",
+  "Event",
+]);
+const ClientNodeEvent = opcodes(EVENTS, Iface.ClientNode, [
+  "Transport",
+  "SetIO",
+  "PortUseBuffers",
+  "PortSetIO",
+  "SetActivation",
+]);
+
 const EACCES = 13;
 
 /** Core.Sync seq values of the filter's own round trips; negative, so never equal to a client's RETURN_ASYNC seq. */
@@ -120,27 +159,6 @@ interface ObjectEntry {
   global?: number;
 }
 
-interface GlobalEntry {
-  type: string;
-  version: number;
-  props: Map<string, string | null>;
-}
-
-interface MemEntry {
-  type: number;
-  size: number;
-}
-
-/** Raised inside handlers to stop processing a message: fatal for the connection. */
-class Violation extends Error {
-  constructor(
-    readonly reason: string,
-    readonly detail: string,
-  ) {
-    super(`${reason}: ${detail}`);
-  }
-}
-
 /**
  * Removes and returns a frame's fds: once handed to an endpoint they belong to it, so the frame must not keep
  * them (a later error path would otherwise close an fd number that may already name something else).
@@ -148,8 +166,6 @@ class Violation extends Error {
 function takeFds(f: Frame): number[] {
   return f.fds.splice(0, f.fds.length);
 }
-
-const isStruct = (p: Pod | undefined): p is Pod & { t: "struct" } => p?.t === "struct";
 
 /** One client connection and its upstream connection. */
 export class FilterSession {
@@ -169,8 +185,8 @@ export class FilterSession {
   private readonly substituted = new Map<number, string>();
   private readonly pings = new Set<string>();
   private readonly monitorPorts = new Set<number>();
-  private readonly mems = new Map<number, MemEntry>();
-  private memBytes = 0;
+  /** The daemon's AddMem memory this client was lent (mem-tracker.ts). */
+  private readonly mems: MemTracker;
   private ownClientGlobal = -1;
   private targetNames = new Set<string>();
   private readonly targetNodes = new Set<number>();
@@ -185,6 +201,7 @@ export class FilterSession {
     this.onClosed = onClosed;
     this.tokens = cfg.limits.burst;
     this.client = new Endpoint(clientFd, MAX_C2S_SIZE, 0);
+    this.mems = new MemTracker(cfg.limits.maxMemBytes);
     this.objects.set(0, { iface: Iface.Core, version: 3, origin: "implicit" });
     this.objects.set(1, { iface: Iface.Client, version: 3, origin: "implicit" });
   }
@@ -384,7 +401,7 @@ export class FilterSession {
     this.expectedSeq = (f.seq + 1) & SEQ_MASK;
     const msg = decodePayload(f.payload, 0, STRICT_POD_LIMITS);
     if (msg.footer !== undefined) this.checkClientFooter(msg.footer);
-    if (f.id === 0 && f.opcode === 1) {
+    if (f.id === 0 && f.opcode === CoreMethod.Hello) {
       if (this.state !== "INIT")
         throw new Violation("second-hello", "Hello after the handshake (v0 switch / client reset, §1.7)");
       checkSignature(msg.body.fields, "i", "Core.Hello", true);
@@ -396,7 +413,9 @@ export class FilterSession {
     }
     if (this.state === "INIT") throw new Violation("state", "first message is not Core.Hello");
     if (this.state === "HELLO") {
-      const ok = (f.id === 1 && f.opcode === 2) || (f.id === 0 && (f.opcode === 2 || f.opcode === 3));
+      const ok =
+        (f.id === 1 && f.opcode === ClientMethod.UpdateProperties) ||
+        (f.id === 0 && (f.opcode === CoreMethod.Sync || f.opcode === CoreMethod.Pong));
       if (!ok) throw new Violation("state", `id ${f.id} opcode ${f.opcode} before Client.UpdateProperties`);
     }
     const obj = this.objects.get(f.id);
@@ -414,11 +433,11 @@ export class FilterSession {
         this.coreMethod(f, msg);
         return;
       case Iface.Client:
-        if (f.id === 1 && f.opcode === 2) this.updateProperties(f, msg);
+        if (f.id === 1 && f.opcode === ClientMethod.UpdateProperties) this.updateProperties(f, msg);
         else this.deny(f, "client-method-denied");
         return;
       case Iface.Registry:
-        if (f.opcode === 1) this.bind(f, msg);
+        if (f.opcode === RegistryMethod.Bind) this.bind(f, msg);
         else this.deny(f, "registry-destroy-denied");
         return;
       case Iface.Node:
@@ -456,7 +475,7 @@ export class FilterSession {
   private coreMethod(f: Frame, msg: DecodedPayload): void {
     const a = msg.body.fields;
     switch (f.opcode) {
-      case 2: {
+      case CoreMethod.Sync: {
         const id = expectInt(a[0], "Sync id");
         if (!this.objects.has(id)) {
           this.deny(f, "sync-unknown-object");
@@ -465,7 +484,7 @@ export class FilterSession {
         this.toServer(this.raw(f));
         return;
       }
-      case 3: {
+      case CoreMethod.Pong: {
         const key = `${expectInt(a[0], "Pong id")}:${expectInt(a[1], "Pong seq")}`;
         if (!this.pings.delete(key)) {
           this.deny(f, "pong-without-ping");
@@ -474,7 +493,7 @@ export class FilterSession {
         this.toServer(this.raw(f));
         return;
       }
-      case 4: {
+      case CoreMethod.Error: {
         const id = expectInt(a[0], "Error id");
         const res = expectInt(a[2], "Error res");
         const text = expectString(a[3], "Error message") ?? "";
@@ -486,7 +505,7 @@ export class FilterSession {
         this.toServer(this.raw(f));
         return;
       }
-      case 5: {
+      case CoreMethod.GetRegistry: {
         const version = expectInt(a[0], "GetRegistry version");
         const newId = expectInt(a[1], "GetRegistry new_id");
         this.checkNewId(newId);
@@ -503,10 +522,10 @@ export class FilterSession {
         this.toServer(this.raw(f));
         return;
       }
-      case 6:
+      case CoreMethod.CreateObject:
         this.createObject(f, msg);
         return;
-      case 7: {
+      case CoreMethod.Destroy: {
         const id = expectInt(a[0], "Destroy id");
         const o = this.objects.get(id);
         if (id < 2 || o === undefined || o.origin === "implicit" || o.origin === "substitute") {
@@ -623,7 +642,7 @@ export class FilterSession {
     const a = msg.body.fields;
     const readable = new Set([1, 2, 3, 4, 15, 17]);
     switch (f.opcode) {
-      case 1: {
+      case NodeMethod.SubscribeParams: {
         const ids = expectIdArray(a[0], "SubscribeParams ids");
         if (ids.length > 16 || ids.some((id) => !readable.has(id))) {
           this.deny(f, "subscribe-ids-denied", ids.join(","));
@@ -632,7 +651,7 @@ export class FilterSession {
         this.toServer(this.raw(f));
         return;
       }
-      case 2: {
+      case NodeMethod.EnumParams: {
         const id = a[1]?.t === "id" ? a[1].v : -1;
         if (!readable.has(id)) {
           this.deny(f, "enum-param-id-denied", String(id));
@@ -653,7 +672,7 @@ export class FilterSession {
         this.toServer(this.raw(f));
         return;
       }
-      case 3: {
+      case NodeMethod.SetParam: {
         if (obj.iface !== Iface.Node || !this.cfg.cameraControls || this.cfg.profile.name !== "camera") {
           this.deny(f, "set-param-denied");
           return;
@@ -679,25 +698,25 @@ export class FilterSession {
     }
     const a = msg.body.fields;
     switch (f.opcode) {
-      case 1: {
+      case ClientNodeMethod.GetNode: {
         checkSignature(a, "ii", "ClientNode.GetNode", true);
         const newId = expectInt(a[1], "GetNode new_id");
         this.checkNewId(newId);
         this.substitute(f, newId, "get-node-denied");
         return;
       }
-      case 2: {
+      case ClientNodeMethod.Update: {
         this.clientNodeUpdate(f, msg);
         return;
       }
-      case 3: {
+      case ClientNodeMethod.PortUpdate: {
         this.clientNodePortUpdate(f, msg);
         return;
       }
-      case 4:
+      case ClientNodeMethod.SetActive:
         this.toServer(this.raw(f));
         return;
-      case 5: {
+      case ClientNodeMethod.Event: {
         const ev = a[0];
         // SPA_TYPE_EVENT_Node with Error, Buffering or RequestRefresh (§7.4).
         if (ev?.t !== "object" || ev.objectType !== 0x20002 || ev.objectId > 2) {
@@ -713,213 +732,28 @@ export class FilterSession {
   }
 
   /** Validates a param list; returns the params to forward (unknown param ids stripped, §7.6). */
-  private params(f: Frame, list: readonly Pod[], where: string): { kept: Pod[]; changed: boolean } {
-    const allowedIds = allowedParamIds(this.cfg.profile);
-    const kept: Pod[] = [];
-    let changed = false;
-    for (const p of list) {
-      if (p.t === "none") {
-        kept.push(p);
-        continue;
-      }
-      if (p.t !== "object") throw new Violation("param-schema", `${where}: param is a ${p.t}`);
-      if (!allowedIds.has(p.objectId)) {
-        this.audit(
-          "C->S",
-          f.id,
-          f.opcode,
-          f.seq,
-          "param-stripped",
-          "stripped",
-          `${where}: param id ${p.objectId}`,
-        );
-        changed = true;
-        continue;
-      }
-      const err = checkParam(p, p.objectId, this.cfg.profile, where);
-      if (err !== null) throw new Violation("param-schema", err);
-      kept.push(p);
-    }
-    return { kept, changed };
-  }
-
-  /** Param infos `(Id id, Int flags)*`, stripped to allowed ids. */
-  private paramInfos(
-    fields: readonly Pod[],
-    at: number,
-    n: number,
-    where: string,
-  ): { infos: Pod[]; changed: boolean } {
-    if (n < 0 || n > 32 || at + 2 * n !== fields.length)
-      throw new Violation("schema", `${where}: ${n} param infos`);
-    const allowedIds = allowedParamIds(this.cfg.profile);
-    const infos: Pod[] = [];
-    let changed = false;
-    for (let i = 0; i < n; i++) {
-      const id = fields[at + 2 * i];
-      const fl = fields[at + 2 * i + 1];
-      if (id?.t !== "id" || fl?.t !== "int") throw new Violation("schema", `${where}: param info ${i}`);
-      if (allowedIds.has(id.v)) infos.push(id, fl);
-      else changed = true;
-    }
-    return { infos, changed };
+  /** What the ClientNode Update/PortUpdate validator needs of this connection (client-node-update.ts). */
+  private updateCtx(f: Frame): UpdateContext {
+    return {
+      profile: this.cfg.profile,
+      nodeProps: this.nodeCtx(),
+      monitorPorts: this.monitorPorts,
+      strip: (reason, detail) => this.audit("C->S", f.id, f.opcode, f.seq, reason, "stripped", detail),
+    };
   }
 
   private clientNodeUpdate(f: Frame, msg: DecodedPayload): void {
-    const a = msg.body.fields;
-    const changeMask = expectInt(a[0], "Update change_mask");
-    const nParams = expectInt(a[1], "Update n_params");
-    if ((changeMask & ~3) !== 0) throw new Violation("schema", `Update change_mask ${changeMask}`);
-    if (nParams < 0 || nParams > 64 || a.length !== 3 + nParams)
-      throw new Violation("schema", `Update with ${nParams} params, ${a.length} fields`);
-    const ps = this.params(f, a.slice(2, 2 + nParams), "ClientNode.Update");
-    let changed = ps.changed;
-    let info = a[2 + nParams] as Pod;
-    if (info.t === "struct") {
-      const i = info.fields;
-      const maxIn = expectInt(i[0], "max_in");
-      const maxOut = expectInt(i[1], "max_out");
-      const mask = expectLong(i[2], "info change_mask");
-      const flags = expectLong(i[3], "info flags");
-      const nItems = expectInt(i[4], "n_items");
-      const p = this.cfg.profile;
-      if (maxIn < 0 || maxOut < 0 || maxIn > p.maxPorts + 1 || maxOut > p.maxPorts + 1) {
-        throw new Violation("schema", `max ports ${maxIn}/${maxOut}`);
-      }
-      if ((mask & ~7n) !== 0n) throw new Violation("schema", `node info change_mask ${mask}`);
-      const items = readDictItems(i, 5, nItems, "node info props");
-      const nInfoAt = 5 + 2 * nItems;
-      const nInfos = expectInt(i[nInfoAt], "n_param_infos");
-      const pi = this.paramInfos(i, nInfoAt + 1, nInfos, "node info");
-      const r = filterNodeProps(items, this.nodeCtx());
-      if (r.refusal !== null) throw new Violation("node-props", r.refusal);
-      this.auditDropped(f, r);
-      const keptFlags = flags & BigInt(p.nodeFlags);
-      if (keptFlags !== flags)
-        this.audit("C->S", f.id, f.opcode, f.seq, "node-flags", "stripped", `0x${flags.toString(16)}`);
-      // PipeWire 0.3.65 dereferences a NULL dict when the PROPS bit (2) comes with zero items
-      // (pw_properties_update_ignore, "segfault at 4"; found by test/fuzz/pipewire-session-fuzzer.ts). An empty
-      // update changes nothing, so the bit is cleared, whether the client sent no items or the filter removed all.
-      let keptMask = mask;
-      if ((mask & 2n) !== 0n && r.kept.length === 0) {
-        keptMask = mask & ~2n;
-        this.audit(
-          "C->S",
-          f.id,
-          f.opcode,
-          f.seq,
-          "empty-props-update",
-          "stripped",
-          "PROPS change bit with no items",
-        );
-      }
-      changed ||=
-        r.dropped.length > 0 ||
-        pi.changed ||
-        keptFlags !== flags ||
-        keptMask !== mask ||
-        r.kept.some(([k, v], idx) => items[idx]?.[0] !== k || items[idx]?.[1] !== v);
-      info = pod.struct(
-        i[0] as Pod,
-        i[1] as Pod,
-        pod.long(keptMask),
-        pod.long(keptFlags),
-        pod.int(r.kept.length),
-        ...this.dictFields(r.kept),
-        pod.int(pi.infos.length / 2),
-        ...pi.infos,
-      );
-    } else if (info.t !== "none") {
-      throw new Violation("schema", `Update info is a ${info.t}`);
-    }
-    if (!changed) {
-      this.toServer(this.raw(f));
-      return;
-    }
-    const body = pod.struct(pod.int(changeMask), pod.int(ps.kept.length), ...ps.kept, info);
-    this.toServer(encodeMessage(f.id, f.opcode, f.seq, 0, body, msg.footer));
-  }
-
-  private dictFields(items: DictEntries): Pod[] {
-    const out: Pod[] = [];
-    for (const [k, v] of items) out.push(pod.string(k), v === null ? pod.none() : pod.string(v));
-    return out;
-  }
-
-  /**
-   * Audio capture streams announce output "monitor" ports mirroring their input (audioconvert, port.monitor =
-   * true; seen from pw-cat --record on 0.3.65). Those are the only wrong-direction ports allowed, and only for
-   * audio input profiles; later updates of such a port need not repeat the props.
-   */
-  private monitorPort(a: readonly Pod[], nParams: number, direction: number, portId: number): boolean {
-    const p = this.cfg.profile;
-    if (p.mediaType !== "Audio" || p.portDirection !== 0 || direction !== 1) return false;
-    if (this.monitorPorts.has(portId)) return true;
-    const info = a[4 + nParams];
-    if (!isStruct(info)) return false;
-    const nItems = info.fields[4]?.t === "int" ? info.fields[4].v : 0;
-    const items = readDictItems(info.fields, 5, nItems, "port info props");
-    if (!items.some(([k, v]) => k === "port.monitor" && v === "true")) return false;
-    this.monitorPorts.add(portId);
-    return true;
+    this.forwardUpdate(f, msg, checkClientNodeUpdate(msg.body.fields, this.updateCtx(f)));
   }
 
   private clientNodePortUpdate(f: Frame, msg: DecodedPayload): void {
-    const a = msg.body.fields;
-    const direction = expectInt(a[0], "direction");
-    const portId = expectInt(a[1], "port_id");
-    const changeMask = expectInt(a[2], "change_mask");
-    const nParams = expectInt(a[3], "n_params");
-    const p = this.cfg.profile;
-    if (direction !== p.portDirection && !this.monitorPort(a, nParams, direction, portId)) {
-      throw new Violation("port-direction", `direction ${direction} in profile ${p.name}`);
-    }
-    if (portId < 0 || portId >= p.maxPorts) throw new Violation("schema", `port_id ${portId}`);
-    if ((changeMask & ~3) !== 0) throw new Violation("schema", `PortUpdate change_mask ${changeMask}`);
-    if (nParams < 0 || nParams > 64 || a.length !== 5 + nParams)
-      throw new Violation("schema", `PortUpdate with ${nParams} params`);
-    const ps = this.params(f, a.slice(4, 4 + nParams), "ClientNode.PortUpdate");
-    let changed = ps.changed;
-    let info = a[4 + nParams] as Pod;
-    if (info.t === "struct") {
-      const i = info.fields;
-      const mask = expectLong(i[0], "port change_mask");
-      const flags = expectLong(i[1], "port flags");
-      const rateNum = expectInt(i[2], "rate num");
-      const rateDenom = expectInt(i[3], "rate denom");
-      const nItems = expectInt(i[4], "n_items");
-      if ((mask & ~15n) !== 0n) throw new Violation("schema", `port info change_mask ${mask}`);
-      if (rateNum < 0 || rateDenom < 0 || rateNum > 384000 || rateDenom > 384000)
-        throw new Violation("schema", "port rate");
-      const items = readDictItems(i, 5, nItems, "port info props");
-      const nInfoAt = 5 + 2 * nItems;
-      const pi = this.paramInfos(i, nInfoAt + 1, expectInt(i[nInfoAt], "n_param_infos"), "port info");
-      const r = filterPortProps(items, this.nodeCtx());
-      this.auditDropped(f, r);
-      // REMOVABLE, OPTIONAL, IN_PLACE, NO_REF, LIVE; CAN_ALLOC_BUFFERS would make the client allocate (§7.4).
-      const keptFlags = flags & 0x3bn;
-      if (keptFlags !== flags)
-        this.audit("C->S", f.id, f.opcode, f.seq, "port-flags", "stripped", `0x${flags.toString(16)}`);
-      changed ||= r.dropped.length > 0 || pi.changed || keptFlags !== flags;
-      info = pod.struct(
-        i[0] as Pod,
-        pod.long(keptFlags),
-        i[2] as Pod,
-        i[3] as Pod,
-        pod.int(r.kept.length),
-        ...this.dictFields(r.kept),
-        pod.int(pi.infos.length / 2),
-        ...pi.infos,
-      );
-    } else if (info.t !== "none") {
-      throw new Violation("schema", `PortUpdate info is a ${info.t}`);
-    }
-    if (!changed) {
-      this.toServer(this.raw(f));
-      return;
-    }
-    const body = pod.struct(a[0] as Pod, a[1] as Pod, a[2] as Pod, pod.int(ps.kept.length), ...ps.kept, info);
-    this.toServer(encodeMessage(f.id, f.opcode, f.seq, 0, body, msg.footer));
+    this.forwardUpdate(f, msg, checkClientNodePortUpdate(msg.body.fields, this.updateCtx(f)));
+  }
+
+  /** Forwards a checked update: unchanged as received, or its rewritten body. */
+  private forwardUpdate(f: Frame, msg: DecodedPayload, body: Pod | null): void {
+    if (body === null) this.toServer(this.raw(f));
+    else this.toServer(encodeMessage(f.id, f.opcode, f.seq, 0, body, msg.footer));
   }
 
   // ---------------------------------------------------------------- setup (§7.1 self-restriction)
@@ -932,10 +766,10 @@ export class FilterSession {
     this.state = "SETUP";
     this.client.pause(PAUSE_SETUP);
     this.objects.set(SETUP_REGISTRY_ID, { iface: Iface.Registry, version: 3, origin: "setup" });
-    this.inject(0, 1, pod.struct(pod.int(this.helloVersion)));
+    this.inject(0, CoreMethod.Hello, pod.struct(pod.int(this.helloVersion)));
     this.inject(
       1,
-      2,
+      ClientMethod.UpdateProperties,
       pod.struct(
         pod.dict([
           ["application.name", "crossway-pipewire-filter"],
@@ -943,61 +777,31 @@ export class FilterSession {
         ]),
       ),
     );
-    this.inject(0, 5, pod.struct(pod.int(3), pod.int(SETUP_REGISTRY_ID)));
-    this.inject(0, 2, pod.struct(pod.int(0), pod.int(SETUP_SYNC_ENUMERATE)));
+    this.inject(0, CoreMethod.GetRegistry, pod.struct(pod.int(3), pod.int(SETUP_REGISTRY_ID)));
+    this.inject(0, CoreMethod.Sync, pod.struct(pod.int(0), pod.int(SETUP_SYNC_ENUMERATE)));
   }
 
   private onSetupEnumerated(): void {
-    const p = this.cfg.profile;
-    let factory = -1;
-    for (const [gid, g] of this.globals) {
-      if (g.type === Iface.Factory && g.props.get("factory.name") === "client-node") factory = gid;
-    }
-    if (factory < 0) throw new CrosswayError("CW_PW_UPSTREAM", "the daemon has no client-node factory");
-    const wanted = new Set(this.cfg.targets);
-    for (const [gid, g] of this.globals) {
-      if (g.type !== Iface.Node) continue;
-      const name = g.props.get("node.name") ?? "";
-      const serial = g.props.get("object.serial") ?? "";
-      const hit =
-        wanted.size > 0
-          ? wanted.has(name) || wanted.has(String(gid)) || wanted.has(serial)
-          : p.defaultTargetClasses.includes(g.props.get("media.class") ?? "");
-      if (hit) {
-        this.targetNodes.add(gid);
-        this.targetNames.add(name).add(String(gid));
-        if (serial !== "") this.targetNames.add(serial);
-      }
-    }
-    const targetPerm = PERM_R | PERM_X | (this.cfg.cameraControls && p.name === "camera" ? PERM_W : 0);
-    const perms: [number, number][] = [
-      [0, PERM_R | PERM_W | PERM_X],
-      [factory, PERM_R],
-    ];
-    if (this.ownClientGlobal >= 0) perms.push([this.ownClientGlobal, PERM_R | PERM_W | PERM_X]);
-    this.allowed.add(0).add(factory);
-    if (this.ownClientGlobal >= 0) this.allowed.add(this.ownClientGlobal);
-    for (const gid of this.targetNodes) {
-      perms.push([gid, targetPerm]);
-      this.allowed.add(gid);
-    }
-    for (const [gid, g] of this.globals) {
-      if (g.type === Iface.Port && this.targetNodes.has(Number(g.props.get("node.id")))) {
-        perms.push([gid, PERM_R | PERM_X]);
-        this.allowed.add(gid);
-      }
-    }
-    perms.push([ID_ANY, 0]);
+    const plan = planRestriction(this.globals, {
+      profile: this.cfg.profile,
+      targets: this.cfg.targets,
+      cameraControls: this.cfg.cameraControls,
+      ownClientGlobal: this.ownClientGlobal,
+    });
+    for (const gid of plan.targetNodes) this.targetNodes.add(gid);
+    for (const name of plan.targetNames) this.targetNames.add(name);
+    for (const gid of plan.allowed) this.allowed.add(gid);
+    const perms = plan.perms;
     this.cfg.log.info(
       { conn: this.name, targets: [...this.targetNodes], perms: perms.length },
       "restricting upstream",
     );
     // Destroy the setup registry first so permission changes produce no registry events for it.
-    this.inject(0, 7, pod.struct(pod.int(SETUP_REGISTRY_ID)));
+    this.inject(0, CoreMethod.Destroy, pod.struct(pod.int(SETUP_REGISTRY_ID)));
     const flat: Pod[] = [pod.int(perms.length)];
     for (const [id, perm] of perms) flat.push(pod.int(id), pod.int(perm));
-    this.inject(1, 4, pod.struct(...flat));
-    this.inject(0, 2, pod.struct(pod.int(0), pod.int(SETUP_SYNC_RESTRICTED)));
+    this.inject(1, ClientMethod.UpdatePermissions, pod.struct(...flat));
+    this.inject(0, CoreMethod.Sync, pod.struct(pod.int(0), pod.int(SETUP_SYNC_RESTRICTED)));
   }
 
   private onSetupRestricted(): void {
@@ -1031,7 +835,9 @@ export class FilterSession {
         return;
       }
       case Iface.Client:
-        if (f.opcode === 0 && f.id === 1) {
+        // Any Client object, not only id 1: a client may bind the Client global of its own connection (the filter's
+        // daemon connection), whose Info carries the filter's pipewire.sec.* credentials.
+        if (f.opcode === ClientEvent.Info) {
           const props = filterClientInfoProps(expectDict(a[2], "Client.Info props"));
           this.forwardRewritten(
             f,
@@ -1075,7 +881,7 @@ export class FilterSession {
   private coreEvent(f: Frame, msg: DecodedPayload): void {
     const a = msg.body.fields;
     switch (f.opcode) {
-      case 0: {
+      case CoreEvent.Info: {
         const props = filterCoreInfoProps(expectDict(a[7], "Core.Info props"));
         const body = pod.struct(
           a[0] as Pod,
@@ -1090,7 +896,7 @@ export class FilterSession {
         this.forwardRewritten(f, msg, body);
         return;
       }
-      case 1: {
+      case CoreEvent.Done: {
         const id = expectInt(a[0], "Done id");
         const seq = expectInt(a[1], "Done seq");
         if (id === 0 && seq === SETUP_SYNC_ENUMERATE && this.state === "SETUP") {
@@ -1104,14 +910,14 @@ export class FilterSession {
         this.forward(f);
         return;
       }
-      case 2:
+      case CoreEvent.Ping:
         this.pings.add(`${expectInt(a[0], "Ping id")}:${expectInt(a[1], "Ping seq")}`);
         if (this.pings.size > 1024) throw new Violation("upstream-pings", "too many outstanding pings");
         {
           this.forward(f);
           return;
         }
-      case 3: {
+      case CoreEvent.Error: {
         const id = expectInt(a[0], "Error id");
         if (this.state === "SETUP") {
           throw new CrosswayError(
@@ -1133,7 +939,7 @@ export class FilterSession {
         this.forward(f);
         return;
       }
-      case 4: {
+      case CoreEvent.RemoveId: {
         const id = expectInt(a[0], "RemoveId id");
         const o = this.objects.get(id);
         if (o?.origin === "setup") {
@@ -1145,7 +951,7 @@ export class FilterSession {
         this.forward(f);
         return;
       }
-      case 5: {
+      case CoreEvent.BoundId: {
         const id = expectInt(a[0], "BoundId id");
         const gid = expectInt(a[1], "BoundId global") >>> 0;
         if (id === 1) this.ownClientGlobal = gid;
@@ -1157,16 +963,13 @@ export class FilterSession {
         this.forward(f);
         return;
       }
-      case 6: {
-        this.addMem(f, msg);
+      case CoreEvent.AddMem: {
+        this.mems.add(msg.body.fields, f.fds[0] as number);
+        this.forward(f);
         return;
       }
-      case 7: {
-        const m = this.mems.get(expectInt(a[0], "RemoveMem id"));
-        if (m !== undefined) {
-          this.memBytes -= m.size;
-          this.mems.delete(expectInt(a[0], "RemoveMem id"));
-        }
+      case CoreEvent.RemoveMem: {
+        this.mems.remove(expectInt(a[0], "RemoveMem id"));
         this.forward(f);
         return;
       }
@@ -1177,74 +980,29 @@ export class FilterSession {
     }
   }
 
-  /** What an fd is, from its /proc/self/fd link (the libkrun technique, §7.7). */
-  private fdKind(fd: number): string {
-    const path = native.fdPath(fd);
-    if (path.startsWith("/memfd:")) return "memfd";
-    if (path.startsWith("/dmabuf:")) return "dmabuf";
-    if (path === "anon_inode:[eventfd]") return "eventfd";
-    if (path.startsWith("anon_inode:sync_file")) return "syncobj";
-    return path;
-  }
-
-  private addMem(f: Frame, msg: DecodedPayload): void {
-    const a = msg.body.fields;
-    const memId = expectInt(a[0], "AddMem id");
-    const type = a[1]?.t === "id" ? a[1].v : -1;
-    const flags = expectInt(a[3], "AddMem flags");
-    const fd = f.fds[0] as number;
-    const want = type === 2 ? "memfd" : type === 3 ? "dmabuf" : type === 5 ? "syncobj" : "";
-    const kind = this.fdKind(fd);
-    if (want === "" || kind !== want)
-      throw new Violation("upstream-mem", `AddMem type ${type} with a ${kind} fd`);
-    if ((flags & ~0x7f) !== 0) throw new Violation("upstream-mem", `AddMem flags ${flags}`);
-    const size = kind === "memfd" ? native.fstat(fd).size : 0;
-    const old = this.mems.get(memId);
-    if (old !== undefined) this.memBytes -= old.size;
-    this.mems.set(memId, { type, size });
-    this.memBytes += size;
-    if (this.memBytes > this.cfg.limits.maxMemBytes)
-      throw new Violation("upstream-mem", `${this.memBytes} bytes of shared memory`);
-    this.forward(f);
-  }
-
-  /** mem_id −1 means "unset"; otherwise offset + size must lie inside a known memfd (§7.4 S→C). */
-  private checkRange(memId: number, offset: number, size: number, what: string): void {
-    if (memId === -1) return;
-    const m = this.mems.get(memId);
-    if (m === undefined) throw new Violation("upstream-mem", `${what}: unknown mem ${memId}`);
-    if (offset < 0 || size < 0 || (m.type === 2 && offset + size > m.size)) {
-      throw new Violation(
-        "upstream-mem",
-        `${what}: [${offset}, +${size}) outside mem ${memId} of ${m.size} bytes`,
-      );
-    }
-  }
-
   private clientNodeEvent(f: Frame, msg: DecodedPayload): void {
     const a = msg.body.fields;
     const int = (i: number, what: string): number => expectInt(a[i], what);
     switch (f.opcode) {
-      case 0:
+      case ClientNodeEvent.Transport:
         for (const fd of f.fds)
-          if (this.fdKind(fd) !== "eventfd")
-            throw new Violation("upstream-fds", "Transport fd is not an eventfd");
-        this.checkRange(int(2, "mem"), int(3, "offset"), int(4, "size"), "Transport");
+          if (fdKind(fd) !== "eventfd") throw new Violation("upstream-fds", "Transport fd is not an eventfd");
+        this.mems.checkRange(int(2, "mem"), int(3, "offset"), int(4, "size"), "Transport");
         break;
-      case 2:
-        this.checkRange(int(1, "mem"), int(2, "offset"), int(3, "size"), "SetIO");
+      case ClientNodeEvent.SetIO:
+        this.mems.checkRange(int(1, "mem"), int(2, "offset"), int(3, "size"), "SetIO");
         break;
-      case 9:
-        this.checkRange(int(4, "mem"), int(5, "offset"), int(6, "size"), "PortSetIO");
+      case ClientNodeEvent.PortSetIO:
+        this.mems.checkRange(int(4, "mem"), int(5, "offset"), int(6, "size"), "PortSetIO");
         break;
-      case 10:
+      case ClientNodeEvent.SetActivation:
         for (const fd of f.fds)
-          if (this.fdKind(fd) !== "eventfd")
+          if (fdKind(fd) !== "eventfd")
             throw new Violation("upstream-fds", "SetActivation fd is not an eventfd");
-        this.checkRange(int(2, "mem"), int(3, "offset"), int(4, "size"), "SetActivation");
+        this.mems.checkRange(int(2, "mem"), int(3, "offset"), int(4, "size"), "SetActivation");
         break;
-      case 8:
-        this.checkUseBuffers(a);
+      case ClientNodeEvent.PortUseBuffers:
+        this.mems.checkUseBuffers(a);
         break;
       default:
         break;
@@ -1252,42 +1010,9 @@ export class FilterSession {
     this.forward(f);
   }
 
-  /** PortUseBuffers (§7.4 S→C): ≤ 64 buffers, ranges inside known memory, MemId data naming known mems. */
-  private checkUseBuffers(a: readonly Pod[]): void {
-    let i = 4;
-    const next = (what: string): number => expectInt(a[i++], what);
-    const nBuffers = next("n_buffers");
-    if (nBuffers < 0 || nBuffers > 64) throw new Violation("upstream-buffers", `${nBuffers} buffers`);
-    for (let b = 0; b < nBuffers; b++) {
-      const mem = next("mem_id");
-      const off = next("offset");
-      const size = next("size");
-      this.checkRange(mem, off, size, `buffer ${b}`);
-      const nMetas = next("n_metas");
-      if (nMetas < 0 || nMetas > 64) throw new Violation("upstream-buffers", `${nMetas} metas`);
-      for (let k = 0; k < nMetas; k++) {
-        if (a[i++]?.t !== "id") throw new Violation("upstream-buffers", "meta type");
-        next("meta size");
-      }
-      const nDatas = next("n_datas");
-      if (nDatas < 0 || nDatas > 256) throw new Violation("upstream-buffers", `${nDatas} datas`);
-      for (let k = 0; k < nDatas; k++) {
-        const t = a[i++];
-        const data = next("data");
-        next("flags");
-        next("mapoffset");
-        next("maxsize");
-        if (t?.t !== "id") throw new Violation("upstream-buffers", "data type");
-        if (t.v === 4 && !this.mems.has(data))
-          throw new Violation("upstream-buffers", `MemId data names unknown mem ${data}`);
-      }
-    }
-    if (i !== a.length) throw new Violation("upstream-buffers", "trailing fields");
-  }
-
   private registryEvent(f: Frame, msg: DecodedPayload, obj: ObjectEntry): void {
     const a = msg.body.fields;
-    if (f.opcode === 0) {
+    if (f.opcode === RegistryEvent.Global) {
       const gid = expectInt(a[0], "Global id") >>> 0;
       const type = expectString(a[2], "Global type") ?? "";
       const version = expectInt(a[3], "Global version");
@@ -1298,7 +1023,24 @@ export class FilterSession {
       if (type === Iface.Port && this.allowed.has(Number(props.get("node.id")))) this.allowed.add(gid);
       if (!this.allowed.has(gid)) return;
       this.shownGlobals.add(gid);
-      this.forward(f);
+      const entries = expectDict(a[4], "Global props");
+      const kept = filterClientInfoProps(entries);
+      if (kept.length === entries.length) {
+        this.forward(f);
+        return;
+      }
+      // A Client global's props carry pipewire.sec.* of that connection (the filter's own, or another client's).
+      this.forwardRewritten(
+        f,
+        msg,
+        pod.struct(
+          a[0] as Pod,
+          a[1] as Pod,
+          a[2] as Pod,
+          a[3] as Pod,
+          pod.dict(kept.map(([k, v]) => [k, v ?? ""])),
+        ),
+      );
       return;
     }
     const gid = expectInt(a[0], "GlobalRemove id") >>> 0;

@@ -6,8 +6,8 @@
 // Only identifiers and blob memory cross: client fds stay here (shm pools are copied into host blobs, pipes become
 // cross-domain pipes), and host fds are turned into local fds (sealed copies of host memory, local pipe ends).
 import type { CloseReason, CrossDomainChannel, ReceivedItem, SendItem } from "../../crossdomain/channel.ts";
-import { DrmFormat } from "../../crossdomain/protocol.ts";
 import { CrosswayError } from "../../errors.ts";
+import { MAP_SHARED, O_ACCMODE, O_WRONLY, PROT_READ, S_IFIFO, S_IFMT } from "../../fd/constants.ts";
 import type { Logger } from "../../log.ts";
 import {
   AGAIN,
@@ -20,42 +20,17 @@ import {
 import { DisplayErrorCode, WireProtocolError } from "../../wire/wayland/errors.ts";
 import { NEED_MORE } from "../../wire/wayland/framer.ts";
 import { MessageWriter, utf8Length } from "../../wire/wayland/message-writer.ts";
-import {
-  ArgKind,
-  type InterfaceDesc,
-  type MessageDesc,
-  type ProtocolRegistry,
-} from "../../wire/wayland/protocol-registry.ts";
+import { ArgKind, type MessageDesc, type ProtocolRegistry } from "../../wire/wayland/protocol-registry.ts";
 import { type DecodedMessage, Direction, WireConnection } from "../../wire/wayland/wire-connection.ts";
 import { ClientOutput } from "./client-output.ts";
 import type { GuestConfig } from "./guest-config.ts";
+import { msg } from "./message-desc.ts";
 import { decideGlobal, type RegistryPolicy } from "./registry-policy.ts";
 import { sealedCopy } from "./sealed-copy.ts";
-import { PoolBlob, ShmBuffer, ShmPool } from "./shm-pools.ts";
-import { SurfaceShadow } from "./surface-shadow.ts";
+import { ShmShadow } from "./shm-shadow.ts";
 
-const S_IFMT = 0o170000;
-const S_IFIFO = 0o010000;
-const O_ACCMODE = 3;
-const O_WRONLY = 1;
-const PROT_READ = 1;
-const MAP_SHARED = 1;
-
-/** wl_shm.error values (wayland.xml). */
-const ShmError = { INVALID_FORMAT: 0, INVALID_STRIDE: 1, INVALID_FD: 2 } as const;
-
-/** Largest wl_shm pool a guest client may create (host memory is the VMM's, and not ours to waste). */
 /** The fds of an event that carries none, shared so that forwarding allocates nothing. */
 const NO_FDS: readonly number[] = Object.freeze([]);
-const MAX_POOL_SIZE = 1 << 30;
-
-/** Host pools are allocated in size buckets so that hosts, which never free image templates, see few sizes. */
-function poolBucket(size: number): number {
-  const KiB64 = 64 * 1024;
-  const MiB = 1024 * 1024;
-  if (size <= MiB) return Math.ceil(size / KiB64) * KiB64;
-  return Math.ceil(size / MiB) * MiB;
-}
 
 /** Static inputs every session shares. */
 export interface SessionContext {
@@ -63,17 +38,6 @@ export interface SessionContext {
   readonly config: GuestConfig;
   readonly policy: RegistryPolicy;
   readonly log: Logger;
-}
-
-/** A message's descriptor, looked up once per session so hooks match by identity on the hot path. */
-function msg(
-  registry: ProtocolRegistry,
-  iface: string,
-  name: string,
-  event: boolean,
-): MessageDesc | undefined {
-  const i = registry.get(iface);
-  return (event ? i?.events : i?.requests)?.find((m) => m.name === name);
 }
 
 type Hook = (m: DecodedMessage) => Promise<void> | undefined | "drop";
@@ -86,6 +50,8 @@ export class ClientSession {
   /** Events the proxy writes itself (rewritten globals, early releases, errors); copied into `out` at once. */
   private readonly scratch = new MessageWriter({ capacity: 4096 });
   private readonly items: SendItem[] = [];
+  /** Items before this index have their message's `end` set (stampItems). */
+  private itemsStamped = 0;
   private readonly recvFds = new Int32Array(MAX_FDS_PER_MSG + 1);
   private readonly watcher: NativeWatcher;
   private readonly requestHooks = new Map<MessageDesc, Hook>();
@@ -102,16 +68,12 @@ export class ClientSession {
   private readonly shown = new Map<number, { iface: string; version: number }>();
   private readonly hidden = new Set<number>();
 
-  // wl_shm shadowing state.
-  private readonly pools = new Map<number, ShmPool>();
-  private readonly buffers = new Map<number, ShmBuffer>();
-  private readonly surfaces = new Map<number, SurfaceShadow>();
-  private readonly viewports = new Map<number, SurfaceShadow>();
-  /** Pools the proxy destroyed and recreated on the host: their host delete_id must not reach the client. */
-  private readonly recreated = new Map<number, { iface: InterfaceDesc; version: number; pending: number }>();
-
-  /** Bytes of host blob memory this client's pools hold (checked against config.maxShmBytes). */
-  private shmBytes = 0;
+  /** wl_shm shadowing: pools in host blobs, damage-limited copies at commit (shm-shadow.ts). */
+  private readonly shm: ShmShadow;
+  /** Bytes of host blob memory this client's pools hold (kept for the `crossway status` work on another branch). */
+  private get shmBytes(): number {
+    return this.shm.shmBytes;
+  }
 
   /** Imported guest dmabufs whose GEM references can go once the SEND carrying them is out (§5.9). */
   private readonly importsToRelease: Array<{ release(): void }> = [];
@@ -131,6 +93,27 @@ export class ClientSession {
     this.out = new ClientOutput(clientFd);
     // Rewritten messages (tags) may grow; they are checked against the client limit where it matters.
     this.toHost = new MessageWriter({ maxMessageSize: 65532, capacity: 16384 });
+    const session = this;
+    this.shm = new ShmShadow({
+      get closed() {
+        return session.closed;
+      },
+      channel,
+      registry: ctx.registry,
+      config: ctx.config,
+      objects: this.conn.objects,
+      toHost: this.toHost,
+      pushItem: (item) => this.items.push(item),
+      clientError: (id, code, message) => this.clientError(id, code, message),
+      forwardRaw: (m) => this.forwardRaw(m),
+      releaseBuffer: (id) => {
+        // wl_buffer.release is event 0 (wayland.xml); built in the reusable scratch writer, no per-frame allocation.
+        const w = this.scratch;
+        w.reset();
+        w.begin(id, 0).end();
+        this.out.append(w.bytes(), []);
+      },
+    });
     this.installHooks();
     this.watcher = native.createWatcher(clientFd, (status, events) => this.onClientEvent(status, events));
     channel.onReceive = (data, items) => this.onHostData(data, items);
@@ -267,6 +250,8 @@ export class ClientSession {
 
   private pumpRequests(): void {
     if (this.suspended || this.closed) return;
+    // Items of an asynchronous hook that finished: their message is the last one it wrote.
+    if (this.items.length > this.itemsStamped) this.stampItems();
     try {
       for (;;) {
         const m = this.conn.next(Direction.REQUEST);
@@ -286,6 +271,7 @@ export class ClientSession {
           break;
         }
         if (r !== "drop" && hook !== undefined) this.forwardRaw(m);
+        if (this.items.length > this.itemsStamped) this.stampItems();
       }
       this.flushHost();
       // Requests can produce events of our own (early wl_buffer.release): deliver them now, not with the next
@@ -339,11 +325,23 @@ export class ClientSession {
       if (desc.kinds[i] === ArgKind.FD) native.close(m.args.fd(i));
   }
 
+  /**
+   * Marks the items added since the last call as belonging to the message just written: the channel puts each on a
+   * SEND that starts before that message ends (libwayland's fd-before-message rule, issue 12 defect 1).
+   */
+  private stampItems(): void {
+    const end = this.toHost.length;
+    for (let k = this.itemsStamped; k < this.items.length; k++) this.items[k] = { ...this.items[k]!, end };
+    this.itemsStamped = this.items.length;
+  }
+
   private flushHost(): void {
     if (this.toHost.length === 0 || this.closed) return;
+    // On a throw the items stay in this.items (the channel sent nothing and took nothing): teardown closes them once.
     const res = this.channel.send(this.toHost.bytes(), this.items);
     this.toHost.reset();
     this.items.length = 0;
+    this.itemsStamped = 0;
     for (const imp of this.importsToRelease) imp.release();
     this.importsToRelease.length = 0;
     if (res === "buffered") this.hostBlocked = true;
@@ -446,73 +444,8 @@ export class ClientSession {
     ev("wl_registry", "global", (m) => this.onGlobal(m));
     ev("wl_registry", "global_remove", (m) => (this.hidden.delete(m.args.uint(0)) ? "drop" : undefined));
     req("wl_registry", "bind", (m) => this.onBind(m));
-    // wl_shm shadowing.
-    req("wl_shm", "create_pool", (m) => this.onCreatePool(m));
-    req("wl_shm_pool", "create_buffer", (m) => this.onCreateBuffer(m));
-    req("wl_shm_pool", "resize", (m) => this.onResizePool(m));
-    req("wl_shm_pool", "destroy", (m) => {
-      this.pools.get(m.objectId)?.unref();
-      this.pools.delete(m.objectId);
-      return undefined;
-    });
-    req("wl_buffer", "destroy", (m) => {
-      const b = this.buffers.get(m.objectId);
-      if (b !== undefined) {
-        for (const s of this.surfaces.values()) s.forgetBuffer(b);
-        b.release();
-        this.buffers.delete(m.objectId);
-      }
-      return undefined;
-    });
-    ev("wl_buffer", "release", (m) => (this.buffers.has(m.objectId) ? "drop" : undefined));
-    req("wl_compositor", "create_surface", (m) => {
-      this.surfaces.set(m.args.id(0), new SurfaceShadow());
-      return undefined;
-    });
-    req("wl_surface", "destroy", (m) => {
-      this.surfaces.delete(m.objectId);
-      return undefined;
-    });
-    req("wl_surface", "attach", (m) => {
-      this.surfaces.get(m.objectId)?.attach(this.buffers.get(m.args.id(0)) ?? null);
-      return undefined;
-    });
-    req("wl_surface", "damage", (m) => this.damage(m, false));
-    req("wl_surface", "damage_buffer", (m) => this.damage(m, true));
-    req("wl_surface", "set_buffer_scale", (m) => {
-      this.surfaces.get(m.objectId)?.setScale(Math.max(1, m.args.int(0)));
-      return undefined;
-    });
-    req("wl_surface", "set_buffer_transform", (m) => {
-      this.surfaces.get(m.objectId)?.setTransform(m.args.int(0) & 7);
-      return undefined;
-    });
-    req("wl_surface", "commit", (m) => this.onCommit(m));
-    req("wp_viewporter", "get_viewport", (m) => {
-      const s = this.surfaces.get(m.args.id(1));
-      if (s !== undefined) this.viewports.set(m.args.id(0), s);
-      return undefined;
-    });
-    req("wp_viewport", "set_source", (m) => {
-      const [x, y, w, h] = [m.args.fixed(0), m.args.fixed(1), m.args.fixed(2), m.args.fixed(3)];
-      const unset = x === -1 && y === -1 && w === -1 && h === -1;
-      this.viewports.get(m.objectId)?.setViewportSource(unset ? null : { x, y, width: w, height: h });
-      return undefined;
-    });
-    req("wp_viewport", "set_destination", (m) => {
-      const [w, h] = [m.args.int(0), m.args.int(1)];
-      this.viewports
-        .get(m.objectId)
-        ?.setViewportDestination(w === -1 && h === -1 ? null : { width: w, height: h });
-      return undefined;
-    });
-    req("wp_viewport", "destroy", (m) => {
-      const s = this.viewports.get(m.objectId);
-      s?.setViewportSource(null);
-      s?.setViewportDestination(null);
-      this.viewports.delete(m.objectId);
-      return undefined;
-    });
+    // wl_shm shadowing (shm-shadow.ts).
+    this.shm.install(req, ev);
     // Guest DMA-BUFs cross as virtgpu resource ids (kernel backend; the policy hides linux-dmabuf otherwise).
     req("zwp_linux_buffer_params_v1", "add", (m) => this.onDmabufAdd(m));
     // Tags, so host windows say where they come from.
@@ -527,8 +460,6 @@ export class ClientSession {
     ev("zwp_linux_dmabuf_feedback_v1", "format_table", (m) =>
       this.copyHostMemory(m, 0, 1, "crossway-format-table"),
     );
-    // The host frees a pool id the proxy recreated: the client's object lives on.
-    ev("wl_display", "delete_id", (m) => this.onDeleteId(m));
   }
 
   private onGlobal(m: DecodedMessage): "drop" | undefined {
@@ -574,145 +505,6 @@ export class ClientSession {
     return undefined;
   }
 
-  private onCreatePool(m: DecodedMessage): Promise<void> {
-    const shmId = m.objectId;
-    const id = m.args.id(0);
-    const fd = m.args.fd(1);
-    const size = m.args.int(2);
-    const bytes = m.view.retain();
-    if (size <= 0 || size > MAX_POOL_SIZE) {
-      native.close(fd);
-      throw this.clientError(shmId, ShmError.INVALID_STRIDE, `invalid size (${size})`);
-    }
-    try {
-      this.checkShmQuota(m, size);
-    } catch (err) {
-      native.close(fd);
-      throw err;
-    }
-    return this.newPoolBlob(size).then(
-      (blob) => {
-        if (this.closed) {
-          native.close(fd);
-          blob.unref();
-          return;
-        }
-        this.pools.set(id, new ShmPool(id, shmId, fd, size, blob));
-        this.toHost.rawBytes(bytes);
-        this.items.push({ kind: "blob", resourceId: blob.blob.resourceId });
-      },
-      (err: unknown) => {
-        native.close(fd);
-        throw err;
-      },
-    );
-  }
-
-  /**
-   * Refuses a pool that would bring this client's host shm memory past the configured limit, the way a
-   * compositor answers an allocation it cannot make (wl_display.error no_memory), with the figures in the message.
-   */
-  private checkShmQuota(m: DecodedMessage, size: number): void {
-    const wanted = this.shmBytes + poolBucket(size);
-    if (wanted <= this.ctx.config.maxShmBytes) return;
-    const desc = m.desc as MessageDesc;
-    throw this.clientError(
-      1,
-      DisplayErrorCode.NO_MEMORY,
-      `no memory: ${desc.iface.name}@${m.objectId}.${desc.name}(size ${size}) would bring this client's host shm to ${wanted} bytes (limit ${this.ctx.config.maxShmBytes})`,
-    );
-  }
-
-  private async newPoolBlob(size: number): Promise<PoolBlob> {
-    // §6.5: an R8 image of size x 1 is a linear byte array on every host allocator.
-    const reqs = await this.channel.imageRequirements(poolBucket(size), 1, DrmFormat.R8);
-    if (reqs.size < size) {
-      throw new CrosswayError(
-        "CW_GUEST_HOST_PROTOCOL",
-        `host blob of ${reqs.size} bytes is smaller than the pool (${size})`,
-      );
-    }
-    const blob = await this.channel.createHostBlob(reqs);
-    try {
-      const mapping = await blob.map();
-      this.shmBytes += mapping.bytes.byteLength;
-      return new PoolBlob(blob, mapping, (capacity) => {
-        this.shmBytes -= capacity;
-      });
-    } catch (err) {
-      blob.close();
-      throw err;
-    }
-  }
-
-  private onCreateBuffer(m: DecodedMessage): undefined {
-    const pool = this.pools.get(m.objectId);
-    if (pool === undefined) return undefined;
-    const [id, offset, width, height, stride, format] = [
-      m.args.id(0),
-      m.args.int(1),
-      m.args.int(2),
-      m.args.int(3),
-      m.args.int(4),
-      m.args.uint(5),
-    ];
-    // wayland-shm.c shm_pool_create_buffer's checks and wording; they also keep our copies inside the pool.
-    if (
-      offset < 0 ||
-      width <= 0 ||
-      height <= 0 ||
-      stride < width ||
-      Math.floor(0x7fffffff / stride) <= height ||
-      offset > pool.size - stride * height
-    ) {
-      throw this.clientError(
-        m.objectId,
-        ShmError.INVALID_STRIDE,
-        `invalid width, height or stride (${width}x${height}, ${stride})`,
-      );
-    }
-    this.buffers.set(id, new ShmBuffer(id, pool, pool.current, offset, width, height, stride, format));
-    return undefined;
-  }
-
-  private onResizePool(m: DecodedMessage): Promise<void> | undefined {
-    const pool = this.pools.get(m.objectId);
-    if (pool === undefined) return undefined;
-    const size = m.args.int(0);
-    if (size < pool.size) throw this.clientError(m.objectId, ShmError.INVALID_FD, "shrinking pool invalid");
-    if (size > MAX_POOL_SIZE)
-      throw this.clientError(m.objectId, ShmError.INVALID_STRIDE, `invalid size (${size})`);
-    if (size <= pool.current.capacity) {
-      pool.grow(size);
-      return undefined;
-    }
-    // The host blob cannot grow: give the host a new pool under the same id (destroy, then create_pool again).
-    // Buffers made before keep their old blob; the host's delete_id for the old pool is kept from the client.
-    this.checkShmQuota(m, size);
-    const shm = this.conn.objects.live(pool.shmId);
-    if (shm === null) {
-      throw this.clientError(m.objectId, ShmError.INVALID_FD, "cannot grow a pool after wl_shm was released");
-    }
-    const poolIface = this.conn.objects.live(pool.id) as InterfaceDesc;
-    const version = this.conn.objects.version(pool.id);
-    const createPool = msg(this.ctx.registry, "wl_shm", "create_pool", false) as MessageDesc;
-    const destroy = msg(this.ctx.registry, "wl_shm_pool", "destroy", false) as MessageDesc;
-    return this.newPoolBlob(size).then((blob) => {
-      if (this.closed) {
-        blob.unref();
-        return;
-      }
-      this.toHost.begin(pool.id, destroy.opcode).end();
-      this.toHost.begin(pool.shmId, createPool.opcode).uint(pool.id).int(size).end();
-      this.items.push({ kind: "blob", resourceId: blob.blob.resourceId });
-      const r = this.recreated.get(pool.id);
-      this.recreated.set(pool.id, { iface: poolIface, version, pending: (r?.pending ?? 0) + 1 });
-      pool.current.unref();
-      pool.current = blob;
-      pool.grow(size);
-    });
-  }
-
   /**
    * zwp_linux_buffer_params_v1.add(fd, plane_idx, offset, stride, modifier_hi, modifier_lo): the plane's dmabuf is
    * PRIME-imported into the channel's context and sent as its resource id (§6.3); the client's fd is closed.
@@ -750,50 +542,6 @@ export class ClientSession {
         );
       },
     );
-  }
-
-  private onDeleteId(m: DecodedMessage): "drop" | undefined {
-    const id = m.args.uint(0);
-    const r = this.recreated.get(id);
-    if (r === undefined) return undefined;
-    if (--r.pending === 0) this.recreated.delete(id);
-    // The wire layer freed the id; the client's object is still alive (or a zombie awaiting its own delete_id).
-    this.conn.objects.insert(id, r.iface, r.version);
-    if (!this.pools.has(id)) this.conn.objects.destroy(id);
-    return "drop";
-  }
-
-  private damage(m: DecodedMessage, buffer: boolean): undefined {
-    const s = this.surfaces.get(m.objectId);
-    if (s === undefined) return undefined;
-    const r = { x: m.args.int(0), y: m.args.int(1), width: m.args.int(2), height: m.args.int(3) };
-    if (buffer) s.damageBuffer(r);
-    else s.damage(r);
-    return undefined;
-  }
-
-  private onCommit(m: DecodedMessage): "drop" | undefined {
-    const s = this.surfaces.get(m.objectId);
-    if (s === undefined) return undefined;
-    const { plan, attached } = s.commit();
-    if (plan === null) return undefined;
-    const b = plan.buffer as ShmBuffer;
-    const res = b.copy(plan.rects);
-    if (!res.ok) {
-      // What libwayland's wl_shm SIGBUS handler reports (wayland-shm.c wl_shm_buffer_end_access).
-      throw this.clientError(b.id, ShmError.INVALID_FD, "error accessing SHM buffer");
-    }
-    if (attached) {
-      // The copy is all the host will read: the client may reuse its buffer now (Sommelier does the same).
-      this.forwardRaw(m);
-      // wl_buffer.release is event 0 (wayland.xml); built in the reusable scratch writer, no per-frame allocation.
-      const w = this.scratch;
-      w.reset();
-      w.begin(b.id, 0).end();
-      this.out.append(w.bytes(), []);
-      return "drop";
-    }
-    return undefined;
   }
 
   private prefixString(m: DecodedMessage, prefix: string): "drop" {
@@ -934,14 +682,10 @@ export class ClientSession {
     this.hostItems.clear();
     for (const it of this.items) if (it.kind === "read-pipe") native.close(it.fd);
     this.items.length = 0;
+    this.itemsStamped = 0;
     for (const imp of this.importsToRelease) imp.release();
     this.importsToRelease.length = 0;
-    for (const b of this.buffers.values()) b.release();
-    this.buffers.clear();
-    for (const p of this.pools.values()) p.unref();
-    this.pools.clear();
-    this.surfaces.clear();
-    this.viewports.clear();
+    this.shm.close();
     native.close(this.clientFd);
     this.channel.close();
     this.onEnd(this);

@@ -1,12 +1,13 @@
 // Turns host memory (a keymap, a dmabuf-feedback format table) into a private, sealed guest memfd for a client.
-import { native } from "../../native.ts";
 
-/** memfd_create flag and fcntl seal bits (linux/memfd.h, linux/fcntl.h). */
-const MFD_ALLOW_SEALING = 0x2;
-export const F_SEAL_SEAL = 0x1;
-export const F_SEAL_SHRINK = 0x2;
-export const F_SEAL_GROW = 0x4;
-export const F_SEAL_WRITE = 0x8;
+import {
+  F_SEAL_GROW,
+  F_SEAL_SEAL,
+  F_SEAL_SHRINK,
+  F_SEAL_WRITE,
+  MFD_ALLOW_SEALING,
+} from "../../fd/constants.ts";
+import { native } from "../../native.ts";
 
 /**
  * Copies `bytes` into a new memfd and seals it against any change. The client gets its own copy instead of the

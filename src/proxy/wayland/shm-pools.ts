@@ -1,13 +1,11 @@
 // Shadows wl_shm pools: each client pool is mirrored by a host blob, and buffers are copied into it on commit.
 import type { HostBlob } from "../../crossdomain/channel.ts";
 import type { BlobMapping } from "../../crossdomain/virtgpu.ts";
+import { MAP_SHARED, PROT_READ } from "../../fd/constants.ts";
 import { native } from "../../native.ts";
 import type { Rect } from "./damage.ts";
 import { type CopyResult, copyRects, type ShmBufferLayout, shmFormatBpp } from "./shm-copy.ts";
 import { ShadowBuffer } from "./surface-shadow.ts";
-
-const PROT_READ = 1;
-const MAP_SHARED = 1;
 
 /**
  * One host blob backing a pool (a pool gets a new one when it grows past the blob). Buffers created while it was

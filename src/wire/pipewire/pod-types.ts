@@ -190,3 +190,6 @@ export const pod = {
     return { t: "struct", fields: [{ t: "int", v: fields.length / 2 }, ...fields] };
   },
 };
+
+/** True when `p` is a Struct POD (a type guard for the fields of a message body). */
+export const isStruct = (p: Pod | undefined): p is Pod & { t: "struct" } => p?.t === "struct";

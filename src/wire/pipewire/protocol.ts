@@ -233,3 +233,22 @@ export function expectIdArray(p: Pod | undefined, what: string): number[] {
   }
   return out;
 }
+
+/**
+ * The opcodes of `names` on `iface` in a METHODS or EVENTS table, so handlers name what they match (`case
+ * CoreEvent.AddMem`, never `case 6`). Throws at load time for a name the table does not have at all.
+ */
+export function opcodes<const N extends string>(
+  table: Readonly<Record<string, readonly (MessageSpec | undefined)[]>>,
+  iface: string,
+  names: readonly N[],
+): Readonly<Record<N, number>> {
+  const specs = table[iface] ?? [];
+  const out = {} as Record<N, number>;
+  for (const name of names) {
+    const op = specs.findIndex((x) => x?.name === name);
+    if (op < 0) throw new Error(`${shortIface(iface)} has no ${name} in this table`);
+    out[name] = op;
+  }
+  return Object.freeze(out);
+}

@@ -47,11 +47,6 @@ export class FdQueue {
     this.#count++;
   }
 
-  /** Appends `count` fds from `src` starting at `offset` (e.g. the fd array a recvmsg filled). */
-  pushFrom(src: ArrayLike<number>, offset: number, count: number): void {
-    for (let i = 0; i < count; i++) this.push(src[offset + i] as number);
-  }
-
   /** The fd `index` places after the head, without removing it; -1 past the end. */
   peek(index: number): number {
     if (index < 0 || index >= this.#count) return -1;

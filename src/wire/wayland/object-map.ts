@@ -60,11 +60,6 @@ export class ObjectMap {
     this.#client.states.push(ObjectState.LIVE);
   }
 
-  /** The side an id belongs to. */
-  static sideOf(id: number): Side {
-    return id >= SERVER_ID_START ? Side.SERVER : Side.CLIENT;
-  }
-
   // Hot-path lookups inline the side choice instead of returning a [table, index] pair (no allocation per call).
   #t(id: number): SideTable {
     return id >= SERVER_ID_START ? this.#server : this.#client;
@@ -150,7 +145,7 @@ export class ObjectMap {
     return iface === null ? 0 : (iface.eventFdCounts[opcode] ?? 0);
   }
 
-  /** Number of LIVE objects (for diagnostics and leak tests). */
+  /** Number of LIVE objects (diagnostics: `crossway status` on the ship branch counts a client's objects with it). */
   liveCount(): number {
     let n = 0;
     for (const s of this.#client.states) if (s === ObjectState.LIVE) n++;

@@ -7,10 +7,7 @@ import { CrossDomainChannel, closeItems, type ReceivedItem } from "../../../src/
 import {
   encodeImageRequirements,
   encodeSendReceive,
-  getU32,
-  getU64Number,
   newIdentifierList,
-  setU32,
 } from "../../../src/crossdomain/codec.ts";
 import {
   findVirtioGpuNode,
@@ -35,6 +32,7 @@ import {
 } from "../../../src/crossdomain/structs.ts";
 import { CrosswayError } from "../../../src/errors.ts";
 import { native } from "../../../src/native.ts";
+import { getU32, getU64Number, setU32 } from "../../../src/wire/bytes.ts";
 import { tempDir } from "../../helpers/crossdomain.ts";
 import { useFdLeakCheck } from "../../helpers/fd-leak.ts";
 
@@ -185,6 +183,8 @@ class FakeDevice implements KernelIo {
   private nextHandle = 1;
   private readonly maps = new Map<number, ArrayBuffer>();
   private readonly blobs = new Map<number, { res: number; size: number }>();
+  /** Imported dmabuf fd → its GEM handle. */
+  private readonly imported = new Map<number, number>();
   private onReadable: (() => void) | null = null;
   private pendingEvents = 0;
   readonly exported: number[] = [];
@@ -244,6 +244,28 @@ class FakeDevice implements KernelIo {
             physicalDeviceIdx: -1,
           });
         }
+        return 0;
+      }
+      case Ioctl.PRIME_FD_TO_HANDLE: {
+        // As drm_gem_prime_fd_to_handle: a GEM handle from the file's idr, which starts at 1 (never 0), and the
+        // same handle again for a dmabuf this file already imported.
+        const fd = getU32(arg, 8);
+        let h = this.imported.get(fd);
+        if (h === undefined) {
+          h = this.nextHandle++;
+          this.imported.set(fd, h);
+          this.blobs.set(h, { res: 10 + h, size: 8192 });
+        }
+        setU32(arg, 0, h);
+        return 0;
+      }
+      case Ioctl.VIRTGPU_RESOURCE_INFO: {
+        // struct drm_virtgpu_resource_info {bo_handle, res_handle, size, blob_mem}: ENOENT for an unknown handle.
+        const b = this.blobs.get(getU32(arg, 0));
+        if (b === undefined)
+          throw Object.assign(new Error("ioctl: No such file or directory"), { code: "ENOENT" });
+        setU32(arg, 4, b.res);
+        setU32(arg, 8, b.size);
         return 0;
       }
       case Ioctl.VIRTGPU_WAIT:
@@ -395,8 +417,13 @@ describe("ioctl sequences of a channel on the kernel backend", () => {
     const dev = new FakeDevice();
     const gpu = openKernelVirtGpu({ node: "/dev/dri/card0", io: dev });
     const handle = await gpu.importBlob(42);
-    expect(handle.bo).toBe(0);
-    expect(dev.calls.slice(1)).toEqual([{ ioctl: "PRIME_FD_TO_HANDLE", fd: 42 }, { ioctl: "RESOURCE_INFO" }]);
+    expect(handle).toEqual({ bo: 1, resourceId: 11, size: 8192 });
+    // The kernel dedups a second import of the same dmabuf into the same GEM handle (P18).
+    expect(await gpu.importBlob(42)).toEqual(handle);
+    expect(dev.calls.slice(1, 3)).toEqual([
+      { ioctl: "PRIME_FD_TO_HANDLE", fd: 42 },
+      { ioctl: "RESOURCE_INFO", bo_handle: 1 },
+    ]);
     gpu.close();
   });
 });

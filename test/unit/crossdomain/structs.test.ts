@@ -1,9 +1,10 @@
 // Checks the TS virtgpu struct layouts and ioctl numbers against the kernel uAPI header, compiled with `cc`.
 // The header is libdrm-dev's /usr/include/libdrm/virtgpu_drm.h (Debian's linux-libc-dev has no drm/ headers).
 // libdrm 2.4.114's copy predates blobs, context init and ring_idx: for what it lacks, the C program declares the
-// structs exactly as mainline does and the check says "fallback", so the TS offsets still meet a C compiler.
+// structs exactly as mainline does and the check says "fallback", so the TS offsets still meet a C compiler; any
+// struct the installed header does define with all our fields is taken from the header instead.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -31,7 +32,7 @@ struct cw_drm_virtgpu_context_init { __u32 num_params; __u32 pad; __u64 ctx_set_
 `;
 
 /** Structs whose full layout the system header must provide (so the check cannot silently degrade). */
-const FROM_HEADER = new Set([
+const REQUIRED_FROM_HEADER = new Set([
   "drm_virtgpu_map",
   "drm_virtgpu_getparam",
   "drm_virtgpu_3d_wait",
@@ -40,6 +41,20 @@ const FROM_HEADER = new Set([
   "drm_prime_handle",
   "drm_event",
 ]);
+
+/**
+ * Every struct the system header defines with all of our fields is checked against the header itself, so a newer
+ * libdrm-dev (Debian 13's has blobs and context init) retires the fallback without a change here.
+ */
+const FROM_HEADER = new Set(REQUIRED_FROM_HEADER);
+if (existsSync(HEADER)) {
+  const text = readFileSync(HEADER, "utf8");
+  for (const st of ALL_STRUCTS) {
+    const body = new RegExp(`struct ${st.cName} \\{([^}]*)\\}`).exec(text)?.[1];
+    if (body !== undefined && Object.keys(st.fields).every((f) => new RegExp(`\\b${f}\\b`).test(body)))
+      FROM_HEADER.add(st.cName);
+  }
+}
 
 function cProgram(): string {
   const lines = [

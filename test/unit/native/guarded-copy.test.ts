@@ -1,12 +1,10 @@
 // copyGuarded: strided copies from a mapping, and a SIGBUS from a file shrunk under the mapping is absorbed.
 import { describe, expect, it } from "vitest";
+import { MAP_SHARED, PROT_READ } from "../../../src/fd/constants.ts";
 import { native } from "../../../src/native.ts";
 import { useFdLeakCheck } from "../../helpers/fd-leak.ts";
 
 useFdLeakCheck();
-
-const PROT_READ = 1;
-const MAP_SHARED = 1;
 
 function memfdWith(size: number): { fd: number; bytes: Uint8Array } {
   const fd = native.memfdCreate("guarded-copy-test", 0);

@@ -1,21 +1,20 @@
 // Tests that host memory handed to clients is an exact, fully sealed, mappable private copy.
 import { describe, expect, it } from "vitest";
-import { native } from "../../../../src/native.ts";
 import {
   F_SEAL_GROW,
   F_SEAL_SEAL,
   F_SEAL_SHRINK,
   F_SEAL_WRITE,
-  sealedCopy,
-} from "../../../../src/proxy/wayland/sealed-copy.ts";
+  MAP_PRIVATE,
+  MAP_SHARED,
+  PROT_READ,
+  PROT_WRITE,
+} from "../../../../src/fd/constants.ts";
+import { native } from "../../../../src/native.ts";
+import { sealedCopy } from "../../../../src/proxy/wayland/sealed-copy.ts";
 import { useFdLeakCheck } from "../../../helpers/fd-leak.ts";
 
 useFdLeakCheck();
-
-const PROT_READ = 1;
-const PROT_WRITE = 2;
-const MAP_SHARED = 1;
-const MAP_PRIVATE = 2;
 
 describe("sealedCopy", () => {
   it("holds the bytes, refuses writes and resizes, and maps read-only both ways", () => {
