@@ -1,7 +1,8 @@
 // `crossway device`: the host side of cross-domain with rutabaga/libkrun semantics, serving emulated VirtGpu clients.
 // One client connection = one virtio-gpu context (a guest DRM fd). Blobs are memfds. Behaviour follows
 // crossdomain.md §3–§4: item ids from 2, read-pipe ids from 0x80000001, one ring message per POLL fence, RECEIVE of
-// at most 3744 bytes and 28 fds, zero-length RECEIVE on host EOF, unclassifiable fds halting the worker.
+// at most 4096 bytes minus its header (3744 with 28 slots, 4032 with 4), zero-length RECEIVE on host EOF (unless
+// --no-eof-receive, as rutabaga 0.1.2), unclassifiable fds halting the worker.
 
 import { openSync } from "node:fs";
 import { CrosswayError } from "../errors.ts";
@@ -39,7 +40,6 @@ import {
   type CrossDomainConfig,
   channelTypeName,
   IdentifierType,
-  MAX_SEND_RECV_SIZE,
   PIPE_READ_START,
   READ_WRITE_HEADER_SIZE,
   sendReceiveHeaderSize,
@@ -55,6 +55,11 @@ export interface DeviceOptions {
   /** Host PipeWire socket (channel type 0x10). */
   readonly pipewire?: string;
   readonly config: CrossDomainConfig;
+  /**
+   * Whether host EOF reaches the guest as a zero-length RECEIVE (default true, libkrun b87c37e9 / upstream 6293879f);
+   * false plays rutabaga <= 0.1.2 (QEMU 10's), which writes nothing and never answers that POLL.
+   */
+  readonly eofReceive?: boolean;
   /** The guest page size this device plays (GET_PARAMS): 4096 (default) or 16384, as on 16 KiB-page guests. */
   readonly pageSize?: number;
   readonly logger?: Logger;
@@ -70,6 +75,8 @@ export interface Device {
 
 /** The largest guest page, so the largest ring a guest can declare (one page; 64 KiB pages on arm64/ppc64). */
 const MAX_RING_SIZE = 65536;
+/** rutabaga's CROSS_DOMAIN_DEFAULT_BUFFER_SIZE: header and data of one RECEIVE share it. */
+const RECEIVE_BUFFER = 4096;
 
 /** Starts the device: listens on `options.listen` and serves each connection as one virtio-gpu context. */
 export function startDevice(options: DeviceOptions): Device {
@@ -506,9 +513,7 @@ class DeviceContext {
     const channelRing = channel ?? query;
     // The guest declares the ring's size; trust it only up to the largest page (issue 12, defect 5).
     const ringBytes = Math.min(channelRing.size, MAX_RING_SIZE);
-    this.scratch = new Uint8Array(
-      Math.max(ringBytes, sendReceiveHeaderSize(this.config.maxIdentifiers) + MAX_SEND_RECV_SIZE),
-    );
+    this.scratch = new Uint8Array(Math.max(ringBytes, RECEIVE_BUFFER));
     this.state = {
       queryRing: query,
       channelRing,
@@ -652,7 +657,8 @@ class DeviceContext {
   private receive(): boolean {
     const st = this.state!;
     const hdr = sendReceiveHeaderSize(this.config.maxIdentifiers);
-    const n = native.recvmsg(st.socket, this.scratch, hdr, MAX_SEND_RECV_SIZE, this.fdsOut);
+    // rutabaga's receive buffer is 4096 bytes minus the SEND/RECEIVE header: 3744 with 28 slots, 4032 with 4.
+    const n = native.recvmsg(st.socket, this.scratch, hdr, RECEIVE_BUFFER - hdr, this.fdsOut);
     const nfds = this.fdsOut[0]!;
     if (n === AGAIN) return false;
     const ids = newIdentifierList(this.config.maxIdentifiers);
@@ -694,6 +700,11 @@ class DeviceContext {
       ids.sizes[i] = k.size;
     }
     ids.count = nfds;
+    if (n === 0 && nfds === 0 && this.options.eofReceive === false) {
+      // rutabaga <= 0.1.2 writes nothing at host EOF and leaves the POLL unanswered: the guest is never told.
+      st.socketWatcher?.stop();
+      return false;
+    }
     // n == 0 with no fds is host EOF: still a RECEIVE, with no data and no identifiers (b87c37e9 / 6293879f).
     // The data was received in place after the header; encoding copies it onto itself (TypedArray#set handles
     // overlapping ranges) and only rewrites the header in front of it.
