@@ -19,6 +19,20 @@ import { sleep } from "../helpers/processes.ts";
 
 useFdLeakCheck();
 
+/** A Wayland channel with a 300 ms answer timeout, its host peer, and its close reason. */
+async function openSilent(device: DeviceProcess, host: HostServer) {
+  const ch = await CrossDomainChannel.open({
+    gpu: openEmulatedVirtGpu(device.socket),
+    channelType: ChannelType.WAYLAND,
+    hostTimeoutMs: 300,
+  });
+  const peer = await host.next();
+  const closed = new Promise<CloseReason>((resolve) => {
+    ch.onClose = resolve;
+  });
+  return { ch, peer, closed };
+}
+
 describe("a host that stops answering", () => {
   let tmp: ReturnType<typeof tempDir>;
   let host: HostServer;
@@ -34,18 +48,7 @@ describe("a host that stops answering", () => {
     tmp.remove();
   });
 
-  async function open() {
-    const ch = await CrossDomainChannel.open({
-      gpu: openEmulatedVirtGpu(device.socket),
-      channelType: ChannelType.WAYLAND,
-      hostTimeoutMs: 300,
-    });
-    const peer = await host.next();
-    const closed = new Promise<CloseReason>((resolve) => {
-      ch.onClose = resolve;
-    });
-    return { ch, peer, closed };
-  }
+  const open = () => openSilent(device, host);
 
   it("ends the channel with CW_CROSSDOMAIN_HOST_TIMEOUT when a request owed an answer gets none", async () => {
     const { ch, peer, closed } = await open();
@@ -90,15 +93,7 @@ describe("a host that never says EOF (rutabaga 0.1.2: crossway device --no-eof-r
     const host = new HostServer(join(tmp.dir, "wayland-host"));
     const device = await startDeviceProcess(tmp.dir, ["--wayland", host.path, "--no-eof-receive"]);
     try {
-      const ch = await CrossDomainChannel.open({
-        gpu: openEmulatedVirtGpu(device.socket),
-        channelType: ChannelType.WAYLAND,
-        hostTimeoutMs: 300,
-      });
-      const peer = await host.next();
-      const closed = new Promise<CloseReason>((resolve) => {
-        ch.onClose = resolve;
-      });
+      const { ch, peer, closed } = await openSilent(device, host);
       ch.send(Uint8Array.of(1, 0, 0, 0, 0, 0, 12, 0, 3, 0, 0, 0)); // wl_display.sync
       ch.expectAnswer();
       await readPeer(peer, 12);
