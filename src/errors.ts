@@ -124,6 +124,15 @@ export const ERROR_CODES = {
     disposition: "connection",
     summary: "the host sent something a Wayland channel cannot carry (eventfd item, oversized keymap)",
   },
+  // --- host-side Wayland filter (src/proxy/wayland-filter) ---
+  CW_WLFILTER_REFUSED: {
+    disposition: "protocol",
+    summary: "a VM's Wayland client broke the filter's policy (hidden global, quota, rate) or the protocol",
+  },
+  CW_WLFILTER_IO: {
+    disposition: "connection",
+    summary: "a filtered connection failed: client or compositor socket error, or a client not reading",
+  },
   // --- PipeWire filter (src/wire/pipewire, src/proxy/pipewire) ---
   CW_PW_FRAMING: { disposition: "protocol", summary: "a PipeWire message header or fd count is malformed" },
   CW_PW_POD: { disposition: "protocol", summary: "a SPA POD fails the strict validator (pipewire.md §2.4)" },
@@ -132,6 +141,19 @@ export const ERROR_CODES = {
     summary: "a PipeWire message's arguments do not match its schema",
   },
   CW_PW_UPSTREAM: { disposition: "connection", summary: "the upstream PipeWire daemon failed or misbehaved" },
+  // --- guest PipeWire proxy (src/proxy/pipewire-guest) ---
+  CW_PWG_SOCKET: {
+    disposition: "process",
+    summary: "cannot listen on the guest PipeWire socket (name locked, or no XDG_RUNTIME_DIR)",
+  },
+  CW_PWG_CLIENT_FD: {
+    disposition: "protocol",
+    summary: "a guest PipeWire client sent fds the guest cannot carry to the host (kind or message refused)",
+  },
+  CW_PWG_HOST_FD: {
+    disposition: "connection",
+    summary: "the host sent a PipeWire fd the guest cannot map (unexpected message, item kind or access)",
+  },
   // --- Benchmarks (bench/): the suite's own failures; missing tools reuse CW_HARNESS_MISSING_PACKAGE ---
   CW_BENCH_FAILED: {
     disposition: "process",

@@ -123,8 +123,8 @@ class EmulatedVirtGpu implements VirtGpu {
         break;
       case FrameType.HOST_ERROR: {
         const msg = new TextDecoder().decode(payload);
-        // Debug only: the channel decides what an error means (a failed query, the layout probe's expected rejection,
-        // or a fatal one, which it logs as "channel failed").
+        // Debug only: the channel decides what a host error means (the layout probe's rejected SEND is expected) and
+        // logs a failure itself.
         log.debug({ detail: msg }, "host reported an error");
         this.onHostError(msg);
         break;

@@ -25,6 +25,8 @@ export interface CrosswayStackOptions {
 export interface CrosswayStack {
   /** Absolute path of the guest Wayland socket. */
   socketPath: string;
+  /** The emulated device's socket (what a guest kernel's virtio-gpu would reach). */
+  deviceSocketPath: string;
   /** Environment for clients of the guest: XDG_RUNTIME_DIR, WAYLAND_DISPLAY (absolute path), PATH, HOME, LANG. */
   env: Record<string, string>;
   guestPid: number;
@@ -44,7 +46,7 @@ export interface CrosswayStack {
 }
 
 /** One tracked child: stdout piped (for the ready line), stderr (the pino log) appended to a file. */
-interface Child {
+export interface Child {
   proc: TrackedProcess;
   stdout: () => string;
   stderr: () => string;
@@ -52,7 +54,8 @@ interface Child {
   keep: () => void;
 }
 
-function spawnCrossway(
+/** Spawns `crossway ARGS` in its own process group, stderr appended to `logPath`, stdout kept for ready lines. */
+export function spawnCrossway(
   name: string,
   args: readonly string[],
   env: Record<string, string>,
@@ -154,6 +157,7 @@ export async function startCrosswayStack(
     let stopped: Promise<void> | undefined;
     return {
       socketPath,
+      deviceSocketPath: devSock,
       env: clientEnv({ XDG_RUNTIME_DIR: dirs.runtimeDir, WAYLAND_DISPLAY: socketPath }),
       guestPid: guest.proc.pid,
       devicePid: device.proc.pid,
