@@ -28,9 +28,9 @@ import {
   sendReceiveHeaderSize,
 } from "./protocol.ts";
 
-/** The largest guest page, so the largest ring a guest can declare (one page; 64 KiB pages on arm64/ppc64). */
 /** rutabaga's CROSS_DOMAIN_DEFAULT_BUFFER_SIZE: header and data of one RECEIVE share it. */
 const RECEIVE_BUFFER = 4096;
+/** The largest guest page, so the largest ring a guest can declare (one page; 64 KiB pages on arm64/ppc64). */
 const MAX_RING_SIZE = 65536;
 
 export interface Resource {
