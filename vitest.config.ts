@@ -32,6 +32,19 @@ export default defineConfig({
           sequence: { groupOrder: 1 },
         },
       },
+      {
+        // The VM tier (issue 11): QEMU + rutabaga under TCG, one boot per file; slow, so last and one at a time.
+        // CROSSWAY_SKIP_VM=1 skips it (and says so); `npm run test:vm` runs only this.
+        extends: true,
+        test: {
+          name: "vm",
+          include: ["test/vm/**/*.test.ts"],
+          fileParallelism: false,
+          testTimeout: 600_000,
+          hookTimeout: 900_000,
+          sequence: { groupOrder: 2 },
+        },
+      },
     ],
   },
 });

@@ -90,6 +90,16 @@ export const ERROR_CODES = {
     disposition: "connection",
     summary: "the cross-domain host rejected a command or its worker stopped",
   },
+  CW_CROSSDOMAIN_LAYOUT: {
+    disposition: "connection",
+    summary:
+      "the host's SEND/RECEIVE identifier layout (4 or 28 slots) cannot be learned or disagrees with the guest",
+  },
+  CW_CROSSDOMAIN_HOST_TIMEOUT: {
+    disposition: "connection",
+    summary:
+      "the cross-domain host stopped answering (query ring not written, or no reply to a round trip in time)",
+  },
   CW_VIRTGPU_NO_DEVICE: { disposition: "process", summary: "no virtio_gpu DRM device was found" },
   CW_VIRTGPU_UNSUPPORTED: {
     disposition: "process",

@@ -8,6 +8,8 @@ import { startCrosswayStack } from "../harness/crossway-stack.ts";
 import { countColor, readPng } from "../harness/png.ts";
 import { killTrackedOnSignals, requireCommand, spawnTracked, waitFor } from "../harness/processes.ts";
 import { startSway } from "../harness/sway.ts";
+import { GUEST_SHARE } from "../harness/vm.ts";
+import { GUEST_ENV, startVmStack } from "../harness/vm-stack.ts";
 
 function parseColor(hex: string): [number, number, number] {
   if (!/^[0-9a-fA-F]{6}$/.test(hex)) {
@@ -53,25 +55,44 @@ async function runDemo(args: ParsedArgs): Promise<number> {
   const sway = await startSway({ width, height });
   try {
     process.stdout.write(`sway is up: ${sway.socketPath}\n`);
-    // The client talks to crossway's guest socket; its messages reach sway only through the emulated
-    // cross-domain device, exactly as they would through a VMM.
-    const stack = await startCrosswayStack(sway, { logLevel: process.env.CROSSWAY_LOG ?? "warn" });
-    process.stdout.write(
-      `crossway device (pid ${stack.devicePid}) and guest (pid ${stack.guestPid}): ${stack.socketPath}\n`,
-    );
-    const footIni = join(scratch, "foot.ini");
-    writeFileSync(
-      footIni,
-      `[colors]\nbackground=${hex}\nforeground=ffffff\n[main]\nfont=DejaVu Sans Mono:size=14\n`,
-    );
-    const foot = spawnTracked(
-      "foot",
-      "foot",
-      ["-c", footIni, "sh", "-c", 'printf "%s\\n" "$0"; sleep 600', text],
-      {
-        env: stack.env,
-      },
-    );
+    const iniText = `[colors]\nbackground=${hex}\nforeground=ffffff\n[main]\nfont=DejaVu Sans Mono:size=14\n`;
+    const footArgs = (ini: string) => ["-c", ini, "sh", "-c", 'printf "%s\\n" "$0"; sleep 600', text];
+    let foot: { running: boolean; stop(): Promise<void> };
+    let stack: { stop(): Promise<void> };
+    if (args.flag("vm")) {
+      // foot runs inside a QEMU + rutabaga VM: its messages reach sway through the guest kernel's virtio_gpu and
+      // QEMU's cross-domain, with crossway guest --device virtgpu in front of it in the guest.
+      const vmStack = await startVmStack(sway, (l) => process.stdout.write(`${l}\n`));
+      stack = vmStack;
+      writeFileSync(join(vmStack.vm.shareDir, "foot.ini"), iniText);
+      const inVm = await vmStack.vm.spawn(["foot", ...footArgs(`${GUEST_SHARE}/foot.ini`)], {
+        env: GUEST_ENV,
+      });
+      let exited = false;
+      void inVm.exited.then(() => {
+        exited = true;
+      });
+      foot = {
+        get running() {
+          return !exited;
+        },
+        stop: async () => {
+          if (!exited) await inVm.kill("SIGKILL");
+        },
+      };
+      process.stdout.write(`foot started in the VM (guest pid ${inVm.pid})\n`);
+    } else {
+      // The client talks to crossway's guest socket; its messages reach sway only through the emulated
+      // cross-domain device, exactly as they would through a VMM.
+      const local = await startCrosswayStack(sway, { logLevel: process.env.CROSSWAY_LOG ?? "warn" });
+      stack = local;
+      process.stdout.write(
+        `crossway device (pid ${local.devicePid}) and guest (pid ${local.guestPid}): ${local.socketPath}\n`,
+      );
+      const footIni = join(scratch, "foot.ini");
+      writeFileSync(footIni, iniText);
+      foot = spawnTracked("foot", "foot", footArgs(footIni), { env: local.env });
+    }
     try {
       const total = width * height;
       // foot's tiled window fills the output; wait for its first frame to reach the screenshot.
@@ -82,7 +103,12 @@ async function runDemo(args: ParsedArgs): Promise<number> {
           const c = countColor(readPng(out), rgb);
           return c.count > total / 2 ? c : undefined;
         },
-        { timeoutMs: 20_000, intervalMs: 100, abort: () => (foot.running ? undefined : "foot exited") },
+        {
+          // Under TCG the guest's foot takes tens of seconds to start.
+          timeoutMs: args.flag("vm") ? 300_000 : 20_000,
+          intervalMs: 100,
+          abort: () => (foot.running ? undefined : "foot exited"),
+        },
       );
       process.stdout.write(
         `screenshot: ${out} (${width}x${height}; ${seen.count} of ${total} pixels are foot's background #${hex})\n`,
@@ -96,7 +122,11 @@ async function runDemo(args: ParsedArgs): Promise<number> {
     dirs.remove();
     removeSignalHandlers();
   }
-  process.stdout.write("foot, crossway guest, crossway device and sway stopped\n");
+  process.stdout.write(
+    args.flag("vm")
+      ? "foot, crossway guest, the VM and sway stopped\n"
+      : "foot, crossway guest, crossway device and sway stopped\n",
+  );
   return 0;
 }
 
@@ -110,6 +140,10 @@ export const demoCommand: CommandSpec = {
     { name: "text", value: "TEXT", help: "what foot prints (default 'hello from crossway')" },
     { name: "width", value: "PX", help: "output width (default 800)" },
     { name: "height", value: "PX", help: "output height (default 600)" },
+    {
+      name: "vm",
+      help: "run foot in a QEMU + rutabaga VM behind crossway guest --device virtgpu (scripts/setup-vm.sh builds it)",
+    },
   ],
   run: runDemo,
 };

@@ -30,6 +30,12 @@ export const deviceCommand: CommandSpec = {
       help: "SEND/RECEIVE identifier-array size (default 28; 4 = pre-2024 crosvm)",
       choices: ["28", "4"],
     },
+    {
+      name: "page-size",
+      value: "4096|16384",
+      help: "the guest page size to play (ring size; default 4096; 16384 as on Apple Silicon guests)",
+      choices: ["4096", "16384"],
+    },
   ],
   async run(args) {
     const log = componentLogger("device");
@@ -57,6 +63,7 @@ export const deviceCommand: CommandSpec = {
         ...(wayland !== undefined ? { wayland } : {}),
         ...(pipewire !== undefined ? { pipewire } : {}),
         config: { flavor, maxIdentifiers },
+        pageSize: Number(args.str("page-size") ?? "4096"),
         logger: log,
       });
     } catch (err) {

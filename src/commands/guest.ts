@@ -30,6 +30,11 @@ export const guestCommand: CommandSpec = {
       help: "display to serve (default: first free wayland-N in $XDG_RUNTIME_DIR; LISTEN_FDS wins)",
     },
     {
+      name: "identifiers",
+      value: "auto|4|28",
+      help: "identifier slots per SEND/RECEIVE: learned from the host (auto, default), or 4 (rutabaga 0.1.2, libkrun protocol 0) or 28",
+    },
+    {
       name: "pipewire",
       value: "NAME|PATH",
       optionalValue: true,
@@ -49,6 +54,16 @@ export const guestCommand: CommandSpec = {
   ],
   async run(args) {
     const device = checkDeviceSpec(args.str("device") as string);
+    const identifiers = args.str("identifiers") ?? "auto";
+    if (identifiers !== "auto" && identifiers !== "4" && identifiers !== "28") {
+      throw new CrosswayError(
+        "CW_USAGE",
+        `crossway guest: --identifiers must be auto, 4 or 28, not '${identifiers}'`,
+        {
+          value: identifiers,
+        },
+      );
+    }
     const configPath = args.str("config");
     let config: GuestConfig = configPath !== undefined ? loadGuestConfig(configPath) : DEFAULT_GUEST_CONFIG;
     const title = args.str("title-prefix");
@@ -81,6 +96,7 @@ export const guestCommand: CommandSpec = {
     if (wantWayland) {
       server = GuestServer.start({
         device,
+        identifiers: identifiers === "auto" ? "auto" : identifiers === "4" ? 4 : 28,
         ...(socket !== undefined ? { socket } : {}),
         listenFds: waylandFds,
         config,

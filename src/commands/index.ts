@@ -5,6 +5,7 @@ import { deviceCommand } from "./device.ts";
 import { guestCommand } from "./guest.ts";
 import { pipewireFilterCommand } from "./pipewire-filter.ts";
 import { traceCommand } from "./trace.ts";
+import { vmRunCommand } from "./vm-run.ts";
 
 /** All subcommands, in the order `crossway --help` lists them. */
 export const commands: readonly CommandSpec[] = [
@@ -13,4 +14,5 @@ export const commands: readonly CommandSpec[] = [
   pipewireFilterCommand,
   traceCommand,
   demoCommand,
+  vmRunCommand,
 ];

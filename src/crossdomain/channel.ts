@@ -26,6 +26,7 @@ import {
   type InitForm,
   newIdentifierList,
 } from "./codec.ts";
+import { probeIdentifierSlots, probeOnce } from "./layout-probe.ts";
 import {
   CAPSET_CROSS_DOMAIN,
   CHANNEL_RING,
@@ -36,6 +37,7 @@ import {
   DEFAULT_CONFIG,
   DEFAULT_IMAGE_FLAGS,
   DrmFormat,
+  type IdentifierArraySize,
   IdentifierType,
   isReceivedEventfdType,
   MAX_SEND_RECV_SIZE,
@@ -54,11 +56,23 @@ export interface ChannelOptions {
   readonly channelType: number;
   readonly config?: CrossDomainConfig;
   /**
+   * Ask the host its identifier-slot count (4 or 28) with an in-band probe at open (layout-probe.ts; once per
+   * device per process): "adopt" uses the host's count, "verify" fails with CW_CROSSDOMAIN_LAYOUT when it is not
+   * `config.maxIdentifiers` (instead of garbling every message). Default: trust the config.
+   */
+  readonly probeLayout?: "adopt" | "verify";
+  /**
    * INIT form: "v1" (20 bytes, portable, default), "libkrun" (24 bytes, protocol_version 1, libkrun hosts only) or
    * "legacy" (16 bytes, one ring for queries and messages: a query can race a ring message, b/259268477; old hosts).
    */
   readonly initForm?: Exclude<InitForm, "uuid">;
-  /** Ring size: one guest page (4096; 16384 on 16 KiB-page guests). */
+  /**
+   * How long the host may stay silent after {@link CrossDomainChannel.expectAnswer} before the channel ends with
+   * CW_CROSSDOMAIN_HOST_TIMEOUT (default 30 s). Hosts without the EOF RECEIVE (rutabaga 0.1.2) never tell the
+   * guest that the compositor dropped the connection: this is how such a client learns it.
+   */
+  readonly hostTimeoutMs?: number;
+  /** Ring size; default: one guest page as the device reports it (4096; 16384 on 16 KiB-page guests). */
   readonly ringSize?: number;
   readonly logger?: Logger;
 }
@@ -129,6 +143,9 @@ export interface HostBlob {
   close(): void;
 }
 
+/** Host silence tolerated after a request that needs an answer; compositors answer a sync in milliseconds. */
+const DEFAULT_HOST_TIMEOUT_MS = 30_000;
+
 /** One cross-domain channel: one virtio-gpu context connected to one host socket. */
 export class CrossDomainChannel {
   /** Bytes and items from the host. `data` is valid only during the call (it lives in the ring): copy what you keep. */
@@ -139,9 +156,9 @@ export class CrossDomainChannel {
   onDrain: () => void = () => {};
 
   private readonly log: Logger;
-  private readonly hdrSize: number;
-  private readonly sendBuf: Uint8Array;
-  private readonly ids: IdentifierList;
+  private hdrSize: number;
+  private sendBuf: Uint8Array;
+  private ids: IdentifierList;
   private readonly pollCmd = new Uint8Array(16);
   /** Read pipes, write pipes and eventfds (channel-pipes.ts). */
   private readonly pipes: ChannelPipes;
@@ -153,13 +170,16 @@ export class CrossDomainChannel {
   private dispatching = false;
   private closed = false;
   private lastHostError = "";
+  private answerTimer: ReturnType<typeof setTimeout> | null = null;
+  private hostTimeoutMs = DEFAULT_HOST_TIMEOUT_MS;
 
   private readonly gemRefs = new Map<number, { blob: BlobHandle; refs: number }>();
 
   private constructor(
     private readonly gpu: VirtGpu,
     readonly channelType: number,
-    readonly config: CrossDomainConfig,
+    /** The wire configuration in use (its identifier count may come from the host, see probeLayout). */
+    public config: CrossDomainConfig,
     /** The host's capabilities as read at open. */
     readonly caps: CrossDomainCaps,
     private readonly queryRing: { blob: BlobHandle; map: BlobMapping },
@@ -194,7 +214,6 @@ export class CrossDomainChannel {
   static async open(options: ChannelOptions): Promise<CrossDomainChannel> {
     const gpu = options.gpu;
     const config = options.config ?? DEFAULT_CONFIG;
-    const ringSize = options.ringSize ?? 4096;
     const log =
       options.logger ?? componentLogger("channel", { channel: channelTypeName(options.channelType) });
     const hostErrors: string[] = [];
@@ -215,6 +234,8 @@ export class CrossDomainChannel {
           `${gpu.description}: virtio-gpu lacks ${missing.join(", ")} (needed for cross-domain)`,
         );
       }
+      // One guest page per ring: the host fills a READ up to the ring's size, and the kernel rounds blobs to pages.
+      const ringSize = options.ringSize ?? p.pageSize;
       const capBytes = await gpu.getCaps(CAPSET_CROSS_DOMAIN, 0, 16);
       const word = (i: number) => (capBytes.length >= 4 * i + 4 ? getU32(capBytes, 4 * i) : 0);
       const caps: CrossDomainCaps = {
@@ -272,6 +293,23 @@ export class CrossDomainChannel {
           { cause: err },
         );
       }
+      if (options.probeLayout !== undefined) {
+        // The probe's rejected SEND is a host error by design on 28-slot hosts: not this channel's failure.
+        const before = hostErrors.length;
+        const slots = await probeOnce(gpu.description, () =>
+          probeIdentifierSlots({ query: (w, prefix, wait) => ch.rawQuery(w, prefix, wait) }, gpu.description),
+        );
+        hostErrors.splice(before);
+        if (options.probeLayout === "verify" && slots !== config.maxIdentifiers) {
+          throw new CrosswayError(
+            "CW_CROSSDOMAIN_LAYOUT",
+            `${gpu.description}: the host parses ${slots} identifier slots per SEND/RECEIVE, the guest is set to ${config.maxIdentifiers} (--identifiers): every message would be garbled`,
+            { value: config.maxIdentifiers },
+          );
+        }
+        ch.adoptLayout(slots);
+      }
+      ch.hostTimeoutMs = options.hostTimeoutMs ?? DEFAULT_HOST_TIMEOUT_MS;
       gpu.onHostError = (m) => ch.hostError(m);
       gpu.onFence = () => ch.onFenceEvent();
       gpu.onDrain = () => ch.pipes.drained();
@@ -286,9 +324,58 @@ export class CrossDomainChannel {
     }
   }
 
+  /** Bytes of the channel ring (one guest page unless set at open). */
+  get ringSize(): number {
+    return this.channelRing.map.bytes.length;
+  }
+
   /** True once the channel has ended. */
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Switches the SEND/RECEIVE layout to the host's (before the first SEND and POLL only). */
+  private adoptLayout(slots: IdentifierArraySize): void {
+    if (slots === this.config.maxIdentifiers) return;
+    this.config = { ...this.config, maxIdentifiers: slots };
+    this.hdrSize = sendReceiveHeaderSize(slots);
+    this.sendBuf = new Uint8Array(this.hdrSize + MAX_SEND_RECV_SIZE);
+    this.ids = newIdentifierList(slots);
+    this.log.debug({ identifiers: slots }, "host identifier layout");
+  }
+
+  /**
+   * One uncached GET_IMAGE_REQUIREMENTS (width × 1, R8) on the query ring, behind `prefix` in the same EXECBUFFER
+   * when given (the layout probe). With `wait`, resolves with the reply's template id (0: nothing written).
+   */
+  private rawQuery(width: number, prefix: Uint8Array | null, wait: boolean): Promise<number> {
+    const run = async (): Promise<number> => {
+      this.assertOpen("GET_IMAGE_REQUIREMENTS");
+      const ring = this.queryRing.map.bytes;
+      if (wait) ring.fill(0, 0, 64);
+      const pre = prefix?.length ?? 0;
+      const cmd = new Uint8Array(pre + 24);
+      if (prefix !== null) cmd.set(prefix, 0);
+      encodeGetImageRequirements(cmd, pre, {
+        width,
+        height: 1,
+        drmFormat: DrmFormat.R8,
+        flags: DEFAULT_IMAGE_FLAGS,
+      });
+      this.gpu.execbuffer(cmd, { ring: QUERY_RING, boHandles: [this.queryRing.blob.bo] });
+      if (!wait) return 0;
+      this.queryInFlight++;
+      try {
+        await this.gpu.wait(this.queryRing.blob);
+      } finally {
+        this.queryInFlight--;
+      }
+      this.assertOpen("GET_IMAGE_REQUIREMENTS");
+      return decodeImageRequirements(ring, 0).blobId;
+    };
+    const p = this.queryChain.then(run, run);
+    this.queryChain = p.catch(() => {});
+    return p;
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -336,6 +423,39 @@ export class CrossDomainChannel {
     }
     if (!ok) this.pipes.setCongested();
     return ok ? "sent" : "buffered";
+  }
+
+  /**
+   * The guest just sent something the host's peer must answer (a Wayland wl_display.sync or get_registry): if the
+   * host then sends nothing for hostTimeoutMs while a POLL is outstanding, the channel ends with
+   * CW_CROSSDOMAIN_HOST_TIMEOUT instead of leaving the client waiting forever. Any ring message from the host
+   * disarms it.
+   */
+  expectAnswer(): void {
+    if (this.closed || this.answerTimer !== null) return;
+    this.answerTimer = setTimeout(() => {
+      this.answerTimer = null;
+      if (this.closed) return;
+      // Not polling (the client is slow to read, or a sink is full): the silence is ours, not the host's.
+      if (!this.pollOutstanding) {
+        this.expectAnswer();
+        return;
+      }
+      this.fail(
+        new CrosswayError(
+          "CW_CROSSDOMAIN_HOST_TIMEOUT",
+          `${this.gpu.description}: the host sent nothing for ${this.hostTimeoutMs} ms after a request that needs an answer; it stopped answering (or dropped the connection without telling, as rutabaga 0.1.2 does)`,
+          { value: this.hostTimeoutMs },
+        ),
+      );
+    }, this.hostTimeoutMs);
+    this.answerTimer.unref();
+  }
+
+  private hostAnswered(): void {
+    if (this.answerTimer === null) return;
+    clearTimeout(this.answerTimer);
+    this.answerTimer = null;
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -483,6 +603,7 @@ export class CrossDomainChannel {
   private onFenceEvent(): void {
     if (this.closed) return;
     this.pollOutstanding = false;
+    this.hostAnswered();
     let m: CrossDomainMessage;
     try {
       m = decodeRingMessage(this.channelRing.map.bytes, this.config.maxIdentifiers);
@@ -597,6 +718,7 @@ export class CrossDomainChannel {
   private finish(reason: CloseReason): void {
     if (this.closed) return;
     this.closed = true;
+    this.hostAnswered();
     this.pipes.closeAll();
     this.queryRing.map.unmap();
     if (this.channelRing !== this.queryRing) this.channelRing.map.unmap();

@@ -55,6 +55,8 @@ export interface DeviceOptions {
   /** Host PipeWire socket (channel type 0x10). */
   readonly pipewire?: string;
   readonly config: CrossDomainConfig;
+  /** The guest page size this device plays (GET_PARAMS): 4096 (default) or 16384, as on 16 KiB-page guests. */
+  readonly pageSize?: number;
   readonly logger?: Logger;
 }
 
@@ -213,7 +215,7 @@ class DeviceContext {
   private handleFrame(type: number, serial: number, payload: Uint8Array, fds: number[]): void {
     switch (type) {
       case FrameType.GET_PARAMS:
-        this.reply(serial, [1, 1, 1, 1, 1 << CAPSET_CROSS_DOMAIN]);
+        this.reply(serial, [1, 1, 1, 1, 1 << CAPSET_CROSS_DOMAIN, this.options.pageSize ?? HOST_PAGE]);
         return;
       case FrameType.GET_CAPS: {
         if (field(payload, 0) !== CAPSET_CROSS_DOMAIN || field(payload, 2) === 0) {

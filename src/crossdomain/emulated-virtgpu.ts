@@ -167,6 +167,8 @@ class EmulatedVirtGpu implements VirtGpu {
       hostVisible: field(payload, 2) === 1,
       contextInit: field(payload, 3) === 1,
       capsetMask: field(payload, 4),
+      // The page size the device plays the guest's (`crossway device --page-size`); older devices: 4 KiB.
+      pageSize: payload.length >= 24 ? field(payload, 5) : 4096,
     };
   }
 

@@ -1,7 +1,7 @@
 // The kernel VirtGpu backend: virtgpu DRM ioctls on a virtio_gpu render node, found by driver name in sysfs.
 // Struct layouts come from structs.ts; every ioctl goes through an injectable KernelIo so that tests can record the
 // exact call sequence (no virtio-gpu with cross-domain exists on the development machines, see environment.md).
-import { openSync, readdirSync, readlinkSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readlinkSync, readSync } from "node:fs";
 import { basename, join } from "node:path";
 import { CrosswayError } from "../errors.ts";
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../fd/constants.ts";
@@ -87,6 +87,10 @@ export interface KernelVirtGpuOptions {
   /** Device directory of the nodes. */
   readonly devDri?: string;
   readonly io?: KernelIo;
+  /** The guest page size (ring size); default: the kernel's, from /proc/self/smaps. */
+  readonly pageSize?: number;
+  /** How long a query may stay unanswered before the client is ended (CW_CROSSDOMAIN_HOST_TIMEOUT); default 10 s. */
+  readonly hostTimeoutMs?: number;
 }
 
 /**
@@ -108,20 +112,60 @@ export function findVirtioGpuNode(sysfsDrm = "/sys/class/drm", devDri = "/dev/dr
   const seen: string[] = [];
   const nodes = entries.filter((e) => /^(renderD|card)\d+$/.test(e)).sort((a, b) => rank(a) - rank(b));
   for (const name of nodes) {
-    let driver = "?";
-    try {
-      driver = basename(readlinkSync(join(sysfsDrm, name, "device", "driver")));
-    } catch {
-      driver = "no driver link";
-    }
-    seen.push(`${name}: ${driver}`);
-    if (driver === "virtio_gpu") return join(devDri, name);
+    const drivers = nodeDrivers(join(sysfsDrm, name, "device"));
+    seen.push(`${name}: ${drivers.join(" > ")}`);
+    if (drivers.some((d) => d.endsWith("virtio_gpu"))) return join(devDri, name);
   }
   throw new CrosswayError(
     "CW_VIRTGPU_NO_DEVICE",
     `no virtio_gpu device: looked at ${sysfsDrm} (${seen.length > 0 ? seen.join(", ") : `no card/renderD nodes among ${entries.length} entries`})`,
     { value: sysfsDrm },
   );
+}
+
+/**
+ * The drivers bound along a DRM node's device: its own (`device/driver`) and those of its virtio children
+ * (`device/virtio*\/driver`). In a real VM the DRM device is the virtio transport's (driver `virtio-pci`, or
+ * `virtio-mmio` under libkrun) and virtio_gpu is bound one level down, on `virtioN` (seen in QEMU with rutabaga).
+ */
+function nodeDrivers(device: string): string[] {
+  const driverOf = (dir: string): string => {
+    try {
+      return basename(readlinkSync(join(dir, "driver")));
+    } catch {
+      return "no driver link";
+    }
+  };
+  const out = [driverOf(device)];
+  let children: string[] = [];
+  try {
+    children = readdirSync(device).filter((e) => /^virtio\d+$/.test(e));
+  } catch {
+    // no device directory: the node's own entry already says "no driver link"
+  }
+  for (const c of children.sort()) out.push(`${c}: ${driverOf(join(device, c))}`);
+  return out;
+}
+
+/**
+ * The kernel's page size, as /proc/self/smaps reports it for this process's first mapping ("KernelPageSize: 4 kB";
+ * 16 kB on 16 KiB-page arm64 guests). Node.js has no sysconf(_SC_PAGESIZE); 4096 when smaps is unreadable.
+ */
+export function systemPageSize(smaps = "/proc/self/smaps"): number {
+  let text = "";
+  try {
+    const fd = openSync(smaps, "r");
+    try {
+      const buf = Buffer.alloc(8192);
+      text = buf.subarray(0, readSync(fd, buf, 0, buf.length, null)).toString("latin1");
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return 4096;
+  }
+  const m = /^KernelPageSize:\s+(\d+) kB$/m.exec(text);
+  return m ? Number(m[1]) * 1024 : 4096;
 }
 
 function rank(name: string): number {
@@ -145,10 +189,20 @@ export function openKernelVirtGpu(options: KernelVirtGpuOptions = {}): VirtGpu {
       },
     );
   }
-  return new KernelVirtGpu(fd, node, io);
+  return new KernelVirtGpu(
+    fd,
+    node,
+    io,
+    options.hostTimeoutMs ?? DEFAULT_HOST_TIMEOUT_MS,
+    options.pageSize ?? systemPageSize(),
+  );
 }
 
 const PAGE = 4096;
+/** `VIRTGPU_WAIT_NOWAIT` (virtgpu_drm.h): return EBUSY instead of sleeping while the BO's fences are unsignalled. */
+const VIRTGPU_WAIT_NOWAIT = 1;
+/** A query ring answers in microseconds on a live host: 10 s of silence means it is stuck or gone. */
+const DEFAULT_HOST_TIMEOUT_MS = 10_000;
 
 function struct(layout: StructLayout): Uint8Array {
   return new Uint8Array(layout.size);
@@ -183,6 +237,8 @@ class KernelVirtGpu implements VirtGpu {
     private readonly fd: number,
     node: string,
     private readonly io: KernelIo,
+    private readonly hostTimeoutMs: number,
+    private readonly pageSize: number,
   ) {
     this.description = `kernel:${node}`;
     this.watch = io.watch(fd, () => this.readEvents());
@@ -231,6 +287,7 @@ class KernelVirtGpu implements VirtGpu {
       hostVisible: this.param(VirtgpuParam.HOST_VISIBLE) === 1,
       contextInit: this.param(VirtgpuParam.CONTEXT_INIT) === 1,
       capsetMask: this.param(VirtgpuParam.SUPPORTED_CAPSET_IDS),
+      pageSize: this.pageSize,
     };
   }
 
@@ -364,9 +421,35 @@ class KernelVirtGpu implements VirtGpu {
     const L = DRM_VIRTGPU_3D_WAIT;
     const arg = struct(L);
     put32(arg, L, "handle", blob.bo);
-    // Blocks until the fence signals; query-ring fences are signalled by the host at once (§4.2). EBUSY after 15 s
-    // means the host never answered (P23): reported, not retried forever.
-    this.call("VIRTGPU_WAIT", Ioctl.VIRTGPU_WAIT, arg);
+    // VIRTGPU_WAIT_NOWAIT: a blocking WAIT would stop the whole event loop, every other client included, for as
+    // long as the host takes (up to the kernel's 15 s, P23). Poll with back-off instead, bounded by hostTimeoutMs.
+    put32(arg, L, "flags", VIRTGPU_WAIT_NOWAIT);
+    const deadline = Date.now() + this.hostTimeoutMs;
+    for (let delay = 0; ; delay = Math.min(Math.max(1, 2 * delay), 50)) {
+      if (this.closed)
+        throw new CrosswayError("CW_CROSSDOMAIN_CLOSED", `VIRTGPU_WAIT: ${this.description} is closed`);
+      try {
+        this.io.ioctl(this.fd, Ioctl.VIRTGPU_WAIT, arg, [], []);
+        return;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EBUSY") {
+          throw new CrosswayError(
+            "CW_VIRTGPU_IOCTL",
+            `${this.description}: VIRTGPU_WAIT: ${(err as Error).message}`,
+            {},
+            { cause: err },
+          );
+        }
+      }
+      if (Date.now() >= deadline) {
+        throw new CrosswayError(
+          "CW_CROSSDOMAIN_HOST_TIMEOUT",
+          `${this.description}: the host did not answer on the query ring within ${this.hostTimeoutMs} ms (resource ${blob.resourceId} still busy)`,
+          { value: this.hostTimeoutMs },
+        );
+      }
+      await new Promise((r) => setTimeout(r, delay));
+    }
   }
 
   private readEvents(): void {

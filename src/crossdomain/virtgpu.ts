@@ -10,6 +10,11 @@ export interface VirtGpuParams {
   readonly contextInit: boolean;
   /** SUPPORTED_CAPSET_IDs bitmask; bit 5 is cross-domain. */
   readonly capsetMask: number;
+  /**
+   * The guest's page size: rings are one page (the host fills a READ up to the ring blob's size minus its header),
+   * 16 KiB on 16 KiB-page guests such as muvm on Apple Silicon.
+   */
+  readonly pageSize: number;
 }
 
 /** CONTEXT_INIT parameters (§5.3). */

@@ -21,7 +21,10 @@ export interface DeviceProcess {
 /** Spawns `node bin/crossway.js device --listen DIR/device.sock ...extra` and waits for its ready line. */
 export async function startDeviceProcess(dir: string, extra: readonly string[]): Promise<DeviceProcess> {
   const socket = join(dir, "device.sock");
-  const child = spawn(process.execPath, [BIN, "device", "--listen", socket, ...extra], {
+  // CROSSWAY_TEST_PAGE_SIZE plays a guest of that page size (rings of one page): the 16 KiB transport run sets it.
+  const page = process.env.CROSSWAY_TEST_PAGE_SIZE;
+  const pageArgs = page !== undefined && !extra.includes("--page-size") ? ["--page-size", page] : [];
+  const child = spawn(process.execPath, [BIN, "device", "--listen", socket, ...pageArgs, ...extra], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, CROSSWAY_LOG: process.env.CROSSWAY_LOG ?? "warn" },
   });

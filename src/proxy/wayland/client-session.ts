@@ -285,12 +285,14 @@ export class ClientSession {
   /** Forwards a request with no hook: raw bytes, and any fds turned into items. */
   private forwardRequest(m: DecodedMessage): undefined {
     if (m.fdCount > 0) this.fdsToItems(m);
-    this.toHost.raw(m.view);
+    this.forwardRaw(m);
     return undefined;
   }
 
   private forwardRaw(m: DecodedMessage): void {
     this.toHost.raw(m.view);
+    // wl_display's requests (sync, get_registry) are always answered: a host silent after them is stuck or gone.
+    if (m.objectId === 1) this.channel.expectAnswer();
   }
 
   /**

@@ -1,7 +1,12 @@
 // The guest Wayland server: listens on the guest's display socket and gives each client its own channel to the host.
 import { CrossDomainChannel } from "../../crossdomain/channel.ts";
 import { openVirtGpu } from "../../crossdomain/open-virtgpu.ts";
-import { ChannelType } from "../../crossdomain/protocol.ts";
+import {
+  ChannelType,
+  type CrossDomainConfig,
+  DEFAULT_CONFIG,
+  type IdentifierArraySize,
+} from "../../crossdomain/protocol.ts";
 import type { VirtGpu } from "../../crossdomain/virtgpu.ts";
 import { CrosswayError } from "../../errors.ts";
 import { Listeners } from "../../fd/accept.ts";
@@ -22,10 +27,22 @@ export function checkDeviceSpec(text: string): string {
   );
 }
 
+/** Channel options for an identifier setting: learn the host's layout, or check a fixed one against the host. */
+function channelLayout(ids: IdentifierArraySize | "auto"): {
+  probeLayout: "adopt" | "verify";
+  config: CrossDomainConfig;
+} {
+  return ids === "auto"
+    ? { probeLayout: "adopt", config: DEFAULT_CONFIG }
+    : { probeLayout: "verify", config: { ...DEFAULT_CONFIG, maxIdentifiers: ids } };
+}
+
 /** Options of {@link GuestServer.start}. */
 export interface GuestServerOptions {
   /** A device spec for openVirtGpu: one context is opened per client. */
   readonly device: string;
+  /** Identifier slots per SEND/RECEIVE: a fixed count, or "auto" to learn it from the host (default). */
+  readonly identifiers?: IdentifierArraySize | "auto";
   /** Display name or absolute path; default: the first free wayland-N in $XDG_RUNTIME_DIR. */
   readonly socket?: string;
   /** Sockets inherited through systemd socket activation; used instead of creating one. */
@@ -99,6 +116,7 @@ export class GuestServer {
     CrossDomainChannel.open({
       gpu,
       channelType: ChannelType.WAYLAND,
+      ...channelLayout(this.opts.identifiers ?? "auto"),
       logger: log.child({ client: tag }),
     }).then(
       (channel) => {

@@ -34,7 +34,13 @@ export const DEFAULT_GLOBALS: Readonly<Record<string, GlobalRule>> = {
   zwp_pointer_gestures_v1: { maxVersion: 3, why: "touchpad gestures" },
   zwp_text_input_manager_v3: { maxVersion: 1, why: "input methods" },
   zwp_primary_selection_device_manager_v1: { maxVersion: 1, why: "primary selection through pipes" },
-  zwp_linux_dmabuf_v1: { maxVersion: 4, why: "guest DMA-BUFs as virtgpu resources", requires: "dmabuf" },
+  // Capped at 3: v4's feedback (main_device, tranche_target_device) names the host's dev_t and a host format table,
+  // which mean nothing to the guest's virtio_gpu; never passed through, and not rewritten yet (issue 11).
+  zwp_linux_dmabuf_v1: {
+    maxVersion: 3,
+    why: "guest DMA-BUFs as virtgpu resources (v3: no feedback with host device numbers)",
+    requires: "dmabuf",
+  },
   xdg_activation_v1: { maxVersion: 1, why: "focus requests with activation tokens" },
   wp_single_pixel_buffer_manager_v1: { maxVersion: 1, why: "solid-colour buffers without memory" },
   zwp_idle_inhibit_manager_v1: { maxVersion: 1, why: "video players keep the screen on" },

@@ -1,6 +1,6 @@
 // Kernel VirtGpu backend: device discovery by driver name, and the exact ioctl sequence of a channel's life,
 // recorded through an injected KernelIo that plays a minimal cross-domain host.
-import { mkdirSync, symlinkSync } from "node:fs";
+import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { CrossDomainChannel, closeItems, type ReceivedItem } from "../../../src/crossdomain/channel.ts";
@@ -13,6 +13,7 @@ import {
   findVirtioGpuNode,
   type KernelIo,
   openKernelVirtGpu,
+  systemPageSize,
 } from "../../../src/crossdomain/kernel-virtgpu.ts";
 import { ChannelType, CrossDomainCmd, IdentifierType } from "../../../src/crossdomain/protocol.ts";
 import {
@@ -86,6 +87,39 @@ describe("finding the device", () => {
     const cardOnly = fakeSysfs("card-only", { card3: "virtio_gpu" });
     expect(findVirtioGpuNode(cardOnly, "/dev/dri")).toBe("/dev/dri/card3");
   });
+
+  // What the Debian 6.1 guest kernel shows under QEMU 10 + rutabaga (issue 11, first contact): the DRM node's
+  // device is the virtio transport's (driver virtio-pci; virtio-mmio under libkrun) and virtio_gpu is bound on its
+  // child virtioN. The VM tier (test/vm) checks the same lookup against the real sysfs.
+  function transportSysfs(name: string, transport: string): string {
+    const root = join(tmp.dir, name);
+    for (const node of ["card0", "renderD128"]) {
+      mkdirSync(join(root, node, "device", "virtio0"), { recursive: true });
+      mkdirSync(join(root, node, "device", "power"), { recursive: true });
+      symlinkSync(`../../../bus/drivers/${transport}`, join(root, node, "device", "driver"));
+      symlinkSync(
+        `../../../../bus/virtio/drivers/virtio_gpu`,
+        join(root, node, "device", "virtio0", "driver"),
+      );
+    }
+    return root;
+  }
+
+  it("finds virtio_gpu one level down, under a virtio-pci or virtio-mmio transport", () => {
+    expect(findVirtioGpuNode(transportSysfs("pci", "virtio-pci"), "/dev/dri")).toBe("/dev/dri/renderD128");
+    expect(findVirtioGpuNode(transportSysfs("mmio", "virtio-mmio"), "/dev/dri")).toBe("/dev/dri/renderD128");
+    // A transport whose child is another virtio driver is not a GPU, and the message shows both levels.
+    const root = join(tmp.dir, "net");
+    mkdirSync(join(root, "renderD128", "device", "virtio3"), { recursive: true });
+    symlinkSync("../../../bus/drivers/virtio-pci", join(root, "renderD128", "device", "driver"));
+    symlinkSync(
+      "../../../../bus/virtio/drivers/virtio_net",
+      join(root, "renderD128", "device", "virtio3", "driver"),
+    );
+    expect(() => findVirtioGpuNode(root)).toThrow(
+      `no virtio_gpu device: looked at ${root} (renderD128: virtio-pci > virtio3: virtio_net)`,
+    );
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -154,6 +188,8 @@ class FakeDevice implements KernelIo {
   private onReadable: (() => void) | null = null;
   private pendingEvents = 0;
   readonly exported: number[] = [];
+  /** How many VIRTGPU_WAIT calls answer EBUSY (the query fence not signalled yet) before one succeeds. */
+  waitBusy = 0;
 
   open(path: string): number {
     this.calls.push({ open: path });
@@ -232,6 +268,12 @@ class FakeDevice implements KernelIo {
         setU32(arg, 8, b.size);
         return 0;
       }
+      case Ioctl.VIRTGPU_WAIT:
+        if (this.waitBusy > 0) {
+          this.waitBusy--;
+          throw Object.assign(new Error("ioctl: Device or resource busy"), { code: "EBUSY", errno: -16 });
+        }
+        return 0;
       case Ioctl.PRIME_HANDLE_TO_FD: {
         const fd = native.memfdCreate("fake-dmabuf", 0);
         this.exported.push(fd);
@@ -317,7 +359,7 @@ describe("ioctl sequences of a channel on the kernel backend", () => {
         command: "0200180000000000" + "01000000" + "01000000" + "52382020" + "11000000",
         bo_handles: "01000000",
       },
-      { ioctl: "WAIT", handle: 1 },
+      { ioctl: "WAIT", handle: 1, flags: 1 },
       // Exactly one POLL, on ring 1 with RING_IDX.
       { ioctl: "EXECBUFFER", flags: 4, ring_idx: 1, size: 16, command: POLL },
     ]);
@@ -383,5 +425,87 @@ describe("ioctl sequences of a channel on the kernel backend", () => {
       { ioctl: "RESOURCE_INFO", bo_handle: 1 },
     ]);
     gpu.close();
+  });
+});
+
+describe("waiting for the query ring (issue 11)", () => {
+  it("never blocks the event loop: WAIT is NOWAIT, polled with back-off until the fence signals", async () => {
+    const dev = new FakeDevice();
+    dev.waitBusy = 5;
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    try {
+      const ch = await CrossDomainChannel.open({
+        gpu: openKernelVirtGpu({ node: "/dev/dri/renderD128", io: dev }),
+        channelType: ChannelType.WAYLAND,
+      });
+      ch.close();
+    } finally {
+      clearInterval(timer);
+    }
+    const waits = dev.calls.filter((c) => c.ioctl === "WAIT");
+    expect(waits).toHaveLength(6);
+    for (const w of waits) expect(w).toEqual({ ioctl: "WAIT", handle: 1, flags: 1 });
+    expect(ticks).toBeGreaterThan(0);
+  });
+
+  it("ends the client with CW_CROSSDOMAIN_HOST_TIMEOUT when the host never writes the query ring", async () => {
+    const dev = new FakeDevice();
+    dev.waitBusy = Number.POSITIVE_INFINITY;
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const t0 = Date.now();
+    let error: unknown;
+    try {
+      await CrossDomainChannel.open({
+        gpu: openKernelVirtGpu({ node: "/dev/dri/renderD128", io: dev, hostTimeoutMs: 300 }),
+        channelType: ChannelType.WAYLAND,
+      });
+    } catch (err) {
+      error = err;
+    } finally {
+      clearInterval(timer);
+    }
+    const ms = Date.now() - t0;
+    expect(error).toMatchObject({ code: "CW_CROSSDOMAIN_INIT_FAILED" });
+    expect((error as Error).cause).toMatchObject({
+      code: "CW_CROSSDOMAIN_HOST_TIMEOUT",
+      message:
+        "kernel:/dev/dri/renderD128: the host did not answer on the query ring within 300 ms (resource 11 still busy)",
+    });
+    expect(ms).toBeGreaterThanOrEqual(300);
+    expect(ms).toBeLessThan(5000);
+    // Other work ran all along: a 5 ms timer fired many times during the 300 ms.
+    expect(ticks).toBeGreaterThan(10);
+    expect(dev.calls.at(-1)).toEqual({ close: 1000 });
+  });
+});
+
+describe("rings sized to the guest's page (issue 11)", () => {
+  it("reads the kernel's page size from smaps, 4 KiB when it cannot", () => {
+    const f = join(tmp.dir, "smaps16k");
+    writeFileSync(
+      f,
+      "aaaa-bbbb r-xp 00000000 fe:01 1 /usr/bin/node\nSize: 64 kB\nKernelPageSize:       16 kB\nMMUPageSize: 16 kB\n",
+    );
+    expect(systemPageSize(f)).toBe(16384);
+    expect(systemPageSize(join(tmp.dir, "no-smaps"))).toBe(4096);
+    expect(systemPageSize()).toBe(4096); // this x86-64 machine
+  });
+
+  it("creates and maps 16 KiB rings on a 16 KiB-page guest", async () => {
+    const dev = new FakeDevice();
+    const ch = await CrossDomainChannel.open({
+      gpu: openKernelVirtGpu({ node: "/dev/dri/renderD128", io: dev, pageSize: 16384 }),
+      channelType: ChannelType.WAYLAND,
+    });
+    ch.close();
+    expect(dev.calls.filter((c) => c.ioctl === "RESOURCE_CREATE_BLOB")).toEqual([
+      { ioctl: "RESOURCE_CREATE_BLOB", blob_mem: 1, blob_flags: 1, size: 16384 },
+      { ioctl: "RESOURCE_CREATE_BLOB", blob_mem: 1, blob_flags: 1, size: 16384 },
+    ]);
+    expect(dev.calls.filter((c) => "mmap" in c).map((c) => (c.mmap as { length: number }).length)).toEqual([
+      16384, 16384,
+    ]);
   });
 });
