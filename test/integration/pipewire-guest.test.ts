@@ -99,6 +99,18 @@ function expectMapped(records: Record<string, unknown>[], kinds: string[]): void
   for (const k of kinds) expect(Math.max(...ends.map((e) => Number(e[k] ?? 0))), k).toBeGreaterThan(0);
 }
 
+/** The recording holds the whole generated tone, dominant and without a gap longer than one quantum. */
+function expectCleanTone(path: string, what: string): void {
+  const t = analyseTone(readLeft(path));
+  console.log(`${what} through the guest chain: ${JSON.stringify(t)}`);
+  expect(t.peak).toBeGreaterThan(6000);
+  expect(t.dominance).toBeGreaterThan(0.9);
+  expect(t.longestGap).toBeLessThanOrEqual(QUANTUM);
+  // The whole tone arrived: less than one quantum short (the partial first and last cycles; measured 4739 samples
+  // short in every run), so a lost quantum fails here even when the loss leaves no silence.
+  expect(t.last - t.first).toBeGreaterThan(TONE_SECONDS * 48000 - QUANTUM);
+}
+
 describe("crossway guest --pipewire through the filter", () => {
   it("plays a 440 Hz tone from a guest pw-cat (audio-playback), recorded dominant and gap-free on the host", async () => {
     const chain = await startPipeWireGuestChain(stack, { profile: "audio-playback", targets: [TEST_SINK] });
@@ -120,14 +132,7 @@ describe("crossway guest --pipewire through the filter", () => {
     } finally {
       await chain.stop();
     }
-    const t = analyseTone(readLeft(rec));
-    console.log(`playback through the guest chain: ${JSON.stringify(t)}`);
-    expect(t.peak).toBeGreaterThan(6000);
-    expect(t.dominance).toBeGreaterThan(0.9);
-    expect(t.longestGap).toBeLessThanOrEqual(QUANTUM);
-    // The whole tone reached the sink: less than one quantum short (the partial first and last cycles; measured
-    // 4739 samples short in every run), so a lost quantum fails here even when the loss leaves no silence.
-    expect(t.last - t.first).toBeGreaterThan(TONE_SECONDS * 48000 - QUANTUM);
+    expectCleanTone(rec, "playback");
   });
 
   it("records the host's tone from a guest pw-cat --record (audio-capture)", async () => {
@@ -151,12 +156,8 @@ describe("crossway guest --pipewire through the filter", () => {
       await recorder.stop();
       await chain.stop();
     }
-    const t = analyseTone(readLeft(rec));
-    console.log(`capture through the guest chain: ${JSON.stringify(t)}`);
-    expect(t.peak).toBeGreaterThan(6000);
-    expect(t.dominance).toBeGreaterThan(0.9);
-    expect(t.longestGap).toBeLessThanOrEqual(QUANTUM);
-    expect(t.last - t.first).toBeGreaterThan(TONE_SECONDS * 48000 - QUANTUM);
+    expectMapped(chain.records("guest"), ["memory", "fromHost", "toHost"]);
+    expectCleanTone(rec, "capture");
   });
 
   it("delivers 30 frames of the host camera to a guest gst-launch pipewiresrc (camera)", async () => {
