@@ -231,6 +231,42 @@ describe("attacks from the guest side are refused by the host filter", () => {
     expect(filterAudits(mark).some((r) => r.reason === "prop-grants-access")).toBe(true);
   });
 
+  it("a second registry is substituted (one per connection)", async () => {
+    await attack("g-registry", ["registry-limit"], async (c) => {
+      c.send(0, 5, pod.struct(pod.int(3), pod.int(3)));
+      await expectDenied(c, 3);
+    });
+  });
+
+  it("issue-6 regression from the guest: ClientNode.Update with the PROPS bit and no items leaves the daemon alive", async () => {
+    const update = pod.struct(
+      pod.int(2),
+      pod.int(0),
+      pod.struct(pod.int(0), pod.int(2), pod.long(2), pod.long(0), pod.int(0), pod.int(0)),
+    );
+    await attack("g-empty-props", ["empty-props-update"], async (c) => {
+      c.createClientNode(
+        [
+          ["media.class", "Stream/Output/Audio"],
+          ["node.name", "g-empty-props"],
+        ],
+        3,
+      );
+      c.send(3, 2, update);
+      expect(await c.sync(STEP_TIMEOUT_MS)).toBe(true);
+    });
+    expect(fdCount(pwPid)).toBeGreaterThan(0);
+  });
+
+  it("a v0-style Hello (n_fds word >= 4) is a framing error at the guest: that client ends", async () => {
+    const c = new RawPipeWireClient(chain.socketPath);
+    c.send(0, 1, pod.struct(pod.int(3)), { nFdsField: 14 });
+    expect(await c.waitClosed(STEP_TIMEOUT_MS)).toBe(true);
+    c.close();
+    await guestIdle();
+    expect(guestRecords("guest PipeWire client ended").at(-1)?.wireReason).toBe("missing-fds");
+  });
+
   it("a second Hello ends only that client (refused by the filter)", async () => {
     await attack("g-hello", ["second-hello"], async (c) => {
       c.send(0, 1, pod.struct(pod.int(3)));
