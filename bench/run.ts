@@ -46,12 +46,21 @@ import { type PwPath, pwDirectPath, pwFilterPath, type RunningPwPath } from "./p
 import { pwGuestChainPath } from "./paths/pipewire-guest.ts";
 import { relayPath } from "./paths/relay.ts";
 import type { BenchPath, RunningPath } from "./paths/types.ts";
+import { crosswayFilterPath, waylandFilterPath } from "./paths/wayland-filter.ts";
 import { waypipePath } from "./paths/waypipe.ts";
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** Every path, in table order. Ratios refer to direct and waypipe; the relay is the floor of any proxy hop. */
-const ALL_PATHS: readonly BenchPath[] = [directPath, relayPath, waypipePath, crosswayPath, crosswayGuestPath];
+const ALL_PATHS: readonly BenchPath[] = [
+  directPath,
+  relayPath,
+  waypipePath,
+  crosswayPath,
+  crosswayGuestPath,
+  waylandFilterPath,
+  crosswayFilterPath,
+];
 const PLACEMENTS: readonly Placement[] = ["pinned", "unpinned"];
 /** PipeWire paths, in table order. */
 const PW_PATHS: readonly PwPath[] = [pwDirectPath, pwFilterPath, pwGuestChainPath];

@@ -124,6 +124,15 @@ export const ERROR_CODES = {
     disposition: "connection",
     summary: "the host sent something a Wayland channel cannot carry (eventfd item, oversized keymap)",
   },
+  // --- host-side Wayland filter (src/proxy/wayland-filter) ---
+  CW_WLFILTER_REFUSED: {
+    disposition: "protocol",
+    summary: "a VM's Wayland client broke the filter's policy (hidden global, quota, rate) or the protocol",
+  },
+  CW_WLFILTER_IO: {
+    disposition: "connection",
+    summary: "a filtered connection failed: client or compositor socket error, or a client not reading",
+  },
   // --- PipeWire filter (src/wire/pipewire, src/proxy/pipewire) ---
   CW_PW_FRAMING: { disposition: "protocol", summary: "a PipeWire message header or fd count is malformed" },
   CW_PW_POD: { disposition: "protocol", summary: "a SPA POD fails the strict validator (pipewire.md §2.4)" },

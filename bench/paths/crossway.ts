@@ -26,12 +26,12 @@ function guestAloneArgs(compositorSocket: string, appSocket: string): string[] {
 }
 
 /** The crossway CLI to measure: this checkout's, or another build's named by CROSSWAY_BENCH_CLI. */
-function cliPath(repoRoot: string): string {
+export function cliPath(repoRoot: string): string {
   return process.env.CROSSWAY_BENCH_CLI ?? join(repoRoot, "bin/crossway.js");
 }
 
 /** `node bin/crossway.js <subcommand> --help`: exit status 0 and the help text, or undefined if unregistered. */
-async function subcommandHelp(repoRoot: string, sub: string): Promise<string | undefined> {
+export async function subcommandHelp(repoRoot: string, sub: string): Promise<string | undefined> {
   const child = spawn(process.execPath, [cliPath(repoRoot), sub, "--help"], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, CROSSWAY_LOG: "silent" },
@@ -46,12 +46,13 @@ async function subcommandHelp(repoRoot: string, sub: string): Promise<string | u
 }
 
 /** node flags that write a CPU profile named after `role` on exit, when profiling was asked for. */
-function profileFlags(ctx: PathContext, role: string): string[] {
+export function profileFlags(ctx: PathContext, role: string): string[] {
   if (ctx.profileDir === undefined) return [];
   return ["--cpu-prof", `--cpu-prof-dir=${ctx.profileDir}`, `--cpu-prof-name=${role}.cpuprofile`];
 }
 
-async function startCrossway(ctx: PathContext, withDevice: boolean): Promise<RunningPath> {
+/** Starts `crossway guest` (with `crossway device` in front of ctx.compositorSocket when `withDevice`). */
+export async function startCrossway(ctx: PathContext, withDevice: boolean): Promise<RunningPath> {
   const crossway = cliPath(ctx.repoRoot);
   const appSocket = join(ctx.workDir, uniqueName("crossway-app.sock"));
   const deviceSocket = join(ctx.workDir, uniqueName("crossway-device.sock"));

@@ -25,6 +25,8 @@ export interface CrosswayStackOptions {
 export interface CrosswayStack {
   /** Absolute path of the guest Wayland socket. */
   socketPath: string;
+  /** The emulated device's socket (what a guest kernel's virtio-gpu would reach). */
+  deviceSocketPath: string;
   /** Environment for clients of the guest: XDG_RUNTIME_DIR, WAYLAND_DISPLAY (absolute path), PATH, HOME, LANG. */
   env: Record<string, string>;
   guestPid: number;
@@ -155,6 +157,7 @@ export async function startCrosswayStack(
     let stopped: Promise<void> | undefined;
     return {
       socketPath,
+      deviceSocketPath: devSock,
       env: clientEnv({ XDG_RUNTIME_DIR: dirs.runtimeDir, WAYLAND_DISPLAY: socketPath }),
       guestPid: guest.proc.pid,
       devicePid: device.proc.pid,

@@ -1,6 +1,6 @@
 // The pipewire-filter listener: accepts guest connections on a Unix socket and runs one FilterSession each.
-import { lstatSync, unlinkSync } from "node:fs";
-import { CrosswayError } from "../../errors.ts";
+import { unlinkSync } from "node:fs";
+import { removeStaleSocket } from "../../fd/stale-socket.ts";
 import { componentLogger } from "../../log.ts";
 import { AGAIN, type NativeWatcher, native, POLL_READABLE } from "../../native.ts";
 import { type AuditSink, pinoAuditSink } from "./audit.ts";
@@ -28,17 +28,6 @@ export interface PipeWireFilter {
   readonly sessions: ReadonlySet<FilterSession>;
   /** Stops listening, closes every connection and removes the socket file. */
   close(): void;
-}
-
-/** Removes a stale socket left by an earlier run; refuses to remove anything that is not a socket. */
-function removeStaleSocket(path: string): void {
-  try {
-    const st = lstatSync(path);
-    if (!st.isSocket()) throw new CrosswayError("CW_CONFIG", `--listen ${path} exists and is not a socket`);
-    unlinkSync(path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-  }
 }
 
 /** Starts listening on `listenPath`; each accepted client gets its own restricted upstream connection. */

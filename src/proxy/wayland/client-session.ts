@@ -19,15 +19,17 @@ import {
 } from "../../native.ts";
 import { DisplayErrorCode, WireProtocolError } from "../../wire/wayland/errors.ts";
 import { NEED_MORE } from "../../wire/wayland/framer.ts";
-import { MessageWriter, utf8Length } from "../../wire/wayland/message-writer.ts";
+import { MessageWriter } from "../../wire/wayland/message-writer.ts";
 import { ArgKind, type MessageDesc, type ProtocolRegistry } from "../../wire/wayland/protocol-registry.ts";
 import { type DecodedMessage, Direction, WireConnection } from "../../wire/wayland/wire-connection.ts";
 import { ClientOutput } from "./client-output.ts";
+import { GlobalFilter } from "./global-filter.ts";
 import type { GuestConfig } from "./guest-config.ts";
 import { msg } from "./message-desc.ts";
-import { decideGlobal, type RegistryPolicy } from "./registry-policy.ts";
+import type { RegistryPolicy } from "./registry-policy.ts";
 import { sealedCopy } from "./sealed-copy.ts";
 import { ShmShadow } from "./shm-shadow.ts";
+import { tagString } from "./tag-string.ts";
 
 /** The fds of an event that carries none, shared so that forwarding allocates nothing. */
 const NO_FDS: readonly number[] = Object.freeze([]);
@@ -65,8 +67,7 @@ export class ClientSession {
   private closed = false;
 
   // Registry policy state.
-  private readonly shown = new Map<number, { iface: string; version: number }>();
-  private readonly hidden = new Set<number>();
+  private readonly globals: GlobalFilter;
 
   /** wl_shm shadowing: pools in host blobs, damage-limited copies at commit (shm-shadow.ts). */
   private readonly shm: ShmShadow;
@@ -89,6 +90,7 @@ export class ClientSession {
     private readonly onEnd: (s: ClientSession) => void,
   ) {
     this.log = ctx.log.child({ client: tag });
+    this.globals = new GlobalFilter(ctx.policy, ctx.registry);
     this.conn = new WireConnection(ctx.registry, { maxMessageSize: ctx.config.maxMessageSize, name: tag });
     this.out = new ClientOutput(clientFd);
     // Rewritten messages (tags) may grow; they are checked against the client limit where it matters.
@@ -442,7 +444,9 @@ export class ClientSession {
     };
     // Registry policy.
     ev("wl_registry", "global", (m) => this.onGlobal(m));
-    ev("wl_registry", "global_remove", (m) => (this.hidden.delete(m.args.uint(0)) ? "drop" : undefined));
+    ev("wl_registry", "global_remove", (m) =>
+      this.globals.onGlobalRemove(m.args.uint(0)) ? "drop" : undefined,
+    );
     req("wl_registry", "bind", (m) => this.onBind(m));
     // wl_shm shadowing (shm-shadow.ts).
     this.shm.install(req, ev);
@@ -465,43 +469,22 @@ export class ClientSession {
   private onGlobal(m: DecodedMessage): "drop" | undefined {
     const name = m.args.uint(0);
     const iface = m.args.string(1) ?? "";
-    const hostVersion = m.args.uint(2);
-    const known = this.ctx.registry.get(iface);
-    const d = decideGlobal(this.ctx.policy, iface, hostVersion, known?.known === true ? known.version : 0);
-    if (!d.show) {
-      this.hidden.add(name);
-      this.log.debug({ global: iface, version: hostVersion, reason: d.reason }, "global hidden");
+    const a = this.globals.onGlobal(name, iface, m.args.uint(2));
+    if (a.kind === "forward") return undefined;
+    if (a.kind === "hide") {
+      this.log.debug({ global: iface, version: m.args.uint(2), reason: a.reason }, "global hidden");
       return "drop";
     }
-    this.shown.set(name, { iface, version: d.version });
-    if (d.version === hostVersion) return undefined;
     const w = this.scratch;
     w.reset();
-    w.begin(m.objectId, m.opcode).uint(name).string(iface).uint(d.version).end();
+    w.begin(m.objectId, m.opcode).uint(name).string(iface).uint(a.version).end();
     this.out.append(w.bytes(), []);
     return "drop";
   }
 
   private onBind(m: DecodedMessage): undefined {
-    const name = m.args.uint(0);
-    const iface = m.args.string(1) ?? "";
-    const version = m.args.uint(2);
-    const g = this.shown.get(name);
-    // Wording of wayland-server.c registry_bind, so clients see what a compositor would say.
-    if (g === undefined || g.iface !== iface) {
-      throw this.clientError(
-        m.objectId,
-        DisplayErrorCode.INVALID_OBJECT,
-        `invalid global ${iface} (${name})`,
-      );
-    }
-    if (version === 0 || version > g.version) {
-      throw this.clientError(
-        m.objectId,
-        DisplayErrorCode.INVALID_OBJECT,
-        `invalid version for global ${iface} (${name}): have ${g.version}, wanted ${version}`,
-      );
-    }
+    const refused = this.globals.checkBind(m.args.uint(0), m.args.string(1) ?? "", m.args.uint(2));
+    if (refused !== undefined) throw this.clientError(m.objectId, DisplayErrorCode.INVALID_OBJECT, refused);
     return undefined;
   }
 
@@ -546,14 +529,8 @@ export class ClientSession {
 
   private prefixString(m: DecodedMessage, prefix: string): "drop" {
     const desc = m.desc as MessageDesc;
-    let value = prefix + (m.args.string(0) ?? "");
-    // Keep the rewritten message within what the host accepts (header, length word, NUL, padding); cut whole code
-    // points, never half a surrogate pair.
-    const limit = this.ctx.config.maxMessageSize - 16;
-    while (utf8Length(value) > limit) {
-      const last = value.charCodeAt(value.length - 1);
-      value = value.slice(0, last >= 0xdc00 && last <= 0xdfff ? -2 : -1);
-    }
+    // Keep the rewritten message within what the host accepts (header, length word, NUL, padding).
+    const value = tagString(m.args.string(0) ?? "", prefix, "prefix", this.ctx.config.maxMessageSize - 16);
     this.toHost.begin(m.objectId, desc.opcode).string(value).end();
     return "drop";
   }

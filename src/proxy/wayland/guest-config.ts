@@ -1,7 +1,8 @@
 // The guest proxy's configuration file: registry policy overrides, tagging and limits, validated strictly.
-import { readFileSync } from "node:fs";
 import { CrosswayError } from "../../errors.ts";
 import { MAX_MESSAGE_SIZE_LIMIT } from "../../wire/wayland/framer.ts";
+import { readConfigFile } from "../read-config-file.ts";
+import { applyGlobalOverrides } from "./globals-overrides.ts";
 import { DEFAULT_GLOBALS, type GlobalRule } from "./registry-policy.ts";
 
 /** Everything `crossway guest` can be configured with; every field has a safe default. */
@@ -70,25 +71,7 @@ export function parseGuestConfig(text: string, file = "config"): GuestConfig {
     fail(file, "top level must be an object");
   const obj = raw as Record<string, unknown>;
   for (const k of Object.keys(obj)) if (!KNOWN_KEYS.has(k)) fail(file, `unknown key '${k}'`);
-  const globals: Record<string, GlobalRule> = { ...DEFAULT_GLOBALS };
-  if (obj.globals !== undefined) {
-    if (typeof obj.globals !== "object" || obj.globals === null || Array.isArray(obj.globals)) {
-      fail(file, "'globals' must be an object of interface -> version | true | false");
-    }
-    for (const [iface, v] of Object.entries(obj.globals as Record<string, unknown>)) {
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(iface)) fail(file, `globals: '${iface}' is not an interface name`);
-      if (v === false) {
-        delete globals[iface];
-      } else if (v === true) {
-        globals[iface] = globals[iface] ?? { maxVersion: 1, why: "allowed by the config file" };
-      } else if (typeof v === "number" && Number.isInteger(v) && v >= 1 && v <= 0x7fffffff) {
-        const prev = globals[iface];
-        globals[iface] = { ...(prev ?? { why: "allowed by the config file" }), maxVersion: v };
-      } else {
-        fail(file, `globals.${iface}: expected a version >= 1, true or false, got ${JSON.stringify(v)}`);
-      }
-    }
-  }
+  const globals = applyGlobalOverrides(DEFAULT_GLOBALS, obj.globals, (what) => fail(file, what));
   const str = (k: string, def: string): string => {
     const v = obj[k];
     if (v === undefined) return def;
@@ -127,14 +110,6 @@ export function parseGuestConfig(text: string, file = "config"): GuestConfig {
 
 /** Reads and parses a config file; errors name the file and the offending key. */
 export function loadGuestConfig(path: string): GuestConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw new CrosswayError(
-      "CW_CONFIG",
-      `${path}: cannot read (${err instanceof Error ? err.message : String(err)})`,
-    );
-  }
+  const text = readConfigFile(path);
   return parseGuestConfig(text, path);
 }

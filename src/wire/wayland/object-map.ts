@@ -49,6 +49,13 @@ class SideTable {
 export class ObjectMap {
   readonly #client = new SideTable();
   readonly #server = new SideTable();
+  /**
+   * Judge client ids as a libwayland server does: wayland-server.c destroy_resource empties a client id's slot at
+   * once (delete_id is only news to the client), so a client may create a new object on a destroyed id before its
+   * delete_id arrives, and that delete_id then leaves the new object alone. A server-side filter in front of a
+   * real compositor needs this (`crossway guest` recreates a grown shm pool that way); a client-side view does not.
+   */
+  clientIdsReusable = false;
 
   constructor(display: InterfaceDesc) {
     // Slot 0 is the null id, never allocatable (wl_display_connect inserts a placeholder at 0 on both sides).
@@ -109,7 +116,10 @@ export class ObjectMap {
     if (i > t.states.length) return false;
     if (i === t.states.length) return true;
     const s = t.states[i];
-    return s === ObjectState.FREE || (creator === Side.SERVER && s === ObjectState.ZOMBIE);
+    return (
+      s === ObjectState.FREE ||
+      (s === ObjectState.ZOMBIE && (creator === Side.SERVER || this.clientIdsReusable))
+    );
   }
 
   /** Records a new object (after {@link ObjectMap.canCreate}). */
@@ -134,6 +144,8 @@ export class ObjectMap {
     if (id === 0 || id >= SERVER_ID_START) return false;
     const s = this.#client.states[id];
     if (s === undefined || s === ObjectState.FREE) return false;
+    // The id was already taken again (clientIdsReusable): the delete_id was about the object before it.
+    if (s === ObjectState.LIVE && this.clientIdsReusable) return true;
     this.#client.states[id] = ObjectState.FREE;
     this.#client.ifaces[id] = null;
     return true;

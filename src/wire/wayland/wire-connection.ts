@@ -74,6 +74,8 @@ export interface WireConnectionOptions {
    * caps versions should, so a client never sees an event it did not bind for). Default false.
    */
   readonly checkEventSince?: boolean;
+  /** See {@link ObjectMap.clientIdsReusable}: judge client ids as the server does (host-side filters). */
+  readonly clientIdsReusable?: boolean;
 }
 
 /**
@@ -101,6 +103,7 @@ export class WireConnection {
     if (display === undefined)
       throw new RangeError("protocol registry has no wl_display (wayland.xml not loaded)");
     this.objects = new ObjectMap(display);
+    this.objects.clientIdsReusable = options.clientIdsReusable === true;
     this.name = options.name;
     this.#skipUnknown = options.unknownInterfaces === "skip";
     this.#checkEventSince = options.checkEventSince === true;

@@ -294,6 +294,37 @@ describe("object lifetimes", () => {
     ).toBeInstanceOf(DecodedMessage);
   });
 
+  it("with clientIdsReusable (a libwayland server's view) a destroyed id is taken again at once, and the late delete_id spares the new object", () => {
+    const conn = connWithFactory();
+    conn.objects.clientIdsReusable = true;
+    expect(
+      feed(
+        conn,
+        REQ,
+        build(3, 3, () => {}),
+      ),
+    ).toBeInstanceOf(DecodedMessage); // ct_factory.destroy
+    expect(conn.objects.state(3)).toBe(ObjectState.ZOMBIE);
+    // wl_display.sync(3): wayland-server.c destroy_resource already emptied slot 3, so this is valid.
+    expect(
+      feed(
+        conn,
+        REQ,
+        build(1, 0, (w) => w.uint(3)),
+      ),
+    ).toBeInstanceOf(DecodedMessage);
+    expect(conn.objects.live(3)?.name).toBe("wl_callback");
+    // The delete_id for the old ct_factory arrives now: the callback lives on.
+    expect(
+      feed(
+        conn,
+        EVT,
+        build(1, 1, (w) => w.uint(3)),
+      ),
+    ).toBeInstanceOf(DecodedMessage);
+    expect(conn.objects.live(3)?.name).toBe("wl_callback");
+  });
+
   it("server-created objects come from 0xff000000 up; a client id there is rejected", () => {
     const conn = connWithFactory();
     const ok = feed(

@@ -1,0 +1,308 @@
+// The host-side Wayland filter against headless sway with the emulated device in front: a raw-wire attacker that
+// bypasses `crossway guest` is refused at every policy rule, while a well-behaved guest client keeps working.
+import { randomBytes } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { native } from "../../src/native.ts";
+import type { Compositor } from "../helpers/compositor.ts";
+import { tempDir } from "../helpers/crossdomain.ts";
+import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { requireCommand, run, sleep, spawnTracked } from "../helpers/processes.ts";
+import { startSway } from "../helpers/sway.ts";
+import { addVirtualKeyboard, type VirtualKeyboard } from "../helpers/virtual-keyboard.ts";
+import {
+  type FilteredVm,
+  filterAttackTests,
+  STRICT_POLICY,
+  serveHostSelection,
+  startFilteredVm,
+} from "../helpers/wayland-filter-attacks.ts";
+import { WaylandTestClient } from "../helpers/wayland-test-client.ts";
+
+useFdLeakCheck();
+
+interface TreeNode {
+  name?: string | null;
+  app_id?: string | null;
+  pid?: number;
+  nodes?: TreeNode[];
+  floating_nodes?: TreeNode[];
+}
+
+async function views(sway: Compositor): Promise<TreeNode[]> {
+  const r = await run("swaymsg", ["-t", "get_tree", "-r"], { env: sway.env, timeoutMs: 5000 });
+  if (r.code !== 0) throw new Error(`swaymsg failed: ${r.stderr.toString()}`);
+  const out: TreeNode[] = [];
+  const walk = (n: TreeNode): void => {
+    if (n.app_id !== undefined) out.push(n);
+    for (const c of [...(n.nodes ?? []), ...(n.floating_nodes ?? [])]) walk(c);
+  };
+  walk(JSON.parse(r.stdout.toString()) as TreeNode);
+  return out;
+}
+
+/**
+ * A raw toplevel with a 32x32 shm buffer, made request by request (as a hostile guest would, with no toolkit).
+ * Returns the client and the ids a test needs.
+ */
+async function rawToplevel(
+  socketPath: string,
+  title: string | null,
+  appId: string | null,
+  setup: (c: WaylandTestClient, reg: number) => void = () => {},
+): Promise<{ c: WaylandTestClient; reg: number; surface: number; toplevel: number }> {
+  const c = WaylandTestClient.connect(socketPath);
+  const reg = await c.getRegistry();
+  setup(c, reg);
+  const comp = c.bind(reg, "wl_compositor", 4);
+  const shm = c.bind(reg, "wl_shm", 1);
+  const wm = c.bind(reg, "xdg_wm_base", 1);
+  const surface = c.newId();
+  c.request(comp, "wl_compositor", "create_surface", (w) => w.uint(surface));
+  const xs = c.newId();
+  c.request(wm, "xdg_wm_base", "get_xdg_surface", (w) => w.uint(xs).uint(surface));
+  const tl = c.newId();
+  c.request(xs, "xdg_surface", "get_toplevel", (w) => w.uint(tl));
+  if (title !== null) c.request(tl, "xdg_toplevel", "set_title", (w) => w.string(title));
+  if (appId !== null) c.request(tl, "xdg_toplevel", "set_app_id", (w) => w.string(appId));
+  c.request(surface, "wl_surface", "commit", () => {});
+  const cfg = await c.waitFor((e) => e.objectId === xs && e.name === "configure");
+  c.request(xs, "xdg_surface", "ack_configure", (w) => w.uint(cfg.args[0] as number));
+  const size = 32 * 32 * 4;
+  const memfd = native.memfdCreate("attacker-buffer", 0);
+  const pool = c.newId();
+  const buffer = c.newId();
+  try {
+    native.ftruncate(memfd, size);
+    c.request(shm, "wl_shm", "create_pool", (w) => w.uint(pool).fd(memfd).int(size), [memfd]);
+    c.request(pool, "wl_shm_pool", "create_buffer", (w) =>
+      w.uint(buffer).int(0).int(32).int(32).int(128).uint(0),
+    );
+  } finally {
+    native.close(memfd);
+  }
+  c.request(surface, "wl_surface", "attach", (w) => w.uint(buffer).int(0).int(0));
+  c.request(surface, "wl_surface", "commit", () => {});
+  await c.roundtrip();
+  return { c, reg, surface, toplevel: tl };
+}
+
+describe("crossway wayland-filter in front of headless sway (strict policy)", () => {
+  let sway: Compositor;
+  let keyboard: VirtualKeyboard;
+  let tmp: ReturnType<typeof tempDir>;
+  let vm: FilteredVm;
+  beforeAll(async () => {
+    for (const [cmd, pkg] of [
+      ["swaymsg", "sway"],
+      ["wl-copy", "wl-clipboard"],
+      ["wl-paste", "wl-clipboard"],
+      ["wayland-info", "wayland-utils"],
+    ] as const) {
+      requireCommand(cmd, pkg);
+    }
+    tmp = tempDir("crossway-wlfilter-sway-");
+    sway = await startSway();
+    keyboard = await addVirtualKeyboard(sway.socketPath);
+    vm = await startFilteredVm(sway, tmp.dir, "a", STRICT_POLICY);
+  });
+
+  afterAll(async () => {
+    await vm?.stop();
+    keyboard?.close();
+    await sway?.stop();
+    tmp?.remove();
+  });
+
+  /** The filter's audit lines for one rule. */
+  const audits = (rule: string): Record<string, unknown>[] =>
+    vm.filter.auditRecords().filter((r) => r.rule === rule);
+
+  filterAttackTests(() => ({ compositor: sway, vm }));
+
+  it("tags every raw toplevel with the VM's title and app_id (swaymsg get_tree)", async () => {
+    const a = await rawToplevel(vm.bridge.socketPath, "innocent window", "org.example.trusted");
+    const b = await rawToplevel(vm.bridge.socketPath, null, null);
+    try {
+      let found: TreeNode[] = [];
+      for (let i = 0; i < 50; i++) {
+        found = (await views(sway)).filter(
+          (v) => v.app_id?.startsWith("vmA.") || v.name?.includes("innocent"),
+        );
+        if (found.length >= 2) break;
+        await sleep(100);
+      }
+      const names = found.map((v) => [v.name, v.app_id]).sort();
+      expect(names).toEqual([
+        ["[vmA] ", "vmA."],
+        ["[vmA] innocent window", "vmA.org.example.trusted"],
+      ]);
+      // Setting the title again (the tag's removal attempt) is tagged again.
+      a.c.request(a.toplevel, "xdg_toplevel", "set_title", (w) => w.string("no tag here"));
+      a.c.request(a.surface, "wl_surface", "commit", () => {});
+      await a.c.roundtrip();
+      let retitled: TreeNode | undefined;
+      for (let i = 0; i < 50 && retitled === undefined; i++) {
+        retitled = (await views(sway)).find((v) => v.name?.includes("no tag here"));
+        if (retitled === undefined) await sleep(100);
+      }
+      expect(retitled?.name).toBe("[vmA] no tag here");
+    } finally {
+      a.c.close();
+      b.c.close();
+    }
+  });
+
+  it("with clipboard off: the guest reads nothing of the host clipboard, and a raw receive is refused", async () => {
+    const secret = `host-secret-${randomBytes(8).toString("hex")}`;
+    const copier = await serveHostSelection(sway, tmp.dir, secret);
+    try {
+      // A real client through guest proxy + device + filter: the selection it sees is empty.
+      const paste = await run("wl-paste", ["-n"], { env: vm.stack.env, timeoutMs: 20_000 });
+      expect(paste.stdout.toString()).not.toContain(secret);
+      expect(paste.code).not.toBe(0);
+      // A raw guest that keeps the offer id from data_offer and asks for it anyway gets an empty pipe.
+      // Its data device exists before its window maps, so the focus it gets brings the selection.
+      let dd = 0;
+      const t = await rawToplevel(vm.bridge.socketPath, "reader", null, (c, reg) => {
+        const seat = c.bind(reg, "wl_seat", 5);
+        const ddm = c.bind(reg, "wl_data_device_manager", 3);
+        dd = c.newId();
+        c.request(ddm, "wl_data_device_manager", "get_data_device", (w) => w.uint(dd).uint(seat));
+      });
+      try {
+        const offer = await t.c.waitFor((e) => e.objectId === dd && e.name === "data_offer", 20_000);
+        const sel = await t.c.waitFor((e) => e.objectId === dd && e.name === "selection", 20_000);
+        expect(sel.args[0]).toBe(0); // rewritten: the guest is told there is no selection
+        const [r, w] = native.pipe2();
+        try {
+          t.c.request(
+            offer.args[0] as number,
+            "wl_data_offer",
+            "receive",
+            (m) => m.string("text/plain;charset=utf-8").fd(w),
+            [w],
+          );
+          native.close(w);
+          await t.c.roundtrip();
+          const got = await import("../helpers/crossdomain.ts").then((h) => h.readToEof(r, 1 << 20));
+          expect(new TextDecoder().decode(got)).toBe("");
+        } finally {
+          native.close(r);
+        }
+        expect(audits("clipboard").at(-1)).toMatchObject({ message: "receive", action: "dropped" });
+      } finally {
+        t.c.close();
+      }
+    } finally {
+      await copier.stop();
+    }
+  });
+});
+
+describe("crossway wayland-filter clipboard directions against headless sway", () => {
+  let sway: Compositor;
+  let keyboard: VirtualKeyboard;
+  let tmp: ReturnType<typeof tempDir>;
+
+  beforeAll(async () => {
+    requireCommand("wl-copy", "wl-clipboard");
+    requireCommand("wl-paste", "wl-clipboard");
+    tmp = tempDir("crossway-wlfilter-clip-");
+    sway = await startSway();
+    keyboard = await addVirtualKeyboard(sway.socketPath);
+  });
+
+  afterAll(async () => {
+    keyboard?.close();
+    await sway?.stop();
+    tmp?.remove();
+  });
+
+  /** Serves `text` as the selection with `wl-copy --foreground` in `env`; the caller stops it. */
+  async function copy(text: string, env: Record<string, string>, label: string) {
+    const file = join(tmp.dir, `${label}.txt`);
+    writeFileSync(file, text);
+    return spawnTracked(label, "sh", ["-c", `exec wl-copy --foreground < '${file}'`], { env });
+  }
+
+  async function hostPaste(): Promise<string> {
+    const r = await run("wl-paste", ["-n"], { env: sway.env, timeoutMs: 10_000 });
+    return r.stdout.toString();
+  }
+
+  it("to-guest: the guest pastes the host clipboard (and primary selection) but cannot set it", async () => {
+    const vm = await startFilteredVm(sway, tmp.dir, "to", {
+      name: "vmB",
+      clipboard: "to-guest",
+      primarySelection: "to-guest",
+    });
+    try {
+      // The primary selection, readable here: the positive control of the default policy's "off" (apps test).
+      const primary = `primary-${randomBytes(6).toString("hex")}`;
+      const pcopy = await serveHostSelection(sway, tmp.dir, primary, { primary: true });
+      try {
+        const paste = await run("wl-paste", ["--primary", "-n"], { env: vm.stack.env, timeoutMs: 20_000 });
+        expect(paste.stdout.toString()).toBe(primary);
+      } finally {
+        await pcopy.stop();
+      }
+      const secret = `host-${randomBytes(6).toString("hex")}`;
+      const host = await serveHostSelection(sway, tmp.dir, secret);
+      try {
+        const paste = await run("wl-paste", ["-n"], { env: vm.stack.env, timeoutMs: 20_000 });
+        expect(paste.stdout.toString()).toBe(secret);
+      } finally {
+        await host.stop();
+      }
+      const guestText = `guest-${randomBytes(6).toString("hex")}`;
+      const guest = await copy(guestText, vm.stack.env, "guest-copy");
+      try {
+        // The refusal is audited when wl-copy's set_selection reaches the filter.
+        for (let i = 0; vm.filter.auditRecords().every((r) => r.rule !== "clipboard"); i++) {
+          if (i > 100) throw new Error("no clipboard refusal was audited");
+          await sleep(100);
+        }
+        expect(vm.filter.auditRecords().find((r) => r.rule === "clipboard")).toMatchObject({
+          vm: "vmB",
+          message: "set_selection",
+          action: "dropped",
+        });
+        expect(await hostPaste()).not.toBe(guestText);
+      } finally {
+        await guest.stop();
+      }
+    } finally {
+      await vm.stop();
+    }
+  });
+
+  it("from-guest: the guest sets the host clipboard but pastes nothing of the host's", async () => {
+    const vm = await startFilteredVm(sway, tmp.dir, "from", { name: "vmC", clipboard: "from-guest" });
+    try {
+      const guestText = `guest-${randomBytes(6).toString("hex")}`;
+      const guest = await copy(guestText, vm.stack.env, "guest-copy");
+      try {
+        let seen = "";
+        for (let i = 0; i < 100 && seen !== guestText; i++) {
+          seen = await hostPaste();
+          if (seen !== guestText) await sleep(100);
+        }
+        expect(seen).toBe(guestText);
+      } finally {
+        await guest.stop();
+      }
+      const secret = `host-${randomBytes(6).toString("hex")}`;
+      const host = await serveHostSelection(sway, tmp.dir, secret);
+      try {
+        const paste = await run("wl-paste", ["-n"], { env: vm.stack.env, timeoutMs: 20_000 });
+        expect(paste.stdout.toString()).not.toContain(secret);
+      } finally {
+        await host.stop();
+      }
+    } finally {
+      await vm.stop();
+    }
+  });
+});
