@@ -59,6 +59,8 @@ describe.skipIf(skipped)("crossway wayland-filter behind QEMU + rutabaga, host s
       ["/usr/bin/node", "--import", "tsx", join(CHECKOUT, "test/vm/raw-guest-attacker.ts")],
       {
         env: { ...GUEST_ENV, HOME: "/root", ATTACK_HIDDEN_NAME: String(name), ATTACK_HIDDEN_IFACE: iface },
+        // `--import tsx` resolves from the working directory: the checkout (the guest sees the host's root).
+        cwd: CHECKOUT,
       },
     );
     expect(r.code, r.stderr).toBe(0);
