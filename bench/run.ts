@@ -43,6 +43,7 @@ import { runMicro } from "./micro/run.ts";
 import { crosswayGuestPath, crosswayPath } from "./paths/crossway.ts";
 import { directPath } from "./paths/direct.ts";
 import { type PwPath, pwDirectPath, pwFilterPath, type RunningPwPath } from "./paths/pipewire.ts";
+import { pwGuestChainPath } from "./paths/pipewire-guest.ts";
 import { relayPath } from "./paths/relay.ts";
 import type { BenchPath, RunningPath } from "./paths/types.ts";
 import { crosswayFilterPath, waylandFilterPath } from "./paths/wayland-filter.ts";
@@ -62,7 +63,7 @@ const ALL_PATHS: readonly BenchPath[] = [
 ];
 const PLACEMENTS: readonly Placement[] = ["pinned", "unpinned"];
 /** PipeWire paths, in table order. */
-const PW_PATHS: readonly PwPath[] = [pwDirectPath, pwFilterPath];
+const PW_PATHS: readonly PwPath[] = [pwDirectPath, pwFilterPath, pwGuestChainPath];
 /** Every path id accepted by --paths (PipeWire's direct is the same id as Wayland's). */
 const ALL_PATH_IDS = [...new Set([...ALL_PATHS.map((p) => p.id), ...PW_PATHS.map((p) => p.id)])];
 /** Every benchmark id accepted by --benches: the Wayland ones, then the PipeWire ones. */
@@ -410,8 +411,11 @@ async function runPipeWire(
           }
           if (cell.error !== undefined) continue;
           try {
+            const remote =
+              (bench.profile !== undefined ? rp.remotes?.[bench.profile] : undefined) ?? rp.remote;
             const r = await bench.run({
-              env: { ...stack.env, PIPEWIRE_REMOTE: rp.remote },
+              env: { ...stack.env, PIPEWIRE_REMOTE: remote },
+              daemonEnv: stack.env,
               proxyPids: rp.proxyPids,
               mode: opts.mode,
               startCamera,

@@ -8,6 +8,8 @@ export interface OptionSpec {
   readonly help: string;
   readonly required?: boolean;
   readonly repeatable?: boolean;
+  /** The value may be left out (`--pipewire` alone): the option is then `true`, read with flag(). */
+  readonly optionalValue?: boolean;
   /** Allowed values, checked at parse time. */
   readonly choices?: readonly string[];
 }
@@ -60,6 +62,11 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
     if (eq >= 0) value = token.slice(eq + 1);
     else {
       const next = argv[i + 1];
+      if ((next === undefined || next.startsWith("--")) && opt.optionalValue === true) {
+        if (values.has(name)) throw usage(spec, `option '--${name}' given twice`);
+        values.set(name, true);
+        continue;
+      }
       if (next === undefined || next.startsWith("--"))
         throw usage(spec, `option '--${name}' needs ${opt.value}`);
       value = next;
@@ -92,8 +99,12 @@ export function parseArgs(spec: CommandSpec, argv: readonly string[]): ParsedArg
       const v = values.get(n);
       return Array.isArray(v) ? v : typeof v === "string" ? [v] : [];
     },
-    flag: (n) => values.get(n) === true,
+    flag: (n) => values.get(n) === true || (typeof values.get(n) === "string" && optional(spec, n)),
   };
+}
+
+function optional(spec: CommandSpec, name: string): boolean {
+  return spec.options.some((o) => o.name === name && o.optionalValue === true);
 }
 
 function usage(spec: CommandSpec, what: string): CrosswayError {
@@ -104,7 +115,8 @@ function usage(spec: CommandSpec, what: string): CrosswayError {
 export function commandHelp(spec: CommandSpec): string {
   const lines = [`crossway ${spec.name}: ${spec.summary}`, "", "Options:"];
   for (const o of spec.options) {
-    const left = `  --${o.name}${o.value !== undefined ? ` ${o.value}` : ""}`;
+    const val = o.value === undefined ? "" : o.optionalValue === true ? ` [${o.value}]` : ` ${o.value}`;
+    const left = `  --${o.name}${val}`;
     const extra = [o.required === true ? "required" : "", o.repeatable === true ? "repeatable" : ""]
       .filter(Boolean)
       .join(", ");

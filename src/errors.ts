@@ -141,6 +141,19 @@ export const ERROR_CODES = {
     summary: "a PipeWire message's arguments do not match its schema",
   },
   CW_PW_UPSTREAM: { disposition: "connection", summary: "the upstream PipeWire daemon failed or misbehaved" },
+  // --- guest PipeWire proxy (src/proxy/pipewire-guest) ---
+  CW_PWG_SOCKET: {
+    disposition: "process",
+    summary: "cannot listen on the guest PipeWire socket (name locked, or no XDG_RUNTIME_DIR)",
+  },
+  CW_PWG_CLIENT_FD: {
+    disposition: "protocol",
+    summary: "a guest PipeWire client sent fds the guest cannot carry to the host (kind or message refused)",
+  },
+  CW_PWG_HOST_FD: {
+    disposition: "connection",
+    summary: "the host sent a PipeWire fd the guest cannot map (unexpected message, item kind or access)",
+  },
   // --- Benchmarks (bench/): the suite's own failures; missing tools reuse CW_HARNESS_MISSING_PACKAGE ---
   CW_BENCH_FAILED: {
     disposition: "process",

@@ -1,7 +1,12 @@
 // PipeWire benchmarks: pw-cli info 0, pw-dump, and a camera stream's start to first frame, run as real clients.
 import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { CrosswayError } from "../../src/errors.ts";
+import { TEST_SINK, testCameraArgs } from "../../src/harness/pipewire.ts";
+import { writeTone } from "../../test/helpers/audio.ts";
 import type { Mode } from "./macro-benches.ts";
 import type { Env } from "./processes.ts";
 import { cpuDeltaNs, sampleCpu } from "./procfs.ts";
@@ -16,19 +21,7 @@ export const CAMERA_FPS = 60;
 export function cameraCommand(): [string, string[]] {
   return [
     "gst-launch-1.0",
-    [
-      "-q",
-      "videotestsrc",
-      "is-live=true",
-      "pattern=red",
-      "!",
-      `video/x-raw,format=RGBx,width=640,height=480,framerate=${CAMERA_FPS}/1`,
-      "!",
-      "pipewiresink",
-      "mode=provide",
-      `client-name=${CAMERA_NODE}`,
-      `stream-properties=props,media.class=Video/Source,node.name=${CAMERA_NODE},node.description=BenchCam`,
-    ],
+    testCameraArgs({ node: CAMERA_NODE, width: 640, height: 480, fps: CAMERA_FPS, description: "BenchCam" }),
   ];
 }
 
@@ -46,6 +39,8 @@ export interface PwRun {
 /** What a run needs: the client environment (with PIPEWIRE_REMOTE) and the proxy to charge. */
 export interface PwRunContext {
   readonly env: Env;
+  /** The daemon's own environment (unproxied): for observers such as pw-profiler. */
+  readonly daemonEnv: Env;
   readonly proxyPids: readonly number[];
   readonly mode: Mode;
   /**
@@ -62,6 +57,8 @@ export interface PwBench {
   readonly unit: string;
   readonly cpuPer: string;
   readonly extras: readonly { id: string; label: string; unit: string }[];
+  /** A filter profile the benchmark needs other than camera (the path's `remotes` key). */
+  readonly profile?: string;
   run(ctx: PwRunContext): Promise<PwRun>;
 }
 
@@ -142,6 +139,18 @@ async function repeated(
 /** The PipeWire benchmarks, in run order. */
 export const PW_BENCHES: readonly PwBench[] = [
   {
+    id: "pw-audio",
+    label: "48 kHz stereo playback, client signal to finish per quantum",
+    unit: "µs",
+    cpuPer: "s of audio",
+    profile: "audio-playback",
+    extras: [
+      { id: "quantum", label: "quantum", unit: "µs" },
+      { id: "cycles", label: "cycles", unit: "" },
+    ],
+    run: audioStream,
+  },
+  {
     id: "pw-info",
     label: "pw-cli info 0",
     unit: "ms",
@@ -218,6 +227,79 @@ export const PW_BENCHES: readonly PwBench[] = [
     },
   },
 ];
+
+/**
+ * One 48 kHz stereo s16 playback of `seconds` through the path, observed by pw-profiler on the daemon itself: per
+ * graph cycle, the client node's time from being signalled to finishing (pw-profiler's follower columns: id,
+ * signal, awake, finish relative to the driver's signal, in µs; 8 columns per follower after 4 for the driver,
+ * src/tools/pw-profiler.c dump_point). That is the latency the path adds per quantum: every cycle the daemon's
+ * eventfd must reach the client and the client's must come back. CPU is the proxies' per second of audio.
+ */
+async function audioStream(ctx: PwRunContext): Promise<PwRun> {
+  const seconds = ctx.mode === "full" ? 4 : 2;
+  const dir = mkdtempSync(join(tmpdir(), "crossway-bench-audio-"));
+  const wav = join(dir, "tone.wav");
+  const logPath = join(dir, "profiler.log");
+  writeTone(wav, 440, seconds);
+  // cwd: pw-profiler also writes gnuplot scripts (Timing*.plot) into its working directory.
+  const profiler = spawn("pw-profiler", ["-o", logPath], { env: ctx.daemonEnv, stdio: "ignore", cwd: dir });
+  const exited = new Promise<void>((r) => profiler.on("close", () => r()));
+  try {
+    // Ready when the daemon lists the profiler as a client (protocol answer, not the log file appearing).
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const { stdout } = await timed("pw-cli", ["ls", "Client"], ctx.daemonEnv, 5000);
+      if (stdout.includes("pw-profiler")) break;
+      if (Date.now() > deadline) throw new CrosswayError("CW_BENCH_FAILED", "pw-profiler did not connect");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const before = sampleCpu(ctx.proxyPids);
+    await timed("pw-cat", ["--playback", "--target", TEST_SINK, wav], ctx.env, 15_000 + seconds * 2000);
+    const cpu = cpuDeltaNs(before, sampleCpu(ctx.proxyPids));
+    profiler.kill("SIGINT");
+    await exited;
+    const { perCycle, quantumUs, ids } = parseProfilerLog(readFileSync(logPath, "utf8"));
+    if (ids.size !== 1 || perCycle.length < 10) {
+      throw new CrosswayError(
+        "CW_BENCH_FAILED",
+        `pw-profiler saw followers [${[...ids].join(", ")}] over ${perCycle.length} cycles (want one client node)`,
+      );
+    }
+    return {
+      value: median(perCycle),
+      extras: { quantum: quantumUs, cycles: perCycle.length },
+      cpuNs: ctx.proxyPids.length > 0 ? cpu.ns : 0,
+      cpuExact: cpu.exact,
+      units: seconds,
+      raw: { perCycle },
+    };
+  } finally {
+    if (profiler.exitCode === null) profiler.kill("SIGKILL");
+    await exited;
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Follower signal→finish µs per cycle (the first 5 cycles, start-up, skipped), the quantum, the follower ids. */
+export function parseProfilerLog(text: string): { perCycle: number[]; quantumUs: number; ids: Set<string> } {
+  const perCycle: number[] = [];
+  const ids = new Set<string>();
+  let quantumUs = 0;
+  const lines = text.split("\n").filter((l) => l.trim() !== "");
+  for (const [n, line] of lines.entries()) {
+    const cols = line.split("\t");
+    quantumUs = Number(cols[3]);
+    for (let at = 4; at + 8 <= cols.length; at += 8) {
+      const id = (cols[at] as string).trim();
+      if (id === "") continue;
+      ids.add(id);
+      const signal = Number(cols[at + 1]);
+      const finish = Number(cols[at + 3]);
+      if (n >= 5 && finish > 0) perCycle.push(finish - signal);
+    }
+  }
+  return { perCycle, quantumUs, ids };
+}
 
 /** Waits until the daemon lists the camera node (`pw-cli ls Node`), at most `timeoutMs`. */
 export async function waitForCamera(env: Env, timeoutMs = 10_000): Promise<void> {

@@ -6,6 +6,8 @@ import { type Env, type PeerProcess, spawnPeer, uniqueName, waitForPath } from "
 /** Where a PipeWire path's clients connect: PIPEWIRE_REMOTE=`remote`. */
 export interface RunningPwPath {
   readonly remote: string;
+  /** Sockets for benchmarks that need another filter profile (e.g. "audio-playback"); `remote` otherwise. */
+  readonly remotes?: Readonly<Record<string, string>>;
   readonly proxyPids: readonly number[];
   health(): string | undefined;
   stop(): Promise<void>;
@@ -62,7 +64,7 @@ function filterArgs(listen: string, upstream: string, cameraNode: string): strin
   ];
 }
 
-function cliPath(repoRoot: string): string {
+export function cliPath(repoRoot: string): string {
   return process.env.CROSSWAY_BENCH_CLI ?? join(repoRoot, "bin/crossway.js");
 }
 
@@ -79,24 +81,57 @@ export const pwFilterPath: PwPath = {
     return code === 0 ? undefined : "crossway pipewire-filter not implemented";
   },
   start: async (ctx) => {
-    const listen = join(ctx.workDir, uniqueName("pw-filter.sock"));
-    const peer: PeerProcess = spawnPeer(
-      "crossway pipewire-filter",
-      process.execPath,
-      [cliPath(ctx.repoRoot), ...filterArgs(listen, ctx.upstream, ctx.cameraNode)],
-      { env: ctx.env, pinned: false, logPath: join(ctx.workDir, "pipewire-filter.log") },
-    );
+    // One filter per profile the benchmarks need: camera (camera stream, pw-cli, pw-dump), audio-playback.
+    const camera = await startFilter(ctx, filterArgs("", ctx.upstream, ctx.cameraNode), "pw-filter");
+    let audio: { listen: string; peer: PeerProcess };
     try {
-      await waitForPath(listen, peer, 20_000);
+      audio = await startFilter(ctx, audioFilterArgs(ctx.upstream), "pw-filter-audio");
     } catch (err) {
-      await peer.stop();
+      await camera.peer.stop();
       throw err;
     }
     return {
-      remote: listen,
-      proxyPids: [peer.pid],
-      health: () => (peer.running() ? undefined : "crossway pipewire-filter exited"),
-      stop: () => peer.stop(),
+      remote: camera.listen,
+      remotes: { "audio-playback": audio.listen },
+      proxyPids: [camera.peer.pid, audio.peer.pid],
+      health: () =>
+        camera.peer.running() && audio.peer.running() ? undefined : "crossway pipewire-filter exited",
+      stop: async () => {
+        await camera.peer.stop();
+        await audio.peer.stop();
+      },
     };
   },
 };
+
+/** The audio-playback filter for the audio stream benchmark (any Audio/Sink target). */
+export function audioFilterArgs(upstream: string): string[] {
+  return ["pipewire-filter", "--listen", "", "--upstream", upstream, "--profile", "audio-playback"];
+}
+
+/** Starts one filter (args with an empty --listen value, filled in here) and waits for its socket. */
+async function startFilter(
+  ctx: PwPathContext,
+  args: string[],
+  name: string,
+): Promise<{ listen: string; peer: PeerProcess }> {
+  const listen = join(ctx.workDir, uniqueName(`${name}.sock`));
+  const withListen = args.map((a, i) => (args[i - 1] === "--listen" ? listen : a));
+  const peer: PeerProcess = spawnPeer(
+    "crossway pipewire-filter",
+    process.execPath,
+    [cliPath(ctx.repoRoot), ...withListen],
+    {
+      env: ctx.env,
+      pinned: false,
+      logPath: join(ctx.workDir, `${name}.log`),
+    },
+  );
+  try {
+    await waitForPath(listen, peer, 20_000);
+  } catch (err) {
+    await peer.stop();
+    throw err;
+  }
+  return { listen, peer };
+}

@@ -1,9 +1,11 @@
 // `crossway guest`: the guest session's Wayland proxy, carrying every client to the host over cross-domain.
 
 import type { CommandSpec } from "../cli-options.ts";
+import type { HostFlavor } from "../crossdomain/protocol.ts";
 import { CrosswayError } from "../errors.ts";
-import { takeListenFds } from "../fd/listen-fds.ts";
+import { type ListenFd, takeListenFds } from "../fd/listen-fds.ts";
 import { componentLogger } from "../log.ts";
+import { GuestPipeWireServer } from "../proxy/pipewire-guest/server.ts";
 import { DEFAULT_GUEST_CONFIG, type GuestConfig, loadGuestConfig } from "../proxy/wayland/guest-config.ts";
 import { checkDeviceSpec, GuestServer } from "../proxy/wayland/guest-server.ts";
 import { loadExtraProtocols } from "../trace/load-protocols.ts";
@@ -32,6 +34,19 @@ export const guestCommand: CommandSpec = {
       value: "auto|4|28",
       help: "identifier slots per SEND/RECEIVE: learned from the host (auto, default), or 4 (rutabaga 0.1.2, libkrun protocol 0) or 28",
     },
+    {
+      name: "pipewire",
+      value: "NAME|PATH",
+      optionalValue: true,
+      help: "also serve PipeWire (default pipewire-0 in $XDG_RUNTIME_DIR; a LISTEN_FDNAMES entry 'pipewire' wins)",
+    },
+    {
+      name: "pipewire-flavor",
+      value: "libkrun|crosvm",
+      choices: ["libkrun", "crosvm"],
+      help: "host flavour for PipeWire channels: 24-byte INIT (libkrun, default) or 20-byte (crosvm/upstream)",
+    },
+    { name: "no-wayland", help: "serve no Wayland socket (PipeWire only; needs --pipewire)" },
     { name: "config", value: "FILE", help: "JSON config: globals allowlist and caps, tags, limits" },
     { name: "protocol", value: "PATH", help: "extra protocol XML file or directory", repeatable: true },
     { name: "title-prefix", value: "TEXT", help: "prefix every window title (overrides the config)" },
@@ -59,20 +74,50 @@ export const guestCommand: CommandSpec = {
     loadExtraProtocols(registry, [...config.protocolPaths, ...args.list("protocol")]);
     const log = componentLogger("guest");
     const socket = args.str("socket");
-    const server = GuestServer.start({
-      device,
-      identifiers: identifiers === "auto" ? "auto" : identifiers === "4" ? 4 : 28,
-      ...(socket !== undefined ? { socket } : {}),
-      listenFds: takeListenFds(),
-      config,
-      registry,
-      log,
-    });
-    process.stdout.write(
-      `crossway guest: listening on ${server.socketPath ?? "inherited sockets"}${server.displayName !== undefined ? ` (WAYLAND_DISPLAY=${server.displayName})` : ""}\n`,
-    );
+    const wantPipeWire = args.flag("pipewire");
+    const wantWayland = !args.flag("no-wayland");
+    if (!wantWayland && !wantPipeWire) {
+      throw new CrosswayError("CW_USAGE", "crossway guest: --no-wayland needs --pipewire (nothing to serve)");
+    }
+    const { wayland: waylandFds, pipewire: pipewireFds } = splitListenFds(takeListenFds());
+    let pw: GuestPipeWireServer | undefined;
+    if (wantPipeWire) {
+      const pwSocket = args.str("pipewire");
+      pw = GuestPipeWireServer.start({
+        device,
+        ...(pwSocket !== undefined ? { socket: pwSocket } : {}),
+        listenFds: pipewireFds,
+        flavor: (args.str("pipewire-flavor") ?? "libkrun") as HostFlavor,
+        log: log.child({ proto: "pipewire" }),
+      });
+      process.stdout.write(`crossway guest: PipeWire listening on ${pw.socketPath ?? "inherited sockets"}\n`);
+    }
+    let server: GuestServer | undefined;
+    if (wantWayland) {
+      server = GuestServer.start({
+        device,
+        identifiers: identifiers === "auto" ? "auto" : identifiers === "4" ? 4 : 28,
+        ...(socket !== undefined ? { socket } : {}),
+        listenFds: waylandFds,
+        config,
+        registry,
+        log,
+      });
+      process.stdout.write(
+        `crossway guest: listening on ${server.socketPath ?? "inherited sockets"}${server.displayName !== undefined ? ` (WAYLAND_DISPLAY=${server.displayName})` : ""}\n`,
+      );
+    }
     await waitForStopSignal();
-    server.close();
+    server?.close();
+    pw?.close();
     return 0;
   },
 };
+
+/** systemd sockets named "pipewire" (LISTEN_FDNAMES, FileDescriptorName=) serve PipeWire; the others Wayland. */
+function splitListenFds(fds: ListenFd[]): { wayland: ListenFd[]; pipewire: ListenFd[] } {
+  return {
+    wayland: fds.filter((l) => l.name !== "pipewire"),
+    pipewire: fds.filter((l) => l.name === "pipewire"),
+  };
+}

@@ -1,70 +1,70 @@
-// The emulated device's ordered, non-blocking writer to one host fd (a socket with SCM_RIGHTS, a pipe, an eventfd).
+// The emulated device's ordered, non-blocking writer to one host fd (a socket with SCM_RIGHTS, a pipe, an eventfd),
+// on the shared fd-carrying output queue.
+
+import { FdOutputQueue } from "../fd/fd-output-queue.ts";
 import { createSharedWatcher } from "../fd/shared-watcher.ts";
-import { AGAIN, type NativeWatcher, native, POLL_WRITABLE } from "../native.ts";
+import { type NativeWatcher, native, POLL_WRITABLE } from "../native.ts";
 
 /**
  * Ordered non-blocking writes to a host fd (socket with SCM_RIGHTS, pipe or eventfd). Real hosts write blocking on
  * the device thread (P26); queueing instead keeps one stuck peer from stalling every context of the device.
  */
 export class FdWriter {
-  private readonly queue: Array<{ bytes: Uint8Array; off: number; fds: number[] | null }> = [];
-  private head = 0;
+  /** What is not written yet, with its fds (the shared fd-carrying output queue). */
+  private readonly out: FdOutputQueue;
   private watcher: NativeWatcher | null = null;
   private closeWhenDone = false;
   closed = false;
 
   constructor(
     readonly fd: number,
-    private readonly socket: boolean,
+    socket: boolean,
     private readonly onError: (err: Error) => void,
-  ) {}
+  ) {
+    this.out = new FdOutputQueue(fd, socket ? "socket" : "stream");
+  }
 
+  /**
+   * Queues `bytes` (copied) with `fds` (owned from now on) and writes what the fd takes. Throws RangeError, having
+   * closed the fds, for fds the queue cannot carry (more than 28, fds on a pipe, fds without a byte to ride on).
+   */
   write(bytes: Uint8Array, fds: number[] | null): void {
     if (this.closed) {
       if (fds !== null) for (const fd of fds) native.close(fd);
       return;
     }
-    this.queue.push({ bytes, off: 0, fds });
-    if (this.queue.length - this.head === 1) this.flush();
+    try {
+      this.out.append(bytes, fds);
+    } catch (err) {
+      if (fds !== null) for (const fd of fds) native.close(fd);
+      throw err;
+    }
+    this.flush();
   }
 
   /** Closes the fd once everything queued is written (a WRITE with hang_up). */
   endAfterFlush(): void {
     this.closeWhenDone = true;
-    if (this.head === this.queue.length) this.close();
+    if (this.out.pending === 0) this.close();
   }
 
   private flush(): void {
-    while (this.head < this.queue.length) {
-      const p = this.queue[this.head]!;
-      let n: number;
-      try {
-        n = this.socket
-          ? native.sendmsg(this.fd, p.bytes, p.off, p.bytes.length - p.off, p.fds)
-          : native.write(this.fd, p.bytes, p.off, p.bytes.length - p.off);
-      } catch (err) {
-        this.close();
-        this.onError(err as Error);
-        return;
-      }
-      if (n === AGAIN) {
-        if (this.watcher === null) {
-          // Shared: the device may also be reading this fd (a host socket), and libuv allows one poll per fd.
-          this.watcher = createSharedWatcher(this.fd, () => this.flush());
-        }
-        this.watcher.start(POLL_WRITABLE);
-        return;
-      }
-      if (p.fds !== null) {
-        for (const fd of p.fds) native.close(fd);
-        p.fds = null;
-      }
-      p.off += n;
-      if (p.off < p.bytes.length) continue;
-      this.head++;
+    let r: "done" | "blocked";
+    try {
+      r = this.out.flush();
+    } catch (err) {
+      this.close();
+      this.onError(err as Error);
+      return;
     }
-    this.queue.length = 0;
-    this.head = 0;
+    if (r === "blocked") {
+      if (this.watcher === null) {
+        // Shared: the device may also be reading this fd (a host socket), and libuv allows one poll per fd.
+        this.watcher = createSharedWatcher(this.fd, () => this.flush());
+      }
+      this.watcher.start(POLL_WRITABLE);
+      return;
+    }
     this.watcher?.stop();
     if (this.closeWhenDone) this.close();
   }
@@ -76,11 +76,7 @@ export class FdWriter {
       this.watcher.stop();
       this.watcher.close();
     }
-    for (let i = this.head; i < this.queue.length; i++) {
-      const fds = this.queue[i]!.fds;
-      if (fds !== null) for (const fd of fds) native.close(fd);
-    }
-    this.queue.length = 0;
+    this.out.discard();
     native.close(this.fd);
   }
 }

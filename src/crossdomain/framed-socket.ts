@@ -1,5 +1,6 @@
 // Non-blocking Unix socket carrying device-protocol frames with SCM_RIGHTS, used by both ends of the emulated device.
 import { CrosswayError } from "../errors.ts";
+import { FdOutputQueue } from "../fd/fd-output-queue.ts";
 import {
   AGAIN,
   MAX_FDS_PER_MSG,
@@ -18,12 +19,6 @@ import {
 /** Called for each complete frame; `payload` is a view valid only during the call; `fds` are now the callee's. */
 export type FrameHandler = (header: FrameHeader, payload: Uint8Array, fds: number[]) => void;
 
-interface Pending {
-  readonly bytes: Uint8Array;
-  offset: number;
-  fds: number[] | null;
-}
-
 /** Bytes queued for writing above which {@link FramedSocket.send} reports back-pressure. */
 const HIGH_WATER = 1 << 20;
 
@@ -41,9 +36,8 @@ export class FramedSocket {
   private fdQueue: number[] = [];
   private fdHead = 0;
   private readonly fdsOut = new Int32Array(MAX_FDS_PER_MSG + 1);
-  private readonly out: Pending[] = [];
-  private outHead = 0;
-  private queued = 0;
+  /** Frames waiting to be written, with their fds (the shared fd-carrying output queue). */
+  private readonly out: FdOutputQueue;
   private closed = false;
   private wantWrite = false;
   /** Called once the write queue has drained after {@link send} returned false. */
@@ -54,13 +48,14 @@ export class FramedSocket {
     private readonly onFrame: FrameHandler,
     private readonly onClose: (err: Error | null) => void,
   ) {
+    this.out = new FdOutputQueue(fd, "socket");
     this.watcher = native.createWatcher(fd, (status, events) => this.onEvents(status, events));
     this.watcher.start(POLL_READABLE);
   }
 
   /** Bytes waiting to be written. */
   get pendingBytes(): number {
-    return this.queued;
+    return this.out.pending;
   }
 
   /**
@@ -72,41 +67,26 @@ export class FramedSocket {
       if (fds !== null) for (const fd of fds) native.close(fd);
       throw new CrosswayError("CW_DEVICE_PROTOCOL", "emulated device socket is closed");
     }
-    if (fds !== null && fds.length > MAX_FDS_PER_MSG) throw new RangeError("too many fds for one frame");
-    this.out.push({ bytes: frame, offset: 0, fds: fds !== null && fds.length > 0 ? fds : null });
-    this.queued += frame.length;
+    this.out.append(frame, fds);
     this.flush();
-    return this.queued < HIGH_WATER;
+    return this.out.pending < HIGH_WATER;
   }
 
   private flush(): void {
-    while (this.outHead < this.out.length) {
-      const p = this.out[this.outHead]!;
-      let n: number;
-      try {
-        n = native.sendmsg(this.fd, p.bytes, p.offset, p.bytes.length - p.offset, p.fds);
-      } catch (err) {
-        this.fail(err as Error);
-        return;
-      }
-      if (n === AGAIN) {
-        if (!this.wantWrite) {
-          this.wantWrite = true;
-          this.watcher.start(POLL_READABLE | POLL_WRITABLE);
-        }
-        return;
-      }
-      if (p.fds !== null) {
-        for (const fd of p.fds) native.close(fd);
-        p.fds = null;
-      }
-      p.offset += n;
-      this.queued -= n;
-      if (p.offset < p.bytes.length) continue;
-      this.outHead++;
+    let r: "done" | "blocked";
+    try {
+      r = this.out.flush();
+    } catch (err) {
+      this.fail(err as Error);
+      return;
     }
-    this.out.length = 0;
-    this.outHead = 0;
+    if (r === "blocked") {
+      if (!this.wantWrite) {
+        this.wantWrite = true;
+        this.watcher.start(POLL_READABLE | POLL_WRITABLE);
+      }
+      return;
+    }
     if (this.wantWrite) {
       this.wantWrite = false;
       this.watcher.start(POLL_READABLE);
@@ -210,11 +190,7 @@ export class FramedSocket {
     this.watcher.close();
     for (let i = this.fdHead; i < this.fdQueue.length; i++) native.close(this.fdQueue[i]!);
     this.fdQueue.length = 0;
-    for (let i = this.outHead; i < this.out.length; i++) {
-      const fds = this.out[i]!.fds;
-      if (fds !== null) for (const fd of fds) native.close(fd);
-    }
-    this.out.length = 0;
+    this.out.discard();
     native.close(this.fd);
   }
 }

@@ -54,6 +54,7 @@ export interface Child {
   keep: () => void;
 }
 
+/** Spawns `crossway ARGS` in its own process group, stderr appended to `logPath`, stdout kept for ready lines. */
 export function spawnCrossway(
   name: string,
   args: readonly string[],

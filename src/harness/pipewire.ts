@@ -153,3 +153,35 @@ export async function startPipeWire(): Promise<PipeWireStack> {
     },
   };
 }
+
+/** What a fake camera provides. */
+export interface TestCameraOptions {
+  readonly node: string;
+  readonly width: number;
+  readonly height: number;
+  readonly fps: number;
+  /** media.role, e.g. Camera. */
+  readonly role?: string;
+  readonly description: string;
+}
+
+/**
+ * gst-launch-1.0 arguments of a fake camera (environment.md §4): a live videotestsrc of solid red RGBx frames provided
+ * to the daemon as a Video/Source node named `node`.
+ */
+export function testCameraArgs(o: TestCameraOptions): string[] {
+  const role = o.role !== undefined ? `media.role=${o.role},` : "";
+  return [
+    "-q",
+    "videotestsrc",
+    "is-live=true",
+    "pattern=red",
+    "!",
+    `video/x-raw,format=RGBx,width=${o.width},height=${o.height},framerate=${o.fps}/1`,
+    "!",
+    "pipewiresink",
+    "mode=provide",
+    `client-name=${o.node}`,
+    `stream-properties=props,media.class=Video/Source,${role}node.name=${o.node},node.description=${o.description}`,
+  ];
+}

@@ -11,6 +11,8 @@ export interface RawEvent {
   readonly seq: number;
   readonly body: (Pod & { t: "struct" }) | null;
   readonly nFds: number;
+  /** The event's fds, kept only by a client made with `keepFds` (the test closes them); otherwise []. */
+  readonly fds: number[];
 }
 
 const LENIENT: PodLimits = {
@@ -25,7 +27,10 @@ const LENIENT: PodLimits = {
 /** Core.Error's res for EACCES, as the filter and the daemon send it. */
 export const EACCES = -13;
 
-/** A connected raw client. Every fd it receives is closed at once (tests only look at message bodies). */
+/**
+ * A connected raw client. Every fd it receives is closed at once (tests only look at message bodies), unless it
+ * was made with `keepFds`: then each event owns its fds and the test closes them.
+ */
 export class RawPipeWireClient {
   readonly events: RawEvent[] = [];
   private readonly fd: number;
@@ -36,7 +41,10 @@ export class RawPipeWireClient {
   seq = 0;
   closed = false;
 
-  constructor(path: string) {
+  constructor(
+    path: string,
+    private readonly opts: { keepFds?: boolean } = {},
+  ) {
     this.fd = native.unixConnect(path);
     this.watcher = native.createWatcher(this.fd, (status) => this.onReadable(status));
     this.watcher.start(POLL_READABLE);
@@ -59,15 +67,12 @@ export class RawPipeWireClient {
       }
       if (n === AGAIN) break;
       const fds = Array.from(this.fdsIn.subarray(1, 1 + (this.fdsIn[0] as number)));
-      for (const fd of fds) native.close(fd);
+      if (this.opts.keepFds !== true) for (const fd of fds) native.close(fd);
       if (n === 0) {
         this.markClosed();
         return;
       }
-      this.framer.commit(
-        n,
-        fds.map(() => -1),
-      );
+      this.framer.commit(n, this.opts.keepFds === true ? fds : fds.map(() => -1));
       for (let f = this.framer.next(); f !== null; f = this.framer.next()) {
         let body: (Pod & { t: "struct" }) | null = null;
         try {
@@ -75,7 +80,8 @@ export class RawPipeWireClient {
         } catch {
           body = null;
         }
-        this.events.push({ id: f.id, opcode: f.opcode, seq: f.seq, body, nFds: f.nFds });
+        const kept = f.fds.filter((fd) => fd >= 0);
+        this.events.push({ id: f.id, opcode: f.opcode, seq: f.seq, body, nFds: f.nFds, fds: kept });
       }
     }
     this.wake();
@@ -136,6 +142,21 @@ export class RawPipeWireClient {
     msg.set(payload, 16);
     this.seq++;
     return this.sendRaw(msg);
+  }
+
+  /** Core.CreateObject("client-node", ClientNode v4, props, newId), as pw_stream does. */
+  createClientNode(props: Array<readonly [string, string]>, newId: number): boolean {
+    return this.send(
+      0,
+      6,
+      pod.struct(
+        pod.string("client-node"),
+        pod.string("PipeWire:Interface:ClientNode"),
+        pod.int(4),
+        pod.dict(props),
+        pod.int(newId),
+      ),
+    );
   }
 
   /** Hello + Client.UpdateProperties, as libpipewire does on connect. */

@@ -128,6 +128,33 @@ function readAsLibwayland(fd: number, bytes: number, needs: Array<[number, numbe
   });
 }
 
+/**
+ * The real emulated backend with fault injection: after fail(), every EXECBUFFER throws CW_VIRTGPU_IOCTL, as the
+ * kernel backend does on any failed ioctl.
+ */
+function failingGpu(): { gpu: VirtGpu; fail(): void } {
+  const real = openEmulatedVirtGpu(device.socket);
+  let failing = false;
+  const gpu = new Proxy(real, {
+    get(target, prop, receiver) {
+      if (prop === "execbuffer") {
+        return (cmd: Uint8Array, opts?: { ring?: number }) => {
+          if (failing) throw new CrosswayError("CW_VIRTGPU_IOCTL", "EXECBUFFER: EIO (injected)");
+          return target.execbuffer(cmd, opts);
+        };
+      }
+      const v = Reflect.get(target, prop, receiver);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  return {
+    gpu,
+    fail: () => {
+      failing = true;
+    },
+  };
+}
+
 const FIONREAD = 0x541b;
 /** More bytes than 15 pages hold: all 16 buffers of a default pipe are in use, so it takes no further write. */
 const PIPE_ALL_SLOTS_USED = 15 * 4096 + 1;
@@ -298,24 +325,10 @@ describe("issue 12 regressions: channel and emulated device", () => {
   });
 
   it("defect 6: a failing EXECBUFFER after dispatch ends that channel, never the process", async () => {
-    const real = openEmulatedVirtGpu(device.socket);
-    let failPolls = false;
-    // Fault injection on the real backend: the kernel backend throws CW_VIRTGPU_IOCTL on any failed ioctl.
-    const gpu = new Proxy(real, {
-      get(target, prop, receiver) {
-        if (prop === "execbuffer") {
-          return (cmd: Uint8Array, opts?: { ring?: number }) => {
-            if (failPolls) throw new CrosswayError("CW_VIRTGPU_IOCTL", "EXECBUFFER: EIO (injected)");
-            return target.execbuffer(cmd, opts);
-          };
-        }
-        const v = Reflect.get(target, prop, receiver);
-        return typeof v === "function" ? v.bind(target) : v;
-      },
-    });
-    const { ch, peer, closed } = await open(gpu);
+    const faulty = failingGpu();
+    const { ch, peer, closed } = await open(faulty.gpu);
     const got = collect(ch, 8);
-    failPolls = true;
+    faulty.fail();
     await writeAll(peer, pattern(8, 2));
     await within(got, "8 bytes at the guest");
     const reason = (await within(closed, "the channel to close")) as { kind: string; error?: CrosswayError };
@@ -325,21 +338,8 @@ describe("issue 12 regressions: channel and emulated device", () => {
   });
 
   it("defect 6: a failing EXECBUFFER from a write-pipe watcher ends that channel, never the process", async () => {
-    const real = openEmulatedVirtGpu(device.socket);
-    let fail = false;
-    const gpu = new Proxy(real, {
-      get(target, prop, receiver) {
-        if (prop === "execbuffer") {
-          return (cmd: Uint8Array, opts?: { ring?: number }) => {
-            if (fail) throw new CrosswayError("CW_VIRTGPU_IOCTL", "EXECBUFFER: EIO (injected)");
-            return target.execbuffer(cmd, opts);
-          };
-        }
-        const v = Reflect.get(target, prop, receiver);
-        return typeof v === "function" ? v.bind(target) : v;
-      },
-    });
-    const { ch, peer, closed } = await open(gpu);
+    const faulty = failingGpu();
+    const { ch, peer, closed } = await open(faulty.gpu);
     const [hostR, hostW] = native.pipe2();
     const got = collect(ch, 1);
     await writeAll(peer, Uint8Array.of(1), [hostW]);
@@ -347,7 +347,7 @@ describe("issue 12 regressions: channel and emulated device", () => {
     const r = await within(got, "the write-pipe item");
     const wp = r.items[0];
     if (wp?.kind !== "write-pipe") throw new Error("expected a write pipe");
-    fail = true;
+    faulty.fail();
     await writeAll(wp.fd, pattern(100, 9));
     native.close(wp.fd);
     const reason = (await within(closed, "the channel to close")) as { kind: string; error?: CrosswayError };

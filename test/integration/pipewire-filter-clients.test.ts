@@ -1,58 +1,30 @@
 // Real clients through crossway pipewire-filter against a real PipeWire + WirePlumber daemon: GStreamer camera
 // consumer (the CLI as its own process), pw-cat playback and record, and pw-dump's restricted view.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startPipeWireFilter } from "../../src/proxy/pipewire/filter-server.ts";
 import { pod } from "../../src/wire/pipewire/pod-types.ts";
+import { analyseTone, monitorRecordArgs, readLeft, writeTone } from "../helpers/audio.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { type PipeWireStack, startPipeWire, TEST_SINK } from "../helpers/pipewire.ts";
 import { pwDump, waitForActiveLinks } from "../helpers/pipewire-daemon.ts";
 import { EACCES, field, type RawEvent, RawPipeWireClient } from "../helpers/pipewire-raw-client.ts";
 import { run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
+import { CAMERA_H, CAMERA_W, startTestCamera } from "../helpers/test-camera.ts";
 
 useFdLeakCheck();
 
 let stack: PipeWireStack;
 let camera: TrackedProcess;
 let dir: string;
-const W = 320;
-const H = 240;
+const W = CAMERA_W;
+const H = CAMERA_H;
 
-/** A 1 s 440 Hz stereo s16 WAV of amplitude 12000, written by us. */
-function writeTone(path: string): void {
-  const rate = 48000;
-  const n = rate;
-  const data = Buffer.alloc(n * 4);
-  for (let i = 0; i < n; i++) {
-    const v = Math.round(12000 * Math.sin((2 * Math.PI * 440 * i) / rate));
-    data.writeInt16LE(v, i * 4);
-    data.writeInt16LE(v, i * 4 + 2);
-  }
-  const h = Buffer.alloc(44);
-  h.write("RIFF", 0);
-  h.writeUInt32LE(36 + data.length, 4);
-  h.write("WAVEfmt ", 8);
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20);
-  h.writeUInt16LE(2, 22);
-  h.writeUInt32LE(rate, 24);
-  h.writeUInt32LE(rate * 4, 28);
-  h.writeUInt16LE(4, 32);
-  h.writeUInt16LE(16, 34);
-  h.write("data", 36);
-  h.writeUInt32LE(data.length, 40);
-  writeFileSync(path, Buffer.concat([h, data]));
-}
-
-/** Peak |sample| of an s16 WAV that may have been cut off (pw-cat killed): everything after "data". */
+/** Peak |sample| of the recording so far (left channel). */
 function wavPeak(path: string): number {
-  const b = readFileSync(path);
-  const at = b.indexOf("data");
-  let peak = 0;
-  for (let o = at + 8; o + 2 <= b.length; o += 2) peak = Math.max(peak, Math.abs(b.readInt16LE(o)));
-  return peak;
+  return analyseTone(readLeft(path)).peak;
 }
 
 beforeAll(async () => {
@@ -71,32 +43,7 @@ afterAll(async () => {
 // row; under load already the 2nd), while a fresh provider served 16 of 16 consumers.
 beforeEach(async () => {
   // The fake camera of environment.md §4: a Video/Source node named testcam, unfiltered.
-  camera = spawnTracked(
-    "testcam",
-    "gst-launch-1.0",
-    [
-      "-q",
-      "videotestsrc",
-      "is-live=true",
-      "pattern=red",
-      "!",
-      `video/x-raw,format=RGBx,width=${W},height=${H},framerate=30/1`,
-      "!",
-      "pipewiresink",
-      "mode=provide",
-      "client-name=testcam",
-      "stream-properties=props,media.class=Video/Source,media.role=Camera,node.name=testcam,node.description=TestCam",
-    ],
-    { env: stack.env },
-  );
-  await waitFor(
-    "the testcam node",
-    async () =>
-      (await pwDump(stack.env)).some((o) => o.type === "Node" && o.props["node.name"] === "testcam")
-        ? true
-        : undefined,
-    { timeoutMs: 60_000, intervalMs: 100 },
-  );
+  camera = await startTestCamera(stack);
 });
 
 afterEach(async () => {
@@ -305,25 +252,9 @@ describe("pipewire-filter passes real clients", () => {
       audit: () => {},
     });
     const rec = join(dir, "monitor.wav");
-    const recorder = spawnTracked(
-      "recorder",
-      "pw-cat",
-      [
-        "--record",
-        "-P",
-        "{ stream.capture.sink=true }",
-        "--target",
-        TEST_SINK,
-        "--rate",
-        "48000",
-        "--channels",
-        "2",
-        "--format",
-        "s16",
-        rec,
-      ],
-      { env: stack.env },
-    );
+    const recorder = spawnTracked("recorder", "pw-cat", monitorRecordArgs(TEST_SINK, rec), {
+      env: stack.env,
+    });
     try {
       await waitForActiveLinks(stack.env, TEST_SINK, "pw-cat", 2);
       const r = await run("pw-cat", ["--playback", "--target", TEST_SINK, join(dir, "tone.wav")], {
@@ -352,25 +283,9 @@ describe("pipewire-filter passes real clients", () => {
       audit: () => {},
     });
     const rec = join(dir, "filtered.wav");
-    const recorder = spawnTracked(
-      "filtered-recorder",
-      "pw-cat",
-      [
-        "--record",
-        "-P",
-        "{ stream.capture.sink=true }",
-        "--target",
-        TEST_SINK,
-        "--rate",
-        "48000",
-        "--channels",
-        "2",
-        "--format",
-        "s16",
-        rec,
-      ],
-      { env: { ...stack.env, PIPEWIRE_REMOTE: listen } },
-    );
+    const recorder = spawnTracked("filtered-recorder", "pw-cat", monitorRecordArgs(TEST_SINK, rec), {
+      env: { ...stack.env, PIPEWIRE_REMOTE: listen },
+    });
     try {
       // The filter names its clients' nodes "guest.<name>".
       await waitForActiveLinks(stack.env, TEST_SINK, "guest.pw-cat", 2);

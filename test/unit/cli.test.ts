@@ -1,7 +1,11 @@
 // The crossway command line, run as a real child process: help, subcommands, one-line usage errors with exit 2.
+import { closeSync, mkdtempSync, openSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { type CommandSpec, parseArgs } from "../../src/cli-options.ts";
+import { native } from "../../src/native.ts";
 import { useFdLeakCheck } from "./../helpers/fd-leak.ts";
 import { run } from "./../helpers/processes.ts";
 
@@ -71,6 +75,34 @@ describe("bin/crossway.js", () => {
     );
   });
 
+  it("crossway guest --no-wayland needs --pipewire (exit 2); a held PipeWire lock is a one-line error (exit 1)", async () => {
+    const none = await crossway("guest", "--device", "emulated:/nonexistent", "--no-wayland");
+    expect(none.code).toBe(2);
+    expect(none.err).toBe("crossway guest: --no-wayland needs --pipewire (nothing to serve)\n");
+    const dir = mkdtempSync(join(tmpdir(), "cw-cli-pw-"));
+    const lock = openSync(join(dir, "pipewire-0.lock"), "w");
+    try {
+      // Another "server" holds the lock, as a running daemon or guest would.
+      expect(native.flock(lock, 6)).toBe(true);
+      const r = await crossway(
+        "guest",
+        "--device",
+        "emulated:/nonexistent",
+        "--no-wayland",
+        "--pipewire",
+        join(dir, "pipewire-0"),
+      );
+      // A process-level failure (not a usage error): exit 1, one line.
+      expect(r.code).toBe(1);
+      expect(r.err).toMatch(
+        /^cannot listen on PipeWire socket '.*pipewire-0': cannot lock .*pipewire-0\.lock: another server is using it\n$/,
+      );
+    } finally {
+      closeSync(lock);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("<command> --help prints that command's options and exits 0", async () => {
     const r = await crossway("demo", "--help");
     expect(r.code).toBe(0);
@@ -89,6 +121,7 @@ describe("parseArgs", () => {
       { name: "allow", value: "IFACE", help: "", repeatable: true },
       { name: "mode", value: "M", help: "", choices: ["a", "b"] },
       { name: "verbose", help: "" },
+      { name: "pw", value: "NAME", help: "", optionalValue: true },
     ],
     run: async () => 0,
   };
@@ -113,12 +146,25 @@ describe("parseArgs", () => {
     expect(a.rest).toEqual(["ls"]);
   });
 
+  it("an option with an optional value is a flag alone, a value with one", () => {
+    const bare = parseArgs(spec, ["--socket", "s", "--pw", "--verbose"]);
+    expect(bare.flag("pw")).toBe(true);
+    expect(bare.str("pw")).toBeUndefined();
+    expect(bare.flag("verbose")).toBe(true);
+    const valued = parseArgs(spec, ["--socket", "s", "--pw", "pipewire-1"]);
+    expect(valued.flag("pw")).toBe(true);
+    expect(valued.str("pw")).toBe("pipewire-1");
+    expect(parseArgs(spec, ["--socket", "s", "--pw=x"]).str("pw")).toBe("x");
+    expect(parseArgs(spec, ["--socket", "s"]).flag("pw")).toBe(false);
+  });
+
   it.each([
     [["--allow", "x"], /missing required option '--socket PATH'/],
     [["--socket", "a", "--socket", "b"], /option '--socket' given twice/],
     [["--socket", "a", "--mode", "c"], /must be one of a\|b, not 'c'/],
     [["--socket", "a", "--verbose=1"], /option '--verbose' takes no value/],
     [["--socket", "--verbose"], /option '--socket' needs PATH/],
+    [["--socket", "a", "--pw", "--pw"], /option '--pw' given twice/],
   ])("rejects %j", (argv, msg) => {
     expect(() => parseArgs(spec, argv)).toThrow(
       expect.objectContaining({ code: "CW_USAGE", message: expect.stringMatching(msg) }),

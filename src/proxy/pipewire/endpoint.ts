@@ -1,4 +1,6 @@
 // One non-blocking Unix socket of the filter: frames incoming PipeWire messages with their fds, queues outgoing ones.
+
+import { FdOutputQueue } from "../../fd/fd-output-queue.ts";
 import {
   AGAIN,
   MAX_FDS_PER_MSG,
@@ -8,13 +10,6 @@ import {
   POLL_WRITABLE,
 } from "../../native.ts";
 import { type Frame, Framer } from "../../wire/pipewire/framing.ts";
-
-/** An outgoing message: bytes plus the fds to attach to its first byte (owned by the queue until sent). */
-interface Outgoing {
-  bytes: Uint8Array;
-  offset: number;
-  fds: number[] | null;
-}
 
 /** Callbacks of an {@link Endpoint}. */
 export interface EndpointHandlers {
@@ -34,9 +29,8 @@ export class Endpoint {
   readonly fd: number;
   private readonly framer: Framer;
   private readonly watcher: NativeWatcher;
-  private readonly queue: Outgoing[] = [];
-  private queueHead = 0;
-  private queuedBytes = 0;
+  /** Outgoing messages with their fds (the shared fd-carrying output queue). */
+  private readonly out: FdOutputQueue;
   private readonly fdsIn = new Int32Array(MAX_FDS_PER_MSG + 1);
   private pausedReasons = 0;
   private closed = false;
@@ -47,6 +41,7 @@ export class Endpoint {
   constructor(fd: number, maxMessageSize: number, maxFds?: number) {
     this.fd = fd;
     this.framer = new Framer(maxMessageSize, maxFds);
+    this.out = new FdOutputQueue(fd, "socket");
     this.watcher = native.createWatcher(fd, (status, events) => this.onPoll(status, events));
   }
 
@@ -58,7 +53,12 @@ export class Endpoint {
 
   /** Bytes waiting to be written. */
   get backlog(): number {
-    return this.queuedBytes;
+    return this.out.pending;
+  }
+
+  /** Fds received but not yet claimed by a whole message, and bytes of a message not yet complete. */
+  get unframed(): { fds: number; bytes: number } {
+    return { fds: this.framer.queuedFds, bytes: this.framer.pending };
   }
 
   get isClosed(): boolean {
@@ -84,8 +84,14 @@ export class Endpoint {
       if (fds !== null) for (const fd of fds) native.close(fd);
       return;
     }
-    this.queue.push({ bytes, offset: 0, fds: fds !== null && fds.length > 0 ? fds : null });
-    this.queuedBytes += bytes.length;
+    try {
+      this.out.append(bytes, fds);
+    } catch (err) {
+      // More fds than one sendmsg carries: refused whole (the queue took none of them).
+      if (fds !== null) for (const fd of fds) native.close(fd);
+      this.fail(err);
+      return;
+    }
     this.flush();
   }
 
@@ -95,13 +101,7 @@ export class Endpoint {
     this.closed = true;
     this.watcher.stop();
     this.watcher.close();
-    for (let i = this.queueHead; i < this.queue.length; i++) {
-      const o = this.queue[i] as Outgoing;
-      if (o.fds !== null) for (const fd of o.fds) native.close(fd);
-    }
-    this.queue.length = 0;
-    this.queueHead = 0;
-    this.queuedBytes = 0;
+    this.out.discard();
     for (const fd of this.framer.drainFds()) native.close(fd);
     native.close(this.fd);
   }
@@ -115,7 +115,7 @@ export class Endpoint {
 
   private updateWatch(): void {
     if (this.closed || this.handlers === null) return;
-    const ev = (this.pausedReasons === 0 ? POLL_READABLE : 0) | (this.queuedBytes > 0 ? POLL_WRITABLE : 0);
+    const ev = (this.pausedReasons === 0 ? POLL_READABLE : 0) | (this.out.pending > 0 ? POLL_WRITABLE : 0);
     if (ev === 0) this.watcher.stop();
     else this.watcher.start(ev);
   }
@@ -182,39 +182,14 @@ export class Endpoint {
   }
 
   private flush(): void {
-    while (this.queueHead < this.queue.length && !this.closed) {
-      const o = this.queue[this.queueHead] as Outgoing;
-      const fds = o.fds;
-      if (fds !== null && fds.length > MAX_FDS_PER_MSG) {
-        this.fail(new Error(`message with ${fds.length} fds`));
-        return;
-      }
-      let n: number;
-      try {
-        n = native.sendmsg(this.fd, o.bytes, o.offset, o.bytes.length - o.offset, fds);
-      } catch (err) {
-        this.fail(err);
-        return;
-      }
-      if (n === AGAIN) break;
-      if (fds !== null) {
-        // The kernel holds its own references once sendmsg accepted the first byte.
-        for (const fd of fds) native.close(fd);
-        o.fds = null;
-      }
-      o.offset += n;
-      this.queuedBytes -= n;
-      if (o.offset < o.bytes.length) break;
-      this.queueHead++;
-    }
-    if (this.queueHead === this.queue.length) {
-      this.queue.length = 0;
-      this.queueHead = 0;
-    } else if (this.queueHead > 64) {
-      this.queue.splice(0, this.queueHead);
-      this.queueHead = 0;
+    if (this.closed) return;
+    try {
+      this.out.flush();
+    } catch (err) {
+      this.fail(err);
+      return;
     }
     this.updateWatch();
-    if (this.queuedBytes === 0) this.handlers?.onDrain?.();
+    if (this.out.pending === 0) this.handlers?.onDrain?.();
   }
 }

@@ -102,8 +102,15 @@ const CLIENT_KEEP = new Set([
 ]);
 const CLIENT_KEEP_PREFIX = ["default.clock.", "default.video.", "settings.check-"];
 
+/**
+ * Keys a guest proxy (`crossway guest --pipewire`) sets about its client: who the guest says it is. Everything on
+ * the filter's socket comes from one VM, so the values are kept only under the filter's tag ("guest.pw-cat"): a
+ * host policy can read them as "this VM says", never as a host identity, and they grant nothing.
+ */
+export const GUEST_CLAIM_PREFIX = "crossway.guest.";
+
 /** Filters Client.UpdateProperties (§7.5): default-deny, forced mem.allow-mlock=false, log.level clamped. */
-export function filterClientProps(items: DictEntries): FilteredProps {
+export function filterClientProps(items: DictEntries, tag = "guest."): FilteredProps {
   const kept: DictEntries = [];
   const dropped: DroppedProp[] = [];
   for (const [k, v] of items) {
@@ -114,6 +121,8 @@ export function filterClientProps(items: DictEntries): FilteredProps {
       dropped.push({ key: k, reason: "grants-access" });
     } else if (k === "mem.allow-mlock") {
       kept.push([k, "false"]);
+    } else if (k.startsWith(GUEST_CLAIM_PREFIX) && k.length <= 64) {
+      kept.push([k, tag + (v ?? "").slice(0, 128)]);
     } else if (k === "log.level") {
       kept.push([k, String(Math.min(Math.max(Number.parseInt(v ?? "0", 10) || 0, 0), 3))]);
     } else if (CLIENT_KEEP.has(k) || CLIENT_KEEP_PREFIX.some((p) => k.startsWith(p))) {

@@ -12,7 +12,7 @@ import {
   SEQ_MASK,
 } from "../../wire/pipewire/framing.ts";
 import { PipeWireWireError } from "../../wire/pipewire/pod-error.ts";
-import { type PodLimits, STRICT_POD_LIMITS } from "../../wire/pipewire/pod-reader.ts";
+import { DAEMON_POD_LIMITS, type PodLimits, STRICT_POD_LIMITS } from "../../wire/pipewire/pod-reader.ts";
 import { isStruct, type Pod, type PodScalar, pod } from "../../wire/pipewire/pod-types.ts";
 import {
   checkSignature,
@@ -105,14 +105,7 @@ export const MAX_C2S_SIZE = 64 * 1024;
 export const MAX_S2C_SIZE = 1024 * 1024;
 
 /** The daemon's own messages may carry long property values and big param lists. */
-const S2C_LIMITS: PodLimits = {
-  maxDepth: 16,
-  maxPods: 65536,
-  maxString: 65536,
-  maxElements: 4096,
-  allowSequence: false,
-  allowPointer: false,
-};
+const S2C_LIMITS: PodLimits = DAEMON_POD_LIMITS;
 
 /** Rate and object limits per connection (§7.3 item 8). */
 export interface FilterLimits {
@@ -593,7 +586,7 @@ export class FilterSession {
       this.deny(f, "too-many-props");
       return;
     }
-    const r = filterClientProps(items);
+    const r = filterClientProps(items, this.cfg.tag);
     this.auditDropped(f, r);
     if (this.state === "HELLO") this.state = "READY";
     const body = pod.struct(pod.dict(r.kept.map(([k, v]) => [k, v ?? ""])));

@@ -9,10 +9,11 @@ import {
 } from "../../crossdomain/protocol.ts";
 import type { VirtGpu } from "../../crossdomain/virtgpu.ts";
 import { CrosswayError } from "../../errors.ts";
+import { Listeners } from "../../fd/accept.ts";
 import type { ListenFd } from "../../fd/listen-fds.ts";
 import { listenWayland, type WaylandSocket } from "../../fd/wayland-socket.ts";
 import type { Logger } from "../../log.ts";
-import { AGAIN, type NativeWatcher, native, POLL_READABLE } from "../../native.ts";
+import { native } from "../../native.ts";
 import type { ProtocolRegistry } from "../../wire/wayland/protocol-registry.ts";
 import { ClientSession, type SessionContext } from "./client-session.ts";
 import type { GuestConfig } from "./guest-config.ts";
@@ -55,7 +56,7 @@ export interface GuestServerOptions {
 export class GuestServer {
   private readonly sessions = new Set<ClientSession>();
   private readonly opening = new Set<number>();
-  private readonly watchers: NativeWatcher[] = [];
+  private readonly listeners: Listeners;
   private counter = 0;
   private closed = false;
 
@@ -65,11 +66,12 @@ export class GuestServer {
     private readonly inherited: readonly ListenFd[],
   ) {
     const fds = [...sockets.map((s) => s.fd), ...inherited.map((l) => l.fd)];
-    for (const fd of fds) {
-      const w = native.createWatcher(fd, () => this.accept(fd));
-      w.start(POLL_READABLE);
-      this.watchers.push(w);
-    }
+    // EMFILE and friends: keep serving existing clients; the next readiness retries.
+    this.listeners = new Listeners(
+      fds,
+      (fd) => this.connect(fd),
+      (err) => this.opts.log.error({ err: err.message }, "accept failed"),
+    );
   }
 
   /** Listens (or adopts inherited sockets) and starts accepting clients. */
@@ -93,22 +95,6 @@ export class GuestServer {
   /** Live client sessions (for diagnostics and tests). */
   get clientCount(): number {
     return this.sessions.size;
-  }
-
-  private accept(listenFd: number): void {
-    for (;;) {
-      if (this.closed) return;
-      let fd: number;
-      try {
-        fd = native.unixAccept(listenFd);
-      } catch (err) {
-        // EMFILE and friends: keep serving existing clients; the next readiness retries.
-        this.opts.log.error({ err: (err as Error).message }, "accept failed");
-        return;
-      }
-      if (fd === AGAIN) return;
-      this.connect(fd);
-    }
   }
 
   private connect(clientFd: number): void {
@@ -175,10 +161,7 @@ export class GuestServer {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const w of this.watchers) {
-      w.stop();
-      w.close();
-    }
+    this.listeners.stop();
     for (const s of [...this.sessions]) s.close("proxy shutting down");
     for (const s of this.sockets) s.close();
     for (const l of this.inherited) native.close(l.fd);

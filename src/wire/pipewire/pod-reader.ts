@@ -44,6 +44,20 @@ export const STRICT_POD_LIMITS: PodLimits = {
   allowPointer: false,
 };
 
+/**
+ * Limits for messages from a PipeWire daemon (server→client): its own messages carry long property values and big
+ * param lists, so depth, counts and strings are looser than {@link STRICT_POD_LIMITS}; Sequence and Pointer stay
+ * denied.
+ */
+export const DAEMON_POD_LIMITS: PodLimits = {
+  maxDepth: 16,
+  maxPods: 65536,
+  maxString: 65536,
+  maxElements: 4096,
+  allowSequence: false,
+  allowPointer: false,
+};
+
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 

@@ -474,9 +474,10 @@ describe("waiting for the query ring (issue 11)", () => {
         "kernel:/dev/dri/renderD128: the host did not answer on the query ring within 300 ms (resource 11 still busy)",
     });
     expect(ms).toBeGreaterThanOrEqual(300);
-    expect(ms).toBeLessThan(5000);
-    // Other work ran all along: a 5 ms timer fired many times during the 300 ms.
-    expect(ticks).toBeGreaterThan(10);
+    expect(ms, "bounded, not a hang").toBeLessThan(30_000);
+    // Other work ran all along: a 5 ms timer kept firing during the 300 ms (a wait blocking the event loop would
+    // let it fire at most once; on a loaded machine it fires less often than every 5 ms, hence only > 3).
+    expect(ticks).toBeGreaterThan(3);
     expect(dev.calls.at(-1)).toEqual({ close: 1000 });
   });
 });

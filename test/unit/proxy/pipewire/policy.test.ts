@@ -16,6 +16,22 @@ const camera = { profile: PROFILES.camera, targets: new Set(["testcam", "42"]), 
 const playback = { profile: PROFILES["audio-playback"], targets: new Set(["testsink"]), tag: "vm." };
 
 describe("client properties", () => {
+  it("keeps a guest proxy's crossway.guest.* claims only under the filter's tag", () => {
+    const r = filterClientProps(
+      [
+        ["crossway.guest.app", "pw-cat"],
+        ["crossway.guest.client", "pw7"],
+        [`crossway.guest.${"x".repeat(60)}`, "long key"],
+      ],
+      "vm1.",
+    );
+    expect(r.kept).toEqual([
+      ["crossway.guest.app", "vm1.pw-cat"],
+      ["crossway.guest.client", "vm1.pw7"],
+    ]);
+    expect(r.dropped.map((d) => d.reason)).toEqual(["not-allowlisted"]);
+  });
+
   it("drops access-granting keys, forces mlock off, clamps log.level, keeps the allowlist", () => {
     const r = filterClientProps([
       ["application.name", "app"],

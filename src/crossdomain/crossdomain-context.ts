@@ -1,0 +1,527 @@
+// The cross-domain context of the emulated device and its worker, as rutabaga separates them from the virtio-gpu
+// frontend (context.rs / worker.rs): INIT and the host socket, items and read pipes, SEND/WRITE, and the worker that
+// answers one POLL fence per ring message (split out of device.ts, issue 12).
+import { CrosswayError } from "../errors.ts";
+import { createSharedWatcher } from "../fd/shared-watcher.ts";
+import type { Logger } from "../log.ts";
+import { AGAIN, MAX_FDS_PER_MSG, type NativeWatcher, native, POLL_READABLE } from "../native.ts";
+import {
+  type CrossDomainMessage,
+  encodeImageRequirements,
+  encodeReadWrite,
+  encodeSendReceive,
+  type ImageRequirements,
+  newIdentifierList,
+} from "./codec.ts";
+import type { DeviceOptions } from "./device.ts";
+import { FdWriter } from "./fd-writer.ts";
+import { HOST_PAGE, imageLayout } from "./gralloc-layout.ts";
+import { classifyHostFd } from "./host-fd-kind.ts";
+import {
+  ChannelType,
+  CrossDomainCmd,
+  type CrossDomainConfig,
+  channelTypeName,
+  IdentifierType,
+  MAX_SEND_RECV_SIZE,
+  PIPE_READ_START,
+  READ_WRITE_HEADER_SIZE,
+  sendReceiveHeaderSize,
+} from "./protocol.ts";
+
+/** The largest guest page, so the largest ring a guest can declare (one page; 64 KiB pages on arm64/ppc64). */
+const MAX_RING_SIZE = 65536;
+
+export interface Resource {
+  readonly id: number;
+  /** -1 when the host could not map it (then it has no usable handle). */
+  readonly fd: number;
+  readonly size: number;
+  /** Guest memory (GUEST blob): has no host handle to send (InvalidRutabagaHandle). */
+  readonly guest: boolean;
+  readonly writable: boolean;
+}
+
+export type Item =
+  | { readonly kind: "reqs"; readonly reqs: ImageRequirements }
+  | { readonly kind: "blob"; readonly fd: number; readonly size: number }
+  | { readonly kind: "write-pipe"; readonly out: FdWriter }
+  | { readonly kind: "eventfd"; readonly fd: number; readonly out: FdWriter; watcher: NativeWatcher | null }
+  | { readonly kind: "socket"; readonly fd: number };
+
+interface ChannelState {
+  readonly queryRing: Resource;
+  readonly channelRing: Resource;
+  readonly channelType: number;
+  /** Host socket, or -1 for channel type 0 (query-only). */
+  readonly socket: number;
+  readonly socketOut: FdWriter | null;
+  readonly socketWatcher: NativeWatcher | null;
+  /** Usable bytes of the channel ring: its size as the guest created it, at most MAX_RING_SIZE. */
+  readonly ringBytes: number;
+  halted: boolean;
+}
+
+/** A readable host source watched while a POLL fence is outstanding. */
+interface Source {
+  readonly watcher: NativeWatcher;
+}
+
+/** What the context needs of its virtio-gpu frontend. */
+export interface ContextHost {
+  /** A resource attached to this context (rings, blobs sent as items), or undefined once released. */
+  resource(id: number): Resource | undefined;
+  /** Signals a fence to the guest. */
+  signal(fenceId: number): void;
+  /** Reports a failed command or a halting worker (a real guest's kernel log; here also a HOST_ERROR frame). */
+  hostError(message: string): void;
+}
+
+/** One cross-domain context: its channel state, items, read pipes, and the POLL worker. */
+export class CrossDomainContext {
+  private readonly items = new Map<number, Item>();
+  /** Host item ids: pre-incremented from 1, so the first is 2 ([RG] common.rs add_item). */
+  private itemCounter = 1;
+  private readPipeCounter = PIPE_READ_START;
+  private readonly readPipes = new Map<number, { fd: number; watcher: NativeWatcher }>();
+  private state: ChannelState | null = null;
+  private initTaken = false;
+  /** Outstanding POLL fences; only the head is answered, one ring message per fence (§4.1). */
+  private polls: number[] = [];
+  private armed = false;
+  private gone = false;
+  /** Ring message staging, sized at INIT to the channel ring (never more than MAX_RING_SIZE). */
+  private scratch = new Uint8Array(HOST_PAGE);
+  private readonly fdsOut = new Int32Array(MAX_FDS_PER_MSG + 1);
+  private readonly config: CrossDomainConfig;
+
+  constructor(
+    private readonly options: DeviceOptions,
+    private readonly log: Logger,
+    private readonly host: ContextHost,
+  ) {
+    this.config = options.config;
+  }
+
+  /**
+   * The item RESOURCE_CREATE_BLOB names: an image-requirements template (kept: each creation allocates anew), or a
+   * received host fd, which is one-shot and leaves the item table here (§4.5).
+   */
+  blobItem(blobId: number): Item | undefined {
+    const item = this.items.get(blobId);
+    if (item?.kind === "blob") this.items.delete(blobId);
+    return item;
+  }
+
+  /** A POLL fence: only a context with cross-domain state ever answers it (P5). */
+  poll(fenceId: number): void {
+    if (this.state === null || this.state.halted) return;
+    this.polls.push(fenceId);
+    this.arm();
+  }
+
+  /** One cross-domain command of a SUBMIT (context.rs submit_cmd); throws what the host reports as 0x1200. */
+  command(m: CrossDomainMessage): void {
+    switch (m.kind) {
+      case "init":
+        this.init(m.queryRingId, m.channelRingId, m.channelType);
+        return;
+      case "get-image-requirements": {
+        const st = this.requireState("GET_IMAGE_REQUIREMENTS");
+        const layout = imageLayout(m.width, m.height, m.drmFormat);
+        if (layout === null || m.width === 0 || m.height === 0) {
+          throw new CrosswayError(
+            "CW_CROSSDOMAIN_HOST_ERROR",
+            `InvalidGrallocDrmFormat 0x${m.drmFormat.toString(16)} ${m.width}x${m.height}`,
+          );
+        }
+        const blobId = ++this.itemCounter;
+        const reqs: ImageRequirements = { ...layout, blobId };
+        this.items.set(blobId, { kind: "reqs", reqs });
+        const b = new Uint8Array(64);
+        encodeImageRequirements(b, 0, reqs);
+        native.pwrite(this.ringFd(st.queryRing), b, 0, 64, 0);
+        return;
+      }
+      case "poll":
+        return;
+      case "send":
+        this.send(m.ids, m.data);
+        return;
+      case "write":
+        this.write(m.identifier, m.hangUp, m.data);
+        return;
+      case "read-eventfd-new": {
+        const item = this.items.get(m.id);
+        if (item?.kind !== "eventfd")
+          throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `InvalidCrossDomainItemId ${m.id}`);
+        if (item.watcher === null) {
+          item.watcher = createSharedWatcher(item.fd, (status) =>
+            this.ready(status, () => this.readEventfd(m.id)),
+          );
+          if (this.armed) item.watcher.start(POLL_READABLE);
+        }
+        return;
+      }
+      default:
+        throw new CrosswayError(
+          "CW_CROSSDOMAIN_HOST_ERROR",
+          `cross-domain command ${m.kind} is not supported here`,
+        );
+    }
+  }
+
+  private requireState(what: string): ChannelState {
+    if (this.state === null) {
+      throw new CrosswayError(
+        "CW_CROSSDOMAIN_HOST_ERROR",
+        `${what}: no cross-domain state (INIT missing or failed)`,
+      );
+    }
+    return this.state;
+  }
+
+  private init(queryRingId: number, channelRingId: number, channelType: number): void {
+    if (this.initTaken)
+      throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", "INIT: channels already taken (second INIT)");
+    this.initTaken = true;
+    const query = this.host.resource(queryRingId);
+    const channel = this.host.resource(channelRingId);
+    if (query === undefined || (channelType !== 0 && channel === undefined)) {
+      throw new CrosswayError(
+        "CW_CROSSDOMAIN_HOST_ERROR",
+        `INIT: InvalidResourceId ${queryRingId}/${channelRingId}`,
+      );
+    }
+    let socket = -1;
+    if (channelType !== ChannelType.NONE) {
+      const path =
+        channelType === ChannelType.WAYLAND
+          ? this.options.wayland
+          : channelType === ChannelType.PIPEWIRE
+            ? this.options.pipewire
+            : undefined;
+      if (path === undefined) {
+        throw new CrosswayError(
+          "CW_CROSSDOMAIN_HOST_ERROR",
+          `INIT: channel ${channelTypeName(channelType)} is not configured`,
+        );
+      }
+      try {
+        socket = native.unixConnect(path);
+      } catch (err) {
+        throw new CrosswayError(
+          "CW_CROSSDOMAIN_HOST_ERROR",
+          `INIT: cannot connect channel ${channelTypeName(channelType)} to ${path}: ${(err as Error).message}`,
+        );
+      }
+    }
+    const out =
+      socket >= 0
+        ? new FdWriter(socket, true, (err) => this.halt(`sendmsg on the host socket: ${err.message}`))
+        : null;
+    const watcher =
+      socket >= 0 ? createSharedWatcher(socket, (status) => this.ready(status, () => this.receive())) : null;
+    const channelRing = channel ?? query;
+    // The guest declares the ring's size; trust it only up to the largest page (issue 12, defect 5).
+    const ringBytes = Math.min(channelRing.size, MAX_RING_SIZE);
+    this.scratch = new Uint8Array(
+      Math.max(ringBytes, sendReceiveHeaderSize(this.config.maxIdentifiers) + MAX_SEND_RECV_SIZE),
+    );
+    this.state = {
+      queryRing: query,
+      channelRing,
+      channelType,
+      socket,
+      socketOut: out,
+      socketWatcher: watcher,
+      ringBytes,
+      halted: false,
+    };
+    this.log.info({ channel: channelTypeName(channelType) }, "channel connected");
+  }
+
+  private send(ids: ReturnType<typeof newIdentifierList>, data: Uint8Array): void {
+    const st = this.requireState("SEND");
+    if (st.socketOut === null)
+      throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", "SEND on a query-only context");
+    const fds: number[] = [];
+    const newPipes: Array<{ id: number; fd: number }> = [];
+    const fail = (msg: string): never => {
+      for (const fd of fds) native.close(fd);
+      for (const p of newPipes) native.close(p.fd);
+      throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `SEND: ${msg}`);
+    };
+    for (let i = 0; i < ids.count; i++) {
+      const id = ids.ids[i]!;
+      const type = ids.types[i]!;
+      if (type === IdentifierType.VIRTGPU_BLOB) {
+        const r = this.host.resource(id);
+        if (r === undefined) fail(`InvalidResourceId ${id} (not attached to this context)`);
+        else if (r.guest || r.fd < 0) fail(`InvalidRutabagaHandle: resource ${id} has no host handle`);
+        else fds.push(native.dup(r.fd));
+      } else if (type === IdentifierType.READ_PIPE) {
+        if (newPipes.length > 0) fail("expected just one pipe pair");
+        // [RG] context.rs send: id = max(++counter, PIPE_READ_START), checked against the guest's prediction.
+        this.readPipeCounter = Math.max((this.readPipeCounter + 1) >>> 0, PIPE_READ_START);
+        if (this.readPipeCounter !== id) {
+          fail(`read pipe id 0x${id.toString(16)} != expected 0x${this.readPipeCounter.toString(16)}`);
+        }
+        const [r, w] = native.pipe2();
+        fds.push(w);
+        newPipes.push({ id, fd: r });
+      } else {
+        fail(`InvalidCrossDomainItemType ${type}`);
+      }
+    }
+    try {
+      // The queue copies the bytes (they are a view into the SUBMIT frame) and owns the fds from here on.
+      st.socketOut.write(data, fds.length > 0 ? fds : null);
+    } catch (err) {
+      for (const p of newPipes) native.close(p.fd);
+      throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `SEND: ${(err as Error).message}`);
+    }
+    for (const p of newPipes) {
+      const watcher = createSharedWatcher(p.fd, (status) => this.ready(status, () => this.readPipe(p.id)));
+      this.readPipes.set(p.id, { fd: p.fd, watcher });
+      if (this.armed) watcher.start(POLL_READABLE);
+    }
+  }
+
+  private write(id: number, hangUp: boolean, data: Uint8Array): void {
+    const item = this.items.get(id);
+    if (item?.kind === "write-pipe") {
+      if (data.length > 0) item.out.write(data, null);
+      if (hangUp) {
+        this.items.delete(id);
+        item.out.endAfterFlush();
+      }
+      return;
+    }
+    if (item?.kind === "eventfd") {
+      if (data.length !== 8) {
+        throw new CrosswayError(
+          "CW_CROSSDOMAIN_HOST_ERROR",
+          `InvalidCrossDomainWriteLength ${data.length} for eventfd ${id}`,
+        );
+      }
+      item.out.write(data, null);
+      if (hangUp) this.dropItem(id);
+      return;
+    }
+    throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `WRITE: InvalidCrossDomainItemId ${id}`);
+  }
+
+  // ------------------------------------------------------------------------------------------------------------
+  // The worker: one ring message per POLL fence (worker.rs handle_fence)
+
+  private sources(): Source[] {
+    const out: Source[] = [];
+    if (this.state?.socketWatcher) out.push({ watcher: this.state.socketWatcher });
+    for (const p of this.readPipes.values()) out.push({ watcher: p.watcher });
+    for (const item of this.items.values())
+      if (item.kind === "eventfd" && item.watcher) out.push({ watcher: item.watcher });
+    return out;
+  }
+
+  private arm(): void {
+    if (this.armed) return;
+    this.armed = true;
+    for (const s of this.sources()) s.watcher.start(POLL_READABLE);
+  }
+
+  private disarm(): void {
+    if (!this.armed) return;
+    this.armed = false;
+    for (const s of this.sources()) s.watcher.stop();
+  }
+
+  /** A source became readable: handle it only if a POLL fence is waiting (events otherwise stay pending). */
+  private ready(_status: number, handle: () => boolean): void {
+    if (this.gone || this.state === null || this.state.halted) return;
+    if (this.polls.length === 0) {
+      this.disarm();
+      return;
+    }
+    // A poll error (status < 0) is left to the read below, which reports it.
+    let wrote: boolean;
+    try {
+      wrote = handle();
+    } catch (err) {
+      this.halt((err as Error).message);
+      return;
+    }
+    if (!wrote) return;
+    const fence = this.polls.shift()!; // at most a couple of entries: one outstanding POLL is the protocol
+    this.host.signal(fence);
+    if (this.polls.length === 0) this.disarm();
+  }
+
+  private writeRing(len: number): void {
+    const st = this.state!;
+    if (len > st.ringBytes)
+      throw new Error(`ring message of ${len} bytes exceeds the ${st.ringBytes}-byte ring`);
+    native.pwrite(this.ringFd(st.channelRing), this.scratch, 0, len, 0);
+  }
+
+  /**
+   * The fd of a ring resource, or a throw once the guest released it (CLOSE_RESOURCE closed that fd): the number may
+   * belong to another resource by now, and upstream drops the ring on detach, so the write fails (issue 12, defect 4).
+   */
+  private ringFd(r: Resource): number {
+    if (this.host.resource(r.id) !== r) throw new Error(`ring resource ${r.id} was released`);
+    return r.fd;
+  }
+
+  /** recvmsg on the host socket → RECEIVE; false when nothing was there after all. */
+  private receive(): boolean {
+    const st = this.state!;
+    const hdr = sendReceiveHeaderSize(this.config.maxIdentifiers);
+    const n = native.recvmsg(st.socket, this.scratch, hdr, MAX_SEND_RECV_SIZE, this.fdsOut);
+    const nfds = this.fdsOut[0]!;
+    if (n === AGAIN) return false;
+    const ids = newIdentifierList(this.config.maxIdentifiers);
+    const received: number[] = [];
+    for (let i = 0; i < nfds; i++) received.push(this.fdsOut[1 + i]!);
+    if (nfds > this.config.maxIdentifiers) {
+      for (const fd of received) native.close(fd);
+      throw new Error(`${nfds} fds exceed ${this.config.maxIdentifiers} identifiers`);
+    }
+    const kinds = received.map((fd) => classifyHostFd(fd, this.config.flavor));
+    const bad = kinds.find((k) => !k.ok);
+    if (bad !== undefined && !bad.ok) {
+      for (const fd of received) native.close(fd);
+      throw new Error(`process_receive: ${bad.reason}`);
+    }
+    for (let i = 0; i < nfds; i++) {
+      const k = kinds[i]!;
+      const fd = received[i]!;
+      if (!k.ok) continue;
+      const id = ++this.itemCounter;
+      if (k.kind === "blob") this.items.set(id, { kind: "blob", fd, size: k.size });
+      else if (k.kind === "write-pipe") {
+        native.setNonblockCloexec(fd);
+        this.items.set(id, {
+          kind: "write-pipe",
+          out: new FdWriter(fd, false, (e) => this.itemError(id, e)),
+        });
+      } else if (k.kind === "eventfd") {
+        native.setNonblockCloexec(fd);
+        this.items.set(id, {
+          kind: "eventfd",
+          fd,
+          out: new FdWriter(native.dup(fd), false, (e) => this.itemError(id, e)),
+          watcher: null,
+        });
+      } else this.items.set(id, { kind: "socket", fd });
+      ids.ids[i] = id;
+      ids.types[i] = k.type;
+      ids.sizes[i] = k.size;
+    }
+    ids.count = nfds;
+    // n == 0 with no fds is host EOF: still a RECEIVE, with no data and no identifiers (b87c37e9 / 6293879f).
+    // The data was received in place after the header; encoding copies it onto itself (TypedArray#set handles
+    // overlapping ranges) and only rewrites the header in front of it.
+    const data = this.scratch.subarray(hdr, hdr + n);
+    const len = encodeSendReceive(
+      this.scratch,
+      0,
+      CrossDomainCmd.RECEIVE,
+      ids,
+      data,
+      this.config.maxIdentifiers,
+      "zero",
+    );
+    this.writeRing(len);
+    if (n === 0 && nfds === 0) {
+      // The socket stays in epoll at EOF; stop watching it so an idle device does not spin.
+      st.socketWatcher?.stop();
+    }
+    return true;
+  }
+
+  private readPipe(id: number): boolean {
+    const p = this.readPipes.get(id);
+    if (p === undefined) return false;
+    // One read of up to ring size − 24 bytes straight after the header ([RG] worker.rs), then the header in front.
+    const room = this.state!.ringBytes - READ_WRITE_HEADER_SIZE;
+    const n = native.read(p.fd, this.scratch, READ_WRITE_HEADER_SIZE, room);
+    if (n === AGAIN) return false;
+    const hangUp = n === 0;
+    const data = this.scratch.subarray(READ_WRITE_HEADER_SIZE, READ_WRITE_HEADER_SIZE + n);
+    const len = encodeReadWrite(this.scratch, 0, CrossDomainCmd.READ, id, hangUp, data, "zero");
+    this.writeRing(len);
+    if (hangUp) {
+      p.watcher.stop();
+      p.watcher.close();
+      native.close(p.fd);
+      this.readPipes.delete(id);
+    }
+    return true;
+  }
+
+  private readEventfd(id: number): boolean {
+    const item = this.items.get(id);
+    if (item?.kind !== "eventfd") return false;
+    const v = new Uint8Array(8);
+    const n = native.read(item.fd, v, 0, 8);
+    if (n === AGAIN) return false;
+    // Upstream encodes the counter little-endian; eventfd reads are native-endian, which is LE on our hosts.
+    const len = encodeReadWrite(this.scratch, 0, CrossDomainCmd.READ, id, false, v.subarray(0, n), "zero");
+    this.writeRing(len);
+    return true;
+  }
+
+  private itemError(id: number, err: Error): void {
+    this.host.hostError(`item ${id}: ${err.message}`);
+    // Drop it whole: an eventfd item's fd and level-triggered watcher must go too, or the loop keeps waking.
+    this.dropItem(id);
+  }
+
+  private dropItem(id: number): void {
+    const item = this.items.get(id);
+    if (item === undefined) return;
+    this.items.delete(id);
+    if (item.kind === "write-pipe") item.out.close();
+    else if (item.kind === "eventfd") {
+      if (item.watcher !== null) {
+        item.watcher.stop();
+        item.watcher.close();
+      }
+      item.out.endAfterFlush();
+      native.close(item.fd);
+    } else if (item.kind === "blob" || item.kind === "socket") native.close(item.fd);
+  }
+
+  /** The worker thread ends ("Worker halting due to …"): no more fences on ring 1, ever (P6). */
+  private halt(reason: string): void {
+    const st = this.state;
+    if (st === null || st.halted) return;
+    st.halted = true;
+    this.disarm();
+    this.polls = [];
+    this.host.hostError(`cross-domain worker halting due to: ${reason}`);
+  }
+
+  /** The guest closed its DRM fd: the host socket, pipes and items go (§6.9). */
+  destroy(): void {
+    if (this.gone) return;
+    this.gone = true;
+    this.disarm();
+    const st = this.state;
+    if (st !== null) {
+      if (st.socketWatcher !== null) {
+        st.socketWatcher.stop();
+        st.socketWatcher.close();
+      }
+      if (st.socketOut !== null) st.socketOut.close();
+    }
+    for (const p of this.readPipes.values()) {
+      p.watcher.stop();
+      p.watcher.close();
+      native.close(p.fd);
+    }
+    this.readPipes.clear();
+    for (const id of [...this.items.keys()]) this.dropItem(id);
+  }
+}
