@@ -32,6 +32,12 @@ share=$(arg crossway.share)
 if [ -n "$share" ] && ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 "$share" $N/run/crossway-vm; then
   echo "crossway-vm: cannot mount the exchange folder (9p tag $share)"
 fi
+# A persistent, writable cache from the host (tsx's compiled TypeScript: tens of seconds per start under TCG when cold).
+tmpdir=/tmp
+cache=$(arg crossway.cache)
+if [ -n "$cache" ] && mount -t 9p -o trans=virtio,version=9p2000.L,msize=524288 "$cache" $N/var/tmp; then
+  tmpdir=/var/tmp
+fi
 echo "crossway-vm: init done uptime=$(up) kernel=$(uname -r) drm=$(ls /dev/dri 2>/dev/null | tr '\n' ' ')"
 cmd=$(arg crossway.cmd)
 agent=$(arg crossway.agent)
@@ -42,7 +48,7 @@ if [ -n "$cmd" ]; then
   rc=$?
 elif [ -n "$agent" ]; then
   chroot $N /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root XDG_RUNTIME_DIR=/run/user/0 \
-    CROSSWAY_VM_ENV="$env_" /usr/bin/node "$agent" </dev/console >/dev/console 2>&1
+    TMPDIR=$tmpdir CROSSWAY_VM_ENV="$env_" /usr/bin/node "$agent" </dev/console >/dev/console 2>&1
   rc=$?
 else
   echo "crossway-vm: nothing to run (crossway.cmd= or crossway.agent= on the kernel command line)"

@@ -31,6 +31,10 @@ export const deviceCommand: CommandSpec = {
       choices: ["28", "4"],
     },
     {
+      name: "no-eof-receive",
+      help: "play rutabaga <= 0.1.2 (QEMU 10): no zero-length RECEIVE when the host socket ends",
+    },
+    {
       name: "page-size",
       value: "4096|16384",
       help: "the guest page size to play (ring size; default 4096; 16384 as on Apple Silicon guests)",
@@ -64,6 +68,7 @@ export const deviceCommand: CommandSpec = {
         ...(pipewire !== undefined ? { pipewire } : {}),
         config: { flavor, maxIdentifiers },
         pageSize: Number(args.str("page-size") ?? "4096"),
+        eofReceive: !args.flag("no-eof-receive"),
         logger: log,
       });
     } catch (err) {

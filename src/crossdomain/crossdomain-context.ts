@@ -23,12 +23,13 @@ import {
   type CrossDomainConfig,
   channelTypeName,
   IdentifierType,
-  MAX_SEND_RECV_SIZE,
   PIPE_READ_START,
   READ_WRITE_HEADER_SIZE,
   sendReceiveHeaderSize,
 } from "./protocol.ts";
 
+/** rutabaga's CROSS_DOMAIN_DEFAULT_BUFFER_SIZE: header and data of one RECEIVE share it. */
+const RECEIVE_BUFFER = 4096;
 /** The largest guest page, so the largest ring a guest can declare (one page; 64 KiB pages on arm64/ppc64). */
 const MAX_RING_SIZE = 65536;
 
@@ -225,9 +226,7 @@ export class CrossDomainContext {
     const channelRing = channel ?? query;
     // The guest declares the ring's size; trust it only up to the largest page (issue 12, defect 5).
     const ringBytes = Math.min(channelRing.size, MAX_RING_SIZE);
-    this.scratch = new Uint8Array(
-      Math.max(ringBytes, sendReceiveHeaderSize(this.config.maxIdentifiers) + MAX_SEND_RECV_SIZE),
-    );
+    this.scratch = new Uint8Array(Math.max(ringBytes, RECEIVE_BUFFER));
     this.state = {
       queryRing: query,
       channelRing,
@@ -377,7 +376,8 @@ export class CrossDomainContext {
   private receive(): boolean {
     const st = this.state!;
     const hdr = sendReceiveHeaderSize(this.config.maxIdentifiers);
-    const n = native.recvmsg(st.socket, this.scratch, hdr, MAX_SEND_RECV_SIZE, this.fdsOut);
+    // rutabaga's receive buffer is 4096 bytes minus the SEND/RECEIVE header: 3744 with 28 slots, 4032 with 4.
+    const n = native.recvmsg(st.socket, this.scratch, hdr, RECEIVE_BUFFER - hdr, this.fdsOut);
     const nfds = this.fdsOut[0]!;
     if (n === AGAIN) return false;
     const ids = newIdentifierList(this.config.maxIdentifiers);
@@ -422,6 +422,11 @@ export class CrossDomainContext {
     // n == 0 with no fds is host EOF: still a RECEIVE, with no data and no identifiers (b87c37e9 / 6293879f).
     // The data was received in place after the header; encoding copies it onto itself (TypedArray#set handles
     // overlapping ranges) and only rewrites the header in front of it.
+    if (n === 0 && nfds === 0 && this.options.eofReceive === false) {
+      // rutabaga <= 0.1.2 writes nothing at host EOF and leaves the POLL unanswered: the guest is never told.
+      st.socketWatcher?.stop();
+      return false;
+    }
     const data = this.scratch.subarray(hdr, hdr + n);
     const len = encodeSendReceive(
       this.scratch,

@@ -34,6 +34,11 @@ export interface DeviceOptions {
   /** Host PipeWire socket (channel type 0x10). */
   readonly pipewire?: string;
   readonly config: CrossDomainConfig;
+  /**
+   * Whether host EOF reaches the guest as a zero-length RECEIVE (default true, libkrun b87c37e9 / upstream 6293879f);
+   * false plays rutabaga <= 0.1.2 (QEMU 10's), which writes nothing and never answers that POLL.
+   */
+  readonly eofReceive?: boolean;
   /** The guest page size this device plays (GET_PARAMS): 4096 (default) or 16384, as on 16 KiB-page guests. */
   readonly pageSize?: number;
   readonly logger?: Logger;

@@ -88,6 +88,8 @@ export interface VmOptions {
   wayland: string;
   /** Guest RAM in MiB (default 2048: the guest's node and clients live in its tmpfs). */
   memoryMb?: number;
+  /** Size of the host-visible memory window in MiB (default 2048): all host blobs mapped at once must fit. */
+  hostmemMb?: number;
   /** Where progress lines go (e.g. console.log in the VM tests). */
   log?: (line: string) => void;
 }
@@ -158,6 +160,9 @@ export async function startVm(env: VmEnv, opts: VmOptions): Promise<Vm> {
   mkdirSync(shareDir, { mode: 0o755 });
   const ctlPath = join(dirs.base, "ctl.sock");
   const consolePath = join(dirs.base, "console.log");
+  // Beside the VM cache, kept across boots: the guest's TMPDIR (tsx's transform cache lives there).
+  const guestCache = join(dirname(dirname(env.kernel)), "guest-tmp");
+  mkdirSync(guestCache, { recursive: true, mode: 0o700 });
   const agent = new AgentLink();
   const server: Server = createServer((sock) => agent.attach(sock));
   await new Promise<void>((res, rej) => {
@@ -181,13 +186,17 @@ export async function startVm(env: VmEnv, opts: VmOptions): Promise<Vm> {
     ],
     ...["-L", env.bios, "-kernel", env.kernel, "-initrd", env.initrd],
     "-append",
-    `console=ttyS0 loglevel=4 panic=-1 crossway.share=cwshare crossway.agent=${AGENT}`,
+    `console=ttyS0 loglevel=4 panic=-1 crossway.share=cwshare crossway.cache=cwcache crossway.agent=${AGENT}`,
     "-device",
-    `virtio-gpu-rutabaga-pci,cross-domain=on,hostmem=256M,wayland-socket-path=${opts.wayland}`,
+    // hostmem is the window host blobs are mapped through: every wl_shm pool is shadowed whole (foot makes a
+    // 512 MiB sparse pool: with 256M its blob fails with ENOSPC and foot is dropped), so leave room.
+    `virtio-gpu-rutabaga-pci,cross-domain=on,hostmem=${opts.hostmemMb ?? 2048}M,wayland-socket-path=${opts.wayland}`,
     "-virtfs",
     "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap,id=hostroot",
     "-virtfs",
     `local,path=${shareDir},mount_tag=cwshare,security_model=none,id=cwshare`,
+    "-virtfs",
+    `local,path=${guestCache},mount_tag=cwcache,security_model=none,id=cwcache`,
     ...["-device", "virtio-serial-pci", "-chardev", `socket,id=ctl,path=${ctlPath}`],
     ...["-device", "virtserialport,chardev=ctl,name=crossway.ctl"],
   ];

@@ -9,6 +9,7 @@ import type { SendItem } from "../../src/crossdomain/channel.ts";
 import { CrossDomainChannel } from "../../src/crossdomain/channel.ts";
 import { openVirtGpu } from "../../src/crossdomain/open-virtgpu.ts";
 import { ChannelType, DrmFormat } from "../../src/crossdomain/protocol.ts";
+import { FdOutputQueue } from "../../src/fd/fd-output-queue.ts";
 import { removeStaleSocket } from "../../src/fd/stale-socket.ts";
 import {
   AGAIN,
@@ -18,14 +19,13 @@ import {
   POLL_READABLE,
   POLL_WRITABLE,
 } from "../../src/native.ts";
-import { ClientOutput } from "../../src/proxy/wayland/client-output.ts";
 
 const S_IFMT = 0o170000;
 const S_IFIFO = 0o010000;
 
 /** One accepted raw client and its channel. */
 class BridgedClient {
-  private readonly out: ClientOutput;
+  private readonly out: FdOutputQueue;
   private readonly watcher: NativeWatcher;
   private readonly buf = new Uint8Array(65536);
   private readonly fdsIn = new Int32Array(MAX_FDS_PER_MSG + 1);
@@ -39,7 +39,7 @@ class BridgedClient {
     private readonly channel: CrossDomainChannel,
     private readonly onDone: (c: BridgedClient) => void,
   ) {
-    this.out = new ClientOutput(fd);
+    this.out = new FdOutputQueue(fd);
     this.watcher = native.createWatcher(fd, (status, events) => this.onEvent(status, events));
     channel.onReceive = (data, items) => {
       const fds: number[] = [];

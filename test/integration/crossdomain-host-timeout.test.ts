@@ -19,6 +19,20 @@ import { sleep } from "../helpers/processes.ts";
 
 useFdLeakCheck();
 
+/** A Wayland channel with a 300 ms answer timeout, its host peer, and its close reason. */
+async function openSilent(device: DeviceProcess, host: HostServer) {
+  const ch = await CrossDomainChannel.open({
+    gpu: openEmulatedVirtGpu(device.socket),
+    channelType: ChannelType.WAYLAND,
+    hostTimeoutMs: 300,
+  });
+  const peer = await host.next();
+  const closed = new Promise<CloseReason>((resolve) => {
+    ch.onClose = resolve;
+  });
+  return { ch, peer, closed };
+}
+
 describe("a host that stops answering", () => {
   let tmp: ReturnType<typeof tempDir>;
   let host: HostServer;
@@ -34,18 +48,7 @@ describe("a host that stops answering", () => {
     tmp.remove();
   });
 
-  async function open() {
-    const ch = await CrossDomainChannel.open({
-      gpu: openEmulatedVirtGpu(device.socket),
-      channelType: ChannelType.WAYLAND,
-      hostTimeoutMs: 300,
-    });
-    const peer = await host.next();
-    const closed = new Promise<CloseReason>((resolve) => {
-      ch.onClose = resolve;
-    });
-    return { ch, peer, closed };
-  }
+  const open = () => openSilent(device, host);
 
   it("ends the channel with CW_CROSSDOMAIN_HOST_TIMEOUT when a request owed an answer gets none", async () => {
     const { ch, peer, closed } = await open();
@@ -81,5 +84,29 @@ describe("a host that stops answering", () => {
     expect(ch.isClosed).toBe(false);
     ch.close();
     native.close(peer);
+  });
+});
+
+describe("a host that never says EOF (rutabaga 0.1.2: crossway device --no-eof-receive)", () => {
+  it("leaves the channel open at host EOF, and the answer timeout ends it", async () => {
+    const tmp = tempDir("crossway-noeof-");
+    const host = new HostServer(join(tmp.dir, "wayland-host"));
+    const device = await startDeviceProcess(tmp.dir, ["--wayland", host.path, "--no-eof-receive"]);
+    try {
+      const { ch, peer, closed } = await openSilent(device, host);
+      ch.send(Uint8Array.of(1, 0, 0, 0, 0, 0, 12, 0, 3, 0, 0, 0)); // wl_display.sync
+      ch.expectAnswer();
+      await readPeer(peer, 12);
+      const t0 = Date.now();
+      native.close(peer); // the compositor drops the client instead of answering
+      const reason = await closed;
+      // Nothing told the guest at EOF: only the answer timeout ended it.
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(150);
+      expect(reason.kind === "error" && reason.error.code).toBe("CW_CROSSDOMAIN_HOST_TIMEOUT");
+    } finally {
+      await device.stop();
+      host.close();
+      tmp.remove();
+    }
   });
 });

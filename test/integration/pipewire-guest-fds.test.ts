@@ -36,26 +36,6 @@ let device: DeviceProcess;
 let guest: GuestPipeWireServer;
 let guestSock: string;
 
-beforeAll(async () => {
-  tmp = tempDir("cw-pwgfd-");
-  host = new HostServer(join(tmp.dir, "pw-host"));
-  device = await startDeviceProcess(tmp.dir, ["--pipewire", host.path, "--flavor", "libkrun"]);
-  guestSock = join(tmp.dir, "pipewire-0");
-  guest = GuestPipeWireServer.start({
-    device: `emulated:${device.socket}`,
-    socket: guestSock,
-    flavor: "libkrun",
-    log: componentLogger("test-guest"),
-  });
-}, 60_000);
-
-afterAll(async () => {
-  guest?.close();
-  await device?.stop();
-  host?.close();
-  tmp?.remove();
-});
-
 /** The host end of one guest client's channel: frames what the guest forwards, sends daemon events. */
 class HostPeer {
   readonly frames: Array<{ id: number; opcode: number; body: Pod & { t: "struct" } }> = [];
@@ -145,104 +125,130 @@ async function readCounter(fd: number): Promise<bigint> {
   }
 }
 
-describe("guest PipeWire fd mapping (real device, real kernel objects)", () => {
-  it("AddMem: a read-only block reaches the client unmappable for writing; a writable one is shared memory", async () => {
-    const { c, h } = await connectWithNode();
-    const ro = native.memfdCreate("pw-ro", 0);
-    native.ftruncate(ro, 4096);
-    native.pwrite(ro, new TextEncoder().encode("daemon data"), 0, 11, 0);
-    await h.send(0, 6, pod.struct(pod.int(0), pod.id(DATA_MEMFD), pod.fd(0), pod.int(MEM_R)), [ro]);
-    const rw = native.memfdCreate("pw-rw", 0);
-    native.ftruncate(rw, 4096);
-    await h.send(0, 6, pod.struct(pod.int(1), pod.id(DATA_MEMFD), pod.fd(0), pod.int(MEM_R | MEM_W)), [rw]);
-    const e0 = await event(c, 0, 6);
-    await waitFor(
-      "both AddMems",
-      () => (c.events.filter((e) => e.id === 0 && e.opcode === 6).length === 2 ? true : undefined),
-      {
+// libkrun: 24-byte INIT, eventfds as identifier type 6; crosvm (upstream rutabaga): 20-byte INIT, type 5.
+describe.each(["libkrun", "crosvm"] as const)(
+  "guest PipeWire fd mapping (real %s device, real kernel objects)",
+  (flavor) => {
+    beforeAll(async () => {
+      tmp = tempDir("cw-pwgfd-");
+      host = new HostServer(join(tmp.dir, "pw-host"));
+      device = await startDeviceProcess(tmp.dir, ["--pipewire", host.path, "--flavor", flavor]);
+      guestSock = join(tmp.dir, "pipewire-0");
+      guest = GuestPipeWireServer.start({
+        device: `emulated:${device.socket}`,
+        socket: guestSock,
+        flavor,
+        log: componentLogger("test-guest"),
+      });
+    }, 60_000);
+
+    afterAll(async () => {
+      guest?.close();
+      await device?.stop();
+      host?.close();
+      tmp?.remove();
+    });
+
+    it("AddMem: a read-only block reaches the client unmappable for writing; a writable one is shared memory", async () => {
+      const { c, h } = await connectWithNode();
+      const ro = native.memfdCreate("pw-ro", 0);
+      native.ftruncate(ro, 4096);
+      native.pwrite(ro, new TextEncoder().encode("daemon data"), 0, 11, 0);
+      await h.send(0, 6, pod.struct(pod.int(0), pod.id(DATA_MEMFD), pod.fd(0), pod.int(MEM_R)), [ro]);
+      const rw = native.memfdCreate("pw-rw", 0);
+      native.ftruncate(rw, 4096);
+      await h.send(0, 6, pod.struct(pod.int(1), pod.id(DATA_MEMFD), pod.fd(0), pod.int(MEM_R | MEM_W)), [rw]);
+      const e0 = await event(c, 0, 6);
+      await waitFor(
+        "both AddMems",
+        () => (c.events.filter((e) => e.id === 0 && e.opcode === 6).length === 2 ? true : undefined),
+        {
+          timeoutMs: STEP_MS,
+          intervalMs: 5,
+        },
+      );
+      const e1 = c.events.filter((e) => e.id === 0 && e.opcode === 6)[1] as RawEvent;
+      expect(e0.fds.length).toBe(1);
+      expect(e1.fds.length).toBe(1);
+      const [roFd] = e0.fds as [number];
+      const [rwFd] = e1.fds as [number];
+      // Read-only: the bytes are there, a writable shared mapping is refused by the kernel.
+      const m = native.mmap(roFd, 4096, PROT_READ, MAP_SHARED, 0);
+      expect(new TextDecoder().decode(new Uint8Array(m, 0, 11))).toBe("daemon data");
+      native.munmap(m);
+      expect(() => native.mmap(roFd, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 0)).toThrow(/EACCES/);
+      // Writable: what the client writes is what the daemon reads (the same memory, not a copy).
+      const w = native.mmap(rwFd, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
+      new Uint8Array(w).set(new TextEncoder().encode("client wrote"), 0);
+      native.munmap(w);
+      const back = new Uint8Array(12);
+      native.pread(rw, back, 0, 12, 0);
+      expect(new TextDecoder().decode(back)).toBe("client wrote");
+      for (const fd of [ro, rw, roFd, rwFd]) native.close(fd);
+      c.close();
+      h.close();
+    });
+
+    it("Transport and SetActivation eventfds carry exact 8-byte counter values both ways", async () => {
+      const { c, h } = await connectWithNode();
+      const hostRead = native.eventfd(0, 0);
+      const hostWrite = native.eventfd(0, 0);
+      const hostSignal = native.eventfd(0, 0);
+      const mem = native.memfdCreate("pw-activation", 0);
+      native.ftruncate(mem, 4096);
+      await h.send(0, 6, pod.struct(pod.int(0), pod.id(DATA_MEMFD), pod.fd(0), pod.int(MEM_R | MEM_W)), [
+        mem,
+      ]);
+      await h.send(3, 0, pod.struct(pod.fd(0), pod.fd(1), pod.int(0), pod.int(0), pod.int(64)), [
+        hostRead,
+        hostWrite,
+      ]);
+      await h.send(3, 10, pod.struct(pod.int(7), pod.fd(0), pod.int(0), pod.int(64), pod.int(64)), [
+        hostSignal,
+      ]);
+      const transport = await event(c, 3, 0);
+      const activation = await event(c, 3, 10);
+      const [readFd, writeFd] = transport.fds as [number, number];
+      const [signalFd] = activation.fds as [number];
+      // Daemon → client: the value the daemon adds is the value the client reads.
+      native.write(hostRead, counter(5n), 0, 8);
+      expect(await readCounter(readFd)).toBe(5n);
+      // Client → daemon, values above 32 bits included.
+      native.write(writeFd, counter(0x1_0000_0003n), 0, 8);
+      expect(await readCounter(hostWrite)).toBe(0x1_0000_0003n);
+      native.write(signalFd, counter(9n), 0, 8);
+      expect(await readCounter(hostSignal)).toBe(9n);
+      const memEvent = c.events.find((e) => e.id === 0 && e.opcode === 6) as RawEvent;
+      for (const fd of [hostRead, hostWrite, hostSignal, mem, readFd, writeFd, signalFd, ...memEvent.fds])
+        native.close(fd);
+      c.close();
+      h.close();
+    });
+
+    it("an fd on any other event ends that client only; another client's channel goes on", async () => {
+      const a = await connectWithNode();
+      const b = await connectWithNode();
+      const efd = native.eventfd(0, 0);
+      // Core.Done with a trailing Fd: well-formed, but Done never carries fds.
+      await a.h.send(0, 1, pod.struct(pod.int(0), pod.int(1), pod.fd(0)), [efd]);
+      native.close(efd);
+      expect(await a.c.waitClosed(STEP_MS)).toBe(true);
+      // The host sees the channel closed (the guest ended the context).
+      await waitFor("the host end to see EOF", () => (a.h.closed ? true : undefined), {
         timeoutMs: STEP_MS,
         intervalMs: 5,
-      },
-    );
-    const e1 = c.events.filter((e) => e.id === 0 && e.opcode === 6)[1] as RawEvent;
-    expect(e0.fds.length).toBe(1);
-    expect(e1.fds.length).toBe(1);
-    const [roFd] = e0.fds as [number];
-    const [rwFd] = e1.fds as [number];
-    // Read-only: the bytes are there, a writable shared mapping is refused by the kernel.
-    const m = native.mmap(roFd, 4096, PROT_READ, MAP_SHARED, 0);
-    expect(new TextDecoder().decode(new Uint8Array(m, 0, 11))).toBe("daemon data");
-    native.munmap(m);
-    expect(() => native.mmap(roFd, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 0)).toThrow(/EACCES/);
-    // Writable: what the client writes is what the daemon reads (the same memory, not a copy).
-    const w = native.mmap(rwFd, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
-    new Uint8Array(w).set(new TextEncoder().encode("client wrote"), 0);
-    native.munmap(w);
-    const back = new Uint8Array(12);
-    native.pread(rw, back, 0, 12, 0);
-    expect(new TextDecoder().decode(back)).toBe("client wrote");
-    for (const fd of [ro, rw, roFd, rwFd]) native.close(fd);
-    c.close();
-    h.close();
-  });
-
-  it("Transport and SetActivation eventfds carry exact 8-byte counter values both ways", async () => {
-    const { c, h } = await connectWithNode();
-    const hostRead = native.eventfd(0, 0);
-    const hostWrite = native.eventfd(0, 0);
-    const hostSignal = native.eventfd(0, 0);
-    const mem = native.memfdCreate("pw-activation", 0);
-    native.ftruncate(mem, 4096);
-    await h.send(0, 6, pod.struct(pod.int(0), pod.id(DATA_MEMFD), pod.fd(0), pod.int(MEM_R | MEM_W)), [mem]);
-    await h.send(3, 0, pod.struct(pod.fd(0), pod.fd(1), pod.int(0), pod.int(0), pod.int(64)), [
-      hostRead,
-      hostWrite,
-    ]);
-    await h.send(3, 10, pod.struct(pod.int(7), pod.fd(0), pod.int(0), pod.int(64), pod.int(64)), [
-      hostSignal,
-    ]);
-    const transport = await event(c, 3, 0);
-    const activation = await event(c, 3, 10);
-    const [readFd, writeFd] = transport.fds as [number, number];
-    const [signalFd] = activation.fds as [number];
-    // Daemon → client: the value the daemon adds is the value the client reads.
-    native.write(hostRead, counter(5n), 0, 8);
-    expect(await readCounter(readFd)).toBe(5n);
-    // Client → daemon, values above 32 bits included.
-    native.write(writeFd, counter(0x1_0000_0003n), 0, 8);
-    expect(await readCounter(hostWrite)).toBe(0x1_0000_0003n);
-    native.write(signalFd, counter(9n), 0, 8);
-    expect(await readCounter(hostSignal)).toBe(9n);
-    const memEvent = c.events.find((e) => e.id === 0 && e.opcode === 6) as RawEvent;
-    for (const fd of [hostRead, hostWrite, hostSignal, mem, readFd, writeFd, signalFd, ...memEvent.fds])
-      native.close(fd);
-    c.close();
-    h.close();
-  });
-
-  it("an fd on any other event ends that client only; another client's channel goes on", async () => {
-    const a = await connectWithNode();
-    const b = await connectWithNode();
-    const efd = native.eventfd(0, 0);
-    // Core.Done with a trailing Fd: well-formed, but Done never carries fds.
-    await a.h.send(0, 1, pod.struct(pod.int(0), pod.int(1), pod.fd(0)), [efd]);
-    native.close(efd);
-    expect(await a.c.waitClosed(STEP_MS)).toBe(true);
-    // The host sees the channel closed (the guest ended the context).
-    await waitFor("the host end to see EOF", () => (a.h.closed ? true : undefined), {
-      timeoutMs: STEP_MS,
-      intervalMs: 5,
+      });
+      await b.h.send(0, 1, pod.struct(pod.int(0), pod.int(42)));
+      const done = await event(b.c, 0, 1);
+      expect(done.body?.fields[1]).toEqual({ t: "int", v: 42 });
+      for (const x of [a, b]) {
+        x.c.close();
+        x.h.close();
+      }
+      await waitFor("the guest to end both sessions", () => (guest.clientCount === 0 ? true : undefined), {
+        timeoutMs: STEP_MS,
+        intervalMs: 5,
+      });
     });
-    await b.h.send(0, 1, pod.struct(pod.int(0), pod.int(42)));
-    const done = await event(b.c, 0, 1);
-    expect(done.body?.fields[1]).toEqual({ t: "int", v: 42 });
-    for (const x of [a, b]) {
-      x.c.close();
-      x.h.close();
-    }
-    await waitFor("the guest to end both sessions", () => (guest.clientCount === 0 ? true : undefined), {
-      timeoutMs: STEP_MS,
-      intervalMs: 5,
-    });
-  });
-});
+  },
+);

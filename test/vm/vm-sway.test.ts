@@ -2,7 +2,7 @@
 // headless sway on the host: policy, foot pixel-identical to the host's own foot, keymap, clipboard both ways,
 // concurrent, killed and garbage clients, and QEMU's host fds after 100 clients. One boot, many checks.
 import { createHash, randomBytes } from "node:crypto";
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +12,7 @@ import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { expectedGlobals, globalsOf } from "../helpers/globals.ts";
 import { countColor, diffPngs, readPng } from "../helpers/png.ts";
 import { run, sleep, spawnTracked, waitFor } from "../helpers/processes.ts";
+import { stableShot as stableShotOf } from "../helpers/stable-shot.ts";
 import { startSway } from "../helpers/sway.ts";
 import { addVirtualKeyboard, type VirtualKeyboard } from "../helpers/virtual-keyboard.ts";
 import { GUEST_ENV, GUEST_SHARE, say, startVmStack, type VmStack, vmSkipped } from "../helpers/vm.ts";
@@ -69,19 +70,8 @@ describe.skipIf(skipped)("crossway guest in a QEMU + rutabaga VM, host sway", ()
   const FOOT_TEXT = "printf 'crossway pixel test\\n0123456789 ABCDEF'; sleep 600";
 
   /** Screenshot once the terminal's background fills the output and two shots in a row agree (it is static). */
-  async function stableShot(file: string, attempts: number): Promise<void> {
-    let previous: Buffer | undefined;
-    for (let i = 0; i < attempts; i++) {
-      await sleep(300);
-      await sway.screenshot(file);
-      const img = readPng(file);
-      const now = readFileSync(file);
-      if (countColor(img, [0x10, 0x30, 0xa0]).count > (img.width * img.height) / 2 && previous?.equals(now))
-        return;
-      previous = now;
-    }
-    throw new Error(`the terminal never reached a stable frame (${file})`);
-  }
+  const stableShot = (file: string, attempts: number) =>
+    stableShotOf(sway, file, [0x10, 0x30, 0xa0], { attempts, intervalMs: 300 });
 
   it("draws foot from the VM pixel-identical to foot run on the host", async () => {
     writeFileSync(join(dir, "foot.ini"), FOOT_INI);
@@ -128,6 +118,7 @@ describe.skipIf(skipped)("crossway guest in a QEMU + rutabaga VM, host sway", ()
     const want = JSON.parse(host.stdout.toString()) as { sha256: string; size: number };
     const r = await st.vm.run(["/usr/bin/node", "--import", "tsx", probe], {
       env: { ...GUEST_ENV, HOME: "/root" },
+      cwd: CHECKOUT,
     });
     expect(r.code, r.stderr).toBe(0);
     const got = JSON.parse(r.stdout) as { format: number; sha256: string; size: number; head: string };
@@ -206,7 +197,16 @@ describe.skipIf(skipped)("crossway guest in a QEMU + rutabaga VM, host sway", ()
       ],
       { env: GUEST_ENV, timeoutMs: 300_000 },
     );
-    const lines = r.stdout.trim().split("\n").sort();
+    const lines = r.stdout
+      .trim()
+      .split("\n")
+      .filter((l) => /^\d+ /.test(l))
+      .sort();
+    const bad = lines.find((l) => !/ 0 1$/.test(l));
+    if (bad !== undefined) {
+      const out = await st.vm.run(["sh", "-c", `cat /tmp/wi.${bad.split(" ")[0]}`]);
+      say(`a failed concurrent client's output: ${out.stdout.slice(0, 3000)}`);
+    }
     say(
       `20 concurrent wayland-info in the guest: ${lines.filter((l) => / 0 1$/.test(l)).length} ok in ${r.ms} ms`,
     );

@@ -98,6 +98,31 @@ describe.skipIf(skipped)("crossway guest in a QEMU + rutabaga VM, host weston", 
     expect(by("Wayland round trip")?.detail).toMatch(/; the host parses 4 identifier slots$/);
   });
 
+  it("a guest fixed to 28 identifier slots gets a clear layout error from this 4-slot host, not garbage", async () => {
+    // The default proxy learned the layout (everything above went through it); this one is told the wrong one.
+    const wrong = await st.vm.spawn(
+      ["/usr/bin/node", `${CHECKOUT}/bin/crossway.js`, "guest", "--device", "virtgpu", "--identifiers", "28"],
+      { env: { XDG_RUNTIME_DIR: "/run/user/0", CROSSWAY_LOG: "info" } },
+    );
+    try {
+      const line = await wrong.waitLine(
+        /WAYLAND_DISPLAY=(wayland-\d+)/,
+        240_000,
+        "crossway guest --identifiers 28",
+      );
+      const display = /WAYLAND_DISPLAY=(wayland-\d+)/.exec(line)![1]!;
+      const r = await st.vm.run(["wayland-info"], { env: { ...GUEST_ENV, WAYLAND_DISPLAY: display } });
+      // wayland-info may exit 0 on a closed connection; what matters is that it saw no global at all.
+      expect(globalsOf(r.stdout).size, r.stdout).toBe(0);
+      const err = await wrong.waitLine(/CW_CROSSDOMAIN_LAYOUT|identifier slots/, 60_000, "the layout error");
+      say(`guest fixed to 28 slots: ${err.slice(0, 300)}`);
+      expect(err).toContain("the host parses 4 identifier slots per SEND/RECEIVE, the guest is set to 28");
+    } finally {
+      await wrong.kill("SIGKILL");
+      await wrong.exited;
+    }
+  });
+
   it("the proxy logged no error in the guest", () => {
     const bad = st.proxy.lines.filter((l) => /"level":(50|60)/.test(l));
     expect(bad).toEqual([]);

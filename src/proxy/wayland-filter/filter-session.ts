@@ -7,6 +7,7 @@
 // boundary: hidden globals, version caps, tags the VM cannot remove, selection directions, quotas and a rate.
 import type { ConnectionStatus } from "../../control/status-report.ts";
 import { CrosswayError } from "../../errors.ts";
+import { FdOutputQueue } from "../../fd/fd-output-queue.ts";
 import type { Logger } from "../../log.ts";
 import {
   AGAIN,
@@ -23,7 +24,6 @@ import { SERVER_ID_START } from "../../wire/wayland/object-map.ts";
 import { ArgKind, type MessageDesc, type ProtocolRegistry } from "../../wire/wayland/protocol-registry.ts";
 import { type DecodedMessage, Direction, WireConnection } from "../../wire/wayland/wire-connection.ts";
 import { TokenBucket } from "../token-bucket.ts";
-import { ClientOutput } from "../wayland/client-output.ts";
 import { GlobalFilter } from "../wayland/global-filter.ts";
 import { msg } from "../wayland/message-desc.ts";
 import { tagString } from "../wayland/tag-string.ts";
@@ -76,8 +76,8 @@ const CONNECTION = { object: "wl_display@1", name: "*" } as const;
 /** One client ⇄ compositor connection. It closes itself (both sockets, every fd) on any fatal error. */
 export class FilterSession {
   readonly conn: WireConnection;
-  private readonly toClient: ClientOutput;
-  private readonly toUpstream: ClientOutput;
+  private readonly toClient: FdOutputQueue;
+  private readonly toUpstream: FdOutputQueue;
   private readonly w = new MessageWriter({ capacity: 8192 });
   private readonly recvFds = new Int32Array(MAX_FDS_PER_MSG + 1);
   private readonly clientWatcher: NativeWatcher;
@@ -124,8 +124,8 @@ export class FilterSession {
     // On the host, dmabufs are real: the compositor itself validates them.
     this.globals = new GlobalFilter({ globals: p.globals, dmabuf: true }, ctx.registry);
     this.bucket = new TokenBucket(p.quotas.requestsPerSecond, p.quotas.burst);
-    this.toClient = new ClientOutput(clientFd);
-    this.toUpstream = new ClientOutput(upstreamFd);
+    this.toClient = new FdOutputQueue(clientFd);
+    this.toUpstream = new FdOutputQueue(upstreamFd);
     this.installHooks();
     this.clientWatcher = native.createWatcher(clientFd, (status, events) =>
       this.onSocket("client", status, events),
@@ -305,7 +305,7 @@ export class FilterSession {
   }
 
   /** Forwards a decoded message unchanged: its bytes, and its fds (ownership moves to the output). */
-  private forward(out: ClientOutput, m: DecodedMessage): void {
+  private forward(out: FdOutputQueue, m: DecodedMessage): void {
     const bytes = m.view.bytes.subarray(m.view.offset, m.view.offset + m.view.size);
     if (m.fdCount === 0) {
       out.append(bytes, NO_FDS);
