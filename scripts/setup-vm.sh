@@ -4,7 +4,7 @@
 #
 # usage: bash scripts/setup-vm.sh            (progress on stderr; last stdout line: the env file's path)
 # env:   CROSSWAY_QEMU=PATH                  use this qemu-system-x86_64 (must offer virtio-gpu-rutabaga-pci), no build
-#        CROSSWAY_RUTABAGA_TARBALL=FILE      rutabaga_gfx 0.1.2 source (default: ../shared/vmm/ beside the checkout)
+#        CROSSWAY_RUTABAGA_TARBALL=FILE      rutabaga_gfx 0.1.2 source (default: shared/vmm/ beside the checkout or a folder above it)
 #        CROSSWAY_VM_CACHE=DIR               cache (default ${XDG_CACHE_HOME:-$HOME/.cache}/crossway/vm)
 #        CROSSWAY_SKIP_VM=1                  skip the VM tier (prints so and exits 0)
 # Downloads come only from Debian's archive (apt). Compiles are pinned to CPU 1 at low priority, one job.
@@ -80,7 +80,12 @@ if [ -n "${CROSSWAY_QEMU:-}" ]; then
 else
   tarball=${CROSSWAY_RUTABAGA_TARBALL:-}
   if [ -z "$tarball" ]; then
-    tarball=$(ls "$ROOT"/../shared/vmm/rutabaga_gfx-0.1.2-*.tar.xz 2>/dev/null | head -1 || true)
+    # shared/vmm/ beside the checkout, or beside any folder above it (a worktree or CI clone one level deeper).
+    dir=$ROOT/..
+    while [ -z "$tarball" ] && [ "$(cd "$dir" && pwd)" != / ]; do
+      tarball=$(ls "$dir"/shared/vmm/rutabaga_gfx-0.1.2-*.tar.xz 2>/dev/null | head -1 || true)
+      dir=$dir/..
+    done
   fi
   [ -n "$tarball" ] && [ -f "$tarball" ] ||
     die "missing: the rutabaga_gfx 0.1.2 source tarball (set CROSSWAY_RUTABAGA_TARBALL=FILE, or CROSSWAY_QEMU=PATH, or CROSSWAY_SKIP_VM=1)"
