@@ -1,7 +1,7 @@
 // The guest proxy against headless sway: globals, foot and weston-terminal, pixel-identical screenshots,
 // 16 MiB clipboard transfers both ways, and a keymap that reaches the client and maps.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -12,6 +12,7 @@ import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { expectedGlobals, globalsOf } from "../helpers/globals.ts";
 import { countColor, diffPngs, readPng } from "../helpers/png.ts";
 import { requireCommand, run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
+import { stableShot as stableShotOf } from "../helpers/stable-shot.ts";
 import { startSway } from "../helpers/sway.ts";
 import { addVirtualKeyboard, type VirtualKeyboard } from "../helpers/virtual-keyboard.ts";
 import { WaylandTestClient } from "../helpers/wayland-test-client.ts";
@@ -103,22 +104,8 @@ describe("crossway guest in front of headless sway", () => {
   }
 
   /** Screenshot once the terminal's background fills the output and two shots in a row agree (it is static). */
-  async function stableShot(file: string): Promise<Buffer> {
-    let previous: Buffer | undefined;
-    return waitFor(
-      `a stable frame of the terminal in ${file}`,
-      async () => {
-        await sway.screenshot(file);
-        const img = readPng(file);
-        const blue = countColor(img, [0x10, 0x30, 0xa0]).count;
-        const now = readFileSync(file);
-        const stable = blue > (img.width * img.height) / 2 && previous !== undefined && previous.equals(now);
-        previous = now;
-        return stable ? now : undefined;
-      },
-      { timeoutMs: SCREEN_TIMEOUT_MS, intervalMs: 150 },
-    );
-  }
+  const stableShot = (file: string) =>
+    stableShotOf(sway, file, [0x10, 0x30, 0xa0], { timeoutMs: SCREEN_TIMEOUT_MS });
 
   it("runs foot, and its screenshot through crossway is pixel-identical to the direct one", async () => {
     const direct = startFoot(sway.env, "foot direct");

@@ -70,8 +70,8 @@ describe.skipIf(skipped)("crossway guest in a QEMU + rutabaga VM, host sway", ()
   const FOOT_TEXT = "printf 'crossway pixel test\\n0123456789 ABCDEF'; sleep 600";
 
   /** Screenshot once the terminal's background fills the output and two shots in a row agree (it is static). */
-  const stableShot = (file: string, attempts: number) =>
-    stableShotOf(sway, file, [0x10, 0x30, 0xa0], { attempts, intervalMs: 300 });
+  const stableShot = (file: string, timeoutMs: number) =>
+    stableShotOf(sway, file, [0x10, 0x30, 0xa0], { timeoutMs, intervalMs: 300 });
 
   it("draws foot from the VM pixel-identical to foot run on the host", async () => {
     writeFileSync(join(dir, "foot.ini"), FOOT_INI);
@@ -85,7 +85,7 @@ describe.skipIf(skipped)("crossway guest in a QEMU + rutabaga VM, host sway", ()
       },
     );
     try {
-      await stableShot(join(dir, "direct.png"), 50);
+      await stableShot(join(dir, "direct.png"), 60_000);
     } finally {
       await direct.stop();
     }
@@ -95,7 +95,7 @@ describe.skipIf(skipped)("crossway guest in a QEMU + rutabaga VM, host sway", ()
       env: GUEST_ENV,
     });
     try {
-      await stableShot(join(dir, "vm.png"), 400);
+      await stableShot(join(dir, "vm.png"), 240_000);
       say(`foot in the VM drawn and stable on the host after ${((Date.now() - t0) / 1000).toFixed(1)} s`);
     } finally {
       await foot.kill("SIGKILL");
