@@ -90,7 +90,12 @@ class Pair {
   #event(e: End, status: number, events: number): void {
     if (this.#done) return;
     try {
-      if (status < 0) throw new Error(`poll error ${status}`);
+      if (status < 0) {
+        // libuv reports EPOLLERR as a bare status (UV_EBADF), e.g. when the peer died with our bytes unread
+        // (ECONNRESET): a read surfaces the socket's own errno, or its EOF, as the reason.
+        this.#read(e);
+        throw new Error(`poll error ${status}`);
+      }
       if ((events & POLL_WRITABLE) !== 0) this.#flush(e);
       if ((events & POLL_READABLE) !== 0) this.#read(e);
       this.#rearm();

@@ -27,6 +27,40 @@ async function receive(fd: number): Promise<{ bytes: Uint8Array; fds: number[] }
 }
 
 describe("SocketRelay", () => {
+  it("names a client that died with events unread by its reset, not by libuv's bare poll error", async () => {
+    // A Unix socket whose peer closes with bytes unread gets EPOLLERR (sk_err = ECONNRESET); libuv hands that over
+    // as status UV_EBADF, which the relay once reported as "poll error -9".
+    const upstreamPath = join(dir, "up-reset.sock");
+    const upListen = native.unixListen(upstreamPath, 4);
+    const closed: string[] = [];
+    const relay = new SocketRelay(join(dir, "relay-reset.sock"), upstreamPath, {
+      onClose: (_id, why) => closed.push(why),
+    });
+    const client = native.unixConnect(relay.socketPath);
+    let server = -1;
+    try {
+      server = await waitFor("the relay to connect upstream", () => {
+        const fd = native.unixAccept(upListen);
+        return fd === AGAIN ? undefined : fd;
+      });
+      const events = new Uint8Array(256).fill(7);
+      native.sendmsg(server, events, 0, events.length, null);
+      // Wait until the relay has passed the events on, then die without reading them.
+      await waitFor("the events in the client's socket", () => {
+        const n = new Uint8Array(4);
+        native.ioctl(client, 0x541b /* FIONREAD */, n);
+        return new DataView(n.buffer).getInt32(0, true) === events.length ? true : undefined;
+      });
+      native.close(client);
+      await waitFor("the relay to close the pair", () => (closed.length > 0 ? true : undefined));
+      expect(closed[0]).toMatch(/^(ECONNRESET|eof)/);
+    } finally {
+      relay.close();
+      if (server >= 0) native.close(server);
+      native.close(upListen);
+    }
+  });
+
   it("relays bytes and fds both ways, reports chunks, and closes everything", async () => {
     const upstreamPath = join(dir, "up.sock");
     const upListen = native.unixListen(upstreamPath, 4);
