@@ -55,6 +55,27 @@ export function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
 }
 
+/**
+ * `pid`'s fd count once it has held still for `holdMs`: a baseline must not include the fds of a connection the
+ * process is still tearing down (the guest, device, filter and daemon each close theirs in their own time).
+ */
+export async function steadyFdCount(pid: number, holdMs = 500): Promise<number> {
+  let n = fdCount(pid);
+  let since = Date.now();
+  return waitFor(
+    `the fd count of pid ${pid} to hold still`,
+    () => {
+      const now = fdCount(pid);
+      if (now !== n) {
+        n = now;
+        since = Date.now();
+      }
+      return Date.now() - since >= holdMs ? n : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 20 },
+  );
+}
+
 /** Waits until `pid`'s fd count equals `want` (disconnects are processed asynchronously); returns the last count. */
 export async function settleFdCount(pid: number, want: number, timeoutMs = 30_000): Promise<number> {
   const deadline = Date.now() + timeoutMs;

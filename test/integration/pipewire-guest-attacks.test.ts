@@ -12,7 +12,14 @@ import { pod } from "../../src/wire/pipewire/pod-types.ts";
 import { writeTone } from "../helpers/audio.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { type PipeWireStack, startPipeWire, TEST_SINK } from "../helpers/pipewire.ts";
-import { daemonObjects, fdCount, pipewirePid, pwDump, settleFdCount } from "../helpers/pipewire-daemon.ts";
+import {
+  daemonObjects,
+  fdCount,
+  pipewirePid,
+  pwDump,
+  settleFdCount,
+  steadyFdCount,
+} from "../helpers/pipewire-daemon.ts";
 import { malformedCorpus } from "../helpers/pipewire-malformed.ts";
 import { EACCES, field, RawPipeWireClient } from "../helpers/pipewire-raw-client.ts";
 import { run, waitFor } from "../helpers/processes.ts";
@@ -454,8 +461,12 @@ describe("fd counts stay flat", () => {
     // Warm-up client: lazily opened things (loggers, first channel) are not leaks.
     (await connect("g-warm")).close();
     await guestIdle();
-    const before = { guest: fdCount(pids.guest), device: fdCount(pids.device), filter: fdCount(pids.filter) };
-    const daemonBefore = fdCount(pwPid);
+    const before = {
+      guest: await steadyFdCount(pids.guest),
+      device: await steadyFdCount(pids.device),
+      filter: await steadyFdCount(pids.filter),
+    };
+    const daemonBefore = await steadyFdCount(pwPid);
     for (let i = 0; i < 50; i++) {
       const c = await connect(`g-seq-${i}`);
       c.close();
