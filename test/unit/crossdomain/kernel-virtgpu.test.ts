@@ -12,6 +12,7 @@ import {
 import {
   findVirtioGpuNode,
   type KernelIo,
+  type KernelQueue,
   openKernelVirtGpu,
   systemPageSize,
 } from "../../../src/crossdomain/kernel-virtgpu.ts";
@@ -292,6 +293,21 @@ class FakeDevice implements KernelIo {
   }
   munmap(ab: ArrayBuffer): void {
     this.calls.push({ munmap: ab.byteLength });
+  }
+  /** Answers at once, in order: the real queue's thread is the native test's business (ioctl-queue.test.ts). */
+  queue(fd: number): KernelQueue {
+    const settle = <T>(f: () => T): Promise<T> => {
+      try {
+        return Promise.resolve(f());
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    };
+    return {
+      ioctl: (request, arg, offsets, bufs) => settle(() => this.ioctl(fd, request, arg, offsets, bufs)),
+      mmap: (length, prot, flags, offset) => settle(() => this.mmap(fd, length, prot, flags, offset)),
+      close: () => this.close(fd),
+    };
   }
   read(fd: number, buf: Uint8Array, offset: number, length: number): number {
     expect(fd).toBe(1000);
