@@ -127,6 +127,8 @@ export interface NativeAddon {
   IoctlQueue: new (
     fd: number,
   ) => NativeIoctlQueue;
+  /** userfaultfd(O_CLOEXEC | O_NONBLOCK | flags) (tests: a syscall that sleeps in the kernel until released). */
+  userfaultfd(flags: number): number;
   /** A readiness watcher (libuv uv_poll) on `fd`; the callback runs on the event loop. */
   createWatcher(fd: number, callback: (status: number, events: number) => void): NativeWatcher;
   /**

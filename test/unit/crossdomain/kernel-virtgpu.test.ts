@@ -2,7 +2,7 @@
 // recorded through an injected KernelIo that plays a minimal cross-domain host.
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { CrossDomainChannel, closeItems, type ReceivedItem } from "../../../src/crossdomain/channel.ts";
 import {
   encodeImageRequirements,
@@ -36,6 +36,7 @@ import { native } from "../../../src/native.ts";
 import { getU32, getU64Number, setU32 } from "../../../src/wire/bytes.ts";
 import { tempDir } from "../../helpers/crossdomain.ts";
 import { useFdLeakCheck } from "../../helpers/fd-leak.ts";
+import { type KernelStall, kernelStall } from "../../helpers/kernel-stall.ts";
 
 useFdLeakCheck();
 
@@ -524,5 +525,151 @@ describe("rings sized to the guest's page (issue 11)", () => {
     expect(dev.calls.filter((c) => "mmap" in c).map((c) => (c.mmap as { length: number }).length)).toEqual([
       16384, 16384,
     ]);
+  });
+});
+
+describe("a host slow to answer one context (issue 11: no blocking ioctl on the event loop)", () => {
+  /** FIONREAD on a pipe: a real, instant ioctl that each fake call first makes on a real native queue. */
+  const FIONREAD = 0x541b;
+  const FIONBIO = 0x5421;
+
+  /**
+   * The FakeDevice's answers, each behind a real call on the context's own native.IoctlQueue thread; the call for
+   * `stallOn` instead sleeps in the kernel (kernelStall) until the test releases it, as virtio_gpu sleeps until the
+   * host answers.
+   */
+  function gatedIo(
+    dev: FakeDevice,
+    stallOn: ((request: number, arg: Uint8Array) => boolean) | null,
+    stall: KernelStall | null,
+  ): KernelIo {
+    return {
+      open: (path) => dev.open(path),
+      munmap: (ab) => dev.munmap(ab),
+      read: (fd, buf, offset, length) => dev.read(fd, buf, offset, length),
+      watch: (fd, cb) => dev.watch(fd, cb),
+      queue: (fd) => {
+        const [r, w] = native.pipe2();
+        native.close(w);
+        const gate = new native.IoctlQueue(r);
+        const fake = dev.queue(fd);
+        const scratch = new Uint8Array(4);
+        const through = (request: number, arg: Uint8Array | null) =>
+          stall !== null && arg !== null && stallOn?.(request, arg)
+            ? gate.ioctl(FIONBIO, stall.arg, [], [])
+            : gate.ioctl(FIONREAD, scratch, [], []);
+        return {
+          ioctl: (request, arg, offsets, bufs) =>
+            through(request, arg).then(() => fake.ioctl(request, arg, offsets, bufs)),
+          mmap: (length, prot, flags, offset) =>
+            through(0, null).then(() => fake.mmap(length, prot, flags, offset)),
+          close: () => {
+            void gate.close().then(() => fake.close());
+          },
+        };
+      },
+    };
+  }
+
+  it("one channel's host-blob creation asleep in the kernel; another channel's round trips keep flowing", async () => {
+    const stall = kernelStall();
+    const devA = new FakeDevice();
+    const devB = new FakeDevice();
+    let stallArmed = false;
+    const isHostBlob = (request: number, arg: Uint8Array) =>
+      stallArmed && request === Ioctl.VIRTGPU_RESOURCE_CREATE_BLOB && getU32(arg, 0) === 2;
+    const chA = await CrossDomainChannel.open({
+      gpu: openKernelVirtGpu({
+        node: "/dev/dri/renderD128",
+        io: gatedIo(devA, isHostBlob, stall),
+        hostTimeoutMs: 120_000,
+      }),
+      channelType: ChannelType.WAYLAND,
+    });
+    const chB = await CrossDomainChannel.open({
+      gpu: openKernelVirtGpu({ node: "/dev/dri/renderD128", io: gatedIo(devB, null, null) }),
+      channelType: ChannelType.WAYLAND,
+    });
+    try {
+      // A's host sends a keymap-like blob: the guest's RESOURCE_CREATE_BLOB for it sleeps in the kernel.
+      stallArmed = true;
+      const receivedA = new Promise<ReceivedItem[]>((resolve) => {
+        chA.onReceive = (_data, items) => {
+          resolve(items);
+          return "continue";
+        };
+      });
+      let aDone = false;
+      void receivedA.then(() => {
+        aDone = true;
+      });
+      devA.hostWrites((ring) => {
+        const ids = newIdentifierList();
+        ids.count = 1;
+        ids.ids[0] = 5;
+        ids.types[0] = IdentifierType.VIRTGPU_BLOB;
+        ids.sizes[0] = 100;
+        encodeSendReceive(
+          ring,
+          0,
+          CrossDomainCmd.RECEIVE,
+          ids,
+          new TextEncoder().encode("keymap"),
+          28,
+          "zero",
+        );
+      });
+      await stall.faulted;
+
+      // B: 30 SEND → RECEIVE round trips while A's call sleeps.
+      for (let i = 0; i < 30; i++) {
+        const reply = new Promise<string>((resolve) => {
+          chB.onReceive = (data) => {
+            resolve(new TextDecoder().decode(data));
+            return "continue";
+          };
+        });
+        expect(chB.send(new TextEncoder().encode(`ping ${i}`), [])).toBe("sent");
+        devB.hostWrites((ring) =>
+          encodeSendReceive(
+            ring,
+            0,
+            CrossDomainCmd.RECEIVE,
+            newIdentifierList(),
+            new TextEncoder().encode(`pong ${i}`),
+            28,
+            "zero",
+          ),
+        );
+        expect(await reply).toBe(`pong ${i}`);
+      }
+      expect(aDone, "A's message waits for its blob").toBe(false);
+      expect(devA.calls.filter((c) => c.ioctl === "PRIME_HANDLE_TO_FD")).toEqual([]);
+
+      // The host answers: A's blob is created, exported and closed, in order, and its message delivered.
+      stall.release();
+      const items = await receivedA;
+      expect(items).toEqual([{ kind: "blob", fd: devA.exported[0], size: 100, access: "unknown" }]);
+      closeItems(items);
+      // GEM_CLOSE is queued without anyone awaiting it: it reaches the (fake) kernel right after.
+      await vi.waitFor(() => {
+        const hostBlob = devA.calls.findIndex((c) => c.ioctl === "RESOURCE_CREATE_BLOB" && c.blob_mem === 2);
+        expect(devA.calls.slice(hostBlob, hostBlob + 3).map((c) => c.ioctl)).toEqual([
+          "RESOURCE_CREATE_BLOB",
+          "PRIME_HANDLE_TO_FD",
+          "GEM_CLOSE",
+        ]);
+      });
+    } finally {
+      stall.release();
+      chA.close();
+      chB.close();
+      // The queues close their fds after the calls queued before; wait for the fakes to see both closes.
+      await vi.waitFor(() => {
+        expect(devA.calls.at(-1)).toEqual({ close: 1000 });
+        expect(devB.calls.at(-1)).toEqual({ close: 1000 });
+      });
+      stall.dispose();
+    }
   });
 });
