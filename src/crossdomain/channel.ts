@@ -659,6 +659,7 @@ export class CrossDomainChannel {
         } else if (type === IdentifierType.WRITE_PIPE) {
           items.push(this.pipes.receiveWritePipe(id));
         } else if (isReceivedEventfdType(type)) {
+          this.pipes.receiveEventfd(id);
           items.push({ kind: "eventfd", id });
         } else if (type === IdentifierType.SOCKET) {
           items.push({ kind: "socket", id });
