@@ -672,4 +672,59 @@ describe("a host slow to answer one context (issue 11: no blocking ioctl on the 
       stall.dispose();
     }
   });
+
+  it("a call that never returns ends that channel with CW_CROSSDOMAIN_HOST_TIMEOUT after hostTimeoutMs", async () => {
+    const stall = kernelStall();
+    const dev = new FakeDevice();
+    let armed = false;
+    const ch = await CrossDomainChannel.open({
+      gpu: openKernelVirtGpu({
+        node: "/dev/dri/renderD128",
+        io: gatedIo(
+          dev,
+          (request, arg) => armed && request === Ioctl.VIRTGPU_RESOURCE_CREATE_BLOB && getU32(arg, 0) === 2,
+          stall,
+        ),
+        hostTimeoutMs: 300,
+      }),
+      channelType: ChannelType.WAYLAND,
+    });
+    try {
+      armed = true;
+      const closed = new Promise<unknown>((resolve) => {
+        ch.onClose = resolve;
+      });
+      const t0 = Date.now();
+      dev.hostWrites((ring) => {
+        const ids = newIdentifierList();
+        ids.count = 1;
+        ids.ids[0] = 5;
+        ids.types[0] = IdentifierType.VIRTGPU_BLOB;
+        ids.sizes[0] = 100;
+        encodeSendReceive(
+          ring,
+          0,
+          CrossDomainCmd.RECEIVE,
+          ids,
+          new TextEncoder().encode("keymap"),
+          28,
+          "zero",
+        );
+      });
+      await stall.faulted;
+      const reason = (await closed) as { kind: string; error: Error & { code: string } };
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
+      expect(reason.kind).toBe("error");
+      expect(reason.error).toMatchObject({ code: "CW_CROSSDOMAIN_HOST_TIMEOUT" });
+      expect(reason.error.message).toContain(
+        "kernel:/dev/dri/renderD128: RESOURCE_CREATE_BLOB(blob_mem=2, size=100, blob_id=5) did not return within 300 ms",
+      );
+    } finally {
+      stall.release();
+      ch.close();
+      // The queue closes the fd only after the stalled call has returned.
+      await vi.waitFor(() => expect(dev.calls.at(-1)).toEqual({ close: 1000 }));
+      stall.dispose();
+    }
+  });
 });
