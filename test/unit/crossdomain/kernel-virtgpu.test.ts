@@ -331,6 +331,16 @@ class FakeDevice implements KernelIo {
   }
 }
 
+/** The host's RECEIVE of a 100-byte blob item (id 5) with the bytes "keymap", as a keymap event would bring it. */
+function writeKeymapBlob(ring: Uint8Array): void {
+  const ids = newIdentifierList();
+  ids.count = 1;
+  ids.ids[0] = 5;
+  ids.types[0] = IdentifierType.VIRTGPU_BLOB;
+  ids.sizes[0] = 100;
+  encodeSendReceive(ring, 0, CrossDomainCmd.RECEIVE, ids, new TextEncoder().encode("keymap"), 28, "zero");
+}
+
 describe("ioctl sequences of a channel on the kernel backend", () => {
   it("open, SEND, RECEIVE of a host blob, close", async () => {
     const dev = new FakeDevice();
@@ -397,14 +407,7 @@ describe("ioctl sequences of a channel on the kernel backend", () => {
         return "continue";
       };
     });
-    dev.hostWrites((ring) => {
-      const ids = newIdentifierList();
-      ids.count = 1;
-      ids.ids[0] = 5;
-      ids.types[0] = IdentifierType.VIRTGPU_BLOB;
-      ids.sizes[0] = 100;
-      encodeSendReceive(ring, 0, CrossDomainCmd.RECEIVE, ids, new TextEncoder().encode("keymap"), 28, "zero");
-    });
+    dev.hostWrites(writeKeymapBlob);
     const r = await received;
     expect(r.text).toBe("keymap");
     expect(r.items).toEqual([{ kind: "blob", fd: dev.exported[0], size: 100, access: "unknown" }]);
@@ -603,22 +606,7 @@ describe("a host slow to answer one context (issue 11: no blocking ioctl on the 
       void receivedA.then(() => {
         aDone = true;
       });
-      devA.hostWrites((ring) => {
-        const ids = newIdentifierList();
-        ids.count = 1;
-        ids.ids[0] = 5;
-        ids.types[0] = IdentifierType.VIRTGPU_BLOB;
-        ids.sizes[0] = 100;
-        encodeSendReceive(
-          ring,
-          0,
-          CrossDomainCmd.RECEIVE,
-          ids,
-          new TextEncoder().encode("keymap"),
-          28,
-          "zero",
-        );
-      });
+      devA.hostWrites(writeKeymapBlob);
       await stall.faulted;
 
       // B: 30 SEND → RECEIVE round trips while A's call sleeps.
@@ -695,22 +683,7 @@ describe("a host slow to answer one context (issue 11: no blocking ioctl on the 
         ch.onClose = resolve;
       });
       const t0 = Date.now();
-      dev.hostWrites((ring) => {
-        const ids = newIdentifierList();
-        ids.count = 1;
-        ids.ids[0] = 5;
-        ids.types[0] = IdentifierType.VIRTGPU_BLOB;
-        ids.sizes[0] = 100;
-        encodeSendReceive(
-          ring,
-          0,
-          CrossDomainCmd.RECEIVE,
-          ids,
-          new TextEncoder().encode("keymap"),
-          28,
-          "zero",
-        );
-      });
+      dev.hostWrites(writeKeymapBlob);
       await stall.faulted;
       const reason = (await closed) as { kind: string; error: Error & { code: string } };
       expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
