@@ -329,6 +329,18 @@ class FakeDevice implements KernelIo {
     this.pendingEvents = 1;
     this.onReadable!();
   }
+  /**
+   * What QEMU's rutabaga device does to an idle context when another context's newer POLL fence is signalled: this
+   * POLL completes (a fence event) though nothing was written; the host's own signal later finds nothing to complete.
+   */
+  otherContextCompletes(): void {
+    this.pendingEvents = 1;
+    this.onReadable!();
+  }
+  /** The host's write for a POLL that was already completed: no event follows it. */
+  hostWritesSilently(fill: (ring: Uint8Array) => void): void {
+    fill(new Uint8Array(this.maps.get(2)!));
+  }
 }
 
 /** The host's RECEIVE of a 100-byte blob item (id 5) with the bytes "keymap", as a keymap event would bring it. */
@@ -698,6 +710,62 @@ describe("a host slow to answer one context (issue 11: no blocking ioctl on the 
       // The queue closes the fd only after the stalled call has returned.
       await vi.waitFor(() => expect(dev.calls.at(-1)).toEqual({ close: 1000 }));
       stall.dispose();
+    }
+  });
+});
+
+describe("QEMU completes a POLL for another context's fence (issue 11: 1 of 20 concurrent clients failed)", () => {
+  /** The host's RECEIVE of `text` with no items. */
+  const receive = (text: string) => (ring: Uint8Array) =>
+    encodeSendReceive(
+      ring,
+      0,
+      CrossDomainCmd.RECEIVE,
+      newIdentifierList(),
+      new TextEncoder().encode(text),
+      28,
+      "zero",
+    );
+
+  it("a completion without a message is not an error: the ring is watched, the message delivered once, POLLs stay single", async () => {
+    const dev = new FakeDevice();
+    const ch = await CrossDomainChannel.open({
+      gpu: openKernelVirtGpu({ node: "/dev/dri/renderD128", io: dev }),
+      channelType: ChannelType.WAYLAND,
+    });
+    const got: string[] = [];
+    let closed: unknown;
+    ch.onClose = (r) => {
+      closed = r;
+    };
+    ch.onReceive = (data) => {
+      got.push(new TextDecoder().decode(data));
+      return "continue";
+    };
+    const polls = () => dev.calls.filter((c) => c.ioctl === "EXECBUFFER" && c.ring_idx === 1).length;
+    try {
+      // A first message, as usual; the ring is then marked consumed.
+      dev.hostWrites(receive("first"));
+      await vi.waitFor(() => expect(got).toEqual(["first"]));
+      await vi.waitFor(() => expect(polls()).toBe(2));
+
+      // Completed by another context's fence: nothing written (before the fix: "unexpected message type 0", or the
+      // previous message read a second time).
+      dev.otherContextCompletes();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(closed).toBeUndefined();
+      expect(got).toEqual(["first"]);
+      expect(polls(), "no second POLL while the host's job for this one is pending").toBe(2);
+
+      // The host's write for that POLL comes without an event; it is delivered, then the next POLL goes out.
+      dev.hostWritesSilently(receive("second"));
+      await vi.waitFor(() => expect(got).toEqual(["first", "second"]));
+      await vi.waitFor(() => expect(polls()).toBe(3));
+      dev.hostWrites(receive("third"));
+      await vi.waitFor(() => expect(got).toEqual(["first", "second", "third"]));
+      expect(closed).toBeUndefined();
+    } finally {
+      ch.close();
     }
   });
 });
