@@ -7,6 +7,8 @@ import { native, POLL_READABLE } from "../../src/native.ts";
 /** _IOWR(0xAA, 0x3F, struct uffdio_api) and _IOWR(0xAA, 0x00, struct uffdio_register) (linux/userfaultfd.h). */
 const UFFDIO_API = 0xc018aa3f;
 const UFFDIO_REGISTER = 0xc020aa00;
+/** _IOWR(0xAA, 0x03, struct uffdio_copy {dst, src, len, mode, copy}): fills missing pages and wakes the faulter. */
+const UFFDIO_COPY = 0xc028aa03;
 const UFFD_API = 0xaa;
 const UFFDIO_REGISTER_MODE_MISSING = 1;
 /** uffd_msg.event of a page fault; sizeof(struct uffd_msg) is 32. */
@@ -16,6 +18,10 @@ const PAGE = 4096;
 export interface KernelStall {
   /** 8 bytes at the start of the unfilled page: the kernel sleeps on its first read of them. */
   readonly arg: Uint8Array;
+  /** The first `n` bytes of the page (≤ 4096), for a syscall argument larger than 8 bytes. */
+  view(n: number): Uint8Array;
+  /** Fills the page with `bytes` (the rest zero), which wakes the sleeping syscall: it then reads these bytes. */
+  fill(bytes: Uint8Array): void;
   /** Resolves once a thread sleeps in the kernel on the page (the fault has reached the userfaultfd). */
   readonly faulted: Promise<void>;
   /** Lets the sleeping syscall go on: closing the userfaultfd retries the fault as an ordinary one (a zero page). */
@@ -66,6 +72,14 @@ export function kernelStall(): KernelStall {
   w.start(POLL_READABLE);
   return {
     arg: new Uint8Array(page, 0, 8),
+    view: (n) => new Uint8Array(page, 0, n),
+    fill(bytes) {
+      const src = new Uint8Array(PAGE);
+      src.set(bytes);
+      const copy = new Uint8Array(40);
+      new DataView(copy.buffer).setBigUint64(16, BigInt(PAGE), true);
+      native.ioctlPointers(uffd, UFFDIO_COPY, copy, [0, 8], [new Uint8Array(page), src]);
+    },
     faulted,
     release() {
       if (released) return;
