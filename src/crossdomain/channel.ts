@@ -176,6 +176,8 @@ export class CrossDomainChannel {
   private closed = false;
   private lastHostError = "";
   private answerTimer: ReturnType<typeof setTimeout> | null = null;
+  /** performance.now() of the oldest request still waiting for any host message; 0 when none waits. */
+  private awaitingSince = 0;
   private hostTimeoutMs = DEFAULT_HOST_TIMEOUT_MS;
 
   private readonly gemRefs = new Map<number, { blob: BlobHandle; refs: number }>();
@@ -225,7 +227,14 @@ export class CrossDomainChannel {
     gpu.onHostError = (m) => hostErrors.push(m);
     const rings: Array<{ blob: BlobHandle; map: BlobMapping }> = [];
     try {
-      const p = await gpu.getParams();
+      // Params and caps are asked together, and both rings made and mapped together: a new client waits for one
+      // device round trip per step instead of one per request (start-up, issue 15).
+      const [paramsAnswer, capsAnswer] = await Promise.allSettled([
+        gpu.getParams(),
+        gpu.getCaps(CAPSET_CROSS_DOMAIN, 0, 16),
+      ]);
+      if (paramsAnswer.status === "rejected") throw paramsAnswer.reason;
+      const p = paramsAnswer.value;
       const missing = [
         p.features3d ? "" : "3D_FEATURES",
         p.resourceBlob ? "" : "RESOURCE_BLOB",
@@ -241,7 +250,8 @@ export class CrossDomainChannel {
       }
       // One guest page per ring: the host fills a READ up to the ring's size, and the kernel rounds blobs to pages.
       const ringSize = options.ringSize ?? p.pageSize;
-      const capBytes = await gpu.getCaps(CAPSET_CROSS_DOMAIN, 0, 16);
+      if (capsAnswer.status === "rejected") throw capsAnswer.reason;
+      const capBytes = capsAnswer.value;
       const word = (i: number) => (capBytes.length >= 4 * i + 4 ? getU32(capBytes, 4 * i) : 0);
       const caps: CrossDomainCaps = {
         version: word(0),
@@ -261,15 +271,21 @@ export class CrossDomainChannel {
       await gpu.initContext({ capsetId: CAPSET_CROSS_DOMAIN, numRings: 2, pollRingsMask: 1 << CHANNEL_RING });
       const form = options.initForm ?? "v1";
       // The legacy single-ring protocol has the host write everything into the query ring (Init*Legacy::upgrade).
-      for (let i = 0; i < (form === "legacy" ? 1 : 2); i++) {
-        const blob = await gpu.createBlob({
-          blobMem: BlobMem.GUEST,
-          blobFlags: BlobFlags.USE_MAPPABLE,
-          size: ringSize,
-          blobId: 0,
-        });
-        rings.push({ blob, map: await gpu.mapBlob(blob) });
-      }
+      const made = await Promise.allSettled(
+        Array.from({ length: form === "legacy" ? 1 : 2 }, async () => {
+          const blob = await gpu.createBlob({
+            blobMem: BlobMem.GUEST,
+            blobFlags: BlobFlags.USE_MAPPABLE,
+            size: ringSize,
+            blobId: 0,
+          });
+          return { blob, map: await gpu.mapBlob(blob) };
+        }),
+      );
+      // Keep what was made (the catch below unmaps it), then report the first failure.
+      for (const r of made) if (r.status === "fulfilled") rings.push(r.value);
+      const failed = made.find((r) => r.status === "rejected");
+      if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
       const query = rings[0]!;
       const channel = rings[1] ?? query;
       const init = new Uint8Array(36);
@@ -437,13 +453,29 @@ export class CrossDomainChannel {
    * disarms it.
    */
   expectAnswer(): void {
-    if (this.closed || this.answerTimer !== null) return;
+    if (this.closed || this.awaitingSince !== 0) return;
+    this.awaitingSince = performance.now();
+    if (this.answerTimer === null) this.armAnswerTimer(this.hostTimeoutMs);
+  }
+
+  /**
+   * One timer per channel, created only when none is running: a round trip costs a timestamp, not a Timeout object
+   * plus a clearTimeout (every wl_display.sync would otherwise allocate one). When it fires it looks at the
+   * oldest unanswered request and either ends the channel or waits the remainder.
+   */
+  private armAnswerTimer(ms: number): void {
     this.answerTimer = setTimeout(() => {
       this.answerTimer = null;
-      if (this.closed) return;
+      if (this.closed || this.awaitingSince === 0) return;
       // Not polling (the client is slow to read, or a sink is full): the silence is ours, not the host's.
       if (!this.pollOutstanding) {
-        this.expectAnswer();
+        this.awaitingSince = performance.now();
+        this.armAnswerTimer(this.hostTimeoutMs);
+        return;
+      }
+      const waited = performance.now() - this.awaitingSince;
+      if (waited < this.hostTimeoutMs) {
+        this.armAnswerTimer(Math.ceil(this.hostTimeoutMs - waited));
         return;
       }
       this.fail(
@@ -453,14 +485,12 @@ export class CrossDomainChannel {
           { value: this.hostTimeoutMs },
         ),
       );
-    }, this.hostTimeoutMs);
+    }, ms);
     this.answerTimer.unref();
   }
 
   private hostAnswered(): void {
-    if (this.answerTimer === null) return;
-    clearTimeout(this.answerTimer);
-    this.answerTimer = null;
+    this.awaitingSince = 0;
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -764,6 +794,8 @@ export class CrossDomainChannel {
     this.closed = true;
     this.hostAnswered();
     if (this.spuriousTimer !== null) clearTimeout(this.spuriousTimer);
+    if (this.answerTimer !== null) clearTimeout(this.answerTimer);
+    this.answerTimer = null;
     this.pipes.closeAll();
     this.queryRing.map.unmap();
     if (this.channelRing !== this.queryRing) this.channelRing.map.unmap();
