@@ -1,0 +1,397 @@
+// The contrib/systemd units under a real `systemd --user` manager: socket activation by systemd itself, the
+// hardening as applied to the running process, ExecReload, environment.d; the guest units and a host filter unit.
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { StatusReport } from "../../src/control/status-report.ts";
+import type { Compositor } from "../helpers/compositor.ts";
+import { type CrosswayCommand, startCrosswayCommand } from "../helpers/crossway-command.ts";
+import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { countColor, readPng } from "../helpers/png.ts";
+import { requireCommand, run, waitFor } from "../helpers/processes.ts";
+import { startSway } from "../helpers/sway.ts";
+import { SYSTEMD_BIN, startUserManager, type UserManager } from "../helpers/systemd-user.ts";
+
+useFdLeakCheck();
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+const BIN = join(ROOT, "bin/crossway.js");
+const UNITS = join(ROOT, "contrib/systemd");
+const INSTALLED_BIN = "/usr/local/bin/crossway";
+/** A step is a systemctl call, a client run or a reload; tsx start-up dominates on a loaded machine. */
+const STEP_TIMEOUT_MS = 60_000;
+const WIDTH = 320;
+const HEIGHT = 240;
+const FOOT_RGB: [number, number, number] = [0x30, 0xa0, 0x50];
+
+// The manager binary is all this needs from systemd; say loudly when a machine has none rather than pass quietly.
+const HAVE_SYSTEMD = existsSync(SYSTEMD_BIN);
+if (!HAVE_SYSTEMD) {
+  console.warn(
+    `SKIPPED: ${SYSTEMD_BIN} is absent (install Debian's systemd): the units were not run under systemd`,
+  );
+}
+
+/**
+ * A drop-in the way `systemctl --user edit` writes one: the unit file itself stays as shipped; ExecStart's program
+ * becomes this checkout's launcher (`npm install -g` is not run here), `device` replaces its `--device` value,
+ * and stdout/stderr go to a file (this machine has no journald).
+ */
+function dropIn(unitText: string, logPath: string, device?: string, env: string[] = []): string {
+  const exec = /^ExecStart=(.*)$/m.exec(unitText)?.[1];
+  if (exec === undefined) throw new Error("no ExecStart= in the unit");
+  expect(exec.startsWith(`${INSTALLED_BIN} `)).toBe(true);
+  let cmd = exec.replace(INSTALLED_BIN, `${process.execPath} ${BIN}`);
+  if (device !== undefined) cmd = cmd.replace("--device virtgpu", `--device ${device}`);
+  return [
+    "[Service]",
+    "ExecStart=",
+    `ExecStart=${cmd}`,
+    // Quoted: Environment= splits unquoted assignments at spaces.
+    ...env.map((e) => `Environment="${e}"`),
+    `StandardOutput=append:${logPath}`,
+    `StandardError=append:${logPath}`,
+    "",
+  ].join("\n");
+}
+
+/** The mount points and options of a process's mount namespace. */
+function mounts(pid: number): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const line of readFileSync(`/proc/${pid}/mountinfo`, "utf8").split("\n")) {
+    const f = line.split(" ");
+    if (f.length > 5) m.set(f[4] as string, f[5] as string);
+  }
+  return m;
+}
+
+/** What the kernel says a service's main process runs with: the hardening actually applied, not the unit's text. */
+function applied(pid: number): {
+  noNewPrivs: string;
+  seccomp: string;
+  uidMap: string;
+  mounts: Map<string, string>;
+} {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  return {
+    noNewPrivs: /^NoNewPrivs:\s*(\d+)/m.exec(status)?.[1] ?? "?",
+    seccomp: /^Seccomp:\s*(\d+)/m.exec(status)?.[1] ?? "?",
+    uidMap: readFileSync(`/proc/${pid}/uid_map`, "utf8").trim().split(/\s+/).join(" "),
+    mounts: mounts(pid),
+  };
+}
+
+async function mainPid(mgr: UserManager, unit: string): Promise<number> {
+  const pid = Number((await mgr.show(unit, ["MainPID"])).MainPID);
+  expect(pid, `${unit} has no main process`).toBeGreaterThan(0);
+  return pid;
+}
+
+/** The interface names a wayland-info run printed. */
+function interfaces(out: string): string[] {
+  return [...out.matchAll(/interface: '([^']+)'/g)].map((m) => m[1] as string);
+}
+
+describe.skipIf(!HAVE_SYSTEMD)("guest units under a real systemd --user (sway, emulated device)", () => {
+  let sway: Compositor;
+  let mgr: UserManager;
+  let device: CrosswayCommand | undefined;
+  let devDir: string;
+  const guestLog = (): string => join(mgr.home, "guest.log");
+  const readGuestLog = (): string => (existsSync(guestLog()) ? readFileSync(guestLog(), "utf8") : "");
+  const config = (): string => join(mgr.base, "guest.json");
+
+  beforeAll(async () => {
+    requireCommand("systemctl", "systemd");
+    requireCommand("nsenter", "util-linux");
+    requireCommand("foot", "foot");
+    sway = await startSway({ width: WIDTH, height: HEIGHT });
+    mgr = await startUserManager({
+      prepare: (home) => {
+        // As docs/install.md §3 installs them (into the user's directories instead of /etc: nothing machine-wide).
+        const unitDir = join(home, ".config/systemd/user");
+        mkdirSync(join(unitDir, "crossway-guest.service.d"), { recursive: true });
+        for (const f of readdirSync(join(UNITS, "guest"))) {
+          if (/\.(socket|service)$/.test(f)) copyFileSync(join(UNITS, "guest", f), join(unitDir, f));
+        }
+        mkdirSync(join(home, ".config/environment.d"), { recursive: true });
+        copyFileSync(
+          join(UNITS, "guest/60-crossway.conf"),
+          join(home, ".config/environment.d/60-crossway.conf"),
+        );
+      },
+    });
+    // The emulated VMM side, outside /tmp (the service's /tmp is private) and reachable by the session's user.
+    devDir = join(mgr.base, "dev");
+    mkdirSync(devDir, { mode: 0o755 });
+    const devSock = join(devDir, "dev.sock");
+    device = await startCrosswayCommand(
+      ["device", "--listen", devSock, "--wayland", sway.socketPath],
+      join(devDir, "device.log"),
+    );
+    chmodSync(devSock, 0o666);
+    writeFileSync(config(), "{}\n");
+    chmodSync(config(), 0o644);
+    const unit = readFileSync(join(UNITS, "guest/crossway-guest.service"), "utf8");
+    writeFileSync(
+      join(mgr.home, ".config/systemd/user/crossway-guest.service.d/50-test.conf"),
+      dropIn(unit, guestLog(), `emulated:${devSock}`, [`CROSSWAY_GUEST_ARGS=--config ${config()}`]),
+    );
+    await mgr.systemctl("daemon-reload");
+    await mgr.systemctl("enable", "--now", "crossway-wayland.socket");
+  }, 180_000);
+
+  afterAll(async () => {
+    await mgr?.stop();
+    await device?.stop();
+    await sway?.stop();
+  });
+
+  it("environment.d gives the session WAYLAND_DISPLAY; the first client socket-activates crossway-guest.service", async () => {
+    const env = await mgr.systemctl("show-environment");
+    expect(env).toMatch(/^WAYLAND_DISPLAY=wayland-0$/m);
+    expect(env).toMatch(/^XDG_SESSION_TYPE=wayland$/m);
+    expect(env).toMatch(/^PIPEWIRE_REMOTE=pipewire-0$/m);
+    expect(
+      (await mgr.user("systemctl", ["--user", "is-active", "crossway-guest.service"])).stdout.toString(),
+    ).toBe("inactive\n");
+    expect((await mgr.systemctl("is-active", "crossway-wayland.socket")).trim()).toBe("active");
+    // An app the manager starts: no WAYLAND_DISPLAY of its own, it finds %t/wayland-0 through environment.d.
+    const info = await mgr.user("systemd-run", ["--user", "--wait", "--pipe", "--quiet", "wayland-info"]);
+    expect(info.code, `${info.stderr.toString()}\n${readGuestLog()}`).toBe(0);
+    expect(interfaces(info.stdout.toString())).toContain("wl_compositor");
+    expect(interfaces(info.stdout.toString())).toContain("wp_viewporter");
+    expect((await mgr.systemctl("is-active", "crossway-guest.service")).trim()).toBe("active");
+    expect(readGuestLog()).toContain("listening on inherited sockets (fd 3 'wayland')");
+  });
+
+  it("the hardening is in effect on the running service, not just written in the unit", async () => {
+    const props = await mgr.show("crossway-guest.service", [
+      "NoNewPrivileges",
+      "PrivateUsers",
+      "PrivateTmp",
+      "ProtectSystem",
+      "ProtectHome",
+      "RestrictAddressFamilies",
+      "RestrictNamespaces",
+      "SystemCallFilter",
+      "UMask",
+    ]);
+    expect(props).toMatchObject({
+      NoNewPrivileges: "yes",
+      PrivateUsers: "yes",
+      PrivateTmp: "yes",
+      ProtectSystem: "strict",
+      ProtectHome: "read-only",
+      RestrictAddressFamilies: "AF_UNIX",
+      RestrictNamespaces: "yes",
+      UMask: "0077",
+    });
+    expect(props.SystemCallFilter?.length ?? 0).toBeGreaterThan(100);
+    const pid = await mainPid(mgr, "crossway-guest.service");
+    const a = applied(pid);
+    const own = mounts(mgr.pid);
+    expect(a.noNewPrivs).toBe("1");
+    expect(a.seccomp).toBe("2"); // filter mode: SystemCallFilter= and RestrictAddressFamilies= loaded
+    // A user manager can build mount namespaces only inside a user namespace (PrivateUsers=): without it systemd
+    // 252 skips PrivateTmp=/ProtectSystem= with EPERM, silently; this is what the unit's PrivateUsers=yes is for.
+    expect(a.uidMap).not.toBe("0 0 4294967295");
+    expect(a.mounts.has("/tmp"), "PrivateTmp: a /tmp mount of its own").toBe(true);
+    expect(own.has("/tmp")).toBe(false);
+    expect(a.mounts.get("/")?.split(",")).toContain("ro"); // ProtectSystem=strict
+    expect(a.mounts.get(join(mgr.runtimeDir, "crossway"))?.split(",")).toContain("rw"); // ReadWritePaths=%t/crossway
+  });
+
+  it("foot started by the manager is drawn through the activated service; status lists it by app_id", async () => {
+    const ini = join(mgr.base, "foot.ini");
+    writeFileSync(ini, "[colors]\nbackground=30a050\n[main]\nfont=DejaVu Sans Mono:size=10\n");
+    chmodSync(ini, 0o644);
+    const r = await mgr.user("systemd-run", [
+      "--user",
+      "--unit=cw-foot",
+      "--quiet",
+      "foot",
+      "-c",
+      ini,
+      "sleep",
+      "600",
+    ]);
+    expect(r.code, r.stderr.toString()).toBe(0);
+    try {
+      const shot = join(mgr.base, "shot.png");
+      const seen = await waitFor(
+        "foot's background in a screenshot",
+        async () => {
+          await sway.screenshot(shot);
+          const c = countColor(readPng(shot), FOOT_RGB);
+          return c.count > (WIDTH * HEIGHT) / 2 ? c : undefined;
+        },
+        { timeoutMs: STEP_TIMEOUT_MS, explain: readGuestLog },
+      );
+      expect(seen.count).toBeGreaterThan((WIDTH * HEIGHT) / 2);
+      // The control socket ExecStart names, in the RuntimeDirectory= systemd made for the service.
+      const st = await run(
+        process.execPath,
+        [BIN, "status", "--json", "--control", join(mgr.runtimeDir, "crossway/guest.ctl")],
+        { timeoutMs: STEP_TIMEOUT_MS },
+      );
+      expect(st.code, st.stderr.toString()).toBe(0);
+      const report = JSON.parse(st.stdout.toString()) as StatusReport;
+      expect(report.command).toBe("guest");
+      expect(report.connections.map((c) => c.appId)).toContain("foot");
+    } finally {
+      await mgr.user("systemctl", ["--user", "stop", "cw-foot.service"]);
+    }
+  });
+
+  it("systemctl --user reload (ExecReload: SIGHUP) changes the config for new clients; a bad file is refused", async () => {
+    const pid = await mainPid(mgr, "crossway-guest.service");
+    writeFileSync(config(), JSON.stringify({ globals: { wp_viewporter: false } }));
+    await mgr.systemctl("reload", "crossway-guest.service");
+    await waitFor(
+      "the guest's reload line",
+      () => (readGuestLog().includes("(generation 2)") ? true : undefined),
+      {
+        timeoutMs: STEP_TIMEOUT_MS,
+        explain: readGuestLog,
+      },
+    );
+    const info = await mgr.user("systemd-run", ["--user", "--wait", "--pipe", "--quiet", "wayland-info"]);
+    expect(info.code, info.stderr.toString()).toBe(0);
+    expect(interfaces(info.stdout.toString())).toContain("wl_compositor");
+    expect(interfaces(info.stdout.toString())).not.toContain("wp_viewporter");
+    expect(await mainPid(mgr, "crossway-guest.service")).toBe(pid); // reloaded, not restarted
+
+    writeFileSync(config(), "{ not json");
+    await mgr.systemctl("reload", "crossway-guest.service");
+    await waitFor(
+      "the guest's refusal line",
+      () => (readGuestLog().includes("reload refused") ? true : undefined),
+      {
+        timeoutMs: STEP_TIMEOUT_MS,
+        explain: readGuestLog,
+      },
+    );
+    expect(readGuestLog()).toMatch(/reload refused, keeping generation 2: .*guest\.json/);
+    expect((await mgr.systemctl("is-active", "crossway-guest.service")).trim()).toBe("active");
+  });
+});
+
+describe.skipIf(!HAVE_SYSTEMD)("crossway-wayland-filter@.service under a real systemd --user (sway)", () => {
+  let sway: Compositor;
+  let mgr: UserManager;
+  const instance = `cwtest${process.pid}`;
+  const policyDir = join("/etc/crossway", instance);
+  const policy = join(policyDir, "wayland.json");
+  const unitName = `crossway-wayland-filter@${instance}.service`;
+  let madeEtc = false;
+  const log = (): string => join(mgr.home, "filter.log");
+  const readLog = (): string => (existsSync(log()) ? readFileSync(log(), "utf8") : "");
+
+  beforeAll(async () => {
+    requireCommand("systemctl", "systemd");
+    sway = await startSway({ width: WIDTH, height: HEIGHT });
+    // The unit asserts its policy at /etc/crossway/%i (docs/install.md §2.4): a per-run instance name keeps it apart.
+    madeEtc = !existsSync("/etc/crossway");
+    mkdirSync(policyDir, { recursive: true });
+    writeFileSync(policy, "{}\n");
+    const unit = readFileSync(join(UNITS, "host/crossway-wayland-filter@.service"), "utf8");
+    mgr = await startUserManager({
+      // The host session's compositor at %t/wayland-0, where the unit's --upstream looks for it.
+      runtimeBinds: [[sway.socketPath, "wayland-0"]],
+      prepare: (home) => {
+        const unitDir = join(home, ".config/systemd/user");
+        mkdirSync(join(unitDir, "crossway-wayland-filter@.service.d"), { recursive: true });
+        copyFileSync(
+          join(UNITS, "host/crossway-wayland-filter@.service"),
+          join(unitDir, "crossway-wayland-filter@.service"),
+        );
+        writeFileSync(
+          join(unitDir, "crossway-wayland-filter@.service.d/50-test.conf"),
+          dropIn(unit, join(home, "filter.log")),
+        );
+      },
+    });
+    await mgr.systemctl("start", unitName);
+    await waitFor(
+      "the filter's listening line",
+      () => (readLog().includes("listening on") ? true : undefined),
+      {
+        timeoutMs: STEP_TIMEOUT_MS,
+        explain: readLog,
+      },
+    );
+  }, 180_000);
+
+  afterAll(async () => {
+    await mgr?.stop();
+    await sway?.stop();
+    rmSync(madeEtc ? "/etc/crossway" : policyDir, { recursive: true, force: true });
+  });
+
+  const infoThroughFilter = async (): Promise<string[]> => {
+    const r = await mgr.user("wayland-info", [], {
+      WAYLAND_DISPLAY: join(mgr.runtimeDir, "crossway", instance, "wayland-0"),
+    });
+    expect(r.code, `${r.stderr.toString()}\n${readLog()}`).toBe(0);
+    return interfaces(r.stdout.toString());
+  };
+
+  it("starts from its unit, hardened as written, and forwards a real client to the compositor", async () => {
+    expect(await infoThroughFilter()).toContain("wp_viewporter");
+    const props = await mgr.show(unitName, [
+      "NoNewPrivileges",
+      "PrivateUsers",
+      "PrivateTmp",
+      "PrivateDevices",
+      "ProtectSystem",
+      "CapabilityBoundingSet",
+      "RestrictAddressFamilies",
+    ]);
+    expect(props).toMatchObject({
+      NoNewPrivileges: "yes",
+      PrivateUsers: "yes",
+      PrivateTmp: "yes",
+      PrivateDevices: "yes",
+      ProtectSystem: "strict",
+      CapabilityBoundingSet: "",
+      RestrictAddressFamilies: "AF_UNIX",
+    });
+    const a = applied(await mainPid(mgr, unitName));
+    expect(a.noNewPrivs).toBe("1");
+    expect(a.seccomp).toBe("2");
+    expect(a.uidMap).not.toBe("0 0 4294967295");
+    expect(a.mounts.has("/tmp")).toBe(true);
+    expect(a.mounts.has("/dev"), "PrivateDevices: a /dev of its own").toBe(true);
+    expect(a.mounts.get("/")?.split(",")).toContain("ro");
+  });
+
+  it("systemctl --user reload: new connections get the new policy, the process stays", async () => {
+    const unit = unitName;
+    const pid = await mainPid(mgr, unit);
+    writeFileSync(policy, JSON.stringify({ globals: { wp_viewporter: false } }));
+    await mgr.systemctl("reload", unit);
+    await waitFor(
+      "the filter's reload line",
+      () => (readLog().includes("(generation 2)") ? true : undefined),
+      {
+        timeoutMs: STEP_TIMEOUT_MS,
+        explain: readLog,
+      },
+    );
+    const names = await infoThroughFilter();
+    expect(names).toContain("wl_compositor");
+    expect(names).not.toContain("wp_viewporter");
+    expect(await mainPid(mgr, unit)).toBe(pid);
+  });
+});
