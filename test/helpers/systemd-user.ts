@@ -40,8 +40,11 @@ export interface UserManager {
 }
 
 export interface UserManagerOptions {
-  /** Files to bind-mount into the session before the manager starts: [source, path relative to %t]. */
-  runtimeBinds?: ReadonlyArray<[string, string]>;
+  /**
+   * An existing runtime dir of the user to use as %t (e.g. the compositor's, so that %t/wayland-0 is the session's
+   * compositor as on a desktop); by default a fresh one under `base`. Must not be under /tmp (PrivateTmp=).
+   */
+  runtimeDir?: string;
   /** Called with the manager's home before it starts: install units and environment.d files there. */
   prepare?: (home: string) => void;
 }
@@ -109,9 +112,9 @@ export async function startUserManager(opts: UserManagerOptions = {}): Promise<U
   const base = mkdtempSync("/run/crossway-sdu-");
   chmodSync(base, 0o755);
   const home = join(base, "home");
-  const runtimeDir = join(base, "xdg");
+  const runtimeDir = opts.runtimeDir ?? join(base, "xdg");
   mkdirSync(home);
-  mkdirSync(runtimeDir, { mode: 0o700 });
+  if (opts.runtimeDir === undefined) mkdirSync(runtimeDir, { mode: 0o700 });
   opts.prepare?.(home);
   const chownTree = (p: string): void => {
     chownSync(p, uid, gid);
@@ -129,18 +132,17 @@ export async function startUserManager(opts: UserManagerOptions = {}): Promise<U
     "PATH=/usr/local/bin:/usr/bin:/bin",
     `SYSTEMD_UNIT_PATH=${join(home, ".config/systemd/user")}:/usr/lib/systemd/user`,
   ];
-  const binds = (opts.runtimeBinds ?? []).map(
-    ([src, rel]) => `touch '${join(runtimeDir, rel)}' && mount --bind '${src}' '${join(runtimeDir, rel)}'`,
-  );
   const script = join(base, "start.sh");
   writeFileSync(
     script,
     [
       "set -e",
       ...cgroups.map((c) => `echo $$ > '${c}/cgroup.procs'`),
+      // /run a mount point of its own, as on any systemd machine (here it is a directory of the root file system):
+      // otherwise a unit with ProtectControlGroups= or ProtectProc= gets an empty tmpfs on /run from systemd 252.
+      "mount --rbind /run /run",
       "mount -t tmpfs -o mode=0755 tmpfs /run/systemd",
       "mkdir -m 0755 /run/systemd/system && mkdir -m 0700 /run/systemd/unit-root",
-      ...binds,
       `exec setpriv --reuid=${uid} --regid=${gid} --init-groups env -i ${env.map((e) => `'${e}'`).join(" ")} ${SYSTEMD_BIN} --user`,
     ].join("\n"),
   );
@@ -180,8 +182,17 @@ export async function startUserManager(opts: UserManagerOptions = {}): Promise<U
     );
   const systemctl = async (...args: string[]): Promise<string> => {
     const r = await user("systemctl", ["--user", "--no-pager", ...args]);
-    if (r.code !== 0)
-      throw new Error(`systemctl --user ${args.join(" ")}: exit ${r.code}: ${r.stderr.toString()}`);
+    if (r.code !== 0) {
+      // The manager's own account of a failed unit (there is no journal to read): `systemctl status` of the units.
+      const units = args.filter((a) => /\.(service|socket)$/.test(a));
+      const why =
+        units.length > 0
+          ? (await user("systemctl", ["--user", "--no-pager", "status", ...units])).stdout
+          : "";
+      throw new Error(
+        `systemctl --user ${args.join(" ")}: exit ${r.code}: ${r.stderr.toString()}${why.toString()}`,
+      );
+    }
     return r.stdout.toString();
   };
   let stopped = false;

@@ -8,6 +8,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
@@ -300,7 +301,16 @@ describe.skipIf(!HAVE_SYSTEMD)("crossway-wayland-filter@.service under a real sy
 
   beforeAll(async () => {
     requireCommand("systemctl", "systemd");
-    sway = await startSway({ width: WIDTH, height: HEIGHT });
+    // sway's runtime dir becomes the session's %t: under /run, since the filter's /tmp is private (PrivateTmp=).
+    const tmp = process.env.TMPDIR;
+    process.env.TMPDIR = "/run";
+    try {
+      sway = await startSway({ width: WIDTH, height: HEIGHT });
+    } finally {
+      if (tmp === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = tmp;
+    }
+    if (sway.displayName !== "wayland-0") symlinkSync(sway.displayName, join(sway.runtimeDir, "wayland-0"));
     // The unit asserts its policy at /etc/crossway/%i (docs/install.md §2.4): a per-run instance name keeps it apart.
     madeEtc = !existsSync("/etc/crossway");
     mkdirSync(policyDir, { recursive: true });
@@ -308,7 +318,7 @@ describe.skipIf(!HAVE_SYSTEMD)("crossway-wayland-filter@.service under a real sy
     const unit = readFileSync(join(UNITS, "host/crossway-wayland-filter@.service"), "utf8");
     mgr = await startUserManager({
       // The host session's compositor at %t/wayland-0, where the unit's --upstream looks for it.
-      runtimeBinds: [[sway.socketPath, "wayland-0"]],
+      runtimeDir: sway.runtimeDir,
       prepare: (home) => {
         const unitDir = join(home, ".config/systemd/user");
         mkdirSync(join(unitDir, "crossway-wayland-filter@.service.d"), { recursive: true });
@@ -343,7 +353,9 @@ describe.skipIf(!HAVE_SYSTEMD)("crossway-wayland-filter@.service under a real sy
     const r = await mgr.user("wayland-info", [], {
       WAYLAND_DISPLAY: join(mgr.runtimeDir, "crossway", instance, "wayland-0"),
     });
-    expect(r.code, `${r.stderr.toString()}\n${readLog()}`).toBe(0);
+    const why = `${r.stdout.toString().slice(0, 500)}\n${r.stderr.toString()}\n${readLog()}`;
+    expect(r.code, why).toBe(0);
+    expect(r.stdout.toString(), why).toMatch(/interface: 'wl_compositor'/);
     return interfaces(r.stdout.toString());
   };
 
