@@ -98,6 +98,21 @@ async function mainPid(mgr: UserManager, unit: string): Promise<number> {
   return pid;
 }
 
+/** One `crossway doctor --json` finding. */
+interface Finding {
+  check: string;
+  status: "ok" | "warn" | "fail";
+  detail: string;
+}
+
+/** `crossway doctor ARGS --json` run in the session as its user (as docs/install.md has the user run it). */
+async function doctor(mgr: UserManager, args: string[]): Promise<{ code: number | null; found: Finding[] }> {
+  const r = await mgr.user(process.execPath, [BIN, "doctor", ...args, "--json"]);
+  const out = r.stdout.toString();
+  expect(out.startsWith("["), `${out}\n${r.stderr.toString()}`).toBe(true);
+  return { code: r.code, found: JSON.parse(out) as Finding[] };
+}
+
 /** The interface names a wayland-info run printed. */
 function interfaces(out: string): string[] {
   return [...out.matchAll(/interface: '([^']+)'/g)].map((m) => m[1] as string);
@@ -156,6 +171,17 @@ describe.skipIf(!HAVE_SYSTEMD)("guest units under a real systemd --user (sway, e
     await mgr?.stop();
     await device?.stop();
     await sway?.stop();
+  });
+
+  it("crossway doctor --guest in the session, through the device the service uses", async () => {
+    const { code, found } = await doctor(mgr, [
+      "--guest",
+      "--device",
+      `emulated:${join(devDir, "dev.sock")}`,
+    ]);
+    expect(code, JSON.stringify(found)).toBe(0);
+    expect(found.find((f) => f.check === "Wayland round trip")?.status).toBe("ok");
+    expect(found.filter((f) => f.status === "fail")).toEqual([]);
   });
 
   it("environment.d gives the session WAYLAND_DISPLAY; the first client socket-activates crossway-guest.service", async () => {
@@ -386,6 +412,21 @@ describe.skipIf(!HAVE_SYSTEMD)("crossway-wayland-filter@.service under a real sy
     expect(a.mounts.has("/tmp")).toBe(true);
     expect(a.mounts.has("/dev"), "PrivateDevices: a /dev of its own").toBe(true);
     expect(a.mounts.get("/")?.split(",")).toContain("ro");
+  });
+
+  it("crossway doctor --host in the session: the compositor, the VM's policy, its filter answering", async () => {
+    const { code, found } = await doctor(mgr, ["--host"]);
+    expect(code, JSON.stringify(found)).toBe(0);
+    expect(found.find((f) => f.check === "compositor")?.status).toBe("ok");
+    const mine = found.filter((f) => f.check.includes(instance));
+    expect(mine.map((f) => f.check).sort(), JSON.stringify(found)).toEqual([
+      `filter crossway-wayland-filter@${instance}`,
+      `policy ${instance}`,
+    ]);
+    expect(
+      mine.filter((f) => f.status !== "ok"),
+      JSON.stringify(mine),
+    ).toEqual([]);
   });
 
   it("systemctl --user reload: new connections get the new policy, the process stays", async () => {
