@@ -7,6 +7,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  rmdirSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -18,6 +19,7 @@ import type { StatusReport } from "../../src/control/status-report.ts";
 import type { Compositor } from "../helpers/compositor.ts";
 import { type CrosswayCommand, startCrosswayCommand } from "../helpers/crossway-command.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { type PipeWireStack, startPipeWire } from "../helpers/pipewire.ts";
 import { countColor, readPng } from "../helpers/png.ts";
 import { requireCommand, run, waitFor } from "../helpers/processes.ts";
 import { startSway } from "../helpers/sway.ts";
@@ -98,6 +100,11 @@ async function mainPid(mgr: UserManager, unit: string): Promise<number> {
   return pid;
 }
 
+/** A file's text, or "" before it exists (a unit's output file appears when the unit starts). */
+function readText(path: string): string {
+  return existsSync(path) ? readFileSync(path, "utf8") : "";
+}
+
 /** One `crossway doctor --json` finding. */
 interface Finding {
   check: string;
@@ -124,7 +131,7 @@ describe.skipIf(!HAVE_SYSTEMD)("guest units under a real systemd --user (sway, e
   let device: CrosswayCommand | undefined;
   let devDir: string;
   const guestLog = (): string => join(mgr.home, "guest.log");
-  const readGuestLog = (): string => (existsSync(guestLog()) ? readFileSync(guestLog(), "utf8") : "");
+  const readGuestLog = (): string => readText(guestLog());
   const config = (): string => join(mgr.base, "guest.json");
 
   beforeAll(async () => {
@@ -314,114 +321,170 @@ describe.skipIf(!HAVE_SYSTEMD)("guest units under a real systemd --user (sway, e
   });
 });
 
-describe.skipIf(!HAVE_SYSTEMD)("crossway-wayland-filter@.service under a real systemd --user (sway)", () => {
+/** Runs `start` with TMPDIR=/run, so the peer's runtime dir is outside /tmp (a unit's /tmp is private). */
+async function underRun<T>(start: () => Promise<T>): Promise<T> {
+  const tmp = process.env.TMPDIR;
+  process.env.TMPDIR = "/run";
+  try {
+    return await start();
+  } finally {
+    if (tmp === undefined) delete process.env.TMPDIR;
+    else process.env.TMPDIR = tmp;
+  }
+}
+
+/** One host filter unit of the test: its template, policy file and first policy, and where its output goes. */
+interface HostFilter {
+  template: string;
+  policyFile: string;
+  firstPolicy: object;
+  unit: string;
+  log: () => string;
+}
+
+describe.skipIf(!HAVE_SYSTEMD)("host filter units under a real systemd --user (sway, PipeWire)", () => {
   let sway: Compositor;
+  let pw: PipeWireStack;
   let mgr: UserManager;
   const instance = `cwtest${process.pid}`;
   const policyDir = join("/etc/crossway", instance);
-  const policy = join(policyDir, "wayland.json");
-  const unitName = `crossway-wayland-filter@${instance}.service`;
-  let madeEtc = false;
-  const log = (): string => join(mgr.home, "filter.log");
-  const readLog = (): string => (existsSync(log()) ? readFileSync(log(), "utf8") : "");
+  const filters: Record<"wayland" | "pipewire", HostFilter> = {
+    wayland: {
+      template: "crossway-wayland-filter@.service",
+      policyFile: join(policyDir, "wayland.json"),
+      firstPolicy: {},
+      unit: `crossway-wayland-filter@${instance}.service`,
+      log: () => readText(join(mgr.home, "wayland-filter.log")),
+    },
+    pipewire: {
+      template: "crossway-pipewire-filter@.service",
+      policyFile: join(policyDir, "pipewire.json"),
+      firstPolicy: { profile: "audio-playback" },
+      unit: `crossway-pipewire-filter@${instance}.service`,
+      log: () => readText(join(mgr.home, "pipewire-filter.log")),
+    },
+  };
 
   beforeAll(async () => {
     requireCommand("systemctl", "systemd");
-    // sway's runtime dir becomes the session's %t: under /run, since the filter's /tmp is private (PrivateTmp=).
-    const tmp = process.env.TMPDIR;
-    process.env.TMPDIR = "/run";
-    try {
-      sway = await startSway({ width: WIDTH, height: HEIGHT });
-    } finally {
-      if (tmp === undefined) delete process.env.TMPDIR;
-      else process.env.TMPDIR = tmp;
-    }
+    requireCommand("pw-dump", "pipewire-bin");
+    // sway's runtime dir becomes the session's %t, so %t/wayland-0 is the session's compositor as on a desktop.
+    sway = await underRun(() => startSway({ width: WIDTH, height: HEIGHT }));
     if (sway.displayName !== "wayland-0") symlinkSync(sway.displayName, join(sway.runtimeDir, "wayland-0"));
-    // The unit asserts its policy at /etc/crossway/%i (docs/install.md §2.4): a per-run instance name keeps it apart.
-    madeEtc = !existsSync("/etc/crossway");
+    // The session's PipeWire at %t/pipewire-0: the test's daemon runs as root, so its directory is made traversable
+    // and its socket connectable for the session's user.
+    pw = await underRun(() => startPipeWire());
+    chmodSync(pw.runtimeDir, 0o711);
+    chmodSync(pw.socketPath, 0o666);
+    symlinkSync(pw.socketPath, join(sway.runtimeDir, "pipewire-0"));
+    // The units assert their policy at /etc/crossway/%i (docs/install.md §2.4): a per-run instance name.
     mkdirSync(policyDir, { recursive: true });
-    writeFileSync(policy, "{}\n");
-    const unit = readFileSync(join(UNITS, "host/crossway-wayland-filter@.service"), "utf8");
+    for (const f of Object.values(filters)) writeFileSync(f.policyFile, JSON.stringify(f.firstPolicy));
     mgr = await startUserManager({
-      // The host session's compositor at %t/wayland-0, where the unit's --upstream looks for it.
       runtimeDir: sway.runtimeDir,
       prepare: (home) => {
         const unitDir = join(home, ".config/systemd/user");
-        mkdirSync(join(unitDir, "crossway-wayland-filter@.service.d"), { recursive: true });
-        copyFileSync(
-          join(UNITS, "host/crossway-wayland-filter@.service"),
-          join(unitDir, "crossway-wayland-filter@.service"),
-        );
-        writeFileSync(
-          join(unitDir, "crossway-wayland-filter@.service.d/50-test.conf"),
-          dropIn(unit, join(home, "filter.log")),
-        );
+        for (const [kind, f] of Object.entries(filters)) {
+          mkdirSync(join(unitDir, `${f.template}.d`), { recursive: true });
+          copyFileSync(join(UNITS, "host", f.template), join(unitDir, f.template));
+          const text = readFileSync(join(UNITS, "host", f.template), "utf8");
+          writeFileSync(
+            join(unitDir, `${f.template}.d/50-test.conf`),
+            dropIn(text, join(home, `${kind}-filter.log`)),
+          );
+        }
       },
     });
-    await mgr.systemctl("start", unitName);
-    await waitFor(
-      "the filter's listening line",
-      () => (readLog().includes("listening on") ? true : undefined),
-      {
-        timeoutMs: STEP_TIMEOUT_MS,
-        explain: readLog,
-      },
-    );
-  }, 180_000);
+    for (const f of Object.values(filters)) {
+      await mgr.systemctl("start", f.unit);
+      await waitFor(
+        `${f.unit}'s listening line`,
+        () => (f.log().includes("listening on") ? true : undefined),
+        {
+          timeoutMs: STEP_TIMEOUT_MS,
+          explain: f.log,
+        },
+      );
+    }
+  }, 240_000);
 
   afterAll(async () => {
     await mgr?.stop();
+    await pw?.stop();
     await sway?.stop();
-    rmSync(madeEtc ? "/etc/crossway" : policyDir, { recursive: true, force: true });
+    rmSync(policyDir, { recursive: true, force: true });
+    try {
+      rmdirSync("/etc/crossway"); // only when no other policy is left in it
+    } catch {
+      // not empty: someone else's policies stay
+    }
   });
 
   const infoThroughFilter = async (): Promise<string[]> => {
     const r = await mgr.user("wayland-info", [], {
       WAYLAND_DISPLAY: join(mgr.runtimeDir, "crossway", instance, "wayland-0"),
     });
-    const why = `${r.stdout.toString().slice(0, 500)}\n${r.stderr.toString()}\n${readLog()}`;
+    const why = `${r.stdout.toString().slice(0, 500)}\n${r.stderr.toString()}\n${filters.wayland.log()}`;
     expect(r.code, why).toBe(0);
+    // wayland-info exits 0 with nothing printed when the server closes the connection: look for a global.
     expect(r.stdout.toString(), why).toMatch(/interface: 'wl_compositor'/);
     return interfaces(r.stdout.toString());
   };
 
-  it("starts from its unit, hardened as written, and forwards a real client to the compositor", async () => {
-    expect(await infoThroughFilter()).toContain("wp_viewporter");
-    const props = await mgr.show(unitName, [
-      "NoNewPrivileges",
-      "PrivateUsers",
-      "PrivateTmp",
-      "PrivateDevices",
-      "ProtectSystem",
-      "CapabilityBoundingSet",
-      "RestrictAddressFamilies",
-    ]);
-    expect(props).toMatchObject({
-      NoNewPrivileges: "yes",
-      PrivateUsers: "yes",
-      PrivateTmp: "yes",
-      PrivateDevices: "yes",
-      ProtectSystem: "strict",
-      CapabilityBoundingSet: "",
-      RestrictAddressFamilies: "AF_UNIX",
+  /** The media classes pw-dump sees through the PipeWire filter (audio-playback shows sinks, camera does not). */
+  const classesThroughFilter = async (): Promise<string[]> => {
+    const r = await mgr.user("pw-dump", [], {
+      PIPEWIRE_REMOTE: join(mgr.runtimeDir, "crossway", instance, "pipewire-0"),
     });
-    const a = applied(await mainPid(mgr, unitName));
-    expect(a.noNewPrivs).toBe("1");
-    expect(a.seccomp).toBe("2");
-    expect(a.uidMap).not.toBe("0 0 4294967295");
-    expect(a.mounts.has("/tmp")).toBe(true);
-    expect(a.mounts.has("/dev"), "PrivateDevices: a /dev of its own").toBe(true);
-    expect(a.mounts.get("/")?.split(",")).toContain("ro");
+    expect(r.code, `${r.stderr.toString()}\n${filters.pipewire.log()}`).toBe(0);
+    const objs = JSON.parse(r.stdout.toString()) as Array<{ info?: { props?: Record<string, unknown> } }>;
+    return objs.map((o) => String(o.info?.props?.["media.class"] ?? "")).filter((c) => c !== "");
+  };
+
+  it("both start from their units, hardened as written, and forward real clients", async () => {
+    expect(await infoThroughFilter()).toContain("wp_viewporter");
+    expect(await classesThroughFilter()).toContain("Audio/Sink");
+    for (const f of Object.values(filters)) {
+      const props = await mgr.show(f.unit, [
+        "NoNewPrivileges",
+        "PrivateUsers",
+        "PrivateTmp",
+        "PrivateDevices",
+        "ProtectSystem",
+        "CapabilityBoundingSet",
+        "RestrictAddressFamilies",
+      ]);
+      expect(props, f.unit).toMatchObject({
+        NoNewPrivileges: "yes",
+        PrivateUsers: "yes",
+        PrivateTmp: "yes",
+        PrivateDevices: "yes",
+        ProtectSystem: "strict",
+        CapabilityBoundingSet: "",
+        RestrictAddressFamilies: "AF_UNIX",
+      });
+      const a = applied(await mainPid(mgr, f.unit));
+      expect(a.noNewPrivs, f.unit).toBe("1");
+      expect(a.seccomp, f.unit).toBe("2");
+      expect(a.uidMap, f.unit).not.toBe("0 0 4294967295");
+      expect(a.mounts.has("/tmp"), f.unit).toBe(true);
+      expect(a.mounts.has("/dev"), `${f.unit}: PrivateDevices, a /dev of its own`).toBe(true);
+      expect(a.mounts.get("/")?.split(","), f.unit).toContain("ro");
+      expect(a.mounts.get(join(mgr.runtimeDir, "crossway", instance))?.split(","), f.unit).toContain("rw");
+    }
   });
 
-  it("crossway doctor --host in the session: the compositor, the VM's policy, its filter answering", async () => {
+  it("crossway doctor --host in the session: compositor, PipeWire, the VM's policy, both filters answering", async () => {
     const { code, found } = await doctor(mgr, ["--host"]);
     expect(code, JSON.stringify(found)).toBe(0);
     expect(found.find((f) => f.check === "compositor")?.status).toBe("ok");
+    expect(found.find((f) => f.check === "PipeWire")?.status).toBe("ok");
     const mine = found.filter((f) => f.check.includes(instance));
     expect(mine.map((f) => f.check).sort(), JSON.stringify(found)).toEqual([
+      `filter crossway-pipewire-filter@${instance}`,
       `filter crossway-wayland-filter@${instance}`,
-      `policy ${instance}`,
+      `policy ${instance}`, // pipewire.json
+      `policy ${instance}`, // wayland.json
     ]);
     expect(
       mine.filter((f) => f.status !== "ok"),
@@ -429,22 +492,25 @@ describe.skipIf(!HAVE_SYSTEMD)("crossway-wayland-filter@.service under a real sy
     ).toEqual([]);
   });
 
-  it("systemctl --user reload: new connections get the new policy, the process stays", async () => {
-    const unit = unitName;
-    const pid = await mainPid(mgr, unit);
-    writeFileSync(policy, JSON.stringify({ globals: { wp_viewporter: false } }));
-    await mgr.systemctl("reload", unit);
-    await waitFor(
-      "the filter's reload line",
-      () => (readLog().includes("(generation 2)") ? true : undefined),
-      {
-        timeoutMs: STEP_TIMEOUT_MS,
-        explain: readLog,
-      },
-    );
+  it("systemctl --user reload: new connections get the new policy, the processes stay", async () => {
+    const pids = await Promise.all(Object.values(filters).map((f) => mainPid(mgr, f.unit)));
+    writeFileSync(filters.wayland.policyFile, JSON.stringify({ globals: { wp_viewporter: false } }));
+    writeFileSync(filters.pipewire.policyFile, JSON.stringify({ profile: "camera" }));
+    for (const f of Object.values(filters)) {
+      await mgr.systemctl("reload", f.unit);
+      await waitFor(
+        `${f.unit}'s reload line`,
+        () => (f.log().includes("(generation 2)") ? true : undefined),
+        {
+          timeoutMs: STEP_TIMEOUT_MS,
+          explain: f.log,
+        },
+      );
+    }
     const names = await infoThroughFilter();
     expect(names).toContain("wl_compositor");
     expect(names).not.toContain("wp_viewporter");
-    expect(await mainPid(mgr, unit)).toBe(pid);
+    expect(await classesThroughFilter()).not.toContain("Audio/Sink");
+    expect(await Promise.all(Object.values(filters).map((f) => mainPid(mgr, f.unit)))).toEqual(pids);
   });
 });
