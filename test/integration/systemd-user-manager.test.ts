@@ -13,7 +13,6 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StatusReport } from "../../src/control/status-report.ts";
 import type { Compositor } from "../helpers/compositor.ts";
@@ -22,15 +21,13 @@ import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { type PipeWireStack, startPipeWire } from "../helpers/pipewire.ts";
 import { countColor, readPng } from "../helpers/png.ts";
 import { requireCommand, run, waitFor } from "../helpers/processes.ts";
+import { stableShot } from "../helpers/stable-shot.ts";
 import { startSway } from "../helpers/sway.ts";
 import { SYSTEMD_BIN, startUserManager, type UserManager } from "../helpers/systemd-user.ts";
+import { CHECKOUT_BIN as BIN, INSTALLED_BIN, UNITS_DIR as UNITS } from "../helpers/unit-files.ts";
 
 useFdLeakCheck();
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const BIN = join(ROOT, "bin/crossway.js");
-const UNITS = join(ROOT, "contrib/systemd");
-const INSTALLED_BIN = "/usr/local/bin/crossway";
 /** A step is a systemctl call, a client run or a reload; tsx start-up dominates on a loaded machine. */
 const STEP_TIMEOUT_MS = 60_000;
 const WIDTH = 320;
@@ -103,6 +100,14 @@ async function mainPid(mgr: UserManager, unit: string): Promise<number> {
 /** A file's text, or "" before it exists (a unit's output file appears when the unit starts). */
 function readText(path: string): string {
   return existsSync(path) ? readFileSync(path, "utf8") : "";
+}
+
+/** Waits for the line a service prints once it listens, has reloaded or refused a reload (its output file). */
+async function logSays(who: string, log: () => string, text: string): Promise<void> {
+  await waitFor(`'${text}' from ${who}`, () => (log().includes(text) ? true : undefined), {
+    timeoutMs: STEP_TIMEOUT_MS,
+    explain: log,
+  });
 }
 
 /** One `crossway doctor --json` finding. */
@@ -262,17 +267,10 @@ describe.skipIf(!HAVE_SYSTEMD)("guest units under a real systemd --user (sway, e
     ]);
     expect(r.code, r.stderr.toString()).toBe(0);
     try {
+      // foot's background fills more than half of sway's output, in two equal shots in a row.
       const shot = join(mgr.base, "shot.png");
-      const seen = await waitFor(
-        "foot's background in a screenshot",
-        async () => {
-          await sway.screenshot(shot);
-          const c = countColor(readPng(shot), FOOT_RGB);
-          return c.count > (WIDTH * HEIGHT) / 2 ? c : undefined;
-        },
-        { timeoutMs: STEP_TIMEOUT_MS, explain: readGuestLog },
-      );
-      expect(seen.count).toBeGreaterThan((WIDTH * HEIGHT) / 2);
+      await stableShot(sway, shot, FOOT_RGB, { timeoutMs: STEP_TIMEOUT_MS });
+      expect(countColor(readPng(shot), FOOT_RGB).count).toBeGreaterThan((WIDTH * HEIGHT) / 2);
       // The control socket ExecStart names, in the RuntimeDirectory= systemd made for the service.
       const st = await run(
         process.execPath,
@@ -292,14 +290,7 @@ describe.skipIf(!HAVE_SYSTEMD)("guest units under a real systemd --user (sway, e
     const pid = await mainPid(mgr, "crossway-guest.service");
     writeFileSync(config(), JSON.stringify({ globals: { wp_viewporter: false } }));
     await mgr.systemctl("reload", "crossway-guest.service");
-    await waitFor(
-      "the guest's reload line",
-      () => (readGuestLog().includes("(generation 2)") ? true : undefined),
-      {
-        timeoutMs: STEP_TIMEOUT_MS,
-        explain: readGuestLog,
-      },
-    );
+    await logSays("crossway-guest.service", readGuestLog, "(generation 2)");
     const info = await mgr.user("systemd-run", ["--user", "--wait", "--pipe", "--quiet", "wayland-info"]);
     expect(info.code, info.stderr.toString()).toBe(0);
     expect(interfaces(info.stdout.toString())).toContain("wl_compositor");
@@ -308,14 +299,7 @@ describe.skipIf(!HAVE_SYSTEMD)("guest units under a real systemd --user (sway, e
 
     writeFileSync(config(), "{ not json");
     await mgr.systemctl("reload", "crossway-guest.service");
-    await waitFor(
-      "the guest's refusal line",
-      () => (readGuestLog().includes("reload refused") ? true : undefined),
-      {
-        timeoutMs: STEP_TIMEOUT_MS,
-        explain: readGuestLog,
-      },
-    );
+    await logSays("crossway-guest.service", readGuestLog, "reload refused");
     expect(readGuestLog()).toMatch(/reload refused, keeping generation 2: .*guest\.json/);
     expect((await mgr.systemctl("is-active", "crossway-guest.service")).trim()).toBe("active");
   });
@@ -397,14 +381,7 @@ describe.skipIf(!HAVE_SYSTEMD)("host filter units under a real systemd --user (s
     });
     for (const f of Object.values(filters)) {
       await mgr.systemctl("start", f.unit);
-      await waitFor(
-        `${f.unit}'s listening line`,
-        () => (f.log().includes("listening on") ? true : undefined),
-        {
-          timeoutMs: STEP_TIMEOUT_MS,
-          explain: f.log,
-        },
-      );
+      await logSays(f.unit, f.log, "listening on");
     }
   }, 240_000);
 
@@ -498,14 +475,7 @@ describe.skipIf(!HAVE_SYSTEMD)("host filter units under a real systemd --user (s
     writeFileSync(filters.pipewire.policyFile, JSON.stringify({ profile: "camera" }));
     for (const f of Object.values(filters)) {
       await mgr.systemctl("reload", f.unit);
-      await waitFor(
-        `${f.unit}'s reload line`,
-        () => (f.log().includes("(generation 2)") ? true : undefined),
-        {
-          timeoutMs: STEP_TIMEOUT_MS,
-          explain: f.log,
-        },
-      );
+      await logSays(f.unit, f.log, "(generation 2)");
     }
     const names = await infoThroughFilter();
     expect(names).toContain("wl_compositor");
