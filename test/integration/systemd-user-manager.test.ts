@@ -1,5 +1,5 @@
 // The contrib/systemd units under a real `systemd --user` manager: socket activation by systemd itself, the
-// hardening as applied to the running process, ExecReload, environment.d; the guest units and a host filter unit.
+// hardening as applied to the running process, ExecReload, environment.d; both guest sockets and both host filters.
 import {
   chmodSync,
   copyFileSync,
@@ -134,6 +134,7 @@ describe.skipIf(!HAVE_SYSTEMD)("guest units under a real systemd --user (sway, e
   let sway: Compositor;
   let mgr: UserManager;
   let device: CrosswayCommand | undefined;
+  let hostPw: PipeWireStack;
   let devDir: string;
   const guestLog = (): string => join(mgr.home, "guest.log");
   const readGuestLog = (): string => readText(guestLog());
@@ -163,8 +164,20 @@ describe.skipIf(!HAVE_SYSTEMD)("guest units under a real systemd --user (sway, e
     devDir = join(mgr.base, "dev");
     mkdirSync(devDir, { mode: 0o755 });
     const devSock = join(devDir, "dev.sock");
+    // The host's PipeWire behind the device's PipeWire channel (libkrun's flavour: the guest's default).
+    hostPw = await startPipeWire();
     device = await startCrosswayCommand(
-      ["device", "--listen", devSock, "--wayland", sway.socketPath],
+      [
+        "device",
+        "--listen",
+        devSock,
+        "--wayland",
+        sway.socketPath,
+        "--pipewire",
+        hostPw.socketPath,
+        "--flavor",
+        "libkrun",
+      ],
       join(devDir, "device.log"),
     );
     chmodSync(devSock, 0o666);
@@ -176,12 +189,14 @@ describe.skipIf(!HAVE_SYSTEMD)("guest units under a real systemd --user (sway, e
       dropIn(unit, guestLog(), `emulated:${devSock}`, [`CROSSWAY_GUEST_ARGS=--config ${config()}`]),
     );
     await mgr.systemctl("daemon-reload");
-    await mgr.systemctl("enable", "--now", "crossway-wayland.socket");
+    // Both sockets before any client: the first activation hands the service both fds.
+    await mgr.systemctl("enable", "--now", "crossway-wayland.socket", "crossway-pipewire.socket");
   }, 180_000);
 
   afterAll(async () => {
     await mgr?.stop();
     await device?.stop();
+    await hostPw?.stop();
     await sway?.stop();
   });
 
@@ -190,8 +205,10 @@ describe.skipIf(!HAVE_SYSTEMD)("guest units under a real systemd --user (sway, e
       "--guest",
       "--device",
       `emulated:${join(devDir, "dev.sock")}`,
+      "--pipewire-guest",
     ]);
     expect(code, JSON.stringify(found)).toBe(0);
+    expect(found.find((f) => f.check === "PipeWire round trip")?.status).toBe("ok");
     expect(found.find((f) => f.check === "Wayland round trip")?.status).toBe("ok");
     expect(found.filter((f) => f.status === "fail")).toEqual([]);
   });
@@ -211,7 +228,26 @@ describe.skipIf(!HAVE_SYSTEMD)("guest units under a real systemd --user (sway, e
     expect(interfaces(info.stdout.toString())).toContain("wl_compositor");
     expect(interfaces(info.stdout.toString())).toContain("wp_viewporter");
     expect((await mgr.systemctl("is-active", "crossway-guest.service")).trim()).toBe("active");
-    expect(readGuestLog()).toContain("listening on inherited sockets (fd 3 'wayland')");
+    expect(readGuestLog()).toMatch(/listening on inherited sockets \(.*fd \d 'wayland'/);
+  });
+
+  it("crossway-pipewire.socket: a PipeWire client the manager starts reaches the host's daemon through the service", async () => {
+    expect(readGuestLog()).toContain("PipeWire listening on inherited sockets");
+    // PIPEWIRE_REMOTE=pipewire-0 comes from environment.d; the answer is the host daemon's own core info.
+    const guest = await mgr.user("systemd-run", [
+      "--user",
+      "--wait",
+      "--pipe",
+      "--quiet",
+      "pw-cli",
+      "info",
+      "0",
+    ]);
+    expect(guest.code, `${guest.stderr.toString()}\n${readGuestLog()}`).toBe(0);
+    const host = await run("pw-cli", ["info", "0"], { env: hostPw.env, timeoutMs: STEP_TIMEOUT_MS });
+    const version = (out: string): string | undefined => /version: "([^"]+)"/.exec(out)?.[1];
+    expect(version(guest.stdout.toString())).toBeDefined();
+    expect(version(guest.stdout.toString())).toBe(version(host.stdout.toString()));
   });
 
   it("the hardening is in effect on the running service, not just written in the unit", async () => {
