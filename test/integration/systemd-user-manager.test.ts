@@ -339,6 +339,25 @@ describe.skipIf(!HAVE_SYSTEMD)("guest units under a real systemd --user (sway, e
     expect(readGuestLog()).toMatch(/reload refused, keeping generation 2: .*guest\.json/);
     expect((await mgr.systemctl("is-active", "crossway-guest.service")).trim()).toBe("active");
   });
+
+  it("Restart=on-failure: a killed service is started again and serves the next client", async () => {
+    writeFileSync(config(), "{}\n"); // the refusal test left a bad file, which would fail the new start
+    const pid = await mainPid(mgr, "crossway-guest.service");
+    process.kill(pid, "SIGKILL");
+    const again = await waitFor(
+      "crossway-guest.service's new main process",
+      async () => {
+        const p = Number((await mgr.show("crossway-guest.service", ["MainPID"])).MainPID);
+        return p > 0 && p !== pid ? p : undefined;
+      },
+      { timeoutMs: STEP_TIMEOUT_MS, intervalMs: 200, explain: readGuestLog },
+    );
+    expect(again).not.toBe(pid);
+    const info = await mgr.user("systemd-run", ["--user", "--wait", "--pipe", "--quiet", "wayland-info"]);
+    expect(info.code, `${info.stderr.toString()}\n${readGuestLog()}`).toBe(0);
+    expect(interfaces(info.stdout.toString())).toContain("wl_compositor");
+    expect((await mgr.show("crossway-guest.service", ["NRestarts"])).NRestarts).toBe("1");
+  });
 });
 
 /** Runs `start` with TMPDIR=/run, so the peer's runtime dir is outside /tmp (a unit's /tmp is private). */
