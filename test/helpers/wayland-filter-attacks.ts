@@ -4,6 +4,7 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
+import { MAX_FDS_PER_MSG, native } from "../../src/native.ts";
 import { MessageWriter } from "../../src/wire/wayland/message-writer.ts";
 import type { Compositor } from "./compositor.ts";
 import { type CrosswayStack, startCrosswayStack } from "./crossway-stack.ts";
@@ -207,6 +208,42 @@ export function filterAttackTests(t: () => { compositor: Compositor; vm: Filtere
     } finally {
       good.close();
     }
+  });
+
+  it("ends a client that floods fds no message takes, closing every one of them", async () => {
+    // Straight at the filter's socket (what the VMM's channel would deliver): a header announcing a 4096-byte
+    // sync, then one byte at a time, each with 28 fds, so the message never completes and fds pile up.
+    const before = readdirSync(`/proc/${t().vm.filter.pid}/fd`).length;
+    const c = RawWaylandClient.connect(t().vm.filter.socketPath);
+    const memfd = native.memfdCreate("fd-flood", 0);
+    try {
+      const head = new Uint8Array(8);
+      new DataView(head.buffer).setUint32(0, 1, true);
+      new DataView(head.buffer).setUint32(4, 4096 << 16, true);
+      expect(native.sendmsg(c.fd, head, 0, 8, [memfd])).toBe(8);
+      const one = new Uint8Array(1);
+      for (let i = 0; i < 40 && !c.eof; i++) {
+        try {
+          if (native.sendmsg(c.fd, one, 0, 1, new Array<number>(MAX_FDS_PER_MSG).fill(memfd)) !== 1) break;
+        } catch {
+          break; // EPIPE/ECONNRESET: the filter hung up, as it should
+        }
+      }
+      await c.waitEof();
+    } finally {
+      native.close(memfd);
+      c.close();
+    }
+    expect(audits("connection").at(-1)).toMatchObject({
+      action: "disconnected",
+      detail: "client queued 1024 fds without messages for them (limit 1024)",
+    });
+    expect(t().vm.filter.running()).toBe(true);
+    // Every fd the flood brought in is closed again (the queued ones and those the full queue refused).
+    const deadline = Date.now() + 10_000;
+    while (readdirSync(`/proc/${t().vm.filter.pid}/fd`).length > before && Date.now() < deadline)
+      await sleep(50);
+    expect(readdirSync(`/proc/${t().vm.filter.pid}/fd`).length).toBeLessThanOrEqual(before);
   });
 
   it("refuses objects past the quota with no_memory", async () => {

@@ -8,6 +8,7 @@
 import type { ConnectionStatus } from "../../control/status-report.ts";
 import { CrosswayError } from "../../errors.ts";
 import { FdOutputQueue } from "../../fd/fd-output-queue.ts";
+import { recvWithFds } from "../../fd/recv-with-fds.ts";
 import type { Logger } from "../../log.ts";
 import {
   AGAIN,
@@ -197,22 +198,16 @@ export class FilterSession {
     for (let i = 0; i < 8 && !this.closed; i++) {
       if (dir === Direction.REQUEST && (this.toUpstream.pending > 0 || this.rateTimer !== null)) return;
       const r = framer.reserve();
-      const n = native.recvmsg(fd, r.bytes, r.offset, r.length, this.recvFds);
+      const n = recvWithFds(fd, r, fdq, this.recvFds, (q, cause) => {
+        const side = dir === Direction.REQUEST ? "client" : "compositor";
+        return new CrosswayError(
+          "CW_WLFILTER_IO",
+          `${side} queued ${q.length} fds without messages for them (limit ${q.limit})`,
+          {},
+          { cause },
+        );
+      });
       if (n === AGAIN) return;
-      const nfds = this.recvFds[0] as number;
-      for (let k = 0; k < nfds; k++) {
-        try {
-          fdq.push(this.recvFds[1 + k] as number);
-        } catch (err) {
-          for (let j = k; j < nfds; j++) native.close(this.recvFds[1 + j] as number);
-          throw new CrosswayError(
-            "CW_WLFILTER_IO",
-            `${dir === Direction.REQUEST ? "client" : "compositor"} queued ${fdq.length} fds without messages for them (limit ${fdq.limit})`,
-            {},
-            { cause: err },
-          );
-        }
-      }
       if (n === 0) {
         this.close(dir === Direction.REQUEST ? "client disconnected" : "compositor closed the connection");
         return;
