@@ -36,18 +36,7 @@ export async function addVirtualPointer(
   try {
     const reg = await c.getRegistry();
     const seat = c.bind(reg, "wl_seat", 1);
-    const managerName = [...c.globals.entries()].find(
-      ([, g]) => g.iface === "zwlr_virtual_pointer_manager_v1",
-    )?.[0];
-    if (managerName === undefined) throw new Error("compositor has no zwlr_virtual_pointer_manager_v1");
-    const manager = c.newId();
-    c.requestUnlisted(
-      reg,
-      0,
-      (w) => w.uint(managerName).string("zwlr_virtual_pointer_manager_v1").uint(1).uint(manager),
-      [],
-      { id: manager, iface: "zwlr_virtual_pointer_manager_v1", version: 1 },
-    );
+    const manager = c.bindUnlisted(reg, "zwlr_virtual_pointer_manager_v1", 1);
     const ptr = c.newId();
     c.requestUnlisted(manager, MANAGER_CREATE_VIRTUAL_POINTER, (w) => w.uint(seat).uint(ptr), [], {
       id: ptr,
