@@ -29,6 +29,8 @@ const HOST_MIME = "text/x-crossway-host-drag";
 const COPY = 1;
 /** How long the pointer may take to enter a window sway has just placed (protocol answers, retried motions). */
 const HOVER_TIMEOUT_MS = 30_000;
+/** How long the filter's audit lines may take to reach its log file. */
+const AUDIT_TIMEOUT_MS = 10_000;
 /** sway lays a new window out on its next frame; swaymsg is asked until both are placed. */
 const LAYOUT_TIMEOUT_MS = 30_000;
 
@@ -271,6 +273,12 @@ describe("crossway wayland-filter drag and drop against headless sway (virtual p
         const g = at.get(`${name}.guest`) as { x: number; y: number };
         const h = at.get(HOST_APP_ID) as { x: number; y: number };
         const dndAudits = () => vm.filter.auditRecords().filter((r) => r.rule === "dnd");
+        /** The filter writes its audit lines to its log asynchronously: wait until `n` dnd lines are there. */
+        const awaitAudits = async (n: number) => {
+          const deadline = Date.now() + AUDIT_TIMEOUT_MS;
+          while (dndAudits().length < n && Date.now() < deadline) await sleep(50);
+          return dndAudits();
+        };
 
         // Guest → host: start_drag passes the filter only when the VM may offer.
         const guestData = `guest-${randomBytes(6).toString("hex")}`;
@@ -287,7 +295,7 @@ describe("crossway wayland-filter drag and drop against headless sway (virtual p
           expect(out.dstEntered).toBe(false);
           // The filter's answer to the guest, as sway's to a start_drag it refuses.
           expect(out.sourceEvents).toEqual(["cancelled"]);
-          expect(dndAudits()).toEqual([
+          expect(await awaitAudits(1)).toEqual([
             expect.objectContaining({
               vm: name,
               object: expect.stringMatching(/^wl_data_device@\d+$/),
@@ -315,7 +323,7 @@ describe("crossway wayland-filter drag and drop against headless sway (virtual p
           expect(into.sourceEvents).not.toContain("dnd_drop_performed");
           expect(into.sourceEvents.at(-1)).toBe("cancelled");
           expect(
-            dndAudits()
+            (await awaitAudits(before + 2))
               .slice(before)
               .map((r) => r.message)
               .sort(),
