@@ -46,12 +46,7 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   off_t offset = static_cast<off_t>(IntArg(info, 4, "offset"));
   void* addr = mmap(nullptr, length, prot, flags, fd, offset);
   if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
-  Mapping* m = new Mapping{addr, length, true};
-  {
-    std::lock_guard<std::mutex> lock(g_mutex);
-    (*g_live)[addr] = m;
-  }
-  return Napi::ArrayBuffer::New(env, addr, length, Release, m);
+  return WrapMapping(env, addr, length);
 }
 
 // mmap then munmap at once: whether a mapping with this access would succeed, without handing JS an ArrayBuffer.
@@ -97,6 +92,15 @@ Napi::Value LiveMappings(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+Napi::ArrayBuffer WrapMapping(Napi::Env env, void* addr, size_t length) {
+  Mapping* m = new Mapping{addr, length, true};
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    (*g_live)[addr] = m;
+  }
+  return Napi::ArrayBuffer::New(env, addr, length, Release, m);
+}
 
 void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("mmap", Napi::Function::New(env, Mmap));

@@ -287,9 +287,19 @@ export class CrossDomainContext {
     }
   }
 
+  /**
+   * WRITE, as each host does it (docs/crossdomain-transport.md, "Item release"). crosvm (rutabaga 0.1.2 and later)
+   * takes the item out of its table first and puts it back only after a successful WRITE without hang_up, so a
+   * failed WRITE drops the item too; an eventfd takes exactly 8 bytes. libkrun (since 5835d529) looks the item up,
+   * writes whatever data came (an eventfd write of other than 8 bytes fails: EINVAL), and drops it only on hang_up;
+   * a WRITE to any other kind of item fails and leaves it.
+   */
   private write(id: number, hangUp: boolean, data: Uint8Array): void {
     const item = this.items.get(id);
-    if (item?.kind === "write-pipe") {
+    if (item === undefined)
+      throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `WRITE: InvalidCrossDomainItemId ${id}`);
+    const crosvm = this.config.flavor === "crosvm";
+    if (item.kind === "write-pipe") {
       if (data.length > 0) item.out.write(data, null);
       if (hangUp) {
         this.items.delete(id);
@@ -297,18 +307,25 @@ export class CrossDomainContext {
       }
       return;
     }
-    if (item?.kind === "eventfd") {
-      if (data.length !== 8) {
+    if (item.kind === "eventfd") {
+      if (data.length !== 8 && (crosvm || data.length !== 0)) {
+        if (crosvm) this.dropItem(id);
         throw new CrosswayError(
           "CW_CROSSDOMAIN_HOST_ERROR",
-          `InvalidCrossDomainWriteLength ${data.length} for eventfd ${id}`,
+          crosvm
+            ? `WRITE: InvalidCrossDomainWriteLength ${data.length} for eventfd ${id}`
+            : `WRITE: eventfd ${id}: write of ${data.length} bytes: EINVAL`,
         );
       }
-      item.out.write(data, null);
+      if (data.length === 8) item.out.write(data, null);
       if (hangUp) this.dropItem(id);
       return;
     }
-    throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `WRITE: InvalidCrossDomainItemId ${id}`);
+    if (crosvm) this.dropItem(id);
+    throw new CrosswayError(
+      "CW_CROSSDOMAIN_HOST_ERROR",
+      `WRITE: InvalidCrossDomainItemType (${item.kind} item ${id})`,
+    );
   }
 
   // ------------------------------------------------------------------------------------------------------------
