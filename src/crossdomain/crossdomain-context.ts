@@ -353,7 +353,7 @@ export class CrossDomainContext {
   }
 
   /** A source became readable: handle it only if a POLL fence is waiting (events otherwise stay pending). */
-  private ready(_status: number, handle: () => boolean): void {
+  private ready(status: number, handle: () => boolean): void {
     if (this.gone || this.state === null || this.state.halted) return;
     if (this.polls.length === 0) {
       this.disarm();
@@ -367,13 +367,21 @@ export class CrossDomainContext {
       this.halt((err as Error).message);
       return;
     }
-    if (!wrote) return;
-    const fence = this.polls.shift()!; // at most a couple of entries: one outstanding POLL is the protocol
-    this.host.signal(fence);
-    // No disarm here even when that was the last fence: the guest re-arms its POLL as soon as it has read the ring,
-    // almost always before the host's next message, and stopping then restarting the sources would cost three
-    // epoll_ctl calls per message (libuv deletes the fd on stop). A source that fires with no fence waiting is
-    // disarmed above, lazily, so an idle context still never spins.
+    if (wrote) {
+      const fence = this.polls.shift()!; // at most a couple of entries: one outstanding POLL is the protocol
+      this.host.signal(fence);
+      // No disarm here even when that was the last fence: the guest re-arms its POLL as soon as it has read the
+      // ring, almost always before the host's next message, and stopping then restarting the sources would cost
+      // three epoll_ctl calls per message (libuv deletes the fd on stop). A source that fires with no fence waiting
+      // is disarmed above, lazily, so an idle context still never spins.
+    }
+    if (status < 0) {
+      // libuv stopped this handle when it reported the error (POLLERR, e.g. the compositor or filter closed with
+      // our bytes unread) while `armed` stays true, so arm() would never start it again and what is left to read
+      // (the EOF the guest must be told) would wait forever: stop every source and start them again if a POLL waits.
+      this.disarm();
+      if (this.polls.length > 0) this.arm();
+    }
   }
 
   private writeRing(len: number): void {
