@@ -1,5 +1,5 @@
 // Syscalls per round trip of every proxy path, counted by `strace -c -f` on the proxies during the measured phase.
-import { spawn } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -32,6 +32,8 @@ interface PathSyscalls {
   readonly path: string;
   readonly roundTrips: number;
   readonly perRoundTrip: number;
+  /** Of perRoundTrip, the guest side's (crossway guest; waypipe server); null without a guest side. */
+  readonly guestPerRoundTrip: number | null;
   readonly byName: ReadonlyArray<SyscallCount & { readonly perRoundTrip: number }>;
 }
 
@@ -81,38 +83,41 @@ async function countPath(
       });
     const ready = await next();
     if (ready !== "ready") throw new CrosswayError("CW_BENCH_FAILED", `roundtrip said ${ready}, not ready`);
-    const pids = processTree(running.proxyPids);
-    const strace = spawn("strace", ["-c", "-f", "-o", out, ...pids.flatMap((p) => ["-p", String(p)])], {
-      stdio: ["ignore", "ignore", "pipe"],
-    });
-    // Readiness: strace prints "Process N attached" for every pid it holds; count them (threads add more lines).
-    await new Promise<void>((res, rej) => {
-      let seen = 0;
-      let err = "";
-      strace.stderr.setEncoding("utf8").on("data", (d: string) => {
-        err += d;
-        seen += (d.match(/attached/g) ?? []).length;
-        if (seen >= pids.length) res();
-      });
-      strace.once("exit", (code) =>
-        rej(new CrosswayError("CW_BENCH_FAILED", `strace exited (${code}): ${err}`)),
-      );
-    });
+    const guestPids = processTree(running.guestSidePids ?? []);
+    const hostPids = processTree(running.proxyPids).filter((p) => !guestPids.includes(p));
+    // One strace per side, so the guest's share is counted apart.
+    const sides = [hostPids, guestPids].filter((s) => s.length > 0);
+    const traces = await Promise.all(sides.map((pids, i) => attachStrace(pids, `${out}.${i}`)));
     client.stdin.write("\n");
     const result = await next();
     if (!result.startsWith("result ")) throw new CrosswayError("CW_BENCH_FAILED", `roundtrip said ${result}`);
-    const stopped = new Promise((res) => strace.once("exit", res));
-    strace.kill("SIGINT");
-    await stopped;
+    await Promise.all(
+      traces.map((t) => {
+        const stopped = new Promise((res) => t.once("exit", res));
+        t.kill("SIGINT");
+        return stopped;
+      }),
+    );
     client.stdin.end("\n");
     await new Promise((res) => client.once("exit", res));
     const roundTrips = (JSON.parse(result.slice(7)) as { messages: number }).messages / 3;
-    const counts = parseStraceSummary(readFileSync(out, "utf8"));
+    const perSide = sides.map((_, i) => parseStraceSummary(readFileSync(`${out}.${i}`, "utf8")));
+    const merged = new Map<string, SyscallCount>();
+    for (const c of perSide.flat()) {
+      const m = merged.get(c.name);
+      merged.set(
+        c.name,
+        m === undefined ? c : { name: c.name, calls: m.calls + c.calls, errors: m.errors + c.errors },
+      );
+    }
+    const counts = [...merged.values()];
     const total = counts.reduce((s, c) => s + c.calls, 0);
+    const guestTotal = guestPids.length === 0 ? null : (perSide[1] ?? []).reduce((s, c) => s + c.calls, 0);
     return {
       path: path.label,
       roundTrips,
       perRoundTrip: total / roundTrips,
+      guestPerRoundTrip: guestTotal === null ? null : guestTotal / roundTrips,
       byName: counts
         .map((c) => ({ ...c, perRoundTrip: c.calls / roundTrips }))
         .filter((c) => c.perRoundTrip >= 0.01)
@@ -123,6 +128,26 @@ async function countPath(
   }
 }
 
+/** `strace -c -f` on `pids`, resolved once strace has attached to every one ("Process N attached" each). */
+async function attachStrace(pids: readonly number[], out: string): Promise<ChildProcess> {
+  const strace = spawn("strace", ["-c", "-f", "-o", out, ...pids.flatMap((p) => ["-p", String(p)])], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  await new Promise<void>((res, rej) => {
+    let seen = 0;
+    let err = "";
+    strace.stderr?.setEncoding("utf8").on("data", (d: string) => {
+      err += d;
+      seen += (d.match(/attached/g) ?? []).length;
+      if (seen >= pids.length) res();
+    });
+    strace.once("exit", (code) =>
+      rej(new CrosswayError("CW_BENCH_FAILED", `strace exited (${code}): ${err}`)),
+    );
+  });
+  return strace;
+}
+
 /** The markdown the README quotes: totals per path, then the syscalls that make them up. */
 function render(rows: readonly PathSyscalls[], meta: Record<string, unknown>): string {
   const lines = [
@@ -131,8 +156,8 @@ function render(rows: readonly PathSyscalls[], meta: Record<string, unknown>): s
     `Run ${meta.date}, commit ${meta.commit}, ${meta.roundTrips} round trips per path (wl_display.sync → done +`,
     "delete_id), weston headless, unpinned. strace slows every process it traces, so only the counts mean anything.",
     "",
-    "| path | syscalls per round trip | largest (per round trip) |",
-    "|---|--:|---|",
+    "| path | syscalls per round trip | of which guest side | largest (per round trip) |",
+    "|---|--:|--:|---|",
   ];
   for (const r of rows) {
     const top = r.byName
@@ -142,7 +167,8 @@ function render(rows: readonly PathSyscalls[], meta: Record<string, unknown>): s
           `${c.name} ${c.perRoundTrip.toFixed(2)}${c.errors > 0 ? ` (${(c.errors / r.roundTrips).toFixed(2)} failed)` : ""}`,
       )
       .join(", ");
-    lines.push(`| ${r.path} | **${r.perRoundTrip.toFixed(2)}** | ${top} |`);
+    const guest = r.guestPerRoundTrip === null ? "–" : r.guestPerRoundTrip.toFixed(2);
+    lines.push(`| ${r.path} | **${r.perRoundTrip.toFixed(2)}** | ${guest} | ${top} |`);
   }
   return `${lines.join("\n")}\n`;
 }
