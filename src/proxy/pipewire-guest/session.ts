@@ -33,11 +33,13 @@ import {
 } from "../../wire/pipewire/protocol.ts";
 import { Endpoint } from "../pipewire/endpoint.ts";
 import { GUEST_CLAIM_PREFIX } from "../pipewire/policy.ts";
+import { AllocRequests } from "./alloc-requests.ts";
 import {
   HOST_FD_EVENTS,
   type HostFdEvent,
   MEMBLOCK_FLAG_WRITABLE,
   PORT_BUFFERS_OPCODE,
+  PORT_USE_BUFFERS_OPCODE,
 } from "./fd-mapping.ts";
 import { reopenReadOnly } from "./reopen.ts";
 
@@ -77,6 +79,8 @@ export class GuestPipeWireSession {
   ]);
   /** Eventfd items bound per ClientNode id, released when the node goes away (else the host keeps them). */
   private readonly nodeEventfds = new Map<number, number[]>();
+  /** Ports the daemon asked to allocate (PortUseBuffers with ALLOC): what a PortBuffers refusal reports. */
+  private readonly allocRequests = new AllocRequests();
   private s2cSeq = 0;
   /** Counters for the end-of-session log line (and the tests that check what the mapping did). */
   private readonly stats = { c2s: 0, s2c: 0, memory: 0, readOnly: 0, fromHost: 0, toHost: 0 };
@@ -136,13 +140,11 @@ export class GuestPipeWireSession {
       const spec = iface === undefined ? undefined : METHODS[iface]?.[f.opcode];
       const what = `${iface === undefined ? "object" : shortIface(iface)}@${f.id}.${spec?.name ?? `opcode ${f.opcode}`}`;
       if (f.nFds > 0) {
-        const portBuffers = iface === Iface.ClientNode && f.opcode === PORT_BUFFERS_OPCODE;
+        if (iface === Iface.ClientNode && f.opcode === PORT_BUFFERS_OPCODE)
+          throw this.allocRequests.refusal(what, f.id, msg.body.fields, f.nFds);
         throw new CrosswayError(
           "CW_PWG_CLIENT_FD",
-          portBuffers
-            ? `${what}: ${f.nFds} client-allocated buffer fds; the host PipeWire filter accepts no fds from a guest ` +
-                "client (consumer profiles), so client-allocated buffers cannot cross; let the daemon allocate them"
-            : `${what} carries ${f.nFds} fds; no client→server message may carry fds through the guest proxy`,
+          `${what} carries ${f.nFds} fds; no client→server message may carry fds through the guest proxy`,
           { iface: iface ?? "unknown", objectId: f.id, opcode: f.opcode, value: f.nFds },
         );
       }
@@ -284,6 +286,8 @@ export class GuestPipeWireSession {
       const what = `${iface === undefined ? "object" : shortIface(iface)}@${f.id}.${spec?.name ?? `event ${f.opcode}`}`;
       if (spec !== undefined && spec.sig !== "*") checkSignature(msg.body.fields, spec.sig, what, false);
       if (iface === Iface.Core && f.opcode === 4) this.removeId(expectInt(msg.body.fields[0], `${what} id`));
+      if (iface === Iface.ClientNode && f.opcode === PORT_USE_BUFFERS_OPCODE)
+        this.allocRequests.onPortUseBuffers(f.id, msg.body.fields);
       if (f.nFds > 0) {
         const ev = iface === undefined ? undefined : HOST_FD_EVENTS.get(iface)?.get(f.opcode);
         if (ev === undefined) {
@@ -407,6 +411,7 @@ export class GuestPipeWireSession {
   /** Core.RemoveId: the id is free again; a ClientNode's bound eventfd items are released on the host too. */
   private removeId(id: number): void {
     this.objects.delete(id);
+    this.allocRequests.forgetNode(id);
     const evs = this.nodeEventfds.get(id);
     if (evs === undefined) return;
     this.nodeEventfds.delete(id);
