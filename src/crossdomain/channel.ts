@@ -558,16 +558,16 @@ export class CrossDomainChannel {
    * Binds a received eventfd item so host signals reach the guest: READ_EVENTFD_NEW, then each host READ adds its
    * 8-byte value to a local eventfd. Returns an fd of that local eventfd for the client (the caller owns it).
    */
-  eventfdFromHost(id: number): number {
-    return this.pipes.eventfdFromHost(id);
+  eventfdFromHost(id: number, beforeWake?: () => boolean): number {
+    return this.pipes.eventfdFromHost(id, beforeWake);
   }
 
   /**
    * Binds a received eventfd item so guest signals reach the host: a local eventfd is watched and each value read is
    * sent as WRITE {id, 8 bytes little-endian}. Returns an fd of the local eventfd for the client.
    */
-  eventfdToHost(id: number): number {
-    return this.pipes.eventfdToHost(id);
+  eventfdToHost(id: number, beforeSend?: () => boolean): number {
+    return this.pipes.eventfdToHost(id, beforeSend);
   }
 
   /** Frees a host write-pipe or eventfd item with WRITE {hang_up = 1}, so it does not live until the context dies (P19). */

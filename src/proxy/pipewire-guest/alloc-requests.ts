@@ -28,27 +28,28 @@ export class AllocRequests {
     else this.pending.delete(key);
   }
 
+  /** How many buffers the daemon asked the port a PortBuffers body names to allocate, or undefined: none. */
+  requested(nodeId: number, fields: readonly Pod[]): number | undefined {
+    return this.pending.get(portKey(nodeId, fields, "PortBuffers"));
+  }
+
   /** The node's id was removed: its requests go with it. */
   forgetNode(nodeId: number): void {
     for (const k of this.pending.keys()) if (k.startsWith(`${nodeId}/`)) this.pending.delete(k);
   }
 
   /**
-   * The error for C→S ClientNode.PortBuffers(direction, port_id, mix_id, n_buffers, (n_datas, (type, fd, flags,
-   * mapoffset, maxsize)*)*) carrying `nFds` fds: which port, which data types, and whether the daemon asked.
+   * The error for an unrequested C→S ClientNode.PortBuffers(direction, port_id, mix_id, n_buffers, (n_datas, (type,
+   * fd, flags, mapoffset, maxsize)*)*) carrying `nFds` fds: which port and which data types.
    */
   refusal(what: string, nodeId: number, fields: readonly Pod[], nFds: number): CrosswayError {
     const key = portKey(nodeId, fields, "PortBuffers");
     const [direction, port, mix] = key.split("/").slice(1);
     const where = `${what}(direction ${direction}, port ${port}, mix ${mix})`;
     const types = dataTypes(fields);
-    const requested = this.pending.get(key);
     const reason =
-      requested === undefined
-        ? "the daemon never asked this port to allocate (no PortUseBuffers with SPA_NODE_BUFFERS_FLAG_ALLOC on it: " +
-          "the host filter strips SPA_PORT_FLAG_CAN_ALLOC_BUFFERS, so the daemon allocates every buffer)"
-        : `the daemon asked this port to allocate ${requested} buffers, but the guest does not carry ` +
-          "client-allocated buffers to the host (only daemon-allocated AddMem blocks); use daemon-allocated buffers";
+      "the daemon never asked this port to allocate (no PortUseBuffers with SPA_NODE_BUFFERS_FLAG_ALLOC on it; " +
+      "crossway's host filter strips SPA_PORT_FLAG_CAN_ALLOC_BUFFERS, so behind it the daemon allocates every buffer)";
     return new CrosswayError(
       "CW_PWG_CLIENT_FD",
       `${where}: ${nFds} client-allocated buffer fds (data types ${types.join(", ") || "none"}); ${reason}`,
@@ -57,7 +58,8 @@ export class AllocRequests {
   }
 }
 
-function portKey(nodeId: number, fields: readonly Pod[], what: string): string {
+/** "node/direction/port/mix" of a PortUseBuffers or PortBuffers body. */
+export function portKey(nodeId: number, fields: readonly Pod[], what: string): string {
   const direction = expectInt(fields[0], `${what} direction`);
   const port = expectInt(fields[1], `${what} port_id`);
   const mix = expectInt(fields[2], `${what} mix_id`);
