@@ -10,7 +10,7 @@ import { startPipeWireGuestChain } from "../../src/harness/pipewire-guest-stack.
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { type PipeWireStack, startPipeWire } from "../helpers/pipewire.ts";
 import { buildPipeWireClient } from "../helpers/pipewire-c-client.ts";
-import { pwDump } from "../helpers/pipewire-daemon.ts";
+import { pwDump, settleFdCount, steadyFdCount } from "../helpers/pipewire-daemon.ts";
 import { run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
 
 useFdLeakCheck();
@@ -102,15 +102,16 @@ async function consume(node: string, out: string, what: () => string): Promise<v
 }
 
 describe("a guest client's own memfd buffers through crossway guest to the real daemon", () => {
-  it("a guest video source that allocates its buffers reaches a host consumer, every pixel checked", async () => {
+  it("a guest video source that allocates its buffers reaches a host consumer, every pixel checked; fd counts flat", async () => {
     const chain = await startPipeWireGuestChain(stack, { profile: null });
-    const node = "cw-alloc-guest";
-    try {
+    /** One guest source streaming to one host consumer; returns the guest's end-of-session counters for it. */
+    const round = async (i: number): Promise<Record<string, number>> => {
+      const node = `cw-alloc-guest-${i}`;
       const src = await startSource(node, chain.env);
       try {
         await consume(
           node,
-          join(dir, "guest.raw"),
+          join(dir, `guest-${i}.raw`),
           () => `source:\n${src.err()}\nguest:\n${chain.log("guest").slice(-3000)}`,
         );
         // The client really allocated (the daemon asked it to), and the guest really carried its buffers.
@@ -123,15 +124,26 @@ describe("a guest client's own memfd buffers through crossway guest to the real 
         "the guest's end-of-session line",
         () => {
           const e = chain.records("guest").filter((r) => r.msg === "guest PipeWire client ended");
-          return e.length > 0 ? e : undefined;
+          return e.length > i ? e : undefined;
         },
         { timeoutMs: CLIENT_TIMEOUT_MS, intervalMs: 50 },
       );
-      const end = ends.at(-1) as Record<string, number>;
-      console.log(`client-allocated buffers through the guest: ${JSON.stringify(end)}`);
-      expect(end.carried).toBeGreaterThanOrEqual(2);
+      return ends.at(-1) as Record<string, number>;
+    };
+    try {
+      const first = await round(0);
+      console.log(`client-allocated buffers through the guest: ${JSON.stringify(first)}`);
+      expect(first.carried).toBeGreaterThanOrEqual(2);
       // One copy per data per signal of the node: at least one per frame the consumer took.
-      expect(end.copies).toBeGreaterThanOrEqual(FRAMES);
+      expect(first.copies).toBeGreaterThanOrEqual(FRAMES);
+      // Two more sources, one after the other: the guest's and the device's fds come back to where they were.
+      const before = {
+        guest: await steadyFdCount(chain.pids.guest),
+        device: await steadyFdCount(chain.pids.device),
+      };
+      for (let i = 1; i <= 2; i++) await round(i);
+      expect(await settleFdCount(chain.pids.guest, before.guest)).toBe(before.guest);
+      expect(await settleFdCount(chain.pids.device, before.device)).toBe(before.device);
     } finally {
       await chain.stop();
     }
