@@ -18,9 +18,10 @@ export const statusCommand: CommandSpec = {
       required: true,
     },
     { name: "json", help: "print the report as JSON" },
+    { name: "gc", help: "have the command run a full garbage collection before it reports its memory" },
   ],
   async run(args) {
-    const report = await requestStatus(args.str("control") as string, STATUS_TIMEOUT_MS);
+    const report = await requestStatus(args.str("control") as string, STATUS_TIMEOUT_MS, args.flag("gc"));
     process.stdout.write(
       args.flag("json") ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`,
     );

@@ -1,6 +1,7 @@
 // Gives a long-running command its control socket and SIGHUP reload in one call (guest, filters).
 import type { Logger } from "../log.ts";
 import { type ControlServer, startControlServer } from "./control-server.ts";
+import { readMemory } from "./memory-reading.ts";
 import { type Reloadable, reloadOnSighup } from "./reload.ts";
 import type { ConnectionStatus } from "./status-report.ts";
 
@@ -37,13 +38,14 @@ export async function attachControl<T>(o: ControlOptions<T>): Promise<AttachedCo
     if (o.controlPath !== undefined) {
       server = await startControlServer(
         o.controlPath,
-        () => ({
+        (request) => ({
           command: o.command,
           pid: process.pid,
           uptimeSec: Math.floor((Date.now() - started) / 1000),
           ...(policy !== undefined ? { policyFile: policy.file } : {}),
           policyGeneration: policy?.reloadable.generation ?? 1,
           connections: o.connections(),
+          memory: readMemory(request.gc),
         }),
         o.log,
       );

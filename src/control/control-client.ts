@@ -3,8 +3,11 @@ import { connect } from "node:net";
 import { CrosswayError } from "../errors.ts";
 import type { StatusReport } from "./status-report.ts";
 
-/** Sends `{"cmd":"status"}` and resolves with the report; CW_CONTROL names the socket and what went wrong. */
-export function requestStatus(path: string, timeoutMs: number): Promise<StatusReport> {
+/**
+ * Sends `{"cmd":"status"}` (with `"gc":true` to have the command collect garbage before reading its memory) and
+ * resolves with the report; CW_CONTROL names the socket and what went wrong.
+ */
+export function requestStatus(path: string, timeoutMs: number, gc = false): Promise<StatusReport> {
   return new Promise((resolve, reject) => {
     let buf = "";
     let done = false;
@@ -18,7 +21,9 @@ export function requestStatus(path: string, timeoutMs: number): Promise<StatusRe
     };
     const timer = setTimeout(() => fail(`no answer within ${timeoutMs} ms`), timeoutMs);
     sock.setEncoding("utf8");
-    sock.on("connect", () => sock.write('{"cmd":"status"}\n'));
+    sock.on("connect", () =>
+      sock.write(`${JSON.stringify(gc ? { cmd: "status", gc: true } : { cmd: "status" })}\n`),
+    );
     sock.on("data", (d: string) => {
       buf += d;
     });

@@ -9,6 +9,12 @@ import type { StatusReport } from "./status-report.ts";
 /** Longest request line accepted; a status request is a few bytes, so anything longer is not one. */
 const MAX_REQUEST_BYTES = 4096;
 
+/** What a status request may ask for besides the report itself. */
+export interface StatusRequest {
+  /** Run a full garbage collection before reading memory (`crossway status --gc`). */
+  readonly gc: boolean;
+}
+
 /** A listening control socket. */
 export interface ControlServer {
   readonly path: string;
@@ -22,7 +28,7 @@ export interface ControlServer {
  */
 export async function startControlServer(
   path: string,
-  report: () => StatusReport,
+  report: (request: StatusRequest) => StatusReport,
   log: Logger,
 ): Promise<ControlServer> {
   removeStaleSocket(path, "--control");
@@ -69,7 +75,7 @@ export async function startControlServer(
 }
 
 /** The answer to one request line: the report, or an error naming what was wrong with the request. */
-function answer(line: string | null, report: () => StatusReport): unknown {
+function answer(line: string | null, report: (request: StatusRequest) => StatusReport): unknown {
   if (line === null) return { error: `request longer than ${MAX_REQUEST_BYTES} bytes without a newline` };
   let req: unknown;
   try {
@@ -77,7 +83,13 @@ function answer(line: string | null, report: () => StatusReport): unknown {
   } catch {
     return { error: `request is not JSON: ${JSON.stringify(line.slice(0, 80))}` };
   }
-  const cmd = typeof req === "object" && req !== null ? (req as { cmd?: unknown }).cmd : undefined;
+  if (typeof req !== "object" || req === null || Array.isArray(req)) {
+    return { error: `request is not a JSON object: ${JSON.stringify(line.slice(0, 80))}` };
+  }
+  const { cmd, gc } = req as { cmd?: unknown; gc?: unknown };
   if (cmd !== "status") return { error: `unknown request ${JSON.stringify(cmd ?? null)} (known: status)` };
-  return { status: report() };
+  if (gc !== undefined && typeof gc !== "boolean") {
+    return { error: `"gc" must be true or false, not ${JSON.stringify(gc)}` };
+  }
+  return { status: report({ gc: gc === true }) };
 }

@@ -24,8 +24,10 @@ export function formatAge(ms: number): string {
 
 /** A header line, then one row per connection (or "no connections"). Control characters in names are escaped. */
 export function formatStatus(r: StatusReport): string {
+  const m = r.memory;
   const lines = [
     `crossway ${r.command} (pid ${r.pid}, up ${formatAge(r.uptimeSec * 1000)}), policy ${r.policyFile ?? "built-in"} generation ${r.policyGeneration}, ${r.connections.length} connection${r.connections.length === 1 ? "" : "s"}`,
+    `memory: RSS ${formatBytes(m.rssBytes)}, JS heap ${formatBytes(m.heapUsedBytes)} of ${formatBytes(m.heapTotalBytes)}, buffers ${formatBytes(m.arrayBuffersBytes)}${m.gcForced ? " (after a full GC)" : ""}`,
   ];
   if (r.connections.length === 0) return lines.join("\n");
   const header = ["TAG", "APP_ID", "TITLE", "OBJECTS", "SHM", "QUEUED", "AGE", "REFUSED", "GEN"];

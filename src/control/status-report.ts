@@ -33,4 +33,16 @@ export interface StatusReport {
   /** The generation new connections get. */
   readonly policyGeneration: number;
   readonly connections: readonly ConnectionStatus[];
+  /** The command's own memory when it answered (process.memoryUsage()), after a full GC if one was asked for. */
+  readonly memory: MemoryStatus;
+}
+
+/** Process memory in bytes; `gcForced` says whether a full garbage collection ran just before the reading. */
+export interface MemoryStatus {
+  readonly rssBytes: number;
+  readonly heapUsedBytes: number;
+  readonly heapTotalBytes: number;
+  readonly externalBytes: number;
+  readonly arrayBuffersBytes: number;
+  readonly gcForced: boolean;
 }

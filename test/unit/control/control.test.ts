@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { requestStatus } from "../../../src/control/control-client.ts";
 import { startControlServer } from "../../../src/control/control-server.ts";
+import { readMemory } from "../../../src/control/memory-reading.ts";
 import { Reloadable } from "../../../src/control/reload.ts";
 import { formatAge, formatBytes, formatStatus } from "../../../src/control/status-format.ts";
 import type { StatusReport } from "../../../src/control/status-report.ts";
@@ -43,12 +44,21 @@ const report: StatusReport = {
       policyGeneration: 3,
     },
   ],
+  memory: {
+    rssBytes: 140 * 1024 * 1024,
+    heapUsedBytes: 20 * 1024 * 1024,
+    heapTotalBytes: 34 * 1024 * 1024,
+    externalBytes: 3 * 1024 * 1024,
+    arrayBuffersBytes: 1536,
+    gcForced: true,
+  },
 };
 
 describe("formatStatus", () => {
   it("one header line, aligned columns, control characters escaped", () => {
     expect(formatStatus(report).split("\n")).toEqual([
       "crossway guest (pid 42, up 1m15s), policy /etc/crossway/guest.json generation 3, 2 connections",
+      "memory: RSS 140 MiB, JS heap 20 MiB of 34 MiB, buffers 1.5 KiB (after a full GC)",
       "TAG  APP_ID            TITLE  OBJECTS  SHM      QUEUED  AGE    REFUSED  GEN",
       "c1   org.example.Long  a?b    12       8.0 MiB  0 B     1h02m  7        2",
       "c2   -                 -      3        1.5 KiB  100 B   5s     0        3",
@@ -84,6 +94,27 @@ describe("Reloadable", () => {
   });
 });
 
+describe("readMemory", () => {
+  it("with gc, garbage is collected before the reading; what is still referenced is counted", () => {
+    // 40 MB of unreachable objects: a reading after a forced GC must not count them, one that keeps them must.
+    let garbage: object[] | null = Array.from({ length: 400_000 }, (_, i) => ({ i, s: `x${i}` }));
+    const withGarbage = readMemory(false).heapUsedBytes;
+    const kept = garbage;
+    const whileKept = readMemory(true);
+    expect(whileKept.gcForced).toBe(true);
+    expect(whileKept.heapUsedBytes).toBeGreaterThan(20 * 1024 * 1024);
+    expect(kept.length).toBe(400_000);
+    garbage = null;
+    kept.length = 0;
+    const after = readMemory(true);
+    expect(
+      after.heapUsedBytes,
+      `heap ${withGarbage} with garbage, ${after.heapUsedBytes} after GC`,
+    ).toBeLessThan(whileKept.heapUsedBytes - 20 * 1024 * 1024);
+    expect(after.rssBytes).toBeGreaterThan(0);
+  });
+});
+
 describe("control server", () => {
   let dir = "";
   afterEach(() => {
@@ -110,10 +141,24 @@ describe("control server", () => {
   it("answers status with the report, only to its owner (0600), and names what is wrong with other requests", async () => {
     dir = mkdtempSync(join(tmpdir(), "cw-control-"));
     const path = join(dir, "c.ctl");
-    const server = await startControlServer(path, () => report, componentLogger("test"));
+    const asked: boolean[] = [];
+    const server = await startControlServer(
+      path,
+      (request) => {
+        asked.push(request.gc);
+        return report;
+      },
+      componentLogger("test"),
+    );
     try {
       expect(statSync(path).mode & 0o777).toBe(0o600);
       expect(await requestStatus(path, 5000)).toEqual(report);
+      expect(await requestStatus(path, 5000, true)).toEqual(report);
+      expect(asked).toEqual([false, true]);
+      expect(JSON.parse(await ask(path, '{"cmd":"status","gc":"yes"}\n'))).toEqual({
+        error: '"gc" must be true or false, not "yes"',
+      });
+      expect(JSON.parse(await ask(path, "[1]\n"))).toEqual({ error: 'request is not a JSON object: "[1]"' });
       expect(JSON.parse(await ask(path, "nope\n"))).toEqual({ error: 'request is not JSON: "nope"' });
       expect(JSON.parse(await ask(path, '{"cmd":"reload"}\n'))).toEqual({
         error: 'unknown request "reload" (known: status)',
