@@ -61,6 +61,8 @@ export class ChannelPipes {
   private readonly smallCmd = new Uint8Array(16);
   private readonly writeBuf = new Uint8Array(READ_WRITE_HEADER_SIZE + WRITE_CHUNK);
   private readonly chunk = new Uint8Array(WRITE_CHUNK);
+  /** An eventfd value read from a client, on its way into a WRITE. */
+  private readonly counter = new Uint8Array(8);
   private nextReadPipe = PIPE_READ_START;
   private readonly readPipes = new Map<number, ReadPipe>();
   private readonly writePipes = new Map<number, WritePipe>();
@@ -115,7 +117,8 @@ export class ChannelPipes {
     this.host.assertOpen("eventfdToHost");
     const fd = native.eventfd(0, 0);
     const watcher = native.createWatcher(fd, () => {
-      const v = new Uint8Array(8);
+      // One buffer for every signal: write() copies the value into its command before returning.
+      const v = this.counter;
       if (this.host.closed || native.read(fd, v, 0, 8) !== 8) return;
       if (beforeSend !== undefined && !beforeSend()) return;
       this.write(id, false, v);

@@ -611,6 +611,22 @@ export class CrossDomainChannel {
       this.fail(err as CrosswayError);
       return;
     }
+    if (m.kind === "read") {
+      // A READ (an eventfd value or pipe data) needs nothing awaited: handled at once and the next POLL submitted
+      // at once, without a promise and a microtask per message (PipeWire sends one per graph cycle).
+      // `dispatching` holds the POLL back while the ring's bytes are still being read, as for the other messages.
+      this.dispatching = true;
+      try {
+        this.pipes.onRead(m.identifier, m.hangUp, m.data);
+      } catch (err) {
+        this.dispatching = false;
+        this.fail(asChannelError(err, "channel dispatch"));
+        return;
+      }
+      this.dispatching = false;
+      this.poll();
+      return;
+    }
     this.dispatching = true;
     this.dispatch(m).then(
       () => {
