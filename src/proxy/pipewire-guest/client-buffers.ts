@@ -30,9 +30,12 @@ const MAX_DATAS = 64;
 /** Host memory one client's carried buffers may hold (pipewire.md §7.7 suggests 256 MiB per connection). */
 export const MAX_CARRIED_BYTES = 256 * 1024 * 1024;
 
-/** One client memfd and the host blob that mirrors it byte for byte. */
+/** One client memfd and the host blob that mirrors it byte for byte, up to the end of its last data range. */
 interface CarriedFd {
   readonly source: ShmSource;
+  /** The memfd's size (fstat), which every data range must lie in. */
+  readonly fileSize: number;
+  /** Bytes mirrored: the end of the furthest data range in this fd (the host blob needs no more). */
   readonly size: number;
   blob: HostBlob | null;
   mapping: BlobMapping | null;
@@ -83,6 +86,7 @@ export class ClientBuffers {
   ): Promise<SendItem[]> {
     const carried: CarriedFd[] = fds.map((fd) => ({
       source: { fd, mapping: null },
+      fileSize: -1,
       size: 0,
       blob: null,
       mapping: null,
@@ -157,13 +161,14 @@ export class ClientBuffers {
         const c = carried[Number(fdPod.v)] as CarriedFd;
         const offset = expectInt(fields[at + 3], `${where} mapoffset`);
         const size = expectInt(fields[at + 4], `${where} maxsize`);
-        if (c.size === 0) (c as { size: number }).size = native.fstat(c.source.fd).size;
-        if (offset < 0 || size <= 0 || offset + size > c.size) {
+        if (c.fileSize < 0) (c as { fileSize: number }).fileSize = native.fstat(c.source.fd).size;
+        if (offset < 0 || size <= 0 || offset + size > c.fileSize) {
           throw refuse(
-            `${where}: mapoffset ${offset} + maxsize ${size} lies outside its memfd of ${c.size} bytes`,
+            `${where}: mapoffset ${offset} + maxsize ${size} lies outside its memfd of ${c.fileSize} bytes`,
             offset + size,
           );
         }
+        (c as { size: number }).size = Math.max(c.size, offset + size);
         out.push({ fd: c, layout: { offset, width: size, height: 1, stride: size, bpp: 1 } });
       }
     }
