@@ -10,7 +10,7 @@ import { startPipeWireGuestChain } from "../../src/harness/pipewire-guest-stack.
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { type PipeWireStack, startPipeWire } from "../helpers/pipewire.ts";
 import { buildPipeWireClient } from "../helpers/pipewire-c-client.ts";
-import { pwDump, settleFdCount, steadyFdCount } from "../helpers/pipewire-daemon.ts";
+import { pipewirePid, pwDump, settleFdCount, steadyFdCount } from "../helpers/pipewire-daemon.ts";
 import { run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
 
 useFdLeakCheck();
@@ -136,14 +136,18 @@ describe("a guest client's own memfd buffers through crossway guest to the real 
       expect(first.carried).toBeGreaterThanOrEqual(2);
       // One copy per data per signal of the node: at least one per frame the consumer took.
       expect(first.copies).toBeGreaterThanOrEqual(FRAMES);
-      // Two more sources, one after the other: the guest's and the device's fds come back to where they were.
+      // Two more sources, one after the other: the guest's, the device's and the daemon's fds (the daemon imports
+      // the blobs) come back to where they were.
+      const daemon = pipewirePid(stack.pids);
       const before = {
         guest: await steadyFdCount(chain.pids.guest),
         device: await steadyFdCount(chain.pids.device),
+        daemon: await steadyFdCount(daemon),
       };
       for (let i = 1; i <= 2; i++) await round(i);
       expect(await settleFdCount(chain.pids.guest, before.guest)).toBe(before.guest);
       expect(await settleFdCount(chain.pids.device, before.device)).toBe(before.device);
+      expect(await settleFdCount(daemon, before.daemon)).toBe(before.daemon);
     } finally {
       await chain.stop();
     }
