@@ -125,3 +125,24 @@ export async function waitForActiveLinks(
     { timeoutMs: 60_000, intervalMs: 100 },
   );
 }
+
+/**
+ * Waits until node `name` and one of its ports are both in the daemon's graph (pw-dump with the unfiltered `env`):
+ * a consumer or filter that looks between the two would not know the port yet.
+ */
+export async function waitForNodeWithPort(
+  env: Record<string, string>,
+  name: string,
+  opts: { timeoutMs: number; abort: () => string | undefined },
+): Promise<void> {
+  await waitFor(
+    `the ${name} node and its port`,
+    async () => {
+      const objs = await pwDump(env);
+      const node = objs.find((o) => o.type === "Node" && o.props["node.name"] === name);
+      if (node === undefined) return undefined;
+      return objs.some((o) => o.type === "Port" && Number(o.props["node.id"]) === node.id) ? true : undefined;
+    },
+    { timeoutMs: opts.timeoutMs, intervalMs: 100, abort: opts.abort },
+  );
+}

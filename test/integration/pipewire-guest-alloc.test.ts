@@ -10,7 +10,12 @@ import { startPipeWireGuestChain } from "../../src/harness/pipewire-guest-stack.
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { type PipeWireStack, startPipeWire } from "../helpers/pipewire.ts";
 import { buildPipeWireClient } from "../helpers/pipewire-c-client.ts";
-import { pipewirePid, pwDump, settleFdCount, steadyFdCount } from "../helpers/pipewire-daemon.ts";
+import {
+  pipewirePid,
+  settleFdCount,
+  steadyFdCount,
+  waitForNodeWithPort,
+} from "../helpers/pipewire-daemon.ts";
 import { run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
 
 useFdLeakCheck();
@@ -49,20 +54,10 @@ async function startSource(
     text += d.toString();
   });
   try {
-    await waitFor(
-      `the ${node} node and its port`,
-      async () => {
-        const objs = await pwDump(stack.env);
-        const n = objs.find((o) => o.type === "Node" && o.props["node.name"] === node);
-        if (n === undefined) return undefined;
-        return objs.some((o) => o.type === "Port" && Number(o.props["node.id"]) === n.id) ? true : undefined;
-      },
-      {
-        timeoutMs: CLIENT_TIMEOUT_MS,
-        intervalMs: 100,
-        abort: () => (p.running ? undefined : `${node} exited: ${text}`),
-      },
-    );
+    await waitForNodeWithPort(stack.env, node, {
+      timeoutMs: CLIENT_TIMEOUT_MS,
+      abort: () => (p.running ? undefined : `${node} exited: ${text}`),
+    });
   } catch (err) {
     await p.stop();
     throw err;
