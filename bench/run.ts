@@ -10,6 +10,7 @@ import { buildClients, type ClientBinaries } from "./lib/build.ts";
 import { type IdleClient, runClient, startIdleClient } from "./lib/client.ts";
 import { type BenchCompositor, startCompositor } from "./lib/compositor.ts";
 import { summarizeCpuProfile } from "./lib/cpuprofile.ts";
+import { FIRST_WINDOW_BENCH, runFirstWindow } from "./lib/first-window.ts";
 import { gitState, machineInfo, peerVersions } from "./lib/machine.ts";
 import { MACRO_BENCHES, type MacroBench, type Mode } from "./lib/macro-benches.ts";
 import {
@@ -67,7 +68,7 @@ const PW_PATHS: readonly PwPath[] = [pwDirectPath, pwFilterPath, pwGuestChainPat
 /** Every path id accepted by --paths (PipeWire's direct is the same id as Wayland's). */
 const ALL_PATH_IDS = [...new Set([...ALL_PATHS.map((p) => p.id), ...PW_PATHS.map((p) => p.id)])];
 /** Every benchmark id accepted by --benches: the Wayland ones, then the PipeWire ones. */
-const ALL_BENCH_IDS = [...MACRO_BENCHES.map((b) => b.id), ...PW_BENCHES.map((b) => b.id)];
+const ALL_BENCH_IDS = [...MACRO_BENCHES.map((b) => b.id), ...PW_BENCHES.map((b) => b.id), FIRST_WINDOW_BENCH];
 
 const USAGE = `Usage: npm run bench -- [options]
 
@@ -270,22 +271,26 @@ async function runPlacement(
               env: { ...c.env, WAYLAND_DISPLAY: rp.display },
               pinned,
               proxyPids: rp.proxyPids,
+              ...(rp.guestSidePids !== undefined ? { guestSidePids: rp.guestSidePids } : {}),
               timeoutMs: bench.timeoutMs,
             });
             const units = bench.cpuUnits(run.result);
             const cpu = rp.proxyPids.length > 0 ? run.proxyCpuNs / units : null;
+            const guestCpu = run.guestCpuNs === null ? null : run.guestCpuNs / units;
             const value = bench.value(run.result);
             cell.reps.push({
               rep,
               value,
               extras: Object.fromEntries(bench.extras.map((e) => [e.id, e.get(run.result)])),
               cpuNsPerUnit: cpu,
+              guestCpuNsPerUnit: guestCpu,
               cpuExact: run.proxyCpuExact,
               result: run.result,
             });
             log(
               `[${placement}] ${bench.id} ${rep}/${opts.reps} ${id}: ${fmt(value)} ${bench.unit}` +
-                (cpu === null ? "" : `, proxy ${fmtCpu(cpu)}/${bench.cpuPer}`),
+                (cpu === null ? "" : `, proxy ${fmtCpu(cpu)}/${bench.cpuPer}`) +
+                (guestCpu === null ? "" : ` (guest side ${fmtCpu(guestCpu)})`),
             );
           } catch (err) {
             // Give the proxy's own explanation: the client usually only sees a closed socket.
@@ -555,6 +560,10 @@ async function main(argv: string[]): Promise<number> {
     log("bench: PipeWire");
     const pwPaths = PW_PATHS.filter((p) => pathIds.includes(p.id));
     report.pipewire = await runPipeWire(pwPaths, pwBenches, { mode, reps });
+  }
+  if (!microOnly && benchIds.includes(FIRST_WINDOW_BENCH) && !interrupted) {
+    log("bench: time to first window (sway; direct vs crossway)");
+    report.firstWindow = await runFirstWindow(reps, log);
   }
   report.durationS = (performance.now() - started) / 1000;
 

@@ -11,6 +11,8 @@ export interface RunClientOptions {
   pinned: boolean;
   /** Root pids of the proxy processes whose CPU time is charged to this run (empty for the direct path). */
   proxyPids: readonly number[];
+  /** The subset of proxyPids that runs on the guest side, charged separately too (empty: none). */
+  guestSidePids?: readonly number[];
   timeoutMs: number;
 }
 
@@ -20,6 +22,8 @@ export interface ClientRun {
   result: Record<string, unknown>;
   /** Proxy CPU time during the measured phase, in ns (0 without proxies). */
   proxyCpuNs: number;
+  /** The guest side's share of proxyCpuNs (null when the path has no guest side). */
+  guestCpuNs: number | null;
   /** Whether proxyCpuNs is exact (per-thread schedstat) or from 10 ms clock ticks. */
   proxyCpuExact: boolean;
   /** Wall time of the whole client process, set-up included, in ms. */
@@ -37,6 +41,9 @@ export function runClient(bin: string, args: readonly string[], opts: RunClientO
   const stderr: string[] = [];
   child.stderr.setEncoding("utf8").on("data", (s: string) => stderr.push(s));
   let before: CpuSample | undefined;
+  let guestBefore: CpuSample | undefined;
+  const guestPids = opts.guestSidePids ?? [];
+  let guestCpu: number | null = null;
   let result: Record<string, unknown> | undefined;
   let cpu = { ns: 0, exact: true };
   let protocolError: string | undefined;
@@ -44,9 +51,11 @@ export function runClient(bin: string, args: readonly string[], opts: RunClientO
   lines.on("line", (line) => {
     if (line === "ready" && before === undefined) {
       before = sampleCpu(opts.proxyPids);
+      if (guestPids.length > 0) guestBefore = sampleCpu(guestPids);
       child.stdin.write("\n");
     } else if (line.startsWith("result ") && before !== undefined && result === undefined) {
       const after = sampleCpu(opts.proxyPids);
+      if (guestBefore !== undefined) guestCpu = cpuDeltaNs(guestBefore, sampleCpu(guestPids)).ns;
       cpu = opts.proxyPids.length > 0 ? cpuDeltaNs(before, after) : { ns: 0, exact: true };
       try {
         result = JSON.parse(line.slice(7)) as Record<string, unknown>;
@@ -80,7 +89,13 @@ export function runClient(bin: string, args: readonly string[], opts: RunClientO
         );
         return;
       }
-      resolve({ result, proxyCpuNs: cpu.ns, proxyCpuExact: cpu.exact, wallMs: performance.now() - started });
+      resolve({
+        result,
+        proxyCpuNs: cpu.ns,
+        guestCpuNs: guestCpu,
+        proxyCpuExact: cpu.exact,
+        wallMs: performance.now() - started,
+      });
     });
   });
 }

@@ -58,6 +58,7 @@ export async function startCrossway(ctx: PathContext, withDevice: boolean): Prom
   const deviceSocket = join(ctx.workDir, uniqueName("crossway-device.sock"));
   const env = { ...ctx.env, CROSSWAY_LOG: process.env.CROSSWAY_LOG ?? "warn" };
   const peers: PeerProcess[] = [];
+  let guest: PeerProcess;
   try {
     if (withDevice) {
       const device = spawnPeer(
@@ -77,16 +78,11 @@ export async function startCrossway(ctx: PathContext, withDevice: boolean): Prom
       ? guestArgs(deviceSocket, appSocket)
       : guestAloneArgs(ctx.compositorSocket, appSocket);
     const role = withDevice ? "crossway-guest" : "crossway-guest-alone";
-    const guest = spawnPeer(
-      "crossway guest",
-      process.execPath,
-      [...profileFlags(ctx, role), crossway, ...args],
-      {
-        env,
-        pinned: ctx.pinned,
-        logPath: join(ctx.workDir, "crossway-guest.log"),
-      },
-    );
+    guest = spawnPeer("crossway guest", process.execPath, [...profileFlags(ctx, role), crossway, ...args], {
+      env,
+      pinned: ctx.pinned,
+      logPath: join(ctx.workDir, "crossway-guest.log"),
+    });
     peers.push(guest);
     await waitForPath(appSocket, guest, 20_000);
   } catch (err) {
@@ -96,6 +92,7 @@ export async function startCrossway(ctx: PathContext, withDevice: boolean): Prom
   return {
     display: appSocket,
     proxyPids: peers.map((p) => p.pid),
+    guestSidePids: [guest.pid],
     health: () => peers.find((p) => !p.running())?.name.concat(" exited"),
     logPaths: peers.map((p) => p.logPath),
     stop: async () => {

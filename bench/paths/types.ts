@@ -25,6 +25,12 @@ export interface RunningPath {
   readonly display: string;
   /** Root pids of the proxy processes (their whole trees are measured); empty for the direct path. */
   readonly proxyPids: readonly number[];
+  /**
+   * Of those, the processes that would run inside the VM next to the app (crossway guest; waypipe's server side,
+   * which the app connects to), so a reader sees what the guest pays apart from the host side (the device stands
+   * for the VMM, native code in reality). Absent: the path has no guest side (direct, relay).
+   */
+  readonly guestSidePids?: readonly number[];
   /** Returns a reason when a proxy has died (the run then marks this path failed), else undefined. */
   health(): string | undefined;
   /** The proxies' log files, so a client failure can be explained by the proxy's own last words. */

@@ -75,6 +75,7 @@ export const crosswayFilterPath: BenchPath = {
     return {
       display: rest.display,
       proxyPids: [...rest.proxyPids, f.peer.pid],
+      ...(rest.guestSidePids !== undefined ? { guestSidePids: rest.guestSidePids } : {}),
       health: () => rest.health() ?? (f.peer.running() ? undefined : "crossway wayland-filter exited"),
       logPaths: [...rest.logPaths, f.peer.logPath],
       stop: async () => {

@@ -32,9 +32,10 @@ export const waypipePath: BenchPath = {
       logPath: join(ctx.workDir, "waypipe-client.log"),
     });
     const peers = [clientSide];
+    let serverSide: (typeof peers)[number];
     try {
       await waitForPath(transport, clientSide);
-      const serverSide = spawnPeer(
+      serverSide = spawnPeer(
         "waypipe server",
         "waypipe",
         ["--socket", transport, ...COMMON, "--display", display, "server", "--", "sleep", "infinity"],
@@ -49,6 +50,7 @@ export const waypipePath: BenchPath = {
     return {
       display,
       proxyPids: peers.map((p) => p.pid),
+      guestSidePids: [serverSide.pid],
       health: () => peers.find((p) => !p.running())?.name.concat(" exited"),
       logPaths: peers.map((p) => p.logPath),
       stop: async () => {

@@ -171,6 +171,8 @@ export class CrossDomainChannel {
   private closed = false;
   private lastHostError = "";
   private answerTimer: ReturnType<typeof setTimeout> | null = null;
+  /** performance.now() of the oldest request still waiting for any host message; 0 when none waits. */
+  private awaitingSince = 0;
   private hostTimeoutMs = DEFAULT_HOST_TIMEOUT_MS;
 
   private readonly gemRefs = new Map<number, { blob: BlobHandle; refs: number }>();
@@ -432,13 +434,29 @@ export class CrossDomainChannel {
    * disarms it.
    */
   expectAnswer(): void {
-    if (this.closed || this.answerTimer !== null) return;
+    if (this.closed || this.awaitingSince !== 0) return;
+    this.awaitingSince = performance.now();
+    if (this.answerTimer === null) this.armAnswerTimer(this.hostTimeoutMs);
+  }
+
+  /**
+   * One timer per channel, created only when none is running: a round trip costs a timestamp, not a Timeout object
+   * plus a clearTimeout (every wl_display.sync would otherwise allocate one). When it fires it looks at the
+   * oldest unanswered request and either ends the channel or waits the remainder.
+   */
+  private armAnswerTimer(ms: number): void {
     this.answerTimer = setTimeout(() => {
       this.answerTimer = null;
-      if (this.closed) return;
+      if (this.closed || this.awaitingSince === 0) return;
       // Not polling (the client is slow to read, or a sink is full): the silence is ours, not the host's.
       if (!this.pollOutstanding) {
-        this.expectAnswer();
+        this.awaitingSince = performance.now();
+        this.armAnswerTimer(this.hostTimeoutMs);
+        return;
+      }
+      const waited = performance.now() - this.awaitingSince;
+      if (waited < this.hostTimeoutMs) {
+        this.armAnswerTimer(Math.ceil(this.hostTimeoutMs - waited));
         return;
       }
       this.fail(
@@ -448,14 +466,12 @@ export class CrossDomainChannel {
           { value: this.hostTimeoutMs },
         ),
       );
-    }, this.hostTimeoutMs);
+    }, ms);
     this.answerTimer.unref();
   }
 
   private hostAnswered(): void {
-    if (this.answerTimer === null) return;
-    clearTimeout(this.answerTimer);
-    this.answerTimer = null;
+    this.awaitingSince = 0;
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -735,6 +751,8 @@ export class CrossDomainChannel {
     if (this.closed) return;
     this.closed = true;
     this.hostAnswered();
+    if (this.answerTimer !== null) clearTimeout(this.answerTimer);
+    this.answerTimer = null;
     this.pipes.closeAll();
     this.queryRing.map.unmap();
     if (this.channelRing !== this.queryRing) this.channelRing.map.unmap();

@@ -355,7 +355,10 @@ export class CrossDomainContext {
     if (!wrote) return;
     const fence = this.polls.shift()!; // at most a couple of entries: one outstanding POLL is the protocol
     this.host.signal(fence);
-    if (this.polls.length === 0) this.disarm();
+    // No disarm here even when that was the last fence: the guest re-arms its POLL as soon as it has read the ring,
+    // almost always before the host's next message, and stopping then restarting the sources would cost three
+    // epoll_ctl calls per message (libuv deletes the fd on stop). A source that fires with no fence waiting is
+    // disarmed above, lazily, so an idle context still never spins.
   }
 
   private writeRing(len: number): void {

@@ -226,6 +226,7 @@ class EmulatedVirtGpu implements VirtGpu {
     for (const extra of reply.fds.slice(guestFd >= 0 ? 0 : 1)) native.close(extra);
     const handle: BlobHandle = { bo: this.nextBo++, resourceId, size };
     this.blobs.set(handle.bo, { handle, fd, writable: guestFd >= 0 || writable });
+    log.debug({ resourceId, size, blobMem: req.blobMem }, "blob created");
     return handle;
   }
 

@@ -87,6 +87,39 @@ describe("wl_shm through crossway guest (headless weston)", () => {
     }
   });
 
+  it("a client's next pool of the same size bucket reuses its idle host blob; another size gets a new one", async () => {
+    const debugStack = await startCrosswayStack(weston, { logLevel: "debug" });
+    const MiB = 1024 * 1024;
+    /** Host blobs made so far for pools (the rings and probe blobs are smaller than a MiB). */
+    const poolBlobs = (): number =>
+      debugStack.guestLogRecords().filter((r) => r.msg === "blob created" && (r.size as number) >= MiB)
+        .length;
+    const t = await shmClient(debugStack.socketPath);
+    try {
+      const cycle = async (size: number): Promise<void> => {
+        const p = t.pool(size);
+        const b = t.buffer(p.id, 0, 64, 64);
+        t.commit(b);
+        await t.c.waitFor((e) => e.objectId === b && e.name === "release");
+        t.c.request(b, "wl_buffer", "destroy", () => {});
+        t.c.request(p.id, "wl_shm_pool", "destroy", () => {});
+        await t.c.roundtrip();
+      };
+      await cycle(MiB);
+      expect(poolBlobs()).toBe(1);
+      // foot's pattern on every resize: destroy the pool, create one of the same size. Same bucket: same blob.
+      await cycle(MiB);
+      await cycle(MiB - 4096);
+      expect(poolBlobs()).toBe(1);
+      await cycle(4 * MiB);
+      expect(poolBlobs()).toBe(2);
+      expect(t.c.error).toBeNull();
+    } finally {
+      t.close();
+      await debugStack.stop();
+    }
+  });
+
   it("grows a pool past its host blob: buffers in the new space work, the host's delete_id stays hidden", async () => {
     const t = await shmClient(stack.socketPath);
     try {

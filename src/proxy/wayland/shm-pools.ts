@@ -10,6 +10,8 @@ import { ShadowBuffer } from "./surface-shadow.ts";
 /**
  * One host blob backing a pool (a pool gets a new one when it grows past the blob). Buffers created while it was
  * current keep using it, so it is reference counted: the pool while current, plus each buffer created in it.
+ * When the last reference goes, `onIdle` decides: keep it for the client's next pool of the same size
+ * ({@link revive}) or {@link dispose} of it.
  */
 export class PoolBlob {
   private refs = 1;
@@ -17,8 +19,10 @@ export class PoolBlob {
   constructor(
     readonly blob: HostBlob,
     readonly mapping: BlobMapping,
-    /** Called once when the last reference goes (the session's per-client host memory accounting). */
-    private readonly onRelease: (capacity: number) => void = () => {},
+    /** The pool-size bucket it was made for: only a pool of the same bucket may reuse it. */
+    readonly bucket: number,
+    /** Called when the last reference goes. */
+    private readonly onIdle: (b: PoolBlob) => void = (b) => b.dispose(),
   ) {}
 
   /** Capacity in bytes (the host's blob size, at least the pool size it was made for). */
@@ -30,13 +34,21 @@ export class PoolBlob {
     this.refs++;
   }
 
-  /** Drops a reference; the last one unmaps and closes the blob (the host's pool keeps its own fd). */
+  /** Drops a reference; the last one hands the blob to its owner's onIdle. */
   unref(): void {
     if (--this.refs > 0) return;
-    const capacity = this.capacity;
+    this.onIdle(this);
+  }
+
+  /** An idle blob becomes a new pool's: one reference again. */
+  revive(): void {
+    this.refs = 1;
+  }
+
+  /** Unmaps and closes the blob (the host's pool keeps its own fd). Only for an idle blob. */
+  dispose(): void {
     this.mapping.unmap();
     this.blob.close();
-    this.onRelease(capacity);
   }
 }
 
