@@ -190,9 +190,15 @@ export class GuestPipeWireSession {
     this.buffers.carry(what, f.id, msg.body.fields, fds, requested).then(
       (items) => {
         if (this.closed) return;
+        try {
+          if (this.channel.send(out, items) === "buffered") this.client.pause(PAUSE_CHANNEL);
+        } catch (err) {
+          // A promise continuation: a throw here would be an unhandled rejection, so it ends this client only.
+          this.refuseClient(head, err);
+          return;
+        }
         this.stats.c2s++;
         this.stats.carried += items.length;
-        if (this.channel.send(out, items) === "buffered") this.client.pause(PAUSE_CHANNEL);
         this.client.resume(PAUSE_CARRY);
       },
       (err: unknown) => {
