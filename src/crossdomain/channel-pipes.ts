@@ -128,12 +128,16 @@ export class ChannelPipes {
     return native.dup(fd);
   }
 
-  /** Frees a host write-pipe or eventfd item with WRITE {hang_up = 1}, so it does not live until the context dies (P19). */
-  releaseItem(id: number): void {
+  /**
+   * Frees a host write-pipe or eventfd item with WRITE {hang_up = 1}, so it does not live until the context dies
+   * (P19). An eventfd WRITE must carry exactly 8 bytes, hang-up or not (upstream: InvalidCrossDomainWriteLength
+   * otherwise, crossdomain.md §4): it carries the value 0, which adds nothing and wakes nobody.
+   */
+  releaseItem(id: number, eventfd: boolean): void {
     if (this.host.closed) return;
     const e = this.eventfds.get(id);
     if (e !== undefined) this.dropEventfd(id, e);
-    this.write(id, true, new Uint8Array(0));
+    this.write(id, true, new Uint8Array(eventfd || e !== undefined ? 8 : 0));
   }
 
   receiveWritePipe(id: number): { kind: "write-pipe"; id: number; fd: number } {

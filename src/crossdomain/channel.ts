@@ -586,9 +586,12 @@ export class CrossDomainChannel {
     return this.pipes.eventfdToHost(id, beforeSend);
   }
 
-  /** Frees a host write-pipe or eventfd item with WRITE {hang_up = 1}, so it does not live until the context dies (P19). */
-  releaseItem(id: number): void {
-    this.pipes.releaseItem(id);
+  /**
+   * Frees a host write-pipe or eventfd item (`eventfd`: which of the two, bound or not) with WRITE {hang_up = 1}, so
+   * it does not live until the context dies (P19).
+   */
+  releaseItem(id: number, eventfd = false): void {
+    this.pipes.releaseItem(id, eventfd);
   }
 
   // ------------------------------------------------------------------------------------------------------------

@@ -338,6 +338,25 @@ describe.each(["libkrun", "crosvm"] as const)(
       h.close();
     });
 
+    it("the node's eventfd items are released when the daemon removes it, and the channel goes on", async () => {
+      const { c, h } = await connectWithNode();
+      const t = await withTransport(c, h);
+      // Core.RemoveId(3): the guest releases both eventfd items with WRITE {hang_up} (8 bytes of 0: an eventfd
+      // WRITE of any other length is InvalidCrossDomainWriteLength on the host, which ended the whole channel).
+      await h.send(0, 4, pod.struct(pod.int(3)));
+      await event(c, 0, 4);
+      await h.send(0, 1, pod.struct(pod.int(0), pod.int(77)));
+      const done = await event(c, 0, 1);
+      expect(done.body?.fields[1]).toEqual({ t: "int", v: 77 });
+      expect(h.closed).toBe(false);
+      // The release added nothing to the daemon's eventfd.
+      expect(native.read(t.hostWrite, new Uint8Array(8), 0, 8)).toBe(AGAIN);
+      t.close();
+      c.close();
+      h.close();
+      await guestIdle();
+    });
+
     it("client-allocated memfds (PortBuffers after an ALLOC request) reach the host as blobs, copied before each client signal", async () => {
       const { c, h } = await connectWithNode();
       const t = await withTransport(c, h);

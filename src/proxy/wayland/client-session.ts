@@ -373,7 +373,7 @@ export class ClientSession {
           fdq.push(it.fd);
         } else {
           // Eventfds and sockets have no meaning on a Wayland channel.
-          this.channel.releaseItem(it.id);
+          this.channel.releaseItem(it.id, it.kind === "eventfd");
           throw new CrosswayError(
             "CW_GUEST_HOST_PROTOCOL",
             `host sent a ${it.kind} item on the Wayland channel`,
