@@ -109,10 +109,19 @@ async function recordingRuns(path: string, recorder: TrackedProcess): Promise<vo
   );
 }
 
-/** The guest's end-of-session counters of the one client that ran: the fd kinds it mapped (must be > 0). */
-function expectMapped(records: Record<string, unknown>[], kinds: string[]): void {
-  const ends = records.filter((r) => r.msg === "guest PipeWire client ended");
-  expect(ends.length, JSON.stringify(records.slice(-5))).toBeGreaterThan(0);
+/**
+ * The guest's end-of-session counters of the one client that ran: the fd kinds it mapped (must be > 0). The line is
+ * written when the guest sees the client's socket close, which may be just after the client has exited.
+ */
+async function expectMapped(records: () => Record<string, unknown>[], kinds: string[]): Promise<void> {
+  const ends = await waitFor(
+    "the guest's end-of-session line",
+    () => {
+      const e = records().filter((r) => r.msg === "guest PipeWire client ended");
+      return e.length > 0 ? e : undefined;
+    },
+    { timeoutMs: CLIENT_TIMEOUT_MS, intervalMs: 50, explain: () => JSON.stringify(records().slice(-5)) },
+  );
   for (const k of kinds) expect(Math.max(...ends.map((e) => Number(e[k] ?? 0))), k).toBeGreaterThan(0);
 }
 
@@ -144,7 +153,7 @@ describe("crossway guest --pipewire through the filter", () => {
           expect(r.code, `${r.stderr.toString()}\nguest:\n${chain.log("guest").slice(-3000)}`).toBe(0);
         }),
       );
-      expectMapped(chain.records("guest"), ["memory", "fromHost", "toHost"]);
+      await expectMapped(() => chain.records("guest"), ["memory", "fromHost", "toHost"]);
     } finally {
       await chain.stop();
     }
@@ -179,7 +188,7 @@ describe("crossway guest --pipewire through the filter", () => {
     } finally {
       await chain.stop();
     }
-    expectMapped(chain.records("guest"), ["memory", "fromHost", "toHost"]);
+    await expectMapped(() => chain.records("guest"), ["memory", "fromHost", "toHost"]);
     expectCleanTone(rec, "capture");
   });
 
@@ -206,7 +215,7 @@ describe("crossway guest --pipewire through the filter", () => {
       expect(r.timedOut, `${r.stderr.toString()}\nguest:\n${chain.log("guest").slice(-3000)}`).toBe(false);
       expect(r.code, `${r.stderr.toString()}\nguest:\n${chain.log("guest").slice(-3000)}`).toBe(0);
       console.log(`camera: 30 frames through the guest chain in ${Date.now() - t0} ms`);
-      expectMapped(chain.records("guest"), ["memory", "fromHost", "toHost"]);
+      await expectMapped(() => chain.records("guest"), ["memory", "fromHost", "toHost"]);
     } finally {
       await chain.stop();
     }
