@@ -1,7 +1,7 @@
 // Entry of `npm run bench`: micro-benchmarks, then every end-to-end benchmark on every path, interleaved, per placement.
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { CrosswayError } from "../src/errors.ts";
@@ -11,6 +11,7 @@ import { type IdleClient, runClient, startIdleClient } from "./lib/client.ts";
 import { type BenchCompositor, startCompositor } from "./lib/compositor.ts";
 import { summarizeCpuProfile } from "./lib/cpuprofile.ts";
 import { FIRST_WINDOW_BENCH, runFirstWindow } from "./lib/first-window.ts";
+import { writeFlameGraph } from "./lib/flamegraph.ts";
 import { gitState, machineInfo, peerVersions } from "./lib/machine.ts";
 import { MACRO_BENCHES, type MacroBench, type Mode } from "./lib/macro-benches.ts";
 import {
@@ -156,9 +157,19 @@ function writeProfileSummary(profileDir: string, placement: Placement): void {
     return;
   }
   const parts = [`## CPU profiles (${placement})`, ""];
-  for (const f of files.sort()) parts.push(summarizeCpuProfile(join(profileDir, f)), "");
+  for (const f of files.sort()) {
+    parts.push(summarizeCpuProfile(join(profileDir, f)), "");
+    const stem = f.replace(/\.cpuprofile$/, "");
+    writeFlameGraph(join(profileDir, f), join(profileDir, stem), `${stem} (${placement})`);
+    parts.push(
+      `Flame graph: [${stem}.svg](${basename(profileDir)}/${stem}.svg) (folded stacks beside it).`,
+      "",
+    );
+  }
   writeFileSync(`${profileDir}.md`, parts.join("\n"));
-  log(`[${placement}] profile: ${profileDir}.md (raw profiles for Chrome DevTools in ${profileDir}/)`);
+  log(
+    `[${placement}] profile: ${profileDir}.md, flame graphs and raw profiles (Chrome DevTools) in ${profileDir}/`,
+  );
 }
 
 async function measureMemory(

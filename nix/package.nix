@@ -10,8 +10,9 @@ buildNpmPackage {
   version = "0.1.0";
   src = lib.cleanSource ../.;
   nodejs = nodejs_20;
-  # Not computed here (no nixpkgs or network on the machines that check nix/): run `prefetch-npm-deps
-  # package-lock.json` and put its hash here, or build once and copy the hash from the mismatch error.
+  # PLACEHOLDER, deliberately wrong: lib.fakeHash (sha256-AAAA...) makes the npm-deps fixed-output derivation fail
+  # with "hash mismatch ... got: sha256-...", which is the value to put here (or run `prefetch-npm-deps
+  # package-lock.json`). It is not computed on the machines that check nix/ (no nixpkgs): docs/install.md §5 says why.
   npmDepsHash = lib.fakeHash;
   # The addon is the only thing to compile (tsx runs the sources): node-gyp from devDependencies, with the
   # headers of `nodejs` (buildNpmPackage sets npm_config_nodedir), offline.

@@ -14,6 +14,7 @@ let
   # What every filter needs and no more: Unix sockets to the peers, the policy read-only.
   filterHardening = [
     [ "NoNewPrivileges" "yes" ]
+    [ "PrivateUsers" "yes" ]
     [ "CapabilityBoundingSet" "" ]
     [ "AmbientCapabilities" "" ]
     [ "ProtectSystem" "strict" ]
@@ -26,9 +27,7 @@ let
     [ "RestrictRealtime" "yes" ]
     [ "RestrictSUIDSGID" "yes" ]
     [ "LockPersonality" "yes" ]
-    [ "ProtectKernelTunables" "yes" ]
     [ "ProtectKernelModules" "yes" ]
-    [ "ProtectKernelLogs" "yes" ]
     [ "ProtectControlGroups" "yes" ]
     [ "ProtectClock" "yes" ]
     [ "ProtectHostname" "yes" ]
@@ -138,6 +137,7 @@ rec {
           [ "RuntimeDirectory" "crossway" ]
           [ "Restart" "on-failure" ]
           [ "NoNewPrivileges" "yes" ]
+          [ "PrivateUsers" "yes" ]
           [ "ProtectSystem" "strict" ]
           [ "ProtectHome" "read-only" ]
           [ "ReadWritePaths" "%t/crossway" ]

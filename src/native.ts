@@ -82,6 +82,8 @@ export interface NativeAddon {
   mmap(fd: number, length: number, prot: number, flags: number, offset: number): ArrayBuffer;
   /** munmap the mapping behind `ab` and detach `ab`. Throws if `ab` is not a live mapping of this addon. */
   munmap(ab: ArrayBuffer): void;
+  /** mmap and munmap at once: throws what mmap would (EACCES, ENODEV...), with no ArrayBuffer made. */
+  mmapProbe(fd: number, length: number, prot: number, flags: number, offset: number): void;
   /** eventfd(initval, EFD_CLOEXEC | EFD_NONBLOCK | flags). */
   eventfd(initval: number, flags: number): number;
   /** pipe2(O_CLOEXEC | O_NONBLOCK): [read end, write end]. */

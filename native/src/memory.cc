@@ -54,6 +54,21 @@ Napi::Value Mmap(const Napi::CallbackInfo& info) {
   return Napi::ArrayBuffer::New(env, addr, length, Release, m);
 }
 
+// mmap then munmap at once: whether a mapping with this access would succeed, without handing JS an ArrayBuffer.
+// A big external ArrayBuffer makes V8 count its length as external memory and start a full GC to make room.
+Napi::Value MmapProbe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = FdArg(info, 0);
+  size_t length = static_cast<size_t>(IntArg(info, 1, "length"));
+  int prot = static_cast<int>(IntArg(info, 2, "prot"));
+  int flags = static_cast<int>(IntArg(info, 3, "flags"));
+  off_t offset = static_cast<off_t>(IntArg(info, 4, "offset"));
+  void* addr = mmap(nullptr, length, prot, flags, fd, offset);
+  if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
+  munmap(addr, length);
+  return env.Undefined();
+}
+
 Napi::Value Munmap(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsArrayBuffer()) throw Napi::TypeError::New(env, "munmap needs an ArrayBuffer");
@@ -86,6 +101,7 @@ Napi::Value LiveMappings(const Napi::CallbackInfo& info) {
 void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("mmap", Napi::Function::New(env, Mmap));
   exports.Set("munmap", Napi::Function::New(env, Munmap));
+  exports.Set("mmapProbe", Napi::Function::New(env, MmapProbe));
   exports.Set("liveMappings", Napi::Function::New(env, LiveMappings));
 }
 

@@ -222,7 +222,14 @@ export class CrossDomainChannel {
     gpu.onHostError = (m) => hostErrors.push(m);
     const rings: Array<{ blob: BlobHandle; map: BlobMapping }> = [];
     try {
-      const p = await gpu.getParams();
+      // Params and caps are asked together, and both rings made and mapped together: a new client waits for one
+      // device round trip per step instead of one per request (start-up, issue 15).
+      const [paramsAnswer, capsAnswer] = await Promise.allSettled([
+        gpu.getParams(),
+        gpu.getCaps(CAPSET_CROSS_DOMAIN, 0, 16),
+      ]);
+      if (paramsAnswer.status === "rejected") throw paramsAnswer.reason;
+      const p = paramsAnswer.value;
       const missing = [
         p.features3d ? "" : "3D_FEATURES",
         p.resourceBlob ? "" : "RESOURCE_BLOB",
@@ -238,7 +245,8 @@ export class CrossDomainChannel {
       }
       // One guest page per ring: the host fills a READ up to the ring's size, and the kernel rounds blobs to pages.
       const ringSize = options.ringSize ?? p.pageSize;
-      const capBytes = await gpu.getCaps(CAPSET_CROSS_DOMAIN, 0, 16);
+      if (capsAnswer.status === "rejected") throw capsAnswer.reason;
+      const capBytes = capsAnswer.value;
       const word = (i: number) => (capBytes.length >= 4 * i + 4 ? getU32(capBytes, 4 * i) : 0);
       const caps: CrossDomainCaps = {
         version: word(0),
@@ -258,15 +266,21 @@ export class CrossDomainChannel {
       await gpu.initContext({ capsetId: CAPSET_CROSS_DOMAIN, numRings: 2, pollRingsMask: 1 << CHANNEL_RING });
       const form = options.initForm ?? "v1";
       // The legacy single-ring protocol has the host write everything into the query ring (Init*Legacy::upgrade).
-      for (let i = 0; i < (form === "legacy" ? 1 : 2); i++) {
-        const blob = await gpu.createBlob({
-          blobMem: BlobMem.GUEST,
-          blobFlags: BlobFlags.USE_MAPPABLE,
-          size: ringSize,
-          blobId: 0,
-        });
-        rings.push({ blob, map: await gpu.mapBlob(blob) });
-      }
+      const made = await Promise.allSettled(
+        Array.from({ length: form === "legacy" ? 1 : 2 }, async () => {
+          const blob = await gpu.createBlob({
+            blobMem: BlobMem.GUEST,
+            blobFlags: BlobFlags.USE_MAPPABLE,
+            size: ringSize,
+            blobId: 0,
+          });
+          return { blob, map: await gpu.mapBlob(blob) };
+        }),
+      );
+      // Keep what was made (the catch below unmaps it), then report the first failure.
+      for (const r of made) if (r.status === "fulfilled") rings.push(r.value);
+      const failed = made.find((r) => r.status === "rejected");
+      if (failed !== undefined) throw (failed as PromiseRejectedResult).reason;
       const query = rings[0]!;
       const channel = rings[1] ?? query;
       const init = new Uint8Array(36);

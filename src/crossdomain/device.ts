@@ -271,7 +271,8 @@ class DeviceContext {
     try {
       if (itemSize > 0) {
         const prot = PROT_READ | (writable ? PROT_WRITE : 0);
-        native.munmap(native.mmap(fd, roundUp(itemSize, HOST_PAGE), prot, MAP_SHARED, 0));
+        // Probed in C: a 512 MiB ArrayBuffer would cost the device a full GC per blob (V8 external memory).
+        native.mmapProbe(fd, roundUp(itemSize, HOST_PAGE), prot, MAP_SHARED, 0);
       }
     } catch (err) {
       mapOk = false;

@@ -155,4 +155,28 @@ describe("nix/ without nixpkgs", () => {
       "services.crossway.host.vms: names must match [A-Za-z0-9_.-]+: my vm",
     ]);
   });
+
+  // nixpkgs' prefetch-npm-deps (behind buildNpmPackage's npmDepsHash) downloads only lockfile entries that have a
+  // `resolved` URL and skips the others silently; the build then fails offline with ENOTCACHED. npm omits the field
+  // under omit-lockfile-registry-resolved=true, which the repository's .npmrc turns off.
+  it("package-lock.json gives every package the resolved URL and integrity buildNpmPackage's fetcher needs", () => {
+    const lock = JSON.parse(readFileSync(join(ROOT, "package-lock.json"), "utf8")) as {
+      packages: Record<
+        string,
+        { version?: string; resolved?: string; integrity?: string; link?: boolean; name?: string }
+      >;
+    };
+    const bad: string[] = [];
+    for (const [path, p] of Object.entries(lock.packages)) {
+      if (path === "" || p.link === true) continue;
+      const name = p.name ?? path.slice(path.lastIndexOf("node_modules/") + "node_modules/".length);
+      const base = name.split("/").pop() as string;
+      if (p.resolved !== `https://registry.npmjs.org/${name}/-/${base}-${p.version}.tgz`)
+        bad.push(`${path}: ${p.resolved}`);
+      if (!/^sha512-[A-Za-z0-9+/]+=*$/.test(p.integrity ?? "")) bad.push(`${path}: integrity ${p.integrity}`);
+    }
+    expect(bad).toEqual([]);
+    expect(Object.keys(lock.packages).length).toBeGreaterThan(100);
+    expect(readFileSync(join(ROOT, ".npmrc"), "utf8")).toMatch(/^omit-lockfile-registry-resolved=false$/m);
+  });
 });

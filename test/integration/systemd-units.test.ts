@@ -3,7 +3,6 @@
 // client drawn through it.
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { StatusReport } from "../../src/control/status-report.ts";
 import { makePeerDirs, type PeerDirs } from "../../src/harness/compositor.ts";
@@ -13,14 +12,10 @@ import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { countColor, readPng } from "../helpers/png.ts";
 import { requireCommand, run, spawnTracked, type TrackedProcess, waitFor } from "../helpers/processes.ts";
 import { startSway } from "../helpers/sway.ts";
+import { CHECKOUT_BIN as BIN, INSTALLED_BIN, UNITS_DIR as UNITS } from "../helpers/unit-files.ts";
 
 useFdLeakCheck();
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url));
-const BIN = join(ROOT, "bin/crossway.js");
-const UNITS = join(ROOT, "contrib/systemd");
-/** Where the units expect `npm install -g` to have put crossway (Debian's npm prefix is /usr/local). */
-const INSTALLED_BIN = "/usr/local/bin/crossway";
 const STEP_TIMEOUT_MS = 30_000;
 const WIDTH = 320;
 const HEIGHT = 240;

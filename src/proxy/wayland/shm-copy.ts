@@ -20,6 +20,8 @@ export interface ShmSource {
    * copy report failure instead of killing us with SIGBUS). Null when the fd cannot be mapped: then pread.
    */
   readonly mapping: ArrayBuffer | null;
+  /** The pool offset where `mapping` starts (a window of the pool); 0 without a mapping. */
+  readonly base: number;
 }
 
 /** Outcome of a copy: bytes copied, or how far the client's file fell short (it shrank its pool). */
@@ -49,8 +51,10 @@ export function copyRects(
     const first = offset + r.y * stride + x0;
     if (first < 0 || first + (r.height - 1) * stride + span > dst.byteLength) return { ok: false, at: first };
     if (src.mapping !== null) {
-      if (first + (r.height - 1) * stride + span > src.mapping.byteLength) return { ok: false, at: first };
-      if (!native.copyGuarded(src.mapping, first, dst, first, span, r.height, stride, stride)) {
+      const from = first - src.base;
+      if (from < 0 || from + (r.height - 1) * stride + span > src.mapping.byteLength)
+        return { ok: false, at: first };
+      if (!native.copyGuarded(src.mapping, from, dst, first, span, r.height, stride, stride)) {
         return { ok: false, at: first };
       }
       bytes += span * r.height;

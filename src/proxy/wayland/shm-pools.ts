@@ -4,8 +4,17 @@ import type { BlobMapping } from "../../crossdomain/virtgpu.ts";
 import { MAP_SHARED, PROT_READ } from "../../fd/constants.ts";
 import { native } from "../../native.ts";
 import type { Rect } from "./damage.ts";
-import { type CopyResult, copyRects, type ShmBufferLayout, shmFormatBpp } from "./shm-copy.ts";
+import {
+  type CopyResult,
+  copyRects,
+  type ShmBufferLayout,
+  type ShmSource,
+  shmFormatBpp,
+} from "./shm-copy.ts";
 import { ShadowBuffer } from "./surface-shadow.ts";
+
+/** Client pool windows start and end on 64 KiB: a multiple of every guest page size (4 KiB, 16 KiB, 64 KiB). */
+const MAP_ALIGN = 64 * 1024;
 
 /**
  * One host blob backing a pool (a pool gets a new one when it grows past the blob). Buffers created while it was
@@ -58,9 +67,16 @@ export class PoolBlob {
  */
 export class ShmPool {
   private refs = 1;
-  /** A read-only mapping of the client's fd, read only through native.copyGuarded (SIGBUS-safe). */
-  private mapping: ArrayBuffer | null;
-  private cachedSource: { fd: number; mapping: ArrayBuffer | null } | null = null;
+  /**
+   * A read-only mapping of the part of the client's fd its buffers use (pool bytes [base, base + byteLength)), read
+   * only through native.copyGuarded (SIGBUS-safe). Only that window: clients reserve far more than they draw into
+   * (foot makes 512 MiB pools for a 2 MB buffer), and V8 counts a mapping's whole length as external memory and
+   * runs a full GC to make room for a big one.
+   */
+  private mapping: ArrayBuffer | null = null;
+  /** False once mmap refused the fd (not a memfd or regular file): copies use pread from then on. */
+  private mappable = true;
+  private cachedSource: ShmSource | null = null;
 
   constructor(
     readonly id: number,
@@ -69,35 +85,48 @@ export class ShmPool {
     readonly clientFd: number,
     public size: number,
     public current: PoolBlob,
-  ) {
-    this.mapping = ShmPool.map(clientFd, size);
-  }
+  ) {}
 
   /**
-   * Maps the pool once (fresh mappings cost a page fault per 4 KiB, so a copy per commit must reuse one). A mapping
-   * past the file's end is fine: only native.copyGuarded reads it, and it absorbs the SIGBUS.
+   * Where copies of pool bytes [start, end) read from. The window is kept and only widened (to the union) when a
+   * buffer lies outside it: fresh mappings cost a page fault per page, so commits must reuse one. A mapping past
+   * the file's end is fine: only native.copyGuarded reads it, and it absorbs the SIGBUS.
    */
-  private static map(fd: number, size: number): ArrayBuffer | null {
-    try {
-      return native.mmap(fd, size, PROT_READ, MAP_SHARED, 0);
-    } catch {
-      // Not mappable (not a memfd or regular file): the pread path is always available.
-      return null;
+  source(start: number, end: number): ShmSource {
+    const cur = this.cachedSource;
+    if (
+      cur !== null &&
+      (cur.mapping === null || (start >= cur.base && end <= cur.base + cur.mapping.byteLength))
+    )
+      return cur;
+    let lo = Math.floor(start / MAP_ALIGN) * MAP_ALIGN;
+    let hi = Math.min(Math.ceil(end / MAP_ALIGN) * MAP_ALIGN, Math.max(this.size, end));
+    if (cur?.mapping) {
+      lo = Math.min(lo, cur.base);
+      hi = Math.max(hi, cur.base + cur.mapping.byteLength);
     }
-  }
-
-  /** Where copies read from; one object per pool (rebuilt only when the pool grows), not one per commit. */
-  source(): { fd: number; mapping: ArrayBuffer | null } {
-    this.cachedSource ??= { fd: this.clientFd, mapping: this.mapping };
+    this.unmap();
+    if (this.mappable) {
+      try {
+        this.mapping = native.mmap(this.clientFd, hi - lo, PROT_READ, MAP_SHARED, lo);
+      } catch {
+        // Not mappable (not a memfd or regular file): the pread path is always available.
+        this.mappable = false;
+      }
+    }
+    this.cachedSource = { fd: this.clientFd, mapping: this.mapping, base: this.mapping === null ? 0 : lo };
     return this.cachedSource;
   }
 
-  /** wl_shm_pool.resize to a larger size: the mapping follows the new size. */
+  /** wl_shm_pool.resize to a larger size: the window stays valid (buffers only move within the pool). */
   grow(size: number): void {
     this.size = size;
-    this.cachedSource = null;
+  }
+
+  private unmap(): void {
     if (this.mapping !== null) native.munmap(this.mapping);
-    this.mapping = ShmPool.map(this.clientFd, size);
+    this.mapping = null;
+    this.cachedSource = null;
   }
 
   ref(): void {
@@ -107,7 +136,7 @@ export class ShmPool {
   /** Drops a reference; the last closes the client's fd and releases the current blob. */
   unref(): void {
     if (--this.refs > 0) return;
-    if (this.mapping !== null) native.munmap(this.mapping);
+    this.unmap();
     native.close(this.clientFd);
     this.current.unref();
   }
@@ -135,7 +164,13 @@ export class ShmBuffer extends ShadowBuffer {
 
   /** Copies `rects` of this buffer from the client's pool into its host blob. */
   copy(rects: readonly Rect[]): CopyResult {
-    return copyRects(this.pool.source(), this.blob.mapping.bytes, this.layout, rects);
+    const { offset, stride, height } = this.layout;
+    return copyRects(
+      this.pool.source(offset, offset + stride * height),
+      this.blob.mapping.bytes,
+      this.layout,
+      rects,
+    );
   }
 
   /** The wl_buffer is gone: drop the references it held. */

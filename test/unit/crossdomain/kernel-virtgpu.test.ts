@@ -342,10 +342,11 @@ describe("ioctl sequences of a channel on the kernel backend", () => {
           "0300000000000000" +
           "0200000000000000",
       },
+      // Both rings are made, then both mapped (the channel asks for them together).
+      { ioctl: "RESOURCE_CREATE_BLOB", blob_mem: 1, blob_flags: 1, size: 4096 },
       { ioctl: "RESOURCE_CREATE_BLOB", blob_mem: 1, blob_flags: 1, size: 4096 },
       { ioctl: "MAP", handle: 1 },
       { mmap: { fd: 1000, length: 4096, prot: 3, flags: 1, offset: 0x100000 } },
-      { ioctl: "RESOURCE_CREATE_BLOB", blob_mem: 1, blob_flags: 1, size: 4096 },
       { ioctl: "MAP", handle: 2 },
       { mmap: { fd: 1000, length: 4096, prot: 3, flags: 1, offset: 0x200000 } },
       // INIT alone, 20 bytes: query ring 11, channel ring 12, Wayland.

@@ -22,7 +22,9 @@ describe("copyRects", () => {
     const p = pool(size);
     try {
       const dst = new Uint8Array(size);
-      const res = copyRects({ fd: p.fd, mapping: null }, dst, layout, [{ x: 2, y: 3, width: 4, height: 2 }]);
+      const res = copyRects({ fd: p.fd, mapping: null, base: 0 }, dst, layout, [
+        { x: 2, y: 3, width: 4, height: 2 },
+      ]);
       expect(res).toEqual({ ok: true, bytes: 2 * 16 });
       for (let i = 0; i < size; i++) {
         const rel = i - 64;
@@ -40,7 +42,7 @@ describe("copyRects", () => {
     const p = pool(size);
     try {
       const dst = new Uint8Array(size);
-      const res = copyRects({ fd: p.fd, mapping: null }, dst, { ...layout, bpp: 0 }, [
+      const res = copyRects({ fd: p.fd, mapping: null, base: 0 }, dst, { ...layout, bpp: 0 }, [
         { x: 5, y: 1, width: 1, height: 1 },
       ]);
       expect(res).toEqual({ ok: true, bytes: 80 });
@@ -55,7 +57,9 @@ describe("copyRects", () => {
     try {
       native.ftruncate(p.fd, 100);
       const dst = new Uint8Array(size);
-      const res = copyRects({ fd: p.fd, mapping: null }, dst, layout, [{ x: 0, y: 0, width: 16, height: 8 }]);
+      const res = copyRects({ fd: p.fd, mapping: null, base: 0 }, dst, layout, [
+        { x: 0, y: 0, width: 16, height: 8 },
+      ]);
       expect(res.ok).toBe(false);
     } finally {
       native.close(p.fd);
@@ -66,7 +70,7 @@ describe("copyRects", () => {
     const p = pool(size);
     try {
       const dst = new Uint8Array(size);
-      const res = copyRects({ fd: p.fd, mapping: null }, dst, { ...layout, height: 100 }, [
+      const res = copyRects({ fd: p.fd, mapping: null, base: 0 }, dst, { ...layout, height: 100 }, [
         { x: 0, y: 90, width: 16, height: 10 },
       ]);
       expect(res.ok).toBe(false);
@@ -85,11 +89,11 @@ describe("copyRects", () => {
         { x: 2, y: 3, width: 4, height: 2 },
         { x: 0, y: 6, width: 16, height: 2 },
       ];
-      expect(copyRects({ fd: p.fd, mapping: null }, viaPread, layout, rects)).toEqual({
+      expect(copyRects({ fd: p.fd, mapping: null, base: 0 }, viaPread, layout, rects)).toEqual({
         ok: true,
         bytes: 2 * 16 + 2 * 64,
       });
-      expect(copyRects({ fd: p.fd, mapping: map }, viaMap, layout, rects)).toEqual({
+      expect(copyRects({ fd: p.fd, mapping: map, base: 0 }, viaMap, layout, rects)).toEqual({
         ok: true,
         bytes: 2 * 16 + 2 * 64,
       });
@@ -98,7 +102,45 @@ describe("copyRects", () => {
       // any compositor): truncate to 0 so the pool's only page goes.
       native.ftruncate(p.fd, 0);
       expect(
-        copyRects({ fd: p.fd, mapping: map }, viaMap, layout, [{ x: 0, y: 0, width: 16, height: 8 }]).ok,
+        copyRects({ fd: p.fd, mapping: map, base: 0 }, viaMap, layout, [{ x: 0, y: 0, width: 16, height: 8 }])
+          .ok,
+      ).toBe(false);
+    } finally {
+      native.munmap(map);
+      native.close(p.fd);
+    }
+  });
+
+  it("copies from a window of the pool mapped at a base offset, and refuses rows outside the window", () => {
+    // A 4 MiB pool with its buffer at 3 MiB + 128 bytes: the window starts at 3 MiB (64 KiB aligned), as ShmPool maps.
+    const big = 4 * 1024 * 1024;
+    const at = 3 * 1024 * 1024 + 128;
+    const p = pool(big);
+    const deep = { ...layout, offset: at };
+    const rows = new Uint8Array(deep.stride * deep.height);
+    for (let i = 0; i < rows.length; i++) rows[i] = (i * 7 + 3) & 0xff;
+    expect(native.pwrite(p.fd, rows, 0, rows.length, at)).toBe(rows.length);
+    const base = 3 * 1024 * 1024;
+    const map = native.mmap(p.fd, 64 * 1024, 1, 1, base);
+    try {
+      const viaPread = new Uint8Array(big);
+      const viaMap = new Uint8Array(big);
+      const rects = [{ x: 1, y: 2, width: 5, height: 3 }];
+      expect(copyRects({ fd: p.fd, mapping: null, base: 0 }, viaPread, deep, rects)).toEqual({
+        ok: true,
+        bytes: 3 * 20,
+      });
+      expect(copyRects({ fd: p.fd, mapping: map, base }, viaMap, deep, rects)).toEqual({
+        ok: true,
+        bytes: 3 * 20,
+      });
+      expect(viaMap).toEqual(viaPread);
+      expect(viaMap.subarray(at + 2 * deep.stride + 4, at + 2 * deep.stride + 24)).toEqual(
+        rows.subarray(2 * deep.stride + 4, 2 * deep.stride + 24),
+      );
+      // A buffer below the window's base is refused, never read from another offset.
+      expect(
+        copyRects({ fd: p.fd, mapping: map, base }, viaMap, { ...layout, offset: base - 4096 }, rects).ok,
       ).toBe(false);
     } finally {
       native.munmap(map);
