@@ -85,7 +85,7 @@ export class ClientBuffers {
     requested: number,
   ): Promise<SendItem[]> {
     const carried: CarriedFd[] = fds.map((fd) => ({
-      source: { fd, mapping: null },
+      source: { fd, mapping: null, base: 0 },
       fileSize: -1,
       size: 0,
       blob: null,
@@ -114,7 +114,12 @@ export class ClientBuffers {
         c.blob = blob;
         c.mapping = mapping;
         this.bytes += mapping.bytes.byteLength;
-        (c as { source: ShmSource }).source = { fd: c.source.fd, mapping: mapRead(c.source.fd, c.size) };
+        // Mapped from the file's start, as the blob mirrors it (base 0).
+        (c as { source: ShmSource }).source = {
+          fd: c.source.fd,
+          mapping: mapRead(c.source.fd, c.size),
+          base: 0,
+        };
       }
       if (this.closed) throw refuse(`${what}: the connection ended while its buffers were being made`, -1);
       this.dropPort(key);
