@@ -98,7 +98,7 @@ export const ERROR_CODES = {
   CW_CROSSDOMAIN_HOST_TIMEOUT: {
     disposition: "connection",
     summary:
-      "the cross-domain host stopped answering (query ring not written, or no reply to a round trip in time)",
+      "the cross-domain host stopped answering (query ring not written, a virtgpu ioctl or mmap not returning, or no reply to a round trip in time)",
   },
   CW_VIRTGPU_NO_DEVICE: { disposition: "process", summary: "no virtio_gpu DRM device was found" },
   CW_VIRTGPU_UNSUPPORTED: {

@@ -34,6 +34,25 @@ export interface NativeWatcher {
 }
 
 /**
+ * An ordered syscall queue on one fd, run on a thread of its own (native/src/ioctl_queue.cc): for DRM calls that
+ * sleep until the host answers. Calls run in submission order; the queue owns the fd and `close()` closes it after
+ * everything queued before. Rejections carry the SystemError fields {code, errno, syscall}.
+ */
+export interface NativeIoctlQueue {
+  /** As {@link NativeAddon.ioctlPointers}; `buf` and `buffers` must not be touched until the promise settles. */
+  ioctl(
+    request: number,
+    buf: Uint8Array,
+    offsets: readonly number[],
+    buffers: readonly Uint8Array[],
+  ): Promise<number>;
+  /** mmap of the queue's fd; release the ArrayBuffer with {@link NativeAddon.munmap}. */
+  mmap(length: number, prot: number, flags: number, offset: number): Promise<ArrayBuffer>;
+  /** Closes the fd after the calls queued before; later calls throw. */
+  close(): Promise<void>;
+}
+
+/**
  * The raw addon. Every call is one syscall (or a short fixed sequence); errors are thrown as Error objects with
  * Node SystemError fields {code, errno, syscall}; EINTR is retried in C; EAGAIN is returned as {@link AGAIN}.
  * All fds the addon creates are O_CLOEXEC, and sockets/pipes/eventfds are O_NONBLOCK.
@@ -106,6 +125,12 @@ export interface NativeAddon {
     offsets: readonly number[],
     buffers: readonly Uint8Array[],
   ): number;
+  /** An ordered off-loop syscall queue that takes ownership of `fd` (see {@link NativeIoctlQueue}). */
+  IoctlQueue: new (
+    fd: number,
+  ) => NativeIoctlQueue;
+  /** userfaultfd(O_CLOEXEC | O_NONBLOCK | flags) (tests: a syscall that sleeps in the kernel until released). */
+  userfaultfd(flags: number): number;
   /** A readiness watcher (libuv uv_poll) on `fd`; the callback runs on the event loop. */
   createWatcher(fd: number, callback: (status: number, events: number) => void): NativeWatcher;
   /**

@@ -9,6 +9,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   crossway::InitWatcher(env, exports);
   crossway::InitIoctlPointers(env, exports);
   crossway::InitGuardedCopy(env, exports);
+  crossway::InitIoctlQueue(env, exports);
   return exports;
 }
 }  // namespace

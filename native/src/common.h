@@ -6,6 +6,11 @@ namespace crossway {
 
 // Throws a JS Error with code/errno/syscall like Node's SystemError (message "ECODE: strerror, syscall").
 [[noreturn]] void ThrowErrno(Napi::Env env, int err, const char* syscall);
+// The same error as a value (to reject a promise with).
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall);
+
+// Hands a mapping made by mmap(2) to JS as an external ArrayBuffer that munmap() (memory.cc) accepts.
+Napi::ArrayBuffer WrapMapping(Napi::Env env, void* addr, size_t length);
 
 // Returned to JS instead of throwing when the kernel says EAGAIN/EWOULDBLOCK.
 constexpr int kAgain = -1;
@@ -19,11 +24,16 @@ int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 // Bounds-checked byte range [offset, offset+length) of a Uint8Array argument.
 uint8_t* BytesArg(const Napi::CallbackInfo& info, size_t i, size_t offset, size_t length);
 
+// Validates (arg: Uint8Array, offsets: number[], buffers: Uint8Array[]) at info[first..first+2], stores the
+// address of buffers[i] as a u64 at arg[offsets[i]] and returns arg's bytes (ioctl_pointers.cc).
+uint8_t* PatchPointers(const Napi::CallbackInfo& info, size_t first);
+
 void InitSockets(Napi::Env env, Napi::Object exports);
 void InitFiles(Napi::Env env, Napi::Object exports);
 void InitMemory(Napi::Env env, Napi::Object exports);
 void InitWatcher(Napi::Env env, Napi::Object exports);
 void InitIoctlPointers(Napi::Env env, Napi::Object exports);
 void InitGuardedCopy(Napi::Env env, Napi::Object exports);
+void InitIoctlQueue(Napi::Env env, Napi::Object exports);
 
 }  // namespace crossway

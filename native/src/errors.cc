@@ -9,15 +9,17 @@
 
 namespace crossway {
 
-void ThrowErrno(Napi::Env env, int err, const char* syscall) {
+Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
   const char* code = uv_err_name(-err);
   std::string msg = std::string(code) + ": " + std::strerror(err) + ", " + syscall;
   Napi::Error e = Napi::Error::New(env, msg);
   e.Set("code", Napi::String::New(env, code));
   e.Set("errno", Napi::Number::New(env, -err));
   e.Set("syscall", Napi::String::New(env, syscall));
-  throw e;
+  return e;
 }
+
+void ThrowErrno(Napi::Env env, int err, const char* syscall) { throw ErrnoError(env, err, syscall); }
 
 int FdArg(const Napi::CallbackInfo& info, size_t i) {
   if (info.Length() <= i || !info[i].IsNumber()) {

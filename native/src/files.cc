@@ -1,4 +1,5 @@
-// File-descriptor syscalls for the native addon: I/O, memfd and seals, eventfd, pipes, fstat, flock, ioctl.
+// File-descriptor syscalls for the native addon: I/O, memfd and seals, eventfd, pipes, fstat, flock, ioctl,
+// userfaultfd.
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -7,6 +8,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <string>
@@ -174,6 +176,16 @@ Napi::Value Ioctl(const Napi::CallbackInfo& info) {
   }
 }
 
+// userfaultfd(O_CLOEXEC | O_NONBLOCK | flags): glibc has no wrapper. The tests use it to make a syscall sleep in
+// the kernel until they let it go (a page the kernel reads that nobody has filled yet), as a host that has not
+// answered yet does.
+Napi::Value Userfaultfd(const Napi::CallbackInfo& info) {
+  int flags = static_cast<int>(IntArg(info, 0, "flags"));
+  long fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | flags);
+  if (fd < 0) ThrowErrno(info.Env(), errno, "userfaultfd");
+  return Napi::Number::New(info.Env(), static_cast<double>(fd));
+}
+
 }  // namespace
 
 void InitFiles(Napi::Env env, Napi::Object exports) {
@@ -195,6 +207,7 @@ void InitFiles(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Close));
   exports.Set("flock", Napi::Function::New(env, Flock));
   exports.Set("ioctl", Napi::Function::New(env, Ioctl));
+  exports.Set("userfaultfd", Napi::Function::New(env, Userfaultfd));
 }
 
 }  // namespace crossway

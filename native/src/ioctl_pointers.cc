@@ -17,14 +17,28 @@ Napi::Value IoctlPointers(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = FdArg(info, 0);
   unsigned long request = static_cast<unsigned long>(IntArg(info, 1, "request"));
-  if (info.Length() < 5 || !info[2].IsTypedArray() || !info[3].IsArray() || !info[4].IsArray()) {
-    throw Napi::TypeError::New(env, "ioctlPointers(fd, request, arg: Uint8Array, offsets: number[], buffers: Uint8Array[])");
+  uint8_t* arg = PatchPointers(info, 2);
+  for (;;) {
+    int r = ioctl(fd, request, arg);
+    if (r >= 0) return Napi::Number::New(env, r);
+    if (errno == EINTR || errno == EAGAIN) continue;
+    ThrowErrno(env, errno, "ioctl");
   }
-  Napi::TypedArray argTa = info[2].As<Napi::TypedArray>();
+}
+
+}  // namespace
+
+uint8_t* PatchPointers(const Napi::CallbackInfo& info, size_t first) {
+  Napi::Env env = info.Env();
+  if (info.Length() < first + 3 || !info[first].IsTypedArray() || !info[first + 1].IsArray() ||
+      !info[first + 2].IsArray()) {
+    throw Napi::TypeError::New(env, "expected (arg: Uint8Array, offsets: number[], buffers: Uint8Array[])");
+  }
+  Napi::TypedArray argTa = info[first].As<Napi::TypedArray>();
   uint8_t* arg = static_cast<uint8_t*>(argTa.ArrayBuffer().Data()) + argTa.ByteOffset();
   size_t argLen = argTa.ByteLength();
-  Napi::Array offsets = info[3].As<Napi::Array>();
-  Napi::Array buffers = info[4].As<Napi::Array>();
+  Napi::Array offsets = info[first + 1].As<Napi::Array>();
+  Napi::Array buffers = info[first + 2].As<Napi::Array>();
   if (offsets.Length() != buffers.Length()) throw Napi::TypeError::New(env, "offsets and buffers differ in length");
   for (uint32_t i = 0; i < offsets.Length(); i++) {
     Napi::Value off = offsets.Get(i);
@@ -37,15 +51,8 @@ Napi::Value IoctlPointers(const Napi::CallbackInfo& info) {
     uint64_t addr = reinterpret_cast<uintptr_t>(static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset());
     memcpy(arg + o, &addr, sizeof addr);
   }
-  for (;;) {
-    int r = ioctl(fd, request, arg);
-    if (r >= 0) return Napi::Number::New(env, r);
-    if (errno == EINTR || errno == EAGAIN) continue;
-    ThrowErrno(env, errno, "ioctl");
-  }
+  return arg;
 }
-
-}  // namespace
 
 void InitIoctlPointers(Napi::Env env, Napi::Object exports) {
   exports.Set("ioctlPointers", Napi::Function::New(env, IoctlPointers));

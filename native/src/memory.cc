@@ -37,36 +37,39 @@ void Release(Napi::Env /*env*/, void* /*data*/, Mapping* m) {
   delete m;
 }
 
-Napi::Value Mmap(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
+// mmap(fd, length, prot, flags, offset) from a call's arguments; throws the errno as a JS error.
+struct MapRequest {
+  void* addr;
+  size_t length;
+};
+
+MapRequest MapFromArgs(const Napi::CallbackInfo& info) {
   int fd = FdArg(info, 0);
   size_t length = static_cast<size_t>(IntArg(info, 1, "length"));
   int prot = static_cast<int>(IntArg(info, 2, "prot"));
   int flags = static_cast<int>(IntArg(info, 3, "flags"));
   off_t offset = static_cast<off_t>(IntArg(info, 4, "offset"));
   void* addr = mmap(nullptr, length, prot, flags, fd, offset);
-  if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
-  Mapping* m = new Mapping{addr, length, true};
+  if (addr == MAP_FAILED) ThrowErrno(info.Env(), errno, "mmap");
+  return {addr, length};
+}
+
+Napi::Value Mmap(const Napi::CallbackInfo& info) {
+  MapRequest r = MapFromArgs(info);
+  Mapping* m = new Mapping{r.addr, r.length, true};
   {
     std::lock_guard<std::mutex> lock(g_mutex);
-    (*g_live)[addr] = m;
+    (*g_live)[r.addr] = m;
   }
-  return Napi::ArrayBuffer::New(env, addr, length, Release, m);
+  return Napi::ArrayBuffer::New(info.Env(), r.addr, r.length, Release, m);
 }
 
 // mmap then munmap at once: whether a mapping with this access would succeed, without handing JS an ArrayBuffer.
 // A big external ArrayBuffer makes V8 count its length as external memory and start a full GC to make room.
 Napi::Value MmapProbe(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = FdArg(info, 0);
-  size_t length = static_cast<size_t>(IntArg(info, 1, "length"));
-  int prot = static_cast<int>(IntArg(info, 2, "prot"));
-  int flags = static_cast<int>(IntArg(info, 3, "flags"));
-  off_t offset = static_cast<off_t>(IntArg(info, 4, "offset"));
-  void* addr = mmap(nullptr, length, prot, flags, fd, offset);
-  if (addr == MAP_FAILED) ThrowErrno(env, errno, "mmap");
-  munmap(addr, length);
-  return env.Undefined();
+  MapRequest r = MapFromArgs(info);
+  munmap(r.addr, r.length);
+  return info.Env().Undefined();
 }
 
 Napi::Value Munmap(const Napi::CallbackInfo& info) {
@@ -97,6 +100,15 @@ Napi::Value LiveMappings(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+Napi::ArrayBuffer WrapMapping(Napi::Env env, void* addr, size_t length) {
+  Mapping* m = new Mapping{addr, length, true};
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    (*g_live)[addr] = m;
+  }
+  return Napi::ArrayBuffer::New(env, addr, length, Release, m);
+}
 
 void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("mmap", Napi::Function::New(env, Mmap));

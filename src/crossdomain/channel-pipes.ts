@@ -38,6 +38,10 @@ interface ReadPipe {
   watcher: NativeWatcher | null;
 }
 
+/** A WRITE without data, and an eventfd WRITE that adds 0 to the host's counter (releases, see releaseItem). */
+const NO_DATA = new Uint8Array(0);
+const ZERO_INCREMENT = new Uint8Array(8);
+
 interface WritePipe {
   readonly id: number;
   readonly fd: number;
@@ -67,6 +71,8 @@ export class ChannelPipes {
   private readonly readPipes = new Map<number, ReadPipe>();
   private readonly writePipes = new Map<number, WritePipe>();
   private readonly eventfds = new Map<number, LocalEventfd>();
+  /** Eventfd items received and not released yet (bound or not): their release WRITE carries 8 bytes. */
+  private readonly eventfdItems = new Set<number>();
   /** Bytes waiting in read-pipe sinks that their clients have not taken yet, over all pipes. */
   private sinkBacklog = 0;
   private congested = false;
@@ -128,16 +134,34 @@ export class ChannelPipes {
     return native.dup(fd);
   }
 
+  /** Notes a received eventfd item (its release differs from a pipe's). */
+  receiveEventfd(id: number): void {
+    this.eventfdItems.add(id);
+  }
+
   /**
-   * Frees a host write-pipe or eventfd item with WRITE {hang_up = 1}, so it does not live until the context dies
-   * (P19). An eventfd WRITE must carry exactly 8 bytes, hang-up or not (upstream: InvalidCrossDomainWriteLength
-   * otherwise, crossdomain.md §4): it carries the value 0, which adds nothing and wakes nobody.
+   * Frees a host write-pipe, eventfd or socket item with WRITE {hang_up = 1}, so it does not live until the context
+   * dies (P19). An eventfd's WRITE carries a zero increment (8 bytes): rutabaga takes exactly 8 bytes for an eventfd
+   * (anything else is InvalidCrossDomainWriteLength, an error response, the item dropped anyway), libkrun since
+   * 5835d529 writes what comes and then drops it; a zero increment wakes nobody, so both free it cleanly. Write
+   * pipes take no data on every host. Sockets have no clean release anywhere: the WRITE drops them on rutabaga
+   * with an error response (InvalidCrossDomainItemType).
    */
-  releaseItem(id: number, eventfd: boolean): void {
+  releaseItem(id: number): void {
     if (this.host.closed) return;
     const e = this.eventfds.get(id);
     if (e !== undefined) this.dropEventfd(id, e);
-    this.write(id, true, new Uint8Array(eventfd || e !== undefined ? 8 : 0));
+    const eventfd = this.eventfdItems.delete(id);
+    // A write pipe released before its EOF is not watched any more: its EOF must not send a second hang-up
+    // (InvalidCrossDomainItemId on every host, the item being gone).
+    const p = this.writePipes.get(id);
+    if (p !== undefined) {
+      p.watcher.stop();
+      p.watcher.close();
+      native.close(p.fd);
+      this.writePipes.delete(id);
+    }
+    this.write(id, true, eventfd ? ZERO_INCREMENT : NO_DATA);
   }
 
   receiveWritePipe(id: number): { kind: "write-pipe"; id: number; fd: number } {
@@ -316,6 +340,7 @@ export class ChannelPipes {
     }
     this.writePipes.clear();
     for (const [id, e] of this.eventfds) this.dropEventfd(id, e);
+    this.eventfdItems.clear();
   }
 }
 

@@ -104,6 +104,9 @@ export type ReceivedItem =
 /** What a receive handler tells the channel: keep polling, or stop until {@link CrossDomainChannel.resume}. */
 export type ReceiveResult = "continue" | "pause";
 
+/** After a watched ring's command byte turns non-zero, how long the body gets to land (the host writes it right after). */
+const SPURIOUS_SETTLE_MS = 5;
+
 /** Result of {@link CrossDomainChannel.send}: "buffered" means wait for onDrain before sending more. */
 export type SendResult = "sent" | "buffered";
 
@@ -166,6 +169,8 @@ export class CrossDomainChannel {
   private queryChain: Promise<unknown> = Promise.resolve();
   private queryInFlight = 0;
   private pollOutstanding = false;
+  /** Watching the ring after a POLL completed without a message (QEMU's cross-context fence completion). */
+  private spuriousTimer: NodeJS.Timeout | null = null;
   private paused = false;
   private dispatching = false;
   private closed = false;
@@ -600,12 +605,9 @@ export class CrossDomainChannel {
     return this.pipes.eventfdToHost(id, beforeSend);
   }
 
-  /**
-   * Frees a host write-pipe or eventfd item (`eventfd`: which of the two, bound or not) with WRITE {hang_up = 1}, so
-   * it does not live until the context dies (P19).
-   */
-  releaseItem(id: number, eventfd = false): void {
-    this.pipes.releaseItem(id, eventfd);
+  /** Frees a host write-pipe or eventfd item with WRITE {hang_up = 1}, so it does not live until the context dies (P19). */
+  releaseItem(id: number): void {
+    this.pipes.releaseItem(id);
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -635,6 +637,42 @@ export class CrossDomainChannel {
 
   private onFenceEvent(): void {
     if (this.closed) return;
+    const ring = this.channelRing.map.bytes;
+    if (ring[0] === 0 && this.channelRing !== this.queryRing) {
+      // The POLL completed but the host wrote nothing: QEMU's rutabaga device completes every pending fence of the
+      // same ring index up to the one signalled, whichever context it belongs to, so another client's message can
+      // complete this one's POLL. The host's job for it is still pending and its real signal will find nothing to
+      // complete: keep the POLL counted as outstanding and watch the ring for the host's write instead.
+      this.awaitHostWrite();
+      return;
+    }
+    this.consumeRingMessage();
+  }
+
+  /** Polls the ring's command byte after a completion without a message (see onFenceEvent). */
+  private awaitHostWrite(): void {
+    if (this.spuriousTimer !== null) return;
+    this.log.debug("POLL completed without a message (another context's fence): watching the ring");
+    let delay = 1;
+    let seen = false;
+    const check = () => {
+      this.spuriousTimer = null;
+      if (this.closed) return;
+      if (this.channelRing.map.bytes[0] !== 0) {
+        // The host writes the header before the body: one more tick for the body to land.
+        if (seen) {
+          this.consumeRingMessage();
+          return;
+        }
+        seen = true;
+      }
+      delay = Math.min(2 * delay, 20);
+      this.spuriousTimer = setTimeout(check, seen ? SPURIOUS_SETTLE_MS : delay);
+    };
+    this.spuriousTimer = setTimeout(check, delay);
+  }
+
+  private consumeRingMessage(): void {
     this.pollOutstanding = false;
     this.hostAnswered();
     let m: CrossDomainMessage;
@@ -664,6 +702,8 @@ export class CrossDomainChannel {
     this.dispatch(m).then(
       () => {
         this.dispatching = false;
+        // Consumed: a zero command byte tells the next completion whether the host wrote anything for it.
+        if (!this.closed) this.channelRing.map.bytes[0] = 0;
         this.poll();
       },
       (err: unknown) => {
@@ -708,6 +748,7 @@ export class CrossDomainChannel {
         } else if (type === IdentifierType.WRITE_PIPE) {
           items.push(this.pipes.receiveWritePipe(id));
         } else if (isReceivedEventfdType(type)) {
+          this.pipes.receiveEventfd(id);
           items.push({ kind: "eventfd", id });
         } else if (type === IdentifierType.SOCKET) {
           items.push({ kind: "socket", id });
@@ -768,6 +809,7 @@ export class CrossDomainChannel {
     if (this.closed) return;
     this.closed = true;
     this.hostAnswered();
+    if (this.spuriousTimer !== null) clearTimeout(this.spuriousTimer);
     if (this.answerTimer !== null) clearTimeout(this.answerTimer);
     this.answerTimer = null;
     this.pipes.closeAll();

@@ -289,9 +289,19 @@ export class CrossDomainContext {
     }
   }
 
+  /**
+   * WRITE, as each host does it (docs/crossdomain-transport.md, "Item release"). crosvm (rutabaga 0.1.2 and later)
+   * takes the item out of its table first and puts it back only after a successful WRITE without hang_up, so a
+   * failed WRITE drops the item too; an eventfd takes exactly 8 bytes. libkrun (since 5835d529) looks the item up,
+   * writes whatever data came (an eventfd write of other than 8 bytes fails: EINVAL), and drops it only on hang_up;
+   * a WRITE to any other kind of item fails and leaves it.
+   */
   private write(id: number, hangUp: boolean, data: Uint8Array): void {
     const item = this.items.get(id);
-    if (item?.kind === "write-pipe") {
+    if (item === undefined)
+      throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `WRITE: InvalidCrossDomainItemId ${id}`);
+    const crosvm = this.config.flavor === "crosvm";
+    if (item.kind === "write-pipe") {
       if (data.length > 0) item.out.write(data, null);
       if (hangUp) {
         this.items.delete(id);
@@ -299,18 +309,25 @@ export class CrossDomainContext {
       }
       return;
     }
-    if (item?.kind === "eventfd") {
-      if (data.length !== 8) {
+    if (item.kind === "eventfd") {
+      if (data.length !== 8 && (crosvm || data.length !== 0)) {
+        if (crosvm) this.dropItem(id);
         throw new CrosswayError(
           "CW_CROSSDOMAIN_HOST_ERROR",
-          `InvalidCrossDomainWriteLength ${data.length} for eventfd ${id}`,
+          crosvm
+            ? `WRITE: InvalidCrossDomainWriteLength ${data.length} for eventfd ${id}`
+            : `WRITE: eventfd ${id}: write of ${data.length} bytes: EINVAL`,
         );
       }
-      item.out.write(data, null);
+      if (data.length === 8) item.out.write(data, null);
       if (hangUp) this.dropItem(id);
       return;
     }
-    throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `WRITE: InvalidCrossDomainItemId ${id}`);
+    if (crosvm) this.dropItem(id);
+    throw new CrosswayError(
+      "CW_CROSSDOMAIN_HOST_ERROR",
+      `WRITE: InvalidCrossDomainItemType (${item.kind} item ${id})`,
+    );
   }
 
   // ------------------------------------------------------------------------------------------------------------
@@ -338,7 +355,7 @@ export class CrossDomainContext {
   }
 
   /** A source became readable: handle it only if a POLL fence is waiting (events otherwise stay pending). */
-  private ready(_status: number, handle: () => boolean): void {
+  private ready(status: number, handle: () => boolean): void {
     if (this.gone || this.state === null || this.state.halted) return;
     if (this.polls.length === 0) {
       this.disarm();
@@ -352,13 +369,21 @@ export class CrossDomainContext {
       this.halt((err as Error).message);
       return;
     }
-    if (!wrote) return;
-    const fence = this.polls.shift()!; // at most a couple of entries: one outstanding POLL is the protocol
-    this.host.signal(fence);
-    // No disarm here even when that was the last fence: the guest re-arms its POLL as soon as it has read the ring,
-    // almost always before the host's next message, and stopping then restarting the sources would cost three
-    // epoll_ctl calls per message (libuv deletes the fd on stop). A source that fires with no fence waiting is
-    // disarmed above, lazily, so an idle context still never spins.
+    if (wrote) {
+      const fence = this.polls.shift()!; // at most a couple of entries: one outstanding POLL is the protocol
+      this.host.signal(fence);
+      // No disarm here even when that was the last fence: the guest re-arms its POLL as soon as it has read the
+      // ring, almost always before the host's next message, and stopping then restarting the sources would cost
+      // three epoll_ctl calls per message (libuv deletes the fd on stop). A source that fires with no fence waiting
+      // is disarmed above, lazily, so an idle context still never spins.
+    }
+    if (status < 0) {
+      // libuv stopped this handle when it reported the error (POLLERR, e.g. the compositor or filter closed with
+      // our bytes unread) while `armed` stays true, so arm() would never start it again and what is left to read
+      // (the EOF the guest must be told) would wait forever: stop every source and start them again if a POLL waits.
+      this.disarm();
+      if (this.polls.length > 0) this.arm();
+    }
   }
 
   private writeRing(len: number): void {

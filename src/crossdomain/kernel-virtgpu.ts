@@ -1,6 +1,8 @@
 // The kernel VirtGpu backend: virtgpu DRM ioctls on a virtio_gpu render node, found by driver name in sysfs.
 // Struct layouts come from structs.ts; every ioctl goes through an injectable KernelIo so that tests can record the
 // exact call sequence (no virtio-gpu with cross-domain exists on the development machines, see environment.md).
+// Every ioctl and mmap runs in order on the context's own native queue thread, never on the event loop: virtio_gpu
+// sleeps in the caller until the host answers, and one slow answer must not stop every other client.
 import { closeSync, openSync, readdirSync, readlinkSync, readSync } from "node:fs";
 import { basename, join } from "node:path";
 import { CrosswayError } from "../errors.ts";
@@ -42,28 +44,43 @@ import type {
 /** The syscalls the kernel backend makes; {@link nativeKernelIo} is the real one, tests inject recorders. */
 export interface KernelIo {
   open(path: string): number;
-  close(fd: number): void;
-  /** ioctl with `arg`; the address of `ptrBuffers[i]` is stored as a u64 at `arg[ptrOffsets[i]]` first. */
-  ioctl(
-    fd: number,
-    request: number,
-    arg: Uint8Array,
-    ptrOffsets: readonly number[],
-    ptrBuffers: readonly Uint8Array[],
-  ): number;
-  mmap(fd: number, length: number, prot: number, flags: number, offset: number): ArrayBuffer;
+  /** The context's ordered call queue on `fd`, which it owns from then on (closed by {@link KernelQueue.close}). */
+  queue(fd: number): KernelQueue;
   munmap(ab: ArrayBuffer): void;
   read(fd: number, buf: Uint8Array, offset: number, length: number): number;
   /** Calls `onReadable` whenever `fd` is readable, until the returned handle is closed. */
   watch(fd: number, onReadable: () => void): { close(): void };
 }
 
-/** The real syscalls, through the native addon. */
+/**
+ * One context's calls that may sleep until the host answers, run off the event loop in submission order (a WAIT
+ * must see the EXECBUFFER before it; a GEM_CLOSE must not overtake the calls using its handle).
+ */
+export interface KernelQueue {
+  /** ioctl with `arg`; the address of `ptrBuffers[i]` is stored as a u64 at `arg[ptrOffsets[i]]` first. */
+  ioctl(
+    request: number,
+    arg: Uint8Array,
+    ptrOffsets: readonly number[],
+    ptrBuffers: readonly Uint8Array[],
+  ): Promise<number>;
+  mmap(length: number, prot: number, flags: number, offset: number): Promise<ArrayBuffer>;
+  /** Closes the fd once every call queued before has returned. */
+  close(): void;
+}
+
+/** The real syscalls, through the native addon; the queue is a thread per context (native/src/ioctl_queue.cc). */
 export const nativeKernelIo: KernelIo = {
   open: (path) => openSync(path, "r+"),
-  close: (fd) => native.close(fd),
-  ioctl: (fd, request, arg, offsets, buffers) => native.ioctlPointers(fd, request, arg, offsets, buffers),
-  mmap: (fd, length, prot, flags, offset) => native.mmap(fd, length, prot, flags, offset),
+  queue: (fd) => {
+    const q = new native.IoctlQueue(fd);
+    return {
+      ioctl: (request, arg, offsets, buffers) => q.ioctl(request, arg, offsets, buffers),
+      mmap: (length, prot, flags, offset) => q.mmap(length, prot, flags, offset),
+      // close(2) of a DRM fd reports nothing useful: the context is gone either way.
+      close: () => void q.close().catch(() => {}),
+    };
+  },
   munmap: (ab) => native.munmap(ab),
   read: (fd, buf, offset, length) => native.read(fd, buf, offset, length),
   watch: (fd, onReadable) => {
@@ -89,7 +106,10 @@ export interface KernelVirtGpuOptions {
   readonly io?: KernelIo;
   /** The guest page size (ring size); default: the kernel's, from /proc/self/smaps. */
   readonly pageSize?: number;
-  /** How long a query may stay unanswered before the client is ended (CW_CROSSDOMAIN_HOST_TIMEOUT); default 10 s. */
+  /**
+   * How long a query may stay unanswered, or any ioctl or mmap may take, before the client is ended
+   * (CW_CROSSDOMAIN_HOST_TIMEOUT); default 10 s.
+   */
   readonly hostTimeoutMs?: number;
 }
 
@@ -224,14 +244,22 @@ function off(layout: StructLayout, field: string): number {
   return layout.fields[field]!.offset;
 }
 
+/** EXECBUFFERs queued but not returned above which execbuffer() asks for back-pressure (then onDrain at the low mark). */
+const EXECBUF_HIGH_WATER = 64;
+const EXECBUF_LOW_WATER = 16;
+
 class KernelVirtGpu implements VirtGpu {
   readonly description: string;
   onFence: () => void = () => {};
   onDrain: () => void = () => {};
   onHostError: (message: string) => void = () => {};
   private readonly watch: { close(): void };
+  private readonly queue: KernelQueue;
   private readonly events = new Uint8Array(1024);
   private closed = false;
+  /** EXECBUFFERs submitted to the queue and not returned yet. */
+  private execInFlight = 0;
+  private drainWanted = false;
 
   constructor(
     private readonly fd: number,
@@ -241,52 +269,109 @@ class KernelVirtGpu implements VirtGpu {
     private readonly pageSize: number,
   ) {
     this.description = `kernel:${node}`;
+    this.queue = io.queue(fd);
     this.watch = io.watch(fd, () => this.readEvents());
   }
 
-  private call(
+  /**
+   * `p`, or CW_CROSSDOMAIN_HOST_TIMEOUT once it has taken hostTimeoutMs: the kernel sleeps in some calls until the
+   * host answers (an mmap of a host blob until RESOURCE_MAP_BLOB's response, with no bound of its own).
+   */
+  private bounded<T>(p: Promise<T>, name: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new CrosswayError(
+              "CW_CROSSDOMAIN_HOST_TIMEOUT",
+              `${this.description}: ${name} did not return within ${this.hostTimeoutMs} ms (the host is not answering)`,
+              { value: this.hostTimeoutMs },
+            ),
+          ),
+        this.hostTimeoutMs,
+      );
+    });
+    return Promise.race([p, late]).finally(() => clearTimeout(timer));
+  }
+
+  private checkOpen(name: string): void {
+    if (this.closed)
+      throw new CrosswayError("CW_CROSSDOMAIN_CLOSED", `${name}: ${this.description} is closed`);
+  }
+
+  private ioctlError(name: string, err: unknown): unknown {
+    if (err instanceof CrosswayError) return err;
+    return new CrosswayError(
+      "CW_VIRTGPU_IOCTL",
+      `${this.description}: ${name}: ${(err as Error).message}`,
+      {},
+      { cause: err },
+    );
+  }
+
+  private async call(
     name: string,
     request: number,
     arg: Uint8Array,
     offsets: number[] = [],
     bufs: Uint8Array[] = [],
-  ): number {
-    if (this.closed)
-      throw new CrosswayError("CW_CROSSDOMAIN_CLOSED", `${name}: ${this.description} is closed`);
+  ): Promise<number> {
+    this.checkOpen(name);
     try {
-      return this.io.ioctl(this.fd, request, arg, offsets, bufs);
+      return await this.bounded(this.queue.ioctl(request, arg, offsets, bufs), name);
     } catch (err) {
-      throw new CrosswayError(
-        "CW_VIRTGPU_IOCTL",
-        `${this.description}: ${name}: ${(err as Error).message}`,
-        {},
-        {
-          cause: err,
-        },
-      );
+      throw this.ioctlError(name, err);
     }
   }
 
-  private param(param: number): number {
+  /** Queues a call whose result nobody awaits (EXECBUFFER, GEM_CLOSE): a failure ends the context's channel. */
+  private fireAndReport(
+    name: string,
+    request: number,
+    arg: Uint8Array,
+    offsets: number[],
+    bufs: Uint8Array[],
+  ): Promise<void> {
+    return this.bounded(this.queue.ioctl(request, arg, offsets, bufs), name).then(
+      () => {},
+      (err: unknown) => {
+        if (!this.closed) this.onHostError((this.ioctlError(name, err) as Error).message);
+      },
+    );
+  }
+
+  private async param(param: number): Promise<number> {
     const arg = struct(DRM_VIRTGPU_GETPARAM);
     put64(arg, DRM_VIRTGPU_GETPARAM, "param", param);
     // The kernel writes sizeof(int) bytes (P22): a zeroed u64 reads right either way.
     const value = new Uint8Array(8);
     try {
-      this.call("GETPARAM", Ioctl.VIRTGPU_GETPARAM, arg, [off(DRM_VIRTGPU_GETPARAM, "value")], [value]);
-    } catch {
+      await this.call("GETPARAM", Ioctl.VIRTGPU_GETPARAM, arg, [off(DRM_VIRTGPU_GETPARAM, "value")], [value]);
+    } catch (err) {
+      if ((err as CrosswayError).code !== "CW_VIRTGPU_IOCTL") throw err;
       return 0; // unknown params are EINVAL: not supported
     }
     return getU32(value, 0);
   }
 
   async getParams(): Promise<VirtGpuParams> {
+    // Queued together: the queue runs them in this order, one hop through the event loop for all five.
+    const [features3d, resourceBlob, hostVisible, contextInit, capsetMask] = await Promise.all(
+      [
+        VirtgpuParam.FEATURES_3D,
+        VirtgpuParam.RESOURCE_BLOB,
+        VirtgpuParam.HOST_VISIBLE,
+        VirtgpuParam.CONTEXT_INIT,
+        VirtgpuParam.SUPPORTED_CAPSET_IDS,
+      ].map((p) => this.param(p)),
+    );
     return {
-      features3d: this.param(VirtgpuParam.FEATURES_3D) === 1,
-      resourceBlob: this.param(VirtgpuParam.RESOURCE_BLOB) === 1,
-      hostVisible: this.param(VirtgpuParam.HOST_VISIBLE) === 1,
-      contextInit: this.param(VirtgpuParam.CONTEXT_INIT) === 1,
-      capsetMask: this.param(VirtgpuParam.SUPPORTED_CAPSET_IDS),
+      features3d: features3d === 1,
+      resourceBlob: resourceBlob === 1,
+      hostVisible: hostVisible === 1,
+      contextInit: contextInit === 1,
+      capsetMask: capsetMask!,
       pageSize: this.pageSize,
     };
   }
@@ -298,7 +383,8 @@ class KernelVirtGpu implements VirtGpu {
     put32(arg, L, "cap_set_id", capsetId);
     put32(arg, L, "cap_set_ver", version);
     put32(arg, L, "size", size);
-    this.call("GET_CAPS", Ioctl.VIRTGPU_GET_CAPS, arg, [off(L, "addr")], [out]);
+    // The first GET_CAPS of a capset asks the host and sleeps until it answers (then the kernel caches it).
+    await this.call("GET_CAPS", Ioctl.VIRTGPU_GET_CAPS, arg, [off(L, "addr")], [out]);
     return out;
   }
 
@@ -317,7 +403,7 @@ class KernelVirtGpu implements VirtGpu {
     const L = DRM_VIRTGPU_CONTEXT_INIT;
     const arg = struct(L);
     put32(arg, L, "num_params", entries.length);
-    this.call("CONTEXT_INIT", Ioctl.VIRTGPU_CONTEXT_INIT, arg, [off(L, "ctx_set_params")], [params]);
+    await this.call("CONTEXT_INIT", Ioctl.VIRTGPU_CONTEXT_INIT, arg, [off(L, "ctx_set_params")], [params]);
   }
 
   async createBlob(req: BlobRequest): Promise<BlobHandle> {
@@ -327,7 +413,7 @@ class KernelVirtGpu implements VirtGpu {
     put32(arg, L, "blob_flags", req.blobFlags);
     put64(arg, L, "size", req.size);
     put64(arg, L, "blob_id", req.blobId);
-    this.call(
+    await this.call(
       `RESOURCE_CREATE_BLOB(blob_mem=${req.blobMem}, size=${req.size}, blob_id=${req.blobId})`,
       Ioctl.VIRTGPU_RESOURCE_CREATE_BLOB,
       arg,
@@ -344,17 +430,17 @@ class KernelVirtGpu implements VirtGpu {
     const L = DRM_VIRTGPU_MAP;
     const arg = struct(L);
     put32(arg, L, "handle", blob.bo);
-    this.call("VIRTGPU_MAP", Ioctl.VIRTGPU_MAP, arg);
+    await this.call("VIRTGPU_MAP", Ioctl.VIRTGPU_MAP, arg);
     const offset = getU64Number(arg, off(L, "offset"));
     // The guest cannot see the host's access mode (P9): map RW like Sommelier; keep host blobs away from writers.
+    // The mmap of a host blob sleeps until the host has mapped it (RESOURCE_MAP_BLOB's response): on the queue too.
+    const name = `mmap of resource ${blob.resourceId}`;
+    this.checkOpen(name);
     let ab: ArrayBuffer;
     try {
-      ab = this.io.mmap(this.fd, blob.size, PROT_READ | PROT_WRITE, MAP_SHARED, offset);
+      ab = await this.bounded(this.queue.mmap(blob.size, PROT_READ | PROT_WRITE, MAP_SHARED, offset), name);
     } catch (err) {
-      throw new CrosswayError(
-        "CW_VIRTGPU_IOCTL",
-        `${this.description}: mmap of resource ${blob.resourceId}: ${(err as Error).message}`,
-      );
+      throw this.ioctlError(name, err);
     }
     let mapped = true;
     return {
@@ -372,7 +458,7 @@ class KernelVirtGpu implements VirtGpu {
     const arg = struct(L);
     put32(arg, L, "handle", blob.bo);
     put32(arg, L, "flags", PRIME_FLAGS_CLOEXEC_RDWR);
-    this.call("PRIME_HANDLE_TO_FD", Ioctl.PRIME_HANDLE_TO_FD, arg);
+    await this.call("PRIME_HANDLE_TO_FD", Ioctl.PRIME_HANDLE_TO_FD, arg);
     return { fd: get32(arg, L, "fd") | 0, access: "unknown" };
   }
 
@@ -380,12 +466,12 @@ class KernelVirtGpu implements VirtGpu {
     const P = DRM_PRIME_HANDLE;
     const prime = struct(P);
     put32(prime, P, "fd", fd);
-    this.call("PRIME_FD_TO_HANDLE", Ioctl.PRIME_FD_TO_HANDLE, prime);
+    await this.call("PRIME_FD_TO_HANDLE", Ioctl.PRIME_FD_TO_HANDLE, prime);
     const bo = get32(prime, P, "handle");
     const R = DRM_VIRTGPU_RESOURCE_INFO;
     const info = struct(R);
     put32(info, R, "bo_handle", bo);
-    this.call("RESOURCE_INFO", Ioctl.VIRTGPU_RESOURCE_INFO, info);
+    await this.call("RESOURCE_INFO", Ioctl.VIRTGPU_RESOURCE_INFO, info);
     return { bo, resourceId: get32(info, R, "res_handle"), size: get32(info, R, "size") };
   }
 
@@ -393,17 +479,20 @@ class KernelVirtGpu implements VirtGpu {
     if (this.closed) return;
     const arg = struct(DRM_GEM_CLOSE);
     put32(arg, DRM_GEM_CLOSE, "handle", blob.bo);
-    this.call("GEM_CLOSE", Ioctl.GEM_CLOSE, arg);
+    // Queued behind the calls using the handle; freeing the object sends the host UNMAP/UNREF.
+    void this.fireAndReport("GEM_CLOSE", Ioctl.GEM_CLOSE, arg, [], []);
   }
 
   execbuffer(cmd: Uint8Array, opts: ExecbufferOptions = {}): boolean {
+    this.checkOpen("EXECBUFFER");
     const L = DRM_VIRTGPU_EXECBUFFER;
     const arg = struct(L);
     put32(arg, L, "flags", opts.ring !== undefined ? ExecbufFlags.RING_IDX : 0);
     put32(arg, L, "size", cmd.length);
     put32(arg, L, "ring_idx", opts.ring ?? 0);
     const offsets = [off(L, "command")];
-    const bufs = [cmd];
+    // A copy: callers reuse their command buffer as soon as this returns, the queue's thread reads it later.
+    const bufs = [cmd.slice()];
     const bos = opts.boHandles ?? [];
     if (bos.length > 0) {
       const handles = new Uint8Array(4 * bos.length);
@@ -412,42 +501,43 @@ class KernelVirtGpu implements VirtGpu {
       bufs.push(handles);
       put32(arg, L, "num_bo_handles", bos.length);
     }
-    // The kernel copies the buffer (vmemdup_user) before returning: the submission is in the queue, in order.
-    this.call("EXECBUFFER", Ioctl.VIRTGPU_EXECBUFFER, arg, offsets, bufs);
-    return true;
+    // SUBMIT_3D sleeps while the control virtqueue is full (a host that stopped taking commands): queued.
+    this.execInFlight++;
+    void this.fireAndReport("EXECBUFFER", Ioctl.VIRTGPU_EXECBUFFER, arg, offsets, bufs).then(() => {
+      this.execInFlight--;
+      if (this.drainWanted && this.execInFlight <= EXECBUF_LOW_WATER && !this.closed) {
+        this.drainWanted = false;
+        this.onDrain();
+      }
+    });
+    if (this.execInFlight < EXECBUF_HIGH_WATER) return true;
+    this.drainWanted = true;
+    return false;
   }
 
   async wait(blob: BlobHandle): Promise<void> {
     const L = DRM_VIRTGPU_3D_WAIT;
     const arg = struct(L);
     put32(arg, L, "handle", blob.bo);
-    // VIRTGPU_WAIT_NOWAIT: a blocking WAIT would stop the whole event loop, every other client included, for as
-    // long as the host takes (up to the kernel's 15 s, P23). Poll with back-off instead, bounded by hostTimeoutMs.
+    // VIRTGPU_WAIT_NOWAIT: a blocking WAIT would hold the queue (and, before the queue, the whole event loop) for
+    // as long as the host takes (up to the kernel's 15 s, P23). Poll with back-off instead, bounded by hostTimeoutMs.
     put32(arg, L, "flags", VIRTGPU_WAIT_NOWAIT);
     const deadline = Date.now() + this.hostTimeoutMs;
+    const timeout = () =>
+      new CrosswayError(
+        "CW_CROSSDOMAIN_HOST_TIMEOUT",
+        `${this.description}: the host did not answer on the query ring within ${this.hostTimeoutMs} ms (resource ${blob.resourceId} still busy)`,
+        { value: this.hostTimeoutMs },
+      );
     for (let delay = 0; ; delay = Math.min(Math.max(1, 2 * delay), 50)) {
-      if (this.closed)
-        throw new CrosswayError("CW_CROSSDOMAIN_CLOSED", `VIRTGPU_WAIT: ${this.description} is closed`);
       try {
-        this.io.ioctl(this.fd, Ioctl.VIRTGPU_WAIT, arg, [], []);
+        await this.call("VIRTGPU_WAIT", Ioctl.VIRTGPU_WAIT, arg);
         return;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EBUSY") {
-          throw new CrosswayError(
-            "CW_VIRTGPU_IOCTL",
-            `${this.description}: VIRTGPU_WAIT: ${(err as Error).message}`,
-            {},
-            { cause: err },
-          );
-        }
+        if ((err as CrosswayError).code === "CW_CROSSDOMAIN_HOST_TIMEOUT") throw timeout();
+        if (((err as Error).cause as NodeJS.ErrnoException | undefined)?.code !== "EBUSY") throw err;
       }
-      if (Date.now() >= deadline) {
-        throw new CrosswayError(
-          "CW_CROSSDOMAIN_HOST_TIMEOUT",
-          `${this.description}: the host did not answer on the query ring within ${this.hostTimeoutMs} ms (resource ${blob.resourceId} still busy)`,
-          { value: this.hostTimeoutMs },
-        );
-      }
+      if (Date.now() >= deadline) throw timeout();
       await new Promise((r) => setTimeout(r, delay));
     }
   }
@@ -474,7 +564,8 @@ class KernelVirtGpu implements VirtGpu {
     if (this.closed) return;
     this.closed = true;
     this.watch.close();
-    // Closing the DRM fd destroys the context; the host drops its state and socket (§6.9).
-    this.io.close(this.fd);
+    // Closing the DRM fd destroys the context; the host drops its state and socket (§6.9). The queue closes it
+    // after the calls still queued, so none of them can reach a reused fd number.
+    this.queue.close();
   }
 }

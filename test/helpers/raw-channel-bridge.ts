@@ -160,6 +160,9 @@ export class RawChannelBridge {
       const p = CrossDomainChannel.open({
         gpu: openVirtGpu(this.deviceSpec),
         channelType: ChannelType.WAYLAND,
+        // The host's SEND/RECEIVE header has 4 or 28 identifier slots (rutabaga 0.1.2: 4): a guest that assumed
+        // 28 against a 4-slot host read its RECEIVEs' data from the wrong offset (zeros: a size-0 Wayland frame).
+        probeLayout: "adopt",
       }).then(
         (channel) => {
           if (this.closed) {

@@ -29,22 +29,7 @@ export async function addVirtualKeyboard(socketPath: string): Promise<VirtualKey
   try {
     const reg = await c.getRegistry();
     const seat = c.bind(reg, "wl_seat", 1);
-    const managerName = [...c.globals.entries()].find(
-      ([, g]) => g.iface === "zwp_virtual_keyboard_manager_v1",
-    )?.[0];
-    if (managerName === undefined) throw new Error("compositor has no zwp_virtual_keyboard_manager_v1");
-    const manager = c.newId();
-    c.requestUnlisted(
-      reg,
-      0,
-      (w) => w.uint(managerName).string("zwp_virtual_keyboard_manager_v1").uint(1).uint(manager),
-      [],
-      {
-        id: manager,
-        iface: "zwp_virtual_keyboard_manager_v1",
-        version: 1,
-      },
-    );
+    const manager = c.bindUnlisted(reg, "zwp_virtual_keyboard_manager_v1", 1);
     const kbd = c.newId();
     c.requestUnlisted(manager, 0, (w) => w.uint(seat).uint(kbd), [], {
       id: kbd,

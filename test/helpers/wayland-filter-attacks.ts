@@ -4,6 +4,7 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
+import { MAX_FDS_PER_MSG, native } from "../../src/native.ts";
 import { MessageWriter } from "../../src/wire/wayland/message-writer.ts";
 import type { Compositor } from "./compositor.ts";
 import { type CrosswayStack, startCrosswayStack } from "./crossway-stack.ts";
@@ -105,6 +106,16 @@ export function filterAttackTests(t: () => { compositor: Compositor; vm: Filtere
       .vm.filter.auditRecords()
       .filter((r) => r.rule === rule);
 
+  /**
+   * The audit lines for one rule once there are at least `n`: the filter writes them to its log asynchronously,
+   * so a line can land just after the client saw its error (seen once for quotas.shmBytes on weston).
+   */
+  const awaitAudits = async (rule: string, n = 1): Promise<Record<string, unknown>[]> => {
+    const deadline = Date.now() + 10_000;
+    while (audits(rule).length < n && Date.now() < deadline) await sleep(50);
+    return audits(rule);
+  };
+
   it("hides what the policy does not allow and refuses a bind of a hidden global with invalid_object", async () => {
     const direct = RawWaylandClient.connect(t().compositor.socketPath);
     const attacker = RawWaylandClient.connect(t().vm.bridge.socketPath);
@@ -143,7 +154,7 @@ export function filterAttackTests(t: () => { compositor: Compositor; vm: Filtere
         code: 0,
         message: `invalid global ${target} (${name})`,
       });
-      const a = audits("globals").at(-1);
+      const a = (await awaitAudits("globals")).at(-1);
       expect(a).toMatchObject({
         vm: "vmA",
         object: "wl_registry@2",
@@ -202,11 +213,47 @@ export function filterAttackTests(t: () => { compositor: Compositor; vm: Filtere
       } finally {
         b.close();
       }
-      expect(audits("protocol").length).toBeGreaterThanOrEqual(2);
+      expect((await awaitAudits("protocol", 2)).length).toBeGreaterThanOrEqual(2);
       await good.roundtrip();
     } finally {
       good.close();
     }
+  });
+
+  it("ends a client that floods fds no message takes, closing every one of them", async () => {
+    // Straight at the filter's socket (what the VMM's channel would deliver): a header announcing a 4096-byte
+    // sync, then one byte at a time, each with 28 fds, so the message never completes and fds pile up.
+    const before = readdirSync(`/proc/${t().vm.filter.pid}/fd`).length;
+    const c = RawWaylandClient.connect(t().vm.filter.socketPath);
+    const memfd = native.memfdCreate("fd-flood", 0);
+    try {
+      const head = new Uint8Array(8);
+      new DataView(head.buffer).setUint32(0, 1, true);
+      new DataView(head.buffer).setUint32(4, 4096 << 16, true);
+      expect(native.sendmsg(c.fd, head, 0, 8, [memfd])).toBe(8);
+      const one = new Uint8Array(1);
+      for (let i = 0; i < 40 && !c.eof; i++) {
+        try {
+          if (native.sendmsg(c.fd, one, 0, 1, new Array<number>(MAX_FDS_PER_MSG).fill(memfd)) !== 1) break;
+        } catch {
+          break; // EPIPE/ECONNRESET: the filter hung up, as it should
+        }
+      }
+      await c.waitEof();
+    } finally {
+      native.close(memfd);
+      c.close();
+    }
+    expect((await awaitAudits("connection")).at(-1)).toMatchObject({
+      action: "disconnected",
+      detail: "client queued 1024 fds without messages for them (limit 1024)",
+    });
+    expect(t().vm.filter.running()).toBe(true);
+    // Every fd the flood brought in is closed again (the queued ones and those the full queue refused).
+    const deadline = Date.now() + 10_000;
+    while (readdirSync(`/proc/${t().vm.filter.pid}/fd`).length > before && Date.now() < deadline)
+      await sleep(50);
+    expect(readdirSync(`/proc/${t().vm.filter.pid}/fd`).length).toBeLessThanOrEqual(before);
   });
 
   it("refuses objects past the quota with no_memory", async () => {
@@ -223,7 +270,10 @@ export function filterAttackTests(t: () => { compositor: Compositor; vm: Filtere
       expect(attacker.displayError?.message).toMatch(
         /^no memory: wl_compositor@\d+\.create_region .*limit 2000\)$/,
       );
-      expect(audits("quotas.objects").at(-1)).toMatchObject({ vm: "vmA", message: "create_region" });
+      expect((await awaitAudits("quotas.objects")).at(-1)).toMatchObject({
+        vm: "vmA",
+        message: "create_region",
+      });
     } finally {
       attacker.close();
     }
@@ -241,7 +291,7 @@ export function filterAttackTests(t: () => { compositor: Compositor; vm: Filtere
       await attacker.waitEof(20_000);
       expect(attacker.displayError?.code).toBe(2);
       expect(attacker.displayError?.message).toMatch(/create_pool.*to 10485760 bytes \(limit 8388608\)/);
-      expect(audits("quotas.shmBytes").length).toBeGreaterThan(0);
+      expect((await awaitAudits("quotas.shmBytes")).length).toBeGreaterThan(0);
     } finally {
       attacker.close();
     }
@@ -299,7 +349,7 @@ export function filterAttackTests(t: () => { compositor: Compositor; vm: Filtere
       expect(took).toBeGreaterThan(1200);
       lat.sort((a, b) => a - b);
       expect(lat[5]).toBeLessThan(250);
-      expect(audits("quotas.requestsPerSecond").length).toBeGreaterThan(0);
+      expect((await awaitAudits("quotas.requestsPerSecond")).length).toBeGreaterThan(0);
       expect(attacker.eof).toBe(false);
     } finally {
       attacker.close();

@@ -144,6 +144,22 @@ export class WaylandTestClient {
     this.send(w.bytes(), fds);
   }
 
+  /**
+   * wl_registry.bind of the first global named `iface` for an interface our tables do not describe (e.g. wlroots'
+   * virtual input protocols), encoded by hand; returns the new id. Throws if the compositor offers no such global.
+   */
+  bindUnlisted(registry: number, iface: string, version: number): number {
+    const name = [...this.globals.entries()].find(([, g]) => g.iface === iface)?.[0];
+    if (name === undefined) throw new Error(`compositor has no ${iface}`);
+    const id = this.newId();
+    this.requestUnlisted(registry, 0, (w) => w.uint(name).string(iface).uint(version).uint(id), [], {
+      id,
+      iface,
+      version,
+    });
+    return id;
+  }
+
   /** wl_display.get_registry, then a round trip: fills {@link WaylandTestClient.globals}. */
   async getRegistry(): Promise<number> {
     const reg = this.newId();

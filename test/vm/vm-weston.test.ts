@@ -123,6 +123,31 @@ describe.skipIf(skipped)("crossway guest in a QEMU + rutabaga VM, host weston", 
     }
   });
 
+  it("a virtgpu ioctl asleep in the real kernel stalls only its context: another's round trips flow", async () => {
+    // test/vm/stall-probe.ts: context A's RESOURCE_CREATE_BLOB sleeps in virtio_gpu's ioctl (its argument on a
+    // userfaultfd page filled only later) while context B makes 20 wl_display.sync round trips to weston via QEMU.
+    const r = await st.vm.run(
+      ["/usr/bin/node", "--import", "tsx", `${CHECKOUT}/test/vm/stall-probe.ts`, "20"],
+      {
+        env: { ...GUEST_ENV, HOME: "/root" },
+        cwd: CHECKOUT,
+        timeoutMs: 240_000,
+      },
+    );
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as {
+      roundTrips: number;
+      maxRoundTripMs: number;
+      aOpenedDuringB: boolean;
+      aRoundTripMs: number;
+    };
+    say(
+      `stalled context: B made ${out.roundTrips} round trips (slowest ${out.maxRoundTripMs} ms) while A's CREATE_BLOB slept in the kernel; A then answered in ${out.aRoundTripMs} ms`,
+    );
+    expect(out.roundTrips).toBe(20);
+    expect(out.aOpenedDuringB, "A could not get past its sleeping ioctl").toBe(false);
+  });
+
   it("the proxy logged no error in the guest", () => {
     const bad = st.proxy.lines.filter((l) => /"level":(50|60)/.test(l));
     expect(bad).toEqual([]);

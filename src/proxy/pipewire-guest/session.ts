@@ -492,7 +492,7 @@ export class GuestPipeWireSession {
     const evs = this.nodeEventfds.get(id);
     if (evs === undefined) return;
     this.nodeEventfds.delete(id);
-    for (const item of evs) this.channel.releaseItem(item, true);
+    for (const item of evs) this.channel.releaseItem(item);
   }
 
   private clientDrained(): void {
@@ -578,7 +578,7 @@ function closeReceived(items: ReadonlyArray<ReceivedItem | null>): void {
 
 function releaseItem(channel: CrossDomainChannel, item: ReceivedItem): void {
   if (item.kind === "eventfd" || item.kind === "write-pipe" || item.kind === "socket")
-    channel.releaseItem(item.id, item.kind === "eventfd");
+    channel.releaseItem(item.id);
   if (item.kind === "blob" || item.kind === "write-pipe") native.close(item.fd);
 }
 

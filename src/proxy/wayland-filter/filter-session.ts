@@ -8,6 +8,7 @@
 import type { ConnectionStatus } from "../../control/status-report.ts";
 import { CrosswayError } from "../../errors.ts";
 import { FdOutputQueue } from "../../fd/fd-output-queue.ts";
+import { recvWithFds } from "../../fd/recv-with-fds.ts";
 import type { Logger } from "../../log.ts";
 import {
   AGAIN,
@@ -95,6 +96,10 @@ export class FilterSession {
 
   private readonly globals: GlobalFilter;
   private readonly offers = new Map<number, OfferKind>();
+  /** Host drag offers whose refused replies were already audited (a toolkit accepts on every motion). */
+  private readonly refusedDragOffers = new Set<number>();
+  /** wl_data_source.cancelled, sent for a start_drag the policy drops. */
+  private sourceCancelled: MessageDesc | undefined;
   /** Client objects alive in the compositor: +1 per new_id request, -1 per delete_id of a client id. */
   private objects = 0;
   /** wl_shm pools by id: declared size, and references (the pool object itself plus each of its buffers). */
@@ -193,22 +198,16 @@ export class FilterSession {
     for (let i = 0; i < 8 && !this.closed; i++) {
       if (dir === Direction.REQUEST && (this.toUpstream.pending > 0 || this.rateTimer !== null)) return;
       const r = framer.reserve();
-      const n = native.recvmsg(fd, r.bytes, r.offset, r.length, this.recvFds);
+      const n = recvWithFds(fd, r, fdq, this.recvFds, (q, cause) => {
+        const side = dir === Direction.REQUEST ? "client" : "compositor";
+        return new CrosswayError(
+          "CW_WLFILTER_IO",
+          `${side} queued ${q.length} fds without messages for them (limit ${q.limit})`,
+          {},
+          { cause },
+        );
+      });
       if (n === AGAIN) return;
-      const nfds = this.recvFds[0] as number;
-      for (let k = 0; k < nfds; k++) {
-        try {
-          fdq.push(this.recvFds[1 + k] as number);
-        } catch (err) {
-          for (let j = k; j < nfds; j++) native.close(this.recvFds[1 + j] as number);
-          throw new CrosswayError(
-            "CW_WLFILTER_IO",
-            `${dir === Direction.REQUEST ? "client" : "compositor"} queued ${fdq.length} fds without messages for them (limit ${fdq.limit})`,
-            {},
-            { cause: err },
-          );
-        }
-      }
       if (n === 0) {
         this.close(dir === Direction.REQUEST ? "client disconnected" : "compositor closed the connection");
         return;
@@ -405,8 +404,12 @@ export class FilterSession {
     req("zwp_primary_selection_offer_v1", "receive", (m) => this.onReceive(m));
     req("wl_data_offer", "destroy", (m) => {
       this.offers.delete(m.objectId);
+      this.refusedDragOffers.delete(m.objectId);
       return undefined;
     });
+    for (const reply of ["accept", "set_actions", "finish"]) {
+      req("wl_data_offer", reply, (m) => this.onDragReply(m));
+    }
     req("zwp_primary_selection_offer_v1", "destroy", (m) => {
       this.offers.delete(m.objectId);
       return undefined;
@@ -415,7 +418,8 @@ export class FilterSession {
     req("zwp_primary_selection_device_v1", "set_selection", (m) =>
       this.onOffer(m, "primarySelection", p.primarySelection),
     );
-    req("wl_data_device", "start_drag", (m) => this.onOffer(m, "dnd", p.dnd));
+    this.sourceCancelled = msg(r, "wl_data_source", "cancelled", true);
+    req("wl_data_device", "start_drag", (m) => this.onStartDrag(m));
     // Shared memory the compositor maps for this client.
     req("wl_shm", "create_pool", (m) => this.onCreatePool(m));
     req("wl_shm_pool", "resize", (m) => this.onResizePool(m));
@@ -510,6 +514,36 @@ export class FilterSession {
   private onOffer(m: DecodedMessage, kind: OfferKind, mode: SelectionMode): "drop" | undefined {
     if (guestMayOffer(mode)) return undefined;
     return this.drop(m, kind, `the VM may not set or clear host ${kind} data (policy "${mode}")`);
+  }
+
+  /**
+   * A drag the VM may not start never reaches the compositor; its source is told `cancelled`, as sway tells a
+   * source whose start_drag it cannot accept, so the VM's toolkit ends its drag state.
+   */
+  private onStartDrag(m: DecodedMessage): "drop" | undefined {
+    if (this.onOffer(m, "dnd", this.ctx.policy.dnd) === undefined) return undefined;
+    const source = m.args.id(0);
+    if (source !== 0 && this.sourceCancelled !== undefined) {
+      this.w.reset();
+      this.w.begin(source, this.sourceCancelled.opcode).end();
+      this.toClient.append(this.w.bytes(), NO_FDS);
+    }
+    return "drop";
+  }
+
+  /**
+   * accept, set_actions and finish on a host drag's offer, where the VM may not read host drags: dropped, so the
+   * host's source never sees a target or an action and the compositor cancels the drop (a "move" into the VM
+   * would otherwise let the host's app delete data the VM never got). Audited once per offer: toolkits accept on
+   * every motion. Selection offers pass (the compositor ignores these requests on them).
+   */
+  private onDragReply(m: DecodedMessage): "drop" | undefined {
+    const kind = this.offers.get(m.objectId);
+    const mode = this.ctx.policy.dnd;
+    if ((kind !== undefined && kind !== "dnd") || guestMayRead(mode)) return undefined;
+    if (this.refusedDragOffers.has(m.objectId)) return "drop";
+    this.refusedDragOffers.add(m.objectId);
+    return this.drop(m, "dnd", `the VM may not take part in host drags (policy "${mode}")`);
   }
 
   private onCreatePool(m: DecodedMessage): undefined {

@@ -9,6 +9,7 @@ import type { ConnectionStatus } from "../../control/status-report.ts";
 import type { CloseReason, CrossDomainChannel, ReceivedItem, SendItem } from "../../crossdomain/channel.ts";
 import { CrosswayError } from "../../errors.ts";
 import { MAP_SHARED, O_ACCMODE, O_WRONLY, PROT_READ, S_IFIFO, S_IFMT } from "../../fd/constants.ts";
+import { recvWithFds } from "../../fd/recv-with-fds.ts";
 import type { Logger } from "../../log.ts";
 import {
   AGAIN,
@@ -184,23 +185,20 @@ export class ClientSession {
     // Bounded: a few reads per wake-up keeps one busy client from starving the others.
     for (let i = 0; i < 8 && !this.suspended && !this.hostBlocked && !this.closed; i++) {
       const w = framer.reserve();
-      const n = native.recvmsg(this.clientFd, w.bytes, w.offset, w.length, this.recvFds);
-      if (n === AGAIN) return;
-      const nfds = this.recvFds[0] as number;
-      for (let k = 0; k < nfds; k++) {
-        try {
-          fdq.push(this.recvFds[1 + k] as number);
-        } catch (err) {
-          // The queue is full (a client sending fds no message consumes): the fds not queued are still ours.
-          for (let r = k; r < nfds; r++) native.close(this.recvFds[1 + r] as number);
-          throw new CrosswayError(
+      const n = recvWithFds(
+        this.clientFd,
+        w,
+        fdq,
+        this.recvFds,
+        (q, cause) =>
+          new CrosswayError(
             "CW_GUEST_CLIENT_IO",
-            `client queued ${fdq.length} fds without messages for them (limit ${fdq.limit})`,
+            `client queued ${q.length} fds without messages for them (limit ${q.limit})`,
             {},
-            { cause: err },
-          );
-        }
-      }
+            { cause },
+          ),
+      );
+      if (n === AGAIN) return;
       if (n === 0) {
         this.close(this.disconnectReason(""), "info");
         return;
@@ -373,7 +371,7 @@ export class ClientSession {
           fdq.push(it.fd);
         } else {
           // Eventfds and sockets have no meaning on a Wayland channel.
-          this.channel.releaseItem(it.id, it.kind === "eventfd");
+          this.channel.releaseItem(it.id);
           throw new CrosswayError(
             "CW_GUEST_HOST_PROTOCOL",
             `host sent a ${it.kind} item on the Wayland channel`,

@@ -2,7 +2,7 @@
 // recorded through an injected KernelIo that plays a minimal cross-domain host.
 import { mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, describe, expect, it, vi } from "vitest";
 import { CrossDomainChannel, closeItems, type ReceivedItem } from "../../../src/crossdomain/channel.ts";
 import {
   encodeImageRequirements,
@@ -12,6 +12,7 @@ import {
 import {
   findVirtioGpuNode,
   type KernelIo,
+  type KernelQueue,
   openKernelVirtGpu,
   systemPageSize,
 } from "../../../src/crossdomain/kernel-virtgpu.ts";
@@ -35,6 +36,7 @@ import { native } from "../../../src/native.ts";
 import { getU32, getU64Number, setU32 } from "../../../src/wire/bytes.ts";
 import { tempDir } from "../../helpers/crossdomain.ts";
 import { useFdLeakCheck } from "../../helpers/fd-leak.ts";
+import { type KernelStall, kernelStall } from "../../helpers/kernel-stall.ts";
 
 useFdLeakCheck();
 
@@ -293,6 +295,21 @@ class FakeDevice implements KernelIo {
   munmap(ab: ArrayBuffer): void {
     this.calls.push({ munmap: ab.byteLength });
   }
+  /** Answers at once, in order: the real queue's thread is the native test's business (ioctl-queue.test.ts). */
+  queue(fd: number): KernelQueue {
+    const settle = <T>(f: () => T): Promise<T> => {
+      try {
+        return Promise.resolve(f());
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    };
+    return {
+      ioctl: (request, arg, offsets, bufs) => settle(() => this.ioctl(fd, request, arg, offsets, bufs)),
+      mmap: (length, prot, flags, offset) => settle(() => this.mmap(fd, length, prot, flags, offset)),
+      close: () => this.close(fd),
+    };
+  }
   read(fd: number, buf: Uint8Array, offset: number, length: number): number {
     expect(fd).toBe(1000);
     expect(length).toBeGreaterThanOrEqual(8);
@@ -312,6 +329,28 @@ class FakeDevice implements KernelIo {
     this.pendingEvents = 1;
     this.onReadable!();
   }
+  /**
+   * What QEMU's rutabaga device does to an idle context when another context's newer POLL fence is signalled: this
+   * POLL completes (a fence event) though nothing was written; the host's own signal later finds nothing to complete.
+   */
+  otherContextCompletes(): void {
+    this.pendingEvents = 1;
+    this.onReadable!();
+  }
+  /** The host's write for a POLL that was already completed: no event follows it. */
+  hostWritesSilently(fill: (ring: Uint8Array) => void): void {
+    fill(new Uint8Array(this.maps.get(2)!));
+  }
+}
+
+/** The host's RECEIVE of a 100-byte blob item (id 5) with the bytes "keymap", as a keymap event would bring it. */
+function writeKeymapBlob(ring: Uint8Array): void {
+  const ids = newIdentifierList();
+  ids.count = 1;
+  ids.ids[0] = 5;
+  ids.types[0] = IdentifierType.VIRTGPU_BLOB;
+  ids.sizes[0] = 100;
+  encodeSendReceive(ring, 0, CrossDomainCmd.RECEIVE, ids, new TextEncoder().encode("keymap"), 28, "zero");
 }
 
 describe("ioctl sequences of a channel on the kernel backend", () => {
@@ -342,12 +381,13 @@ describe("ioctl sequences of a channel on the kernel backend", () => {
           "0300000000000000" +
           "0200000000000000",
       },
-      // Both rings are made, then both mapped (the channel asks for them together).
+      // Both rings are made, then both mapped (the channel asks for them together, and the context's queue runs
+      // the calls in the order they were asked for: both MAPs, then both mmaps).
       { ioctl: "RESOURCE_CREATE_BLOB", blob_mem: 1, blob_flags: 1, size: 4096 },
       { ioctl: "RESOURCE_CREATE_BLOB", blob_mem: 1, blob_flags: 1, size: 4096 },
       { ioctl: "MAP", handle: 1 },
-      { mmap: { fd: 1000, length: 4096, prot: 3, flags: 1, offset: 0x100000 } },
       { ioctl: "MAP", handle: 2 },
+      { mmap: { fd: 1000, length: 4096, prot: 3, flags: 1, offset: 0x100000 } },
       { mmap: { fd: 1000, length: 4096, prot: 3, flags: 1, offset: 0x200000 } },
       // INIT alone, 20 bytes: query ring 11, channel ring 12, Wayland.
       { ioctl: "EXECBUFFER", size: 20, command: "0100140000000000" + "0b000000" + "0c000000" + "01000000" },
@@ -381,14 +421,7 @@ describe("ioctl sequences of a channel on the kernel backend", () => {
         return "continue";
       };
     });
-    dev.hostWrites((ring) => {
-      const ids = newIdentifierList();
-      ids.count = 1;
-      ids.ids[0] = 5;
-      ids.types[0] = IdentifierType.VIRTGPU_BLOB;
-      ids.sizes[0] = 100;
-      encodeSendReceive(ring, 0, CrossDomainCmd.RECEIVE, ids, new TextEncoder().encode("keymap"), 28, "zero");
-    });
+    dev.hostWrites(writeKeymapBlob);
     const r = await received;
     expect(r.text).toBe("keymap");
     expect(r.items).toEqual([{ kind: "blob", fd: dev.exported[0], size: 100, access: "unknown" }]);
@@ -509,5 +542,232 @@ describe("rings sized to the guest's page (issue 11)", () => {
     expect(dev.calls.filter((c) => "mmap" in c).map((c) => (c.mmap as { length: number }).length)).toEqual([
       16384, 16384,
     ]);
+  });
+});
+
+describe("a host slow to answer one context (issue 11: no blocking ioctl on the event loop)", () => {
+  /** FIONREAD on a pipe: a real, instant ioctl that each fake call first makes on a real native queue. */
+  const FIONREAD = 0x541b;
+  const FIONBIO = 0x5421;
+
+  /**
+   * The FakeDevice's answers, each behind a real call on the context's own native.IoctlQueue thread; the call for
+   * `stallOn` instead sleeps in the kernel (kernelStall) until the test releases it, as virtio_gpu sleeps until the
+   * host answers.
+   */
+  function gatedIo(
+    dev: FakeDevice,
+    stallOn: ((request: number, arg: Uint8Array) => boolean) | null,
+    stall: KernelStall | null,
+  ): KernelIo {
+    return {
+      open: (path) => dev.open(path),
+      munmap: (ab) => dev.munmap(ab),
+      read: (fd, buf, offset, length) => dev.read(fd, buf, offset, length),
+      watch: (fd, cb) => dev.watch(fd, cb),
+      queue: (fd) => {
+        const [r, w] = native.pipe2();
+        native.close(w);
+        const gate = new native.IoctlQueue(r);
+        const fake = dev.queue(fd);
+        const scratch = new Uint8Array(4);
+        const through = (request: number, arg: Uint8Array | null) =>
+          stall !== null && arg !== null && stallOn?.(request, arg)
+            ? gate.ioctl(FIONBIO, stall.arg, [], [])
+            : gate.ioctl(FIONREAD, scratch, [], []);
+        return {
+          ioctl: (request, arg, offsets, bufs) =>
+            through(request, arg).then(() => fake.ioctl(request, arg, offsets, bufs)),
+          mmap: (length, prot, flags, offset) =>
+            through(0, null).then(() => fake.mmap(length, prot, flags, offset)),
+          close: () => {
+            void gate.close().then(() => fake.close());
+          },
+        };
+      },
+    };
+  }
+
+  it("one channel's host-blob creation asleep in the kernel; another channel's round trips keep flowing", async () => {
+    const stall = kernelStall();
+    const devA = new FakeDevice();
+    const devB = new FakeDevice();
+    let stallArmed = false;
+    const isHostBlob = (request: number, arg: Uint8Array) =>
+      stallArmed && request === Ioctl.VIRTGPU_RESOURCE_CREATE_BLOB && getU32(arg, 0) === 2;
+    const chA = await CrossDomainChannel.open({
+      gpu: openKernelVirtGpu({
+        node: "/dev/dri/renderD128",
+        io: gatedIo(devA, isHostBlob, stall),
+        hostTimeoutMs: 120_000,
+      }),
+      channelType: ChannelType.WAYLAND,
+    });
+    const chB = await CrossDomainChannel.open({
+      gpu: openKernelVirtGpu({ node: "/dev/dri/renderD128", io: gatedIo(devB, null, null) }),
+      channelType: ChannelType.WAYLAND,
+    });
+    try {
+      // A's host sends a keymap-like blob: the guest's RESOURCE_CREATE_BLOB for it sleeps in the kernel.
+      stallArmed = true;
+      const receivedA = new Promise<ReceivedItem[]>((resolve) => {
+        chA.onReceive = (_data, items) => {
+          resolve(items);
+          return "continue";
+        };
+      });
+      let aDone = false;
+      void receivedA.then(() => {
+        aDone = true;
+      });
+      devA.hostWrites(writeKeymapBlob);
+      await stall.faulted;
+
+      // B: 30 SEND → RECEIVE round trips while A's call sleeps.
+      for (let i = 0; i < 30; i++) {
+        const reply = new Promise<string>((resolve) => {
+          chB.onReceive = (data) => {
+            resolve(new TextDecoder().decode(data));
+            return "continue";
+          };
+        });
+        expect(chB.send(new TextEncoder().encode(`ping ${i}`), [])).toBe("sent");
+        devB.hostWrites((ring) =>
+          encodeSendReceive(
+            ring,
+            0,
+            CrossDomainCmd.RECEIVE,
+            newIdentifierList(),
+            new TextEncoder().encode(`pong ${i}`),
+            28,
+            "zero",
+          ),
+        );
+        expect(await reply).toBe(`pong ${i}`);
+      }
+      expect(aDone, "A's message waits for its blob").toBe(false);
+      expect(devA.calls.filter((c) => c.ioctl === "PRIME_HANDLE_TO_FD")).toEqual([]);
+
+      // The host answers: A's blob is created, exported and closed, in order, and its message delivered.
+      stall.release();
+      const items = await receivedA;
+      expect(items).toEqual([{ kind: "blob", fd: devA.exported[0], size: 100, access: "unknown" }]);
+      closeItems(items);
+      // GEM_CLOSE is queued without anyone awaiting it: it reaches the (fake) kernel right after.
+      await vi.waitFor(() => {
+        const hostBlob = devA.calls.findIndex((c) => c.ioctl === "RESOURCE_CREATE_BLOB" && c.blob_mem === 2);
+        expect(devA.calls.slice(hostBlob, hostBlob + 3).map((c) => c.ioctl)).toEqual([
+          "RESOURCE_CREATE_BLOB",
+          "PRIME_HANDLE_TO_FD",
+          "GEM_CLOSE",
+        ]);
+      });
+    } finally {
+      stall.release();
+      chA.close();
+      chB.close();
+      // The queues close their fds after the calls queued before; wait for the fakes to see both closes.
+      await vi.waitFor(() => {
+        expect(devA.calls.at(-1)).toEqual({ close: 1000 });
+        expect(devB.calls.at(-1)).toEqual({ close: 1000 });
+      });
+      stall.dispose();
+    }
+  });
+
+  it("a call that never returns ends that channel with CW_CROSSDOMAIN_HOST_TIMEOUT after hostTimeoutMs", async () => {
+    const stall = kernelStall();
+    const dev = new FakeDevice();
+    let armed = false;
+    const ch = await CrossDomainChannel.open({
+      gpu: openKernelVirtGpu({
+        node: "/dev/dri/renderD128",
+        io: gatedIo(
+          dev,
+          (request, arg) => armed && request === Ioctl.VIRTGPU_RESOURCE_CREATE_BLOB && getU32(arg, 0) === 2,
+          stall,
+        ),
+        hostTimeoutMs: 300,
+      }),
+      channelType: ChannelType.WAYLAND,
+    });
+    try {
+      armed = true;
+      const closed = new Promise<unknown>((resolve) => {
+        ch.onClose = resolve;
+      });
+      const t0 = Date.now();
+      dev.hostWrites(writeKeymapBlob);
+      await stall.faulted;
+      const reason = (await closed) as { kind: string; error: Error & { code: string } };
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
+      expect(reason.kind).toBe("error");
+      expect(reason.error).toMatchObject({ code: "CW_CROSSDOMAIN_HOST_TIMEOUT" });
+      expect(reason.error.message).toContain(
+        "kernel:/dev/dri/renderD128: RESOURCE_CREATE_BLOB(blob_mem=2, size=100, blob_id=5) did not return within 300 ms",
+      );
+    } finally {
+      stall.release();
+      ch.close();
+      // The queue closes the fd only after the stalled call has returned.
+      await vi.waitFor(() => expect(dev.calls.at(-1)).toEqual({ close: 1000 }));
+      stall.dispose();
+    }
+  });
+});
+
+describe("QEMU completes a POLL for another context's fence (issue 11: 1 of 20 concurrent clients failed)", () => {
+  /** The host's RECEIVE of `text` with no items. */
+  const receive = (text: string) => (ring: Uint8Array) =>
+    encodeSendReceive(
+      ring,
+      0,
+      CrossDomainCmd.RECEIVE,
+      newIdentifierList(),
+      new TextEncoder().encode(text),
+      28,
+      "zero",
+    );
+
+  it("a completion without a message is not an error: the ring is watched, the message delivered once, POLLs stay single", async () => {
+    const dev = new FakeDevice();
+    const ch = await CrossDomainChannel.open({
+      gpu: openKernelVirtGpu({ node: "/dev/dri/renderD128", io: dev }),
+      channelType: ChannelType.WAYLAND,
+    });
+    const got: string[] = [];
+    let closed: unknown;
+    ch.onClose = (r) => {
+      closed = r;
+    };
+    ch.onReceive = (data) => {
+      got.push(new TextDecoder().decode(data));
+      return "continue";
+    };
+    const polls = () => dev.calls.filter((c) => c.ioctl === "EXECBUFFER" && c.ring_idx === 1).length;
+    try {
+      // A first message, as usual; the ring is then marked consumed.
+      dev.hostWrites(receive("first"));
+      await vi.waitFor(() => expect(got).toEqual(["first"]));
+      await vi.waitFor(() => expect(polls()).toBe(2));
+
+      // Completed by another context's fence: nothing written (before the fix: "unexpected message type 0", or the
+      // previous message read a second time).
+      dev.otherContextCompletes();
+      await new Promise((r) => setTimeout(r, 50));
+      expect(closed).toBeUndefined();
+      expect(got).toEqual(["first"]);
+      expect(polls(), "no second POLL while the host's job for this one is pending").toBe(2);
+
+      // The host's write for that POLL comes without an event; it is delivered, then the next POLL goes out.
+      dev.hostWritesSilently(receive("second"));
+      await vi.waitFor(() => expect(got).toEqual(["first", "second"]));
+      await vi.waitFor(() => expect(polls()).toBe(3));
+      dev.hostWrites(receive("third"));
+      await vi.waitFor(() => expect(got).toEqual(["first", "second", "third"]));
+      expect(closed).toBeUndefined();
+    } finally {
+      ch.close();
+    }
   });
 });

@@ -6,6 +6,7 @@ import { describe, expect, it } from "vitest";
 import {
   F_SEAL_GROW,
   F_SEAL_SHRINK,
+  F_SEAL_WRITE,
   MAP_SHARED,
   MFD_ALLOW_SEALING,
   PROT_READ,
@@ -123,6 +124,28 @@ describe("mmap / munmap / pread", () => {
       expect(() => native.mmap(fd, 0, PROT_READ, MAP_SHARED, 0)).toThrow(
         expect.objectContaining({ code: "EINVAL", errno: -22, syscall: "mmap" }),
       );
+    } finally {
+      native.close(fd);
+    }
+  });
+});
+
+describe("mmapProbe", () => {
+  it("says whether a mapping would succeed, with mmap's own error, and leaves nothing mapped", () => {
+    const fd = native.memfdCreate("crossway-probe", MFD_ALLOW_SEALING);
+    native.ftruncate(fd, 64 * 1024 * 1024);
+    const live = native.liveMappings();
+    try {
+      native.mmapProbe(fd, 64 * 1024 * 1024, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
+      expect(mapsMentioning("crossway-probe")).toBe(0);
+      expect(native.liveMappings()).toBe(live);
+      // A write-sealed memfd refuses a shared writable mapping (EPERM), exactly as mmap would say.
+      native.addSeals(fd, F_SEAL_WRITE);
+      expect(() => native.mmapProbe(fd, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, 0)).toThrow(
+        expect.objectContaining({ code: "EPERM", syscall: "mmap" }),
+      );
+      native.mmapProbe(fd, 4096, PROT_READ, MAP_SHARED, 0);
+      expect(mapsMentioning("crossway-probe")).toBe(0);
     } finally {
       native.close(fd);
     }
