@@ -52,6 +52,12 @@ interface LocalEventfd {
   readonly fd: number;
   readonly toHost: boolean;
   readonly watcher: NativeWatcher | null;
+  /**
+   * Runs before each signal is passed on (before the WRITE, or before the local eventfd is written): the owner's
+   * chance to bring shared memory up to date first (PipeWire buffers a guest client allocated itself). False drops
+   * the signal (the owner is ending the connection).
+   */
+  readonly hook: (() => boolean) | undefined;
 }
 
 /** Read pipes, write pipes and eventfds of one channel (the channel's owner sees none of this). */
@@ -59,6 +65,8 @@ export class ChannelPipes {
   private readonly smallCmd = new Uint8Array(16);
   private readonly writeBuf = new Uint8Array(READ_WRITE_HEADER_SIZE + WRITE_CHUNK);
   private readonly chunk = new Uint8Array(WRITE_CHUNK);
+  /** An eventfd value read from a client, on its way into a WRITE. */
+  private readonly counter = new Uint8Array(8);
   private nextReadPipe = PIPE_READ_START;
   private readonly readPipes = new Map<number, ReadPipe>();
   private readonly writePipes = new Map<number, WritePipe>();
@@ -95,12 +103,13 @@ export class ChannelPipes {
 
   /**
    * Binds a received eventfd item so host signals reach the guest: READ_EVENTFD_NEW, then each host READ adds its
-   * 8-byte value to a local eventfd. Returns an fd of that local eventfd for the client (the caller owns it).
+   * 8-byte value to a local eventfd (after `beforeWake`, unless it returns false). Returns an fd of that local eventfd for the client (the
+   * caller owns it).
    */
-  eventfdFromHost(id: number): number {
+  eventfdFromHost(id: number, beforeWake?: () => boolean): number {
     this.host.assertOpen("eventfdFromHost");
     const fd = native.eventfd(0, 0);
-    this.eventfds.set(id, { fd, toHost: false, watcher: null });
+    this.eventfds.set(id, { fd, toHost: false, watcher: null, hook: beforeWake });
     encodeIdCommand(this.smallCmd, 0, CrossDomainCmd.READ_EVENTFD_NEW, id);
     this.host.execbuffer(this.smallCmd);
     return native.dup(fd);
@@ -108,18 +117,20 @@ export class ChannelPipes {
 
   /**
    * Binds a received eventfd item so guest signals reach the host: a local eventfd is watched and each value read is
-   * sent as WRITE {id, 8 bytes little-endian}. Returns an fd of the local eventfd for the client.
+   * sent as WRITE {id, 8 bytes little-endian} (after `beforeSend`, unless it returns false). Returns an fd of the local eventfd for the client.
    */
-  eventfdToHost(id: number): number {
+  eventfdToHost(id: number, beforeSend?: () => boolean): number {
     this.host.assertOpen("eventfdToHost");
     const fd = native.eventfd(0, 0);
     const watcher = native.createWatcher(fd, () => {
-      const v = new Uint8Array(8);
+      // One buffer for every signal: write() copies the value into its command before returning.
+      const v = this.counter;
       if (this.host.closed || native.read(fd, v, 0, 8) !== 8) return;
+      if (beforeSend !== undefined && !beforeSend()) return;
       this.write(id, false, v);
     });
     watcher.start(POLL_READABLE);
-    this.eventfds.set(id, { fd, toHost: true, watcher });
+    this.eventfds.set(id, { fd, toHost: true, watcher, hook: beforeSend });
     return native.dup(fd);
   }
 
@@ -218,7 +229,9 @@ export class ChannelPipes {
   onRead(id: number, hangUp: boolean, data: Uint8Array): void {
     const e = this.eventfds.get(id);
     if (e !== undefined) {
-      if (data.length === 8 && !e.toHost) native.write(e.fd, data, 0, 8);
+      if (data.length === 8 && !e.toHost) {
+        if (e.hook === undefined || e.hook()) native.write(e.fd, data, 0, 8);
+      }
       return;
     }
     const p = this.readPipes.get(id);

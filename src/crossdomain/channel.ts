@@ -593,16 +593,16 @@ export class CrossDomainChannel {
    * Binds a received eventfd item so host signals reach the guest: READ_EVENTFD_NEW, then each host READ adds its
    * 8-byte value to a local eventfd. Returns an fd of that local eventfd for the client (the caller owns it).
    */
-  eventfdFromHost(id: number): number {
-    return this.pipes.eventfdFromHost(id);
+  eventfdFromHost(id: number, beforeWake?: () => boolean): number {
+    return this.pipes.eventfdFromHost(id, beforeWake);
   }
 
   /**
    * Binds a received eventfd item so guest signals reach the host: a local eventfd is watched and each value read is
    * sent as WRITE {id, 8 bytes little-endian}. Returns an fd of the local eventfd for the client.
    */
-  eventfdToHost(id: number): number {
-    return this.pipes.eventfdToHost(id);
+  eventfdToHost(id: number, beforeSend?: () => boolean): number {
+    return this.pipes.eventfdToHost(id, beforeSend);
   }
 
   /** Frees a host write-pipe or eventfd item with WRITE {hang_up = 1}, so it does not live until the context dies (P19). */
@@ -680,6 +680,22 @@ export class CrossDomainChannel {
       m = decodeRingMessage(this.channelRing.map.bytes, this.config.maxIdentifiers);
     } catch (err) {
       this.fail(err as CrosswayError);
+      return;
+    }
+    if (m.kind === "read") {
+      // A READ (an eventfd value or pipe data) needs nothing awaited: handled at once and the next POLL submitted
+      // at once, without a promise and a microtask per message (PipeWire sends one per graph cycle).
+      // `dispatching` holds the POLL back while the ring's bytes are still being read, as for the other messages.
+      this.dispatching = true;
+      try {
+        this.pipes.onRead(m.identifier, m.hangUp, m.data);
+      } catch (err) {
+        this.dispatching = false;
+        this.fail(asChannelError(err, "channel dispatch"));
+        return;
+      }
+      this.dispatching = false;
+      this.poll();
       return;
     }
     this.dispatching = true;

@@ -93,6 +93,8 @@ export class CrossDomainContext {
   private gone = false;
   /** Ring message staging, sized at INIT to the channel ring (never more than MAX_RING_SIZE). */
   private scratch = new Uint8Array(HOST_PAGE);
+  /** A host eventfd's value, on its way into a READ ring message. */
+  private readonly counter = new Uint8Array(8);
   private readonly fdsOut = new Int32Array(MAX_FDS_PER_MSG + 1);
   private readonly config: CrossDomainConfig;
 
@@ -496,7 +498,8 @@ export class CrossDomainContext {
   private readEventfd(id: number): boolean {
     const item = this.items.get(id);
     if (item?.kind !== "eventfd") return false;
-    const v = new Uint8Array(8);
+    // One buffer for every signal: encodeReadWrite copies the value into the ring message.
+    const v = this.counter;
     const n = native.read(item.fd, v, 0, 8);
     if (n === AGAIN) return false;
     // Upstream encodes the counter little-endian; eventfd reads are native-endian, which is LE on our hosts.

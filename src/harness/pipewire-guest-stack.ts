@@ -8,8 +8,12 @@ import { waitFor } from "./processes.ts";
 
 /** Options of {@link startPipeWireGuestChain}. */
 export interface PipeWireGuestChainOptions {
-  /** Filter profile: camera, screencast, audio-playback, audio-capture. */
-  readonly profile: string;
+  /**
+   * Filter profile: camera, screencast, audio-playback, audio-capture; or null for no filter at all, the device's
+   * PipeWire channel going straight to the daemon as libkrun's does by default (what the filter forbids, such as a
+   * guest client allocating its own buffers, can then be tested against the daemon itself).
+   */
+  readonly profile: string | null;
   /** `--target` values for the filter. */
   readonly targets?: readonly string[];
   /** Device flavour; default libkrun (PipeWire eventfds are libkrun items). */
@@ -24,7 +28,7 @@ export interface PipeWireGuestChainOptions {
 export interface PipeWireGuestChain {
   /** The guest's PipeWire socket. */
   readonly socketPath: string;
-  /** The filter's socket (what the device connects each PipeWire channel to). */
+  /** The filter's socket (what the device connects each PipeWire channel to); the daemon's without a filter. */
   readonly filterPath: string;
   /** Environment for guest clients: XDG_RUNTIME_DIR (the guest's), PIPEWIRE_REMOTE, PATH, HOME, LANG. */
   readonly env: Record<string, string>;
@@ -76,25 +80,29 @@ export async function startPipeWireGuestChain(
     });
     return c;
   };
+  const unfiltered = opts.profile === null;
   try {
     const targets = (opts.targets ?? []).flatMap((t) => ["--target", t]);
-    await launch(
-      "filter",
-      [
-        "pipewire-filter",
-        "--listen",
-        filterPath,
-        "--upstream",
-        pw.socketPath,
-        "--profile",
-        opts.profile,
-        ...targets,
-      ],
-      "listening on",
-    );
+    if (!unfiltered) {
+      await launch(
+        "filter",
+        [
+          "pipewire-filter",
+          "--listen",
+          filterPath,
+          "--upstream",
+          pw.socketPath,
+          "--profile",
+          opts.profile as string,
+          ...targets,
+        ],
+        "listening on",
+      );
+    }
+    const upstream = unfiltered ? pw.socketPath : filterPath;
     await launch(
       "device",
-      ["device", "--listen", devSock, "--pipewire", filterPath, "--flavor", opts.flavor ?? "libkrun"],
+      ["device", "--listen", devSock, "--pipewire", upstream, "--flavor", opts.flavor ?? "libkrun"],
       "listening on",
     );
     await launch(
@@ -116,20 +124,21 @@ export async function startPipeWireGuestChain(
     dirs.remove();
     throw err;
   }
-  const child = (w: string): Child => names.get(w) as Child;
+  // Without a filter, its pid is 0, its log empty and it never runs.
+  const child = (w: string): Child | undefined => names.get(w);
   let stopped: Promise<void> | undefined;
   return {
     socketPath,
-    filterPath,
+    filterPath: unfiltered ? pw.socketPath : filterPath,
     env: clientEnv({ XDG_RUNTIME_DIR: dirs.runtimeDir, PIPEWIRE_REMOTE: socketPath }),
     pids: {
-      filter: child("filter").proc.pid,
-      device: child("device").proc.pid,
-      guest: child("guest").proc.pid,
+      filter: child("filter")?.proc.pid ?? 0,
+      device: child("device")?.proc.pid ?? 0,
+      guest: child("guest")?.proc.pid ?? 0,
     },
-    log: (w) => child(w).stderr(),
-    records: (w) => parseLogLines(child(w).stderr()),
-    running: (w) => child(w).proc.running,
+    log: (w) => child(w)?.stderr() ?? "",
+    records: (w) => parseLogLines(child(w)?.stderr() ?? ""),
+    running: (w) => child(w)?.proc.running ?? false,
     stop(): Promise<void> {
       stopped ??= stopAll().finally(() => dirs.remove());
       return stopped;

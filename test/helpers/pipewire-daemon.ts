@@ -9,21 +9,48 @@ export interface DumpObject {
   readonly props: Record<string, unknown>;
 }
 
-/** Runs pw-dump with `env` (unfiltered or through a filter) and returns its objects. */
+/** One object of pw-dump's JSON; a later array's entry with `info: null` says the object was removed. */
+interface RawDumpObject {
+  id: number;
+  type?: string;
+  info?: { props?: Record<string, unknown> } | null;
+  props?: Record<string, unknown>;
+}
+
+/**
+ * Runs pw-dump with `env` (unfiltered or through a filter) and returns its objects. pw-dump prints a second array
+ * when the graph changed while it dumped (pw-dump.c on_core_done dumps on every matching done before its loop
+ * quits: seen while a test camera started): later arrays update earlier ones by id, `info: null` removes.
+ */
 export async function pwDump(env: Record<string, string>): Promise<DumpObject[]> {
   const r = await run("pw-dump", [], { env, timeoutMs: 60_000 });
   if (r.code !== 0) throw new Error(`pw-dump failed (${r.code}): ${r.stderr.toString().slice(0, 500)}`);
-  const parsed = JSON.parse(r.stdout.toString()) as Array<{
-    id: number;
-    type: string;
-    info?: { props?: Record<string, unknown> };
-    props?: Record<string, unknown>;
-  }>;
-  return parsed.map((o) => ({
+  const byId = new Map<number, RawDumpObject>();
+  for (const doc of dumpDocuments(r.stdout.toString())) {
+    for (const o of doc) {
+      if (o.info === null) byId.delete(o.id);
+      else byId.set(o.id, { ...byId.get(o.id), ...o });
+    }
+  }
+  return [...byId.values()].map((o) => ({
     id: o.id,
-    type: o.type.replace("PipeWire:Interface:", ""),
+    type: (o.type ?? "").replace("PipeWire:Interface:", ""),
     props: o.info?.props ?? o.props ?? {},
   }));
+}
+
+/** pw-dump's top-level arrays: each is pretty-printed with its closing "]" alone at the start of a line. */
+function dumpDocuments(text: string): RawDumpObject[][] {
+  const docs: RawDumpObject[][] = [];
+  let start = 0;
+  for (const m of text.matchAll(/^\]\s*$/gm)) {
+    const end = (m.index as number) + 1;
+    docs.push(JSON.parse(text.slice(start, end)) as RawDumpObject[]);
+    start = end;
+  }
+  if (text.slice(start).trim() !== "")
+    throw new Error(`pw-dump: unterminated output: ${text.slice(start, start + 200)}`);
+  return docs;
 }
 
 /** A comparable snapshot of the daemon's non-client objects ("id Type name"). Clients come and go with tests. */
@@ -123,5 +150,26 @@ export async function waitForActiveLinks(
       return active.length >= count ? true : undefined;
     },
     { timeoutMs: 60_000, intervalMs: 100 },
+  );
+}
+
+/**
+ * Waits until node `name` and one of its ports are both in the daemon's graph (pw-dump with the unfiltered `env`):
+ * a consumer or filter that looks between the two would not know the port yet.
+ */
+export async function waitForNodeWithPort(
+  env: Record<string, string>,
+  name: string,
+  opts: { timeoutMs: number; abort: () => string | undefined },
+): Promise<void> {
+  await waitFor(
+    `the ${name} node and its port`,
+    async () => {
+      const objs = await pwDump(env);
+      const node = objs.find((o) => o.type === "Node" && o.props["node.name"] === name);
+      if (node === undefined) return undefined;
+      return objs.some((o) => o.type === "Port" && Number(o.props["node.id"]) === node.id) ? true : undefined;
+    },
+    { timeoutMs: opts.timeoutMs, intervalMs: 100, abort: opts.abort },
   );
 }

@@ -1,8 +1,8 @@
 // The fake camera of environment.md §4: a live GStreamer Video/Source node named testcam, solid red RGBx frames.
 import { testCameraArgs } from "../../src/harness/pipewire.ts";
 import type { PipeWireStack } from "./pipewire.ts";
-import { pwDump } from "./pipewire-daemon.ts";
-import { spawnTracked, type TrackedProcess, waitFor } from "./processes.ts";
+import { waitForNodeWithPort } from "./pipewire-daemon.ts";
+import { spawnTracked, type TrackedProcess } from "./processes.ts";
 
 export const CAMERA_NODE = "testcam";
 export const CAMERA_W = 320;
@@ -26,18 +26,10 @@ export async function startTestCamera(stack: PipeWireStack): Promise<TrackedProc
   try {
     // Ready once the node and its output port are both in the graph: a filter that sets up its view between the
     // two would not know the port yet (it then refuses the consumer's bind: "unknown-object").
-    await waitFor(
-      "the testcam node and its port",
-      async () => {
-        const objs = await pwDump(stack.env);
-        const node = objs.find((o) => o.type === "Node" && o.props["node.name"] === CAMERA_NODE);
-        if (node === undefined) return undefined;
-        return objs.some((o) => o.type === "Port" && Number(o.props["node.id"]) === node.id)
-          ? true
-          : undefined;
-      },
-      { timeoutMs: 60_000, intervalMs: 100, abort: () => (camera.running ? undefined : "the camera exited") },
-    );
+    await waitForNodeWithPort(stack.env, CAMERA_NODE, {
+      timeoutMs: 60_000,
+      abort: () => (camera.running ? undefined : "the camera exited"),
+    });
   } catch (err) {
     await camera.stop();
     throw err;

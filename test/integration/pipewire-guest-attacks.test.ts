@@ -438,7 +438,7 @@ describe("unexpected fds from a guest client", () => {
     native.close(mfd);
     const err = await c.waitFor((e) => e.id === 0 && e.opcode === 3, STEP_TIMEOUT_MS);
     expect(String(field(err as never, 3))).toMatch(
-      /ClientNode@3\.PortBuffers: 1 client-allocated buffer fds/,
+      /ClientNode@3\.PortBuffers\(direction 0, port 0, mix 0\): 1 client-allocated buffer fds \(data types MemFd\); the daemon never asked this port to allocate/,
     );
     expect(await c.waitClosed(STEP_TIMEOUT_MS)).toBe(true);
     c.close();

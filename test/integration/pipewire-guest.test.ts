@@ -16,13 +16,16 @@ useFdLeakCheck();
 
 /**
  * The graph's quantum in these tests, forced on the private daemon (settings metadata clock.max-quantum and
- * clock.force-quantum): 8192 samples (171 ms) per cycle. This machine's 2 cores run at a load average of 10-14
- * while these tests run; at the stock 2048-sample quantum (42.7 ms) we measured, through the guest chain, one run
- * in three losing 1 to 5 whole quanta (a playback gap of 10240 samples; a capture 4 quanta short), i.e. the
- * guest, device and filter processes were not all scheduled within one cycle. A real-time audio path needs a
- * VMM and guest that are scheduled in time; the test checks the proxying, not the machine's scheduler.
+ * clock.force-quantum): 8192 samples (171 ms) per cycle. At the stock 2048 (42.7 ms) the guest chain loses or
+ * delays whole cycles on this loaded 2-core machine (measured 4 in 13 runs: a capture a quantum short, playback
+ * silences of 2 and 3 quanta; docs/pipewire-guest.md "Why the stock quantum glitches"): the daemon's and pw-cat's
+ * data threads run SCHED_FIFO, `crossway device` and `crossway guest` are time-sharing processes among many, and
+ * each cycle crosses both. The tests check the proxying, not this machine's scheduler.
+ * To measure again: CW_TEST_PW_QUANTUM=2048 CW_TEST_PW_FORCE=0 (the stock graph, pw-cat asking for 2048).
  */
-const QUANTUM = 8192;
+const QUANTUM = Number(process.env.CW_TEST_PW_QUANTUM ?? 8192);
+/** Whether QUANTUM is forced on the daemon (else only requested by the streams' --latency). */
+const FORCE = process.env.CW_TEST_PW_FORCE !== "0";
 /** Length of the generated tone. */
 const TONE_SECONDS = 3;
 /** pw-cat arguments that pin the stream's requested latency to one {@link QUANTUM}. */
@@ -60,6 +63,7 @@ async function setClock(key: string, value: number): Promise<void> {
 }
 
 async function withForcedQuantum(body: () => Promise<void>): Promise<void> {
+  if (!FORCE) return body();
   await setClock("clock.max-quantum", QUANTUM);
   await setClock("clock.force-quantum", QUANTUM);
   try {
@@ -105,10 +109,19 @@ async function recordingRuns(path: string, recorder: TrackedProcess): Promise<vo
   );
 }
 
-/** The guest's end-of-session counters of the one client that ran: the fd kinds it mapped (must be > 0). */
-function expectMapped(records: Record<string, unknown>[], kinds: string[]): void {
-  const ends = records.filter((r) => r.msg === "guest PipeWire client ended");
-  expect(ends.length, JSON.stringify(records.slice(-5))).toBeGreaterThan(0);
+/**
+ * The guest's end-of-session counters of the one client that ran: the fd kinds it mapped (must be > 0). The line is
+ * written when the guest sees the client's socket close, which may be just after the client has exited.
+ */
+async function expectMapped(records: () => Record<string, unknown>[], kinds: string[]): Promise<void> {
+  const ends = await waitFor(
+    "the guest's end-of-session line",
+    () => {
+      const e = records().filter((r) => r.msg === "guest PipeWire client ended");
+      return e.length > 0 ? e : undefined;
+    },
+    { timeoutMs: CLIENT_TIMEOUT_MS, intervalMs: 50, explain: () => JSON.stringify(records().slice(-5)) },
+  );
   for (const k of kinds) expect(Math.max(...ends.map((e) => Number(e[k] ?? 0))), k).toBeGreaterThan(0);
 }
 
@@ -140,7 +153,7 @@ describe("crossway guest --pipewire through the filter", () => {
           expect(r.code, `${r.stderr.toString()}\nguest:\n${chain.log("guest").slice(-3000)}`).toBe(0);
         }),
       );
-      expectMapped(chain.records("guest"), ["memory", "fromHost", "toHost"]);
+      await expectMapped(() => chain.records("guest"), ["memory", "fromHost", "toHost"]);
     } finally {
       await chain.stop();
     }
@@ -175,7 +188,7 @@ describe("crossway guest --pipewire through the filter", () => {
     } finally {
       await chain.stop();
     }
-    expectMapped(chain.records("guest"), ["memory", "fromHost", "toHost"]);
+    await expectMapped(() => chain.records("guest"), ["memory", "fromHost", "toHost"]);
     expectCleanTone(rec, "capture");
   });
 
@@ -202,7 +215,7 @@ describe("crossway guest --pipewire through the filter", () => {
       expect(r.timedOut, `${r.stderr.toString()}\nguest:\n${chain.log("guest").slice(-3000)}`).toBe(false);
       expect(r.code, `${r.stderr.toString()}\nguest:\n${chain.log("guest").slice(-3000)}`).toBe(0);
       console.log(`camera: 30 frames through the guest chain in ${Date.now() - t0} ms`);
-      expectMapped(chain.records("guest"), ["memory", "fromHost", "toHost"]);
+      await expectMapped(() => chain.records("guest"), ["memory", "fromHost", "toHost"]);
     } finally {
       await chain.stop();
     }

@@ -66,6 +66,9 @@ export const MEMBLOCK_FLAG_WRITABLE = 1 << 1;
 /** ClientNode.PortBuffers: the only client→server message that carries fds in libpipewire (opcode 6, not 5). */
 export const PORT_BUFFERS_OPCODE = opcodeOf(METHODS, Iface.ClientNode, "PortBuffers");
 
+/** ClientNode.PortUseBuffers: the server's buffers for a port, or (flag ALLOC) its request that the port allocate. */
+export const PORT_USE_BUFFERS_OPCODE = opcodeOf(EVENTS, Iface.ClientNode, "PortUseBuffers");
+
 function opcodeOf(
   table: Readonly<Record<string, readonly (MessageSpec | undefined)[]>>,
   iface: string,

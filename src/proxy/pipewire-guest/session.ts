@@ -33,11 +33,14 @@ import {
 } from "../../wire/pipewire/protocol.ts";
 import { Endpoint } from "../pipewire/endpoint.ts";
 import { GUEST_CLAIM_PREFIX } from "../pipewire/policy.ts";
+import { AllocRequests, portKey } from "./alloc-requests.ts";
+import { ClientBuffers } from "./client-buffers.ts";
 import {
   HOST_FD_EVENTS,
   type HostFdEvent,
   MEMBLOCK_FLAG_WRITABLE,
   PORT_BUFFERS_OPCODE,
+  PORT_USE_BUFFERS_OPCODE,
 } from "./fd-mapping.ts";
 import { reopenReadOnly } from "./reopen.ts";
 
@@ -48,6 +51,8 @@ const MAX_S2C_SIZE = 1024 * 1024;
 /** Stop polling the host while this much is queued towards a slow client. */
 const CLIENT_BACKLOG_HIGH = 1 << 20;
 const PAUSE_CHANNEL = 1;
+/** Client input waits while the host blobs for its own buffers are made (the messages after it must follow it). */
+const PAUSE_CARRY = 2;
 /** How long a refused client's socket stays half-open for it to read its error. */
 const LINGER_MS = 2000;
 /** shutdown(2) how. */
@@ -77,9 +82,13 @@ export class GuestPipeWireSession {
   ]);
   /** Eventfd items bound per ClientNode id, released when the node goes away (else the host keeps them). */
   private readonly nodeEventfds = new Map<number, number[]>();
+  /** Ports the daemon asked to allocate (PortUseBuffers with ALLOC): what a PortBuffers refusal reports. */
+  private readonly allocRequests = new AllocRequests();
+  /** Buffers the client allocated itself when the daemon asked, carried as host blobs (client-buffers.ts). */
+  private readonly buffers: ClientBuffers;
   private s2cSeq = 0;
   /** Counters for the end-of-session log line (and the tests that check what the mapping did). */
-  private readonly stats = { c2s: 0, s2c: 0, memory: 0, readOnly: 0, fromHost: 0, toHost: 0 };
+  private readonly stats = { c2s: 0, s2c: 0, memory: 0, readOnly: 0, fromHost: 0, toHost: 0, carried: 0 };
   private closed = false;
   private channelPaused = false;
   private strayCheckQueued = false;
@@ -92,6 +101,7 @@ export class GuestPipeWireSession {
     private readonly onEnd: (s: GuestPipeWireSession) => void,
   ) {
     this.client = new Endpoint(clientFd, MAX_C2S_SIZE);
+    this.buffers = new ClientBuffers(channel);
   }
 
   /** Starts relaying between `clientFd` and `channel`; both are owned by the session from now on. */
@@ -128,21 +138,31 @@ export class GuestPipeWireSession {
       this.strayCheckQueued = true;
       queueMicrotask(() => this.checkStrayFds(f));
     }
-    // No client fd is ever forwarded (see the refusal below): close them now, whatever the payload turns out to be.
-    for (const fd of f.fds) native.close(fd);
+    const iface = this.objects.get(f.id);
+    // Only a PortBuffers may carry fds (buffers the client allocated when the daemon asked); every other client fd is
+    // closed now, whatever the payload turns out to be.
+    const portBuffers = iface === Iface.ClientNode && f.opcode === PORT_BUFFERS_OPCODE && f.fds.length > 0;
+    let fds = f.fds.splice(0, f.fds.length);
+    if (!portBuffers) {
+      for (const fd of fds) native.close(fd);
+      fds = [];
+    }
     try {
       const msg = decodePayload(f.payload, f.nFds, STRICT_POD_LIMITS);
-      const iface = this.objects.get(f.id);
       const spec = iface === undefined ? undefined : METHODS[iface]?.[f.opcode];
       const what = `${iface === undefined ? "object" : shortIface(iface)}@${f.id}.${spec?.name ?? `opcode ${f.opcode}`}`;
       if (f.nFds > 0) {
-        const portBuffers = iface === Iface.ClientNode && f.opcode === PORT_BUFFERS_OPCODE;
+        if (portBuffers) {
+          const requested = this.allocRequests.requested(f.id, msg.body.fields);
+          if (requested === undefined) throw this.allocRequests.refusal(what, f.id, msg.body.fields, f.nFds);
+          const owned = fds;
+          fds = [];
+          this.carryBuffers(f, msg, what, owned, requested);
+          return;
+        }
         throw new CrosswayError(
           "CW_PWG_CLIENT_FD",
-          portBuffers
-            ? `${what}: ${f.nFds} client-allocated buffer fds; the host PipeWire filter accepts no fds from a guest ` +
-                "client (consumer profiles), so client-allocated buffers cannot cross; let the daemon allocate them"
-            : `${what} carries ${f.nFds} fds; no client→server message may carry fds through the guest proxy`,
+          `${what} carries ${f.nFds} fds; no client→server message may carry fds through the guest proxy`,
           { iface: iface ?? "unknown", objectId: f.id, opcode: f.opcode, value: f.nFds },
         );
       }
@@ -154,8 +174,60 @@ export class GuestPipeWireSession {
       this.stats.c2s++;
       if (this.channel.send(out) === "buffered") this.client.pause(PAUSE_CHANNEL);
     } catch (err) {
+      for (const fd of fds) native.close(fd);
       this.refuseClient(f, err);
     }
+  }
+
+  /**
+   * A PortBuffers answering the daemon's ALLOC request: one host blob per client memfd, then the message goes on
+   * unchanged with the blobs as its items (same fd indices). The client's later messages wait until then.
+   */
+  private carryBuffers(f: Frame, msg: DecodedPayload, what: string, fds: number[], requested: number): void {
+    const out = copyFrame(f);
+    const head = { id: f.id, opcode: f.opcode, seq: f.seq } as Frame;
+    this.client.pause(PAUSE_CARRY);
+    this.buffers.carry(what, f.id, msg.body.fields, fds, requested).then(
+      (items) => {
+        if (this.closed) return;
+        try {
+          if (this.channel.send(out, items) === "buffered") this.client.pause(PAUSE_CHANNEL);
+        } catch (err) {
+          // A promise continuation: a throw here would be an unhandled rejection, so it ends this client only.
+          this.refuseClient(head, err);
+          return;
+        }
+        this.stats.c2s++;
+        this.stats.carried += items.length;
+        this.client.resume(PAUSE_CARRY);
+      },
+      (err: unknown) => {
+        if (!this.closed) this.refuseClient(head, err);
+      },
+    );
+  }
+
+  /** Before a signal of node `nodeId` leaves for the host: its client-allocated output buffers are copied over. */
+  private beforeSignalToHost(nodeId: number): boolean {
+    return this.carryFailed(this.buffers.toHost(nodeId));
+  }
+
+  /** A host signal for node `nodeId`, before its client wakes: its client-allocated input buffers are copied in. */
+  private beforeClientWakes(nodeId: number): boolean {
+    return this.carryFailed(this.buffers.fromHost(nodeId));
+  }
+
+  /** True: the signal may go on. False: a copy failed, the signal is dropped and the client is ended. */
+  private carryFailed(failure: { nodeId: number; message: string } | null): boolean {
+    if (this.closed) return false;
+    if (failure === null) return true;
+    const e = new CrosswayError("CW_PWG_CLIENT_FD", `ClientNode@${failure.nodeId}: ${failure.message}`, {
+      iface: "ClientNode",
+      objectId: failure.nodeId,
+    });
+    // Called from the channel's eventfd path: end the client once that call has returned.
+    queueMicrotask(() => this.refuseClient({ id: failure.nodeId, opcode: 0, seq: 0 } as Frame, e));
+    return false;
   }
 
   /**
@@ -284,6 +356,11 @@ export class GuestPipeWireSession {
       const what = `${iface === undefined ? "object" : shortIface(iface)}@${f.id}.${spec?.name ?? `event ${f.opcode}`}`;
       if (spec !== undefined && spec.sig !== "*") checkSignature(msg.body.fields, spec.sig, what, false);
       if (iface === Iface.Core && f.opcode === 4) this.removeId(expectInt(msg.body.fields[0], `${what} id`));
+      if (iface === Iface.ClientNode && f.opcode === PORT_USE_BUFFERS_OPCODE) {
+        this.allocRequests.onPortUseBuffers(f.id, msg.body.fields);
+        // New buffers (or none) for the port: the ones the client allocated for it before are gone.
+        this.buffers.dropPort(portKey(f.id, msg.body.fields, what));
+      }
       if (f.nFds > 0) {
         const ev = iface === undefined ? undefined : HOST_FD_EVENTS.get(iface)?.get(f.opcode);
         if (ev === undefined) {
@@ -389,7 +466,10 @@ export class GuestPipeWireSession {
       throw new CrosswayError("CW_PWG_HOST_FD", `${what}: an eventfd arrived as a ${item.kind} item`);
     }
     const fromHost = role === "signal-from-host";
-    const fd = fromHost ? this.channel.eventfdFromHost(item.id) : this.channel.eventfdToHost(item.id);
+    const node = f.id;
+    const fd = fromHost
+      ? this.channel.eventfdFromHost(item.id, () => this.beforeClientWakes(node))
+      : this.channel.eventfdToHost(item.id, () => this.beforeSignalToHost(node));
     if (fromHost) this.stats.fromHost++;
     else this.stats.toHost++;
     const list = this.nodeEventfds.get(f.id) ?? [];
@@ -407,6 +487,8 @@ export class GuestPipeWireSession {
   /** Core.RemoveId: the id is free again; a ClientNode's bound eventfd items are released on the host too. */
   private removeId(id: number): void {
     this.objects.delete(id);
+    this.allocRequests.forgetNode(id);
+    this.buffers.forgetNode(id);
     const evs = this.nodeEventfds.get(id);
     if (evs === undefined) return;
     this.nodeEventfds.delete(id);
@@ -448,9 +530,11 @@ export class GuestPipeWireSession {
         code: err instanceof CrosswayError ? err.code : undefined,
         wireReason: err instanceof PipeWireWireError ? err.reason : undefined,
         ...this.stats,
+        ...this.buffers.stats,
       },
       "guest PipeWire client ended",
     );
+    this.buffers.close();
     this.s2c.drainFds();
     closeReceived([...this.items.values()]);
     this.items.clear();
@@ -461,7 +545,8 @@ export class GuestPipeWireSession {
       } catch {
         // Already gone: close below.
       }
-      this.client.resume(PAUSE_CHANNEL);
+      // Every pause reason goes: the client's EOF must be read (a refused PortBuffers left PAUSE_CARRY set).
+      this.client.resume(PAUSE_CHANNEL | PAUSE_CARRY);
       // The endpoint closes itself at the client's EOF; this bounds a client that keeps writing.
       setTimeout(() => this.client.close(), LINGER_MS).unref();
     } else {

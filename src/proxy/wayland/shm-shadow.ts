@@ -2,8 +2,7 @@
 // copies the damaged part of the attached buffer from the client's memory into the host blob (split out of the
 // session, issue 12). The session routes the wl_shm, wl_shm_pool, wl_buffer, wl_surface and wp_viewport hooks here.
 import type { CrossDomainChannel, SendItem } from "../../crossdomain/channel.ts";
-import { DrmFormat } from "../../crossdomain/protocol.ts";
-import { CrosswayError } from "../../errors.ts";
+import { createLinearBlob, linearBlobBucket } from "../../crossdomain/linear-blob.ts";
 import { native } from "../../native.ts";
 import { DisplayErrorCode, type WireProtocolError } from "../../wire/wayland/errors.ts";
 import type { MessageWriter } from "../../wire/wayland/message-writer.ts";
@@ -23,14 +22,6 @@ const MAX_POOL_SIZE = 1 << 30;
 
 /** How long an idle pool blob waits for the client's next pool before its host memory is given back. */
 const SPARE_KEEP_MS = 2000;
-
-/** Host pools are allocated in size buckets so that hosts, which never free image templates, see few sizes. */
-function poolBucket(size: number): number {
-  const KiB64 = 64 * 1024;
-  const MiB = 1024 * 1024;
-  if (size <= MiB) return Math.ceil(size / KiB64) * KiB64;
-  return Math.ceil(size / MiB) * MiB;
-}
 
 /** What the shadow needs of its session. */
 export interface ShmHost {
@@ -191,7 +182,7 @@ export class ShmShadow {
    */
   private checkShmQuota(m: DecodedMessage, size: number): void {
     // The spare is reused or released by the pool being made, so it does not count against it.
-    const wanted = this.shmBytes - (this.spare?.capacity ?? 0) + poolBucket(size);
+    const wanted = this.shmBytes - (this.spare?.capacity ?? 0) + linearBlobBucket(size);
     if (wanted <= this.host.config.maxShmBytes) return;
     const desc = m.desc as MessageDesc;
     throw this.host.clientError(
@@ -202,7 +193,7 @@ export class ShmShadow {
   }
 
   private async newPoolBlob(size: number): Promise<PoolBlob> {
-    const bucket = poolBucket(size);
+    const bucket = linearBlobBucket(size);
     const spare = this.takeSpare();
     if (spare !== null) {
       if (spare.bucket === bucket && spare.capacity >= size) {
@@ -211,23 +202,9 @@ export class ShmShadow {
       }
       this.disposeBlob(spare);
     }
-    // §6.5: an R8 image of size x 1 is a linear byte array on every host allocator.
-    const reqs = await this.host.channel.imageRequirements(bucket, 1, DrmFormat.R8);
-    if (reqs.size < size) {
-      throw new CrosswayError(
-        "CW_GUEST_HOST_PROTOCOL",
-        `host blob of ${reqs.size} bytes is smaller than the pool (${size})`,
-      );
-    }
-    const blob = await this.host.channel.createHostBlob(reqs);
-    try {
-      const mapping = await blob.map();
-      this.shmBytes += mapping.bytes.byteLength;
-      return new PoolBlob(blob, mapping, bucket, (idle) => this.onBlobIdle(idle));
-    } catch (err) {
-      blob.close();
-      throw err;
-    }
+    const { blob, mapping } = await createLinearBlob(this.host.channel, size);
+    this.shmBytes += mapping.bytes.byteLength;
+    return new PoolBlob(blob, mapping, bucket, (idle) => this.onBlobIdle(idle));
   }
 
   private onCreateBuffer(m: DecodedMessage): undefined {
