@@ -35,6 +35,10 @@ export const deviceCommand: CommandSpec = {
       help: "play rutabaga <= 0.1.2 (QEMU 10): no zero-length RECEIVE when the host socket ends",
     },
     {
+      name: "qemu-fence-quirk",
+      help: "play QEMU's rutabaga device: any fence also completes other contexts' waiting POLLs early",
+    },
+    {
       name: "page-size",
       value: "4096|16384",
       help: "the guest page size to play (ring size; default 4096; 16384 as on Apple Silicon guests)",
@@ -69,6 +73,7 @@ export const deviceCommand: CommandSpec = {
         config: { flavor, maxIdentifiers },
         pageSize: Number(args.str("page-size") ?? "4096"),
         eofReceive: !args.flag("no-eof-receive"),
+        foreignPollCompletion: args.flag("qemu-fence-quirk"),
         logger: log,
       });
     } catch (err) {

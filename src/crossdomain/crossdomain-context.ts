@@ -116,6 +116,11 @@ export class CrossDomainContext {
     return item;
   }
 
+  /** The POLL fence the host will answer next, if one waits. */
+  get pendingPoll(): number | undefined {
+    return this.polls[0];
+  }
+
   /** A POLL fence: only a context with cross-domain state ever answers it (P5). */
   poll(fenceId: number): void {
     if (this.state === null || this.state.halted) return;

@@ -39,6 +39,14 @@ export interface DeviceOptions {
    * false plays rutabaga <= 0.1.2 (QEMU 10's), which writes nothing and never answers that POLL.
    */
   readonly eofReceive?: boolean;
+  /**
+   * Play QEMU's rutabaga device (hw/display/virtio-gpu-rutabaga.c, virtio_gpu_rutabaga_aio_cb): when any fence is
+   * signalled it also completes the other pending commands on the ring, whichever context they belong to, so a
+   * context's POLL can complete before its host wrote anything, and the host's real signal for it later completes
+   * nothing. Here: every fence also completes every other context's waiting POLL early, and that POLL's own
+   * signal is then swallowed.
+   */
+  readonly foreignPollCompletion?: boolean;
   /** The guest page size this device plays (GET_PARAMS): 4096 (default) or 16384, as on 16 KiB-page guests. */
   readonly pageSize?: number;
   readonly logger?: Logger;
@@ -57,7 +65,7 @@ export function startDevice(options: DeviceOptions): Device {
   const log = options.logger ?? componentLogger("device");
   const listenFd = native.unixListen(options.listen, 16);
   const contexts = new Set<DeviceContext>();
-  const ids = { nextResource: 1 };
+  const ids = { nextResource: 1, contexts };
   const watcher = native.createWatcher(listenFd, () => {
     for (;;) {
       let fd: number;
@@ -99,12 +107,14 @@ class DeviceContext {
   private contextInit: { numRings: number; pollMask: number } | null = null;
   private implicitContext = false;
   private destroyed = false;
+  /** POLL fences completed early by the QEMU quirk: the host's own later signal for them is swallowed. */
+  private readonly completedEarly = new Set<number>();
   private readonly config: CrossDomainConfig;
 
   constructor(
     fd: number,
     private readonly options: DeviceOptions,
-    private readonly ids: { nextResource: number },
+    private readonly ids: { nextResource: number; contexts: ReadonlySet<DeviceContext> },
     private readonly log: Logger,
     private readonly onGone: () => void,
   ) {
@@ -340,7 +350,21 @@ class DeviceContext {
   }
 
   private signal(fenceId: number): void {
-    if (!this.destroyed) this.socket.send(buildFrame(FrameType.FENCE, 0, [fenceId], null, 0));
+    if (this.destroyed) return;
+    if (this.completedEarly.delete(fenceId)) return; // QEMU found nothing left to complete for it
+    this.socket.send(buildFrame(FrameType.FENCE, 0, [fenceId], null, 0));
+    if (this.options.foreignPollCompletion === true) {
+      for (const other of this.ids.contexts) if (other !== this) other.completePollEarly();
+    }
+  }
+
+  /** The QEMU quirk's victim side: this context's waiting POLL completes with nothing written to its ring. */
+  completePollEarly(): void {
+    const fence = this.cd.pendingPoll;
+    if (this.destroyed || fence === undefined || this.completedEarly.has(fence)) return;
+    this.completedEarly.add(fence);
+    this.log.debug({ fence }, "POLL completed early by another context's fence (QEMU quirk)");
+    this.socket.send(buildFrame(FrameType.FENCE, 0, [fence], null, 0));
   }
 
   /** The guest closed its DRM fd: drop everything, which closes the host socket (§6.9). */
