@@ -131,9 +131,24 @@ describe("crossway guest serving many clients (headless weston)", () => {
     const heap = mem.map((m) => m.heapKiB);
     const outsideHeap = mem.map((m) => m.nativeKiB);
 
+    // The guest writes its log asynchronously, and a session ends after its client hung up: wait (with a deadline)
+    // for every session's two lines instead of counting what happens to be written already.
+    const sessionLines = (): { connected: number; ended: number } => {
+      const recs = stack.guestLogRecords();
+      return {
+        connected: recs.filter((r) => r.msg === "client connected").length,
+        ended: recs.filter((r) => r.msg === "client session ended").length,
+      };
+    };
+    const { connected, ended } = await waitFor(
+      `the guest's log lines of all ${220 * ROUNDS} sessions (connected and ended)`,
+      () => {
+        const n = sessionLines();
+        return n.connected >= 220 * ROUNDS && n.ended >= n.connected ? n : undefined;
+      },
+      { timeoutMs: 30_000, explain: () => JSON.stringify(sessionLines()) },
+    ).catch(() => sessionLines());
     const all = stack.guestLogRecords();
-    const connected = all.filter((r) => r.msg === "client connected").length;
-    const ended = all.filter((r) => r.msg === "client session ended").length;
     console.log(
       `guest fds ${fdsStart} -> ${fdCount(guestPid)}, device fds ${devFdsStart} -> ${fdCount(devicePid)}; ` +
         `guest after a full GC, at start and after each round: JS heap KiB ${heap.join(" ")}; RSS outside the ` +
