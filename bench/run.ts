@@ -42,6 +42,11 @@ import {
 } from "./lib/report.ts";
 import { fmt, fmtCpu } from "./lib/stats.ts";
 import { runMicro } from "./micro/run.ts";
+import {
+  crossdomainFloorGuestPath,
+  crossdomainFloorPath,
+  crosswayNativeDevicePath,
+} from "./paths/crossdomain-floor.ts";
 import { crosswayGuestPath, crosswayPath } from "./paths/crossway.ts";
 import { directPath } from "./paths/direct.ts";
 import { type PwPath, pwDirectPath, pwFilterPath, type RunningPwPath } from "./paths/pipewire.ts";
@@ -60,6 +65,9 @@ const ALL_PATHS: readonly BenchPath[] = [
   waypipePath,
   crosswayPath,
   crosswayGuestPath,
+  crossdomainFloorPath,
+  crossdomainFloorGuestPath,
+  crosswayNativeDevicePath,
   waylandFilterPath,
   crosswayFilterPath,
 ];
@@ -217,6 +225,7 @@ async function runPlacement(
   const workDir = mkdtempSync(join(tmpdir(), `crossway-bench-${placement}-`));
   liveDirs.add(workDir);
   const running = new Map<string, RunningPath>();
+  const pathOf = new Map(paths.map((p) => [p.id, p]));
   let compositor: BenchCompositor | undefined;
   const status = (id: string): PathStatus => rec.paths.find((s) => s.id === id) as PathStatus;
   try {
@@ -261,6 +270,7 @@ async function runPlacement(
         for (const [id, rp] of running) {
           const st = status(id);
           if (st.status !== "ran") continue;
+          if (!(pathOf.get(id)?.benches?.includes(bench.id) ?? true)) continue;
           let cell = rec.cells.find((x) => x.bench === bench.id && x.path === id);
           if (cell === undefined) {
             cell = { bench: bench.id, path: id, reps: [] } satisfies CellRecord;

@@ -10,10 +10,19 @@ import { requireCommand } from "./processes.ts";
 const exec = promisify(execFile);
 
 /**
- * The benchmark programs, one per C file in bench/clients/: the clients, the reference relay proxy, and the
- * subreaper that every long-running peer is started under.
+ * The benchmark programs, one per C file in bench/clients/: the clients, the reference relay proxy, the native
+ * cross-domain floor, and the subreaper that every long-running peer is started under.
  */
-export const CLIENT_NAMES = ["connect", "roundtrip", "burst", "shm", "idle", "relay", "reap"] as const;
+export const CLIENT_NAMES = [
+  "connect",
+  "roundtrip",
+  "burst",
+  "shm",
+  "idle",
+  "relay",
+  "reap",
+  "crossdomain-floor",
+] as const;
 /** One of {@link CLIENT_NAMES}. */
 export type ClientName = (typeof CLIENT_NAMES)[number];
 

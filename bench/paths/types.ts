@@ -44,6 +44,8 @@ export interface BenchPath {
   readonly id: string;
   /** Human-readable name for tables. */
   readonly label: string;
+  /** The benchmark ids this path can run (a floor that carries no fds runs no shm benchmark); absent: all. */
+  readonly benches?: readonly string[];
   /** Undefined when the path can run here, else the reason it cannot (shown in the table as "not available"). */
   available(ctx: Pick<PathContext, "repoRoot">): Promise<string | undefined>;
   start(ctx: PathContext): Promise<RunningPath>;
