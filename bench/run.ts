@@ -96,7 +96,7 @@ const USAGE = `Usage: npm run bench -- [options]
 
 Results: bench/results/latest-<mode>.{json,md} and run-<mode>-<time>.{json,md}.
 Environment: CROSSWAY_KEEP_BENCH_DIRS=1 keeps the compositor and proxy logs; CROSSWAY_BENCH_CLI=/path/to/bin/crossway.js
-measures another checkout's crossway.
+measures another checkout's crossway; CROSSWAY_BENCH_APPS=foot,qt limits first-window to those apps.
 Prerequisites (scripts/setup.sh): weston, waypipe, gcc, pkgconf, libwayland-dev, wayland-protocols, pipewire,
 wireplumber, dbus-daemon, gstreamer1.0-tools, gstreamer1.0-pipewire.`;
 

@@ -79,6 +79,11 @@ export interface NativeAddon {
   write(fd: number, buf: Uint8Array, offset: number, length: number): number;
   /** pread(2): may return fewer bytes than asked (e.g. the file shrank); never raises SIGBUS. */
   pread(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number;
+  /**
+   * copy_file_range(2) of `length` bytes from `inFd` at `inPos` to `outFd` at `outPos`, in a loop: the bytes copied
+   * (short only where the input ends), or minus the errno of a failing call (EXDEV, EINVAL: copy another way).
+   */
+  copyFileRange(inFd: number, inPos: number, outFd: number, outPos: number, length: number): number;
   /** pwrite(2). */
   pwrite(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number;
   /** shutdown(2) with SHUT_RD=0, SHUT_WR=1, SHUT_RDWR=2. */
@@ -101,6 +106,11 @@ export interface NativeAddon {
   mmap(fd: number, length: number, prot: number, flags: number, offset: number): ArrayBuffer;
   /** munmap the mapping behind `ab` and detach `ab`. Throws if `ab` is not a live mapping of this addon. */
   munmap(ab: ArrayBuffer): void;
+  /**
+   * madvise(MADV_POPULATE_WRITE or _READ) over the pages of bytes [offset, offset + length) of a mapping: every page
+   * faulted in by one call. Advisory: returns 0 or the errno (old kernel, PFN mapping, shrunk file), never throws it.
+   */
+  populate(buffer: ArrayBuffer | Uint8Array, offset: number, length: number, write: boolean): number;
   /** mmap and munmap at once: throws what mmap would (EACCES, ENODEV...), with no ArrayBuffer made. */
   mmapProbe(fd: number, length: number, prot: number, flags: number, offset: number): void;
   /** eventfd(initval, EFD_CLOEXEC | EFD_NONBLOCK | flags). */

@@ -214,7 +214,9 @@ export async function runFirstWindow(reps: number, log: (line: string) => void):
     events = await WindowEvents.open(sway);
     const base = { ...sway.env };
     const paths = { direct: sway.socketPath, crossway: stack.socketPath } as const;
-    const entries = APPS.map((app) => {
+    // CROSSWAY_BENCH_APPS=foot,qt measures only those apps (ids of APPS), e.g. to compare two builds quickly.
+    const only = process.env.CROSSWAY_BENCH_APPS?.split(",").filter((s) => s !== "");
+    const entries = APPS.filter((app) => only === undefined || only.includes(app.id)).map((app) => {
       const e = {
         id: app.id,
         label: app.label,

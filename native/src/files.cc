@@ -42,6 +42,29 @@ Napi::Value Io(const Napi::CallbackInfo& info) {
   }
 }
 
+// copyFileRange(inFd, inPos, outFd, outPos, length): copy_file_range(2) until `length` bytes are copied or the input
+// ends. Returns the bytes copied (short only at the input's end), or minus the errno when a call fails (EXDEV,
+// EINVAL or EOPNOTSUPP for files it cannot copy between: the caller copies another way). The kernel copies page to
+// page, so no user mapping takes a page fault per page.
+Napi::Value CopyFileRange(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int in = FdArg(info, 0);
+  loff_t inPos = static_cast<loff_t>(IntArg(info, 1, "inPos"));
+  int out = FdArg(info, 2);
+  loff_t outPos = static_cast<loff_t>(IntArg(info, 3, "outPos"));
+  size_t left = static_cast<size_t>(IntArg(info, 4, "length"));
+  double done = 0;
+  while (left > 0) {
+    ssize_t n = copy_file_range(in, &inPos, out, &outPos, left, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Napi::Number::New(env, -errno);
+    if (n == 0) break;
+    left -= static_cast<size_t>(n);
+    done += static_cast<double>(n);
+  }
+  return Napi::Number::New(env, done);
+}
+
 Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "name must be a string");
@@ -194,6 +217,7 @@ void InitFiles(Napi::Env env, Napi::Object exports) {
   exports.Set("pread", Napi::Function::New(env, Io<false, true>));
   exports.Set("pwrite", Napi::Function::New(env, Io<true, true>));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
+  exports.Set("copyFileRange", Napi::Function::New(env, CopyFileRange));
   exports.Set("ftruncate", Napi::Function::New(env, Ftruncate));
   exports.Set("addSeals", Napi::Function::New(env, AddSeals));
   exports.Set("getSeals", Napi::Function::New(env, GetSeals));

@@ -1,6 +1,7 @@
 // mmap/munmap for the native addon: mappings are handed out as external ArrayBuffers and unmapped explicitly.
 #include <errno.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <mutex>
 #include <unordered_map>
@@ -94,6 +95,46 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
+
+// populate(buffer, offset, length, write): MADV_POPULATE_READ/WRITE over the pages holding those bytes of a mapping
+// (an ArrayBuffer from mmap, or a view on one). One call faults every page in, where touching them one by one takes
+// one page fault each: on a VM a fault costs about 10 us, ten times the populate's per-page cost. Advisory: returns
+// 0 or the errno (EINVAL before Linux 5.14 or on a PFN mapping, EFAULT past a shrunk file), never throws for those.
+Napi::Value Populate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[1].IsNumber() || !info[2].IsNumber())
+    throw Napi::TypeError::New(env, "populate(buffer, offset, length, write)");
+  uint8_t* base;
+  size_t len;
+  if (info[0].IsArrayBuffer()) {
+    Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
+    base = static_cast<uint8_t*>(ab.Data());
+    len = ab.ByteLength();
+  } else if (info[0].IsTypedArray()) {
+    Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
+    base = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    len = ta.ByteLength();
+  } else {
+    throw Napi::TypeError::New(env, "populate needs an ArrayBuffer or a typed array");
+  }
+  double off = info[1].As<Napi::Number>().DoubleValue();
+  double n = info[2].As<Napi::Number>().DoubleValue();
+  if (!(off >= 0) || !(n >= 0) || off + n > static_cast<double>(len)) throw Napi::RangeError::New(env, "populate: range");
+  if (n == 0 || base == nullptr) return Napi::Number::New(env, 0);
+  const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  uintptr_t start = reinterpret_cast<uintptr_t>(base) + static_cast<uintptr_t>(off);
+  uintptr_t end = start + static_cast<uintptr_t>(n);
+  start &= ~(page - 1);
+  end = (end + page - 1) & ~(page - 1);
+  int advice = info[3].ToBoolean().Value() ? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
+  int rc = madvise(reinterpret_cast<void*>(start), end - start, advice);
+  return Napi::Number::New(env, rc < 0 ? errno : 0);
+}
+
 Napi::Value LiveMappings(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(g_mutex);
   return Napi::Number::New(info.Env(), static_cast<double>(g_live->size()));
@@ -115,6 +156,7 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("munmap", Napi::Function::New(env, Munmap));
   exports.Set("mmapProbe", Napi::Function::New(env, MmapProbe));
   exports.Set("liveMappings", Napi::Function::New(env, LiveMappings));
+  exports.Set("populate", Napi::Function::New(env, Populate));
 }
 
 }  // namespace crossway

@@ -46,7 +46,7 @@ import {
 } from "./protocol.ts";
 import { planSends } from "./send-plan.ts";
 import { BlobFlags, BlobMem } from "./structs.ts";
-import type { BlobAccess, BlobHandle, BlobMapping, VirtGpu } from "./virtgpu.ts";
+import type { BlobAccess, BlobHandle, BlobMapping, BlobWindow, VirtGpu } from "./virtgpu.ts";
 
 /** Options of {@link CrossDomainChannel.open}. */
 export interface ChannelOptions {
@@ -139,7 +139,10 @@ export interface HostBlob {
   readonly handle: BlobHandle;
   readonly resourceId: number;
   readonly size: number;
-  map(): Promise<BlobMapping>;
+  /** Maps the blob, or at least `window` of it (see VirtGpu.mapBlob). */
+  map(window?: BlobWindow): Promise<BlobMapping>;
+  /** An fd of the blob's memory for file syscalls, valid until close(); null when the backend has none. */
+  readonly fileFd: number | null;
   /** An fd for a client (dmabuf, or memfd when emulated); the caller owns it. */
   export(): Promise<{ fd: number; access: BlobAccess }>;
   /** GEM_CLOSE; exported fds keep the memory alive. */
@@ -556,7 +559,8 @@ export class CrossDomainChannel {
       handle,
       resourceId: handle.resourceId,
       size: handle.size,
-      map: () => gpu.mapBlob(handle),
+      map: (window) => gpu.mapBlob(handle, window),
+      fileFd: gpu.fileFd(handle),
       export: () => gpu.exportBlob(handle),
       close: () => gpu.closeBlob(handle),
     };

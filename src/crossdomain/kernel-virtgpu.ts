@@ -34,6 +34,7 @@ import type {
   BlobHandle,
   BlobMapping,
   BlobRequest,
+  BlobWindow,
   ContextInitParams,
   ExecbufferOptions,
   ExportedBlob,
@@ -426,7 +427,8 @@ class KernelVirtGpu implements VirtGpu {
     };
   }
 
-  async mapBlob(blob: BlobHandle): Promise<BlobMapping> {
+  /** Always the whole blob, whatever window is asked for: older kernels reject partial maps (P16). */
+  async mapBlob(blob: BlobHandle, _window?: BlobWindow): Promise<BlobMapping> {
     const L = DRM_VIRTGPU_MAP;
     const arg = struct(L);
     put32(arg, L, "handle", blob.bo);
@@ -445,12 +447,18 @@ class KernelVirtGpu implements VirtGpu {
     let mapped = true;
     return {
       bytes: new Uint8Array(ab),
+      base: 0,
       writable: true,
       unmap: () => {
         if (mapped) this.io.munmap(ab);
         mapped = false;
       },
     };
+  }
+
+  /** None: a blob's memory is a GEM object (a dmabuf export takes no copy_file_range or pwrite). */
+  fileFd(_blob: BlobHandle): number | null {
+    return null;
   }
 
   async exportBlob(blob: BlobHandle): Promise<ExportedBlob> {

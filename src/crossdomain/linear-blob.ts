@@ -13,14 +13,10 @@ export function linearBlobBucket(size: number): number {
 }
 
 /**
- * A mapped host blob of at least `size` bytes (its capacity is the bucket's, see {@link linearBlobBucket}): what the
- * guest writes into the mapping is what the host's fd of the blob reads, and the other way round. Used for wl_shm
- * pools and for PipeWire buffers a guest client allocated itself.
+ * A host blob of at least `size` bytes (the bucket's, see {@link linearBlobBucket}), not mapped: for callers that
+ * map only the windows they use (wl_shm pools, see HostBlob.map).
  */
-export async function createLinearBlob(
-  channel: CrossDomainChannel,
-  size: number,
-): Promise<{ blob: HostBlob; mapping: BlobMapping }> {
+export async function createUnmappedLinearBlob(channel: CrossDomainChannel, size: number): Promise<HostBlob> {
   // §6.5: an R8 image of size x 1 is a linear byte array on every host allocator.
   const reqs = await channel.imageRequirements(linearBlobBucket(size), 1, DrmFormat.R8);
   if (reqs.size < size) {
@@ -29,7 +25,19 @@ export async function createLinearBlob(
       `host blob of ${reqs.size} bytes is smaller than the ${size} needed`,
     );
   }
-  const blob = await channel.createHostBlob(reqs);
+  return channel.createHostBlob(reqs);
+}
+
+/**
+ * A mapped host blob of at least `size` bytes (its capacity is the bucket's, see {@link linearBlobBucket}): what the
+ * guest writes into the mapping is what the host's fd of the blob reads, and the other way round. Used for wl_shm
+ * pools and for PipeWire buffers a guest client allocated itself.
+ */
+export async function createLinearBlob(
+  channel: CrossDomainChannel,
+  size: number,
+): Promise<{ blob: HostBlob; mapping: BlobMapping }> {
+  const blob = await createUnmappedLinearBlob(channel, size);
   try {
     return { blob, mapping: await blob.map() };
   } catch (err) {

@@ -47,9 +47,18 @@ export type BlobAccess = "read-only" | "read-write" | "unknown";
 
 /** A CPU mapping of a blob. `bytes` is detached by {@link BlobMapping.unmap}; never rely on GC. */
 export interface BlobMapping {
+  /** The mapped bytes: blob bytes [base, base + bytes.byteLength). */
   readonly bytes: Uint8Array;
+  /** The blob offset of bytes[0]: 0 unless a window was asked for and the backend could map just it. */
+  readonly base: number;
   readonly writable: boolean;
   unmap(): void;
+}
+
+/** The part of a blob a caller needs mapped: bytes [offset, offset + length). */
+export interface BlobWindow {
+  readonly offset: number;
+  readonly length: number;
 }
 
 /** An exported blob: an fd a client can mmap (a dmabuf with the kernel backend, a memfd when emulated). */
@@ -79,8 +88,17 @@ export interface VirtGpu {
   /** CONTEXT_INIT; must be the first context-creating call (P21). */
   initContext(params: ContextInitParams): Promise<void>;
   createBlob(req: BlobRequest): Promise<BlobHandle>;
-  /** Maps the whole blob (older kernels reject partial maps, P16). Read-only when the host mapped it so. */
-  mapBlob(blob: BlobHandle): Promise<BlobMapping>;
+  /**
+   * Maps the blob, or with `window` at least that part of it: the emulated backend maps just the window (64 KiB
+   * aligned), the kernel backend the whole blob (kernels before the 2025 partial-map patch reject partial maps, P16).
+   * Read-only when the host mapped it so.
+   */
+  mapBlob(blob: BlobHandle, window?: BlobWindow): Promise<BlobMapping>;
+  /**
+   * An fd of the blob's memory that file syscalls reach (copy_file_range, pwrite), owned by the backend and valid
+   * until closeBlob; null when there is none (kernel: the memory is a GEM object, reachable only by mapping it).
+   */
+  fileFd(blob: BlobHandle): number | null;
   /** PRIME export of a blob for a client; the caller owns the fd. */
   exportBlob(blob: BlobHandle): Promise<ExportedBlob>;
   /** PRIME import + RESOURCE_INFO: the resource id to send as a type-1 identifier. Fails for plain memfds. */

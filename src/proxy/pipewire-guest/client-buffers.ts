@@ -214,7 +214,7 @@ export class ClientBuffers {
 
   private copyPort(p: CarriedPort): CarryFailure | null {
     for (const d of p.datas) {
-      const r = copyRects(d.fd.source, (d.fd.mapping as BlobMapping).bytes, d.layout, [
+      const r = copyRects(d.fd.source, d.fd.mapping as BlobMapping, d.layout, [
         { x: 0, y: 0, width: d.layout.width, height: 1 },
       ]);
       if (!r.ok) {

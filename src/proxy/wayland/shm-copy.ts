@@ -1,4 +1,5 @@
 // Copies damaged rectangles of a client's wl_shm buffer into the host blob that mirrors its pool.
+import type { BlobMapping } from "../../crossdomain/virtgpu.ts";
 import { native } from "../../native.ts";
 import type { Rect } from "./damage.ts";
 
@@ -30,17 +31,20 @@ export type CopyResult =
   | { readonly ok: false; readonly at: number };
 
 /**
- * Copies `rects` (buffer pixels, already clamped to the buffer) from the client pool into `dst`, which mirrors
- * the pool byte for byte (same offsets and strides, because create_buffer is forwarded unchanged).
+ * Copies `rects` (buffer pixels, already clamped to the buffer) from the client pool into `dst`, a window of the
+ * host blob that mirrors the pool byte for byte (same offsets and strides, because create_buffer is forwarded
+ * unchanged): pool offset o is dst.bytes[o - dst.base].
  * Mapped pools are copied by native.copyGuarded (one call per rectangle, the row loop in C); unmappable ones are
  * read with pread, one call per row, which returns short instead of SIGBUS when the client shrank its file.
  */
 export function copyRects(
   src: ShmSource,
-  dst: Uint8Array,
+  dstWindow: Pick<BlobMapping, "bytes" | "base">,
   layout: ShmBufferLayout,
   rects: readonly Rect[],
 ): CopyResult {
+  const dst = dstWindow.bytes;
+  const dstBase = dstWindow.base;
   let bytes = 0;
   const { offset, stride } = layout;
   for (const r of rects) {
@@ -49,12 +53,14 @@ export function copyRects(
     const x0 = layout.bpp > 0 ? r.x * layout.bpp : 0;
     const span = layout.bpp > 0 ? Math.min(r.width * layout.bpp, stride - x0) : stride;
     const first = offset + r.y * stride + x0;
-    if (first < 0 || first + (r.height - 1) * stride + span > dst.byteLength) return { ok: false, at: first };
+    const to = first - dstBase;
+    if (first < 0 || to < 0 || to + (r.height - 1) * stride + span > dst.byteLength)
+      return { ok: false, at: first };
     if (src.mapping !== null) {
       const from = first - src.base;
       if (from < 0 || from + (r.height - 1) * stride + span > src.mapping.byteLength)
         return { ok: false, at: first };
-      if (!native.copyGuarded(src.mapping, from, dst, first, span, r.height, stride, stride)) {
+      if (!native.copyGuarded(src.mapping, from, dst, to, span, r.height, stride, stride)) {
         return { ok: false, at: first };
       }
       bytes += span * r.height;
@@ -63,14 +69,14 @@ export function copyRects(
     if (span === stride) {
       // Whole rows are one contiguous block: one read for all of them.
       const len = r.height * stride;
-      const res = readInto(src, dst, first, len);
+      const res = readInto(src, dst, dstBase, first, len);
       if (res !== len) return { ok: false, at: first + res };
       bytes += len;
       continue;
     }
     for (let row = 0; row < r.height; row++) {
       const at = first + row * stride;
-      const res = readInto(src, dst, at, span);
+      const res = readInto(src, dst, dstBase, at, span);
       if (res !== span) return { ok: false, at: at + res };
       bytes += span;
     }
@@ -78,10 +84,11 @@ export function copyRects(
   return { ok: true, bytes };
 }
 
-function readInto(src: ShmSource, dst: Uint8Array, at: number, len: number): number {
+/** Reads pool bytes [at, at + len) into the window `dst` (which starts at pool offset `dstBase`). */
+function readInto(src: ShmSource, dst: Uint8Array, dstBase: number, at: number, len: number): number {
   let done = 0;
   while (done < len) {
-    const n = native.pread(src.fd, dst, at + done, len - done, at + done);
+    const n = native.pread(src.fd, dst, at - dstBase + done, len - done, at + done);
     if (n <= 0) break; // 0 = end of file: the client shrank the pool under its own buffer
     done += n;
   }

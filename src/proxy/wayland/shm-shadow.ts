@@ -2,7 +2,7 @@
 // copies the damaged part of the attached buffer from the client's memory into the host blob (split out of the
 // session, issue 12). The session routes the wl_shm, wl_shm_pool, wl_buffer, wl_surface and wp_viewport hooks here.
 import type { CrossDomainChannel, SendItem } from "../../crossdomain/channel.ts";
-import { createLinearBlob, linearBlobBucket } from "../../crossdomain/linear-blob.ts";
+import { createUnmappedLinearBlob, linearBlobBucket } from "../../crossdomain/linear-blob.ts";
 import { native } from "../../native.ts";
 import { DisplayErrorCode, type WireProtocolError } from "../../wire/wayland/errors.ts";
 import type { MessageWriter } from "../../wire/wayland/message-writer.ts";
@@ -202,12 +202,12 @@ export class ShmShadow {
       }
       this.disposeBlob(spare);
     }
-    const { blob, mapping } = await createLinearBlob(this.host.channel, size);
-    this.shmBytes += mapping.bytes.byteLength;
-    return new PoolBlob(blob, mapping, bucket, (idle) => this.onBlobIdle(idle));
+    const blob = await createUnmappedLinearBlob(this.host.channel, size);
+    this.shmBytes += blob.size;
+    return new PoolBlob(blob, bucket, (idle) => this.onBlobIdle(idle));
   }
 
-  private onCreateBuffer(m: DecodedMessage): undefined {
+  private onCreateBuffer(m: DecodedMessage): Promise<void> | undefined {
     const pool = this.pools.get(m.objectId);
     if (pool === undefined) return undefined;
     const [id, offset, width, height, stride, format] = [
@@ -234,7 +234,11 @@ export class ShmShadow {
       );
     }
     this.buffers.set(id, new ShmBuffer(id, pool, pool.current, offset, width, height, stride, format));
-    return undefined;
+    const end = offset + stride * height;
+    if (pool.current.covers(offset, end)) return undefined;
+    // Map the blob's window for this buffer before the client's next request (its attach and commit) is read.
+    this.host.forwardRaw(m);
+    return pool.current.cover(offset, end);
   }
 
   private onResizePool(m: DecodedMessage): Promise<void> | undefined {

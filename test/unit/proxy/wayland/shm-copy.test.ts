@@ -14,6 +14,11 @@ function pool(size: number): { fd: number; bytes: Uint8Array } {
   return { fd, bytes };
 }
 
+/** A destination that is the whole blob (a window at base 0). */
+function whole(bytes: Uint8Array): { bytes: Uint8Array; base: number } {
+  return { bytes, base: 0 };
+}
+
 describe("copyRects", () => {
   const layout = { offset: 64, width: 16, height: 8, stride: 80, bpp: 4 };
   const size = 64 + 8 * 80;
@@ -22,7 +27,7 @@ describe("copyRects", () => {
     const p = pool(size);
     try {
       const dst = new Uint8Array(size);
-      const res = copyRects({ fd: p.fd, mapping: null, base: 0 }, dst, layout, [
+      const res = copyRects({ fd: p.fd, mapping: null, base: 0 }, whole(dst), layout, [
         { x: 2, y: 3, width: 4, height: 2 },
       ]);
       expect(res).toEqual({ ok: true, bytes: 2 * 16 });
@@ -42,7 +47,7 @@ describe("copyRects", () => {
     const p = pool(size);
     try {
       const dst = new Uint8Array(size);
-      const res = copyRects({ fd: p.fd, mapping: null, base: 0 }, dst, { ...layout, bpp: 0 }, [
+      const res = copyRects({ fd: p.fd, mapping: null, base: 0 }, whole(dst), { ...layout, bpp: 0 }, [
         { x: 5, y: 1, width: 1, height: 1 },
       ]);
       expect(res).toEqual({ ok: true, bytes: 80 });
@@ -57,7 +62,7 @@ describe("copyRects", () => {
     try {
       native.ftruncate(p.fd, 100);
       const dst = new Uint8Array(size);
-      const res = copyRects({ fd: p.fd, mapping: null, base: 0 }, dst, layout, [
+      const res = copyRects({ fd: p.fd, mapping: null, base: 0 }, whole(dst), layout, [
         { x: 0, y: 0, width: 16, height: 8 },
       ]);
       expect(res.ok).toBe(false);
@@ -70,7 +75,7 @@ describe("copyRects", () => {
     const p = pool(size);
     try {
       const dst = new Uint8Array(size);
-      const res = copyRects({ fd: p.fd, mapping: null, base: 0 }, dst, { ...layout, height: 100 }, [
+      const res = copyRects({ fd: p.fd, mapping: null, base: 0 }, whole(dst), { ...layout, height: 100 }, [
         { x: 0, y: 90, width: 16, height: 10 },
       ]);
       expect(res.ok).toBe(false);
@@ -89,11 +94,11 @@ describe("copyRects", () => {
         { x: 2, y: 3, width: 4, height: 2 },
         { x: 0, y: 6, width: 16, height: 2 },
       ];
-      expect(copyRects({ fd: p.fd, mapping: null, base: 0 }, viaPread, layout, rects)).toEqual({
+      expect(copyRects({ fd: p.fd, mapping: null, base: 0 }, whole(viaPread), layout, rects)).toEqual({
         ok: true,
         bytes: 2 * 16 + 2 * 64,
       });
-      expect(copyRects({ fd: p.fd, mapping: map, base: 0 }, viaMap, layout, rects)).toEqual({
+      expect(copyRects({ fd: p.fd, mapping: map, base: 0 }, whole(viaMap), layout, rects)).toEqual({
         ok: true,
         bytes: 2 * 16 + 2 * 64,
       });
@@ -102,8 +107,9 @@ describe("copyRects", () => {
       // any compositor): truncate to 0 so the pool's only page goes.
       native.ftruncate(p.fd, 0);
       expect(
-        copyRects({ fd: p.fd, mapping: map, base: 0 }, viaMap, layout, [{ x: 0, y: 0, width: 16, height: 8 }])
-          .ok,
+        copyRects({ fd: p.fd, mapping: map, base: 0 }, whole(viaMap), layout, [
+          { x: 0, y: 0, width: 16, height: 8 },
+        ]).ok,
       ).toBe(false);
     } finally {
       native.munmap(map);
@@ -126,11 +132,11 @@ describe("copyRects", () => {
       const viaPread = new Uint8Array(big);
       const viaMap = new Uint8Array(big);
       const rects = [{ x: 1, y: 2, width: 5, height: 3 }];
-      expect(copyRects({ fd: p.fd, mapping: null, base: 0 }, viaPread, deep, rects)).toEqual({
+      expect(copyRects({ fd: p.fd, mapping: null, base: 0 }, whole(viaPread), deep, rects)).toEqual({
         ok: true,
         bytes: 3 * 20,
       });
-      expect(copyRects({ fd: p.fd, mapping: map, base }, viaMap, deep, rects)).toEqual({
+      expect(copyRects({ fd: p.fd, mapping: map, base }, whole(viaMap), deep, rects)).toEqual({
         ok: true,
         bytes: 3 * 20,
       });
@@ -140,8 +146,57 @@ describe("copyRects", () => {
       );
       // A buffer below the window's base is refused, never read from another offset.
       expect(
-        copyRects({ fd: p.fd, mapping: map, base }, viaMap, { ...layout, offset: base - 4096 }, rects).ok,
+        copyRects({ fd: p.fd, mapping: map, base }, whole(viaMap), { ...layout, offset: base - 4096 }, rects)
+          .ok,
       ).toBe(false);
+    } finally {
+      native.munmap(map);
+      native.close(p.fd);
+    }
+  });
+
+  it("copies into a window of the host blob at a base offset, and refuses rows outside it", () => {
+    // The blob window starts at 3 MiB, as PoolBlob maps it for a buffer at 3 MiB + 128: pool offset o is
+    // window byte o - 3 MiB, by pread and by mapping alike.
+    const big = 4 * 1024 * 1024;
+    const at = 3 * 1024 * 1024 + 128;
+    const base = 3 * 1024 * 1024;
+    const p = pool(big);
+    const deep = { ...layout, offset: at };
+    const rows = new Uint8Array(deep.stride * deep.height);
+    for (let i = 0; i < rows.length; i++) rows[i] = (i * 5 + 1) & 0xff;
+    expect(native.pwrite(p.fd, rows, 0, rows.length, at)).toBe(rows.length);
+    const map = native.mmap(p.fd, big, 1, 1, 0);
+    try {
+      const rects = [{ x: 1, y: 2, width: 5, height: 3 }];
+      const viaPread = new Uint8Array(64 * 1024);
+      const viaMap = new Uint8Array(64 * 1024);
+      expect(copyRects({ fd: p.fd, mapping: null, base: 0 }, { bytes: viaPread, base }, deep, rects)).toEqual(
+        {
+          ok: true,
+          bytes: 3 * 20,
+        },
+      );
+      expect(copyRects({ fd: p.fd, mapping: map, base: 0 }, { bytes: viaMap, base }, deep, rects)).toEqual({
+        ok: true,
+        bytes: 3 * 20,
+      });
+      expect(viaMap).toEqual(viaPread);
+      const row2 = at - base + 2 * deep.stride;
+      expect(viaMap.subarray(row2 + 4, row2 + 24)).toEqual(
+        rows.subarray(2 * deep.stride + 4, 2 * deep.stride + 24),
+      );
+      expect(viaMap.subarray(0, row2 + 4).every((b) => b === 0)).toBe(true);
+      // A buffer that starts below the window, or runs past its end, is refused: nothing is written.
+      const below = { ...layout, offset: base - 16 * layout.stride };
+      expect(copyRects({ fd: p.fd, mapping: map, base: 0 }, { bytes: viaMap, base }, below, rects).ok).toBe(
+        false,
+      );
+      const past = { ...layout, offset: base + 64 * 1024 - 2 * layout.stride };
+      expect(copyRects({ fd: p.fd, mapping: null, base: 0 }, { bytes: viaPread, base }, past, rects).ok).toBe(
+        false,
+      );
+      expect(viaMap).toEqual(viaPread);
     } finally {
       native.munmap(map);
       native.close(p.fd);
