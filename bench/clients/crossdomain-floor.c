@@ -4,9 +4,10 @@
  * and the cross-domain commands (INIT v1, POLL, SEND, RECEIVE with 28 identifier slots), so its guest half also runs
  * against the real `crossway device`, and the benchmark can tell the guest's JavaScript from the pattern's cost.
  *
- * Per round trip it makes exactly what crossway makes: the guest SUBMITs a SEND, the device writes the answer into
- * the channel ring (a store into the mapped guest memory, as a VMM does) and signals the POLL fence, the guest reads
- * the ring and SUBMITs the next POLL. Only fd-less traffic is carried (a client that sends an fd is disconnected):
+ * Per round trip it makes exactly what crossway makes: the guest SUBMITs a SEND with the POLL riding on it (one
+ * SUBMIT; channel.ts), the device writes the answer into the channel ring (a store into the mapped guest memory, as a
+ * VMM does) and signals the POLL fence, the guest reads the ring. A POLL goes alone when the RECEIVE filled the
+ * host's buffer, or when no SEND came within a millisecond. Only fd-less traffic is carried (a client that sends an fd is disconnected):
  * the round-trip, burst and connect benchmarks need no more.
  *
  * The device half also answers what `crossway guest` asks when it opens a channel (GET_PARAMS, GET_CAPS, image
@@ -27,6 +28,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 /* device-protocol.ts frame types and header size. */
@@ -178,10 +180,25 @@ struct gconn {
   int client, dev;
   uint8_t *rings[2];
   uint32_t fence;
+  /* The POLL after a short RECEIVE rides on the next SEND, or goes alone at `ride_until` (crossway's channel.ts). */
+  int riding;
+  int rider; /* index in g_riders while riding */
+  struct timespec ride_until;
   struct reader in;
 };
 
+#define POLL_RIDE_NS 1000000L /* channel.ts POLL_RIDE_MS */
+
 static struct gconn *g_by_fd[65536];
+static struct gconn *g_riders[MAX_CONN];
+static int g_nriders;
+
+static void ride_stop(struct gconn *c) {
+  if (!c->riding) return;
+  c->riding = 0;
+  g_riders[c->rider] = g_riders[--g_nriders];
+  g_riders[c->rider]->rider = c->rider;
+}
 
 /* A blocking request on a fresh context during setup: the reply's payload (status checked) is copied to `out`. */
 static int g_request(struct gconn *c, uint32_t type, uint32_t serial, const uint32_t *fields, int nf, int pass_fd,
@@ -211,7 +228,7 @@ static int g_request(struct gconn *c, uint32_t type, uint32_t serial, const uint
 }
 
 static int g_submit(struct gconn *c, const uint8_t *cmd, size_t len, int ring, uint32_t fence) {
-  static uint8_t f[FRAME_HDR + 12 + 4096];
+  static uint8_t f[FRAME_HDR + 12 + 4096 + 16];
   frame_header(f, SUBMIT, 0, (uint32_t)(12 + len), 0);
   put32(f + FRAME_HDR, ring >= 0 ? RING_FLAG : 0);
   put32(f + FRAME_HDR + 4, ring >= 0 ? (uint32_t)ring : 0);
@@ -220,9 +237,11 @@ static int g_submit(struct gconn *c, const uint8_t *cmd, size_t len, int ring, u
   return send_all(c->dev, f, FRAME_HDR + 12 + len, -1);
 }
 
+static const uint8_t POLL_CMD[16] = {CMD_POLL, 0, 16, 0};
+
 static int g_poll(struct gconn *c) {
-  uint8_t poll_cmd[16] = {CMD_POLL, 0, 16, 0};
-  return g_submit(c, poll_cmd, sizeof poll_cmd, CHANNEL_RING, ++c->fence);
+  ride_stop(c);
+  return g_submit(c, POLL_CMD, sizeof POLL_CMD, CHANNEL_RING, ++c->fence);
 }
 
 static int g_setup(struct gconn *c) {
@@ -249,6 +268,7 @@ static int g_setup(struct gconn *c) {
 }
 
 static void g_close(int ep, struct gconn *c) {
+  ride_stop(c);
   epoll_ctl(ep, EPOLL_CTL_DEL, c->client, NULL);
   epoll_ctl(ep, EPOLL_CTL_DEL, c->dev, NULL);
   g_by_fd[c->client] = g_by_fd[c->dev] = NULL;
@@ -261,7 +281,7 @@ static void g_close(int ep, struct gconn *c) {
 
 /* The client wrote: one recvmsg, one SEND. 0 when the connection is done. */
 static int g_from_client(struct gconn *c) {
-  static uint8_t cmd[4096];
+  static uint8_t cmd[4096 + 16];
   char cbuf[CMSG_SPACE(sizeof(int) * 28)];
   struct iovec iov = {cmd + SR_HDR, MAX_DATA};
   struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
@@ -285,6 +305,12 @@ static int g_from_client(struct gconn *c) {
   cmd[2] = (uint8_t)((SR_HDR + n) & 0xff);
   cmd[3] = (uint8_t)((SR_HDR + n) >> 8);
   put32(cmd + 12, (uint32_t)n);
+  if (c->riding) {
+    /* SEND and the waiting POLL in one SUBMIT, its fence on the channel ring. */
+    memcpy(cmd + SR_HDR + n, POLL_CMD, sizeof POLL_CMD);
+    ride_stop(c);
+    return g_submit(c, cmd, SR_HDR + (size_t)n + sizeof POLL_CMD, CHANNEL_RING, ++c->fence) == 0;
+  }
   return g_submit(c, cmd, SR_HDR + (size_t)n, -1, 0) == 0;
 }
 
@@ -302,9 +328,39 @@ static int g_from_device(struct gconn *c) {
     uint32_t len = get32(ring + 12);
     if (len == 0 || len > MAX_DATA || get32(ring + 8) != 0) return 0; /* host EOF, or fds the floor cannot carry */
     if (send_all(c->client, ring + SR_HDR, len, -1) < 0) return 0;
-    if (g_poll(c) < 0) return 0;
+    if (len == MAX_DATA) {
+      if (g_poll(c) < 0) return 0; /* the host's buffer was full: more is waiting */
+    } else if (!c->riding && g_nriders < MAX_CONN) {
+      c->riding = 1;
+      c->rider = g_nriders;
+      g_riders[g_nriders++] = c;
+      clock_gettime(CLOCK_MONOTONIC, &c->ride_until);
+      c->ride_until.tv_nsec += POLL_RIDE_NS;
+      if (c->ride_until.tv_nsec >= 1000000000L) {
+        c->ride_until.tv_sec++;
+        c->ride_until.tv_nsec -= 1000000000L;
+      }
+    }
   }
   return 1;
+}
+
+/* Sends the riding POLLs whose time is up; returns the epoll timeout (ms) until the next, or -1 for none. */
+static int g_ride_timeouts(int ep) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  int timeout = -1;
+  for (int i = g_nriders - 1; i >= 0; i--) {
+    struct gconn *c = g_riders[i];
+    long left_ns = (c->ride_until.tv_sec - now.tv_sec) * 1000000000L + (c->ride_until.tv_nsec - now.tv_nsec);
+    if (left_ns <= 0) {
+      if (g_poll(c) < 0) g_close(ep, c);
+      continue;
+    }
+    int ms = (int)((left_ns + 999999) / 1000000);
+    if (timeout < 0 || ms < timeout) timeout = ms;
+  }
+  return timeout;
 }
 
 __attribute__((noreturn)) static void run_guest(const char *listen_path, const char *device_path) {
@@ -315,7 +371,7 @@ __attribute__((noreturn)) static void run_guest(const char *listen_path, const c
   fflush(stdout);
   struct epoll_event evs[64];
   for (;;) {
-    int n = epoll_wait(ep, evs, 64, -1);
+    int n = epoll_wait(ep, evs, 64, g_nriders > 0 ? g_ride_timeouts(ep) : -1);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) fail("epoll_wait");
     for (int i = 0; i < n; i++) {

@@ -78,8 +78,8 @@ async function startFloor(
 }
 
 /**
- * Both halves in C, parsing nothing: the same messages per round trip as crossway (SEND, ring write and fence,
- * POLL re-armed), with the ring written through a mapping as a VMM writes guest memory. No implementation of the
+ * Both halves in C, parsing nothing: the same messages per round trip as crossway (SEND with the POLL riding on
+ * it, ring write and fence), with the ring written through a mapping as a VMM writes guest memory. No implementation of the
  * cross-domain pattern on this machine can be faster than this, so a target it misses is out of reach here.
  */
 export const crossdomainFloorPath: BenchPath = {

@@ -41,6 +41,7 @@ import {
   IdentifierType,
   isReceivedEventfdType,
   MAX_SEND_RECV_SIZE,
+  POLL_SIZE,
   QUERY_RING,
   sendReceiveHeaderSize,
 } from "./protocol.ts";
@@ -107,6 +108,14 @@ export type ReceiveResult = "continue" | "pause";
 /** After a watched ring's command byte turns non-zero, how long the body gets to land (the host writes it right after). */
 const SPURIOUS_SETTLE_MS = 5;
 
+/**
+ * How long the POLL after a short RECEIVE may wait to ride on the guest's next SEND (one EXECBUFFER for both) before
+ * it goes alone. A short RECEIVE means the host's socket was drained, and the usual next event is the client's
+ * reply to it (a round trip): riding saves one guest-to-host message and one wake-up of the host per round trip.
+ * A host event that comes while the POLL waits waits for it, at most this long.
+ */
+export const POLL_RIDE_MS = 1;
+
 /** Result of {@link CrossDomainChannel.send}: "buffered" means wait for onDrain before sending more. */
 export type SendResult = "sent" | "buffered";
 
@@ -149,6 +158,9 @@ export interface HostBlob {
   close(): void;
 }
 
+/** rutabaga's receive buffer (CROSS_DOMAIN_DEFAULT_BUFFER_SIZE): a RECEIVE's header and data share it. */
+const RECEIVE_BUFFER_BYTES = 4096;
+
 /** Host silence tolerated after a request that needs an answer; compositors answer a sync in milliseconds. */
 const DEFAULT_HOST_TIMEOUT_MS = 30_000;
 
@@ -172,6 +184,10 @@ export class CrossDomainChannel {
   private queryChain: Promise<unknown> = Promise.resolve();
   private queryInFlight = 0;
   private pollOutstanding = false;
+  /** The POLL after a short RECEIVE waits to ride on the next SEND (see POLL_RIDE_MS). */
+  private pollRiding = false;
+  /** Sends a riding POLL alone once POLL_RIDE_MS passed without a SEND; one Timeout per channel, refreshed. */
+  private rideTimer: NodeJS.Timeout | null = null;
   /** Watching the ring after a POLL completed without a message (QEMU's cross-context fence completion). */
   private spuriousTimer: NodeJS.Timeout | null = null;
   private paused = false;
@@ -198,7 +214,8 @@ export class CrossDomainChannel {
   ) {
     this.log = logger;
     this.hdrSize = sendReceiveHeaderSize(config.maxIdentifiers);
-    this.sendBuf = new Uint8Array(this.hdrSize + MAX_SEND_RECV_SIZE);
+    // Room for a riding POLL behind the largest SEND.
+    this.sendBuf = new Uint8Array(this.hdrSize + MAX_SEND_RECV_SIZE + POLL_SIZE);
     this.ids = newIdentifierList(config.maxIdentifiers);
     encodePoll(this.pollCmd, 0);
     const ch = this;
@@ -363,7 +380,7 @@ export class CrossDomainChannel {
     if (slots === this.config.maxIdentifiers) return;
     this.config = { ...this.config, maxIdentifiers: slots };
     this.hdrSize = sendReceiveHeaderSize(slots);
-    this.sendBuf = new Uint8Array(this.hdrSize + MAX_SEND_RECV_SIZE);
+    this.sendBuf = new Uint8Array(this.hdrSize + MAX_SEND_RECV_SIZE + POLL_SIZE);
     this.ids = newIdentifierList(slots);
     this.log.debug({ identifiers: slots }, "host identifier layout");
   }
@@ -420,6 +437,7 @@ export class CrossDomainChannel {
       { maxBytes: MAX_SEND_RECV_SIZE, maxIdentifiers: this.config.maxIdentifiers },
     );
     let ok = true;
+    const last = plan[plan.length - 1];
     for (const p of plan) {
       const ids = this.ids;
       ids.count = 0;
@@ -443,6 +461,15 @@ export class CrossDomainChannel {
         data.subarray(p.start, p.end),
         this.config.maxIdentifiers,
       );
+      if (p === last && this.pollRiding && this.canPoll()) {
+        // The waiting POLL rides behind the last SEND: one EXECBUFFER, its fence on the channel ring (rutabaga runs
+        // the commands in order, then makes the fence; the POLL itself only asks for it).
+        this.sendBuf.set(this.pollCmd, size);
+        this.pollRiding = false;
+        this.pollOutstanding = true;
+        ok = this.gpu.execbuffer(this.sendBuf.subarray(0, size + POLL_SIZE), { ring: CHANNEL_RING }) && ok;
+        continue;
+      }
       ok = this.gpu.execbuffer(this.sendBuf.subarray(0, size)) && ok;
     }
     if (!ok) this.pipes.setCongested();
@@ -629,13 +656,39 @@ export class CrossDomainChannel {
    * process (unhandled rejection, or the addon's fatal exception): a failed EXECBUFFER ends this channel only.
    */
   private poll(): void {
-    if (this.closed || this.pollOutstanding || this.paused || this.pipes.backlogged || this.dispatching)
-      return;
+    if (!this.canPoll()) return;
+    this.pollRiding = false;
     this.pollOutstanding = true;
     try {
       this.gpu.execbuffer(this.pollCmd, { ring: CHANNEL_RING });
     } catch (err) {
       this.fail(asChannelError(err, "POLL"));
+    }
+  }
+
+  private canPoll(): boolean {
+    return !(this.closed || this.pollOutstanding || this.paused || this.pipes.backlogged || this.dispatching);
+  }
+
+  /**
+   * The POLL after a RECEIVE: at once when the host may have more (the RECEIVE filled the host's buffer, or carried
+   * identifiers, where a host stops reading early), else riding on the next SEND for at most POLL_RIDE_MS.
+   */
+  private pollAfterReceive(m: CrossDomainMessage): void {
+    const drained =
+      m.kind === "receive" && m.ids.count === 0 && m.data.length < RECEIVE_BUFFER_BYTES - this.hdrSize;
+    if (!drained || !this.canPoll()) {
+      this.poll();
+      return;
+    }
+    this.pollRiding = true;
+    if (this.rideTimer === null) {
+      this.rideTimer = setTimeout(() => {
+        if (this.pollRiding) this.poll();
+      }, POLL_RIDE_MS);
+      this.rideTimer.unref();
+    } else {
+      this.rideTimer.refresh();
     }
   }
 
@@ -708,7 +761,7 @@ export class CrossDomainChannel {
         this.dispatching = false;
         // Consumed: a zero command byte tells the next completion whether the host wrote anything for it.
         if (!this.closed) this.channelRing.map.bytes[0] = 0;
-        this.poll();
+        this.pollAfterReceive(m);
       },
       (err: unknown) => {
         this.dispatching = false;
@@ -814,6 +867,7 @@ export class CrossDomainChannel {
     this.closed = true;
     this.hostAnswered();
     if (this.spuriousTimer !== null) clearTimeout(this.spuriousTimer);
+    if (this.rideTimer !== null) clearTimeout(this.rideTimer);
     if (this.answerTimer !== null) clearTimeout(this.answerTimer);
     this.answerTimer = null;
     this.pipes.closeAll();

@@ -1,0 +1,181 @@
+// The POLL that rides on the next SEND (channel.ts, issue 15): against a real `crossway device` and a real host
+// socket, a round trip costs one EXECBUFFER carrying SEND and POLL, a RECEIVE that filled the host's buffer is
+// followed by a POLL at once, and a host that speaks while the guest is silent is still heard.
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { CrossDomainChannel } from "../../src/crossdomain/channel.ts";
+import { openEmulatedVirtGpu } from "../../src/crossdomain/emulated-virtgpu.ts";
+import { CHANNEL_RING, ChannelType, CrossDomainCmd } from "../../src/crossdomain/protocol.ts";
+import type { ExecbufferOptions, VirtGpu } from "../../src/crossdomain/virtgpu.ts";
+import { native } from "../../src/native.ts";
+import {
+  type DeviceProcess,
+  HostServer,
+  pattern,
+  startDeviceProcess,
+  tempDir,
+  writeAll,
+} from "../helpers/crossdomain.ts";
+import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+
+useFdLeakCheck();
+
+/** Generous deadlines for protocol answers on a shared 2-core machine; nothing here asserts a duration. */
+const ANSWER_TIMEOUT_MS = 15_000;
+
+let tmp: ReturnType<typeof tempDir>;
+let device: DeviceProcess;
+let host: HostServer;
+
+beforeAll(async () => {
+  tmp = tempDir("crossway-ride-");
+  host = new HostServer(join(tmp.dir, "wayland-host"));
+  device = await startDeviceProcess(tmp.dir, ["--wayland", host.path]);
+});
+
+afterAll(async () => {
+  await device?.stop();
+  host?.close();
+  tmp?.remove();
+});
+
+/** What one EXECBUFFER carried: its commands (by id, in order) and its ring. */
+interface Submitted {
+  readonly cmds: number[];
+  readonly ring: number | undefined;
+}
+
+/** The real emulated backend, recording every EXECBUFFER's command ids (walked by their cmd_size) and ring. */
+function recordingGpu(): { gpu: VirtGpu; log: Submitted[] } {
+  const real = openEmulatedVirtGpu(device.socket);
+  const log: Submitted[] = [];
+  const gpu = new Proxy(real, {
+    get(target, prop, receiver) {
+      if (prop === "execbuffer") {
+        return (cmd: Uint8Array, opts?: ExecbufferOptions) => {
+          const cmds: number[] = [];
+          for (let off = 0; off + 4 <= cmd.length; ) {
+            const size = cmd[off + 2]! | (cmd[off + 3]! << 8);
+            cmds.push(cmd[off]!);
+            if (size === 0) break;
+            off += size;
+          }
+          log.push({ cmds, ring: opts?.ring });
+          return target.execbuffer(cmd, opts);
+        };
+      }
+      const v = Reflect.get(target, prop, receiver);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  return { gpu, log };
+}
+
+function within<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ANSWER_TIMEOUT_MS);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves with the next `bytes` bytes the guest side receives. */
+function receive(ch: CrossDomainChannel, bytes: number): Promise<Uint8Array> {
+  return new Promise((resolve) => {
+    const data = new Uint8Array(bytes);
+    let got = 0;
+    ch.onReceive = (d) => {
+      data.set(d, got);
+      got += d.length;
+      if (got >= bytes) resolve(data);
+      return "continue";
+    };
+  });
+}
+
+/** Reads exactly `n` bytes from the host peer (blocking reads of a nonblocking socket, retried). */
+async function hostRead(fd: number, n: number): Promise<Uint8Array> {
+  const out = new Uint8Array(n);
+  let got = 0;
+  const deadline = Date.now() + ANSWER_TIMEOUT_MS;
+  while (got < n) {
+    const r = native.read(fd, out, got, n - got);
+    if (r > 0) got += r;
+    else if (Date.now() > deadline) throw new Error(`host read ${got} of ${n} bytes`);
+    else await new Promise((res) => setTimeout(res, 1));
+  }
+  return out;
+}
+
+const SEND = CrossDomainCmd.SEND;
+const POLL = CrossDomainCmd.POLL;
+
+describe("the POLL after a RECEIVE", () => {
+  it("rides on the next SEND of a round trip: one EXECBUFFER with SEND then POLL on the channel ring", async () => {
+    const { gpu, log } = recordingGpu();
+    const ch = await CrossDomainChannel.open({ gpu, channelType: ChannelType.WAYLAND });
+    const peer = await host.next();
+    native.setNonblockCloexec(peer);
+    try {
+      for (let i = 0; i < 20; i++) {
+        const question = pattern(24, i + 1);
+        const before = log.length;
+        ch.send(question);
+        expect(await within(hostRead(peer, 24), `question ${i}`)).toEqual(question);
+        const answer = pattern(32, 100 + i);
+        const got = receive(ch, 32);
+        await writeAll(peer, answer);
+        expect(await within(got, `answer ${i}`)).toEqual(answer);
+        const sent = log.slice(before);
+        if (i > 0) {
+          // The POLL after the previous short answer waited for this SEND and went with it (no POLL alone before).
+          expect(sent[0]).toEqual({ cmds: [SEND, POLL], ring: CHANNEL_RING });
+        }
+      }
+      const alone = log.filter((s) => s.cmds.length === 1 && s.cmds[0] === POLL).length;
+      // The first POLL at open, and at most the few whose millisecond ran out on a loaded machine.
+      expect(alone).toBeLessThan(5);
+    } finally {
+      ch.close();
+      native.close(peer);
+    }
+  });
+
+  it("goes alone within the millisecond when the guest has nothing to send: host messages still arrive", async () => {
+    const { gpu, log } = recordingGpu();
+    const ch = await CrossDomainChannel.open({ gpu, channelType: ChannelType.WAYLAND });
+    const peer = await host.next();
+    native.setNonblockCloexec(peer);
+    try {
+      for (let i = 0; i < 5; i++) {
+        const msg = pattern(40, 7 + i);
+        const got = receive(ch, 40);
+        await writeAll(peer, msg);
+        expect(await within(got, `host message ${i}`)).toEqual(msg);
+      }
+      // Every POLL after the first went alone (nothing to ride on), none was lost.
+      expect(log.filter((s) => s.cmds.includes(SEND)).length).toBe(0);
+      expect(log.filter((s) => s.cmds.length === 1 && s.cmds[0] === POLL).length).toBeGreaterThanOrEqual(5);
+    } finally {
+      ch.close();
+      native.close(peer);
+    }
+  });
+
+  it("follows a RECEIVE that filled the host's buffer at once: a 20 KB host burst arrives whole, no guest SEND", async () => {
+    const { gpu, log } = recordingGpu();
+    const ch = await CrossDomainChannel.open({ gpu, channelType: ChannelType.WAYLAND });
+    const peer = await host.next();
+    native.setNonblockCloexec(peer);
+    try {
+      const burst = pattern(20_000, 3);
+      const got = receive(ch, burst.length);
+      await writeAll(peer, burst);
+      expect(await within(got, "the burst")).toEqual(burst);
+      expect(log.filter((s) => s.cmds.includes(SEND)).length).toBe(0);
+    } finally {
+      ch.close();
+      native.close(peer);
+    }
+  });
+});
