@@ -111,6 +111,11 @@ export interface NativeAddon {
    * faulted in by one call. Advisory: returns 0 or the errno (old kernel, PFN mapping, shrunk file), never throws it.
    */
   populate(buffer: ArrayBuffer | Uint8Array, offset: number, length: number, write: boolean): number;
+  /**
+   * A write access to every page of bytes [offset, offset + length) of a mapping, changing nothing (atomic OR 0):
+   * pays each page's first-access cost now. Never on a mapping that can SIGBUS (a client's file).
+   */
+  touchPages(buffer: ArrayBuffer | Uint8Array, offset: number, length: number): void;
   /** mmap and munmap at once: throws what mmap would (EACCES, ENODEV...), with no ArrayBuffer made. */
   mmapProbe(fd: number, length: number, prot: number, flags: number, offset: number): void;
   /** eventfd(initval, EFD_CLOEXEC | EFD_NONBLOCK | flags). */

@@ -109,10 +109,11 @@ export type ReceiveResult = "continue" | "pause";
 const SPURIOUS_SETTLE_MS = 5;
 
 /**
- * How long the POLL after a short RECEIVE may wait to ride on the guest's next SEND (one EXECBUFFER for both) before
- * it goes alone. A short RECEIVE means the host's socket was drained, and the usual next event is the client's
- * reply to it (a round trip): riding saves one guest-to-host message and one wake-up of the host per round trip.
- * A host event that comes while the POLL waits waits for it, at most this long.
+ * How long the POLL after a RECEIVE that answered the client's round trip may wait to ride on the guest's next SEND
+ * (one EXECBUFFER for both) before it goes alone. A client whose wl_display.sync was answered usually speaks next:
+ * riding saves one guest-to-host message and one wake-up of the host per round trip. A host event that comes while
+ * the POLL waits waits for it, at most this long; unsolicited events (input, frame callbacks, configures) are never
+ * followed by a riding POLL, so their stream is not slowed.
  */
 export const POLL_RIDE_MS = 1;
 
@@ -671,13 +672,14 @@ export class CrossDomainChannel {
   }
 
   /**
-   * The POLL after a RECEIVE: at once when the host may have more (the RECEIVE filled the host's buffer, or carried
-   * identifiers, where a host stops reading early), else riding on the next SEND for at most POLL_RIDE_MS.
+   * The POLL after a RECEIVE: riding on the next SEND for at most POLL_RIDE_MS when the RECEIVE answered a request
+   * the client waits on (see expectAnswer) and drained the host's socket; at once when the host may have more (the
+   * RECEIVE filled the host's buffer, or carried identifiers, where a host stops reading early) or spoke unasked.
    */
-  private pollAfterReceive(m: CrossDomainMessage): void {
+  private pollAfterReceive(m: CrossDomainMessage, answered: boolean): void {
     const drained =
       m.kind === "receive" && m.ids.count === 0 && m.data.length < RECEIVE_BUFFER_BYTES - this.hdrSize;
-    if (!drained || !this.canPoll()) {
+    if (!answered || !drained || !this.canPoll()) {
       this.poll();
       return;
     }
@@ -731,6 +733,8 @@ export class CrossDomainChannel {
 
   private consumeRingMessage(): void {
     this.pollOutstanding = false;
+    // Whether this message answers a request the client waits on (its POLL may then ride, see pollAfterReceive).
+    const answered = this.awaitingSince !== 0;
     this.hostAnswered();
     let m: CrossDomainMessage;
     try {
@@ -761,7 +765,7 @@ export class CrossDomainChannel {
         this.dispatching = false;
         // Consumed: a zero command byte tells the next completion whether the host wrote anything for it.
         if (!this.closed) this.channelRing.map.bytes[0] = 0;
-        this.pollAfterReceive(m);
+        this.pollAfterReceive(m, answered);
       },
       (err: unknown) => {
         this.dispatching = false;

@@ -279,7 +279,7 @@ class EmulatedVirtGpu implements VirtGpu {
   /** The memfd the device lent for the blob (host-visible memory), when it may be written. */
   fileFd(blob: BlobHandle): number | null {
     const b = this.blobs.get(blob.bo);
-    return b !== undefined && b.writable ? b.fd : null;
+    return b?.writable ? b.fd : null;
   }
 
   async exportBlob(blob: BlobHandle): Promise<ExportedBlob> {

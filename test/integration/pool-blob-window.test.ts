@@ -118,7 +118,13 @@ describe("a buffer's first copy", () => {
       const res = buffer.copy([{ x: 0, y: 0, width: w, height: h }]);
       expect(res).toEqual({ ok: true, bytes: stride * h });
       const mappedForIt = native.liveMappings() - before;
-      return { hostSame: sameBytes(hostBytes(exported.fd, offset, pixels.length), pixels), mappedForIt };
+      const hostSame = sameBytes(hostBytes(exported.fd, offset, pixels.length), pixels);
+      // Warming touches every page of both mappings (the pool's window gets mapped for it) and changes no byte.
+      expect(buffer.cold).toBe(mappedForIt === 0);
+      buffer.warm();
+      expect(buffer.cold).toBe(false);
+      expect(sameBytes(hostBytes(exported.fd, offset, pixels.length), pixels)).toBe(true);
+      return { hostSame, mappedForIt };
     } finally {
       buffer.release();
       pool.unref();

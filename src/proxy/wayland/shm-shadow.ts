@@ -316,6 +316,9 @@ export class ShmShadow {
       // What libwayland's wl_shm SIGBUS handler reports (wayland-shm.c wl_shm_buffer_end_access).
       throw this.host.clientError(b.id, ShmError.INVALID_FD, "error accessing SHM buffer");
     }
+    // A first copy that went file to file leaves the mappings' pages untouched: touch them once the commit has left
+    // (setImmediate runs after this batch's flush to the host), off the first frame's path.
+    if (b.cold) setImmediate(() => b.warm());
     if (attached) {
       // The copy is all the host will read: the client may reuse its buffer now (Sommelier does the same).
       this.host.forwardRaw(m);
