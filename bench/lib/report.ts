@@ -421,7 +421,10 @@ function summaryCell(p: PlacementRecord | undefined, row: SummaryRow, path: stri
     const m = p.memory.find((r) => r.path === path);
     return m === undefined ? "failed" : `${fmt(m.rssKiBPerClient)} KiB`;
   }
-  const s = summarize(cellOf(p, row.bench, path));
+  const cell = cellOf(p, row.bench, path);
+  // A path that ran with no cell for this benchmark skipped it (its `benches`, e.g. the fd-less floors).
+  if (cell === undefined && status.status === "ran") return "–";
+  const s = summarize(cell);
   if (s === undefined) return "failed";
   if (row.kind === "cpu") return s.cpuNsPerUnit === null ? "–" : `${fmtCpu(s.cpuNsPerUnit)}${guestShare(s)}`;
   return fmt(s.median);
