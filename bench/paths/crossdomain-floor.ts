@@ -1,7 +1,7 @@
 // The native floor of cross-domain (bench/clients/crossdomain-floor.c), and its halves paired with crossway's.
 import { join } from "node:path";
 import { type PeerProcess, spawnPeer, uniqueName, waitForPath } from "../lib/processes.ts";
-import { cliPath, profileFlags, subcommandHelp } from "./crossway.ts";
+import { cliPath, profileFlags, runningPeers, subcommandHelp } from "./crossway.ts";
 import type { BenchPath, PathContext, RunningPath } from "./types.ts";
 
 /**
@@ -61,16 +61,7 @@ async function startFloor(
         );
     peers.push(guest);
     await waitForPath(appSocket, guest, 20_000);
-    return {
-      display: appSocket,
-      proxyPids: peers.map((p) => p.pid),
-      guestSidePids: [guest.pid],
-      health: () => peers.find((p) => !p.running())?.name.concat(" exited"),
-      logPaths: peers.map((p) => p.logPath),
-      stop: async () => {
-        await Promise.all(peers.map((p) => p.stop()));
-      },
-    };
+    return runningPeers(appSocket, peers, guest);
   } catch (err) {
     await Promise.all(peers.map((p) => p.stop()));
     throw err;

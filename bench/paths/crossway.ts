@@ -89,8 +89,17 @@ export async function startCrossway(ctx: PathContext, withDevice: boolean): Prom
     await Promise.all(peers.map((p) => p.stop()));
     throw err;
   }
+  return runningPeers(appSocket, peers, guest);
+}
+
+/** A started two-process path (a device half and a guest half): measured, health-checked and stopped together. */
+export function runningPeers(
+  display: string,
+  peers: readonly PeerProcess[],
+  guest: PeerProcess,
+): RunningPath {
   return {
-    display: appSocket,
+    display,
     proxyPids: peers.map((p) => p.pid),
     guestSidePids: [guest.pid],
     health: () => peers.find((p) => !p.running())?.name.concat(" exited"),

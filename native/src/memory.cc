@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <mutex>
+#include <string>
 #include <unordered_map>
 
 #include "common.h"
@@ -100,14 +101,17 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
 #define MADV_POPULATE_WRITE 23
 #endif
 
-// populate(buffer, offset, length, write): MADV_POPULATE_READ/WRITE over the pages holding those bytes of a mapping
-// (an ArrayBuffer from mmap, or a view on one). One call faults every page in, where touching them one by one takes
-// one page fault each: on a VM a fault costs about 10 us, ten times the populate's per-page cost. Advisory: returns
-// 0 or the errno (EINVAL before Linux 5.14 or on a PFN mapping, EFAULT past a shrunk file), never throws for those.
-Napi::Value Populate(const Napi::CallbackInfo& info) {
+// Bytes [offset, offset + length) of a mapping given as (buffer, offset, length) arguments 0-2: an ArrayBuffer from
+// mmap or a typed array on one. Throws a TypeError or RangeError naming `fn`; empty (start == end) when length is 0.
+struct MappedRange {
+  uint8_t* start;
+  uint8_t* end;
+};
+
+MappedRange RangeArg(const Napi::CallbackInfo& info, const char* fn) {
   Napi::Env env = info.Env();
-  if (info.Length() < 4 || !info[1].IsNumber() || !info[2].IsNumber())
-    throw Napi::TypeError::New(env, "populate(buffer, offset, length, write)");
+  if (!info[1].IsNumber() || !info[2].IsNumber())
+    throw Napi::TypeError::New(env, std::string(fn) + ": offset and length must be numbers");
   uint8_t* base;
   size_t len;
   if (info[0].IsArrayBuffer()) {
@@ -119,15 +123,28 @@ Napi::Value Populate(const Napi::CallbackInfo& info) {
     base = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
     len = ta.ByteLength();
   } else {
-    throw Napi::TypeError::New(env, "populate needs an ArrayBuffer or a typed array");
+    throw Napi::TypeError::New(env, std::string(fn) + " needs an ArrayBuffer or a typed array");
   }
   double off = info[1].As<Napi::Number>().DoubleValue();
   double n = info[2].As<Napi::Number>().DoubleValue();
-  if (!(off >= 0) || !(n >= 0) || off + n > static_cast<double>(len)) throw Napi::RangeError::New(env, "populate: range");
-  if (n == 0 || base == nullptr) return Napi::Number::New(env, 0);
+  if (!(off >= 0) || !(n >= 0) || off + n > static_cast<double>(len))
+    throw Napi::RangeError::New(env, std::string(fn) + ": range outside the buffer");
+  if (n == 0 || base == nullptr) return {base, base};
+  return {base + static_cast<size_t>(off), base + static_cast<size_t>(off) + static_cast<size_t>(n)};
+}
+
+// populate(buffer, offset, length, write): MADV_POPULATE_READ/WRITE over the pages holding those bytes of a mapping
+// (an ArrayBuffer from mmap, or a view on one). One call faults every page in, where touching them one by one takes
+// one page fault each: on a VM a fault costs about 10 us, ten times the populate's per-page cost. Advisory: returns
+// 0 or the errno (EINVAL before Linux 5.14 or on a PFN mapping, EFAULT past a shrunk file), never throws for those.
+Napi::Value Populate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4) throw Napi::TypeError::New(env, "populate(buffer, offset, length, write)");
+  const MappedRange r = RangeArg(info, "populate");
+  if (r.start == r.end) return Napi::Number::New(env, 0);
   const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
-  uintptr_t start = reinterpret_cast<uintptr_t>(base) + static_cast<uintptr_t>(off);
-  uintptr_t end = start + static_cast<uintptr_t>(n);
+  uintptr_t start = reinterpret_cast<uintptr_t>(r.start);
+  uintptr_t end = reinterpret_cast<uintptr_t>(r.end);
   start &= ~(page - 1);
   end = (end + page - 1) & ~(page - 1);
   int advice = info[3].ToBoolean().Value() ? MADV_POPULATE_WRITE : MADV_POPULATE_READ;
@@ -142,28 +159,11 @@ Napi::Value Populate(const Napi::CallbackInfo& info) {
 // owns, like a host blob), never for a client's file.
 Napi::Value TouchPages(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 3 || !info[1].IsNumber() || !info[2].IsNumber())
-    throw Napi::TypeError::New(env, "touchPages(buffer, offset, length)");
-  uint8_t* base;
-  size_t len;
-  if (info[0].IsArrayBuffer()) {
-    Napi::ArrayBuffer ab = info[0].As<Napi::ArrayBuffer>();
-    base = static_cast<uint8_t*>(ab.Data());
-    len = ab.ByteLength();
-  } else if (info[0].IsTypedArray()) {
-    Napi::TypedArray ta = info[0].As<Napi::TypedArray>();
-    base = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-    len = ta.ByteLength();
-  } else {
-    throw Napi::TypeError::New(env, "touchPages needs an ArrayBuffer or a typed array");
-  }
-  double off = info[1].As<Napi::Number>().DoubleValue();
-  double n = info[2].As<Napi::Number>().DoubleValue();
-  if (!(off >= 0) || !(n >= 0) || off + n > static_cast<double>(len)) throw Napi::RangeError::New(env, "touchPages: range");
-  if (n == 0 || base == nullptr) return env.Undefined();
+  if (info.Length() < 3) throw Napi::TypeError::New(env, "touchPages(buffer, offset, length)");
+  const MappedRange r = RangeArg(info, "touchPages");
   const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
-  uint8_t* p = base + static_cast<size_t>(off);
-  uint8_t* end = p + static_cast<size_t>(n);
+  uint8_t* p = r.start;
+  uint8_t* end = r.end;
   while (p < end) {
     __atomic_fetch_or(p, static_cast<uint8_t>(0), __ATOMIC_RELAXED);
     // The first byte of the next page.

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll } from "vitest";
 import { AGAIN, MAX_FDS_PER_MSG, type NativeWatcher, native, POLL_READABLE } from "../../src/native.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/crossway.js", import.meta.url));
@@ -215,4 +216,49 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): string {
   if (i === 0) return "equal";
   for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return `first difference at byte ${k}`;
   return "equal";
+}
+
+/**
+ * A `crossway device --wayland <host>` in front of a HostServer, for the tests of one file: started in beforeAll,
+ * stopped (with its temporary directory) in afterAll. Read `device` and `host` inside tests only.
+ */
+export function useDeviceAndHost(
+  prefix: string,
+  extra: readonly string[] = [],
+): {
+  readonly device: DeviceProcess;
+  readonly host: HostServer;
+} {
+  let tmp: { dir: string; remove(): void } | undefined;
+  let device: DeviceProcess | undefined;
+  let host: HostServer | undefined;
+  beforeAll(async () => {
+    tmp = tempDir(prefix);
+    host = new HostServer(join(tmp.dir, "wayland-host"));
+    device = await startDeviceProcess(tmp.dir, ["--wayland", host.path, ...extra]);
+  });
+  afterAll(async () => {
+    await device?.stop();
+    host?.close();
+    tmp?.remove();
+  });
+  return {
+    get device() {
+      if (device === undefined) throw new Error("useDeviceAndHost: read the device inside a test");
+      return device;
+    },
+    get host() {
+      if (host === undefined) throw new Error("useDeviceAndHost: read the host inside a test");
+      return host;
+    },
+  };
+}
+
+/** Rejects with a message naming `what` unless `p` settles within `ms` (a protocol answer's deadline). */
+export function within<T>(p: Promise<T>, what: string, ms = 15_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }

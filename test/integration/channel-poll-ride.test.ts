@@ -1,43 +1,18 @@
 // The POLL that rides on the next SEND (channel.ts, issue 15): against a real `crossway device` and a real host
 // socket, a round trip costs one EXECBUFFER carrying SEND and POLL, while a host that speaks unasked, and a RECEIVE
 // that filled the host's buffer, are followed by a POLL at once.
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CrossDomainChannel } from "../../src/crossdomain/channel.ts";
 import { openEmulatedVirtGpu } from "../../src/crossdomain/emulated-virtgpu.ts";
 import { CHANNEL_RING, ChannelType, CrossDomainCmd } from "../../src/crossdomain/protocol.ts";
 import type { ExecbufferOptions, VirtGpu } from "../../src/crossdomain/virtgpu.ts";
 import { native } from "../../src/native.ts";
-import {
-  type DeviceProcess,
-  HostServer,
-  pattern,
-  startDeviceProcess,
-  tempDir,
-  writeAll,
-} from "../helpers/crossdomain.ts";
+import { pattern, useDeviceAndHost, within, writeAll } from "../helpers/crossdomain.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 
 useFdLeakCheck();
 
-/** Generous deadlines for protocol answers on a shared 2-core machine; nothing here asserts a duration. */
-const ANSWER_TIMEOUT_MS = 15_000;
-
-let tmp: ReturnType<typeof tempDir>;
-let device: DeviceProcess;
-let host: HostServer;
-
-beforeAll(async () => {
-  tmp = tempDir("crossway-ride-");
-  host = new HostServer(join(tmp.dir, "wayland-host"));
-  device = await startDeviceProcess(tmp.dir, ["--wayland", host.path]);
-});
-
-afterAll(async () => {
-  await device?.stop();
-  host?.close();
-  tmp?.remove();
-});
+const env = useDeviceAndHost("crossway-ride-");
 
 /** What one EXECBUFFER carried: its commands (by id, in order) and its ring. */
 interface Submitted {
@@ -47,7 +22,7 @@ interface Submitted {
 
 /** The real emulated backend, recording every EXECBUFFER's command ids (walked by their cmd_size) and ring. */
 function recordingGpu(): { gpu: VirtGpu; log: Submitted[] } {
-  const real = openEmulatedVirtGpu(device.socket);
+  const real = openEmulatedVirtGpu(env.device.socket);
   const log: Submitted[] = [];
   const gpu = new Proxy(real, {
     get(target, prop, receiver) {
@@ -71,14 +46,6 @@ function recordingGpu(): { gpu: VirtGpu; log: Submitted[] } {
   return { gpu, log };
 }
 
-function within<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ANSWER_TIMEOUT_MS);
-  });
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
-}
-
 /** Resolves with the next `bytes` bytes the guest side receives. */
 function receive(ch: CrossDomainChannel, bytes: number): Promise<Uint8Array> {
   return new Promise((resolve) => {
@@ -97,7 +64,7 @@ function receive(ch: CrossDomainChannel, bytes: number): Promise<Uint8Array> {
 async function hostRead(fd: number, n: number): Promise<Uint8Array> {
   const out = new Uint8Array(n);
   let got = 0;
-  const deadline = Date.now() + ANSWER_TIMEOUT_MS;
+  const deadline = Date.now() + 15_000;
   while (got < n) {
     const r = native.read(fd, out, got, n - got);
     if (r > 0) got += r;
@@ -114,7 +81,7 @@ describe("the POLL after a RECEIVE", () => {
   it("goes alone within the millisecond when an answered client sends nothing: the host is heard again", async () => {
     const { gpu, log } = recordingGpu();
     const ch = await CrossDomainChannel.open({ gpu, channelType: ChannelType.WAYLAND });
-    const peer = await host.next();
+    const peer = await env.host.next();
     native.setNonblockCloexec(peer);
     try {
       ch.send(pattern(12, 1));
@@ -137,7 +104,7 @@ describe("the POLL after a RECEIVE", () => {
   it("rides on the next SEND of a round trip: one EXECBUFFER with SEND then POLL on the channel ring", async () => {
     const { gpu, log } = recordingGpu();
     const ch = await CrossDomainChannel.open({ gpu, channelType: ChannelType.WAYLAND });
-    const peer = await host.next();
+    const peer = await env.host.next();
     native.setNonblockCloexec(peer);
     try {
       for (let i = 0; i < 20; i++) {
@@ -169,7 +136,7 @@ describe("the POLL after a RECEIVE", () => {
   it("never rides after a host message nobody asked for (input, frame callbacks): the POLL goes at once", async () => {
     const { gpu, log } = recordingGpu();
     const ch = await CrossDomainChannel.open({ gpu, channelType: ChannelType.WAYLAND });
-    const peer = await host.next();
+    const peer = await env.host.next();
     native.setNonblockCloexec(peer);
     try {
       for (let i = 0; i < 5; i++) {
@@ -196,7 +163,7 @@ describe("the POLL after a RECEIVE", () => {
   it("follows a RECEIVE that filled the host's buffer at once: a 20 KB host burst arrives whole, no guest SEND", async () => {
     const { gpu, log } = recordingGpu();
     const ch = await CrossDomainChannel.open({ gpu, channelType: ChannelType.WAYLAND });
-    const peer = await host.next();
+    const peer = await env.host.next();
     native.setNonblockCloexec(peer);
     try {
       const burst = pattern(20_000, 3);

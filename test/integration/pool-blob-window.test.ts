@@ -3,35 +3,21 @@
 // V8 never sees a mapping of the whole blob.
 import { closeSync, openSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CrossDomainChannel } from "../../src/crossdomain/channel.ts";
 import { openEmulatedVirtGpu } from "../../src/crossdomain/emulated-virtgpu.ts";
 import { createUnmappedLinearBlob } from "../../src/crossdomain/linear-blob.ts";
 import { ChannelType } from "../../src/crossdomain/protocol.ts";
 import { native } from "../../src/native.ts";
 import { PoolBlob, ShmBuffer, ShmPool } from "../../src/proxy/wayland/shm-pools.ts";
-import { type DeviceProcess, HostServer, startDeviceProcess, tempDir } from "../helpers/crossdomain.ts";
+import { useDeviceAndHost } from "../helpers/crossdomain.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 
 useFdLeakCheck();
 
 const MiB = 1024 * 1024;
 
-let tmp: ReturnType<typeof tempDir>;
-let device: DeviceProcess;
-let host: HostServer;
-
-beforeAll(async () => {
-  tmp = tempDir("crossway-poolwin-");
-  host = new HostServer(join(tmp.dir, "wayland-host"));
-  device = await startDeviceProcess(tmp.dir, ["--wayland", host.path]);
-});
-
-afterAll(async () => {
-  await device?.stop();
-  host?.close();
-  tmp?.remove();
-});
+const env = useDeviceAndHost("crossway-poolwin-");
 
 /** Reads `len` bytes at `at` of the blob's memory as the host sees it (an exported fd of the same memory). */
 function hostBytes(fd: number, at: number, len: number): Uint8Array {
@@ -44,10 +30,10 @@ describe("PoolBlob windows over a 64 MiB host blob", () => {
   it("maps only what buffers use, at their offsets, and widens without losing bytes", async () => {
     const mappingsAtStart = native.liveMappings();
     const ch = await CrossDomainChannel.open({
-      gpu: openEmulatedVirtGpu(device.socket),
+      gpu: openEmulatedVirtGpu(env.device.socket),
       channelType: ChannelType.WAYLAND,
     });
-    const peer = await host.next();
+    const peer = await env.host.next();
     const blob = await createUnmappedLinearBlob(ch, 64 * MiB);
     const exported = await blob.export();
     const pool = new PoolBlob(blob, 64 * MiB);
@@ -96,10 +82,10 @@ describe("a buffer's first copy", () => {
   /** A 16 MiB pool whose 256x64 buffer sits 8 MiB in, filled with a pattern; the copy's host bytes are compared. */
   async function firstCopy(clientFd: number): Promise<{ hostSame: boolean; mappedForIt: number }> {
     const ch = await CrossDomainChannel.open({
-      gpu: openEmulatedVirtGpu(device.socket),
+      gpu: openEmulatedVirtGpu(env.device.socket),
       channelType: ChannelType.WAYLAND,
     });
-    const peer = await host.next();
+    const peer = await env.host.next();
     const size = 16 * MiB;
     const offset = 8 * MiB + 4096;
     const [w, h, stride] = [256, 64, 1024];
