@@ -185,7 +185,7 @@ export class CrossDomainChannel {
   private queryChain: Promise<unknown> = Promise.resolve();
   private queryInFlight = 0;
   private pollOutstanding = false;
-  /** The POLL after a short RECEIVE waits to ride on the next SEND (see POLL_RIDE_MS). */
+  /** The POLL after a RECEIVE that answered the client waits to ride on the next SEND (see POLL_RIDE_MS). */
   private pollRiding = false;
   /** Sends a riding POLL alone once POLL_RIDE_MS passed without a SEND; one Timeout per channel, refreshed. */
   private rideTimer: NodeJS.Timeout | null = null;
