@@ -2,6 +2,7 @@
 // frontend (context.rs / worker.rs): INIT and the host socket, items and read pipes, SEND/WRITE, and the worker that
 // answers one POLL fence per ring message (split out of device.ts, issue 12).
 import { CrosswayError } from "../errors.ts";
+import { F_SEAL_SHRINK, MAP_SHARED, PROT_READ, PROT_WRITE } from "../fd/constants.ts";
 import { createSharedWatcher } from "../fd/shared-watcher.ts";
 import type { Logger } from "../log.ts";
 import { AGAIN, MAX_FDS_PER_MSG, type NativeWatcher, native, POLL_READABLE } from "../native.ts";
@@ -60,6 +61,12 @@ interface ChannelState {
   readonly socketWatcher: NativeWatcher | null;
   /** Usable bytes of the channel ring: its size as the guest created it, at most MAX_RING_SIZE. */
   readonly ringBytes: number;
+  /**
+   * The channel ring mapped, as a VMM writes guest memory (no pwrite per message), when the guest memory is sealed
+   * against shrinking: an unsealed memfd could be truncated under the mapping and a store would kill the device
+   * with SIGBUS. Null: pwrite.
+   */
+  ringMap: ArrayBuffer | null;
   halted: boolean;
 }
 
@@ -242,6 +249,7 @@ export class CrossDomainContext {
       socketOut: out,
       socketWatcher: watcher,
       ringBytes,
+      ringMap: mapSealedRing(channelRing, ringBytes),
       halted: false,
     };
     this.log.info({ channel: channelTypeName(channelType) }, "channel connected");
@@ -395,7 +403,9 @@ export class CrossDomainContext {
     const st = this.state!;
     if (len > st.ringBytes)
       throw new Error(`ring message of ${len} bytes exceeds the ${st.ringBytes}-byte ring`);
-    native.pwrite(this.ringFd(st.channelRing), this.scratch, 0, len, 0);
+    const fd = this.ringFd(st.channelRing);
+    if (st.ringMap !== null) new Uint8Array(st.ringMap, 0, len).set(this.scratch.subarray(0, len));
+    else native.pwrite(fd, this.scratch, 0, len, 0);
   }
 
   /**
@@ -556,6 +566,8 @@ export class CrossDomainContext {
         st.socketWatcher.close();
       }
       if (st.socketOut !== null) st.socketOut.close();
+      if (st.ringMap !== null) native.munmap(st.ringMap);
+      st.ringMap = null;
     }
     for (const p of this.readPipes.values()) {
       p.watcher.stop();
@@ -564,5 +576,20 @@ export class CrossDomainContext {
     }
     this.readPipes.clear();
     for (const id of [...this.items.keys()]) this.dropItem(id);
+  }
+}
+
+/**
+ * Maps the first `bytes` of a guest ring when its memory is sealed against shrinking and long enough (the emulated
+ * guest seals its guest blobs, as guest RAM never shrinks), else null: the ring is then written with pwrite, which
+ * returns an error instead of SIGBUS when the memory was truncated.
+ */
+function mapSealedRing(ring: Resource, bytes: number): ArrayBuffer | null {
+  try {
+    if ((native.getSeals(ring.fd) & F_SEAL_SHRINK) === 0) return null;
+    if (native.fstat(ring.fd).size < bytes) return null;
+    return native.mmap(ring.fd, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
+  } catch {
+    return null; // not a memfd, or not mappable: pwrite
   }
 }

@@ -2,7 +2,15 @@
 // Guest memory blobs are memfds this backend creates and lends to the device (the VMM sees guest RAM); host blobs are
 // memfds the device lends back (host-visible memory). Nothing else crosses: no fd of a guest client ever does.
 import { CrosswayError } from "../errors.ts";
-import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../fd/constants.ts";
+import {
+  F_SEAL_GROW,
+  F_SEAL_SEAL,
+  F_SEAL_SHRINK,
+  MAP_SHARED,
+  MFD_ALLOW_SEALING,
+  PROT_READ,
+  PROT_WRITE,
+} from "../fd/constants.ts";
 import { componentLogger } from "../log.ts";
 import { native } from "../native.ts";
 import { getU32 } from "../wire/bytes.ts";
@@ -206,8 +214,10 @@ class EmulatedVirtGpu implements VirtGpu {
     let guestFd = -1;
     if (req.blobMem === BlobMem.GUEST) {
       // Guest RAM backing a guest blob: created here, never taken from a caller.
-      guestFd = native.memfdCreate("crossway-guest-blob", 0);
+      guestFd = native.memfdCreate("crossway-guest-blob", MFD_ALLOW_SEALING);
       native.ftruncate(guestFd, req.size);
+      // Guest RAM never changes size: sealed so, the device may map it (crossdomain-context.ts mapSealedRing).
+      native.addSeals(guestFd, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
       fds.push(native.dup(guestFd));
     }
     let reply: { payload: Uint8Array; fds: number[] };
