@@ -110,6 +110,7 @@ describe("crossway wayland-filter in front of headless sway (strict policy)", ()
         const sel = await t.c.waitFor((e) => e.objectId === dd && e.name === "selection", 20_000);
         expect(sel.args[0]).toBe(0); // rewritten: the guest is told there is no selection
         const [r, w] = native.pipe2();
+        const auditedBefore = audits("clipboard").length;
         try {
           t.c.request(
             offer.args[0] as number,
@@ -125,6 +126,9 @@ describe("crossway wayland-filter in front of headless sway (strict policy)", ()
         } finally {
           native.close(r);
         }
+        // The filter writes its audit lines to its log asynchronously: the line can land just after the round trip.
+        const deadline = Date.now() + 10_000;
+        while (audits("clipboard").length === auditedBefore && Date.now() < deadline) await sleep(50);
         expect(audits("clipboard").at(-1)).toMatchObject({ message: "receive", action: "dropped" });
       } finally {
         t.c.close();
