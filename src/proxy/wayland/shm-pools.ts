@@ -218,18 +218,17 @@ export class ShmBuffer extends ShadowBuffer {
   /** Copies `rects` of this buffer from the client's pool into its host blob. */
   copy(rects: readonly Rect[]): CopyResult {
     const { offset, stride, height } = this.layout;
-    if (this.fresh) {
-      this.fresh = false;
+    const first = this.fresh;
+    this.fresh = false;
+    if (first) {
       const whole = this.copyWhole();
       if (whole !== null) return whole;
-      const source = this.pool.source(offset, offset + stride * height);
-      const dst = this.blob.mapped;
-      if (dst !== null) this.populate(source, dst);
     }
     const source = this.pool.source(offset, offset + stride * height);
     const dst = this.blob.mapped;
     // create_buffer mapped the window (and held later requests until it was): absent only if that failed.
     if (dst === null) return { ok: false, at: offset };
+    if (first) this.populate(source, dst);
     return copyRects(source, dst, this.layout, rects);
   }
 
@@ -266,13 +265,12 @@ export class ShmBuffer extends ShadowBuffer {
     const { offset, stride, height } = this.layout;
     const bytes = stride * height;
     const dst = this.blob.mapped;
-    const to = dst === null ? -1 : offset - dst.base;
-    if (dst !== null && to >= 0 && to + bytes <= dst.bytes.byteLength)
-      native.touchPages(dst.bytes, to, bytes);
+    const to = dst === null ? -1 : this.within(dst.base, dst.bytes.byteLength);
+    if (dst !== null && to >= 0) native.touchPages(dst.bytes, to, bytes);
     const source = this.pool.source(offset, offset + bytes);
     const m = source.mapping;
-    const from = offset - source.base;
-    if (m === null || from < 0 || from + bytes > m.byteLength) return;
+    const from = m === null ? -1 : this.within(source.base, m.byteLength);
+    if (m === null || from < 0) return;
     const pages = Math.ceil(bytes / TOUCH_STEP);
     native.copyGuarded(m, from, new Uint8Array(pages), 0, 1, pages, TOUCH_STEP, 1);
   }
@@ -284,13 +282,18 @@ export class ShmBuffer extends ShadowBuffer {
    * PFN-mapped host memory, a shrunk client file) leaves the faults to the copy.
    */
   private populate(source: ShmSource, dst: BlobMapping): void {
-    const { offset, stride, height } = this.layout;
-    const bytes = stride * height;
-    const to = offset - dst.base;
-    if (to >= 0 && to + bytes <= dst.bytes.byteLength) native.populate(dst.bytes, to, bytes, true);
+    const bytes = this.layout.stride * this.layout.height;
+    const to = this.within(dst.base, dst.bytes.byteLength);
+    if (to >= 0) native.populate(dst.bytes, to, bytes, true);
     const m = source.mapping;
-    const from = offset - source.base;
-    if (m !== null && from >= 0 && from + bytes <= m.byteLength) native.populate(m, from, bytes, false);
+    const from = m === null ? -1 : this.within(source.base, m.byteLength);
+    if (m !== null && from >= 0) native.populate(m, from, bytes, false);
+  }
+
+  /** Where the buffer's bytes start in a window of its pool mapped at `base` for `length` bytes, or -1 if outside. */
+  private within(base: number, length: number): number {
+    const at = this.layout.offset - base;
+    return at >= 0 && at + this.layout.stride * this.layout.height <= length ? at : -1;
   }
 
   /** The wl_buffer is gone: drop the references it held. */
