@@ -12,6 +12,7 @@ import {
   encodeReadWrite,
   encodeSendReceive,
   type ImageRequirements,
+  type IdentifierList,
   newIdentifierList,
 } from "./codec.ts";
 import type { DeviceOptions } from "./device.ts";
@@ -66,7 +67,7 @@ interface ChannelState {
    * against shrinking: an unsealed memfd could be truncated under the mapping and a store would kill the device
    * with SIGBUS. Null: pwrite.
    */
-  ringMap: ArrayBuffer | null;
+  ringMap: Uint8Array | null;
   halted: boolean;
 }
 
@@ -103,6 +104,8 @@ export class CrossDomainContext {
   /** A host eventfd's value, on its way into a READ ring message. */
   private readonly counter = new Uint8Array(8);
   private readonly fdsOut = new Int32Array(MAX_FDS_PER_MSG + 1);
+  /** The identifiers of a RECEIVE without fds (count 0, never written). */
+  private readonly noIds: IdentifierList;
   private readonly config: CrossDomainConfig;
 
   constructor(
@@ -111,6 +114,7 @@ export class CrossDomainContext {
     private readonly host: ContextHost,
   ) {
     this.config = options.config;
+    this.noIds = newIdentifierList(this.config.maxIdentifiers);
   }
 
   /**
@@ -259,6 +263,15 @@ export class CrossDomainContext {
     const st = this.requireState("SEND");
     if (st.socketOut === null)
       throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", "SEND on a query-only context");
+    if (ids.count === 0) {
+      // Bytes only (nearly every SEND): straight to the host socket's queue, which copies them.
+      try {
+        st.socketOut.write(data, null);
+      } catch (err) {
+        throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `SEND: ${(err as Error).message}`);
+      }
+      return;
+    }
     const fds: number[] = [];
     const newPipes: Array<{ id: number; fd: number }> = [];
     const fail = (msg: string): never => {
@@ -404,7 +417,7 @@ export class CrossDomainContext {
     if (len > st.ringBytes)
       throw new Error(`ring message of ${len} bytes exceeds the ${st.ringBytes}-byte ring`);
     const fd = this.ringFd(st.channelRing);
-    if (st.ringMap !== null) new Uint8Array(st.ringMap, 0, len).set(this.scratch.subarray(0, len));
+    if (st.ringMap !== null) st.ringMap.set(this.scratch.subarray(0, len));
     else native.pwrite(fd, this.scratch, 0, len, 0);
   }
 
@@ -417,15 +430,8 @@ export class CrossDomainContext {
     return r.fd;
   }
 
-  /** recvmsg on the host socket → RECEIVE; false when nothing was there after all. */
-  private receive(): boolean {
-    const st = this.state!;
-    const hdr = sendReceiveHeaderSize(this.config.maxIdentifiers);
-    // rutabaga's receive buffer is 4096 bytes minus the SEND/RECEIVE header: 3744 with 28 slots, 4032 with 4.
-    const n = native.recvmsg(st.socket, this.scratch, hdr, RECEIVE_BUFFER - hdr, this.fdsOut);
-    const nfds = this.fdsOut[0]!;
-    if (n === AGAIN) return false;
-    const ids = newIdentifierList(this.config.maxIdentifiers);
+  /** A RECEIVE's fds become host items, their identifiers written into `ids`; throws on an fd that is no item. */
+  private takeItems(nfds: number, ids: IdentifierList): void {
     const received: number[] = [];
     for (let i = 0; i < nfds; i++) received.push(this.fdsOut[1 + i]!);
     if (nfds > this.config.maxIdentifiers) {
@@ -464,6 +470,19 @@ export class CrossDomainContext {
       ids.sizes[i] = k.size;
     }
     ids.count = nfds;
+  }
+
+  /** recvmsg on the host socket → RECEIVE; false when nothing was there after all. */
+  private receive(): boolean {
+    const st = this.state!;
+    const hdr = sendReceiveHeaderSize(this.config.maxIdentifiers);
+    // rutabaga's receive buffer is 4096 bytes minus the SEND/RECEIVE header: 3744 with 28 slots, 4032 with 4.
+    const n = native.recvmsg(st.socket, this.scratch, hdr, RECEIVE_BUFFER - hdr, this.fdsOut);
+    const nfds = this.fdsOut[0]!;
+    if (n === AGAIN) return false;
+    // Most RECEIVEs carry no fds: one reused empty identifier list, and none of the classification below.
+    const ids = nfds === 0 ? this.noIds : newIdentifierList(this.config.maxIdentifiers);
+    if (nfds > 0) this.takeItems(nfds, ids);
     // n == 0 with no fds is host EOF: still a RECEIVE, with no data and no identifiers (b87c37e9 / 6293879f).
     // The data was received in place after the header; encoding copies it onto itself (TypedArray#set handles
     // overlapping ranges) and only rewrites the header in front of it.
@@ -566,7 +585,7 @@ export class CrossDomainContext {
         st.socketWatcher.close();
       }
       if (st.socketOut !== null) st.socketOut.close();
-      if (st.ringMap !== null) native.munmap(st.ringMap);
+      if (st.ringMap !== null) native.munmap(st.ringMap.buffer as ArrayBuffer);
       st.ringMap = null;
     }
     for (const p of this.readPipes.values()) {
@@ -584,11 +603,11 @@ export class CrossDomainContext {
  * guest seals its guest blobs, as guest RAM never shrinks), else null: the ring is then written with pwrite, which
  * returns an error instead of SIGBUS when the memory was truncated.
  */
-function mapSealedRing(ring: Resource, bytes: number): ArrayBuffer | null {
+function mapSealedRing(ring: Resource, bytes: number): Uint8Array | null {
   try {
     if ((native.getSeals(ring.fd) & F_SEAL_SHRINK) === 0) return null;
     if (native.fstat(ring.fd).size < bytes) return null;
-    return native.mmap(ring.fd, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, 0);
+    return new Uint8Array(native.mmap(ring.fd, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, 0));
   } catch {
     return null; // not a memfd, or not mappable: pwrite
   }

@@ -45,11 +45,18 @@ export interface FrameHeader {
 }
 
 /** Writes a frame header at `off`. */
-export function encodeFrameHeader(buf: Uint8Array, off: number, h: FrameHeader): void {
-  setU32(buf, off, h.type);
-  setU32(buf, off + 4, h.serial);
-  setU32(buf, off + 8, h.payloadLength);
-  setU32(buf, off + 12, h.nfds);
+export function encodeFrameHeader(
+  buf: Uint8Array,
+  off: number,
+  type: number,
+  serial: number,
+  payloadLength: number,
+  nfds: number,
+): void {
+  setU32(buf, off, type);
+  setU32(buf, off + 4, serial);
+  setU32(buf, off + 8, payloadLength);
+  setU32(buf, off + 12, nfds);
 }
 
 /** Reads the frame header at `off`, or null when fewer than 16 bytes are buffered. */
@@ -73,7 +80,7 @@ export function buildFrame(
 ): Uint8Array {
   const payload = fields.length * 4 + (tail?.length ?? 0);
   const out = new Uint8Array(FRAME_HEADER_SIZE + payload);
-  encodeFrameHeader(out, 0, { type, serial, payloadLength: payload, nfds });
+  encodeFrameHeader(out, 0, type, serial, payload, nfds);
   for (let i = 0; i < fields.length; i++) setU32(out, FRAME_HEADER_SIZE + 4 * i, fields[i]!);
   if (tail !== null) out.set(tail, FRAME_HEADER_SIZE + fields.length * 4);
   return out;

@@ -19,7 +19,7 @@ import { AGAIN, native, POLL_READABLE } from "../native.ts";
 import { setU32 } from "../wire/bytes.ts";
 import { type CrossDomainMessage, decodeCommand } from "./codec.ts";
 import { CrossDomainContext, type Resource } from "./crossdomain-context.ts";
-import { buildFrame, FrameType, field, field64 } from "./device-protocol.ts";
+import { buildFrame, FRAME_HEADER_SIZE, FrameType, field, field64 } from "./device-protocol.ts";
 import { FramedSocket } from "./framed-socket.ts";
 import { HOST_PAGE, roundUp } from "./gralloc-layout.ts";
 import { CAPSET_CROSS_DOMAIN, ChannelType, type CrossDomainConfig } from "./protocol.ts";
@@ -109,6 +109,8 @@ class DeviceContext {
   private destroyed = false;
   /** POLL fences completed early by the QEMU quirk: the host's own later signal for them is swallowed. */
   private readonly completedEarly = new Set<number>();
+  /** FENCE {fenceId}: the header is fixed, signal() writes the id. */
+  private readonly fenceFrame = buildFrame(FrameType.FENCE, 0, [0], null, 0);
   private readonly config: CrossDomainConfig;
 
   constructor(
@@ -126,7 +128,7 @@ class DeviceContext {
     });
     this.socket = new FramedSocket(
       fd,
-      (h, payload, fds) => this.onFrame(h.type, h.serial, payload, fds),
+      (type, serial, payload, fds) => this.onFrame(type, serial, payload, fds),
       (err) => {
         if (err !== null) log.warn({ err: err.message }, "guest connection failed");
         this.destroy();
@@ -352,7 +354,9 @@ class DeviceContext {
   private signal(fenceId: number): void {
     if (this.destroyed) return;
     if (this.completedEarly.delete(fenceId)) return; // QEMU found nothing left to complete for it
-    this.socket.send(buildFrame(FrameType.FENCE, 0, [fenceId], null, 0));
+    // One reused frame (the socket's queue copies it): a fence per ring message allocates nothing.
+    setU32(this.fenceFrame, FRAME_HEADER_SIZE, fenceId);
+    this.socket.send(this.fenceFrame);
     if (this.options.foreignPollCompletion === true) {
       for (const other of this.ids.contexts) if (other !== this) other.completePollEarly();
     }

@@ -13,8 +13,16 @@ import {
 } from "../fd/constants.ts";
 import { componentLogger } from "../log.ts";
 import { native } from "../native.ts";
-import { getU32 } from "../wire/bytes.ts";
-import { buildFrame, FrameType, field, field64, u64Fields } from "./device-protocol.ts";
+import { getU32, setU32 } from "../wire/bytes.ts";
+import {
+  buildFrame,
+  encodeFrameHeader,
+  FRAME_HEADER_SIZE,
+  FrameType,
+  field,
+  field64,
+  u64Fields,
+} from "./device-protocol.ts";
 import { FramedSocket } from "./framed-socket.ts";
 import { BlobMem } from "./structs.ts";
 import type {
@@ -33,6 +41,9 @@ const log = componentLogger("virtgpu-emulated");
 
 /** Blob windows start and end on 64 KiB: a multiple of every guest and host page size (4, 16 or 64 KiB, P17). */
 const WINDOW_ALIGN = 64 * 1024;
+
+/** The BOs of an EXECBUFFER without any. */
+const NO_BOS: readonly number[] = Object.freeze([]);
 
 interface LocalBlob {
   readonly handle: BlobHandle;
@@ -85,12 +96,14 @@ class EmulatedVirtGpu implements VirtGpu {
   private readonly busy = new Map<number, number>();
   private readonly boWaiters = new Map<number, Array<() => void>>();
   private closed = false;
+  /** Where {@link execbuffer} builds its SUBMIT frames. */
+  private submitBuf = new Uint8Array(4096);
 
   constructor(fd: number, path: string) {
     this.description = `emulated:${path}`;
     this.socket = new FramedSocket(
       fd,
-      (h, payload, fds) => this.onFrame(h.type, h.serial, payload, fds),
+      (type, serial, payload, fds) => this.onFrame(type, serial, payload, fds),
       (err) => this.onLost(err),
     );
     this.socket.onDrain = () => this.onDrain();
@@ -349,7 +362,7 @@ class EmulatedVirtGpu implements VirtGpu {
         `EXECBUFFER: EINVAL: ring_idx ${ring} >= num_rings ${this.numRings}`,
       );
     }
-    const bos = opts.boHandles ?? [];
+    const bos = opts.boHandles ?? NO_BOS;
     const polled = ring !== undefined && ((this.pollMask >>> ring) & 1) === 1;
     let fenceId = 0;
     if (polled || bos.length > 0) {
@@ -361,7 +374,17 @@ class EmulatedVirtGpu implements VirtGpu {
       }
     }
     const flags = ring !== undefined ? 4 : 0;
-    return this.socket.send(buildFrame(FrameType.SUBMIT, 0, [flags, ring ?? 0, fenceId], cmd, 0));
+    // Built in one reused buffer (the socket's queue copies it): a SUBMIT per SEND and POLL allocates nothing.
+    const payload = 12 + cmd.length;
+    if (this.submitBuf.length < FRAME_HEADER_SIZE + payload)
+      this.submitBuf = new Uint8Array(Math.max(2 * this.submitBuf.length, FRAME_HEADER_SIZE + payload));
+    const f = this.submitBuf;
+    encodeFrameHeader(f, 0, FrameType.SUBMIT, 0, payload, 0);
+    setU32(f, FRAME_HEADER_SIZE, flags);
+    setU32(f, FRAME_HEADER_SIZE + 4, ring ?? 0);
+    setU32(f, FRAME_HEADER_SIZE + 8, fenceId);
+    f.set(cmd, FRAME_HEADER_SIZE + 12);
+    return this.socket.send(f.subarray(0, FRAME_HEADER_SIZE + payload));
   }
 
   wait(blob: BlobHandle): Promise<void> {

@@ -9,15 +9,14 @@ import {
   POLL_READABLE,
   POLL_WRITABLE,
 } from "../native.ts";
-import {
-  decodeFrameHeader,
-  FRAME_HEADER_SIZE,
-  type FrameHeader,
-  MAX_FRAME_PAYLOAD,
-} from "./device-protocol.ts";
+import { getU32 } from "../wire/bytes.ts";
+import { FRAME_HEADER_SIZE, MAX_FRAME_PAYLOAD } from "./device-protocol.ts";
 
 /** Called for each complete frame; `payload` is a view valid only during the call; `fds` are now the callee's. */
-export type FrameHandler = (header: FrameHeader, payload: Uint8Array, fds: number[]) => void;
+export type FrameHandler = (type: number, serial: number, payload: Uint8Array, fds: number[]) => void;
+
+/** The fds of a frame that carries none: shared, so that dispatching a frame allocates nothing. */
+const NO_FDS: number[] = Object.freeze([]) as unknown as number[];
 
 /** Bytes queued for writing above which {@link FramedSocket.send} reports back-pressure. */
 const HIGH_WATER = 1 << 20;
@@ -143,36 +142,43 @@ export class FramedSocket {
   }
 
   private dispatch(): void {
+    const buf = this.buf;
     while (!this.closed) {
-      const h = decodeFrameHeader(this.buf, this.start, this.end);
-      if (h === null) return;
-      if (h.payloadLength > MAX_FRAME_PAYLOAD || h.nfds > MAX_FDS_PER_MSG) {
+      if (this.end - this.start < FRAME_HEADER_SIZE) return;
+      const type = getU32(buf, this.start);
+      const serial = getU32(buf, this.start + 4);
+      const payloadLength = getU32(buf, this.start + 8);
+      const nfds = getU32(buf, this.start + 12);
+      if (payloadLength > MAX_FRAME_PAYLOAD || nfds > MAX_FDS_PER_MSG) {
         this.fail(
           new CrosswayError(
             "CW_DEVICE_PROTOCOL",
-            `device frame type ${h.type}: bad size ${h.payloadLength}/${h.nfds}`,
+            `device frame type ${type}: bad size ${payloadLength}/${nfds}`,
           ),
         );
         return;
       }
-      const total = FRAME_HEADER_SIZE + h.payloadLength;
+      const total = FRAME_HEADER_SIZE + payloadLength;
       if (this.end - this.start < total) {
         if (this.buf.length - this.start < total) this.makeRoom(total);
         return;
       }
-      if (this.fdQueue.length - this.fdHead < h.nfds) {
+      if (this.fdQueue.length - this.fdHead < nfds) {
         // The fds ride on some byte of this frame; the rest of the frame's bytes came first. Wait for them.
         return;
       }
-      const fds = this.fdQueue.slice(this.fdHead, this.fdHead + h.nfds);
-      this.fdHead += h.nfds;
-      if (this.fdHead === this.fdQueue.length) {
-        this.fdQueue.length = 0;
-        this.fdHead = 0;
+      let fds = NO_FDS;
+      if (nfds > 0) {
+        fds = this.fdQueue.slice(this.fdHead, this.fdHead + nfds);
+        this.fdHead += nfds;
+        if (this.fdHead === this.fdQueue.length) {
+          this.fdQueue.length = 0;
+          this.fdHead = 0;
+        }
       }
-      const payload = this.buf.subarray(this.start + FRAME_HEADER_SIZE, this.start + total);
+      const payload = buf.subarray(this.start + FRAME_HEADER_SIZE, this.start + total);
       this.start += total;
-      this.onFrame(h, payload, fds);
+      this.onFrame(type, serial, payload, fds);
     }
   }
 

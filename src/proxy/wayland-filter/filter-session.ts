@@ -198,6 +198,7 @@ export class FilterSession {
     for (let i = 0; i < 8 && !this.closed; i++) {
       if (dir === Direction.REQUEST && (this.toUpstream.pending > 0 || this.rateTimer !== null)) return;
       const r = framer.reserve();
+      const room = r.length;
       const n = recvWithFds(fd, r, fdq, this.recvFds, (q, cause) => {
         const side = dir === Direction.REQUEST ? "client" : "compositor";
         return new CrosswayError(
@@ -215,7 +216,7 @@ export class FilterSession {
       framer.commit(n);
       if (dir === Direction.REQUEST) this.pumpRequests();
       else this.pumpEvents();
-      if (n < r.length) return;
+      if (n < room) return;
     }
   }
 

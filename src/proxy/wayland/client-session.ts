@@ -36,6 +36,16 @@ import { tagString } from "./tag-string.ts";
 /** The fds of an event that carries none, shared so that forwarding allocates nothing. */
 const NO_FDS: readonly number[] = Object.freeze([]);
 
+/** The error of a client that sent fds no message takes (recvWithFds), one function for every read. */
+function fdOverflow(q: { length: number; limit: number }, cause: unknown): CrosswayError {
+  return new CrosswayError(
+    "CW_GUEST_CLIENT_IO",
+    `client queued ${q.length} fds without messages for them (limit ${q.limit})`,
+    {},
+    { cause },
+  );
+}
+
 /** Static inputs every session shares. */
 export interface SessionContext {
   readonly registry: ProtocolRegistry;
@@ -58,6 +68,8 @@ export class ClientSession {
   private itemsStamped = 0;
   private readonly recvFds = new Int32Array(MAX_FDS_PER_MSG + 1);
   private readonly watcher: NativeWatcher;
+  /** The events the watcher was last started with (see rearm). */
+  private armed = -1;
   private readonly requestHooks = new Map<MessageDesc, Hook>();
   private readonly eventHooks = new Map<MessageDesc, Hook>();
   private readonly log: Logger;
@@ -158,6 +170,10 @@ export class ClientSession {
     let ev = 0;
     if (!this.suspended && !this.hostBlocked) ev |= POLL_READABLE;
     if (this.out.pending > 0) ev |= POLL_WRITABLE;
+    // Unchanged (the usual case after each wake-up): no call into the addon. libuv stops a handle itself on an
+    // error, which onClientEvent handles by closing the session, so the remembered mask cannot go stale.
+    if (ev === this.armed) return;
+    this.armed = ev;
     this.watcher.start(ev);
   }
 
@@ -185,19 +201,8 @@ export class ClientSession {
     // Bounded: a few reads per wake-up keeps one busy client from starving the others.
     for (let i = 0; i < 8 && !this.suspended && !this.hostBlocked && !this.closed; i++) {
       const w = framer.reserve();
-      const n = recvWithFds(
-        this.clientFd,
-        w,
-        fdq,
-        this.recvFds,
-        (q, cause) =>
-          new CrosswayError(
-            "CW_GUEST_CLIENT_IO",
-            `client queued ${q.length} fds without messages for them (limit ${q.limit})`,
-            {},
-            { cause },
-          ),
-      );
+      const room = w.length;
+      const n = recvWithFds(this.clientFd, w, fdq, this.recvFds, fdOverflow);
       if (n === AGAIN) return;
       if (n === 0) {
         this.close(this.disconnectReason(""), "info");
@@ -206,7 +211,7 @@ export class ClientSession {
       framer.commit(n);
       this.pumpRequests();
       // A short read drained the socket; the level-triggered watcher wakes us for more (saves an EAGAIN recvmsg).
-      if (n < w.length) return;
+      if (n < room) return;
     }
   }
 

@@ -76,6 +76,7 @@ export class MessageFramer {
   #start = 0;
   #end = 0;
   readonly #view: View;
+  readonly #region: { bytes: Uint8Array; offset: number; length: number };
 
   constructor(options: FramerOptions = {}) {
     const max = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
@@ -87,6 +88,7 @@ export class MessageFramer {
     this.#buf = new Uint8Array(cap & ~3);
     this.#words = new Uint32Array(this.#buf.buffer);
     this.#view = new View(this.#buf, this.#words);
+    this.#region = { bytes: this.#buf, offset: 0, length: 0 };
   }
 
   /** Bytes buffered but not yet framed. */
@@ -100,7 +102,12 @@ export class MessageFramer {
    */
   reserve(min = this.maxMessageSize): { bytes: Uint8Array; offset: number; length: number } {
     if (this.#buf.length - this.#end < min) this.#compact(min);
-    return { bytes: this.#buf, offset: this.#end, length: this.#buf.length - this.#end };
+    // One reused region per framer: a read per wake-up allocates nothing. It is valid until the next reserve.
+    const r = this.#region;
+    r.bytes = this.#buf;
+    r.offset = this.#end;
+    r.length = this.#buf.length - this.#end;
+    return r;
   }
 
   /** Records that `n` bytes were written at the offset {@link MessageFramer.reserve} returned. */

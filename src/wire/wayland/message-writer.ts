@@ -5,6 +5,8 @@ import { DEFAULT_MAX_MESSAGE_SIZE, HEADER_SIZE, type MessageView } from "./frame
 import { ArgKind, type MessageDesc } from "./protocol-registry.ts";
 
 const utf8 = new TextEncoder();
+/** raw()'s fds when a message carries none: shared, so forwarding a message allocates no array. */
+const NO_FDS: readonly number[] = Object.freeze([]);
 
 /** Exact UTF-8 byte length of `s` (lone surrogates count as U+FFFD, 3 bytes, as TextEncoder writes them). */
 export function utf8Length(s: string): number {
@@ -211,7 +213,7 @@ export class MessageWriter {
   }
 
   /** Copies a framed message unchanged, with its fds (pass the ones the message carried, in order). */
-  raw(view: MessageView, fds: ArrayLike<number> = [], fdCount = fds.length): this {
+  raw(view: MessageView, fds: ArrayLike<number> = NO_FDS, fdCount = fds.length): this {
     if (this.#msgStart >= 0) throw new WireEncodeError("raw() while a message is open");
     this.#ensure(view.size);
     const start = this.#length;
