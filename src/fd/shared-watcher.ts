@@ -3,7 +3,11 @@ import { type NativeWatcher, native, POLL_DISCONNECT } from "../native.ts";
 
 interface Entry {
   readonly native: NativeWatcher;
-  readonly handles: Set<Handle>;
+  /**
+   * The handles sharing the fd, copied on every change (rare) and never mutated: a callback that closes or adds a
+   * handle does not disturb the dispatch loop iterating the old copy, and a dispatch allocates nothing.
+   */
+  handles: readonly Handle[];
 }
 
 /** fd -> the one native watcher on it and the handles sharing it. Closing the fd must close its handles first. */
@@ -36,8 +40,8 @@ class Handle implements NativeWatcher {
     this.events = 0;
     const e = byFd.get(this.fd);
     if (e === undefined) return;
-    e.handles.delete(this);
-    if (e.handles.size === 0) {
+    e.handles = e.handles.filter((x) => x !== this);
+    if (e.handles.length === 0) {
       byFd.delete(this.fd);
       e.native.stop();
       e.native.close();
@@ -75,17 +79,21 @@ export function createSharedWatcher(
   const h = new Handle(fd, callback);
   let e = byFd.get(fd);
   if (e === undefined) {
-    const handles = new Set<Handle>();
-    const w = native.createWatcher(fd, (status, events) => {
-      for (const x of [...handles]) {
-        if (x.closed || x.events === 0) continue;
-        if (status < 0 || (events & POLL_DISCONNECT) !== 0 || (events & x.events) !== 0)
-          x.callback(status, events);
-      }
-    });
-    e = { native: w, handles };
+    const entry: Entry = {
+      native: native.createWatcher(fd, (status, events) => {
+        const handles = entry.handles;
+        for (let i = 0; i < handles.length; i++) {
+          const x = handles[i]!;
+          if (x.closed || x.events === 0) continue;
+          if (status < 0 || (events & POLL_DISCONNECT) !== 0 || (events & x.events) !== 0)
+            x.callback(status, events);
+        }
+      }),
+      handles: [],
+    };
+    e = entry;
     byFd.set(fd, e);
   }
-  e.handles.add(h);
+  e.handles = [...e.handles, h];
   return h;
 }

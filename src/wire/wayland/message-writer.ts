@@ -68,8 +68,11 @@ export class MessageWriter {
   reset(): void {
     this.#length = 0;
     this.#msgStart = -1;
-    this.fds.length = 0;
-    this.fdMessageOffsets.length = 0;
+    // Truncating is a runtime call in V8; most batches carry no fds.
+    if (this.fds.length !== 0) {
+      this.fds.length = 0;
+      this.fdMessageOffsets.length = 0;
+    }
   }
 
   #ensure(extra: number): void {
