@@ -4,6 +4,7 @@
 // build_cmsg per sendmsg). Used by the guest's client output, the framed device socket, the PipeWire endpoint and
 // the device's host-fd writer.
 import { AGAIN, MAX_FDS_PER_MSG, native } from "../native.ts";
+import { copyBytes } from "../wire/bytes.ts";
 
 /*
  * Pending output:   [ sent | segment 0 (fds a) | segment 1 (fds b) | ... ]   bytes, in one growable buffer
@@ -48,13 +49,18 @@ export class FdOutputQueue {
    * (one sendmsg's worth), and fds only on a socket; otherwise this throws RangeError and takes none of them.
    */
   append(bytes: Uint8Array, fds: readonly number[] | null = null): void {
+    this.appendRange(bytes, 0, bytes.length, fds);
+  }
+
+  /** {@link append} of `src[offset, offset + length)`, without making a view of it first. */
+  appendRange(src: Uint8Array, offset: number, length: number, fds: readonly number[] | null = null): void {
     if (fds !== null && fds.length > 0) {
       if (fds.length > MAX_FDS_PER_MSG || this.kind !== "socket") {
         throw new RangeError(
           `FdOutputQueue: a message with ${fds.length} fds on a ${this.kind} (at most ${this.kind === "socket" ? MAX_FDS_PER_MSG : 0})`,
         );
       }
-      if (bytes.length === 0) throw new RangeError("FdOutputQueue: fds need at least one byte to ride on");
+      if (length === 0) throw new RangeError("FdOutputQueue: fds need at least one byte to ride on");
       const last = this.segments.length > this.segHead ? this.segments[this.segments.length - 1] : undefined;
       if (last !== undefined && last.fds.length + fds.length <= MAX_FDS_PER_MSG) {
         last.fds.push(...fds);
@@ -62,9 +68,9 @@ export class FdOutputQueue {
         this.segments.push({ start: this.tail, fds: [...fds] });
       }
     }
-    this.ensure(bytes.length);
-    this.buf.set(bytes, this.tail);
-    this.tail += bytes.length;
+    this.ensure(length);
+    copyBytes(this.buf, this.tail, src, offset, length);
+    this.tail += length;
   }
 
   /** Writes as much as the fd takes. Throws the native error when the peer is gone (EPIPE, ECONNRESET). */

@@ -29,7 +29,8 @@ class Handle implements NativeWatcher {
   }
 
   stop(): void {
-    if (this.closed) return;
+    // Already stopped: nothing to re-arm (an FdWriter stops its writable watch after every flush that drained).
+    if (this.closed || this.events === 0) return;
     this.events = 0;
     update(this.fd);
   }

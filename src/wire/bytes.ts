@@ -40,3 +40,21 @@ export function setU64Number(b: Uint8Array, off: number, v: number): void {
   setU32(b, off, v >>> 0);
   setU32(b, off + 4, Math.floor(v / 0x100000000) >>> 0);
 }
+
+/** Below this many bytes a plain loop beats subarray + set (a typed-array allocation and a builtin call). */
+const SMALL_COPY = 64;
+
+/** Copies `src[srcOff, srcOff + len)` to `dst` at `dstOff` (distinct buffers); small copies allocate nothing. */
+export function copyBytes(
+  dst: Uint8Array,
+  dstOff: number,
+  src: Uint8Array,
+  srcOff: number,
+  len: number,
+): void {
+  if (len <= SMALL_COPY) {
+    for (let i = 0; i < len; i++) dst[dstOff + i] = src[srcOff + i]!;
+    return;
+  }
+  dst.set(src.subarray(srcOff, srcOff + len), dstOff);
+}

@@ -433,7 +433,7 @@ export class ClientSession {
         }
       }
     }
-    this.out.append(m.view.bytes.subarray(m.view.offset, m.view.offset + m.view.size), fds);
+    this.out.appendRange(m.view.bytes, m.view.offset, m.view.size, fds);
   }
 
   private closeHostFd(fd: number): void {

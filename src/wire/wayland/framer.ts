@@ -1,4 +1,5 @@
 // Splits a Wayland byte stream into messages at arbitrary read boundaries: a view, NEED_MORE, or an error.
+import { copyBytes } from "../bytes.ts";
 import { MalformedMessageError } from "./errors.ts";
 
 /** Returned by {@link MessageFramer.next} when the buffer holds no complete message yet. */
@@ -120,7 +121,7 @@ export class MessageFramer {
   /** Copies bytes in (for tests and for callers that already hold a chunk). */
   push(chunk: Uint8Array, offset = 0, length = chunk.length - offset): void {
     const r = this.reserve(length);
-    r.bytes.set(chunk.subarray(offset, offset + length), r.offset);
+    copyBytes(r.bytes, r.offset, chunk, offset, length);
     this.commit(length);
   }
 

@@ -1,4 +1,5 @@
 // Encodes Wayland messages into a growable per-connection output buffer plus its outgoing fd list.
+import { copyBytes } from "../bytes.ts";
 import type { ArgValues } from "./arg-values.ts";
 import { WireEncodeError } from "./errors.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE, HEADER_SIZE, type MessageView } from "./framer.ts";
@@ -220,7 +221,7 @@ export class MessageWriter {
     if (this.#msgStart >= 0) throw new WireEncodeError("raw() while a message is open");
     this.#ensure(view.size);
     const start = this.#length;
-    this.#buf.set(view.bytes.subarray(view.offset, view.offset + view.size), start);
+    copyBytes(this.#buf, start, view.bytes, view.offset, view.size);
     this.#length += view.size;
     for (let i = 0; i < fdCount; i++) {
       this.fds.push(fds[i] as number);

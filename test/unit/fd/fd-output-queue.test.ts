@@ -116,6 +116,46 @@ describe("FdOutputQueue", () => {
     }
   });
 
+  it("appendRange sends exactly the asked ranges, small (copied by loop) and large (by set), with their fds", () => {
+    const [a, b] = native.socketpair();
+    const memfd = native.memfdCreate("range", 0); // the queue's once appended: it closes it once sent
+    const spare = native.memfdCreate("spare", 0);
+    const ino = native.fstat(memfd).ino;
+    try {
+      const src = Uint8Array.from({ length: 300 }, (_, i) => i & 0xff);
+      const q = new FdOutputQueue(a);
+      // Around the 64-byte threshold of copyBytes, at odd offsets, and one range carrying an fd.
+      const ranges: [number, number][] = [
+        [0, 1],
+        [3, 63],
+        [7, 64],
+        [11, 65],
+        [100, 200],
+        [299, 1],
+      ];
+      for (const [off, len] of ranges) q.appendRange(src, off, len, off === 11 ? [memfd] : null);
+      expect(q.flush()).toBe("done");
+      const want = ranges.flatMap(([off, len]) => [...src.subarray(off, off + len)]);
+      const got = new Uint8Array(1024);
+      const fdsOut = new Int32Array(29);
+      let n = 0;
+      const fds: number[] = [];
+      while (n < want.length) {
+        const r = native.recvmsg(b, got, n, got.length - n, fdsOut);
+        expect(r).not.toBe(AGAIN);
+        for (let k = 0; k < fdsOut[0]!; k++) fds.push(fdsOut[1 + k]!);
+        n += r;
+      }
+      expect([...got.subarray(0, n)]).toEqual(want);
+      expect(fds).toHaveLength(1);
+      expect(native.fstat(fds[0]!).ino).toBe(ino);
+      closeAll(fds);
+      expect(() => q.appendRange(src, 0, 0, [spare])).toThrow(/at least one byte/);
+    } finally {
+      closeAll([a, b, spare]);
+    }
+  });
+
   it("ClientOutput is the queue on a client socket", () => {
     const [a, b] = native.socketpair();
     try {
