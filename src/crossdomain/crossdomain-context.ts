@@ -11,8 +11,8 @@ import {
   encodeImageRequirements,
   encodeReadWrite,
   encodeSendReceive,
-  type ImageRequirements,
   type IdentifierList,
+  type ImageRequirements,
   newIdentifierList,
 } from "./codec.ts";
 import type { DeviceOptions } from "./device.ts";
