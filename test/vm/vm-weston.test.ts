@@ -148,6 +148,26 @@ describe.skipIf(skipped)("crossway guest in a QEMU + rutabaga VM, host weston", 
     expect(out.aOpenedDuringB, "A could not get past its sleeping ioctl").toBe(false);
   });
 
+  it("a burst of 1000 wl_display.sync in one write crosses as batched SENDs: every callback back, in order", async () => {
+    // 12 KB in one write: crossway guest reads up to 8 KiB at a time and sends each read as SENDs of at most 3744
+    // bytes, several in one EXECBUFFER. QEMU's rutabaga must walk them all by cmd_size for weston to answer each.
+    const r = await st.vm.run(
+      ["/usr/bin/node", "--import", "tsx", `${CHECKOUT}/test/vm/sync-burst-probe.ts`, "1000"],
+      { env: { ...GUEST_ENV, HOME: "/root" }, cwd: CHECKOUT, timeoutMs: 180_000 },
+    );
+    say(`sync burst in the guest: ${r.stdout.trim()} (exit ${r.code})`);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Record<string, unknown>;
+    expect(out).toMatchObject({
+      why: "complete",
+      sent: 1000,
+      done: 1000,
+      deleted: 1000,
+      inOrder: true,
+      errors: 0,
+    });
+  });
+
   it("the proxy logged no error in the guest", () => {
     const bad = st.proxy.lines.filter((l) => /"level":(50|60)/.test(l));
     expect(bad).toEqual([]);
