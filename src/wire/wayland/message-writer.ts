@@ -6,6 +6,8 @@ import { DEFAULT_MAX_MESSAGE_SIZE, HEADER_SIZE, type MessageView } from "./frame
 import { ArgKind, type MessageDesc } from "./protocol-registry.ts";
 
 const utf8 = new TextEncoder();
+/** Messages up to this many bytes are copied by raw() word by word. */
+const RAW_WORD_COPY = 256;
 /** raw()'s fds when a message carries none: shared, so forwarding a message allocates no array. */
 const NO_FDS: readonly number[] = Object.freeze([]);
 
@@ -221,7 +223,16 @@ export class MessageWriter {
     if (this.#msgStart >= 0) throw new WireEncodeError("raw() while a message is open");
     this.#ensure(view.size);
     const start = this.#length;
-    copyBytes(this.#buf, start, view.bytes, view.offset, view.size);
+    if (view.size <= RAW_WORD_COPY) {
+      // Messages and this writer are both 4-aligned: a few word stores, no view allocated (see copyBytes).
+      const to = start >>> 2;
+      const from = view.offset >>> 2;
+      const words = this.#words;
+      const src = view.words;
+      for (let i = 0; i < view.size >>> 2; i++) words[to + i] = src[from + i]!;
+    } else {
+      copyBytes(this.#buf, start, view.bytes, view.offset, view.size);
+    }
     this.#length += view.size;
     for (let i = 0; i < fdCount; i++) {
       this.fds.push(fds[i] as number);

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { formatDebugLine, formatFixed, formatTimestamp } from "../../../../src/wire/wayland/debug-format.ts";
 import { WireEncodeError, WireProtocolError } from "../../../../src/wire/wayland/errors.ts";
 import { FdQueue } from "../../../../src/wire/wayland/fd-queue.ts";
+import { MessageFramer, NEED_MORE } from "../../../../src/wire/wayland/framer.ts";
 import { MessageWriter, utf8Length } from "../../../../src/wire/wayland/message-writer.ts";
 import { SERVER_ID_START } from "../../../../src/wire/wayland/object-map.ts";
 import { type DecodedMessage, Direction } from "../../../../src/wire/wayland/wire-connection.ts";
@@ -33,6 +34,36 @@ describe("MessageWriter", () => {
   it("writes arrays with zero padding and a null string as length 0", () => {
     const b = build(1, 0, (w) => w.array(new Uint8Array([1, 2, 3, 4, 5])).string(null));
     expect(words(b).slice(2)).toEqual([5, 0x04030201, 5, 0]);
+  });
+
+  it("raw() copies framed messages exactly, small ones word by word and large ones whole, after other content", () => {
+    // Sizes on both sides of raw()'s 256-byte word-copy limit, and a writer that already holds a message.
+    const msgs = [
+      build(7, 1, (w) => w.int(-5)),
+      build(8, 2, (w) => w.string("x".repeat(239))), // 8 + 4 + 240 = 252 bytes
+      build(9, 3, (w) => w.string("y".repeat(243))), // 256 bytes
+      build(10, 4, (w) => w.string("z".repeat(300)).uint(0xdeadbeef)), // 320 bytes
+      build(11, 5, () => {}),
+    ];
+    const framer = new MessageFramer({ maxMessageSize: 4096 });
+    for (const m of msgs) framer.push(m);
+    const out = new MessageWriter();
+    out.begin(1, 0).uint(42).end();
+    const head = out.bytes().slice();
+    for (;;) {
+      const v = framer.next();
+      if (v === NEED_MORE) break;
+      out.raw(v);
+    }
+    const want = new Uint8Array(head.length + msgs.reduce((n, m) => n + m.length, 0));
+    want.set(head, 0);
+    let at = head.length;
+    for (const m of msgs) {
+      want.set(m, at);
+      at += m.length;
+    }
+    expect([...out.bytes()]).toEqual([...want]);
+    expect(msgs.map((m) => m.length)).toEqual([12, 252, 256, 320, 8]);
   });
 
   it("rejects out-of-range values and oversized messages with typed errors", () => {
