@@ -160,7 +160,7 @@ export interface HostBlob {
 }
 
 /** The items of a RECEIVE without identifiers: shared, never written (onReceive handlers only read them). */
-const NO_ITEMS: ReceivedItem[] = Object.freeze([]) as unknown as ReceivedItem[];
+const NO_ITEMS: readonly ReceivedItem[] = Object.freeze([]);
 
 /**
  * SENDs per EXECBUFFER: enough for what a client writes between two reads of its socket (libwayland flushes at 4 KiB,
@@ -180,7 +180,7 @@ const DEFAULT_HOST_TIMEOUT_MS = 30_000;
 /** One cross-domain channel: one virtio-gpu context connected to one host socket. */
 export class CrossDomainChannel {
   /** Bytes and items from the host. `data` is valid only during the call (it lives in the ring): copy what you keep. */
-  onReceive: (data: Uint8Array, items: ReceivedItem[]) => ReceiveResult = () => "continue";
+  onReceive: (data: Uint8Array, items: readonly ReceivedItem[]) => ReceiveResult = () => "continue";
   /** Called once when the channel ends. */
   onClose: (reason: CloseReason) => void = () => {};
   /** Called when sending may go on after a "buffered" result. */
@@ -783,47 +783,38 @@ export class CrossDomainChannel {
       this.fail(err as CrosswayError);
       return;
     }
-    if (m.kind === "read") {
-      // A READ (an eventfd value or pipe data) needs nothing awaited: handled at once and the next POLL submitted
-      // at once, without a promise and a microtask per message (PipeWire sends one per graph cycle).
-      // `dispatching` holds the POLL back while the ring's bytes are still being read, as for the other messages.
-      this.dispatching = true;
-      try {
-        this.pipes.onRead(m.identifier, m.hangUp, m.data);
-      } catch (err) {
-        this.dispatching = false;
-        this.fail(asChannelError(err, "channel dispatch"));
-        return;
-      }
-      this.dispatching = false;
-      this.poll();
-      return;
-    }
-    if (m.kind === "receive" && m.ids.count === 0) {
-      // No identifiers to turn into items, nothing to await: delivered now, in the fence's callback. Going through the
-      // async path cost two promises and a microtask hop per RECEIVE, about a sixth of the guest's CPU per round trip.
-      this.dispatching = true;
-      try {
-        this.deliver(m.data, NO_ITEMS);
-      } catch (err) {
-        this.dispatching = false;
-        this.fail(asChannelError(err, "channel dispatch"));
-        return;
-      }
-      this.dispatched(m, answered);
-      return;
-    }
     this.dispatching = true;
-    this.dispatchWithItems(m).then(
-      () => this.dispatched(m, answered),
-      (err: unknown) => {
-        this.dispatching = false;
-        this.fail(asChannelError(err, "channel dispatch"));
-      },
-    );
+    if (m.kind === "receive" && m.ids.count > 0) {
+      // Identifiers become items first (host blobs are created and exported: awaited).
+      this.deliverWithItems(m.data, m.ids).then(
+        () => this.dispatched(m, answered),
+        (err: unknown) => {
+          this.dispatching = false;
+          this.fail(asChannelError(err, "channel dispatch"));
+        },
+      );
+      return;
+    }
+    // Everything else needs nothing awaited: handled now, in the fence's callback, without a promise and a microtask
+    // per message (a round trip's RECEIVE; PipeWire's READ per graph cycle). `dispatching` holds the POLL back while
+    // the ring's bytes are still being read.
+    try {
+      if (m.kind === "receive") this.deliver(m.data, NO_ITEMS);
+      else if (m.kind === "read") this.pipes.onRead(m.identifier, m.hangUp, m.data);
+      else this.log.debug({ kind: m.kind }, "ignored channel-ring message");
+    } catch (err) {
+      this.dispatching = false;
+      this.fail(asChannelError(err, "channel dispatch"));
+      return;
+    }
+    this.dispatched(m, answered);
   }
 
-  /** After a ring message was handled: the ring is free again, and the next POLL goes (or waits to ride). */
+  /**
+   * After any ring message was handled: the ring is free again, and the next POLL goes (or waits to ride). The
+   * command byte is cleared for every kind, READs too: a POLL completed early by another context's fence (QEMU)
+   * must find 0 there, not the last message again.
+   */
   private dispatched(m: CrossDomainMessage, answered: boolean): void {
     this.dispatching = false;
     // Consumed: a zero command byte tells the next completion whether the host wrote anything for it.
@@ -832,7 +823,7 @@ export class CrossDomainChannel {
   }
 
   /** Hands a RECEIVE's bytes and items to the proxy; an empty one is the host's orderly shutdown (§3.3). */
-  private deliver(data: Uint8Array, items: ReceivedItem[]): void {
+  private deliver(data: Uint8Array, items: readonly ReceivedItem[]): void {
     if (data.length === 0 && items.length === 0) {
       // Orderly host shutdown (§3.3 host-initiated EOF): no further POLL (§6.9).
       this.finish({ kind: "host-hangup" });
@@ -843,17 +834,13 @@ export class CrossDomainChannel {
   }
 
   /** A RECEIVE with identifiers: blobs are created and exported (awaited) before the bytes go to the proxy. */
-  private async dispatchWithItems(m: CrossDomainMessage): Promise<void> {
-    if (m.kind !== "receive") {
-      this.log.debug({ kind: m.kind }, "ignored channel-ring message");
-      return;
-    }
-    const items = await this.convertItems(m.ids);
+  private async deliverWithItems(data: Uint8Array, ids: IdentifierList): Promise<void> {
+    const items = await this.convertItems(ids);
     if (this.closed) {
       closeItems(items);
       return;
     }
-    this.deliver(m.data, items);
+    this.deliver(data, items);
   }
 
   private async convertItems(ids: IdentifierList): Promise<ReceivedItem[]> {

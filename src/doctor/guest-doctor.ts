@@ -197,7 +197,7 @@ async function channelRoundTrip(
       () => finish(finding("fail", what, `no answer within ${timeoutMs} ms`, "check the host service's log")),
       timeoutMs,
     );
-    channel.onReceive = (data: Uint8Array, items: ReceivedItem[]) => {
+    channel.onReceive = (data: Uint8Array, items: readonly ReceivedItem[]) => {
       for (const it of items) if ("fd" in it) native.close(it.fd);
       try {
         const f = parse(data.slice());

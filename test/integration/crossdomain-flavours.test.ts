@@ -55,7 +55,7 @@ async function openOn(e: Env, config: CrossDomainConfig, initForm: "v1" | "libkr
   return { ch, peer, closed };
 }
 
-function nextReceive(ch: CrossDomainChannel): Promise<{ data: Uint8Array; items: ReceivedItem[] }> {
+function nextReceive(ch: CrossDomainChannel): Promise<{ data: Uint8Array; items: readonly ReceivedItem[] }> {
   return new Promise((resolve) => {
     ch.onReceive = (data, items) => {
       resolve({ data: data.slice(), items });

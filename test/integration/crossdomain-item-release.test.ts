@@ -75,7 +75,7 @@ async function setUp(flavor: "crosvm" | "libkrun") {
     native.close(peer);
   });
   const next = () =>
-    new Promise<{ data: Uint8Array; items: ReceivedItem[] }>((resolve) => {
+    new Promise<{ data: Uint8Array; items: readonly ReceivedItem[] }>((resolve) => {
       ch.onReceive = (data, items) => {
         resolve({ data: data.slice(), items });
         return "continue";

@@ -42,27 +42,42 @@ describe("the emulated device playing QEMU's early POLL completion", () => {
     tmp?.remove();
   });
 
-  it("two channels turn about: each gets every host message exactly once, in order", async () => {
-    const open = async () => {
-      const ch = await CrossDomainChannel.open({
-        gpu: openEmulatedVirtGpu(device.socket),
-        channelType: ChannelType.WAYLAND,
-      });
-      const peer = await host.next();
-      const got: string[] = [];
-      let failure: string | null = null;
-      ch.onReceive = (data) => {
-        got.push(new TextDecoder().decode(data));
-        return "continue";
-      };
-      const closed = new Promise<void>((resolve) => {
-        ch.onClose = (reason) => {
-          if (reason.kind === "error") failure = reason.error.message;
-          resolve();
-        };
-      });
-      return { ch, peer, got, closed, failure: () => failure };
+  const open = async () => {
+    const ch = await CrossDomainChannel.open({
+      gpu: openEmulatedVirtGpu(device.socket),
+      channelType: ChannelType.WAYLAND,
+    });
+    const peer = await host.next();
+    const got: string[] = [];
+    let failure: string | null = null;
+    ch.onReceive = (data) => {
+      got.push(new TextDecoder().decode(data));
+      return "continue";
     };
+    const closed = new Promise<void>((resolve) => {
+      ch.onClose = (reason) => {
+        if (reason.kind === "error") failure = reason.error.message;
+        resolve();
+      };
+    });
+    return { ch, peer, got, closed, failure: () => failure };
+  };
+
+  /**
+   * One round of channel `c`: the guest sends `req`, the host answers `ans` (ending in ";"), and the test waits until
+   * `c` has received `answers` answers in all. The answer's fence completes the other channels' POLLs early.
+   */
+  const round = async (c: Awaited<ReturnType<typeof open>>, req: string, ans: string, answers: number) => {
+    c.ch.send(new TextEncoder().encode(req), []);
+    const got = await readPeer(c.peer, req.length);
+    expect(new TextDecoder().decode(got.data)).toBe(req);
+    await writeAll(c.peer, new TextEncoder().encode(ans));
+    const deadline = Date.now() + 30_000;
+    while (c.got.join("").split(";").length - 1 < answers && Date.now() < deadline && c.failure() === null)
+      await new Promise((r) => setTimeout(r, 2));
+  };
+
+  it("two channels turn about: each gets every host message exactly once, in order", async () => {
     const a = await open();
     const b = await open();
     const ROUNDS = 60;
@@ -72,19 +87,7 @@ describe("the emulated device playing QEMU's early POLL completion", () => {
           ["a", a],
           ["b", b],
         ] as const) {
-          // The guest speaks, the host answers: each answer's fence completes the other channel's POLL early.
-          c.ch.send(new TextEncoder().encode(`${name}-req-${i}`), []);
-          const req = await readPeer(c.peer, `${name}-req-${i}`.length);
-          expect(new TextDecoder().decode(req.data)).toBe(`${name}-req-${i}`);
-          await writeAll(c.peer, new TextEncoder().encode(`${name}-ans-${i};`));
-          const deadline = Date.now() + 30_000;
-          while (
-            c.got.join("").split(";").length - 1 < i + 1 &&
-            Date.now() < deadline &&
-            c.failure() === null
-          ) {
-            await new Promise((r) => setTimeout(r, 2));
-          }
+          await round(c, `${name}-req-${i}`, `${name}-ans-${i};`, i + 1);
         }
       }
       expect(a.failure()).toBeNull();
@@ -98,6 +101,49 @@ describe("the emulated device playing QEMU's early POLL completion", () => {
         .filter((l) => l.includes("POLL completed early")).length;
       expect(early, "the device played the quirk").toBeGreaterThan(ROUNDS);
     } finally {
+      for (const c of [a, b]) {
+        c.ch.close();
+        native.close(c.peer);
+        await c.closed;
+      }
+    }
+  }, 120_000);
+
+  it("a READ (host pipe data) is delivered once when the next POLL completes early", async () => {
+    const a = await open();
+    const b = await open();
+    const [clientR, clientW] = native.pipe2();
+    let hostW = -1;
+    try {
+      // a's client asks for pipe data (wl_data_offer.receive): the host gets the pipe's write end.
+      a.ch.send(new TextEncoder().encode("receive"), [{ kind: "read-pipe", fd: clientW }]);
+      hostW = (await readPeer(a.peer, "receive".length)).fds[0]!;
+      const buf = new Uint8Array(4096);
+      let piped = "";
+      const ROUNDS = 10;
+      for (let i = 0; i < ROUNDS; i++) {
+        // The host writes a chunk: a READ on a's ring. Then b makes a round trip, whose fence completes a's next
+        // POLL early, with a's ring still holding that READ unless a cleared it.
+        await writeAll(hostW, new TextEncoder().encode(`${i};`));
+        const want = Array.from({ length: i + 1 }, (_, k) => `${k};`).join("");
+        const deadline = Date.now() + 10_000;
+        while (piped.length < want.length && Date.now() < deadline) {
+          const n = native.read(clientR, buf, 0, buf.length);
+          if (n > 0) piped += new TextDecoder().decode(buf.subarray(0, n));
+          else await new Promise((r) => setTimeout(r, 2));
+        }
+        expect(piped).toBe(want);
+        await round(b, `b-req-${i}`, `b-ans-${i};`, i + 1);
+        // Anything a took from a stale ring is in the pipe by now.
+        const n = native.read(clientR, buf, 0, buf.length);
+        if (n > 0) piped += new TextDecoder().decode(buf.subarray(0, n));
+        expect(piped, `after b's round ${i}`).toBe(want);
+      }
+      expect(a.failure()).toBeNull();
+      expect(b.failure()).toBeNull();
+    } finally {
+      if (hostW >= 0) native.close(hostW);
+      native.close(clientR);
       for (const c of [a, b]) {
         c.ch.close();
         native.close(c.peer);

@@ -316,7 +316,7 @@ export class GuestPipeWireSession {
   // ------------------------------------------------------------------------------------------------------------
   // Host → client
 
-  private fromHost(data: Uint8Array, items: ReceivedItem[]): "continue" | "pause" {
+  private fromHost(data: Uint8Array, items: readonly ReceivedItem[]): "continue" | "pause" {
     if (this.closed) {
       closeReceived(items);
       return "continue";

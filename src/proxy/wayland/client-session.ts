@@ -364,7 +364,7 @@ export class ClientSession {
   // ----------------------------------------------------------------------------------------------------------
   // Events: host → client
 
-  private onHostData(data: Uint8Array, items: ReceivedItem[]): "continue" | "pause" {
+  private onHostData(data: Uint8Array, items: readonly ReceivedItem[]): "continue" | "pause" {
     if (this.closed) {
       for (const it of items) if ("fd" in it) native.close(it.fd);
       return "continue";

@@ -415,7 +415,7 @@ describe("ioctl sequences of a channel on the kernel backend", () => {
     expect(send.command.slice(704)).toBe(hex(new TextEncoder().encode("request!")));
 
     dev.calls.length = 0;
-    const received = new Promise<{ text: string; items: ReceivedItem[] }>((resolve) => {
+    const received = new Promise<{ text: string; items: readonly ReceivedItem[] }>((resolve) => {
       ch.onReceive = (data, items) => {
         resolve({ text: new TextDecoder().decode(data), items });
         return "continue";
@@ -610,7 +610,7 @@ describe("a host slow to answer one context (issue 11: no blocking ioctl on the 
     try {
       // A's host sends a keymap-like blob: the guest's RESOURCE_CREATE_BLOB for it sleeps in the kernel.
       stallArmed = true;
-      const receivedA = new Promise<ReceivedItem[]>((resolve) => {
+      const receivedA = new Promise<readonly ReceivedItem[]>((resolve) => {
         chA.onReceive = (_data, items) => {
           resolve(items);
           return "continue";
