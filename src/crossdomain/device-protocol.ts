@@ -45,7 +45,7 @@ export interface FrameHeader {
 }
 
 /** Writes a frame header at `off`. */
-export function encodeFrameHeader(
+function encodeFrameHeader(
   buf: Uint8Array,
   off: number,
   type: number,
@@ -78,12 +78,30 @@ export function buildFrame(
   tail: Uint8Array | null,
   nfds: number,
 ): Uint8Array {
-  const payload = fields.length * 4 + (tail?.length ?? 0);
-  const out = new Uint8Array(FRAME_HEADER_SIZE + payload);
-  encodeFrameHeader(out, 0, type, serial, payload, nfds);
+  const out = new Uint8Array(frameSize(fields, tail));
+  encodeFrame(out, type, serial, fields, tail, nfds);
+  return out;
+}
+
+/** Bytes of the frame {@link encodeFrame} writes. */
+export function frameSize(fields: readonly number[], tail: Uint8Array | null): number {
+  return FRAME_HEADER_SIZE + fields.length * 4 + (tail?.length ?? 0);
+}
+
+/** Writes a whole frame at the start of `out` (at least {@link frameSize} bytes) and returns its size. */
+export function encodeFrame(
+  out: Uint8Array,
+  type: number,
+  serial: number,
+  fields: readonly number[],
+  tail: Uint8Array | null,
+  nfds: number,
+): number {
+  const size = frameSize(fields, tail);
+  encodeFrameHeader(out, 0, type, serial, size - FRAME_HEADER_SIZE, nfds);
   for (let i = 0; i < fields.length; i++) setU32(out, FRAME_HEADER_SIZE + 4 * i, fields[i]!);
   if (tail !== null) out.set(tail, FRAME_HEADER_SIZE + fields.length * 4);
-  return out;
+  return size;
 }
 
 /** Splits a u64 (< 2^53) into the two u32 fields {@link buildFrame} expects (low, high). */

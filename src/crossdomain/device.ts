@@ -154,7 +154,7 @@ class DeviceContext {
       this.socket.send(buildFrame(FrameType.HOST_ERROR, 0, [], new TextEncoder().encode(message), 0));
   }
 
-  private onFrame(type: number, serial: number, payload: Uint8Array, fds: number[]): void {
+  private onFrame(type: number, serial: number, payload: Uint8Array, fds: readonly number[]): void {
     try {
       this.handleFrame(type, serial, payload, fds);
     } catch (err) {
@@ -164,7 +164,7 @@ class DeviceContext {
     }
   }
 
-  private handleFrame(type: number, serial: number, payload: Uint8Array, fds: number[]): void {
+  private handleFrame(type: number, serial: number, payload: Uint8Array, fds: readonly number[]): void {
     switch (type) {
       case FrameType.GET_PARAMS:
         this.reply(serial, [1, 1, 1, 1, 1 << CAPSET_CROSS_DOMAIN, this.options.pageSize ?? HOST_PAGE]);
@@ -225,7 +225,7 @@ class DeviceContext {
     }
   }
 
-  private createBlob(serial: number, payload: Uint8Array, fds: number[]): void {
+  private createBlob(serial: number, payload: Uint8Array, fds: readonly number[]): void {
     this.implicitContext = true;
     const blobMem = field(payload, 0);
     const size = field64(payload, 2);

@@ -13,14 +13,14 @@ import {
 } from "../fd/constants.ts";
 import { componentLogger } from "../log.ts";
 import { native } from "../native.ts";
-import { getU32, setU32 } from "../wire/bytes.ts";
+import { getU32 } from "../wire/bytes.ts";
 import {
   buildFrame,
-  encodeFrameHeader,
-  FRAME_HEADER_SIZE,
+  encodeFrame,
   FrameType,
   field,
   field64,
+  frameSize,
   u64Fields,
 } from "./device-protocol.ts";
 import { FramedSocket } from "./framed-socket.ts";
@@ -53,7 +53,7 @@ interface LocalBlob {
 }
 
 interface Waiter {
-  resolve(payload: Uint8Array, fds: number[]): void;
+  resolve(payload: Uint8Array, fds: readonly number[]): void;
   reject(err: Error): void;
   readonly what: string;
 }
@@ -117,13 +117,13 @@ class EmulatedVirtGpu implements VirtGpu {
       );
     }
     const serial = ++this.serial;
-    return new Promise<{ payload: Uint8Array; fds: number[] }>((resolve, reject) => {
+    return new Promise<{ payload: Uint8Array; fds: readonly number[] }>((resolve, reject) => {
       this.waiters.set(serial, { resolve: (payload, rfds) => resolve({ payload, fds: rfds }), reject, what });
       this.socket.send(buildFrame(type, serial, fields, tail, fds.length), fds);
     });
   }
 
-  private onFrame(type: number, serial: number, payload: Uint8Array, fds: number[]): void {
+  private onFrame(type: number, serial: number, payload: Uint8Array, fds: readonly number[]): void {
     switch (type) {
       case FrameType.REPLY: {
         const w = this.waiters.get(serial);
@@ -233,7 +233,7 @@ class EmulatedVirtGpu implements VirtGpu {
       native.addSeals(guestFd, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
       fds.push(native.dup(guestFd));
     }
-    let reply: { payload: Uint8Array; fds: number[] };
+    let reply: { payload: Uint8Array; fds: readonly number[] };
     try {
       reply = await this.request(
         FrameType.CREATE_BLOB,
@@ -374,17 +374,13 @@ class EmulatedVirtGpu implements VirtGpu {
       }
     }
     const flags = ring !== undefined ? 4 : 0;
-    // Built in one reused buffer (the socket's queue copies it): a SUBMIT per SEND and POLL allocates nothing.
-    const payload = 12 + cmd.length;
-    if (this.submitBuf.length < FRAME_HEADER_SIZE + payload)
-      this.submitBuf = new Uint8Array(Math.max(2 * this.submitBuf.length, FRAME_HEADER_SIZE + payload));
-    const f = this.submitBuf;
-    encodeFrameHeader(f, 0, FrameType.SUBMIT, 0, payload, 0);
-    setU32(f, FRAME_HEADER_SIZE, flags);
-    setU32(f, FRAME_HEADER_SIZE + 4, ring ?? 0);
-    setU32(f, FRAME_HEADER_SIZE + 8, fenceId);
-    f.set(cmd, FRAME_HEADER_SIZE + 12);
-    return this.socket.send(f.subarray(0, FRAME_HEADER_SIZE + payload));
+    // Built in one reused buffer (the socket's queue copies it): no frame is allocated per SEND and POLL.
+    const fields = [flags, ring ?? 0, fenceId];
+    const size = frameSize(fields, cmd);
+    if (this.submitBuf.length < size)
+      this.submitBuf = new Uint8Array(Math.max(2 * this.submitBuf.length, size));
+    encodeFrame(this.submitBuf, FrameType.SUBMIT, 0, fields, cmd, 0);
+    return this.socket.send(this.submitBuf.subarray(0, size));
   }
 
   wait(blob: BlobHandle): Promise<void> {

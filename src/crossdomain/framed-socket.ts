@@ -13,10 +13,15 @@ import { getU32 } from "../wire/bytes.ts";
 import { FRAME_HEADER_SIZE, MAX_FRAME_PAYLOAD } from "./device-protocol.ts";
 
 /** Called for each complete frame; `payload` is a view valid only during the call; `fds` are now the callee's. */
-export type FrameHandler = (type: number, serial: number, payload: Uint8Array, fds: number[]) => void;
+export type FrameHandler = (
+  type: number,
+  serial: number,
+  payload: Uint8Array,
+  fds: readonly number[],
+) => void;
 
 /** The fds of a frame that carries none: shared, so that dispatching a frame allocates nothing. */
-const NO_FDS: number[] = Object.freeze([]) as unknown as number[];
+const NO_FDS: readonly number[] = Object.freeze([]);
 
 /** Bytes queued for writing above which {@link FramedSocket.send} reports back-pressure. */
 const HIGH_WATER = 1 << 20;
