@@ -263,15 +263,31 @@ export class CrossDomainContext {
     const st = this.requireState("SEND");
     if (st.socketOut === null)
       throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", "SEND on a query-only context");
-    if (ids.count === 0) {
-      // Bytes only (nearly every SEND): straight to the host socket's queue, which copies them.
-      try {
-        st.socketOut.write(data, null);
-      } catch (err) {
-        throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `SEND: ${(err as Error).message}`);
-      }
-      return;
+    // Nearly every SEND carries bytes only: no fds to gather, no pipes to make.
+    const made = ids.count === 0 ? null : this.sendItems(ids);
+    try {
+      // The queue copies the bytes (they are a view into the SUBMIT frame) and owns the fds from here on.
+      st.socketOut.write(data, made?.fds ?? null);
+    } catch (err) {
+      if (made !== null) for (const p of made.newPipes) native.close(p.fd);
+      throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `SEND: ${(err as Error).message}`);
     }
+    if (made === null) return;
+    for (const p of made.newPipes) {
+      const watcher = createSharedWatcher(p.fd, (status) => this.ready(status, () => this.readPipe(p.id)));
+      this.readPipes.set(p.id, { fd: p.fd, watcher });
+      if (this.armed) watcher.start(POLL_READABLE);
+    }
+  }
+
+  /**
+   * The fds a SEND's identifiers stand for (a dup of each blob's, the write end of each new read pipe) and the new
+   * pipes' read ends; on a bad identifier, closes what it made and throws what the host reports.
+   */
+  private sendItems(ids: ReturnType<typeof newIdentifierList>): {
+    fds: number[];
+    newPipes: Array<{ id: number; fd: number }>;
+  } {
     const fds: number[] = [];
     const newPipes: Array<{ id: number; fd: number }> = [];
     const fail = (msg: string): never => {
@@ -301,18 +317,7 @@ export class CrossDomainContext {
         fail(`InvalidCrossDomainItemType ${type}`);
       }
     }
-    try {
-      // The queue copies the bytes (they are a view into the SUBMIT frame) and owns the fds from here on.
-      st.socketOut.write(data, fds.length > 0 ? fds : null);
-    } catch (err) {
-      for (const p of newPipes) native.close(p.fd);
-      throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `SEND: ${(err as Error).message}`);
-    }
-    for (const p of newPipes) {
-      const watcher = createSharedWatcher(p.fd, (status) => this.ready(status, () => this.readPipe(p.id)));
-      this.readPipes.set(p.id, { fd: p.fd, watcher });
-      if (this.armed) watcher.start(POLL_READABLE);
-    }
+    return { fds, newPipes };
   }
 
   /**
@@ -416,6 +421,7 @@ export class CrossDomainContext {
     const st = this.state!;
     if (len > st.ringBytes)
       throw new Error(`ring message of ${len} bytes exceeds the ${st.ringBytes}-byte ring`);
+    // ringFd throws once the guest released the ring, mapped or not: the write fails as upstream's would.
     const fd = this.ringFd(st.channelRing);
     if (st.ringMap !== null) st.ringMap.set(this.scratch.subarray(0, len));
     else native.pwrite(fd, this.scratch, 0, len, 0);
