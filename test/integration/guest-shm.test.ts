@@ -94,6 +94,18 @@ describe("wl_shm through crossway guest (headless weston)", () => {
     const poolBlobs = (): number =>
       debugStack.guestLogRecords().filter((r) => r.msg === "blob created" && (r.size as number) >= MiB)
         .length;
+    /**
+     * The count once a pool blob of at least `size` bytes was logged: the guest logs asynchronously and its stderr
+     * reaches this process later still, so a line can land after the round trip that followed it. The log is
+     * ordered, so once the latest pool's line is in, every earlier one is too.
+     */
+    const poolBlobsThrough = async (size: number): Promise<number> => {
+      const seen = () =>
+        debugStack.guestLogRecords().some((r) => r.msg === "blob created" && (r.size as number) >= size);
+      const deadline = Date.now() + 10_000;
+      while (!seen() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+      return poolBlobs();
+    };
     const t = await shmClient(debugStack.socketPath);
     try {
       const cycle = async (size: number): Promise<void> => {
@@ -106,13 +118,14 @@ describe("wl_shm through crossway guest (headless weston)", () => {
         await t.c.roundtrip();
       };
       await cycle(MiB);
-      expect(poolBlobs()).toBe(1);
+      expect(await poolBlobsThrough(MiB)).toBe(1);
       // foot's pattern on every resize: destroy the pool, create one of the same size. Same bucket: same blob.
       await cycle(MiB);
       await cycle(MiB - 4096);
-      expect(poolBlobs()).toBe(1);
+      // Another bucket: a new blob. Its line comes after any the two cycles above made, so exactly 2 means they
+      // made none.
       await cycle(4 * MiB);
-      expect(poolBlobs()).toBe(2);
+      expect(await poolBlobsThrough(4 * MiB)).toBe(2);
       expect(t.c.error).toBeNull();
     } finally {
       t.close();
