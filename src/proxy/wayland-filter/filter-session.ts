@@ -20,6 +20,7 @@ import {
 } from "../../native.ts";
 import { DisplayErrorCode, WireProtocolError } from "../../wire/wayland/errors.ts";
 import { NEED_MORE } from "../../wire/wayland/framer.ts";
+import { MessageTable } from "../../wire/wayland/message-table.ts";
 import { MessageWriter } from "../../wire/wayland/message-writer.ts";
 import { SERVER_ID_START } from "../../wire/wayland/object-map.ts";
 import { ArgKind, type MessageDesc, type ProtocolRegistry } from "../../wire/wayland/protocol-registry.ts";
@@ -83,8 +84,8 @@ export class FilterSession {
   private readonly recvFds = new Int32Array(MAX_FDS_PER_MSG + 1);
   private readonly clientWatcher: NativeWatcher;
   private readonly upstreamWatcher: NativeWatcher;
-  private readonly requestHooks = new Map<MessageDesc, Hook>();
-  private readonly eventHooks = new Map<MessageDesc, Hook>();
+  private readonly requestHooks = new MessageTable<Hook>();
+  private readonly eventHooks = new MessageTable<Hook>();
   private readonly bucket: TokenBucket;
   private readonly log: Logger;
   private rateTimer: NodeJS.Timeout | null = null;

@@ -21,6 +21,7 @@ import {
 } from "../../native.ts";
 import { DisplayErrorCode, WireProtocolError } from "../../wire/wayland/errors.ts";
 import { NEED_MORE } from "../../wire/wayland/framer.ts";
+import { MessageTable } from "../../wire/wayland/message-table.ts";
 import { MessageWriter } from "../../wire/wayland/message-writer.ts";
 import { ArgKind, type MessageDesc, type ProtocolRegistry } from "../../wire/wayland/protocol-registry.ts";
 import { type DecodedMessage, Direction, WireConnection } from "../../wire/wayland/wire-connection.ts";
@@ -70,8 +71,8 @@ export class ClientSession {
   private readonly watcher: NativeWatcher;
   /** The events the watcher was last started with (see rearm). */
   private armed = -1;
-  private readonly requestHooks = new Map<MessageDesc, Hook>();
-  private readonly eventHooks = new Map<MessageDesc, Hook>();
+  private readonly requestHooks = new MessageTable<Hook>();
+  private readonly eventHooks = new MessageTable<Hook>();
   private readonly log: Logger;
 
   private suspended = false; // a request hook is awaiting the host (e.g. a pool's blob)

@@ -62,6 +62,27 @@ export interface MessageDesc {
   /** libwayland's signature string, since prefix included (e.g. "3i", "usun"), for its error wording. */
   readonly signature: string;
   readonly special: number;
+  /**
+   * The argument count when every argument is an int, uint or fixed and the message has no effect on the object
+   * map (no destructor, nothing special): such a message is valid exactly when it is 8 + 4n bytes long, so a
+   * decoder can take it without walking its arguments. -1 otherwise.
+   */
+  readonly scalarArgs: number;
+  /** Whether any argument is an object (those are looked up in the object map after decoding). */
+  readonly hasObjectArgs: boolean;
+  /**
+   * A number no other message of this process has, from 0 up, so a per-connection table can be an array indexed
+   * by it (an array read is cheaper than a Map lookup keyed by the descriptor, once per message).
+   */
+  readonly index: number;
+}
+
+/** Messages compiled so far in this process: the next {@link MessageDesc.index}. */
+let compiledMessages = 0;
+
+/** How many messages this process has compiled: every {@link MessageDesc.index} so far is below it. */
+export function compiledMessageCount(): number {
+  return compiledMessages;
 }
 
 /** One interface, compiled. `known` is false for placeholders of interfaces no loaded XML defines. */
@@ -114,6 +135,8 @@ function compileMessage(
     if (kind === ArgKind.FD) fds++;
     push(kind, a.name, a.nullable, a.iface, a.enumRef);
   }
+  const special =
+    isEvent && iface.name === "wl_display" && m.name === "delete_id" ? Special.DELETE_ID : Special.NONE;
   if (kinds.length > MAX_ARGS)
     throw new WireXmlError(
       `${file}: ${iface.name}.${m.name} has ${kinds.length} wire arguments (at most ${MAX_ARGS})`,
@@ -138,8 +161,11 @@ function compileMessage(
     newIdIndex,
     untypedNewId: untyped,
     signature: sig,
-    special:
-      isEvent && iface.name === "wl_display" && m.name === "delete_id" ? Special.DELETE_ID : Special.NONE,
+    special,
+    scalarArgs:
+      kinds.every((k) => k <= ArgKind.FIXED) && !m.destructor && special === Special.NONE ? kinds.length : -1,
+    hasObjectArgs: kinds.includes(ArgKind.OBJECT),
+    index: compiledMessages++,
   };
 }
 

@@ -239,9 +239,22 @@ export class WireConnection {
     }
     m.iface = iface;
     m.desc = desc;
+    const scalars = desc.scalarArgs;
+    if (scalars >= 0 && view.size === 8 + 4 * scalars) {
+      // Only int/uint/fixed arguments and the exact size: decodeArgs would find nothing wrong, and there are no
+      // objects, fds or effects. Most of a burst (wl_surface.damage, wl_region.add, motion events) goes this way;
+      // any other size takes the full decode below, which words the error.
+      const args = m.args;
+      const words = view.words;
+      const p = (view.offset >>> 2) + 2;
+      args.bytes = view.bytes;
+      args.count = scalars;
+      for (let i = 0; i < scalars; i++) args.word[i] = words[p + i] as number;
+      return m;
+    }
     const creator = dir === Direction.REQUEST ? Side.CLIENT : Side.SERVER;
     decodeArgs(view, desc, m.args, fds, this.objects, creator);
-    this.#lookupObjects(m, desc, dir);
+    if (desc.hasObjectArgs) this.#lookupObjects(m, desc, dir);
     fds.consume(desc.fdCount);
     m.fdCount = desc.fdCount;
     this.#apply(m, desc);

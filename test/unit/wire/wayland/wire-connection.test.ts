@@ -442,3 +442,144 @@ describe("event versions", () => {
     }
   });
 });
+
+describe("messages of int, uint and fixed arguments only (the scalar path)", () => {
+  /** A client with wl_compositor@3 (version 4) and wl_region@4. */
+  function connWithRegion(): WireConnection {
+    const conn = new WireConnection(testRegistry(), { checkEventSince: true });
+    for (const m of [
+      build(1, 1, (w) => w.uint(2)),
+      build(2, 0, (w) => w.uint(1).string("wl_compositor").uint(4).uint(3)),
+      build(3, 1, (w) => w.uint(4)), // wl_compositor.create_region
+    ]) {
+      const r = feed(conn, REQ, m);
+      if (r instanceof Error) throw r;
+    }
+    return conn;
+  }
+
+  it("marks exactly the effect-free all-scalar messages", () => {
+    const reg = testRegistry();
+    const d = (iface: string, dir: "requests" | "events", name: string) =>
+      reg.get(iface)?.[dir].find((m) => m.name === name);
+    expect(d("wl_region", "requests", "add")?.scalarArgs).toBe(4);
+    expect(d("wl_surface", "requests", "commit")?.scalarArgs).toBe(0);
+    expect(d("wl_pointer", "events", "motion")?.scalarArgs).toBe(3);
+    expect(d("wl_region", "requests", "destroy")?.scalarArgs).toBe(-1); // destructor
+    expect(d("wl_callback", "events", "done")?.scalarArgs).toBe(-1); // destructor event
+    expect(d("wl_display", "events", "delete_id")?.scalarArgs).toBe(-1); // frees an id
+    expect(d("wl_surface", "requests", "attach")?.scalarArgs).toBe(-1); // object argument
+    expect(d("wl_display", "requests", "sync")?.scalarArgs).toBe(-1); // new_id
+    expect(d("wl_keyboard", "events", "keymap")?.scalarArgs).toBe(-1); // fd
+    expect(d("wl_surface", "requests", "set_buffer_scale")?.hasObjectArgs).toBe(false);
+    expect(d("wl_surface", "requests", "attach")?.hasObjectArgs).toBe(true);
+    const indices = new Set(reg.get("wl_surface")?.requests.map((m) => m.index));
+    expect(indices.size).toBe(reg.get("wl_surface")?.requests.length);
+  });
+
+  it("decodes every argument word, signed and unsigned", () => {
+    const conn = connWithRegion();
+    const m = feed(
+      conn,
+      REQ,
+      build(4, 1, (w) => w.int(-5).int(7).int(0x7fffffff).int(-0x80000000)),
+    ) as DecodedMessage;
+    expect(m).toBeInstanceOf(DecodedMessage);
+    expect(m.desc?.name).toBe("add");
+    expect(m.args.count).toBe(4);
+    expect([0, 1, 2, 3].map((i) => m.args.int(i))).toEqual([-5, 7, 0x7fffffff, -0x80000000]);
+    expect(m.fdCount).toBe(0);
+    expect(conn.objects.state(4)).toBe(ObjectState.LIVE);
+  });
+
+  it("still words a short or long message as the full decoder does", () => {
+    const short = connWithRegion();
+    expectError(
+      feed(
+        short,
+        REQ,
+        build(4, 1, (w) => w.int(1).int(2).int(3)),
+      ),
+      "CW_WIRE_INVALID_ARGUMENTS",
+      "wl_region@4.add: argument height: message too short, object (4), message add(iiii)",
+    );
+    const long = connWithRegion();
+    expectError(
+      feed(
+        long,
+        REQ,
+        build(4, 1, (w) => w.int(1).int(2).int(3).int(4).int(5)),
+      ),
+      "CW_WIRE_INVALID_ARGUMENTS",
+      "wl_region@4.add: argument height: message has 4 bytes after its last argument, object (4), message add(iiii)",
+    );
+    const noArgs = connWithRegion();
+    feed(
+      noArgs,
+      REQ,
+      build(3, 0, (w) => w.uint(5)), // wl_compositor.create_surface
+    );
+    expectError(
+      feed(
+        noArgs,
+        REQ,
+        build(5, 6, (w) => w.uint(0)), // wl_surface.commit takes nothing
+      ),
+      "CW_WIRE_INVALID_ARGUMENTS",
+      "wl_surface@5.commit: argument (none): message has 4 bytes after its last argument, object (5), message commit()",
+    );
+  });
+
+  it("keeps the object, opcode and version checks in front of it", () => {
+    const conn = connWithRegion();
+    expectError(
+      feed(
+        conn,
+        REQ,
+        build(9, 1, (w) => w.int(1).int(2).int(3).int(4)),
+      ),
+      "CW_WIRE_INVALID_OBJECT",
+      "request to unknown object 9 (opcode 1)",
+    );
+    const v1 = new WireConnection(testRegistry());
+    feed(
+      v1,
+      REQ,
+      build(1, 1, (w) => w.uint(2)),
+    );
+    feed(
+      v1,
+      REQ,
+      build(2, 0, (w) => w.uint(1).string("wl_compositor").uint(1).uint(3)),
+    );
+    feed(
+      v1,
+      REQ,
+      build(3, 0, (w) => w.uint(4)),
+    );
+    expectError(
+      feed(
+        v1,
+        REQ,
+        build(4, 8, (w) => w.int(2)), // wl_surface.set_buffer_scale is since 3
+      ),
+      "CW_WIRE_INVALID_METHOD",
+      "wl_surface@4.set_buffer_scale needs version 3, object has version 1",
+    );
+    const ev = connWithRegion();
+    feed(
+      ev,
+      REQ,
+      build(2, 0, (w) => w.uint(2).string("wl_output").uint(1).uint(5)),
+    );
+    expectError(
+      feed(
+        ev,
+        EVT,
+        build(5, 3, (w) => w.int(2)),
+      ), // wl_output.scale is since 2
+      "CW_WIRE_INVALID_METHOD",
+      "event wl_output@5.scale needs version 2, object has version 1",
+    );
+  });
+});
