@@ -84,7 +84,16 @@ export interface ContextHost {
   signal(fenceId: number): void;
   /** Reports a failed command or a halting worker (a real guest's kernel log; here also a HOST_ERROR frame). */
   hostError(message: string): void;
+  /**
+   * The host socket stopped taking the guest's bytes (true: stop taking this context's submissions) or took them
+   * all (false: take them again). A real VMM writes blocking on its device thread (P26), which stalls the guest the
+   * same way; the queue in between stays bounded instead of holding whatever the guest sends.
+   */
+  backPressure(on: boolean): void;
 }
+
+/** Bytes queued for the host socket above which the context stops taking the guest's submissions. */
+export const HOST_QUEUE_HIGH_WATER = 256 * 1024;
 
 /** One cross-domain context: its channel state, items, read pipes, and the POLL worker. */
 export class CrossDomainContext {
@@ -99,6 +108,8 @@ export class CrossDomainContext {
   private polls: number[] = [];
   private armed = false;
   private gone = false;
+  /** The guest's submissions are held back until the host socket drains (see {@link ContextHost.backPressure}). */
+  private throttled = false;
   /** Ring message staging, sized at INIT to the channel ring (never more than MAX_RING_SIZE). */
   private scratch = new Uint8Array(HOST_PAGE);
   /** A host eventfd's value, on its way into a READ ring message. */
@@ -239,6 +250,7 @@ export class CrossDomainContext {
       socket >= 0
         ? new FdWriter(socket, true, (err) => this.halt(`sendmsg on the host socket: ${err.message}`))
         : null;
+    if (out !== null) out.onDrain = () => this.release();
     const watcher =
       socket >= 0 ? createSharedWatcher(socket, (status) => this.ready(status, () => this.receive())) : null;
     const channelRing = channel ?? query;
@@ -271,6 +283,10 @@ export class CrossDomainContext {
     } catch (err) {
       if (made !== null) for (const p of made.newPipes) native.close(p.fd);
       throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `SEND: ${(err as Error).message}`);
+    }
+    if (!this.throttled && st.socketOut.pending > HOST_QUEUE_HIGH_WATER) {
+      this.throttled = true;
+      this.host.backPressure(true);
     }
     if (made === null) return;
     for (const p of made.newPipes) {
@@ -577,6 +593,14 @@ export class CrossDomainContext {
     this.disarm();
     this.polls = [];
     this.host.hostError(`cross-domain worker halting due to: ${reason}`);
+    // Nothing will drain the host socket now: let the guest's submissions in to meet the halted worker.
+    this.release();
+  }
+
+  private release(): void {
+    if (!this.throttled) return;
+    this.throttled = false;
+    this.host.backPressure(false);
   }
 
   /** The guest closed its DRM fd: the host socket, pipes and items go (§6.9). */

@@ -125,6 +125,7 @@ class DeviceContext {
       resource: (id) => this.resources.get(id),
       signal: (fenceId) => this.signal(fenceId),
       hostError: (message) => this.hostError(message),
+      backPressure: (on) => (on ? this.socket.pauseReading() : this.socket.resumeReading()),
     });
     this.socket = new FramedSocket(
       fd,

@@ -14,7 +14,11 @@ export class FdWriter {
   private readonly out: FdOutputQueue;
   private watcher: NativeWatcher | null = null;
   private closeWhenDone = false;
+  /** The fd stopped taking bytes and the writable watch is on. */
+  private blocked = false;
   closed = false;
+  /** Called when the queue empties after the fd had stopped taking bytes (not when closed). */
+  onDrain: (() => void) | null = null;
 
   constructor(
     readonly fd: number,
@@ -39,7 +43,13 @@ export class FdWriter {
       if (fds !== null) for (const fd of fds) native.close(fd);
       throw err;
     }
-    this.flush();
+    // Blocked: the writable watch flushes; another sendmsg now would only say EAGAIN.
+    if (!this.blocked) this.flush();
+  }
+
+  /** Bytes queued, not yet taken by the fd. */
+  get pending(): number {
+    return this.out.pending;
   }
 
   /** Closes the fd once everything queued is written (a WRITE with hang_up). */
@@ -58,6 +68,7 @@ export class FdWriter {
       return;
     }
     if (r === "blocked") {
+      this.blocked = true;
       if (this.watcher === null) {
         // Shared: the device may also be reading this fd (a host socket), and libuv allows one poll per fd.
         this.watcher = createSharedWatcher(this.fd, () => this.flush());
@@ -65,8 +76,12 @@ export class FdWriter {
       this.watcher.start(POLL_WRITABLE);
       return;
     }
+    const wasBlocked = this.blocked;
+    this.blocked = false;
     this.watcher?.stop();
     if (this.closeWhenDone) this.close();
+    // Last, with the writer settled: the callback may queue more at once.
+    else if (wasBlocked) this.onDrain?.();
   }
 
   close(): void {

@@ -44,6 +44,8 @@ export class FramedSocket {
   private readonly out: FdOutputQueue;
   private closed = false;
   private wantWrite = false;
+  /** Frames are not taken while set (see {@link pauseReading}). */
+  private readPaused = false;
   /** Called once the write queue has drained after {@link send} returned false. */
   onDrain: () => void = () => {};
 
@@ -76,6 +78,30 @@ export class FramedSocket {
     return this.out.pending < HIGH_WATER;
   }
 
+  /**
+   * Stops taking frames after the one being handled, so the peer's writes back up into its own queue: back-pressure
+   * from a consumer further on (the device's host socket). Frames already read wait in the buffer.
+   */
+  pauseReading(): void {
+    if (this.readPaused || this.closed) return;
+    this.readPaused = true;
+    this.arm();
+  }
+
+  /** Takes frames again: the buffered ones at once, then what the socket holds. */
+  resumeReading(): void {
+    if (!this.readPaused || this.closed) return;
+    this.readPaused = false;
+    this.arm();
+    this.dispatch();
+  }
+
+  private arm(): void {
+    const events = (this.readPaused ? 0 : POLL_READABLE) | (this.wantWrite ? POLL_WRITABLE : 0);
+    if (events === 0) this.watcher.stop();
+    else this.watcher.start(events);
+  }
+
   private flush(): void {
     let r: "done" | "blocked";
     try {
@@ -87,13 +113,13 @@ export class FramedSocket {
     if (r === "blocked") {
       if (!this.wantWrite) {
         this.wantWrite = true;
-        this.watcher.start(POLL_READABLE | POLL_WRITABLE);
+        this.arm();
       }
       return;
     }
     if (this.wantWrite) {
       this.wantWrite = false;
-      this.watcher.start(POLL_READABLE);
+      this.arm();
       this.onDrain();
     }
   }
@@ -105,11 +131,11 @@ export class FramedSocket {
       return;
     }
     if ((events & POLL_WRITABLE) !== 0) this.flush();
-    if ((events & POLL_READABLE) !== 0 && !this.closed) this.readSome();
+    if ((events & POLL_READABLE) !== 0 && !this.closed && !this.readPaused) this.readSome();
   }
 
   private readSome(): void {
-    for (let round = 0; round < 16 && !this.closed; round++) {
+    for (let round = 0; round < 16 && !this.closed && !this.readPaused; round++) {
       if (this.buf.length - this.end < 4096) this.makeRoom(4096);
       const room = this.buf.length - this.end;
       let n: number;
@@ -148,7 +174,7 @@ export class FramedSocket {
 
   private dispatch(): void {
     const buf = this.buf;
-    while (!this.closed) {
+    while (!this.closed && !this.readPaused) {
       if (this.end - this.start < FRAME_HEADER_SIZE) return;
       const type = getU32(buf, this.start);
       const serial = getU32(buf, this.start + 4);
