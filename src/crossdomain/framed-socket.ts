@@ -74,7 +74,8 @@ export class FramedSocket {
       throw new CrosswayError("CW_DEVICE_PROTOCOL", "emulated device socket is closed");
     }
     this.out.append(frame, fds);
-    this.flush();
+    // Already waiting for room: the writable watch flushes; a sendmsg now would only say EAGAIN.
+    if (!this.wantWrite) this.flush();
     return this.out.pending < HIGH_WATER;
   }
 
