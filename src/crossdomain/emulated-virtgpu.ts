@@ -98,6 +98,8 @@ class EmulatedVirtGpu implements VirtGpu {
   private closed = false;
   /** Where {@link execbuffer} builds its SUBMIT frames. */
   private submitBuf = new Uint8Array(4096);
+  /** SUBMIT's fields (flags, ring, fence), rewritten for each EXECBUFFER. */
+  private readonly submitFields = [0, 0, 0];
 
   constructor(fd: number, path: string) {
     this.description = `emulated:${path}`;
@@ -157,7 +159,7 @@ class EmulatedVirtGpu implements VirtGpu {
       default:
         this.onLost(new CrosswayError("CW_DEVICE_PROTOCOL", `unexpected frame type ${type} from the device`));
     }
-    for (const fd of fds) native.close(fd);
+    for (let i = 0; i < fds.length; i++) native.close(fds[i] as number);
   }
 
   private signalled(fenceId: number): void {
@@ -375,7 +377,10 @@ class EmulatedVirtGpu implements VirtGpu {
     }
     const flags = ring !== undefined ? 4 : 0;
     // Built in one reused buffer (the socket's queue copies it): no frame is allocated per SEND and POLL.
-    const fields = [flags, ring ?? 0, fenceId];
+    const fields = this.submitFields;
+    fields[0] = flags;
+    fields[1] = ring ?? 0;
+    fields[2] = fenceId;
     const size = frameSize(fields, cmd);
     if (this.submitBuf.length < size)
       this.submitBuf = new Uint8Array(Math.max(2 * this.submitBuf.length, size));
