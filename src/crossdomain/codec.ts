@@ -344,6 +344,7 @@ function decodeSendReceive(
   end: number,
   kind: "send" | "receive",
   n: IdentifierArraySize,
+  cmdSize = -1,
 ): CrossDomainMessage {
   const hdr = sendReceiveHeaderSize(n);
   if (off + hdr > end) throw malformed(`${kind.toUpperCase()}: ${end - off} bytes left, header needs ${hdr}`);
@@ -358,7 +359,8 @@ function decodeSendReceive(
   }
   return {
     kind,
-    size: hdr + dataSize,
+    // A command's size is its cmd_size (a host walks the buffer by it); a ring message's, what it holds.
+    size: cmdSize >= 0 ? cmdSize : hdr + dataSize,
     ids: decodeIds(buf, off, count, n),
     data: buf.subarray(off + hdr, off + hdr + dataSize),
   };
@@ -369,6 +371,7 @@ function decodeReadWrite(
   off: number,
   end: number,
   kind: "read" | "write",
+  cmdSize = -1,
 ): CrossDomainMessage {
   if (off + READ_WRITE_HEADER_SIZE > end) throw malformed(`${kind.toUpperCase()}: truncated header`);
   const dataSize = getU32(buf, off + 16);
@@ -380,7 +383,7 @@ function decodeReadWrite(
   }
   return {
     kind,
-    size: READ_WRITE_HEADER_SIZE + dataSize,
+    size: cmdSize >= 0 ? cmdSize : READ_WRITE_HEADER_SIZE + dataSize,
     identifier: getU32(buf, off + 8),
     hangUp: getU32(buf, off + 12) !== 0,
     data: buf.subarray(off + READ_WRITE_HEADER_SIZE, off + READ_WRITE_HEADER_SIZE + dataSize),
@@ -469,11 +472,10 @@ export function decodeCommand(
     case CrossDomainCmd.POLL:
       return { kind: "poll", size: cmdSize };
     case CrossDomainCmd.SEND:
-      m = decodeSendReceive(buf, off, cmdEnd, "send", config.maxIdentifiers);
-      return { ...m, size: cmdSize };
+      // Built with its cmd_size at once: no second object per SEND.
+      return decodeSendReceive(buf, off, cmdEnd, "send", config.maxIdentifiers, cmdSize);
     case CrossDomainCmd.WRITE:
-      m = decodeReadWrite(buf, off, cmdEnd, "write");
-      return { ...m, size: cmdSize };
+      return decodeReadWrite(buf, off, cmdEnd, "write", cmdSize);
     case CrossDomainCmd.FUTEX_SIGNAL:
     case CrossDomainCmd.FUTEX_DESTROY:
     case CrossDomainCmd.READ_EVENTFD_NEW:

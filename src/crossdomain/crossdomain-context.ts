@@ -93,7 +93,7 @@ export interface ContextHost {
 }
 
 /** Bytes queued for the host socket above which the context stops taking the guest's submissions. */
-export const HOST_QUEUE_HIGH_WATER = 256 * 1024;
+export const HOST_QUEUE_HIGH_WATER = 64 * 1024;
 
 /** One cross-domain context: its channel state, items, read pipes, and the POLL worker. */
 export class CrossDomainContext {
@@ -148,6 +148,11 @@ export class CrossDomainContext {
     if (this.state === null || this.state.halted) return;
     this.polls.push(fenceId);
     this.arm();
+  }
+
+  /** After a SUBMIT's last command: what its SENDs queued for the host socket is written now. */
+  endSubmit(): void {
+    this.state?.socketOut?.flushQueued();
   }
 
   /** One cross-domain command of a SUBMIT (context.rs submit_cmd); throws what the host reports as 0x1200. */
@@ -278,8 +283,11 @@ export class CrossDomainContext {
     // Nearly every SEND carries bytes only: no fds to gather, no pipes to make.
     const made = ids.count === 0 ? null : this.sendItems(ids);
     try {
-      // The queue copies the bytes (they are a view into the SUBMIT frame) and owns the fds from here on.
-      st.socketOut.write(data, made?.fds ?? null);
+      // The queue copies the bytes (they are a view into the SUBMIT frame) and owns the fds from here on. Bytes
+      // alone go out at the end of the submission (endSubmit), a batch of SENDs in one sendmsg: a stream cannot tell.
+      // A SEND with fds goes at once, as rutabaga's one sendmsg per SEND, so its fds arrive in a recvmsg of their own.
+      const fds = made?.fds ?? null;
+      st.socketOut.write(data, fds, fds !== null && fds.length > 0);
     } catch (err) {
       if (made !== null) for (const p of made.newPipes) native.close(p.fd);
       throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `SEND: ${(err as Error).message}`);

@@ -339,6 +339,7 @@ class DeviceContext {
         }
         off += m.size;
       }
+      this.cd.endSubmit();
     }
     if (fenceId === 0) return;
     const ringFlag = (flags & 4) !== 0;

@@ -29,10 +29,11 @@ export class FdWriter {
   }
 
   /**
-   * Queues `bytes` (copied) with `fds` (owned from now on) and writes what the fd takes. Throws RangeError, having
-   * closed the fds, for fds the queue cannot carry (more than 28, fds on a pipe, fds without a byte to ride on).
+   * Queues `bytes` (copied) with `fds` (owned from now on) and writes what the fd takes, or with `now` false only
+   * queues them until {@link flushQueued} (several commands of one submission in one sendmsg). Throws RangeError,
+   * having closed the fds, for fds the queue cannot carry (more than 28, fds on a pipe, fds without a byte to ride on).
    */
-  write(bytes: Uint8Array, fds: number[] | null): void {
+  write(bytes: Uint8Array, fds: number[] | null, now = true): void {
     if (this.closed) {
       if (fds !== null) for (const fd of fds) native.close(fd);
       return;
@@ -44,7 +45,12 @@ export class FdWriter {
       throw err;
     }
     // Blocked: the writable watch flushes; another sendmsg now would only say EAGAIN.
-    if (!this.blocked) this.flush();
+    if (now && !this.blocked) this.flush();
+  }
+
+  /** Writes what {@link write} queued without writing (nothing to do when blocked: the writable watch will). */
+  flushQueued(): void {
+    if (!this.closed && !this.blocked && this.out.pending > 0) this.flush();
   }
 
   /** Bytes queued, not yet taken by the fd. */

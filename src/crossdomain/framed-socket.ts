@@ -24,7 +24,7 @@ export type FrameHandler = (
 const NO_FDS: readonly number[] = Object.freeze([]);
 
 /** Bytes queued for writing above which {@link FramedSocket.send} reports back-pressure. */
-const HIGH_WATER = 1 << 20;
+const HIGH_WATER = 64 * 1024;
 
 /**
  *   read buffer:  [ consumed | frame frame part-frame | free ]
