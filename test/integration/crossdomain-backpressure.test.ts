@@ -1,43 +1,20 @@
 // The emulated device holds back a context's submissions while its host socket is full, as a real VMM's blocking
 // write does (crossdomain.md P26): memory stays bounded, and every byte still arrives in order once the peer reads.
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { CrossDomainChannel } from "../../src/crossdomain/channel.ts";
 import { openEmulatedVirtGpu } from "../../src/crossdomain/emulated-virtgpu.ts";
 import { ChannelType } from "../../src/crossdomain/protocol.ts";
 import { native } from "../../src/native.ts";
-import {
-  type DeviceProcess,
-  HostServer,
-  pattern,
-  readPeer,
-  sameBytes,
-  startDeviceProcess,
-  tempDir,
-} from "../helpers/crossdomain.ts";
+import { pattern, readPeer, sameBytes, useDeviceAndHost } from "../helpers/crossdomain.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 
 useFdLeakCheck();
 
-let tmp: ReturnType<typeof tempDir>;
-let device: DeviceProcess;
-let host: HostServer;
-
-beforeAll(async () => {
-  tmp = tempDir("crossway-bp-");
-  host = new HostServer(join(tmp.dir, "wayland-host"));
-  device = await startDeviceProcess(tmp.dir, ["--wayland", host.path]);
-});
-
-afterAll(async () => {
-  await device?.stop();
-  host?.close();
-  tmp?.remove();
-});
+const env = useDeviceAndHost("crossway-bp-");
 
 function deviceRssKiB(): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${device.pid}/status`, "utf8"));
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${env.device.pid}/status`, "utf8"));
   if (m === null) throw new Error("no VmRSS for the device");
   return Number(m[1]);
 }
@@ -56,10 +33,10 @@ function drained(ch: CrossDomainChannel, ms: number): Promise<boolean> {
 describe("back-pressure from the host socket to the guest", () => {
   it("stops taking SENDs while the host peer reads nothing, then delivers every byte in order", async () => {
     const ch = await CrossDomainChannel.open({
-      gpu: openEmulatedVirtGpu(device.socket),
+      gpu: openEmulatedVirtGpu(env.device.socket),
       channelType: ChannelType.WAYLAND,
     });
-    const peer = await host.next();
+    const peer = await env.host.next();
     native.setNonblockCloexec(peer);
     const closed = new Promise((resolve) => {
       ch.onClose = resolve;
