@@ -6,6 +6,7 @@ import {
   MAX_FDS_PER_MSG,
   type NativeWatcher,
   native,
+  POLL_DISCONNECT,
   POLL_READABLE,
   POLL_WRITABLE,
 } from "../native.ts";
@@ -98,9 +99,11 @@ export class FramedSocket {
   }
 
   private arm(): void {
-    const events = (this.readPaused ? 0 : POLL_READABLE) | (this.wantWrite ? POLL_WRITABLE : 0);
-    if (events === 0) this.watcher.stop();
-    else this.watcher.start(events);
+    // Paused, the hang-up is still watched: a peer gone while its frames are held back must not be kept forever by a
+    // consumer that never drains.
+    this.watcher.start(
+      (this.readPaused ? POLL_DISCONNECT : POLL_READABLE) | (this.wantWrite ? POLL_WRITABLE : 0),
+    );
   }
 
   private flush(): void {
@@ -129,6 +132,12 @@ export class FramedSocket {
     if (this.closed) return;
     if (status < 0) {
       this.fail(new Error(`poll error ${status} on device socket`));
+      return;
+    }
+    if (this.readPaused && (events & POLL_DISCONNECT) !== 0) {
+      // The peer went away while its frames were held back: it is gone as at EOF (what it queued is dropped, as
+      // at EOF the host socket's unsent bytes are).
+      this.fail(null);
       return;
     }
     if ((events & POLL_WRITABLE) !== 0) this.flush();

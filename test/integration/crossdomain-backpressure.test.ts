@@ -5,13 +5,17 @@ import { describe, expect, it } from "vitest";
 import { CrossDomainChannel } from "../../src/crossdomain/channel.ts";
 import { openEmulatedVirtGpu } from "../../src/crossdomain/emulated-virtgpu.ts";
 import { ChannelType } from "../../src/crossdomain/protocol.ts";
-import { native } from "../../src/native.ts";
+import { native, POLL_DISCONNECT } from "../../src/native.ts";
 import { pattern, readPeer, sameBytes, useDeviceAndHost } from "../helpers/crossdomain.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 
 useFdLeakCheck();
 
 const env = useDeviceAndHost("crossway-bp-");
+
+/** What the guest pushes, and in what pieces (a guest session's flushes are smaller; the size does not matter). */
+const TOTAL = 24 << 20;
+const CHUNK = 64 << 10;
 
 function deviceRssKiB(): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${env.device.pid}/status`, "utf8"));
@@ -30,57 +34,88 @@ function drained(ch: CrossDomainChannel, ms: number): Promise<boolean> {
   });
 }
 
+/** Resolves true when the other end of `fd` hangs up, false if it does not within `ms` (nothing is read from `fd`). */
+function hangUp(fd: number, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const w = native.createWatcher(fd, (status, events) => {
+      if (status < 0 || (events & POLL_DISCONNECT) !== 0) done(true);
+    });
+    const timer = setTimeout(() => done(false), ms);
+    function done(v: boolean): void {
+      clearTimeout(timer);
+      w.stop();
+      w.close();
+      resolve(v);
+    }
+    w.start(POLL_DISCONNECT);
+  });
+}
+
+/** Opens a channel and its host peer connection, runs `body`, then closes both. */
+async function withChannel(body: (ch: CrossDomainChannel, peer: number) => Promise<void>): Promise<void> {
+  const ch = await CrossDomainChannel.open({
+    gpu: openEmulatedVirtGpu(env.device.socket),
+    channelType: ChannelType.WAYLAND,
+  });
+  const peer = await env.host.next();
+  native.setNonblockCloexec(peer);
+  const closed = new Promise((resolve) => {
+    ch.onClose = resolve;
+  });
+  try {
+    await body(ch, peer);
+  } finally {
+    ch.close();
+    await closed;
+    native.close(peer);
+  }
+}
+
+/**
+ * Sends `data` from `from` on as the guest's sessions do, stopping at "buffered" and going on at the drain, until
+ * no drain comes for 3 s: with the host peer not reading, that happens once the kernel's socket buffers, the
+ * device's bounded queue and the guest's queue are full. Returns where it stopped (data.length: nothing held back).
+ */
+async function sendUntilStalled(ch: CrossDomainChannel, data: Uint8Array): Promise<number> {
+  let sent = 0;
+  while (sent < data.length) {
+    const r = ch.send(data.subarray(sent, sent + CHUNK));
+    sent += CHUNK;
+    if (r === "buffered" && !(await drained(ch, 3000))) break;
+  }
+  return sent;
+}
+
 describe("back-pressure from the host socket to the guest", () => {
   it("stops taking SENDs while the host peer reads nothing, then delivers every byte in order", async () => {
-    const ch = await CrossDomainChannel.open({
-      gpu: openEmulatedVirtGpu(env.device.socket),
-      channelType: ChannelType.WAYLAND,
+    await withChannel(async (ch, peer) => {
+      const data = pattern(TOTAL, 11);
+      const rssBefore = deviceRssKiB();
+      let sent = await sendUntilStalled(ch, data);
+      expect(sent, "every byte was taken while the host peer read nothing").toBeLessThan(16 << 20);
+      // Without the stall the device would hold what the peer did not read (tens of MiB); with it, a few hundred KiB.
+      const grownKiB = deviceRssKiB() - rssBefore;
+      expect(grownKiB, `device grew by ${grownKiB} KiB`).toBeLessThan(12 << 10);
+
+      // The peer reads now: the rest goes out at each drain, and the bytes arrive whole and in order.
+      const atPeer = readPeer(peer, TOTAL);
+      while (sent < TOTAL) {
+        const r = ch.send(data.subarray(sent, sent + CHUNK));
+        sent += CHUNK;
+        if (r === "buffered") expect(await drained(ch, 30_000)).toBe(true);
+      }
+      expect(sameBytes((await atPeer).data, data)).toBe("equal");
     });
-    const peer = await env.host.next();
-    native.setNonblockCloexec(peer);
-    const closed = new Promise((resolve) => {
-      ch.onClose = resolve;
-    });
-    try {
-      await pushAgainstSilentPeer(ch, peer);
-    } finally {
+  }, 120_000);
+
+  it("still notices a guest that goes away while its SENDs are held back", async () => {
+    await withChannel(async (ch, peer) => {
+      expect(await sendUntilStalled(ch, pattern(TOTAL, 5))).toBeLessThan(16 << 20);
+      const gone = hangUp(peer, 10_000);
       ch.close();
-      await closed;
-      native.close(peer);
-    }
+      // The device must end the context, closing the host socket, though nothing ever drains its queue.
+      expect(await gone, "the device kept the context of a guest that went away").toBe(true);
+      expect(env.device.child.exitCode, `the device exited: ${env.device.stderr()}`).toBeNull();
+    });
   }, 120_000);
 });
-
-async function pushAgainstSilentPeer(ch: CrossDomainChannel, peer: number): Promise<void> {
-  const total = 24 << 20;
-  const chunk = 64 << 10;
-  const data = pattern(total, 11);
-  const rssBefore = deviceRssKiB();
-
-  // Send as the guest's sessions do: stop at "buffered", go on at the drain. With the peer not reading, a drain
-  // must stop coming once the kernel's socket buffers, the device's bounded queue and the guest's queue are full.
-  let sent = 0;
-  let stalledAt = -1;
-  while (sent < total) {
-    const r = ch.send(data.subarray(sent, sent + chunk));
-    sent += chunk;
-    if (r === "buffered" && !(await drained(ch, 3000))) {
-      stalledAt = sent;
-      break;
-    }
-  }
-  expect(stalledAt, "every byte was taken while the host peer read nothing").toBeGreaterThan(0);
-  expect(stalledAt).toBeLessThan(16 << 20);
-  // Without the stall the device would hold what the peer did not read (tens of MiB); with it, a few hundred KiB.
-  const grownKiB = deviceRssKiB() - rssBefore;
-  expect(grownKiB, `device grew by ${grownKiB} KiB`).toBeLessThan(12 << 10);
-
-  // The peer reads now: the rest goes out at each drain, and the bytes arrive whole and in order.
-  const atPeer = readPeer(peer, total);
-  while (sent < total) {
-    const r = ch.send(data.subarray(sent, sent + chunk));
-    sent += chunk;
-    if (r === "buffered") expect(await drained(ch, 30_000)).toBe(true);
-  }
-  expect(sameBytes((await atPeer).data, data)).toBe("equal");
-}
