@@ -47,6 +47,8 @@ export class FramedSocket {
   private wantWrite = false;
   /** Frames are not taken while set (see {@link pauseReading}). */
   private readPaused = false;
+  /** A frame handler is running (see {@link dispatch}). */
+  private dispatching = false;
   /** Called once the write queue has drained after {@link send} returned false. */
   onDrain: () => void = () => {};
 
@@ -182,7 +184,22 @@ export class FramedSocket {
     }
   }
 
+  /**
+   * Not re-entrant: a handler may resume reading (a host socket that failed and released its hold) while a frame is
+   * being handled; the running loop then goes on, in order, instead of a nested one running ahead of the rest of
+   * the current frame and leaving the outer loop a stale buffer.
+   */
   private dispatch(): void {
+    if (this.dispatching) return;
+    this.dispatching = true;
+    try {
+      this.dispatchFrames();
+    } finally {
+      this.dispatching = false;
+    }
+  }
+
+  private dispatchFrames(): void {
     const buf = this.buf;
     while (!this.closed && !this.readPaused) {
       if (this.end - this.start < FRAME_HEADER_SIZE) return;
