@@ -150,9 +150,20 @@ export class CrossDomainContext {
     this.arm();
   }
 
-  /** After a SUBMIT's last command: what its SENDs queued for the host socket is written now. */
+  /**
+   * After a SUBMIT's last command: what its SENDs queued for the host socket is written now, and the guest is held
+   * back if the host left more than the mark unread. Decided after the write, not per SEND: only bytes the socket
+   * refused are sure to end in a drain that releases the hold (one large SUBMIT may queue more than the mark and
+   * then go out whole).
+   */
   endSubmit(): void {
-    this.state?.socketOut?.flushQueued();
+    const out = this.state?.socketOut;
+    if (out === null || out === undefined) return;
+    out.flushQueued();
+    if (!this.throttled && out.pending > HOST_QUEUE_HIGH_WATER) {
+      this.throttled = true;
+      this.host.backPressure(true);
+    }
   }
 
   /** One cross-domain command of a SUBMIT (context.rs submit_cmd); throws what the host reports as 0x1200. */
@@ -291,10 +302,6 @@ export class CrossDomainContext {
     } catch (err) {
       if (made !== null) for (const p of made.newPipes) native.close(p.fd);
       throw new CrosswayError("CW_CROSSDOMAIN_HOST_ERROR", `SEND: ${(err as Error).message}`);
-    }
-    if (!this.throttled && st.socketOut.pending > HOST_QUEUE_HIGH_WATER) {
-      this.throttled = true;
-      this.host.backPressure(true);
     }
     if (made === null) return;
     for (const p of made.newPipes) {

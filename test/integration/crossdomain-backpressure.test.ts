@@ -3,10 +3,18 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { CrossDomainChannel } from "../../src/crossdomain/channel.ts";
+import { encodeSendReceive, newIdentifierList } from "../../src/crossdomain/codec.ts";
 import { openEmulatedVirtGpu } from "../../src/crossdomain/emulated-virtgpu.ts";
-import { ChannelType } from "../../src/crossdomain/protocol.ts";
+import {
+  ChannelType,
+  CrossDomainCmd,
+  DEFAULT_CONFIG,
+  MAX_SEND_RECV_SIZE,
+  sendReceiveHeaderSize,
+} from "../../src/crossdomain/protocol.ts";
+import type { VirtGpu } from "../../src/crossdomain/virtgpu.ts";
 import { native, POLL_DISCONNECT } from "../../src/native.ts";
-import { pattern, readPeer, sameBytes, useDeviceAndHost } from "../helpers/crossdomain.ts";
+import { pattern, readPeer, sameBytes, useDeviceAndHost, within } from "../helpers/crossdomain.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 
 useFdLeakCheck();
@@ -52,18 +60,18 @@ function hangUp(fd: number, ms: number): Promise<boolean> {
 }
 
 /** Opens a channel and its host peer connection, runs `body`, then closes both. */
-async function withChannel(body: (ch: CrossDomainChannel, peer: number) => Promise<void>): Promise<void> {
-  const ch = await CrossDomainChannel.open({
-    gpu: openEmulatedVirtGpu(env.device.socket),
-    channelType: ChannelType.WAYLAND,
-  });
+async function withChannel(
+  body: (ch: CrossDomainChannel, peer: number, gpu: VirtGpu) => Promise<void>,
+): Promise<void> {
+  const gpu = openEmulatedVirtGpu(env.device.socket);
+  const ch = await CrossDomainChannel.open({ gpu, channelType: ChannelType.WAYLAND });
   const peer = await env.host.next();
   native.setNonblockCloexec(peer);
   const closed = new Promise((resolve) => {
     ch.onClose = resolve;
   });
   try {
-    await body(ch, peer);
+    await body(ch, peer, gpu);
   } finally {
     ch.close();
     await closed;
@@ -107,6 +115,33 @@ describe("back-pressure from the host socket to the guest", () => {
       expect(sameBytes((await atPeer).data, data)).toBe("equal");
     });
   }, 120_000);
+
+  it("takes submissions again after one SUBMIT alone went over the mark and the host read it all", async () => {
+    await withChannel(async (ch, peer, gpu) => {
+      // Another guest may put many SENDs in one EXECBUFFER (crossway's own puts at most 4): 24 of the largest, 88 KiB,
+      // more than the device's mark, but all of it fits in the kernel's socket buffer, so nothing ever blocks.
+      const n = 24;
+      const hdr = sendReceiveHeaderSize(DEFAULT_CONFIG.maxIdentifiers);
+      const data = pattern(n * MAX_SEND_RECV_SIZE, 3);
+      const cmds = new Uint8Array(n * (hdr + MAX_SEND_RECV_SIZE));
+      const noIds = newIdentifierList(DEFAULT_CONFIG.maxIdentifiers);
+      let at = 0;
+      for (let i = 0; i < n; i++) {
+        const piece = data.subarray(i * MAX_SEND_RECV_SIZE, (i + 1) * MAX_SEND_RECV_SIZE);
+        at += encodeSendReceive(cmds, at, CrossDomainCmd.SEND, noIds, piece, DEFAULT_CONFIG.maxIdentifiers);
+      }
+      gpu.execbuffer(cmds.subarray(0, at));
+      // The next SEND goes behind it: the device must still be taking this context's frames.
+      const after = pattern(1000, 4);
+      ch.send(after);
+      const got = await within(
+        readPeer(peer, data.length + after.length),
+        "the bytes after the large SUBMIT",
+      );
+      expect(sameBytes(got.data.subarray(0, data.length), data)).toBe("equal");
+      expect(sameBytes(got.data.subarray(data.length), after)).toBe("equal");
+    });
+  }, 60_000);
 
   it("still notices a guest that goes away while its SENDs are held back", async () => {
     await withChannel(async (ch, peer) => {
