@@ -84,8 +84,8 @@ export class FilterSession {
   private readonly recvFds = new Int32Array(MAX_FDS_PER_MSG + 1);
   private readonly clientWatcher: NativeWatcher;
   private readonly upstreamWatcher: NativeWatcher;
-  private readonly requestHooks = new MessageTable<Hook>();
-  private readonly eventHooks = new MessageTable<Hook>();
+  private readonly requestHooks: MessageTable<Hook>;
+  private readonly eventHooks: MessageTable<Hook>;
   private readonly bucket: TokenBucket;
   private readonly log: Logger;
   private rateTimer: NodeJS.Timeout | null = null;
@@ -132,6 +132,8 @@ export class FilterSession {
     this.bucket = new TokenBucket(p.quotas.requestsPerSecond, p.quotas.burst);
     this.toClient = new FdOutputQueue(clientFd);
     this.toUpstream = new FdOutputQueue(upstreamFd);
+    this.requestHooks = new MessageTable(ctx.registry);
+    this.eventHooks = new MessageTable(ctx.registry);
     this.installHooks();
     this.clientWatcher = native.createWatcher(clientFd, (status, events) =>
       this.onSocket("client", status, events),

@@ -71,8 +71,8 @@ export class ClientSession {
   private readonly watcher: NativeWatcher;
   /** The events the watcher was last started with (see rearm). */
   private armed = -1;
-  private readonly requestHooks = new MessageTable<Hook>();
-  private readonly eventHooks = new MessageTable<Hook>();
+  private readonly requestHooks: MessageTable<Hook>;
+  private readonly eventHooks: MessageTable<Hook>;
   private readonly log: Logger;
 
   private suspended = false; // a request hook is awaiting the host (e.g. a pool's blob)
@@ -136,6 +136,8 @@ export class ClientSession {
         this.out.append(w.bytes(), []);
       },
     });
+    this.requestHooks = new MessageTable(ctx.registry);
+    this.eventHooks = new MessageTable(ctx.registry);
     this.installHooks();
     this.watcher = native.createWatcher(clientFd, (status, events) => this.onClientEvent(status, events));
     channel.onReceive = (data, items) => this.onHostData(data, items);

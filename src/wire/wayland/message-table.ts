@@ -1,13 +1,18 @@
 // A value per message descriptor (a connection's hooks), read by MessageDesc.index: one array read per message.
-import { compiledMessageCount, type MessageDesc } from "./protocol-registry.ts";
+import type { MessageDesc, ProtocolRegistry } from "./protocol-registry.ts";
 
 /**
- * Values keyed by {@link MessageDesc}. A proxy looks its hook up once per message; a Map keyed by the descriptor
- * cost a hash lookup there (2% of a request burst's CPU in perf), an array sized for every compiled message costs
- * one bounds-checked read. Messages compiled later (extra XML) still work: their reads fall past the end.
+ * Values keyed by the {@link MessageDesc}s of one registry. A proxy looks its hook up once per message; a Map keyed
+ * by the descriptor cost a hash lookup there (2% of a request burst's CPU in perf), an array sized for the
+ * registry's messages costs one bounds-checked read. Messages added to the registry later (extra XML) still work:
+ * their reads fall past the end.
  */
 export class MessageTable<T> {
-  readonly #values: (T | undefined)[] = new Array<T | undefined>(compiledMessageCount()).fill(undefined);
+  readonly #values: (T | undefined)[];
+
+  constructor(registry: ProtocolRegistry) {
+    this.#values = new Array<T | undefined>(registry.messageCount).fill(undefined);
+  }
 
   get(desc: MessageDesc): T | undefined {
     return this.#values[desc.index];

@@ -71,18 +71,10 @@ export interface MessageDesc {
   /** Whether any argument is an object (those are looked up in the object map after decoding). */
   readonly hasObjectArgs: boolean;
   /**
-   * A number no other message of this process has, from 0 up, so a per-connection table can be an array indexed
+   * A number no other message of its registry has, from 0 up, so a per-connection table can be an array indexed
    * by it (an array read is cheaper than a Map lookup keyed by the descriptor, once per message).
    */
   readonly index: number;
-}
-
-/** Messages compiled so far in this process: the next {@link MessageDesc.index}. */
-let compiledMessages = 0;
-
-/** How many messages this process has compiled: every {@link MessageDesc.index} so far is below it. */
-export function compiledMessageCount(): number {
-  return compiledMessages;
 }
 
 /** One interface, compiled. `known` is false for placeholders of interfaces no loaded XML defines. */
@@ -105,6 +97,7 @@ function compileMessage(
   opcode: number,
   isEvent: boolean,
   file: string,
+  index: number,
 ): MessageDesc {
   const kinds: number[] = [];
   const nullable: number[] = [];
@@ -165,7 +158,7 @@ function compileMessage(
     scalarArgs:
       kinds.every((k) => k <= ArgKind.FIXED) && !m.destructor && special === Special.NONE ? kinds.length : -1,
     hasObjectArgs: kinds.includes(ArgKind.OBJECT),
-    index: compiledMessages++,
+    index,
   };
 }
 
@@ -189,6 +182,12 @@ export class ProtocolRegistry {
   readonly #placeholders = new Map<string, InterfaceDesc>();
   /** Interface definitions that lost to an earlier (or overriding) one. */
   readonly shadowed: ShadowedInterface[] = [];
+  #messageCount = 0;
+
+  /** Messages compiled into this registry: every {@link MessageDesc.index} of it is below this. */
+  get messageCount(): number {
+    return this.#messageCount;
+  }
 
   /** A registry holding the generated tables (the installed XML at generation time). */
   static fromGenerated(): ProtocolRegistry {
@@ -224,10 +223,10 @@ export class ProtocolRegistry {
         eventFdCounts: new Uint8Array(i.events.length),
       };
       i.requests.forEach((m, op) => {
-        requests.push(compileMessage(desc, m, op, false, p.file));
+        requests.push(compileMessage(desc, m, op, false, p.file, this.#messageCount++));
       });
       i.events.forEach((m, op) => {
-        const d = compileMessage(desc, m, op, true, p.file);
+        const d = compileMessage(desc, m, op, true, p.file, this.#messageCount++);
         events.push(d);
         desc.eventFdCounts[op] = d.fdCount;
       });

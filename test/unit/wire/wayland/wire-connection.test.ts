@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { WireProtocolError } from "../../../../src/wire/wayland/errors.ts";
 import { NEED_MORE } from "../../../../src/wire/wayland/framer.ts";
+import { MessageTable } from "../../../../src/wire/wayland/message-table.ts";
 import { ObjectState, SERVER_ID_START } from "../../../../src/wire/wayland/object-map.ts";
 import {
   DecodedMessage,
@@ -473,8 +474,30 @@ describe("messages of int, uint and fixed arguments only (the scalar path)", () 
     expect(d("wl_keyboard", "events", "keymap")?.scalarArgs).toBe(-1); // fd
     expect(d("wl_surface", "requests", "set_buffer_scale")?.hasObjectArgs).toBe(false);
     expect(d("wl_surface", "requests", "attach")?.hasObjectArgs).toBe(true);
-    const indices = new Set(reg.get("wl_surface")?.requests.map((m) => m.index));
-    expect(indices.size).toBe(reg.get("wl_surface")?.requests.length);
+  });
+
+  it("numbers each registry's messages 0..n-1, and a MessageTable holds a value per message", () => {
+    const reg = testRegistry();
+    const all = [...reg.interfaces()].flatMap((i) => [...i.requests, ...i.events]);
+    const indices = all.map((m) => m.index).sort((a, b) => a - b);
+    expect(new Set(indices).size).toBe(indices.length);
+    expect(indices[indices.length - 1]).toBeLessThan(reg.messageCount);
+    // Per registry, not per process: a second one starts again at 0.
+    const second = [...testRegistry().interfaces()].flatMap((i) => [...i.requests, ...i.events]);
+    expect(Math.min(...second.map((m) => m.index))).toBe(0);
+    const table = new MessageTable<string>(reg);
+    for (const m of all) table.set(m, `${m.iface.name}.${m.name}`);
+    for (const m of all) expect(table.get(m)).toBe(`${m.iface.name}.${m.name}`);
+    // Messages added to the registry after the table was made: past its end, still kept.
+    reg.addXml(
+      '<protocol name="late"><interface name="late_thing" version="1"><request name="poke"/></interface></protocol>',
+      "late.xml",
+    );
+    const late = reg.get("late_thing")?.requests[0];
+    expect(late?.index).toBe(reg.messageCount - 1);
+    expect(table.get(late!)).toBeUndefined();
+    table.set(late!, "late");
+    expect(table.get(late!)).toBe("late");
   });
 
   it("decodes every argument word, signed and unsigned", () => {
