@@ -49,6 +49,7 @@ import {
 } from "./paths/crossdomain-floor.ts";
 import { crosswayGuestPath, crosswayPath } from "./paths/crossway.ts";
 import { directPath } from "./paths/direct.ts";
+import { nodeRelayPath } from "./paths/node-relay.ts";
 import { type PwPath, pwDirectPath, pwFilterPath, type RunningPwPath } from "./paths/pipewire.ts";
 import { pwGuestChainPath } from "./paths/pipewire-guest.ts";
 import { relayPath } from "./paths/relay.ts";
@@ -62,6 +63,7 @@ const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const ALL_PATHS: readonly BenchPath[] = [
   directPath,
   relayPath,
+  nodeRelayPath,
   waypipePath,
   crosswayPath,
   crosswayGuestPath,
