@@ -73,6 +73,8 @@ export interface ChannelOptions {
    * guest that the compositor dropped the connection: this is how such a client learns it.
    */
   readonly hostTimeoutMs?: number;
+  /** How long the POLL after an answered RECEIVE waits to ride on a SEND (default POLL_RIDE_MS; tests lengthen it). */
+  readonly pollRideMs?: number;
   /** Ring size; default: one guest page as the device reports it (4096; 16384 on 16 KiB-page guests). */
   readonly ringSize?: number;
   readonly logger?: Logger;
@@ -116,6 +118,9 @@ const SPURIOUS_SETTLE_MS = 5;
  * followed by a riding POLL, so their stream is not slowed.
  */
 export const POLL_RIDE_MS = 1;
+
+/** How early a riding POLL may go alone rather than wait for another timer (see armRideTimer). */
+const RIDE_SLACK_MS = 0.25;
 
 /** Result of {@link CrossDomainChannel.send}: "buffered" means wait for onDrain before sending more. */
 export type SendResult = "sent" | "buffered";
@@ -203,8 +208,16 @@ export class CrossDomainChannel {
   private pollOutstanding = false;
   /** The POLL after a RECEIVE that answered the client waits to ride on the next SEND (see POLL_RIDE_MS). */
   private pollRiding = false;
-  /** Sends a riding POLL alone once POLL_RIDE_MS passed without a SEND; one Timeout per channel, refreshed. */
+  /**
+   * Sends a riding POLL alone once POLL_RIDE_MS passed without a SEND. Armed when a ride starts and none is armed,
+   * never refreshed: a refresh per round trip re-inserted it into Node's timer list every time (1.4% of the guest's
+   * CPU in a round-trip loop). When it fires early for a later ride, it re-arms for that ride's remainder.
+   */
   private rideTimer: NodeJS.Timeout | null = null;
+  /** performance.now() when the current ride started. */
+  private rideSince = 0;
+  /** Counts rides, so the timer knows whether the ride it was armed for is still the one waiting. */
+  private rideSeq = 0;
   /** Watching the ring after a POLL completed without a message (QEMU's cross-context fence completion). */
   private spuriousTimer: NodeJS.Timeout | null = null;
   private paused = false;
@@ -215,6 +228,7 @@ export class CrossDomainChannel {
   /** performance.now() of the oldest request still waiting for any host message; 0 when none waits. */
   private awaitingSince = 0;
   private hostTimeoutMs = DEFAULT_HOST_TIMEOUT_MS;
+  private pollRideMs = POLL_RIDE_MS;
 
   private readonly gemRefs = new Map<number, { blob: BlobHandle; refs: number }>();
 
@@ -368,6 +382,7 @@ export class CrossDomainChannel {
         ch.adoptLayout(slots);
       }
       ch.hostTimeoutMs = options.hostTimeoutMs ?? DEFAULT_HOST_TIMEOUT_MS;
+      ch.pollRideMs = options.pollRideMs ?? POLL_RIDE_MS;
       gpu.onHostError = (m) => ch.hostError(m);
       gpu.onFence = () => ch.onFenceEvent();
       gpu.onDrain = () => ch.pipes.drained();
@@ -724,14 +739,24 @@ export class CrossDomainChannel {
       return;
     }
     this.pollRiding = true;
-    if (this.rideTimer === null) {
-      this.rideTimer = setTimeout(() => {
-        if (this.pollRiding) this.poll();
-      }, POLL_RIDE_MS);
-      this.rideTimer.unref();
-    } else {
-      this.rideTimer.refresh();
-    }
+    this.rideSince = performance.now();
+    this.rideSeq++;
+    if (this.rideTimer === null) this.armRideTimer(this.pollRideMs);
+  }
+
+  private armRideTimer(ms: number): void {
+    const armedFor = this.rideSeq;
+    this.rideTimer = setTimeout(() => {
+      this.rideTimer = null;
+      if (!this.pollRiding || this.closed) return;
+      // The ride it was armed for: its time is up by the timer's own clock (the loop's cached time, which can lag
+      // performance.now() by a whole loop turn). A later ride: it waits what is left of its own time, unless that is
+      // only a little.
+      const left = this.pollRideMs - (performance.now() - this.rideSince);
+      if (this.rideSeq !== armedFor && left > RIDE_SLACK_MS) this.armRideTimer(Math.ceil(left));
+      else this.poll();
+    }, ms);
+    this.rideTimer.unref();
   }
 
   private onFenceEvent(): void {

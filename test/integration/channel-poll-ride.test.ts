@@ -18,6 +18,8 @@ const env = useDeviceAndHost("crossway-ride-");
 interface Submitted {
   readonly cmds: number[];
   readonly ring: number | undefined;
+  /** performance.now() at submission. */
+  readonly at: number;
 }
 
 /** The real emulated backend, recording every EXECBUFFER's command ids (walked by their cmd_size) and ring. */
@@ -35,7 +37,7 @@ function recordingGpu(): { gpu: VirtGpu; log: Submitted[] } {
             if (size === 0) break;
             off += size;
           }
-          log.push({ cmds, ring: opts?.ring });
+          log.push({ cmds, ring: opts?.ring, at: performance.now() });
           return target.execbuffer(cmd, opts);
         };
       }
@@ -101,6 +103,47 @@ describe("the POLL after a RECEIVE", () => {
     }
   });
 
+  it("waits out the ride of a second answer that began while the first ride's timer ran, then goes alone", async () => {
+    const { gpu, log } = recordingGpu();
+    // A long ride, so that the second ride surely begins before the timer the first one armed has fired.
+    const rideMs = 1000;
+    const ch = await CrossDomainChannel.open({ gpu, channelType: ChannelType.WAYLAND, pollRideMs: rideMs });
+    const peer = await env.host.next();
+    native.setNonblockCloexec(peer);
+    try {
+      const answeredAt: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        // Some time between the rides, so a POLL sent when the first ride's timer fires would be clearly early.
+        if (i === 1) await new Promise((r) => setTimeout(r, 30));
+        ch.send(pattern(12, 10 + i));
+        ch.expectAnswer();
+        await within(hostRead(peer, 12), `question ${i}`);
+        const answer = receive(ch, 16);
+        await writeAll(peer, pattern(16, 20 + i));
+        await within(answer, `answer ${i}`);
+        answeredAt.push(performance.now());
+      }
+      const [first, second] = answeredAt as [number, number];
+      // The first answer's POLL rode on the second question's SEND; the second one waits for a ride of its own.
+      expect(log.some((s) => s.cmds.length === 2 && s.cmds[0] === SEND && s.cmds[1] === POLL)).toBe(true);
+      expect(second - first, "the second ride began before the first ride's timer fired").toBeLessThan(
+        rideMs / 2,
+      );
+      const before = log.length;
+      const later = receive(ch, 16);
+      await writeAll(peer, pattern(16, 30));
+      expect(await within(later, "the host's next message")).toEqual(pattern(16, 30));
+      // Heard through a POLL that went alone, and not before the second ride's time was up: the first ride's timer
+      // fired while this ride had most of its time left (timers never fire early, so this bound cannot flake).
+      const alone = log.slice(before).find((s) => s.cmds.length === 1 && s.cmds[0] === POLL);
+      expect(alone).toBeDefined();
+      expect((alone as Submitted).at - second).toBeGreaterThanOrEqual(rideMs - 1);
+    } finally {
+      ch.close();
+      native.close(peer);
+    }
+  });
+
   it("rides on the next SEND of a round trip: one EXECBUFFER with SEND then POLL on the channel ring", async () => {
     const { gpu, log } = recordingGpu();
     const ch = await CrossDomainChannel.open({ gpu, channelType: ChannelType.WAYLAND });
@@ -121,7 +164,7 @@ describe("the POLL after a RECEIVE", () => {
         const sent = log.slice(before);
         if (i > 0) {
           // The POLL after the previous short answer waited for this SEND and went with it (no POLL alone before).
-          expect(sent[0]).toEqual({ cmds: [SEND, POLL], ring: CHANNEL_RING });
+          expect(sent[0]).toMatchObject({ cmds: [SEND, POLL], ring: CHANNEL_RING });
         }
       }
       const alone = log.filter((s) => s.cmds.length === 1 && s.cmds[0] === POLL).length;
