@@ -107,6 +107,74 @@ describe("SocketRelay", () => {
     expect(relay.connections).toBe(0);
   });
 
+  it("delivers an fd sent behind a backlog exactly once, with its bytes in order", async () => {
+    const upstreamPath = join(dir, "up3.sock");
+    const upListen = native.unixListen(upstreamPath, 4);
+    const relay = new SocketRelay(join(dir, "relay3.sock"), upstreamPath);
+    const client = native.unixConnect(relay.socketPath);
+    const [pr, pw] = native.pipe2();
+    let server = -1;
+    const got: number[] = [];
+    try {
+      server = await waitFor("the relay to connect upstream", () => {
+        const fd = native.unixAccept(upListen);
+        return fd === AGAIN ? undefined : fd;
+      });
+      // A backlog first: every buffer on the way full, so the relay holds bytes it could not send.
+      const flood = new Uint8Array(65536).fill(0x5a);
+      let flooded = 0;
+      await waitFor("the socket buffers to fill", () => {
+        const n = native.write(client, flood, 0, flood.length);
+        if (n === AGAIN) return true;
+        flooded += n;
+        return undefined;
+      });
+      // Then a marker carrying the pipe's write end on its first byte, as the client socket takes it; large, so
+      // that the relay, finding the upstream nearly full, sends it in parts (the fd with the first one only).
+      const marker = new Uint8Array(60_000);
+      for (let i = 0; i < marker.length; i++) marker[i] = (i * 13 + 1) & 255 || 1;
+      const buf = new Uint8Array(1 << 20);
+      const fdsOut = new Int32Array(29);
+      let received = 0;
+      let markerOff = 0;
+      await waitFor(
+        "the backlog and the marker to arrive",
+        () => {
+          if (markerOff < marker.length) {
+            const left = marker.length - markerOff;
+            const n = native.sendmsg(client, marker, markerOff, left, markerOff === 0 ? [pw] : null);
+            if (n !== AGAIN) markerOff += n;
+          }
+          // A slow reader, 4 KiB per tick: the relay keeps finding the upstream full, the marker's chunk too.
+          {
+            const n = native.recvmsg(server, buf, 0, 4096, fdsOut);
+            if (n === AGAIN || n === 0) return undefined;
+            for (let i = 0; i < (fdsOut[0] as number); i++) got.push(fdsOut[1 + i] as number);
+            // Only the marker's bytes may differ from the flood, and only at the very end.
+            for (let i = 0; i < n; i++) {
+              const at = received + i;
+              expect(buf[i], `byte ${at}`).toBe(at < flooded ? 0x5a : (marker[at - flooded] as number));
+            }
+            received += n;
+          }
+          return received === flooded + marker.length ? true : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 1 },
+      );
+      expect(got).toHaveLength(1);
+      // It is the pipe's write end: a byte written through it comes out of the read end.
+      expect(native.write(got[0] as number, new Uint8Array([42]), 0, 1)).toBe(1);
+      const one = new Uint8Array(1);
+      expect(native.read(pr, one, 0, 1)).toBe(1);
+      expect(one[0]).toBe(42);
+    } finally {
+      relay.close();
+      for (const fd of [client, pr, pw, ...got]) native.close(fd);
+      if (server >= 0) native.close(server);
+      native.close(upListen);
+    }
+  });
+
   it("keeps order under back-pressure: 4 MiB through a reader that starts late", async () => {
     const upstreamPath = join(dir, "up2.sock");
     const upListen = native.unixListen(upstreamPath, 4);
