@@ -35,6 +35,8 @@ class End {
   readonly queue: Pending[] = [];
   head = 0;
   closed = false;
+  /** The events the watcher was last started with (-1: never), so an unchanged mask costs no call into the addon. */
+  armed = -1;
   constructor(fd: number) {
     this.fd = fd;
   }
@@ -82,15 +84,17 @@ class Pair {
   /** Read from an end only while the other end's queue is empty (back-pressure); write-watch ends with a queue. */
   #rearm(): void {
     if (this.#done) return;
-    // Per wake-up: no array to iterate, and the addon skips a start with an unchanged mask.
     this.#arm(this.client, this.upstream);
     this.#arm(this.upstream, this.client);
   }
 
+  /** Runs on every wake-up: only a mask that changed goes to the addon. */
   #arm(e: End, other: End): void {
     let ev = 0;
     if (pendingCount(other) === 0) ev |= POLL_READABLE;
     if (pendingCount(e) > 0) ev |= POLL_WRITABLE;
+    if (ev === e.armed) return;
+    e.armed = ev;
     e.watcher?.start(ev);
   }
 
