@@ -214,10 +214,8 @@ export class CrossDomainChannel {
    * CPU in a round-trip loop). When it fires early for a later ride, it re-arms for that ride's remainder.
    */
   private rideTimer: NodeJS.Timeout | null = null;
-  /** performance.now() when the current ride started. */
+  /** performance.now() when the current ride started; the timer tells its own ride from a later one by it. */
   private rideSince = 0;
-  /** Counts rides, so the timer knows whether the ride it was armed for is still the one waiting. */
-  private rideSeq = 0;
   /** Watching the ring after a POLL completed without a message (QEMU's cross-context fence completion). */
   private spuriousTimer: NodeJS.Timeout | null = null;
   private paused = false;
@@ -740,12 +738,11 @@ export class CrossDomainChannel {
     }
     this.pollRiding = true;
     this.rideSince = performance.now();
-    this.rideSeq++;
     if (this.rideTimer === null) this.armRideTimer(this.pollRideMs);
   }
 
   private armRideTimer(ms: number): void {
-    const armedFor = this.rideSeq;
+    const armedFor = this.rideSince;
     this.rideTimer = setTimeout(() => {
       this.rideTimer = null;
       if (!this.pollRiding || this.closed) return;
@@ -753,7 +750,7 @@ export class CrossDomainChannel {
       // performance.now() by a whole loop turn). A later ride: it waits what is left of its own time, unless that is
       // only a little.
       const left = this.pollRideMs - (performance.now() - this.rideSince);
-      if (this.rideSeq !== armedFor && left > RIDE_SLACK_MS) this.armRideTimer(Math.ceil(left));
+      if (this.rideSince !== armedFor && left > RIDE_SLACK_MS) this.armRideTimer(Math.ceil(left));
       else this.poll();
     }, ms);
     this.rideTimer.unref();
