@@ -165,6 +165,12 @@ export interface NativeAddon {
   ): boolean;
   /** Number of live mappings made by this addon (for leak tests). */
   liveMappings(): number;
+  /**
+   * Turns off libuv's idle-time metrics on this thread's loop (native/src/event_loop.cc): each sleep of the loop then
+   * costs one epoll_pwait instead of two. performance.eventLoopUtilization() reports no idle time afterwards. True
+   * when they were on; false when off already or on a libuv whose layout the addon was not checked against.
+   */
+  stopLoopIdleMetrics(): boolean;
 }
 
 const require = createRequire(import.meta.url);

@@ -10,6 +10,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   crossway::InitIoctlPointers(env, exports);
   crossway::InitGuardedCopy(env, exports);
   crossway::InitIoctlQueue(env, exports);
+  crossway::InitEventLoop(env, exports);
   return exports;
 }
 }  // namespace

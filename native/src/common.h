@@ -35,5 +35,6 @@ void InitWatcher(Napi::Env env, Napi::Object exports);
 void InitIoctlPointers(Napi::Env env, Napi::Object exports);
 void InitGuardedCopy(Napi::Env env, Napi::Object exports);
 void InitIoctlQueue(Napi::Env env, Napi::Object exports);
+void InitEventLoop(Napi::Env env, Napi::Object exports);
 
 }  // namespace crossway

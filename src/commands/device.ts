@@ -7,6 +7,7 @@ import type { HostFlavor } from "../crossdomain/protocol.ts";
 import { CrosswayError } from "../errors.ts";
 import { componentLogger } from "../log.ts";
 import { native } from "../native.ts";
+import { stopLoopIdleMetrics } from "./loop-metrics.ts";
 import { waitForStopSignal } from "./stop-signal.ts";
 
 /** The `device` subcommand. */
@@ -47,6 +48,7 @@ export const deviceCommand: CommandSpec = {
   ],
   async run(args) {
     const log = componentLogger("device");
+    stopLoopIdleMetrics(log);
     const listen = args.str("listen")!;
     if (existsSync(listen)) {
       // Replace a stale socket from an earlier run, but never steal the path of a device that still answers.

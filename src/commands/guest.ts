@@ -12,6 +12,7 @@ import { DEFAULT_GUEST_CONFIG, type GuestConfig, loadGuestConfig } from "../prox
 import { checkDeviceSpec, GuestServer } from "../proxy/wayland/guest-server.ts";
 import { loadExtraProtocols } from "../trace/load-protocols.ts";
 import { ProtocolRegistry } from "../wire/wayland/protocol-registry.ts";
+import { stopLoopIdleMetrics } from "./loop-metrics.ts";
 import { waitForStopSignal } from "./stop-signal.ts";
 
 /** The config file with the command line's overrides applied (at start and at every reload). */
@@ -86,6 +87,7 @@ export const guestCommand: CommandSpec = {
     const registry = ProtocolRegistry.fromGenerated();
     loadExtraProtocols(registry, [...config.protocolPaths, ...args.list("protocol")]);
     const log = componentLogger("guest");
+    stopLoopIdleMetrics(log);
     const socket = args.str("socket");
     const { wayland: waylandFds, pipewire: pipewireFds } = splitListenFds(takeListenFds());
     // A socket systemd names "pipewire" (crossway-pipewire.socket) is served as if --pipewire were given.

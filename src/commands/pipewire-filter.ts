@@ -8,6 +8,7 @@ import { componentLogger } from "../log.ts";
 import { startPipeWireFilter } from "../proxy/pipewire/filter-server.ts";
 import type { ProfileName } from "../proxy/pipewire/policy.ts";
 import { loadPipeWirePolicy, type PipeWirePolicy } from "../proxy/pipewire/policy-file.ts";
+import { stopLoopIdleMetrics } from "./loop-metrics.ts";
 import { waitForStopSignal } from "./stop-signal.ts";
 
 /** The policy from --policy FILE, or from --profile/--target/--tag/--camera-controls (never both). */
@@ -67,6 +68,7 @@ export const pipewireFilterCommand: CommandSpec = {
     { name: "control", value: "PATH", help: "control socket for `crossway status`" },
   ],
   async run(args) {
+    stopLoopIdleMetrics(componentLogger("pipewire-filter"));
     const policy = policyFromArgs(args);
     const file = args.str("policy");
     const filter = startPipeWireFilter({

@@ -2,10 +2,12 @@
 
 import type { CommandSpec } from "../cli-options.ts";
 import { CrosswayError } from "../errors.ts";
+import { componentLogger } from "../log.ts";
 import { loadExtraProtocols } from "../trace/load-protocols.ts";
 import { startTracer } from "../trace/tracer.ts";
 import { DEFAULT_MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE_LIMIT } from "../wire/wayland/framer.ts";
 import { ProtocolRegistry } from "../wire/wayland/protocol-registry.ts";
+import { stopLoopIdleMetrics } from "./loop-metrics.ts";
 import { waitForStopSignal } from "./stop-signal.ts";
 
 /** The `trace` subcommand. */
@@ -33,6 +35,7 @@ export const traceCommand: CommandSpec = {
     },
   ],
   async run(args) {
+    stopLoopIdleMetrics(componentLogger("trace"));
     const registry = ProtocolRegistry.fromGenerated();
     loadExtraProtocols(registry, args.list("protocol"));
     const rawMax = args.str("max-message-size");

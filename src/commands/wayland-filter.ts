@@ -11,6 +11,7 @@ import { defaultPolicy, loadFilterPolicy } from "../proxy/wayland-filter/filter-
 import { startWaylandFilter } from "../proxy/wayland-filter/filter-server.ts";
 import { loadExtraProtocols } from "../trace/load-protocols.ts";
 import { ProtocolRegistry } from "../wire/wayland/protocol-registry.ts";
+import { stopLoopIdleMetrics } from "./loop-metrics.ts";
 import { waitForStopSignal } from "./stop-signal.ts";
 
 /** The `wayland-filter` subcommand. */
@@ -34,6 +35,7 @@ export const waylandFilterCommand: CommandSpec = {
     { name: "control", value: "PATH", help: "control socket for `crossway status`" },
   ],
   async run(args) {
+    stopLoopIdleMetrics(componentLogger("wayland-filter"));
     const name = args.str("name");
     const policyPath = args.str("policy");
     if (policyPath === undefined && name === undefined) {

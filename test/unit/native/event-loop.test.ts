@@ -1,0 +1,120 @@
+// stopLoopIdleMetrics: the loop sleeps in one epoll_pwait instead of an empty non-blocking one plus the real one.
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, describe, expect, it } from "vitest";
+import { useFdLeakCheck } from "../../helpers/fd-leak.ts";
+
+useFdLeakCheck();
+
+const scratch = mkdtempSync(join(tmpdir(), "crossway-loop-"));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+const addonPath = fileURLToPath(
+  new URL("../../../native/build/Release/crossway_native.node", import.meta.url),
+);
+
+/** How many times the child's loop sleeps after its marker: six 20 ms timers, one after the other. */
+const SLEEPS = 6;
+
+// The child: optionally turns the metrics off, writes a marker strace can see, then sleeps SLEEPS times on timers
+// and reports what performance.eventLoopUtilization() saw as idle over those sleeps.
+const child = `
+const addon = require(${JSON.stringify(addonPath)});
+const { performance } = require("node:perf_hooks");
+const { writeSync } = require("node:fs");
+const out = {};
+if (process.argv[1] === "off") { out.first = addon.stopLoopIdleMetrics(); out.second = addon.stopLoopIdleMetrics(); }
+writeSync(1, "MARK\\n");
+const start = performance.eventLoopUtilization();
+let n = 0;
+const tick = () => {
+  if (++n < ${SLEEPS}) { setTimeout(tick, 20); return; }
+  out.idleMs = performance.eventLoopUtilization(start).idle;
+  writeSync(1, JSON.stringify(out) + "\\n");
+};
+setTimeout(tick, 20);
+`;
+
+interface LoopRun {
+  /** The child's report: the calls' results (off only) and the idle time the metrics saw. */
+  report: { first?: boolean; second?: boolean; idleMs: number };
+  /** Main-thread sleeps after the marker that began with an empty epoll_pwait(timeout 0). */
+  emptyPollsBeforeSleep: number;
+  /** Main-thread epoll_pwait calls that slept (timeout other than 0) after the marker. */
+  sleeps: number;
+}
+
+/** Runs the child under strace and reads its main thread's epoll_pwait calls after the marker. */
+async function runChild(mode: "on" | "off"): Promise<LoopRun> {
+  const trace = join(scratch, `${mode}.strace`);
+  const proc = spawn(
+    "strace",
+    ["-f", "-qq", "-e", "trace=epoll_pwait,write", "-o", trace, process.execPath, "-e", child, mode],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let stdout = "";
+  let stderr = "";
+  proc.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString();
+  });
+  proc.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => proc.on("close", resolve));
+  expect(code, `strace node exited ${code}: ${stderr}`).toBe(0);
+  const lines = stdout.trim().split("\n");
+  expect(lines[0]).toBe("MARK");
+  const report = JSON.parse(lines[1] as string) as LoopRun["report"];
+
+  // strace -f prefixes every line with the thread id; the first line's is the main thread (it ran execve).
+  const traceLines = readFileSync(trace, "utf8").split("\n");
+  const mainTid = (traceLines[0] ?? "").split(" ")[0];
+  const calls: { timeout: number; result: number | null }[] = [];
+  let marked = false;
+  for (const line of traceLines) {
+    if (!line.startsWith(`${mainTid} `)) continue;
+    if (line.includes('write(1, "MARK\\n"')) {
+      marked = true;
+      continue;
+    }
+    if (!marked) continue;
+    const call = /epoll_pwait\(\d+, .*?, \d+, (-?\d+), /.exec(line);
+    if (call !== null) {
+      const done = /\) = (\d+)$/.exec(line);
+      calls.push({ timeout: Number(call[1]), result: done !== null ? Number(done[1]) : null });
+    }
+  }
+  let emptyPollsBeforeSleep = 0;
+  let sleeps = 0;
+  for (let i = 0; i < calls.length; i++) {
+    const c = calls[i] as (typeof calls)[number];
+    if (c.timeout === 0) {
+      const next = calls[i + 1];
+      if (c.result === 0 && next !== undefined && next.timeout !== 0) emptyPollsBeforeSleep++;
+    } else sleeps++;
+  }
+  return { report, emptyPollsBeforeSleep, sleeps };
+}
+
+describe("stopLoopIdleMetrics", () => {
+  it("Node's loop as it comes: every sleep starts with an empty non-blocking epoll_pwait (the cost removed)", async () => {
+    const run = await runChild("on");
+    expect(run.sleeps).toBeGreaterThanOrEqual(SLEEPS);
+    expect(run.emptyPollsBeforeSleep).toBeGreaterThanOrEqual(SLEEPS);
+    // The metrics saw the child sleep about 6 x 20 ms.
+    expect(run.report.idleMs).toBeGreaterThan(SLEEPS * 15);
+  });
+
+  it("turned off: each sleep is one epoll_pwait, and the call says it changed something only the first time", async () => {
+    const run = await runChild("off");
+    expect(run.report.first).toBe(true);
+    expect(run.report.second).toBe(false);
+    expect(run.sleeps).toBeGreaterThanOrEqual(SLEEPS);
+    expect(run.emptyPollsBeforeSleep).toBe(0);
+    // What the flag feeds: the loop's idle time stops growing.
+    expect(run.report.idleMs).toBe(0);
+  });
+});
