@@ -4,7 +4,7 @@
 // uv__io_poll (src/unix/linux.c) first polls with timeout 0, and only when that finds nothing polls again with the
 // real timeout, reading the clock around both. A proxy sleeps once or twice per round trip, so that is one empty
 // syscall and two clock reads per sleep: about 4 µs of the guest's CPU and 3.5 µs of latency per Wayland round trip
-// on the benchmark machine (bench/README.md). crossway never reads the loop's idle time.
+// on the benchmark machine (README.md, Performance, fifth round). crossway never reads the loop's idle time.
 //
 // libuv offers no call to turn the option off (uv_loop_configure only sets it), so this clears its bit where libuv
 // keeps it: the first member, `unsigned int flags`, of the struct behind loop->internal_fields
