@@ -1,0 +1,122 @@
+// `crossway guest` and `crossway device` sleep in one epoll_pwait per wait: no empty non-blocking poll before it.
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Compositor } from "../helpers/compositor.ts";
+import { type CrosswayStack, startCrosswayStack } from "../helpers/crossway-stack.ts";
+import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { requireCommand, spawnTracked, waitFor } from "../helpers/processes.ts";
+import { RawWaylandClient } from "../helpers/raw-wayland-client.ts";
+import { startWeston } from "../helpers/weston.ts";
+
+useFdLeakCheck();
+
+/** Round trips made while strace watches: each makes guest and device wait for the other side. */
+const ROUND_TRIPS = 60;
+
+interface Waits {
+  /** epoll_pwait calls of the main thread with a real timeout (other than 0): waits that may sleep. */
+  sleeps: number;
+  /** Sleeps that came right after an epoll_pwait(timeout 0) that found nothing: the cost the proxies turn off. */
+  emptyPollsBeforeSleep: number;
+}
+
+/** The main thread's (tid = pid) epoll_pwait calls in an `strace -f` log of several processes. */
+function waitsOf(traceText: string, pid: number): Waits {
+  const calls: { timeout: number; result: number | null }[] = [];
+  for (const line of traceText.split("\n")) {
+    if (!line.startsWith(`${pid} `)) continue;
+    const call = /epoll_pwait\(\d+, .*?, \d+, (-?\d+), /.exec(line);
+    if (call === null) continue;
+    const done = /\) = (\d+)$/.exec(line);
+    calls.push({ timeout: Number(call[1]), result: done !== null ? Number(done[1]) : null });
+  }
+  let sleeps = 0;
+  let emptyPollsBeforeSleep = 0;
+  for (let i = 0; i < calls.length; i++) {
+    const c = calls[i] as (typeof calls)[number];
+    if (c.timeout !== 0) {
+      sleeps++;
+      const before = calls[i - 1];
+      if (before !== undefined && before.timeout === 0 && before.result === 0) emptyPollsBeforeSleep++;
+    }
+  }
+  return { sleeps, emptyPollsBeforeSleep };
+}
+
+describe("proxy event loops", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "crossway-loop-sleeps-"));
+  let weston: Compositor;
+  let stack: CrosswayStack;
+
+  beforeAll(async () => {
+    requireCommand("strace", "strace");
+    weston = await startWeston();
+    stack = await startCrosswayStack(weston, { logLevel: "warn" });
+  });
+
+  afterAll(async () => {
+    await stack?.stop();
+    await weston?.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it("guest and device each wait in one epoll_pwait per sleep across round trips", async () => {
+    const client = RawWaylandClient.connect(stack.socketPath);
+    try {
+      client.getRegistry();
+      await client.roundTrip();
+      const traceFile = join(scratch, "loops.strace");
+      const strace = spawnTracked(
+        "strace",
+        "strace",
+        [
+          "-f",
+          "-e",
+          "trace=epoll_pwait",
+          "-o",
+          traceFile,
+          "-p",
+          String(stack.guestPid),
+          "-p",
+          String(stack.devicePid),
+        ],
+        { pipeStderr: true },
+      );
+      let straceErr = "";
+      strace.child.stderr?.on("data", (d: Buffer) => {
+        straceErr += d.toString();
+      });
+      try {
+        // Ready when strace says it holds every thread of both processes.
+        await waitFor(
+          "strace attached to guest and device",
+          () =>
+            new RegExp(`Process ${stack.guestPid} attached`).test(straceErr) &&
+            new RegExp(`Process ${stack.devicePid} attached`).test(straceErr)
+              ? true
+              : undefined,
+          { timeoutMs: 30_000, abort: () => (strace.running ? undefined : `strace exited: ${straceErr}`) },
+        );
+        for (let i = 0; i < ROUND_TRIPS; i++) await client.roundTrip();
+      } finally {
+        await strace.stop();
+      }
+      const trace = readFileSync(traceFile, "utf8");
+      for (const [name, pid] of [
+        ["guest", stack.guestPid],
+        ["device", stack.devicePid],
+      ] as const) {
+        const w = waitsOf(trace, pid);
+        // Round trips make each process wait for the other side, and with the metrics off every wait passes its real
+        // timeout (with them on, a wait whose first, non-blocking poll finds the peer ready never does). Half: a
+        // wake-up may find both peers ready.
+        expect(w.sleeps, `${name}: waits with a real timeout`).toBeGreaterThanOrEqual(ROUND_TRIPS / 2);
+        expect(w.emptyPollsBeforeSleep, `${name}: sleeps that began with an empty non-blocking poll`).toBe(0);
+      }
+    } finally {
+      client.close();
+    }
+  });
+});
