@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Compositor } from "../helpers/compositor.ts";
 import { type CrosswayStack, startCrosswayStack } from "../helpers/crossway-stack.ts";
+import { epollWaits } from "../helpers/epoll-waits.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { requireCommand, spawnTracked, waitFor } from "../helpers/processes.ts";
 import { RawWaylandClient } from "../helpers/raw-wayland-client.ts";
@@ -14,36 +15,6 @@ useFdLeakCheck();
 
 /** Round trips made while strace watches: each makes guest and device wait for the other side. */
 const ROUND_TRIPS = 60;
-
-interface Waits {
-  /** epoll_pwait calls of the main thread with a real timeout (other than 0): waits that may sleep. */
-  sleeps: number;
-  /** Sleeps that came right after an epoll_pwait(timeout 0) that found nothing: the cost the proxies turn off. */
-  emptyPollsBeforeSleep: number;
-}
-
-/** The main thread's (tid = pid) epoll_pwait calls in an `strace -f` log of several processes. */
-function waitsOf(traceText: string, pid: number): Waits {
-  const calls: { timeout: number; result: number | null }[] = [];
-  for (const line of traceText.split("\n")) {
-    if (!line.startsWith(`${pid} `)) continue;
-    const call = /epoll_pwait\(\d+, .*?, \d+, (-?\d+), /.exec(line);
-    if (call === null) continue;
-    const done = /\) = (\d+)$/.exec(line);
-    calls.push({ timeout: Number(call[1]), result: done !== null ? Number(done[1]) : null });
-  }
-  let sleeps = 0;
-  let emptyPollsBeforeSleep = 0;
-  for (let i = 0; i < calls.length; i++) {
-    const c = calls[i] as (typeof calls)[number];
-    if (c.timeout !== 0) {
-      sleeps++;
-      const before = calls[i - 1];
-      if (before !== undefined && before.timeout === 0 && before.result === 0) emptyPollsBeforeSleep++;
-    }
-  }
-  return { sleeps, emptyPollsBeforeSleep };
-}
 
 describe("proxy event loops", () => {
   const scratch = mkdtempSync(join(tmpdir(), "crossway-loop-sleeps-"));
@@ -108,7 +79,7 @@ describe("proxy event loops", () => {
         ["guest", stack.guestPid],
         ["device", stack.devicePid],
       ] as const) {
-        const w = waitsOf(trace, pid);
+        const w = epollWaits(trace, pid);
         // Round trips make each process wait for the other side, and with the metrics off every wait passes its real
         // timeout (with them on, a wait whose first, non-blocking poll finds the peer ready never does). Half: a
         // wake-up may find both peers ready.

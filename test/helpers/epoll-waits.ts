@@ -1,0 +1,40 @@
+// Reads one thread's epoll_pwait calls out of an `strace -f` log: how an event loop waits (tests of the loop metrics).
+
+/** How a thread's event loop waited, from its epoll_pwait calls. */
+export interface EpollWaits {
+  /** Calls with a real timeout (other than 0): waits that may sleep. */
+  sleeps: number;
+  /** Calls with a real timeout right after an epoll_pwait(timeout 0) that found nothing: libuv's idle-time metrics. */
+  emptyPollsBeforeSleep: number;
+}
+
+/**
+ * The epoll_pwait calls of thread `tid` in `traceText` (strace -f prefixes each line with the thread id), counting
+ * only those after the first line of that thread containing `after`, when given. An unfinished call (the thread was
+ * interrupted by the attach or by another thread's line) has no result and never counts as empty.
+ */
+export function epollWaits(traceText: string, tid: number | string, after?: string): EpollWaits {
+  const calls: { timeout: number; result: number | null }[] = [];
+  let counting = after === undefined;
+  for (const line of traceText.split("\n")) {
+    if (!line.startsWith(`${tid} `)) continue;
+    if (!counting) {
+      counting = line.includes(after as string);
+      continue;
+    }
+    const call = /epoll_pwait\(\d+, .*?, \d+, (-?\d+), /.exec(line);
+    if (call === null) continue;
+    const done = /\) = (\d+)$/.exec(line);
+    calls.push({ timeout: Number(call[1]), result: done !== null ? Number(done[1]) : null });
+  }
+  let sleeps = 0;
+  let emptyPollsBeforeSleep = 0;
+  for (let i = 0; i < calls.length; i++) {
+    const c = calls[i] as (typeof calls)[number];
+    if (c.timeout === 0) continue;
+    sleeps++;
+    const before = calls[i - 1];
+    if (before !== undefined && before.timeout === 0 && before.result === 0) emptyPollsBeforeSleep++;
+  }
+  return { sleeps, emptyPollsBeforeSleep };
+}
