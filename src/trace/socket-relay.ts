@@ -134,7 +134,14 @@ class Pair {
       if (onChunk !== undefined) onChunk.call(this.observer, this.id, dir, this.#buf.subarray(0, n), fds);
       // Straight from the receive buffer when the peer takes it all (the usual case); only what it could not take
       // is copied into its queue. The fds ride on the first byte sent, so a partial send leaves none behind.
-      const sent = native.sendmsg(dst.fd, this.#buf, 0, n, nfds > 0 ? fds : null);
+      let sent: number;
+      try {
+        sent = native.sendmsg(dst.fd, this.#buf, 0, n, nfds > 0 ? fds : null);
+      } catch (err) {
+        // The peer is gone (EPIPE, ECONNRESET): the chunk's fds are in no queue that close() would empty.
+        for (const fd of fds) native.close(fd);
+        throw err;
+      }
       const taken = sent === AGAIN ? 0 : sent;
       if (taken > 0) for (const fd of fds) native.close(fd);
       if (taken < n) {

@@ -107,6 +107,47 @@ describe("SocketRelay", () => {
     expect(relay.connections).toBe(0);
   });
 
+  it("closes the fds of a chunk whose upstream refuses it (EPIPE), and ends the pair", async () => {
+    // An upstream that shut its reading side: the relay's direct send of the client's chunk fails with EPIPE while
+    // the upstream socket shows nothing readable. The fds that came with the chunk are the relay's to close.
+    const upstreamPath = join(dir, "up-epipe.sock");
+    const upListen = native.unixListen(upstreamPath, 4);
+    const closed: string[] = [];
+    const relay = new SocketRelay(join(dir, "relay-epipe.sock"), upstreamPath, {
+      onClose: (_id, why) => closed.push(why),
+    });
+    const client = native.unixConnect(relay.socketPath);
+    const [pr, pw] = native.pipe2();
+    let server = -1;
+    try {
+      server = await waitFor("the relay to connect upstream", () => {
+        const fd = native.unixAccept(upListen);
+        return fd === AGAIN ? undefined : fd;
+      });
+      native.shutdown(server, 0 /* SHUT_RD */);
+      native.sendmsg(client, new Uint8Array(8).fill(1), 0, 8, [pw]);
+      await waitFor("the relay to close the pair", () => (closed.length > 0 ? true : undefined));
+      expect(closed[0]).toMatch(/EPIPE/);
+      // The pipe's write end was in the relay too: once every copy is closed, the read end sees EOF.
+      native.close(pw);
+      const eof = await waitFor(
+        "EOF on the pipe",
+        () => {
+          const n = native.read(pr, new Uint8Array(1), 0, 1);
+          return n === AGAIN ? undefined : n;
+        },
+        { timeoutMs: 10_000 },
+      );
+      expect(eof).toBe(0);
+    } finally {
+      relay.close();
+      native.close(client);
+      native.close(pr);
+      if (server >= 0) native.close(server);
+      native.close(upListen);
+    }
+  });
+
   it("delivers an fd sent behind a backlog exactly once, with its bytes in order", async () => {
     const upstreamPath = join(dir, "up3.sock");
     const upListen = native.unixListen(upstreamPath, 4);
