@@ -68,7 +68,8 @@ export const pipewireFilterCommand: CommandSpec = {
     { name: "control", value: "PATH", help: "control socket for `crossway status`" },
   ],
   async run(args) {
-    stopLoopIdleMetrics(componentLogger("pipewire-filter"));
+    const log = componentLogger("pipewire-filter");
+    stopLoopIdleMetrics(log);
     const policy = policyFromArgs(args);
     const file = args.str("policy");
     const filter = startPipeWireFilter({
@@ -96,7 +97,7 @@ export const pipewireFilterCommand: CommandSpec = {
         : {}),
       ...(controlPath !== undefined ? { controlPath } : {}),
       connections: () => filter.status(),
-      log: componentLogger("pipewire-filter"),
+      log,
     }).catch((err: unknown) => {
       filter.close();
       throw err;

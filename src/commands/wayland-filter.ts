@@ -35,7 +35,8 @@ export const waylandFilterCommand: CommandSpec = {
     { name: "control", value: "PATH", help: "control socket for `crossway status`" },
   ],
   async run(args) {
-    stopLoopIdleMetrics(componentLogger("wayland-filter"));
+    const log = componentLogger("wayland-filter");
+    stopLoopIdleMetrics(log);
     const name = args.str("name");
     const policyPath = args.str("policy");
     if (policyPath === undefined && name === undefined) {
@@ -60,10 +61,9 @@ export const waylandFilterCommand: CommandSpec = {
       policy,
       registry,
       audit: pinoWlAuditSink,
-      log: componentLogger("wayland-filter"),
+      log,
     });
     const controlPath = args.str("control");
-    const log = componentLogger("wayland-filter");
     const control = await attachControl({
       command: "wayland-filter",
       ...(policyPath !== undefined
