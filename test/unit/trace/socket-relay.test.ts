@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { AGAIN, native } from "../../../src/native.ts";
-import { SocketRelay } from "../../../src/trace/socket-relay.ts";
+import { type RelayObserver, SocketRelay } from "../../../src/trace/socket-relay.ts";
 import { useFdLeakCheck } from "../../helpers/fd-leak.ts";
 import { waitFor } from "../../helpers/processes.ts";
 
@@ -26,23 +26,60 @@ async function receive(fd: number): Promise<{ bytes: Uint8Array; fds: number[] }
   });
 }
 
+/** A relay in front of a fresh upstream listener, with one client connected through it and accepted upstream. */
+interface RelayedConnection {
+  relay: SocketRelay;
+  client: number;
+  server: number;
+  /** Closes the client now (a client that dies); close() then leaves it alone. */
+  dropClient(): void;
+  /** Closes the relay, then the client, server and listener. */
+  close(): void;
+}
+
+async function relayedConnection(name: string, observer: RelayObserver = {}): Promise<RelayedConnection> {
+  const upstreamPath = join(dir, `up-${name}.sock`);
+  const upListen = native.unixListen(upstreamPath, 4);
+  const relay = new SocketRelay(join(dir, `relay-${name}.sock`), upstreamPath, observer);
+  let client = native.unixConnect(relay.socketPath);
+  let server = -1;
+  const close = (): void => {
+    relay.close();
+    if (client >= 0) native.close(client);
+    if (server >= 0) native.close(server);
+    native.close(upListen);
+  };
+  try {
+    server = await waitFor("the relay to connect upstream", () => {
+      const fd = native.unixAccept(upListen);
+      return fd === AGAIN ? undefined : fd;
+    });
+  } catch (err) {
+    close();
+    throw err;
+  }
+  return {
+    relay,
+    client,
+    server,
+    dropClient: () => {
+      native.close(client);
+      client = -1;
+    },
+    close,
+  };
+}
+
 describe("SocketRelay", () => {
   it("names a client that died with events unread by its reset, not by libuv's bare poll error", async () => {
     // A Unix socket whose peer closes with bytes unread gets EPOLLERR (sk_err = ECONNRESET); libuv hands that over
     // as status UV_EBADF, which the relay once reported as "poll error -9".
-    const upstreamPath = join(dir, "up-reset.sock");
-    const upListen = native.unixListen(upstreamPath, 4);
     const closed: string[] = [];
-    const relay = new SocketRelay(join(dir, "relay-reset.sock"), upstreamPath, {
+    const c = await relayedConnection("reset", {
       onClose: (_id, why) => closed.push(why),
     });
-    const client = native.unixConnect(relay.socketPath);
-    let server = -1;
+    const { client, server } = c;
     try {
-      server = await waitFor("the relay to connect upstream", () => {
-        const fd = native.unixAccept(upListen);
-        return fd === AGAIN ? undefined : fd;
-      });
       const events = new Uint8Array(256).fill(7);
       native.sendmsg(server, events, 0, events.length, null);
       // Wait until the relay has passed the events on, then die without reading them.
@@ -51,31 +88,22 @@ describe("SocketRelay", () => {
         native.ioctl(client, 0x541b /* FIONREAD */, n);
         return new DataView(n.buffer).getInt32(0, true) === events.length ? true : undefined;
       });
-      native.close(client);
+      c.dropClient();
       await waitFor("the relay to close the pair", () => (closed.length > 0 ? true : undefined));
       expect(closed[0]).toMatch(/^(ECONNRESET|eof)/);
     } finally {
-      relay.close();
-      if (server >= 0) native.close(server);
-      native.close(upListen);
+      c.close();
     }
   });
 
   it("relays bytes and fds both ways, reports chunks, and closes everything", async () => {
-    const upstreamPath = join(dir, "up.sock");
-    const upListen = native.unixListen(upstreamPath, 4);
     const seen: string[] = [];
-    const relay = new SocketRelay(join(dir, "relay.sock"), upstreamPath, {
+    const c = await relayedConnection("both-ways", {
       onChunk: (id, d, bytes, fds) => seen.push(`${id} ${d} ${bytes.length} ${fds.length}`),
     });
-    const client = native.unixConnect(relay.socketPath);
+    const { relay, client, server } = c;
     const [pr, pw] = native.pipe2();
-    let server = -1;
     try {
-      server = await waitFor("the relay to connect upstream", () => {
-        const fd = native.unixAccept(upListen);
-        return fd === AGAIN ? undefined : fd;
-      });
       // client → upstream with a pipe's write end attached.
       const msg = new Uint8Array([1, 2, 3, 4, 5, 6, 7, 8]);
       native.sendmsg(client, msg, 0, msg.length, [pw]);
@@ -97,10 +125,7 @@ describe("SocketRelay", () => {
       expect(seen).toEqual(["1 c2s 8 1", "1 s2c 64 0"]);
       expect(relay.connections).toBe(1);
     } finally {
-      relay.close();
-      native.close(client);
-      if (server >= 0) native.close(server);
-      native.close(upListen);
+      c.close();
       native.close(pr);
       native.close(pw);
     }
@@ -110,20 +135,13 @@ describe("SocketRelay", () => {
   it("closes the fds of a chunk whose upstream refuses it (EPIPE), and ends the pair", async () => {
     // An upstream that shut its reading side: the relay's direct send of the client's chunk fails with EPIPE while
     // the upstream socket shows nothing readable. The fds that came with the chunk are the relay's to close.
-    const upstreamPath = join(dir, "up-epipe.sock");
-    const upListen = native.unixListen(upstreamPath, 4);
     const closed: string[] = [];
-    const relay = new SocketRelay(join(dir, "relay-epipe.sock"), upstreamPath, {
+    const c = await relayedConnection("epipe", {
       onClose: (_id, why) => closed.push(why),
     });
-    const client = native.unixConnect(relay.socketPath);
+    const { client, server } = c;
     const [pr, pw] = native.pipe2();
-    let server = -1;
     try {
-      server = await waitFor("the relay to connect upstream", () => {
-        const fd = native.unixAccept(upListen);
-        return fd === AGAIN ? undefined : fd;
-      });
       native.shutdown(server, 0 /* SHUT_RD */);
       native.sendmsg(client, new Uint8Array(8).fill(1), 0, 8, [pw]);
       await waitFor("the relay to close the pair", () => (closed.length > 0 ? true : undefined));
@@ -140,27 +158,17 @@ describe("SocketRelay", () => {
       );
       expect(eof).toBe(0);
     } finally {
-      relay.close();
-      native.close(client);
+      c.close();
       native.close(pr);
-      if (server >= 0) native.close(server);
-      native.close(upListen);
     }
   });
 
   it("delivers an fd sent behind a backlog exactly once, with its bytes in order", async () => {
-    const upstreamPath = join(dir, "up3.sock");
-    const upListen = native.unixListen(upstreamPath, 4);
-    const relay = new SocketRelay(join(dir, "relay3.sock"), upstreamPath);
-    const client = native.unixConnect(relay.socketPath);
+    const c = await relayedConnection("backlog");
+    const { client, server } = c;
     const [pr, pw] = native.pipe2();
-    let server = -1;
     const got: number[] = [];
     try {
-      server = await waitFor("the relay to connect upstream", () => {
-        const fd = native.unixAccept(upListen);
-        return fd === AGAIN ? undefined : fd;
-      });
       // A backlog first: every buffer on the way full, so the relay holds bytes it could not send.
       const flood = new Uint8Array(65536).fill(0x5a);
       let flooded = 0;
@@ -213,24 +221,15 @@ describe("SocketRelay", () => {
       expect(native.read(pr, one, 0, 1)).toBe(1);
       expect(one[0]).toBe(42);
     } finally {
-      relay.close();
-      for (const fd of [client, pr, pw, ...got]) native.close(fd);
-      if (server >= 0) native.close(server);
-      native.close(upListen);
+      c.close();
+      for (const fd of [pr, pw, ...got]) native.close(fd);
     }
   });
 
   it("keeps order under back-pressure: 4 MiB through a reader that starts late", async () => {
-    const upstreamPath = join(dir, "up2.sock");
-    const upListen = native.unixListen(upstreamPath, 4);
-    const relay = new SocketRelay(join(dir, "relay2.sock"), upstreamPath);
-    const client = native.unixConnect(relay.socketPath);
-    let server = -1;
+    const c = await relayedConnection("order");
+    const { client, server } = c;
     try {
-      server = await waitFor("the relay to connect upstream", () => {
-        const fd = native.unixAccept(upListen);
-        return fd === AGAIN ? undefined : fd;
-      });
       const total = 4 * 1024 * 1024;
       const data = new Uint8Array(total);
       for (let i = 0; i < total; i++) data[i] = (i * 7 + (i >>> 12)) & 255;
@@ -263,10 +262,7 @@ describe("SocketRelay", () => {
       );
       expect(Buffer.compare(Buffer.from(got), Buffer.from(data))).toBe(0);
     } finally {
-      relay.close();
-      native.close(client);
-      if (server >= 0) native.close(server);
-      native.close(upListen);
+      c.close();
     }
   });
 });
