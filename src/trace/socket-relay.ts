@@ -44,7 +44,7 @@ class End {
 
 const RECV_SIZE = 65536;
 
-/** The fds of a chunk that carries none; never written to (a chunk with fds gets its own array). */
+/** The fds of a chunk or queue entry that carries none (any more); never written to (fds get an array of their own). */
 const NO_FDS: number[] = [];
 
 function pendingCount(e: End): number {
@@ -145,7 +145,7 @@ class Pair {
       const taken = sent === AGAIN ? 0 : sent;
       if (taken > 0) for (const fd of fds) native.close(fd);
       if (taken < n) {
-        dst.queue.push({ bytes: this.#buf.slice(taken, n), fds: taken > 0 ? [] : fds });
+        dst.queue.push({ bytes: this.#buf.slice(taken, n), fds: taken > 0 ? NO_FDS : fds });
         return;
       }
       // A short read drained the socket: the level-triggered watcher wakes us for more (no EAGAIN recvmsg).
@@ -160,7 +160,7 @@ class Pair {
       if (n === AGAIN) return;
       // The kernel attached the fds to the first byte sent: our copies can go.
       for (const fd of p.fds) native.close(fd);
-      p.fds = [];
+      p.fds = NO_FDS;
       if (n < p.bytes.length) {
         p.bytes = p.bytes.subarray(n);
         continue;
