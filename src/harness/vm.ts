@@ -1,8 +1,9 @@
 // Boots the test VM (QEMU + rutabaga cross-domain, TCG) and talks to its guest agent over virtio-serial.
 // The guest sees the host's root read-only (9p), so Node.js, this checkout and real clients run in it as they are.
 import { spawnSync } from "node:child_process";
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
-import { createServer, type Server, type Socket } from "node:net";
+import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CrosswayError } from "../errors.ts";
@@ -159,11 +160,12 @@ export async function startVm(env: VmEnv, opts: VmOptions): Promise<Vm> {
   const shareDir = join(dirs.base, "share");
   mkdirSync(shareDir, { mode: 0o755 });
   const ctlPath = join(dirs.base, "ctl.sock");
+  const monitorPath = join(dirs.base, "monitor.sock");
   const consolePath = join(dirs.base, "console.log");
   // Beside the VM cache, kept across boots: the guest's TMPDIR (tsx's transform cache lives there).
   const guestCache = join(dirname(dirname(env.kernel)), "guest-tmp");
   mkdirSync(guestCache, { recursive: true, mode: 0o700 });
-  const agent = new AgentLink();
+  const agent = new AgentLink(() => dumpGuestTasks(monitorPath, consolePath));
   const server: Server = createServer((sock) => agent.attach(sock));
   await new Promise<void>((res, rej) => {
     server.once("error", rej);
@@ -174,8 +176,9 @@ export async function startVm(env: VmEnv, opts: VmOptions): Promise<Vm> {
     ...[
       "-display",
       "none",
+      // The human monitor, only for {@link dumpGuestTasks}: SysRq keys make the guest kernel print its tasks.
       "-monitor",
-      "none",
+      `unix:${monitorPath},server=on,wait=off`,
       "-serial",
       "stdio",
       "-no-reboot",
@@ -186,7 +189,7 @@ export async function startVm(env: VmEnv, opts: VmOptions): Promise<Vm> {
     ],
     ...["-L", env.bios, "-kernel", env.kernel, "-initrd", env.initrd],
     "-append",
-    `console=ttyS0 loglevel=4 panic=-1 crossway.share=cwshare crossway.cache=cwcache crossway.agent=${AGENT}`,
+    `console=ttyS0 loglevel=4 panic=-1 sysrq_always_enabled crossway.share=cwshare crossway.cache=cwcache crossway.agent=${AGENT}`,
     "-device",
     // hostmem is the window host blobs are mapped through: every wl_shm pool is shadowed whole (foot makes a
     // 512 MiB sparse pool: with 256M its blob fails with ENOSPC and foot is dropped), so leave room.
@@ -283,6 +286,51 @@ function makeVm(
   };
 }
 
+/** Time for the guest kernel to print its task dump on the (slow, emulated) serial console. */
+const TASK_DUMP_SETTLE_MS = 5_000;
+
+/**
+ * When the guest agent stops answering: asks the guest kernel, by SysRq keys on QEMU's monitor, to print its blocked
+ * tasks (w) and every task's stack (t) on the console, keeps a copy of the console outside the run's directory
+ * (which the VM's stop removes) and returns where it is with its last lines. The agent's own trace lines on the
+ * console say which request arrived and whether its answer was written.
+ */
+async function dumpGuestTasks(monitorPath: string, consolePath: string): Promise<string> {
+  try {
+    await new Promise<void>((res, rej) => {
+      const mon = connect(monitorPath, () => {
+        // The dumps print at KERN_INFO, under the console's loglevel=4: SysRq 8 lets them through. It stays at 8:
+        // restoring it while the slow console still prints would cut the dump short.
+        const keys = ["8", "w", "t"];
+        const next = (): void => {
+          const k = keys.shift();
+          if (k === undefined) mon.end();
+          else {
+            mon.write(`sendkey alt-sysrq-${k}\n`);
+            setTimeout(next, 1_000);
+          }
+        };
+        next();
+      });
+      mon.on("error", rej);
+      mon.on("close", () => res());
+      mon.resume();
+    });
+    await new Promise((r) => setTimeout(r, TASK_DUMP_SETTLE_MS));
+  } catch (err) {
+    return `no task dump (QEMU's monitor: ${(err as Error).message}); console:\n${logTail(consolePath, 6000)}`;
+  }
+  const kept = join(tmpdir(), `crossway-vm-console-${process.pid}-${Date.now()}.log`);
+  try {
+    copyFileSync(consolePath, kept);
+  } catch {
+    return `console:\n${logTail(consolePath, 6000)}`;
+  }
+  const lines = readFileSync(kept, "utf8").split("\n");
+  const agentLines = lines.filter((l) => l.startsWith("crossway-vm: agent")).slice(-12);
+  return `the guest's console with its task dump is kept at ${kept}; the agent's last lines:\n${agentLines.join("\n")}\nconsole tail:\n${logTail(kept, 4000)}`;
+}
+
 /** The host end of the guest agent's JSON-lines protocol. */
 class AgentLink {
   private sock: Socket | undefined;
@@ -293,6 +341,10 @@ class AgentLink {
   private readyResolve: (() => void) | undefined;
   private isReady = false;
   private closed = false;
+  private diagnosis: Promise<string> | undefined;
+
+  /** `diagnose` runs once, at the first request the agent leaves unanswered; its text goes into that error. */
+  constructor(private readonly diagnose: () => Promise<string>) {}
 
   attach(sock: Socket): void {
     if (this.sock !== undefined) {
@@ -340,10 +392,14 @@ class AgentLink {
     return new Promise((res, rej) => {
       const timer = setTimeout(() => {
         this.waiting.delete(id);
-        rej(
-          new CrosswayError(
-            "CW_HARNESS_START",
-            `${what}: no answer from the guest agent in ${timeoutMs / 1000} s`,
+        const first = this.diagnosis === undefined;
+        this.diagnosis ??= this.diagnose();
+        void this.diagnosis.then((d) =>
+          rej(
+            new CrosswayError(
+              "CW_HARNESS_START",
+              `${what}: no answer from the guest agent in ${timeoutMs / 1000} s (request #${id}); ${first ? d : "see the first unanswered request's error"}`,
+            ),
           ),
         );
       }, timeoutMs);

@@ -9,7 +9,7 @@
 //   guest → host  {event: "ready", uptime, node}                          once, when the agent listens
 // Output of "run" is UTF-8 text; binary checks hash in the guest (sha256sum) instead of moving bytes.
 import { spawn } from "node:child_process";
-import { createReadStream, createWriteStream, openSync, readdirSync, readFileSync } from "node:fs";
+import { createReadStream, createWriteStream, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
 
 const PORT_NAME = "crossway.ctl";
 
@@ -28,6 +28,15 @@ const port = findPort();
 const portFd = openSync(port, "r+");
 const out = createWriteStream(null, { fd: portFd, autoClose: false });
 const send = (obj) => out.write(`${JSON.stringify(obj)}\n`);
+// Each request and its answer leave one line on the console (a UART, apart from virtio-serial and 9p): when the
+// host waits in vain, the console tells whether the request arrived, and whether its answer was written or is stuck.
+const trace = (line) => {
+  try {
+    writeSync(1, `crossway-vm: agent ${line}\n`);
+  } catch {}
+};
+const answer = (obj) =>
+  out.write(`${JSON.stringify(obj)}\n`, () => trace(`#${obj.id} answered${obj.error ? " (error)" : ""}`));
 const children = new Map();
 
 function childEnv(env) {
@@ -61,7 +70,8 @@ function run(msg) {
     if (done) return;
     done = true;
     if (timer) clearTimeout(timer);
-    send({
+    trace(`#${msg.id} exited code ${code} signal ${signal} after ${Date.now() - t0} ms`);
+    answer({
       id: msg.id,
       code,
       signal,
@@ -107,10 +117,13 @@ function spawnChild(msg) {
     children.delete(child.pid);
     send({ event: "exit", pid: child.pid, code, signal });
   });
-  send({ id: msg.id, pid: child.pid });
+  answer({ id: msg.id, pid: child.pid });
 }
 
 function handle(msg) {
+  trace(
+    `#${msg.id} ${msg.op}${msg.argv ? ` ${String(msg.argv[0]).slice(0, 40)}` : ""}${msg.pid ? ` pid ${msg.pid}` : ""}`,
+  );
   try {
     if (msg.op === "run") return run(msg);
     if (msg.op === "spawn") return spawnChild(msg);
@@ -121,12 +134,12 @@ function handle(msg) {
       } catch {
         ok = false;
       }
-      return send({ id: msg.id, ok });
+      return answer({ id: msg.id, ok });
     }
-    if (msg.op === "fds") return send({ id: msg.id, count: readdirSync(`/proc/${msg.pid}/fd`).length });
-    send({ id: msg.id, error: `unknown op ${msg.op}` });
+    if (msg.op === "fds") return answer({ id: msg.id, count: readdirSync(`/proc/${msg.pid}/fd`).length });
+    answer({ id: msg.id, error: `unknown op ${msg.op}` });
   } catch (err) {
-    send({ id: msg.id, error: String(err?.message ?? err) });
+    answer({ id: msg.id, error: String(err?.message ?? err) });
   }
 }
 
