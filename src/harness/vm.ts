@@ -1,14 +1,14 @@
 // Boots the test VM (QEMU + rutabaga cross-domain, TCG) and talks to its guest agent over virtio-serial.
 // The guest sees the host's root read-only (9p), so Node.js, this checkout and real clients run in it as they are.
 import { spawnSync } from "node:child_process";
-import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
-import { connect, createServer, type Server, type Socket } from "node:net";
-import { tmpdir } from "node:os";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CrosswayError } from "../errors.ts";
 import { makePeerDirs } from "./compositor.ts";
 import { type Env, logTail, spawnTracked, type TrackedProcess } from "./processes.ts";
+import { diagnoseStuckVm } from "./vm-diagnosis.ts";
 
 /** The checkout this module belongs to (the guest sees it at the same path). */
 export const CHECKOUT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
@@ -165,7 +165,8 @@ export async function startVm(env: VmEnv, opts: VmOptions): Promise<Vm> {
   // Beside the VM cache, kept across boots: the guest's TMPDIR (tsx's transform cache lives there).
   const guestCache = join(dirname(dirname(env.kernel)), "guest-tmp");
   mkdirSync(guestCache, { recursive: true, mode: 0o700 });
-  const agent = new AgentLink(() => dumpGuestTasks(monitorPath, consolePath));
+  let qemuPid = 0;
+  const agent = new AgentLink(() => diagnoseStuckVm({ qemuPid, monitorPath, consolePath }));
   const server: Server = createServer((sock) => agent.attach(sock));
   await new Promise<void>((res, rej) => {
     server.once("error", rej);
@@ -176,7 +177,7 @@ export async function startVm(env: VmEnv, opts: VmOptions): Promise<Vm> {
     ...[
       "-display",
       "none",
-      // The human monitor, only for {@link dumpGuestTasks}: SysRq keys make the guest kernel print its tasks.
+      // The human monitor, only for diagnoseStuckVm: SysRq keys make the guest kernel print its tasks.
       "-monitor",
       `unix:${monitorPath},server=on,wait=off`,
       "-serial",
@@ -210,6 +211,7 @@ export async function startVm(env: VmEnv, opts: VmOptions): Promise<Vm> {
   let qemu: TrackedProcess;
   try {
     qemu = spawnTracked("qemu", env.qemu, args, { env: procEnv, logFd });
+    qemuPid = qemu.pid;
   } finally {
     closeSync(logFd);
   }
@@ -284,51 +286,6 @@ function makeVm(
       return stopped;
     },
   };
-}
-
-/** Time for the guest kernel to print its task dump on the (slow, emulated) serial console. */
-const TASK_DUMP_SETTLE_MS = 5_000;
-
-/**
- * When the guest agent stops answering: asks the guest kernel, by SysRq keys on QEMU's monitor, to print its blocked
- * tasks (w) and every task's stack (t) on the console, keeps a copy of the console outside the run's directory
- * (which the VM's stop removes) and returns where it is with its last lines. The agent's own trace lines on the
- * console say which request arrived and whether its answer was written.
- */
-async function dumpGuestTasks(monitorPath: string, consolePath: string): Promise<string> {
-  try {
-    await new Promise<void>((res, rej) => {
-      const mon = connect(monitorPath, () => {
-        // The dumps print at KERN_INFO, under the console's loglevel=4: SysRq 8 lets them through. It stays at 8:
-        // restoring it while the slow console still prints would cut the dump short.
-        const keys = ["8", "w", "t"];
-        const next = (): void => {
-          const k = keys.shift();
-          if (k === undefined) mon.end();
-          else {
-            mon.write(`sendkey alt-sysrq-${k}\n`);
-            setTimeout(next, 1_000);
-          }
-        };
-        next();
-      });
-      mon.on("error", rej);
-      mon.on("close", () => res());
-      mon.resume();
-    });
-    await new Promise((r) => setTimeout(r, TASK_DUMP_SETTLE_MS));
-  } catch (err) {
-    return `no task dump (QEMU's monitor: ${(err as Error).message}); console:\n${logTail(consolePath, 6000)}`;
-  }
-  const kept = join(tmpdir(), `crossway-vm-console-${process.pid}-${Date.now()}.log`);
-  try {
-    copyFileSync(consolePath, kept);
-  } catch {
-    return `console:\n${logTail(consolePath, 6000)}`;
-  }
-  const lines = readFileSync(kept, "utf8").split("\n");
-  const agentLines = lines.filter((l) => l.startsWith("crossway-vm: agent")).slice(-12);
-  return `the guest's console with its task dump is kept at ${kept}; the agent's last lines:\n${agentLines.join("\n")}\nconsole tail:\n${logTail(kept, 4000)}`;
 }
 
 /** The host end of the guest agent's JSON-lines protocol. */
