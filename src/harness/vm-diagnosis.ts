@@ -13,6 +13,8 @@ const GDB_TIMEOUT_MS = 60_000;
 const MONITOR_TIMEOUT_MS = 10_000;
 /** Time for the guest kernel to print its task dump on the (slow, emulated) serial console. */
 const TASK_DUMP_SETTLE_MS = 5_000;
+/** SysRq w's section of the console: the tasks asleep in the kernel uninterruptibly, with their stacks. */
+const BLOCKED_TASKS = /sysrq: Show Blocked State\n([\s\S]*?)(?:^.*sysrq: Show State|(?![\s\S]))/m;
 /** Frames of each interesting QEMU thread quoted in the error (the whole dump is in the kept file). */
 const QUOTED_FRAMES = 12;
 
@@ -45,8 +47,7 @@ export async function diagnoseStuckVm(vm: StuckVm): Promise<string> {
       .split("\n")
       .filter((l) => l.startsWith("crossway-vm: agent"))
       .slice(-12);
-    // SysRq w's section: the tasks asleep in the kernel uninterruptibly, with their stacks.
-    const blocked = /sysrq: Show Blocked State\n([\s\S]*?)(?:^.*sysrq: Show State|(?![\s\S]))/m.exec(text)?.[1];
+    const blocked = BLOCKED_TASKS.exec(text)?.[1];
     parts.push(
       `the guest's console is kept at ${kept}; the agent's last trace lines:\n${agent.join("\n")}\n${
         blocked === undefined
