@@ -20,6 +20,8 @@ useFdLeakCheck();
 
 /** pino's numeric levels. */
 const INFO = 30;
+/** ioctl: bytes waiting in a socket's receive queue. */
+const FIONREAD = 0x541b;
 const WARN = 40;
 
 /** Open fds of another process. */
@@ -220,9 +222,15 @@ describe.each(["weston", "sway"] as const)(
     let fdsBase: number;
     let devFdsBase: number;
 
+    /** The guest's control socket: the flood test asks it when the session starts holding events back. */
+    let controlDir: string;
+    let control: string;
+
     beforeAll(async () => {
       compositor = await COMPOSITORS[kind]();
-      stack = await startCrosswayStack(compositor);
+      controlDir = mkdtempSync(join(tmpdir(), "cw-robust-ctl-"));
+      control = join(controlDir, "guest.ctl");
+      stack = await startCrosswayStack(compositor, { guestArgs: ["--control", control] });
       steady = RawWaylandClient.connect(stack.socketPath);
       steady.getRegistry();
       await steady.roundTrip();
@@ -235,6 +243,7 @@ describe.each(["weston", "sway"] as const)(
       steady?.close();
       await stack?.stop();
       await compositor?.stop();
+      if (controlDir !== undefined) rmSync(controlDir, { recursive: true, force: true });
     });
 
     /**
@@ -435,23 +444,67 @@ describe.each(["weston", "sway"] as const)(
         const ended = await expectOnlyItsOwnConnectionEnds(async () => {
           // What happens: the client's socket fills, the session pauses the channel (no unbounded queue in the
           // proxy), the backlog reaches the compositor, and libwayland-server 1.21 (weston's and sway's) drops a
-          // connection whose 4 KiB output ring overflows; the session then ends, blaming the client. Paced (100
-          // syncs per 5 ms, ~0.5 MB/s of events): an unpaced burst makes the compositor drop the connection for the
-          // device's lag before the client's socket is even full, which ends the same single session but says
-          // less about why.
+          // connection whose 4 KiB output ring overflows; the session then ends, blaming the client.
+          // Two phases, so that the order of those steps does not depend on the machine's load:
+          // 1. Each batch of syncs goes only once the previous batch's events all sit in the client's socket
+          //    (FIONREAD: 24 bytes per sync, wl_callback.done and wl_display.delete_id), so the compositor never
+          //    holds a backlog, until the socket is full and the session reports events queued for the client.
+          //    Flooding at once instead lets a starved proxy fall behind the compositor, which then drops the
+          //    connection before the client's socket is full: the same single session ends, for another reason.
+          // 2. With the session paused, the flood goes on until the compositor drops the connection.
           const batch = new Uint8Array(12 * 100);
           const dv = new DataView(batch.buffer);
-          const deadline = Date.now() + 30_000;
-          for (;;) {
-            await sleep(5);
-            for (let i = 0; i < 100; i++) {
-              dv.setUint32(i * 12, 1, true);
-              dv.setUint32(i * 12 + 4, 12 << 16, true);
-              dv.setUint32(i * 12 + 8, bad.newId(), true);
+          /** What is left of the current batch (a full socket can take part of it: the rest goes next time). */
+          let rest = batch.subarray(batch.length);
+          /** Writes what fits of the current batch, or of a new one; true once a whole batch went. */
+          const sendBatch = (): boolean => {
+            if (rest.length === 0) {
+              for (let i = 0; i < 100; i++) {
+                dv.setUint32(i * 12, 1, true);
+                dv.setUint32(i * 12 + 4, 12 << 16, true);
+                dv.setUint32(i * 12 + 8, bad.newId(), true);
+              }
+              rest = batch;
             }
-            if (bad.send(batch, 100) < batch.length) await sleep(20);
-            if (bad.eof) break; // EPIPE/ECONNRESET: the connection was ended.
+            rest = rest.subarray(bad.send(rest));
+            return rest.length === 0;
+          };
+          const unread = new Uint8Array(4);
+          const unreadBytes = (): number => {
+            native.ioctl(bad.fd, FIONREAD, unread);
+            return new DataView(unread.buffer).getInt32(0, true);
+          };
+          const queuedForClient = async (): Promise<number> =>
+            (await requestStatus(control, 30_000)).connections.reduce((n, c) => n + c.queuedBytes, 0);
+          let syncs = 0;
+          for (let held = false; !held; ) {
+            while (!sendBatch()) {
+              if (bad.eof) throw new Error("the connection ended before the session held events back");
+              await sleep(5); // the proxy reads requests on: the rest of the batch goes in a moment
+            }
+            syncs += 100;
+            await waitFor(
+              "the batch's events in the client's socket, or the session holding events back",
+              async () => {
+                if (unreadBytes() === 24 * syncs) return "delivered";
+                if ((await queuedForClient()) > 0) {
+                  held = true;
+                  return "held";
+                }
+                return undefined;
+              },
+              {
+                timeoutMs: 60_000,
+                intervalMs: 5,
+                abort: () => (bad.eof ? "the connection ended" : undefined),
+              },
+            );
+          }
+          const deadline = Date.now() + 30_000;
+          while (!bad.eof) {
             if (Date.now() > deadline) throw new Error("the flooding client was never disconnected");
+            // Paced (100 syncs per 5 ms): the compositor's backlog grows while the paused session polls for nothing.
+            await sleep(sendBatch() ? 5 : 20);
           }
         });
         expect(ended.level).toBe(WARN);
