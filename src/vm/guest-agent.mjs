@@ -38,6 +38,8 @@ const trace = (line) => {
 const answer = (obj) =>
   out.write(`${JSON.stringify(obj)}\n`, () => trace(`#${obj.id} answered${obj.error ? " (error)" : ""}`));
 const children = new Map();
+/** How long a command's output may stay open after the command exited (see run). */
+const EXIT_GRACE_MS = 5_000;
 
 function childEnv(env) {
   return { ...process.env, ...(env ?? {}) };
@@ -82,6 +84,21 @@ function run(msg) {
   };
   child.on("error", (err) => finish(127, null, err.message));
   child.on("close", (code, signal) => finish(code, signal));
+  // "close" waits for stdout and stderr to close too. A descendant that left the process group (a daemon, a
+  // setsid) may hold them open forever, and the group kill at the timeout cannot reach it: once the command itself
+  // has exited, its answer goes after a grace period whatever holds its output.
+  child.on("exit", (code, signal) => {
+    setTimeout(() => {
+      if (done) return;
+      child.stdout.destroy();
+      child.stderr.destroy();
+      finish(
+        code,
+        signal,
+        `(agent: output still open ${EXIT_GRACE_MS} ms after the command exited: a descendant holds it)`,
+      );
+    }, EXIT_GRACE_MS).unref();
+  });
 }
 
 function lines(stream, pid, name) {

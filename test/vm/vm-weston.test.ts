@@ -168,6 +168,16 @@ describe.skipIf(skipped)("crossway guest in a QEMU + rutabaga VM, host weston", 
     });
   });
 
+  it("the VM's agent answers a command whose descendant keeps its output open (and the next one)", async () => {
+    // setsid leaves the process group the agent kills at a timeout: only the agent's exit grace can answer.
+    const r = await st.vm.run(["sh", "-c", "setsid sleep 120 & echo started"], { timeoutMs: 60_000 });
+    expect(r).toMatchObject({ code: 0, stdout: "started\n" });
+    expect(r.stderr).toContain("a descendant holds it");
+    expect(r.ms).toBeLessThan(60_000);
+    const next = await st.vm.run(["echo", "next"]);
+    expect(next.stdout).toBe("next\n");
+  });
+
   it("the proxy logged no error in the guest", () => {
     const bad = st.proxy.lines.filter((l) => /"level":(50|60)/.test(l));
     expect(bad).toEqual([]);
