@@ -125,6 +125,19 @@ export class RawWaylandClient {
     }
   }
 
+  /**
+   * Fills `batch` with wl_display.sync requests, one per 12 bytes, each with a fresh callback id, without sending
+   * them: floods reuse one buffer instead of encoding each message.
+   */
+  fillSyncs(batch: Uint8Array): void {
+    const dv = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
+    for (let at = 0; at + 12 <= batch.length; at += 12) {
+      dv.setUint32(at, DISPLAY_ID, true);
+      dv.setUint32(at + 4, (12 << 16) | DISPLAY_SYNC, true);
+      dv.setUint32(at + 8, this.newId(), true);
+    }
+  }
+
   /** Encodes wl_display.sync(new id) without sending it; returns the bytes and the callback id. */
   syncBytes(): { bytes: Uint8Array; id: number } {
     const id = this.newId();

@@ -14,14 +14,13 @@ import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { isAlive, processId, requireCommand, run, sleep, waitFor } from "../helpers/processes.ts";
 import { RawWaylandClient } from "../helpers/raw-wayland-client.ts";
 import { startSway } from "../helpers/sway.ts";
+import { unreadBytes } from "../helpers/unread-bytes.ts";
 import { startWeston } from "../helpers/weston.ts";
 
 useFdLeakCheck();
 
 /** pino's numeric levels. */
 const INFO = 30;
-/** ioctl: bytes waiting in a socket's receive queue. */
-const FIONREAD = 0x541b;
 const WARN = 40;
 
 /** Open fds of another process. */
@@ -453,26 +452,16 @@ describe.each(["weston", "sway"] as const)(
           //    connection before the client's socket is full: the same single session ends, for another reason.
           // 2. With the session paused, the flood goes on until the compositor drops the connection.
           const batch = new Uint8Array(12 * 100);
-          const dv = new DataView(batch.buffer);
           /** What is left of the current batch (a full socket can take part of it: the rest goes next time). */
           let rest = batch.subarray(batch.length);
           /** Writes what fits of the current batch, or of a new one; true once a whole batch went. */
           const sendBatch = (): boolean => {
             if (rest.length === 0) {
-              for (let i = 0; i < 100; i++) {
-                dv.setUint32(i * 12, 1, true);
-                dv.setUint32(i * 12 + 4, 12 << 16, true);
-                dv.setUint32(i * 12 + 8, bad.newId(), true);
-              }
+              bad.fillSyncs(batch);
               rest = batch;
             }
             rest = rest.subarray(bad.send(rest));
             return rest.length === 0;
-          };
-          const unread = new Uint8Array(4);
-          const unreadBytes = (): number => {
-            native.ioctl(bad.fd, FIONREAD, unread);
-            return new DataView(unread.buffer).getInt32(0, true);
           };
           const queuedForClient = async (): Promise<number> =>
             (await requestStatus(control, 30_000)).connections.reduce((n, c) => n + c.queuedBytes, 0);
@@ -486,7 +475,7 @@ describe.each(["weston", "sway"] as const)(
             await waitFor(
               "the batch's events in the client's socket, or the session holding events back",
               async () => {
-                if (unreadBytes() === 24 * syncs) return "delivered";
+                if (unreadBytes(bad.fd) === 24 * syncs) return "delivered";
                 if ((await queuedForClient()) > 0) {
                   held = true;
                   return "held";
@@ -639,26 +628,15 @@ describe("a client that stops reading is cut off by the proxy itself (clientStal
       // under load), so requests are fed only while fewer than 32 KiB of their events are on their way: requested
       // but not yet in the client's socket (FIONREAD). Once the socket is full that figure stops falling, no more
       // is sent, and the proxy's timer is the only thing left that can end the client.
-      const FIONREAD = 0x541b;
-      const unread = new Uint8Array(4);
-      const unreadBytes = (): number => {
-        native.ioctl(bad.fd, FIONREAD, unread);
-        return new DataView(unread.buffer).getInt32(0, true);
-      };
       const STEP = 500;
       const batch = new Uint8Array(12 * STEP);
-      const dv = new DataView(batch.buffer);
       let syncs = 0;
       await waitFor(
         "the stall log line",
         () => {
           if (stack.guestLog().includes("client stopped reading its events")) return true;
-          if (syncs * 24 - unreadBytes() < 32 * 1024) {
-            for (let i = 0; i < STEP; i++) {
-              dv.setUint32(i * 12, 1, true);
-              dv.setUint32(i * 12 + 4, 12 << 16, true);
-              dv.setUint32(i * 12 + 8, bad.newId(), true);
-            }
+          if (syncs * 24 - unreadBytes(bad.fd) < 32 * 1024) {
+            bad.fillSyncs(batch);
             syncs += Math.floor(bad.send(batch, 10_000) / 12);
           }
           return undefined;

@@ -22,6 +22,7 @@ import {
   writeAll,
 } from "../helpers/crossdomain.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { unreadBytes } from "../helpers/unread-bytes.ts";
 
 useFdLeakCheck();
 
@@ -155,7 +156,6 @@ function failingGpu(): { gpu: VirtGpu; fail(): void } {
   };
 }
 
-const FIONREAD = 0x541b;
 /** More bytes than 15 pages hold: all 16 buffers of a default pipe are in use, so it takes no further write. */
 const PIPE_ALL_SLOTS_USED = 15 * 4096 + 1;
 
@@ -164,10 +164,8 @@ const PIPE_ALL_SLOTS_USED = 15 * 4096 + 1;
  * (Writes of 4072-byte READ chunks take one page buffer each, so a full pipe holds 16 x 4072, not 65536 bytes.)
  */
 async function pipeFull(readEnd: number): Promise<void> {
-  const n = new Uint8Array(4);
   for (;;) {
-    native.ioctl(readEnd, FIONREAD, n);
-    if (new DataView(n.buffer).getInt32(0, true) >= PIPE_ALL_SLOTS_USED) return;
+    if (unreadBytes(readEnd) >= PIPE_ALL_SLOTS_USED) return;
     await new Promise((r) => setTimeout(r, 5));
   }
 }

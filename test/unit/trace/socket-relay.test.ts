@@ -7,6 +7,7 @@ import { AGAIN, native } from "../../../src/native.ts";
 import { type RelayObserver, SocketRelay } from "../../../src/trace/socket-relay.ts";
 import { useFdLeakCheck } from "../../helpers/fd-leak.ts";
 import { waitFor } from "../../helpers/processes.ts";
+import { unreadBytes } from "../../helpers/unread-bytes.ts";
 
 useFdLeakCheck();
 
@@ -83,11 +84,9 @@ describe("SocketRelay", () => {
       const events = new Uint8Array(256).fill(7);
       native.sendmsg(server, events, 0, events.length, null);
       // Wait until the relay has passed the events on, then die without reading them.
-      await waitFor("the events in the client's socket", () => {
-        const n = new Uint8Array(4);
-        native.ioctl(client, 0x541b /* FIONREAD */, n);
-        return new DataView(n.buffer).getInt32(0, true) === events.length ? true : undefined;
-      });
+      await waitFor("the events in the client's socket", () =>
+        unreadBytes(client) === events.length ? true : undefined,
+      );
       c.dropClient();
       await waitFor("the relay to close the pair", () => (closed.length > 0 ? true : undefined));
       expect(closed[0]).toMatch(/^(ECONNRESET|eof)/);
