@@ -39,6 +39,11 @@ export interface CrosswayStack {
   deviceLog(): string;
   /** The guest's stderr parsed: one object per JSON line (non-JSON lines are skipped). */
   guestLogRecords(): Record<string, unknown>[];
+  /**
+   * Resolves once the guest's stderr contains `text`. The guest logs asynchronously: a line can land after what a
+   * client saw of the same event, so a check of the log waits for it rather than reading it once.
+   */
+  waitForGuestLog(text: string, timeoutMs?: number): Promise<void>;
   /** True while the guest process has not exited. */
   guestRunning(): boolean;
   /** True while the device process has not exited. */
@@ -167,6 +172,17 @@ export async function startCrosswayStack(
       guestOutput: guest.stdout,
       deviceLog: device.stderr,
       guestLogRecords: () => parseLogLines(guest.stderr()),
+      waitForGuestLog: async (text, ms = 30_000) => {
+        await waitFor(
+          `the guest's log line "${text}"`,
+          () => (guest.stderr().includes(text) ? true : undefined),
+          {
+            timeoutMs: ms,
+            abort: () => (guest.proc.running ? undefined : "crossway guest exited"),
+            explain: () => `guest stderr:\n${guest.stderr().slice(-2000)}`,
+          },
+        );
+      },
       guestRunning: () => guest.proc.running,
       deviceRunning: () => device.proc.running,
       stop(): Promise<void> {
