@@ -300,7 +300,10 @@ class AgentLink {
   private closed = false;
   private diagnosis: Promise<string> | undefined;
 
-  /** `diagnose` runs once, at the first request the agent leaves unanswered; its text goes into that error. */
+  /**
+   * `diagnose` runs at the first request the agent leaves unanswered, and its text goes into that error; requests
+   * that time out in the same stall (no answer in between) refer to it instead of asking again.
+   */
   constructor(private readonly diagnose: () => Promise<string>) {}
 
   attach(sock: Socket): void {
@@ -422,6 +425,8 @@ class AgentLink {
     if (typeof msg.id === "number") {
       const w = this.waiting.get(msg.id);
       this.waiting.delete(msg.id);
+      // The agent answers again: a later stall is a new one and gets its own diagnosis.
+      this.diagnosis = undefined;
       w?.(msg);
     }
   }

@@ -463,6 +463,7 @@ describe.each(["weston", "sway"] as const)(
             rest = rest.subarray(bad.send(rest));
             return rest.length === 0;
           };
+          // Summed over the connections: the steady client reads everything, so only the flooding one can hold any.
           const queuedForClient = async (): Promise<number> =>
             (await requestStatus(control, 30_000)).connections.reduce((n, c) => n + c.queuedBytes, 0);
           let syncs = 0;
