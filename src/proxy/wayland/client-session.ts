@@ -23,6 +23,7 @@ import { DisplayErrorCode, WireProtocolError } from "../../wire/wayland/errors.t
 import { NEED_MORE } from "../../wire/wayland/framer.ts";
 import { MessageTable } from "../../wire/wayland/message-table.ts";
 import { MessageWriter } from "../../wire/wayland/message-writer.ts";
+import { PassThroughTable } from "../../wire/wayland/pass-through.ts";
 import { ArgKind, type MessageDesc, type ProtocolRegistry } from "../../wire/wayland/protocol-registry.ts";
 import { type DecodedMessage, Direction, WireConnection } from "../../wire/wayland/wire-connection.ts";
 import { ClientOutput } from "./client-output.ts";
@@ -57,6 +58,34 @@ export interface SessionContext {
 
 type Hook = (m: DecodedMessage) => Promise<void> | undefined | "drop";
 
+/**
+ * The pass-through table of a session whose hooks are `requests` and `events`. Every session of a registry installs
+ * the same hooks, so one table serves them all; it is keyed by the hooked messages all the same, so a session that
+ * hooked something else could never forward that message undecoded.
+ */
+function passThroughTableFor(
+  registry: ProtocolRegistry,
+  requests: MessageTable<Hook>,
+  events: MessageTable<Hook>,
+): PassThroughTable {
+  const key = `${registry.messageCount}:${requests.indexes.join(",")}:${events.indexes.join(",")}`;
+  let byKey = passThroughTables.get(registry);
+  if (byKey === undefined) {
+    byKey = new Map();
+    passThroughTables.set(registry, byKey);
+  }
+  let table = byKey.get(key);
+  if (table === undefined) {
+    table = new PassThroughTable(
+      registry,
+      (d) => requests.get(d) !== undefined || events.get(d) !== undefined,
+    );
+    byKey.set(key, table);
+  }
+  return table;
+}
+const passThroughTables = new WeakMap<ProtocolRegistry, Map<string, PassThroughTable>>();
+
 /** One client ⇄ host connection. Create with {@link ClientSession.start}; it closes itself on any fatal error. */
 export class ClientSession {
   readonly conn: WireConnection;
@@ -73,6 +102,8 @@ export class ClientSession {
   private armed = -1;
   private readonly requestHooks: MessageTable<Hook>;
   private readonly eventHooks: MessageTable<Hook>;
+  /** Messages forwarded byte for byte in runs, undecoded: no hook of this session is on them (pass-through.ts). */
+  private readonly passThrough: PassThroughTable;
   private readonly log: Logger;
 
   private suspended = false; // a request hook is awaiting the host (e.g. a pool's blob)
@@ -139,6 +170,7 @@ export class ClientSession {
     this.requestHooks = new MessageTable(ctx.registry);
     this.eventHooks = new MessageTable(ctx.registry);
     this.installHooks();
+    this.passThrough = passThroughTableFor(ctx.registry, this.requestHooks, this.eventHooks);
     this.watcher = native.createWatcher(clientFd, (status, events) => this.onClientEvent(status, events));
     channel.onReceive = (data, items) => this.onHostData(data, items);
     channel.onClose = (reason) => this.onChannelClose(reason);
@@ -268,6 +300,7 @@ export class ClientSession {
     if (this.items.length > this.itemsStamped) this.stampItems();
     try {
       for (;;) {
+        this.forwardPassThrough();
         const m = this.conn.next(Direction.REQUEST);
         if (m === NEED_MORE) break;
         const hook = this.requestHooks.get(m.desc as MessageDesc);
@@ -294,6 +327,15 @@ export class ClientSession {
     } catch (err) {
       this.fail(err);
     }
+  }
+
+  /** Forwards the run of pass-through requests at the head of the client's bytes, in one copy. */
+  private forwardPassThrough(): void {
+    const n = this.conn.passThrough(Direction.REQUEST, this.passThrough);
+    if (n === 0) return;
+    const f = this.conn.framer(Direction.REQUEST);
+    this.toHost.rawRange(f.bytes, f.unframedOffset, n);
+    f.skip(n);
   }
 
   /** Forwards a request with no hook: raw bytes, and any fds turned into items. */
@@ -390,7 +432,14 @@ export class ClientSession {
         }
       }
       if (data.length > 0) this.conn.framer(Direction.EVENT).push(data);
+      const events = this.conn.framer(Direction.EVENT);
       for (;;) {
+        // The run of pass-through events at the head, in one copy (pass-through.ts).
+        const n = this.conn.passThrough(Direction.EVENT, this.passThrough);
+        if (n > 0) {
+          this.out.appendRange(events.bytes, events.unframedOffset, n);
+          events.skip(n);
+        }
         const m = this.conn.next(Direction.EVENT);
         if (m === NEED_MORE) break;
         if (m.desc === null) {

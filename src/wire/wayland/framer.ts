@@ -97,6 +97,35 @@ export class MessageFramer {
     return this.#end - this.#start;
   }
 
+  /** The buffer (replaced when it grows; read it again after {@link MessageFramer.reserve}). */
+  get bytes(): Uint8Array {
+    return this.#buf;
+  }
+
+  /** {@link MessageFramer.bytes} as words, for header reads. */
+  get words(): Uint32Array {
+    return this.#words;
+  }
+
+  /** Offset in {@link MessageFramer.bytes} of the first unframed byte, always a message boundary. */
+  get unframedOffset(): number {
+    return this.#start;
+  }
+
+  /**
+   * Frames `n` bytes at once without returning views: a caller that checked them as whole messages (a pass-through
+   * scan) and copied them. The bytes stay readable until the next {@link MessageFramer.reserve}.
+   */
+  skip(n: number): void {
+    if (n < 0 || (n & 3) !== 0 || n > this.#end - this.#start)
+      throw new RangeError(`skip(${n}) with ${this.#end - this.#start} bytes unframed`);
+    this.#start += n;
+    if (this.#start === this.#end) {
+      this.#start = 0;
+      this.#end = 0;
+    }
+  }
+
   /**
    * Makes room for at least `min` bytes (compacting, growing if needed) and returns the free region for a read
    * (e.g. recvmsg straight into `bytes` at `offset`); then call {@link MessageFramer.commit}.

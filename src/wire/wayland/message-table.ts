@@ -9,6 +9,8 @@ import type { MessageDesc, ProtocolRegistry } from "./protocol-registry.ts";
  */
 export class MessageTable<T> {
   readonly #values: (T | undefined)[];
+  /** The indexes that hold a value, in the order they were set (a key for tables derived from this one). */
+  readonly indexes: number[] = [];
 
   constructor(registry: ProtocolRegistry) {
     this.#values = new Array<T | undefined>(registry.messageCount).fill(undefined);
@@ -21,6 +23,7 @@ export class MessageTable<T> {
   set(desc: MessageDesc, value: T): void {
     const v = this.#values;
     while (v.length <= desc.index) v.push(undefined);
+    if (v[desc.index] === undefined) this.indexes.push(desc.index);
     v[desc.index] = value;
   }
 }

@@ -241,6 +241,15 @@ export class MessageWriter {
     return this;
   }
 
+  /** Copies complete messages that carry no fds, `src[offset, offset + length)` (a pass-through run). */
+  rawRange(src: Uint8Array, offset: number, length: number): this {
+    if (this.#msgStart >= 0) throw new WireEncodeError("rawRange() while a message is open");
+    this.#ensure(length);
+    copyBytes(this.#buf, this.#length, src, offset, length);
+    this.#length += length;
+    return this;
+  }
+
   /** Copies one complete message kept with {@link MessageView.retain} (its fds are the caller's business). */
   rawBytes(message: Uint8Array): this {
     if (this.#msgStart >= 0) throw new WireEncodeError("rawBytes() while a message is open");

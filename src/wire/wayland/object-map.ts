@@ -56,6 +56,13 @@ export class ObjectMap {
    * real compositor needs this (`crossway guest` recreates a grown shm pool that way); a client-side view does not.
    */
   clientIdsReusable = false;
+  /**
+   * The pass-through mirror of the client side (pass-through.ts): for client id i, its interface's number + 1
+   * while LIVE and known (0 otherwise), and its version. Typed arrays a scan reads with no descriptor lookups.
+   * Replaced when they grow: read them again after any change to the map.
+   */
+  passIfaces = new Int32Array(64);
+  passVersions = new Uint32Array(64);
 
   constructor(display: InterfaceDesc) {
     // Slot 0 is the null id, never allocatable (wl_display_connect inserts a placeholder at 0 on both sides).
@@ -65,6 +72,23 @@ export class ObjectMap {
     this.#client.ifaces.push(display);
     this.#client.versions.push(1);
     this.#client.states.push(ObjectState.LIVE);
+    this.#mirror(1, display, 1);
+  }
+
+  /** Keeps {@link ObjectMap.passIfaces} in step with a client slot (null: not LIVE). */
+  #mirror(id: number, iface: InterfaceDesc | null, version: number): void {
+    if (id >= SERVER_ID_START) return;
+    if (id >= this.passIfaces.length) {
+      // Client ids are dense (canCreate: the next slot or a free one), so this doubles at most once per call.
+      const ifaces = new Int32Array(2 * this.passIfaces.length);
+      const versions = new Uint32Array(ifaces.length);
+      ifaces.set(this.passIfaces);
+      versions.set(this.passVersions);
+      this.passIfaces = ifaces;
+      this.passVersions = versions;
+    }
+    this.passIfaces[id] = iface !== null && iface.known ? iface.number + 1 : 0;
+    this.passVersions[id] = version;
   }
 
   // Hot-path lookups inline the side choice instead of returning a [table, index] pair (no allocation per call).
@@ -130,13 +154,17 @@ export class ObjectMap {
     t.ifaces[i] = iface;
     t.versions[i] = version;
     t.states[i] = ObjectState.LIVE;
+    this.#mirror(id, iface, version);
   }
 
   /** A destructor ran on `id`: it becomes a zombie (see {@link ObjectState.ZOMBIE}). */
   destroy(id: number): void {
     const t = this.#t(id);
     const i = idx(id);
-    if (t.states[i] === ObjectState.LIVE) t.states[i] = ObjectState.ZOMBIE;
+    if (t.states[i] === ObjectState.LIVE) {
+      t.states[i] = ObjectState.ZOMBIE;
+      this.#mirror(id, null, 0);
+    }
   }
 
   /** wl_display.delete_id: the client id is free for reuse. Returns false if it was not a zombie or live. */
@@ -148,6 +176,7 @@ export class ObjectMap {
     if (s === ObjectState.LIVE && this.clientIdsReusable) return true;
     this.#client.states[id] = ObjectState.FREE;
     this.#client.ifaces[id] = null;
+    this.#mirror(id, null, 0);
     return true;
   }
 

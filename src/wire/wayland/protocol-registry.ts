@@ -89,6 +89,11 @@ export interface InterfaceDesc {
   readonly known: boolean;
   /** fd count per event opcode: what an event to a zombie object still carries (libwayland wl_zombie.fd_count). */
   readonly eventFdCounts: Uint8Array;
+  /**
+   * Sequential number of a known interface in its registry: its entry in {@link ProtocolRegistry.spans} (pass-through
+   * scans, pass-through.ts). -1 for placeholders.
+   */
+  readonly number: number;
 }
 
 function compileMessage(
@@ -183,6 +188,8 @@ export class ProtocolRegistry {
   /** Interface definitions that lost to an earlier (or overriding) one. */
   readonly shadowed: ShadowedInterface[] = [];
   #messageCount = 0;
+  #spans = new Int32Array(4 * 64);
+  #interfaceCount = 0;
 
   /** Messages compiled into this registry: every {@link MessageDesc.index} of it is below this. */
   get messageCount(): number {
@@ -221,19 +228,42 @@ export class ProtocolRegistry {
         file: p.file,
         known: true,
         eventFdCounts: new Uint8Array(i.events.length),
+        number: this.#interfaceCount++,
       };
+      const firstRequest = this.#messageCount;
       i.requests.forEach((m, op) => {
         requests.push(compileMessage(desc, m, op, false, p.file, this.#messageCount++));
       });
+      const firstEvent = this.#messageCount;
       i.events.forEach((m, op) => {
         const d = compileMessage(desc, m, op, true, p.file, this.#messageCount++);
         events.push(d);
         desc.eventFdCounts[op] = d.fdCount;
       });
+      this.#setSpan(desc.number, firstRequest, requests.length, firstEvent, events.length);
       Object.freeze(requests);
       Object.freeze(events);
       this.#byName.set(i.name, Object.freeze(desc));
     }
+  }
+
+  /**
+   * Where each known interface's messages sit in the registry's message indexes (MessageDesc.index): for the
+   * interface numbered k, `[4k]` its first request's index, `[4k+1]` its request count, `[4k+2]` and `[4k+3]` the
+   * same for its events. Typed, so a pass-through scan reads it without touching the descriptors. Replaced (not
+   * mutated in place) when it grows: read it again after adding protocols.
+   */
+  get spans(): Int32Array {
+    return this.#spans;
+  }
+
+  #setSpan(n: number, firstRequest: number, requests: number, firstEvent: number, events: number): void {
+    if (4 * n + 4 > this.#spans.length) {
+      const grown = new Int32Array(this.#spans.length * 2);
+      grown.set(this.#spans);
+      this.#spans = grown;
+    }
+    this.#spans.set([firstRequest, requests, firstEvent, events], 4 * n);
   }
 
   /** The interface called `name`, or undefined. */
@@ -256,6 +286,7 @@ export class ProtocolRegistry {
         file: "",
         known: false,
         eventFdCounts: new Uint8Array(0),
+        number: -1,
       });
       this.#placeholders.set(name, ph);
     }

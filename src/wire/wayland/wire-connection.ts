@@ -5,6 +5,7 @@ import { DisplayErrorCode, WireProtocolError } from "./errors.ts";
 import { FdQueue } from "./fd-queue.ts";
 import { MessageFramer, type MessageView, NEED_MORE, type NeedMore } from "./framer.ts";
 import { ObjectMap, ObjectState, Side } from "./object-map.ts";
+import { type PassThroughTable, passThroughLength } from "./pass-through.ts";
 import {
   ArgKind,
   type InterfaceDesc,
@@ -129,6 +130,28 @@ export class WireConnection {
   /** Removes every queued fd of both directions (the caller closes them on teardown). */
   drainFds(): number[] {
     return [...this.#fds[0].drain(), ...this.#fds[1].drain()];
+  }
+
+  /**
+   * Length in bytes of the run of pass-through messages (see {@link PassThroughTable}) at the head of `dir`'s
+   * unframed bytes, starting at `framer(dir).unframedOffset`. It changes no state: the caller copies those bytes,
+   * then calls `framer(dir).skip(length)`. The messages are exactly those {@link WireConnection.next} would accept
+   * with no effect on the object map, no fds and no hook; the first that is not stops the run.
+   */
+  passThrough(dir: Direction, table: PassThroughTable): number {
+    const f = this.#framers[dir];
+    const start = f.unframedOffset;
+    return passThroughLength(
+      f.words,
+      start,
+      start + f.pending,
+      dir,
+      table,
+      this.objects.passIfaces,
+      this.objects.passVersions,
+      dir === Direction.REQUEST || this.#checkEventSince,
+      f.maxMessageSize,
+    );
   }
 
   /** The next validated message in direction `dir`, or NEED_MORE. Throws WireProtocolError (see class doc). */
