@@ -58,34 +58,6 @@ export interface SessionContext {
 
 type Hook = (m: DecodedMessage) => Promise<void> | undefined | "drop";
 
-/**
- * The pass-through table of a session whose hooks are `requests` and `events`. Every session of a registry installs
- * the same hooks, so one table serves them all; it is keyed by the hooked messages all the same, so a session that
- * hooked something else could never forward that message undecoded.
- */
-function passThroughTableFor(
-  registry: ProtocolRegistry,
-  requests: MessageTable<Hook>,
-  events: MessageTable<Hook>,
-): PassThroughTable {
-  const key = `${registry.messageCount}:${requests.indexes.join(",")}:${events.indexes.join(",")}`;
-  let byKey = passThroughTables.get(registry);
-  if (byKey === undefined) {
-    byKey = new Map();
-    passThroughTables.set(registry, byKey);
-  }
-  let table = byKey.get(key);
-  if (table === undefined) {
-    table = new PassThroughTable(
-      registry,
-      (d) => requests.get(d) !== undefined || events.get(d) !== undefined,
-    );
-    byKey.set(key, table);
-  }
-  return table;
-}
-const passThroughTables = new WeakMap<ProtocolRegistry, Map<string, PassThroughTable>>();
-
 /** One client ⇄ host connection. Create with {@link ClientSession.start}; it closes itself on any fatal error. */
 export class ClientSession {
   readonly conn: WireConnection;
@@ -170,7 +142,7 @@ export class ClientSession {
     this.requestHooks = new MessageTable(ctx.registry);
     this.eventHooks = new MessageTable(ctx.registry);
     this.installHooks();
-    this.passThrough = passThroughTableFor(ctx.registry, this.requestHooks, this.eventHooks);
+    this.passThrough = PassThroughTable.forHooks(ctx.registry, this.requestHooks, this.eventHooks);
     this.watcher = native.createWatcher(clientFd, (status, events) => this.onClientEvent(status, events));
     channel.onReceive = (data, items) => this.onHostData(data, items);
     channel.onClose = (reason) => this.onChannelClose(reason);

@@ -1,4 +1,5 @@
 // Which messages a proxy forwards byte for byte without decoding them, and the scan that finds a run of them.
+import type { MessageTable } from "./message-table.ts";
 import type { MessageDesc, ProtocolRegistry } from "./protocol-registry.ts";
 
 /**
@@ -31,6 +32,41 @@ export class PassThroughTable {
       }
     }
   }
+
+  /**
+   * The table of a proxy whose hooks are `requests` and `events`, shared by every connection with the same hooks (a
+   * proxy installs the same ones on each). Keyed by the hooked messages themselves, so a connection that hooks
+   * something else never gets a table that would forward that message undecoded.
+   */
+  static forHooks<T>(
+    registry: ProtocolRegistry,
+    requests: MessageTable<T>,
+    events: MessageTable<T>,
+  ): PassThroughTable {
+    const key = `${registry.messageCount}:${requests.indexes.join(",")}:${events.indexes.join(",")}`;
+    let byKey = sharedTables.get(registry);
+    if (byKey === undefined) {
+      byKey = new Map();
+      sharedTables.set(registry, byKey);
+    }
+    let table = byKey.get(key);
+    if (table === undefined) {
+      table = new PassThroughTable(
+        registry,
+        (d) => requests.get(d) !== undefined || events.get(d) !== undefined,
+      );
+      byKey.set(key, table);
+    }
+    return table;
+  }
+}
+
+const sharedTables = new WeakMap<ProtocolRegistry, Map<string, PassThroughTable>>();
+
+/** What {@link passThroughLength} found: the run's length in bytes and in messages. */
+export interface PassThroughRun {
+  bytes: number;
+  messages: number;
 }
 
 /**
@@ -40,7 +76,8 @@ export class PassThroughTable {
  * first message that needs decoding, is incomplete, or is wrong in any way, so that message goes through the full
  * decoder, which accepts it or words the error. Messages to server-created ids always stop the scan. `checkSince`:
  * also stop at a message newer than its object's version (requests always; events when the connection checks).
- * `maxSize`: the framer's limit, so an oversized header is left for the framer's own error.
+ * `maxSize`: the framer's limit, so an oversized header is left for the framer's own error. At most `maxMessages`
+ * messages are taken (a rate limit's budget). The result is written to `run`, which is also returned.
  */
 export function passThroughLength(
   words: Uint32Array,
@@ -52,12 +89,15 @@ export function passThroughLength(
   objectVersions: Uint32Array,
   checkSince: boolean,
   maxSize: number,
-): number {
+  maxMessages: number,
+  run: PassThroughRun,
+): PassThroughRun {
   const entries = table.entries;
   const spans = table.registry.spans;
   const objects = objectIfaces.length;
   let p = start;
-  while (end - p >= 8) {
+  let messages = 0;
+  while (end - p >= 8 && messages < maxMessages) {
     const w = p >>> 2;
     const id = words[w] as number;
     if (id >= objects) break;
@@ -77,6 +117,9 @@ export function passThroughLength(
       if (version > 0 && version < (entries[e + 1] as number)) break;
     }
     p += size;
+    messages++;
   }
-  return p - start;
+  run.bytes = p - start;
+  run.messages = messages;
+  return run;
 }

@@ -5,7 +5,7 @@ import { DisplayErrorCode, WireProtocolError } from "./errors.ts";
 import { FdQueue } from "./fd-queue.ts";
 import { MessageFramer, type MessageView, NEED_MORE, type NeedMore } from "./framer.ts";
 import { ObjectMap, ObjectState, Side } from "./object-map.ts";
-import { type PassThroughTable, passThroughLength } from "./pass-through.ts";
+import { type PassThroughRun, type PassThroughTable, passThroughLength } from "./pass-through.ts";
 import {
   ArgKind,
   type InterfaceDesc,
@@ -97,6 +97,7 @@ export class WireConnection {
   readonly #framers: readonly [MessageFramer, MessageFramer];
   readonly #fds: readonly [FdQueue, FdQueue];
   readonly #messages: readonly [DecodedMessage, DecodedMessage];
+  readonly #run: PassThroughRun = { bytes: 0, messages: 0 };
 
   constructor(registry: ProtocolRegistry, options: WireConnectionOptions = {}) {
     this.registry = registry;
@@ -134,11 +135,12 @@ export class WireConnection {
 
   /**
    * Length in bytes of the run of pass-through messages (see {@link PassThroughTable}) at the head of `dir`'s
-   * unframed bytes, starting at `framer(dir).unframedOffset`. It changes no state: the caller copies those bytes,
-   * then calls `framer(dir).skip(length)`. The messages are exactly those {@link WireConnection.next} would accept
-   * with no effect on the object map, no fds and no hook; the first that is not stops the run.
+   * unframed bytes, starting at `framer(dir).unframedOffset`, at most `maxMessages` of them; how many it holds is
+   * left in {@link WireConnection.passedMessages}. It changes no state: the caller copies those bytes, then calls
+   * `framer(dir).skip(length)`. The messages are exactly those {@link WireConnection.next} would accept with no
+   * effect on the object map, no fds and no hook; the first that is not stops the run.
    */
-  passThrough(dir: Direction, table: PassThroughTable): number {
+  passThrough(dir: Direction, table: PassThroughTable, maxMessages = Number.POSITIVE_INFINITY): number {
     const f = this.#framers[dir];
     const start = f.unframedOffset;
     return passThroughLength(
@@ -151,7 +153,14 @@ export class WireConnection {
       this.objects.passVersions,
       dir === Direction.REQUEST || this.#checkEventSince,
       f.maxMessageSize,
-    );
+      maxMessages,
+      this.#run,
+    ).bytes;
+  }
+
+  /** Messages in the run the last {@link WireConnection.passThrough} measured. */
+  get passedMessages(): number {
+    return this.#run.messages;
   }
 
   /** The next validated message in direction `dir`, or NEED_MORE. Throws WireProtocolError (see class doc). */

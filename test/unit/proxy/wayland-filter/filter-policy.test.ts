@@ -108,4 +108,33 @@ describe("TokenBucket", () => {
     expect(b.take(0)).toBeCloseTo(10); // one token short: 10 ms at 100/s
     expect(b.take(20)).toBe(0); // 20 ms refilled 2 tokens, paying the debt of 1 and this one
   });
+
+  it("budget + takeMany let through exactly what take, message by message, would", () => {
+    // take() lets through the message that puts the bucket in debt, then the caller waits.
+    const oneByOne = (tokens: number, now: number): { passed: number; wait: number } => {
+      const b = new TokenBucket(100, 50, 0);
+      b.takeMany(50 - tokens);
+      let passed = 0;
+      for (;;) {
+        passed++;
+        const wait = b.take(now);
+        if (wait > 0) return { passed, wait };
+      }
+    };
+    for (const [tokens, now] of [
+      [0, 0],
+      [2.5, 0],
+      [3, 0],
+      [0, 7],
+      [-0.5, 0],
+      [-0.5, 20],
+      [50, 0],
+    ] as const) {
+      const b = new TokenBucket(100, 50, 0);
+      b.takeMany(50 - tokens);
+      const passed = b.budget(now);
+      const wait = b.takeMany(passed);
+      expect({ passed, wait }, `${tokens} tokens at ${now} ms`).toEqual(oneByOne(tokens, now));
+    }
+  });
 });
