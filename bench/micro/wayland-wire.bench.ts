@@ -1,6 +1,7 @@
 // Wayland wire engine per message kind: frame + validate + decode, and encode, on messages clients really send.
 import { NEED_MORE } from "../../src/wire/wayland/framer.ts";
 import { MessageWriter } from "../../src/wire/wayland/message-writer.ts";
+import { PassThroughTable } from "../../src/wire/wayland/pass-through.ts";
 import { ProtocolRegistry } from "../../src/wire/wayland/protocol-registry.ts";
 import { Direction, WireConnection } from "../../src/wire/wayland/wire-connection.ts";
 import { defineMicro } from "./define.ts";
@@ -61,6 +62,20 @@ function decodeAll(dir: (typeof Direction)[keyof typeof Direction], bytes: Uint8
   return n;
 }
 
+/** Pass-through runs (issue 15): the scan a proxy makes instead of decoding, plus the copy of the run. */
+const passThrough = new PassThroughTable(registry, () => false);
+const forwarded = new MessageWriter({ capacity: 64 * BATCH });
+function passAll(bytes: Uint8Array): number {
+  const f = conn.framer(Direction.REQUEST);
+  f.push(bytes);
+  const n = conn.passThrough(Direction.REQUEST, passThrough);
+  forwarded.reset();
+  forwarded.rawRange(f.bytes, f.unframedOffset, n);
+  f.skip(n);
+  if (f.pending !== 0) throw new Error("the batch did not pass through whole");
+  return conn.passedMessages;
+}
+
 const writer = new MessageWriter({ capacity: 64 * BATCH });
 
 export default defineMicro({
@@ -69,6 +84,8 @@ export default defineMicro({
     "decode+validate wl_surface.damage_buffer (4 ints)": () => decodeAll(Direction.REQUEST, requestsDamage),
     "decode+validate wl_surface.commit (no args)": () => decodeAll(Direction.REQUEST, requestsCommit),
     "decode+validate wl_registry.global (string)": () => decodeAll(Direction.EVENT, eventsGlobal),
+    "pass-through run wl_surface.damage_buffer (scan + one copy)": () => passAll(requestsDamage),
+    "pass-through run wl_surface.commit (scan + one copy)": () => passAll(requestsCommit),
     "encode wl_surface.damage_buffer": () => {
       writer.reset();
       for (let i = 0; i < BATCH; i++) writer.begin(4, damage.opcode).int(i).int(20).int(64).int(64).end();
