@@ -1,5 +1,5 @@
 // `npm pack` makes a package with only what runs, and `npm install -g` of it builds the addon and runs crossway.
-import { existsSync, mkdirSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,12 +14,19 @@ const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const INSTALL_TIMEOUT_MS = 600_000;
 const RUN_TIMEOUT_MS = 60_000;
 
-/** What may be in the tarball: the launcher, the TypeScript sources it runs, the addon's sources, the units. */
+/**
+ * What may be in the tarball: the launcher, the TypeScript sources, their compiled build (what the launcher runs while
+ * it is current) with its stamp, the addon's sources, the units.
+ */
 const ALLOWED = [
   /^package\.json$/,
   /^README\.md$/,
-  /^bin\/crossway\.js$/,
-  /^src\/(?!.*\.test\.ts$)(?!.*\.d\.ts$).+\.(ts|mjs)$/,
+  /^bin\/(crossway|source-digest)\.js$/,
+  // All of src/ (the launcher compares the sources with the build's digest; the docs generator and the type stubs
+  // are a few KiB).
+  /^src\/(?!.*\.test\.ts$).+\.(ts|mjs)$/,
+  /^dist\/.+\.js$/,
+  /^dist\/BUILT$/,
   // What `crossway vm-run` and `demo --vm` run: the VM's build recipe and the guest's init.
   /^scripts\/(setup-vm|vm-guest-init)\.sh$/,
   /^native\/binding\.gyp$/,
@@ -62,13 +69,19 @@ describe("npm package", () => {
     ]) {
       expect(files).toContain(f);
     }
-    // Every source file under src/ except the docs generator and type stubs (dev-only) is shipped.
+    // Every source file under src/ is shipped.
     const walk = (d: string): string[] =>
       readdirSync(join(ROOT, d), { withFileTypes: true }).flatMap((e) =>
         e.isDirectory() ? walk(`${d}/${e.name}`) : [`${d}/${e.name}`],
       );
-    const runtime = walk("src").filter((f) => f !== "src/errors-doc.ts" && !f.startsWith("src/types/"));
+    const runtime = walk("src");
     expect(runtime.filter((f) => !files.includes(f))).toEqual([]);
+    // ... and compiled: `npm pack` builds dist/ (prepack), one .js per runtime .ts, stamped.
+    const compiled = runtime
+      .filter((f) => f.endsWith(".ts") && !f.endsWith(".d.ts") && f !== "src/errors-doc.ts")
+      .map((f) => f.replace(/^src\//, "dist/").replace(/\.ts$/, ".js"));
+    expect(compiled.filter((f) => !files.includes(f))).toEqual([]);
+    expect(files).toContain("dist/BUILT");
     expect(files.some((f) => f.startsWith("native/build") || f.endsWith(".node"))).toBe(false);
   });
 
@@ -85,6 +98,9 @@ describe("npm package", () => {
       const pkg = join(prefix, "lib/node_modules/crossway");
       expect(existsSync(join(pkg, "native/build/Release/crossway_native.node"))).toBe(true);
       const bin = join(prefix, "bin/crossway");
+      // An install runs the compiled build: without tsx, crossway still starts (and loads the addon below).
+      rmSync(join(pkg, "node_modules/tsx"), { recursive: true, force: true });
+      expect(existsSync(join(pkg, "node_modules/tsx"))).toBe(false);
       const v = await run(bin, ["--version"], { cwd: dirs.base, timeoutMs: RUN_TIMEOUT_MS });
       expect(v.code, v.stderr.toString()).toBe(0);
       expect(v.stdout.toString()).toBe("0.1.0\n");

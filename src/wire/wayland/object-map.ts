@@ -87,7 +87,7 @@ export class ObjectMap {
       this.passIfaces = ifaces;
       this.passVersions = versions;
     }
-    this.passIfaces[id] = iface !== null && iface.known ? iface.number + 1 : 0;
+    this.passIfaces[id] = iface?.known ? iface.number + 1 : 0;
     this.passVersions[id] = version;
   }
 
