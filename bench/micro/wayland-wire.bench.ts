@@ -68,12 +68,10 @@ const forwarded = new MessageWriter({ capacity: 64 * BATCH });
 function passAll(bytes: Uint8Array): number {
   const f = conn.framer(Direction.REQUEST);
   f.push(bytes);
-  const n = conn.passThrough(Direction.REQUEST, passThrough);
   forwarded.reset();
-  forwarded.rawRange(f.bytes, f.unframedOffset, n);
-  f.skip(n);
+  const n = conn.forwardPassThrough(Direction.REQUEST, passThrough, forwarded);
   if (f.pending !== 0) throw new Error("the batch did not pass through whole");
-  return conn.passedMessages;
+  return n;
 }
 
 const writer = new MessageWriter({ capacity: 64 * BATCH });

@@ -246,12 +246,15 @@ export class FilterSession {
   private pumpRequests(): void {
     while (!this.closed && this.rateTimer === null) {
       // The run of pass-through requests at the head, in one copy, within what the rate allows now.
-      const n = this.conn.passThrough(Direction.REQUEST, this.passThrough, this.bucket.budget());
-      if (n > 0) {
-        const f = this.conn.framer(Direction.REQUEST);
-        this.toUpstream.appendRange(f.bytes, f.unframedOffset, n);
-        f.skip(n);
-        const wait = this.bucket.takeMany(this.conn.passedMessages);
+      const budget = this.bucket.budget();
+      const passed = this.conn.forwardPassThrough(
+        Direction.REQUEST,
+        this.passThrough,
+        this.toUpstream,
+        budget,
+      );
+      if (passed > 0) {
+        const wait = this.bucket.takeMany(passed);
         if (wait > 0) {
           this.throttle(wait);
           break;
@@ -361,12 +364,7 @@ export class FilterSession {
   private pumpEvents(): void {
     for (;;) {
       if (this.closed) return;
-      const n = this.conn.passThrough(Direction.EVENT, this.passThrough);
-      if (n > 0) {
-        const f = this.conn.framer(Direction.EVENT);
-        this.toClient.appendRange(f.bytes, f.unframedOffset, n);
-        f.skip(n);
-      }
+      this.conn.forwardPassThrough(Direction.EVENT, this.passThrough, this.toClient);
       const m = this.conn.next(Direction.EVENT);
       if (m === NEED_MORE) break;
       const hook = m.desc === null ? undefined : this.eventHooks.get(m.desc);

@@ -272,7 +272,8 @@ export class ClientSession {
     if (this.items.length > this.itemsStamped) this.stampItems();
     try {
       for (;;) {
-        this.forwardPassThrough();
+        // The run of pass-through requests at the head, in one copy (pass-through.ts).
+        this.conn.forwardPassThrough(Direction.REQUEST, this.passThrough, this.toHost);
         const m = this.conn.next(Direction.REQUEST);
         if (m === NEED_MORE) break;
         const hook = this.requestHooks.get(m.desc as MessageDesc);
@@ -299,15 +300,6 @@ export class ClientSession {
     } catch (err) {
       this.fail(err);
     }
-  }
-
-  /** Forwards the run of pass-through requests at the head of the client's bytes, in one copy. */
-  private forwardPassThrough(): void {
-    const n = this.conn.passThrough(Direction.REQUEST, this.passThrough);
-    if (n === 0) return;
-    const f = this.conn.framer(Direction.REQUEST);
-    this.toHost.rawRange(f.bytes, f.unframedOffset, n);
-    f.skip(n);
   }
 
   /** Forwards a request with no hook: raw bytes, and any fds turned into items. */
@@ -404,14 +396,8 @@ export class ClientSession {
         }
       }
       if (data.length > 0) this.conn.framer(Direction.EVENT).push(data);
-      const events = this.conn.framer(Direction.EVENT);
       for (;;) {
-        // The run of pass-through events at the head, in one copy (pass-through.ts).
-        const n = this.conn.passThrough(Direction.EVENT, this.passThrough);
-        if (n > 0) {
-          this.out.appendRange(events.bytes, events.unframedOffset, n);
-          events.skip(n);
-        }
+        this.conn.forwardPassThrough(Direction.EVENT, this.passThrough, this.out);
         const m = this.conn.next(Direction.EVENT);
         if (m === NEED_MORE) break;
         if (m.desc === null) {

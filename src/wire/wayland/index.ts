@@ -23,7 +23,7 @@ export {
 } from "./framer.ts";
 export { MessageWriter, utf8Length } from "./message-writer.ts";
 export { MAX_ID, ObjectMap, ObjectState, SERVER_ID_START, Side } from "./object-map.ts";
-export { PassThroughTable, passThroughLength } from "./pass-through.ts";
+export { type PassThroughSink, PassThroughTable, passThroughLength } from "./pass-through.ts";
 export type { ArgIr, EnumIr, InterfaceIr, MessageIr, ProtocolIr } from "./protocol-ir.ts";
 export { protocolFromXml } from "./protocol-ir.ts";
 export {

@@ -241,9 +241,12 @@ export class MessageWriter {
     return this;
   }
 
-  /** Copies complete messages that carry no fds, `src[offset, offset + length)` (a pass-through run). */
-  rawRange(src: Uint8Array, offset: number, length: number): this {
-    if (this.#msgStart >= 0) throw new WireEncodeError("rawRange() while a message is open");
+  /**
+   * Copies complete messages that carry no fds, `src[offset, offset + length)` (a pass-through run); the same shape
+   * as FdOutputQueue.appendRange, so either can take a run ({@link PassThroughSink}).
+   */
+  appendRange(src: Uint8Array, offset: number, length: number): this {
+    if (this.#msgStart >= 0) throw new WireEncodeError("appendRange() while a message is open");
     this.#ensure(length);
     copyBytes(this.#buf, this.#length, src, offset, length);
     this.#length += length;

@@ -63,6 +63,11 @@ export class PassThroughTable {
 
 const sharedTables = new WeakMap<ProtocolRegistry, Map<string, PassThroughTable>>();
 
+/** Where a proxy copies a run: its output queue or message writer (both have this method). */
+export interface PassThroughSink {
+  appendRange(src: Uint8Array, offset: number, length: number): unknown;
+}
+
 /** What {@link passThroughLength} found: the run's length in bytes and in messages. */
 export interface PassThroughRun {
   bytes: number;

@@ -5,7 +5,12 @@ import { DisplayErrorCode, WireProtocolError } from "./errors.ts";
 import { FdQueue } from "./fd-queue.ts";
 import { MessageFramer, type MessageView, NEED_MORE, type NeedMore } from "./framer.ts";
 import { ObjectMap, ObjectState, Side } from "./object-map.ts";
-import { type PassThroughRun, type PassThroughTable, passThroughLength } from "./pass-through.ts";
+import {
+  type PassThroughRun,
+  type PassThroughSink,
+  type PassThroughTable,
+  passThroughLength,
+} from "./pass-through.ts";
 import {
   ArgKind,
   type InterfaceDesc,
@@ -156,6 +161,25 @@ export class WireConnection {
       maxMessages,
       this.#run,
     ).bytes;
+  }
+
+  /**
+   * Copies the run {@link WireConnection.passThrough} finds into `out` and frames it: what a proxy calls before each
+   * {@link WireConnection.next}. Returns the run's message count (0: the next message needs decoding, or none is
+   * complete).
+   */
+  forwardPassThrough(
+    dir: Direction,
+    table: PassThroughTable,
+    out: PassThroughSink,
+    maxMessages = Number.POSITIVE_INFINITY,
+  ): number {
+    const n = this.passThrough(dir, table, maxMessages);
+    if (n === 0) return 0;
+    const f = this.#framers[dir];
+    out.appendRange(f.bytes, f.unframedOffset, n);
+    f.skip(n);
+    return this.#run.messages;
   }
 
   /** Messages in the run the last {@link WireConnection.passThrough} measured. */

@@ -48,17 +48,17 @@ function run(
 ): Outcome {
   const conn = new WireConnection(registry, { name: "t", checkEventSince });
   const o: Outcome = { out: [], hooks: [], error: null };
+  const sink = {
+    appendRange(src: Uint8Array, offset: number, length: number): void {
+      for (let i = 0; i < length; i++) o.out.push(src[offset + i] as number);
+    },
+  };
   let fd = 5000;
   try {
     for (const [dir, bytes] of chunks) {
       conn.framer(dir).push(bytes);
       for (;;) {
-        if (table !== null) {
-          const n = conn.passThrough(dir, table);
-          const f = conn.framer(dir);
-          for (let i = 0; i < n; i++) o.out.push(f.bytes[f.unframedOffset + i] as number);
-          f.skip(n);
-        }
+        if (table !== null) conn.forwardPassThrough(dir, table, sink);
         // Fds never travel in these streams' pass-through runs; give any fd-carrying message fake ones.
         while (conn.fdQueue(dir).length < 4) conn.fdQueue(dir).push(fd++);
         const m = conn.next(dir);
