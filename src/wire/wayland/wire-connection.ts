@@ -139,16 +139,21 @@ export class WireConnection {
   }
 
   /**
-   * Length in bytes of the run of pass-through messages (see {@link PassThroughTable}) at the head of `dir`'s
-   * unframed bytes, starting at `framer(dir).unframedOffset`, at most `maxMessages` of them; how many it holds is
-   * left in {@link WireConnection.passedMessages}. It changes no state: the caller copies those bytes, then calls
-   * `framer(dir).skip(length)`. The messages are exactly those {@link WireConnection.next} would accept with no
-   * effect on the object map, no fds and no hook; the first that is not stops the run.
+   * Copies the run of pass-through messages (see {@link PassThroughTable}) at the head of `dir`'s unframed bytes,
+   * at most `maxMessages` of them, into `out`, and frames it: what a proxy calls before each
+   * {@link WireConnection.next}. The messages are exactly those `next` would accept with no effect on the object
+   * map, no fds and no hook; the first that is not stops the run. Returns the run's message count (0: the next
+   * message needs decoding, or none is complete).
    */
-  passThrough(dir: Direction, table: PassThroughTable, maxMessages = Number.POSITIVE_INFINITY): number {
+  forwardPassThrough(
+    dir: Direction,
+    table: PassThroughTable,
+    out: PassThroughSink,
+    maxMessages = Number.POSITIVE_INFINITY,
+  ): number {
     const f = this.#framers[dir];
     const start = f.unframedOffset;
-    return passThroughLength(
+    const run = passThroughLength(
       f.words,
       start,
       start + f.pending,
@@ -160,31 +165,11 @@ export class WireConnection {
       f.maxMessageSize,
       maxMessages,
       this.#run,
-    ).bytes;
-  }
-
-  /**
-   * Copies the run {@link WireConnection.passThrough} finds into `out` and frames it: what a proxy calls before each
-   * {@link WireConnection.next}. Returns the run's message count (0: the next message needs decoding, or none is
-   * complete).
-   */
-  forwardPassThrough(
-    dir: Direction,
-    table: PassThroughTable,
-    out: PassThroughSink,
-    maxMessages = Number.POSITIVE_INFINITY,
-  ): number {
-    const n = this.passThrough(dir, table, maxMessages);
-    if (n === 0) return 0;
-    const f = this.#framers[dir];
-    out.appendRange(f.bytes, f.unframedOffset, n);
-    f.skip(n);
-    return this.#run.messages;
-  }
-
-  /** Messages in the run the last {@link WireConnection.passThrough} measured. */
-  get passedMessages(): number {
-    return this.#run.messages;
+    );
+    if (run.messages === 0) return 0;
+    out.appendRange(f.bytes, start, run.bytes);
+    f.skip(run.bytes);
+    return run.messages;
   }
 
   /** The next validated message in direction `dir`, or NEED_MORE. Throws WireProtocolError (see class doc). */
