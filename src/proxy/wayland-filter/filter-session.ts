@@ -245,7 +245,8 @@ export class FilterSession {
 
   private pumpRequests(): void {
     while (!this.closed && this.rateTimer === null) {
-      // The run of pass-through requests at the head, in one copy, within what the rate allows now.
+      // The run of pass-through requests at the head, in one copy, within what the rate allows now. The bucket is
+      // refilled once per turn: the decoded message below takes its token at the same time.
       const budget = this.bucket.budget();
       const passed = this.conn.forwardPassThrough(
         Direction.REQUEST,
@@ -275,7 +276,7 @@ export class FilterSession {
       } finally {
         this.forwarded = false;
       }
-      const wait = this.bucket.take();
+      const wait = this.bucket.takeMany(1);
       if (wait > 0) this.throttle(wait);
     }
     this.toUpstream.flush();
