@@ -61,5 +61,6 @@ fi
 # Build the addon against the installed Node headers when they exist (no download from nodejs.org).
 if [ -f /usr/include/node/node_api.h ]; then export npm_config_nodedir=/usr; fi
 npm ci --no-audit --no-fund
-# The compiled build bin/crossway.js starts from while no source is newer (a service start 0.4-0.9 s shorter).
+# The compiled build bin/crossway.js starts from while the sources match its digest (a service start 0.4-0.9 s
+# shorter than through tsx; about 5 s to build).
 npm run build --silent
