@@ -210,6 +210,8 @@ export class TrackedProcess {
   /** Every process of this tree seen so far (refreshed on stop), to check by pid that none survives. */
   readonly seen = new Map<number, ProcessId>();
   private exitPromise: Promise<void>;
+  /** Resolves on the child's "close": it exited and Node has closed the pipes of its stdio. */
+  private closePromise: Promise<void>;
   private exited = false;
   private stopping: Promise<void> | undefined;
 
@@ -236,6 +238,7 @@ export class TrackedProcess {
         resolve();
       });
     });
+    this.closePromise = new Promise((resolve) => child.once("close", () => resolve()));
   }
 
   /** True until the direct child has exited. */
@@ -306,6 +309,12 @@ export class TrackedProcess {
       }
       await sleep(20);
     }
+    // The tree is dead, but the stdio pipes Node holds for it close a few loop turns later (end of stream, then the
+    // handle's close): wait for them too, so a stopped process leaves no fd behind (the fd-leak check after a test
+    // saw one under load). Bounded: a process that left the tree unseen could still hold a pipe's other end.
+    let bound: NodeJS.Timeout | undefined;
+    await Promise.race([this.closePromise, new Promise<void>((r) => (bound = setTimeout(r, 5000).unref()))]);
+    clearTimeout(bound);
     live.delete(this);
   }
 }
