@@ -230,7 +230,10 @@ async function runOne(c: Case): Promise<number> {
   a.close();
   const deadline = Date.now() + 5000;
   while (filter.sessions.size > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
-  if (filter.sessions.size > 1) await fail(c, "the filter did not drop a closed connection");
+  if (filter.sessions.size > 1) {
+    const stuck = [...filter.sessions].map((x) => x.ioState());
+    await fail(c, `the filter did not drop a closed connection: ${JSON.stringify(stuck)}`);
+  }
   const internal = audit.slice(before).find((r) => r.rule === "internal");
   if (internal !== undefined) await fail(c, `unplanned error in the filter: ${internal.detail}`);
   try {

@@ -662,7 +662,6 @@ export class FilterSession {
     this.close(err instanceof Error ? err.message : String(err), "warn");
   }
 
-  /** Ends the connection: both sockets, every queued fd. The compositor frees the client's resources. Idempotent. */
   /** The connection's figures for `crossway status` (objects: the client's live objects in the compositor). */
   status(): Omit<ConnectionStatus, "policyGeneration"> {
     return {
@@ -675,6 +674,19 @@ export class FilterSession {
     };
   }
 
+  /** Why the session is where it is, for a test that finds it stuck: queues, throttle, unread bytes. */
+  ioState(): Record<string, number | boolean> {
+    return {
+      closed: this.closed,
+      throttled: this.rateTimer !== null,
+      toUpstreamPending: this.toUpstream.pending,
+      toClientPending: this.toClient.pending,
+      unreadRequestBytes: this.conn.framer(Direction.REQUEST).pending,
+      unreadEventBytes: this.conn.framer(Direction.EVENT).pending,
+    };
+  }
+
+  /** Ends the connection: both sockets, every queued fd. The compositor frees the client's resources. Idempotent. */
   close(why: string, level: "info" | "warn" = "info"): void {
     if (this.closed) return;
     this.closed = true;

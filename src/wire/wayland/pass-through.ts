@@ -11,7 +11,9 @@ import type { MessageDesc, ProtocolRegistry } from "./protocol-registry.ts";
  * building a decoded message. wl_region.add, wl_surface.damage, wl_pointer.motion and wl_keyboard.key are such
  * messages; most of a burst is.
  *
- * `entries[2i]` is message i's exact wire size (0: not pass-through), `entries[2i + 1]` the version it needs.
+ * `entries[2i]` is message i's exact wire size, `entries[2i + 1]` the version it needs. A message that is not
+ * pass-through has {@link NOT_PASS_THROUGH} (-1) as its size, a value no 16-bit size field can hold: with 0 there, a
+ * header that claims size 0 matched it, and the scan counted that message again and again without moving.
  */
 export class PassThroughTable {
   readonly registry: ProtocolRegistry;
@@ -20,7 +22,7 @@ export class PassThroughTable {
   /** `hooked(desc)`: the proxy acts on this message, so it must be decoded. */
   constructor(registry: ProtocolRegistry, hooked: (desc: MessageDesc) => boolean) {
     this.registry = registry;
-    this.entries = new Int32Array(2 * registry.messageCount);
+    this.entries = new Int32Array(2 * registry.messageCount).fill(NOT_PASS_THROUGH);
     for (const iface of registry.interfaces()) {
       for (const list of [iface.requests, iface.events]) {
         for (const d of list) {
@@ -60,6 +62,9 @@ export class PassThroughTable {
     return table;
   }
 }
+
+/** The size entry of a message that must be decoded: negative, so no header's size field equals it. */
+export const NOT_PASS_THROUGH = -1;
 
 const sharedTables = new WeakMap<ProtocolRegistry, Map<string, PassThroughTable>>();
 
@@ -115,8 +120,9 @@ export function passThroughLength(
     const s = 4 * n + 2 * dir;
     if (opcode >= (spans[s + 1] as number)) break;
     const e = 2 * ((spans[s] as number) + opcode);
-    // A message the table was built before (extra XML loaded later) reads undefined: not pass-through.
-    if (entries[e] !== size || size > end - p || size > maxSize) break;
+    // A message the table was built before (extra XML loaded later) reads undefined: not pass-through. A matching
+    // size is at least the 8-byte header (entries hold 8 + 4n or NOT_PASS_THROUGH), so every step moves forward.
+    if (entries[e] !== size || size < 8 || size > end - p || size > maxSize) break;
     if (checkSince) {
       const version = objectVersions[id] as number;
       if (version > 0 && version < (entries[e + 1] as number)) break;
