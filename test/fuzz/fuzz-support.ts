@@ -24,6 +24,8 @@ export function fuzzRun(argv: readonly string[] = process.argv.slice(2)): FuzzRu
   const seconds = Number(opt("seconds", "20"));
   const seed = Number(opt("seed", String(Date.now() % 1_000_000)));
   const outDir = opt("out", join(process.cwd(), "test/fuzz/crashes"));
+  // Said first, so that a run that hangs (no crash file, no summary) can still be replayed.
+  process.stderr.write(`fuzz seed ${seed} (replay with --seed ${seed})\n`);
   let rng = seed | 1;
   return {
     seconds,

@@ -11,137 +11,24 @@
 
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { CrosswayError } from "../../src/errors.ts";
 import { startSway } from "../../src/harness/sway.ts";
 import { componentLogger } from "../../src/log.ts";
-import { native } from "../../src/native.ts";
 import type { WlAuditRecord } from "../../src/proxy/wayland-filter/audit.ts";
 import { defaultPolicy } from "../../src/proxy/wayland-filter/filter-policy.ts";
 import { startWaylandFilter } from "../../src/proxy/wayland-filter/filter-server.ts";
-import { MessageWriter } from "../../src/wire/wayland/message-writer.ts";
-import { ArgKind, type InterfaceDesc, ProtocolRegistry } from "../../src/wire/wayland/protocol-registry.ts";
+import { ProtocolRegistry } from "../../src/wire/wayland/protocol-registry.ts";
 import { RawWaylandClient } from "../helpers/raw-wayland-client.ts";
 import { WaylandTestClient } from "../helpers/wayland-test-client.ts";
 import { fuzzRun, startCoverageTracker } from "./fuzz-support.ts";
+import { type Case, playCase, type ShownGlobal, WaylandCaseGenerator } from "./wayland-cases.ts";
 
 const run = fuzzRun();
 const { seconds, seed, rand } = run;
 const registry = ProtocolRegistry.fromGenerated();
 
-/** One request of a case: the bytes, and which fds ride with it ("memfd:SIZE" or "pipe-w"). */
-interface Msg {
-  hex: string;
-  fds: string[];
-}
-type Case = Msg[];
-
-const INTERESTING = [0, 1, 2, 3, 4, 7, 8, 64, 255, 4096, 0x7fff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff];
-const STRINGS = ["", "a", "xdg_wm_base", "wl_seat", "text/plain", "é🙂", "x".repeat(300), "\u0000"];
-
-/** Shown globals of the filter, learnt once: name -> interface, version. */
-let globals: Array<{ name: number; iface: string; version: number }> = [];
-
-/** Generates a plausible case from the tables: binds, then requests on live objects with mutated arguments. */
-function generate(): Case {
-  const objects = new Map<number, InterfaceDesc>([[1, registry.get("wl_display") as InterfaceDesc]]);
-  // runOne made the registry (id 2) and a round trip (callback 3) first: binds name globals it has seen.
-  const reg = 2;
-  let next = 4;
-  const out: Case = [];
-  const push = (w: MessageWriter, fds: string[] = []): void => {
-    out.push({ hex: Buffer.from(w.bytes()).toString("hex"), fds });
-  };
-  objects.set(reg, registry.get("wl_registry") as InterfaceDesc);
-  for (let k = 1 + rand(4); k > 0 && globals.length > 0; k--) {
-    const g = globals[rand(globals.length)] as (typeof globals)[number];
-    const id = next++;
-    const version = rand(8) === 0 ? g.version + 1 : 1 + rand(g.version);
-    push(new MessageWriter().begin(reg, 0).uint(g.name).string(g.iface).uint(version).uint(id).end());
-    const iface = registry.get(g.iface);
-    if (iface !== undefined) objects.set(id, iface);
-  }
-  for (let k = 1 + rand(12); k > 0; k--) {
-    const ids = [...objects.keys()];
-    const target = ids[rand(ids.length)] as number;
-    const iface = objects.get(target) as InterfaceDesc;
-    if (iface.requests.length === 0) continue;
-    const desc = iface.requests[rand(iface.requests.length)];
-    if (desc === undefined) continue;
-    const w = new MessageWriter({ maxMessageSize: 65532 });
-    const fds: string[] = [];
-    try {
-      w.begin(rand(20) === 0 ? 1 + rand(64) : target, rand(30) === 0 ? rand(16) : desc.opcode);
-      for (let i = 0; i < desc.kinds.length; i++) {
-        switch (desc.kinds[i]) {
-          case ArgKind.INT:
-          case ArgKind.UINT:
-          case ArgKind.FIXED:
-            w.uint(rand(3) === 0 ? rand(1 << 16) : (INTERESTING[rand(INTERESTING.length)] as number));
-            break;
-          case ArgKind.STRING:
-            w.string(rand(10) === 0 ? null : (STRINGS[rand(STRINGS.length)] as string));
-            break;
-          case ArgKind.OBJECT:
-            w.uint(rand(6) === 0 ? rand(200) : rand(5) === 0 ? 0 : (ids[rand(ids.length)] as number));
-            break;
-          case ArgKind.NEW_ID: {
-            if (desc.untypedNewId) w.string(STRINGS[rand(3)] as string).uint(1);
-            const id = rand(15) === 0 ? rand(300) : next++;
-            w.uint(id);
-            const created = desc.argIfaces[i];
-            const ci = created !== null && created !== undefined ? registry.get(created) : undefined;
-            // A null new_id is sent (a mutation worth trying) but is no object to address later.
-            if (ci !== undefined && id !== 0) objects.set(id, ci);
-            break;
-          }
-          case ArgKind.ARRAY: {
-            const a = new Uint8Array(rand(5) === 0 ? 4096 : rand(64));
-            for (let j = 0; j < a.length; j++) a[j] = rand(256);
-            w.array(a);
-            break;
-          }
-          case ArgKind.FD:
-            fds.push(rand(2) === 0 ? `memfd:${INTERESTING[rand(8)] as number}` : "pipe-w");
-            break;
-          default:
-            w.uint(rand(256));
-        }
-      }
-      w.end();
-    } catch (err) {
-      // The writer refuses what it cannot encode (over the size limit, a NUL in a string): try another message.
-      if (err instanceof CrosswayError) continue;
-      throw err;
-    }
-    push(w, fds);
-    if (desc.destructor && rand(2) === 0) objects.delete(target);
-  }
-  return out;
-}
-
-/** Mutates a case: drop, duplicate, swap or bit-flip messages (sequence and size mutations). */
-function mutate(c: Case): Case {
-  const msgs = c.map((m) => ({ hex: m.hex, fds: [...m.fds] }));
-  const i = rand(msgs.length);
-  switch (rand(5)) {
-    case 0:
-      if (msgs.length > 1) msgs.splice(i, 1);
-      break;
-    case 1:
-      msgs.splice(i, 0, msgs[rand(msgs.length)] as Msg);
-      break;
-    case 2:
-      msgs.push(...generate());
-      break;
-    default: {
-      const b = Buffer.from((msgs[i] as Msg).hex, "hex");
-      const at = rand(b.length);
-      b[at] = ((b[at] ?? 0) ^ (1 << rand(8))) & 0xff;
-      (msgs[i] as Msg).hex = b.toString("hex");
-    }
-  }
-  return msgs;
-}
+/** Shown globals of the filter, learnt once. */
+let globals: ShownGlobal[] = [];
+const cases = new WaylandCaseGenerator(registry, rand, () => globals);
 
 // ---------------------------------------------------------------- set-up
 const coverage = startCoverageTracker(["/src/proxy/wayland-filter/", "/src/wire/wayland/"]);
@@ -198,30 +85,7 @@ async function runOne(c: Case): Promise<number> {
   } catch (err) {
     await fail(c, `the filter did not answer a fresh client: ${(err as Error).message}`);
   }
-  for (const m of c) {
-    const bytes = Buffer.from(m.hex, "hex");
-    const fds: number[] = [];
-    for (const f of m.fds) {
-      if (f === "pipe-w") {
-        const [r, w] = native.pipe2();
-        native.close(r);
-        fds.push(w);
-      } else {
-        const fd = native.memfdCreate("fuzz", 0);
-        native.ftruncate(fd, Number(f.slice(6)));
-        fds.push(fd);
-      }
-    }
-    try {
-      if (fds.length > 0) native.sendmsg(a.fd, bytes, 0, bytes.length, fds);
-      else a.send(bytes, 1000);
-    } catch {
-      // The filter already ended the connection.
-    } finally {
-      for (const fd of fds) native.close(fd);
-    }
-    if (a.eof) break;
-  }
+  playCase(a, c);
   try {
     await a.roundTrip(5000);
   } catch {
@@ -247,7 +111,7 @@ async function runOne(c: Case): Promise<number> {
 
 coverage.newBlocks();
 const corpus: Case[] = [];
-for (let i = 0; i < 20; i++) corpus.push(generate());
+for (let i = 0; i < 20; i++) corpus.push(cases.generate());
 const baseFds = fdsNow();
 for (const c of corpus) await runOne(c);
 const seedCount = corpus.length;
@@ -255,7 +119,7 @@ const seedBlocks = coverage.total;
 const deadline = Date.now() + seconds * 1000;
 let execs = seedCount;
 while (Date.now() < deadline) {
-  const child = rand(4) === 0 ? generate() : mutate(corpus[rand(corpus.length)] as Case);
+  const child = rand(4) === 0 ? cases.generate() : cases.mutate(corpus[rand(corpus.length)] as Case);
   execs++;
   if ((await runOne(child)) > 0) corpus.push(child);
   if (execs % 50 === 0) {

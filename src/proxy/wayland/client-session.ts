@@ -643,6 +643,15 @@ export class ClientSession {
       return;
     }
     const message = err instanceof Error ? err.message : String(err);
+    const errno = typeof code === "string" && /^E[A-Z0-9]+$/.test(code);
+    if (!(err instanceof CrosswayError) && !errno) {
+      // Neither a refusal nor a failing syscall: a bug in the guest. The connection still ends (fail closed); the
+      // error line with its stack lets a reader, a test or a fuzzer tell it from an expected ending.
+      this.log.error(
+        { err: message, stack: err instanceof Error ? String(err.stack) : undefined },
+        "internal error, disconnecting the client",
+      );
+    }
     this.close(message, "warn");
   }
 
