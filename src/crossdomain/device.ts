@@ -99,6 +99,23 @@ export function startDevice(options: DeviceOptions): Device {
   };
 }
 
+/** Frames the guest side awaits a REPLY to. */
+const REPLIED: ReadonlySet<number> = new Set([
+  FrameType.GET_PARAMS,
+  FrameType.GET_CAPS,
+  FrameType.CONTEXT_INIT,
+  FrameType.CREATE_BLOB,
+]);
+
+/** The fixed fields each request frame must carry (a short one would read zeros past its end). */
+const PAYLOAD_SIZES: ReadonlyMap<number, number> = new Map([
+  [FrameType.GET_CAPS, 12],
+  [FrameType.CONTEXT_INIT, 12],
+  [FrameType.CREATE_BLOB, 24],
+  [FrameType.CLOSE_RESOURCE, 4],
+  [FrameType.SUBMIT, 12],
+]);
+
 class DeviceContext {
   private readonly socket: FramedSocket;
   private readonly resources = new Map<number, Resource>();
@@ -155,17 +172,38 @@ class DeviceContext {
       this.socket.send(buildFrame(FrameType.HOST_ERROR, 0, [], new TextEncoder().encode(message), 0));
   }
 
+  /**
+   * Handles one frame. Its fds are ours from here: CREATE_BLOB takes them (createBlob closes what it does not keep,
+   * on every path); for any other frame they are closed before the frame is looked at, so no error path can close
+   * one twice or leak one.
+   */
   private onFrame(type: number, serial: number, payload: Uint8Array, fds: readonly number[]): void {
     try {
-      this.handleFrame(type, serial, payload, fds);
-    } catch (err) {
+      const need = PAYLOAD_SIZES.get(type) ?? 0;
+      if (payload.length < need) {
+        for (const fd of fds) native.close(fd);
+        throw new CrosswayError(
+          "CW_DEVICE_PROTOCOL",
+          `frame type ${type}: a payload of ${payload.length} bytes, short of its ${need}`,
+        );
+      }
+      if (type === FrameType.CREATE_BLOB) {
+        this.createBlob(serial, payload, fds);
+        return;
+      }
       for (const fd of fds) native.close(fd);
-      this.log.error({ err }, "device frame failed");
+      this.handleFrame(type, serial, payload);
+    } catch (err) {
+      // A refusal the device words (CrosswayError) is the guest's fault; anything else is a bug here.
+      if (err instanceof CrosswayError) this.log.warn({ err: err.message }, "device frame refused");
+      else this.log.error({ err }, "device frame failed");
       this.hostError(`device: ${(err as Error).message}`);
+      // A request still gets its answer, as a failed ioctl returns one: the guest side never waits forever.
+      if (REPLIED.has(type)) this.replyError(serial, 5, `EIO: ${(err as Error).message}`);
     }
   }
 
-  private handleFrame(type: number, serial: number, payload: Uint8Array, fds: readonly number[]): void {
+  private handleFrame(type: number, serial: number, payload: Uint8Array): void {
     switch (type) {
       case FrameType.GET_PARAMS:
         this.reply(serial, [1, 1, 1, 1, 1 << CAPSET_CROSS_DOMAIN, this.options.pageSize ?? HOST_PAGE]);
@@ -206,9 +244,6 @@ class DeviceContext {
         }
         return;
       }
-      case FrameType.CREATE_BLOB:
-        this.createBlob(serial, payload, fds);
-        return;
       case FrameType.CLOSE_RESOURCE: {
         const r = this.resources.get(field(payload, 0));
         if (r !== undefined) {
@@ -221,7 +256,6 @@ class DeviceContext {
         this.submit(field(payload, 0), field(payload, 1), field(payload, 2), payload.subarray(12));
         return;
       default:
-        for (const fd of fds) native.close(fd);
         throw new CrosswayError("CW_DEVICE_PROTOCOL", `unknown frame type ${type}`);
     }
   }
@@ -267,7 +301,13 @@ class DeviceContext {
         return;
       }
       fd = native.memfdCreate("crossway-host-blob", 0);
-      native.ftruncate(fd, alignedSize);
+      try {
+        native.ftruncate(fd, alignedSize);
+      } catch (err) {
+        native.close(fd);
+        this.replyError(serial, 12, `ENOMEM: a host blob of ${alignedSize} bytes: ${(err as Error).message}`);
+        return;
+      }
       writable = true;
     } else if (item?.kind === "blob") {
       // One-shot: a received fd becomes exactly one blob (§4.5); blobItem() took it.
@@ -294,7 +334,12 @@ class DeviceContext {
     const r: Resource = { id: this.ids.nextResource++, fd, size: alignedSize, guest: false, writable };
     this.resources.set(r.id, r);
     const out: number[] = [];
-    if (mapOk) out.push(writable ? native.dup(fd) : this.reopenReadOnly(fd));
+    try {
+      if (mapOk) out.push(writable ? native.dup(fd) : this.reopenReadOnly(fd));
+    } catch (err) {
+      // As a failed map: the blob exists, mapping it will fail.
+      this.hostError(`MAP_BLOB (command 0x208) failed: ${(err as Error).message}`);
+    }
     this.reply(serial, [r.id, alignedSize, 0, writable ? 1 : 0], null, out);
   }
 

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll } from "vitest";
+import { decodeFrameHeader, FRAME_HEADER_SIZE } from "../../src/crossdomain/device-protocol.ts";
 import { AGAIN, MAX_FDS_PER_MSG, type NativeWatcher, native, POLL_READABLE } from "../../src/native.ts";
 
 const BIN = fileURLToPath(new URL("../../bin/crossway.js", import.meta.url));
@@ -261,4 +262,28 @@ export function within<T>(p: Promise<T>, what: string, ms = 15_000): Promise<T> 
     timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), ms);
   });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+/** Frames from a raw device connection, one at a time (blocking on a nonblocking socket, retried). */
+export async function nextDeviceFrame(
+  fd: number,
+  buf: { data: Uint8Array; len: number },
+): Promise<{ type: number; payload: Uint8Array }> {
+  const fds = new Int32Array(MAX_FDS_PER_MSG + 1);
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const h = decodeFrameHeader(buf.data, 0, buf.len);
+    if (h !== null && buf.len >= FRAME_HEADER_SIZE + h.payloadLength) {
+      const payload = buf.data.slice(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + h.payloadLength);
+      buf.data.copyWithin(0, FRAME_HEADER_SIZE + h.payloadLength, buf.len);
+      buf.len -= FRAME_HEADER_SIZE + h.payloadLength;
+      return { type: h.type, payload };
+    }
+    const n = native.recvmsg(fd, buf.data, buf.len, buf.data.length - buf.len, fds);
+    for (let i = 0; i < fds[0]!; i++) native.close(fds[1 + i]!);
+    if (n === 0) throw new Error("device closed the connection");
+    if (n !== AGAIN) buf.len += n;
+    else if (Date.now() > deadline) throw new Error("no frame from the device");
+    else await new Promise((r) => setTimeout(r, 1));
+  }
 }

@@ -23,7 +23,7 @@ import { BlobFlags, BlobMem } from "../../src/crossdomain/structs.ts";
 import { MAP_SHARED, PROT_READ } from "../../src/fd/constants.ts";
 import { AGAIN, MAX_FDS_PER_MSG, native } from "../../src/native.ts";
 import { getU32 } from "../../src/wire/bytes.ts";
-import { pattern, useDeviceAndHost, within, writeAll } from "../helpers/crossdomain.ts";
+import { nextDeviceFrame, pattern, useDeviceAndHost, within, writeAll } from "../helpers/crossdomain.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 
 useFdLeakCheck();
@@ -35,30 +35,6 @@ function deviceMappings(name: string): number {
   return readFileSync(`/proc/${env.device.pid}/maps`, "utf8")
     .split("\n")
     .filter((l) => l.includes(`memfd:${name}`)).length;
-}
-
-/** Frames from a raw device connection, one at a time (blocking on a nonblocking socket, retried). */
-async function nextFrame(
-  fd: number,
-  buf: { data: Uint8Array; len: number },
-): Promise<{ type: number; payload: Uint8Array }> {
-  const fds = new Int32Array(MAX_FDS_PER_MSG + 1);
-  const deadline = Date.now() + 15_000;
-  for (;;) {
-    const h = decodeFrameHeader(buf.data, 0, buf.len);
-    if (h !== null && buf.len >= FRAME_HEADER_SIZE + h.payloadLength) {
-      const payload = buf.data.slice(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + h.payloadLength);
-      buf.data.copyWithin(0, FRAME_HEADER_SIZE + h.payloadLength, buf.len);
-      buf.len -= FRAME_HEADER_SIZE + h.payloadLength;
-      return { type: h.type, payload };
-    }
-    const n = native.recvmsg(fd, buf.data, buf.len, buf.data.length - buf.len, fds);
-    for (let i = 0; i < fds[0]!; i++) native.close(fds[1 + i]!);
-    if (n === 0) throw new Error("device closed the connection");
-    if (n !== AGAIN) buf.len += n;
-    else if (Date.now() > deadline) throw new Error("no frame from the device");
-    else await new Promise((r) => setTimeout(r, 1));
-  }
 }
 
 describe("the device's channel-ring writes", () => {
@@ -95,7 +71,7 @@ describe("the device's channel-ring writes", () => {
     try {
       const ctx = buildFrame(FrameType.CONTEXT_INIT, 1, [CAPSET_CROSS_DOMAIN, 2, 1 << CHANNEL_RING], null, 0);
       expect(native.write(dev, ctx, 0, ctx.length)).toBe(ctx.length);
-      expect((await nextFrame(dev, inbuf)).type).toBe(FrameType.REPLY);
+      expect((await nextDeviceFrame(dev, inbuf)).type).toBe(FrameType.REPLY);
       const ids: number[] = [];
       for (let i = 0; i < 2; i++) {
         const mem = native.memfdCreate("unsealed-ring", 0);
@@ -109,7 +85,7 @@ describe("the device's channel-ring writes", () => {
           1,
         );
         expect(native.sendmsg(dev, f, 0, f.length, [mem])).toBe(f.length);
-        const r = await nextFrame(dev, inbuf);
+        const r = await nextDeviceFrame(dev, inbuf);
         expect(getU32(r.payload, 0)).toBe(0);
         ids.push(getU32(r.payload, 4));
       }
@@ -129,7 +105,7 @@ describe("the device's channel-ring writes", () => {
       native.write(dev, submitPoll, 0, submitPoll.length);
       const msg = pattern(80, 9);
       await writeAll(peer, msg);
-      const fence = await within(nextFrame(dev, inbuf), "the POLL's fence");
+      const fence = await within(nextDeviceFrame(dev, inbuf), "the POLL's fence");
       expect(fence.type).toBe(FrameType.FENCE);
       expect(getU32(fence.payload, 0)).toBe(7);
       view = native.mmap(rings[1]!, 4096, PROT_READ, MAP_SHARED, 0);

@@ -1,17 +1,19 @@
-// Time-boxed coverage-guided fuzzing of both Wayland proxies with real sway behind them, each in a child process with
-// a capped heap: the host-side filter (test/fuzz/wayland-filter-fuzzer.ts) and the guest's server
-// (test/fuzz/guest-fuzzer.ts, with the emulated device). `npm run fuzz:wayland` / `fuzz:guest` run longer.
+// Time-boxed coverage-guided fuzzing of the Wayland path's three parsers of untrusted input, with real sway behind
+// them, each in a child process with a capped heap: the host-side filter (test/fuzz/wayland-filter-fuzzer.ts), the
+// guest's server (test/fuzz/guest-fuzzer.ts, with the emulated device) and the device's frames and cross-domain
+// commands (test/fuzz/device-fuzzer.ts). `npm run fuzz:wayland`, `fuzz:guest` and `fuzz:device` run longer.
 import { expect, it } from "vitest";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { run } from "../helpers/processes.ts";
 
 useFdLeakCheck();
 
-const SECONDS = Number(process.env.CROSSWAY_WAYLAND_FUZZ_SECONDS ?? "60");
+const SECONDS = Number(process.env.CROSSWAY_WAYLAND_FUZZ_SECONDS ?? "45");
 
 for (const [what, script] of [
   ["the Wayland filter guest → host", "test/fuzz/wayland-filter-fuzzer.ts"],
   ["crossway guest client → guest", "test/fuzz/guest-fuzzer.ts"],
+  ["crossway device guest kernel → VMM", "test/fuzz/device-fuzzer.ts"],
 ] as const) {
   it(`fuzzes ${what} against sway for ${SECONDS} s: no crash, hang or leak, no disconnect of the other client`, async () => {
     const r = await run(
