@@ -183,3 +183,14 @@ export class CrosswayError extends Error {
     this.context = context;
   }
 }
+
+/**
+ * Whether `err` is neither a crossway refusal (CrosswayError) nor a failing syscall (an errno code such as EPIPE):
+ * a bug. Sessions still end on it (fail closed), but log it at error level with its stack, so a reader, a test or
+ * a fuzzer can tell it from an expected ending.
+ */
+export function isUnplanned(err: unknown): boolean {
+  if (err instanceof CrosswayError) return false;
+  const code = (err as { code?: unknown } | null)?.code;
+  return !(typeof code === "string" && /^E[A-Z0-9]+$/.test(code));
+}

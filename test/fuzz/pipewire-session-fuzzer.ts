@@ -13,88 +13,16 @@ import { startPipeWire, TEST_SINK } from "../../src/harness/pipewire.ts";
 import type { AuditRecord } from "../../src/proxy/pipewire/audit.ts";
 import { startPipeWireFilter } from "../../src/proxy/pipewire/filter-server.ts";
 import type { ProfileName } from "../../src/proxy/pipewire/policy.ts";
-import { loadCaptures } from "../helpers/pipewire-fixtures.ts";
 import { RawPipeWireClient } from "../helpers/pipewire-raw-client.ts";
 import { fuzzRun, startCoverageTracker } from "./fuzz-support.ts";
+import { type Case, PipeWireCaseGenerator, seedCases } from "./pipewire-cases.ts";
 
 const run = fuzzRun();
 const { seconds, seed, rand } = run;
 
-/** A client message sequence (header + payload each) for one profile. */
-interface Case {
-  profile: ProfileName;
-  msgs: Uint8Array[];
-}
-
-const PROFILE_OF: Record<string, ProfileName> = {
-  "camera.bin": "camera",
-  "playback.bin": "audio-playback",
-  "record.bin": "audio-capture",
-  "pwdump.bin": "camera",
-};
-
-const corpus: Case[] = [];
-for (const [name, msgs] of loadCaptures()) {
-  corpus.push({
-    profile: PROFILE_OF[name] ?? "camera",
-    msgs: msgs.filter((m) => m.dir === "C->S").map((m) => m.bytes),
-  });
-}
+const cases = new PipeWireCaseGenerator(rand);
+const corpus: Case[] = seedCases();
 const seedCount = corpus.length;
-
-const INTERESTING = [
-  0, 1, 2, 3, 4, 5, 6, 7, 8, 0x7f, 0xff, 0x7fffffff, 0xffffffff, 0x40003, 0x40002, 0x80001, 0x20001, 0x10005,
-];
-
-function mutateBytes(src: Uint8Array): Uint8Array {
-  const b = new Uint8Array(src);
-  const v = new DataView(b.buffer);
-  // Mutate the payload only (offset >= 16), mostly 4-aligned words: sizes, types, ids, keys and values.
-  const words = (b.length - 16) >> 2;
-  if (words <= 0) return b;
-  for (let k = 1 + rand(3); k > 0; k--) {
-    const at = 16 + rand(words) * 4;
-    switch (rand(4)) {
-      case 0:
-        v.setUint32(at, INTERESTING[rand(INTERESTING.length)] as number, true);
-        break;
-      case 1:
-        v.setUint32(at, (v.getUint32(at, true) + [-8, -1, 1, 8][rand(4)]!) >>> 0, true);
-        break;
-      case 2:
-        {
-          const i = at + rand(4);
-          b[i] = ((b[i] ?? 0) ^ (1 << rand(8))) & 0xff;
-        }
-        break;
-      default:
-        b[at + rand(4)] = 0;
-    }
-  }
-  return b;
-}
-
-function mutate(c: Case): Case {
-  const msgs = c.msgs.slice();
-  const pick = 1 + rand(Math.max(1, msgs.length - 1)); // never the Hello
-  switch (rand(6)) {
-    case 0:
-      if (msgs.length > 2) msgs.splice(pick, 1);
-      break;
-    case 1:
-      msgs.splice(pick, 0, msgs[rand(msgs.length)] as Uint8Array);
-      break;
-    default:
-      if (msgs[pick] !== undefined) msgs[pick] = mutateBytes(msgs[pick] as Uint8Array);
-  }
-  // Renumber seqs so the sequence check passes and the mutation reaches the handlers.
-  const out = msgs.map((m, i) => {
-    const copy = new Uint8Array(m);
-    new DataView(copy.buffer).setUint32(8, i, true);
-    return copy;
-  });
-  return { profile: c.profile, msgs: out };
-}
 
 // ---------------------------------------------------------------- coverage
 /** Blocks of the code under test run since the last call that were never run before. */
@@ -165,7 +93,7 @@ const seedBlocks = coverage.total;
 const deadline = Date.now() + seconds * 1000;
 let execs = seedCount;
 while (Date.now() < deadline) {
-  const child = mutate(corpus[rand(corpus.length)] as Case);
+  const child = cases.mutate(corpus[rand(corpus.length)] as Case);
   execs++;
   if ((await runOne(child)) > 0) corpus.push(child);
   if (execs % 50 === 0) {

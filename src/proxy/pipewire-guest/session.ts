@@ -6,7 +6,7 @@
 // Host items are queued in the S→C Framer as numeric keys in place of fds, so a message takes exactly its header's
 // n_fds items, in order, and a header claiming more than arrived is a framing error, as with real fds.
 import type { CloseReason, CrossDomainChannel, ReceivedItem } from "../../crossdomain/channel.ts";
-import { CrosswayError, type ErrorCode } from "../../errors.ts";
+import { CrosswayError, type ErrorCode, isUnplanned } from "../../errors.ts";
 import type { Logger } from "../../log.ts";
 import { native } from "../../native.ts";
 import {
@@ -288,8 +288,18 @@ export class GuestPipeWireSession {
     return encodeMessage(f.id, f.opcode, f.seq, 0, pod.struct(dict), msg.footer);
   }
 
+  /** A bug, not a refusal (see isUnplanned): said at error level with its stack before the session ends. */
+  private logUnplanned(err: unknown): void {
+    if (!isUnplanned(err)) return;
+    this.ctx.log.error(
+      { client: this.tag, err: (err as Error)?.message ?? String(err), stack: (err as Error)?.stack },
+      "internal error, ending the PipeWire client",
+    );
+  }
+
   /** A client message the guest refuses: Core.Error to that client (as the daemon would), then its connection ends. */
   private refuseClient(f: Frame, err: unknown): void {
+    this.logUnplanned(err);
     const e = asCrosswayError(err, "CW_PWG_CLIENT_FD");
     this.ctx.log.warn(
       {
@@ -336,6 +346,7 @@ export class GuestPipeWireSession {
         if (this.closed) return "continue";
       }
     } catch (err) {
+      this.logUnplanned(err);
       this.end(`host message: ${(err as Error).message}`, asCrosswayError(err, "CW_PWG_HOST_FD"));
       return "continue";
     }

@@ -7,7 +7,7 @@
 // cross-domain pipes), and host fds are turned into local fds (sealed copies of host memory, local pipe ends).
 import type { ConnectionStatus } from "../../control/status-report.ts";
 import type { CloseReason, CrossDomainChannel, ReceivedItem, SendItem } from "../../crossdomain/channel.ts";
-import { CrosswayError } from "../../errors.ts";
+import { CrosswayError, isUnplanned } from "../../errors.ts";
 import { MAP_SHARED, O_ACCMODE, O_WRONLY, PROT_READ, S_IFIFO, S_IFMT } from "../../fd/constants.ts";
 import { recvWithFds } from "../../fd/recv-with-fds.ts";
 import type { Logger } from "../../log.ts";
@@ -643,10 +643,7 @@ export class ClientSession {
       return;
     }
     const message = err instanceof Error ? err.message : String(err);
-    const errno = typeof code === "string" && /^E[A-Z0-9]+$/.test(code);
-    if (!(err instanceof CrosswayError) && !errno) {
-      // Neither a refusal nor a failing syscall: a bug in the guest. The connection still ends (fail closed); the
-      // error line with its stack lets a reader, a test or a fuzzer tell it from an expected ending.
+    if (isUnplanned(err)) {
       this.log.error(
         { err: message, stack: err instanceof Error ? String(err.stack) : undefined },
         "internal error, disconnecting the client",
