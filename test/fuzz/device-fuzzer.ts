@@ -10,7 +10,7 @@
 //
 // Usage: node --import tsx test/fuzz/device-fuzzer.ts [--seconds N] [--seed N] [--out DIR]
 
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
@@ -41,7 +41,7 @@ import { GuestServer } from "../../src/proxy/wayland/guest-server.ts";
 import { MessageWriter } from "../../src/wire/wayland/message-writer.ts";
 import { ProtocolRegistry } from "../../src/wire/wayland/protocol-registry.ts";
 import { WaylandTestClient } from "../helpers/wayland-test-client.ts";
-import { fuzzRun, startCoverageTracker } from "./fuzz-support.ts";
+import { fuzzRun, makeFds, processAlive, runCampaign, startCoverageTracker } from "./fuzz-support.ts";
 
 const run = fuzzRun();
 const { seconds, seed, rand } = run;
@@ -287,17 +287,6 @@ const guest = GuestServer.start({
 const victim = WaylandTestClient.connect(guest.socketPath as string);
 await victim.getRegistry();
 const baseContexts = device.contexts;
-const swayAlive = (): boolean =>
-  readdirSync("/proc")
-    .filter((p) => /^\d+$/.test(p))
-    .some((p) => {
-      try {
-        return readFileSync(`/proc/${p}/comm`, "utf8").trim() === "sway";
-      } catch {
-        return false;
-      }
-    });
-const fdsNow = (): number => readdirSync("/proc/self/fd").length;
 
 async function stopAll(): Promise<void> {
   victim.close();
@@ -339,18 +328,7 @@ class RawGuestSide {
 
   /** Writes a frame; false once the device stopped taking bytes (closed, or not reading). */
   write(bytes: Uint8Array, fdSpecs: readonly string[]): boolean {
-    const fds: number[] = [];
-    for (const f of fdSpecs) {
-      if (f === "pipe-w") {
-        const [r, w] = native.pipe2();
-        native.close(r);
-        fds.push(w);
-      } else {
-        const fd = native.memfdCreate("fuzz", 0);
-        native.ftruncate(fd, Number(f.slice(6)));
-        fds.push(fd);
-      }
-    }
+    const fds = makeFds(fdSpecs);
     try {
       return native.sendmsg(this.fd, bytes, 0, bytes.length, fds) === bytes.length;
     } catch {
@@ -413,29 +391,18 @@ async function runOne(c: Case): Promise<number> {
   } catch (err) {
     await fail(c, `the well-behaved guest lost its connection: ${(err as Error).message}`);
   }
-  if (!swayAlive()) await fail(c, "sway died");
+  if (!processAlive("sway")) await fail(c, "sway died");
   return coverage.newBlocks();
 }
 
-coverage.newBlocks();
-const corpus: Case[] = [];
-for (let i = 0; i < 20; i++) corpus.push(generate());
-const baseFds = fdsNow();
-for (const c of corpus) await runOne(c);
-const seedCount = corpus.length;
-const seedBlocks = coverage.total;
-const deadline = Date.now() + seconds * 1000;
-let execs = seedCount;
-while (Date.now() < deadline) {
-  const child = rand(4) === 0 ? generate() : mutate(corpus[rand(corpus.length)] as Case);
-  execs++;
-  if ((await runOne(child)) > 0) corpus.push(child);
-  if (execs % 50 === 0) {
-    const n = fdsNow();
-    if (n > baseFds + 8) await fail(child, `device process fds grew from ${baseFds} to ${n}`);
-  }
-}
+const stats = await runCampaign<Case>({
+  run,
+  coverage,
+  corpus: Array.from({ length: 20 }, () => generate()),
+  next: (corpus) => (rand(4) === 0 ? generate() : mutate(corpus[rand(corpus.length)] as Case)),
+  runOne,
+  fail,
+  fdOwner: "device process",
+});
 await stopAll();
-process.stdout.write(
-  `${JSON.stringify({ seed, seconds, execs, seeds: seedCount, corpus: corpus.length, seedBlocks, blocks: coverage.total })}\n`,
-);
+process.stdout.write(`${JSON.stringify({ seed, seconds, ...stats })}\n`);

@@ -1,8 +1,9 @@
 // What the coverage-guided fuzzers share: run options, a seeded RNG, crash files, and V8 block coverage.
 import { createHash } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import { join } from "node:path";
+import { native } from "../../src/native.ts";
 
 /** One fuzzing run's settings from argv (--seconds N --seed N --out DIR) and its reproducible randomness. */
 export interface FuzzRun {
@@ -108,4 +109,89 @@ export function startCoverageTracker(dirs: readonly string[]): CoverageTracker {
       return seen.size;
     },
   };
+}
+
+/** Fresh fds from specs: "memfd:SIZE" a memfd of SIZE bytes, "pipe-w" a pipe's write end (its read end closed). */
+export function makeFds(specs: readonly string[]): number[] {
+  const fds: number[] = [];
+  for (const f of specs) {
+    if (f === "pipe-w") {
+      const [r, w] = native.pipe2();
+      native.close(r);
+      fds.push(w);
+    } else {
+      const fd = native.memfdCreate("fuzz", 0);
+      native.ftruncate(fd, Number(f.slice(6)));
+      fds.push(fd);
+    }
+  }
+  return fds;
+}
+
+/** Whether a process whose name (comm) is `comm` is alive and not a zombie: one of `pids`, or any at all. */
+export function processAlive(comm: string, pids?: readonly number[]): boolean {
+  const candidates =
+    pids ??
+    readdirSync("/proc")
+      .filter((p) => /^\d+$/.test(p))
+      .map(Number);
+  return candidates.some((pid) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+      return stat.startsWith(`${pid} (${comm}) `) && !stat.startsWith(`${pid} (${comm}) Z`);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** What {@link runCampaign} needs: the corpus (seeds first), how to make a child, run a case, and fail. */
+export interface Campaign<C> {
+  readonly run: FuzzRun;
+  readonly coverage: CoverageTracker;
+  /** The seeds; inputs that reach new blocks are added to it. */
+  readonly corpus: C[];
+  /** A new case from the corpus (a mutation, or a fresh generation). */
+  next(corpus: readonly C[]): C;
+  /** Runs one case against the target, checks the oracles, and returns the new blocks it reached. */
+  runOne(c: C): Promise<number>;
+  /** Ends the run with a saved crash (does not return). */
+  fail(c: C, why: string): Promise<never>;
+  /** Names the process whose fds are checked in the failure message ("guest process", "filter", ...). */
+  readonly fdOwner: string;
+}
+
+/** Campaign figures for the summary line. */
+export interface CampaignStats {
+  execs: number;
+  seeds: number;
+  corpus: number;
+  seedBlocks: number;
+  blocks: number;
+}
+
+/**
+ * Runs the seeds, then children until the run's time is up: a child that reaches new blocks joins the corpus.
+ * Every 50 executions this process's fd count must stay within 8 of where the seeds left it (a leak fails the run).
+ */
+export async function runCampaign<C>(c: Campaign<C>): Promise<CampaignStats> {
+  const fdsNow = (): number => readdirSync("/proc/self/fd").length;
+  c.coverage.newBlocks();
+  const seeds = c.corpus.length;
+  const baseFds = fdsNow();
+  for (const s of c.corpus.slice(0, seeds)) await c.runOne(s);
+  const seedBlocks = c.coverage.total;
+  const deadline = Date.now() + c.run.seconds * 1000;
+  let execs = seeds;
+  while (Date.now() < deadline) {
+    const child = c.next(c.corpus);
+    execs++;
+    if ((await c.runOne(child)) > 0) c.corpus.push(child);
+    if (execs % 50 === 0) {
+      await new Promise((r) => setTimeout(r, 20));
+      const n = fdsNow();
+      if (n > baseFds + 8) await c.fail(child, `${c.fdOwner} fds grew from ${baseFds} to ${n}`);
+    }
+  }
+  return { execs, seeds, corpus: c.corpus.length, seedBlocks, blocks: c.coverage.total };
 }

@@ -13,7 +13,6 @@
 //
 // Usage: node --import tsx test/fuzz/pipewire-guest-fuzzer.ts [--seconds N] [--seed N] [--out DIR]
 
-import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import pino from "pino";
 import { startDevice } from "../../src/crossdomain/device.ts";
@@ -22,14 +21,12 @@ import { startPipeWireFilter } from "../../src/proxy/pipewire/filter-server.ts";
 import type { ProfileName } from "../../src/proxy/pipewire/policy.ts";
 import { GuestPipeWireServer } from "../../src/proxy/pipewire-guest/server.ts";
 import { RawPipeWireClient } from "../helpers/pipewire-raw-client.ts";
-import { fuzzRun, startCoverageTracker } from "./fuzz-support.ts";
+import { fuzzRun, processAlive, runCampaign, startCoverageTracker } from "./fuzz-support.ts";
 import { type Case, PipeWireCaseGenerator, seedCases } from "./pipewire-cases.ts";
 
 const run = fuzzRun();
 const { seconds, seed, rand } = run;
 const cases = new PipeWireCaseGenerator(rand);
-const corpus: Case[] = seedCases();
-const seedCount = corpus.length;
 
 // ---------------------------------------------------------------- set-up
 const coverage = startCoverageTracker(["/src/proxy/pipewire-guest/", "/src/wire/pipewire/"]);
@@ -80,22 +77,6 @@ for (const profile of ["camera", "audio-playback", "audio-capture"] as const) {
     throw new Error(`the ${profile} victim got no sync answer through the chain`);
   chains.set(profile, { guest, device, filter, victim });
 }
-const pwPid = stack.pids.find((pid) => {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "pipewire";
-  } catch {
-    return false;
-  }
-});
-/** The daemon is alive if its pid still exists and is not a zombie. */
-function daemonAlive(): boolean {
-  try {
-    return !/^\d+ \([^)]*\) Z/.test(readFileSync(`/proc/${pwPid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
-const fdsNow = (): number => readdirSync("/proc/self/fd").length;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 async function stopAll(): Promise<void> {
@@ -128,7 +109,7 @@ async function runOne(c: Case): Promise<number> {
   if (guest.clientCount > 1)
     await fail(c, `the guest did not end a closed client (${guest.clientCount} live)`);
   if (errors.length > 0) await fail(c, `an error-level line: ${errors.join("\n").slice(0, 3000)}`);
-  if (!daemonAlive()) await fail(c, "the PipeWire daemon died");
+  if (!processAlive("pipewire", stack.pids)) await fail(c, "the PipeWire daemon died");
   if (!(await victim.sync(10_000))) {
     const said = victim.errors().map((e) => JSON.stringify(e.body));
     await fail(
@@ -139,23 +120,14 @@ async function runOne(c: Case): Promise<number> {
   return coverage.newBlocks();
 }
 
-coverage.newBlocks();
-const baseFds = fdsNow();
-for (const c of corpus.slice(0, seedCount)) await runOne(c);
-const seedBlocks = coverage.total;
-const deadline = Date.now() + seconds * 1000;
-let execs = seedCount;
-while (Date.now() < deadline) {
-  const child = cases.mutate(corpus[rand(corpus.length)] as Case);
-  execs++;
-  if ((await runOne(child)) > 0) corpus.push(child);
-  if (execs % 50 === 0) {
-    await sleep(20);
-    const n = fdsNow();
-    if (n > baseFds + 8) await fail(child, `guest and device fds grew from ${baseFds} to ${n}`);
-  }
-}
+const stats = await runCampaign<Case>({
+  run,
+  coverage,
+  corpus: seedCases(),
+  next: (corpus) => cases.mutate(corpus[rand(corpus.length)] as Case),
+  runOne,
+  fail,
+  fdOwner: "guest and device",
+});
 await stopAll();
-process.stdout.write(
-  `${JSON.stringify({ seed, seconds, execs, seeds: seedCount, corpus: corpus.length, seedBlocks, blocks: coverage.total })}\n`,
-);
+process.stdout.write(`${JSON.stringify({ seed, seconds, ...stats })}\n`);

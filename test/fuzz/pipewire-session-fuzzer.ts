@@ -7,22 +7,19 @@
 //
 // Usage: node --import tsx test/fuzz/pipewire-session-fuzzer.ts [--seconds N] [--seed N] [--out DIR]
 
-import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startPipeWire, TEST_SINK } from "../../src/harness/pipewire.ts";
 import type { AuditRecord } from "../../src/proxy/pipewire/audit.ts";
 import { startPipeWireFilter } from "../../src/proxy/pipewire/filter-server.ts";
 import type { ProfileName } from "../../src/proxy/pipewire/policy.ts";
 import { RawPipeWireClient } from "../helpers/pipewire-raw-client.ts";
-import { fuzzRun, startCoverageTracker } from "./fuzz-support.ts";
+import { fuzzRun, processAlive, runCampaign, startCoverageTracker } from "./fuzz-support.ts";
 import { type Case, PipeWireCaseGenerator, seedCases } from "./pipewire-cases.ts";
 
 const run = fuzzRun();
 const { seconds, seed, rand } = run;
 
 const cases = new PipeWireCaseGenerator(rand);
-const corpus: Case[] = seedCases();
-const seedCount = corpus.length;
 
 // ---------------------------------------------------------------- coverage
 /** Blocks of the code under test run since the last call that were never run before. */
@@ -45,22 +42,6 @@ for (const profile of ["camera", "audio-playback", "audio-capture"] as const) {
     }),
   );
 }
-const fdsNow = (): number => readdirSync("/proc/self/fd").length;
-const pwPid = stack.pids.find((pid) => {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "pipewire";
-  } catch {
-    return false;
-  }
-});
-/** The daemon is alive if its pid still exists and is not a zombie. */
-function daemonAlive(): boolean {
-  try {
-    return !/^\d+ \([^)]*\) Z/.test(readFileSync(`/proc/${pwPid}/stat`, "utf8"));
-  } catch {
-    return false;
-  }
-}
 
 async function fail(c: Case, why: string): Promise<never> {
   run.saveCrash("session", Buffer.concat(c.msgs.map((m) => Buffer.from(m))), why, { profile: c.profile });
@@ -80,32 +61,23 @@ async function runOne(c: Case): Promise<number> {
   const deadline = Date.now() + 3000;
   while (filter.sessions.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
   if (filter.sessions.size > 0) await fail(c, "the filter did not drop a closed connection");
-  if (!daemonAlive()) await fail(c, "the PipeWire daemon died");
+  if (!processAlive("pipewire", stack.pids)) await fail(c, "the PipeWire daemon died");
   const internal = audit.slice(before).find((r) => r.reason === "internal");
   if (internal !== undefined) await fail(c, `unexpected exception in the filter: ${internal.detail ?? ""}`);
   return newCoverage();
 }
 
-newCoverage();
-const baseFds = fdsNow();
-for (const c of corpus.slice(0, seedCount)) await runOne(c);
-const seedBlocks = coverage.total;
-const deadline = Date.now() + seconds * 1000;
-let execs = seedCount;
-while (Date.now() < deadline) {
-  const child = cases.mutate(corpus[rand(corpus.length)] as Case);
-  execs++;
-  if ((await runOne(child)) > 0) corpus.push(child);
-  if (execs % 50 === 0) {
-    await new Promise((r) => setTimeout(r, 20));
-    const n = fdsNow();
-    if (n > baseFds + 8) await fail(child, `filter fds grew from ${baseFds} to ${n}`);
-  }
-}
+const stats = await runCampaign<Case>({
+  run,
+  coverage,
+  corpus: seedCases(),
+  next: (corpus) => cases.mutate(corpus[rand(corpus.length)] as Case),
+  runOne,
+  fail,
+  fdOwner: "filter",
+});
 const reasons = new Map<string, number>();
 for (const r of audit) reasons.set(r.reason, (reasons.get(r.reason) ?? 0) + 1);
 for (const f of filters.values()) f.close();
 await stack.stop();
-process.stdout.write(
-  `${JSON.stringify({ seed, seconds, execs, seeds: seedCount, corpus: corpus.length, seedBlocks, blocks: coverage.total, refusalReasons: reasons.size })}\n`,
-);
+process.stdout.write(`${JSON.stringify({ seed, seconds, ...stats, refusalReasons: reasons.size })}\n`);

@@ -7,7 +7,8 @@ import {
   type InterfaceDesc,
   type ProtocolRegistry,
 } from "../../src/wire/wayland/protocol-registry.ts";
-import type { RawWaylandClient } from "../helpers/raw-wayland-client.ts";
+import { RawWaylandClient } from "../helpers/raw-wayland-client.ts";
+import { makeFds } from "./fuzz-support.ts";
 
 /** One request of a case: the bytes, and which fds ride with it ("memfd:SIZE" or "pipe-w"). */
 export interface Msg {
@@ -118,6 +119,16 @@ export class WaylandCaseGenerator {
     return out;
   }
 
+  /** A campaign's first corpus: 20 generated cases. */
+  seeds(): Case[] {
+    return Array.from({ length: 20 }, () => this.generate());
+  }
+
+  /** The next case to run: a fresh one a quarter of the time, else a mutation of one in the corpus. */
+  next(corpus: readonly Case[]): Case {
+    return this.rand(4) === 0 ? this.generate() : this.mutate(corpus[this.rand(corpus.length)] as Case);
+  }
+
   /** Drops, duplicates, appends, flips a bit of, or lies about the size of, one message. */
   mutate(c: Case): Case {
     const { rand } = this;
@@ -158,18 +169,7 @@ export class WaylandCaseGenerator {
 export function playCase(client: RawWaylandClient, c: Case): void {
   for (const m of c) {
     const bytes = Buffer.from(m.hex, "hex");
-    const fds: number[] = [];
-    for (const f of m.fds) {
-      if (f === "pipe-w") {
-        const [r, w] = native.pipe2();
-        native.close(r);
-        fds.push(w);
-      } else {
-        const fd = native.memfdCreate("fuzz", 0);
-        native.ftruncate(fd, Number(f.slice(6)));
-        fds.push(fd);
-      }
-    }
+    const fds = makeFds(m.fds);
     try {
       if (fds.length > 0) native.sendmsg(client.fd, bytes, 0, bytes.length, fds);
       else client.send(bytes, 1000);
@@ -180,4 +180,30 @@ export function playCase(client: RawWaylandClient, c: Case): void {
     }
     if (client.eof) break;
   }
+}
+
+/**
+ * One execution against a Wayland proxy listening on `socket`: a fresh raw client makes its registry and a round
+ * trip (the proxy must answer it, else `fail`), plays `c`, tries a last round trip (most mutated cases end the
+ * connection first), and closes.
+ */
+export async function playOnFreshClient(
+  socket: string,
+  c: Case,
+  fail: (c: Case, why: string) => Promise<never>,
+): Promise<void> {
+  const a = RawWaylandClient.connect(socket);
+  a.getRegistry();
+  try {
+    await a.roundTrip(5000);
+  } catch (err) {
+    await fail(c, `the proxy did not answer a fresh client: ${(err as Error).message}`);
+  }
+  playCase(a, c);
+  try {
+    await a.roundTrip(5000);
+  } catch {
+    // Refused or disconnected: expected for most mutated cases.
+  }
+  a.close();
 }

@@ -9,7 +9,6 @@
 //
 // Usage: node --import tsx test/fuzz/wayland-filter-fuzzer.ts [--seconds N] [--seed N] [--out DIR]
 
-import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { startSway } from "../../src/harness/sway.ts";
 import { componentLogger } from "../../src/log.ts";
@@ -19,8 +18,8 @@ import { startWaylandFilter } from "../../src/proxy/wayland-filter/filter-server
 import { ProtocolRegistry } from "../../src/wire/wayland/protocol-registry.ts";
 import { RawWaylandClient } from "../helpers/raw-wayland-client.ts";
 import { WaylandTestClient } from "../helpers/wayland-test-client.ts";
-import { fuzzRun, startCoverageTracker } from "./fuzz-support.ts";
-import { type Case, playCase, type ShownGlobal, WaylandCaseGenerator } from "./wayland-cases.ts";
+import { fuzzRun, processAlive, runCampaign, startCoverageTracker } from "./fuzz-support.ts";
+import { type Case, playOnFreshClient, type ShownGlobal, WaylandCaseGenerator } from "./wayland-cases.ts";
 
 const run = fuzzRun();
 const { seconds, seed, rand } = run;
@@ -46,17 +45,6 @@ const filter = startWaylandFilter({
   log: quietLog,
 });
 const listen = filter.listenPath as string;
-const swayPids = (): number[] =>
-  readdirSync("/proc")
-    .filter((p) => /^\d+$/.test(p))
-    .map(Number)
-    .filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/comm`, "utf8").trim() === "sway";
-      } catch {
-        return false;
-      }
-    });
 const victim = WaylandTestClient.connect(listen);
 await victim.getRegistry();
 {
@@ -66,7 +54,6 @@ await victim.getRegistry();
   globals = [...probe.globals].map(([name, g]) => ({ name, ...g }));
   probe.close();
 }
-const fdsNow = (): number => readdirSync("/proc/self/fd").length;
 
 async function fail(c: Case, why: string): Promise<never> {
   run.saveCrash("wayland-filter", Buffer.from(JSON.stringify(c)), why);
@@ -78,20 +65,7 @@ async function fail(c: Case, why: string): Promise<never> {
 
 async function runOne(c: Case): Promise<number> {
   const before = audit.length;
-  const a = RawWaylandClient.connect(listen);
-  a.getRegistry();
-  try {
-    await a.roundTrip(5000);
-  } catch (err) {
-    await fail(c, `the filter did not answer a fresh client: ${(err as Error).message}`);
-  }
-  playCase(a, c);
-  try {
-    await a.roundTrip(5000);
-  } catch {
-    // Refused or disconnected: expected for most mutated cases.
-  }
-  a.close();
+  await playOnFreshClient(listen, c, fail);
   const deadline = Date.now() + 5000;
   while (filter.sessions.size > 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
   if (filter.sessions.size > 1) {
@@ -105,33 +79,22 @@ async function runOne(c: Case): Promise<number> {
   } catch (err) {
     await fail(c, `the well-behaved client lost its connection: ${(err as Error).message}`);
   }
-  if (swayPids().length === 0) await fail(c, "sway died");
+  if (!processAlive("sway")) await fail(c, "sway died");
   return coverage.newBlocks();
 }
 
-coverage.newBlocks();
-const corpus: Case[] = [];
-for (let i = 0; i < 20; i++) corpus.push(cases.generate());
-const baseFds = fdsNow();
-for (const c of corpus) await runOne(c);
-const seedCount = corpus.length;
-const seedBlocks = coverage.total;
-const deadline = Date.now() + seconds * 1000;
-let execs = seedCount;
-while (Date.now() < deadline) {
-  const child = rand(4) === 0 ? cases.generate() : cases.mutate(corpus[rand(corpus.length)] as Case);
-  execs++;
-  if ((await runOne(child)) > 0) corpus.push(child);
-  if (execs % 50 === 0) {
-    const n = fdsNow();
-    if (n > baseFds + 8) await fail(child, `filter process fds grew from ${baseFds} to ${n}`);
-  }
-}
+const stats = await runCampaign<Case>({
+  run,
+  coverage,
+  corpus: cases.seeds(),
+  next: (corpus) => cases.next(corpus),
+  runOne,
+  fail,
+  fdOwner: "filter process",
+});
 const rules = new Map<string, number>();
 for (const r of audit) rules.set(r.rule, (rules.get(r.rule) ?? 0) + 1);
 victim.close();
 filter.close();
 await sway.stop();
-process.stdout.write(
-  `${JSON.stringify({ seed, seconds, execs, seeds: seedCount, corpus: corpus.length, seedBlocks, blocks: coverage.total, rules: Object.fromEntries(rules) })}\n`,
-);
+process.stdout.write(`${JSON.stringify({ seed, seconds, ...stats, rules: Object.fromEntries(rules) })}\n`);
