@@ -201,7 +201,9 @@ export async function playOnFreshClient(
   }
   playCase(a, c);
   try {
-    await a.roundTrip(5000);
+    // Short: a case whose last header claims more bytes than follow swallows this sync, and waiting for an answer
+    // that cannot come only slows the campaign (the answer is no oracle; the proxy's state afterwards is).
+    await a.roundTrip(1500);
   } catch {
     // Refused or disconnected: expected for most mutated cases.
   }
