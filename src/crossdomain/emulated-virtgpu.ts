@@ -92,7 +92,13 @@ class EmulatedVirtGpu implements VirtGpu {
   private numRings = 0;
   private pollMask = 0;
   private readonly fenceBos = new Map<number, readonly number[]>();
-  private readonly polledFences = new Set<number>();
+  /**
+   * Fences of submissions on a polled ring, not signalled yet: the first {@link polledCount} entries, one or two at
+   * a time (the channel's POLL). Not a Set, which shrank its table on the delete that emptied it and grew it again
+   * on the next add, once per round trip; not a plain array emptied by `length`, which gave up its backing store.
+   */
+  private polledFences = new Float64Array(8);
+  private polledCount = 0;
   private readonly busy = new Map<number, number>();
   private readonly boWaiters = new Map<number, Array<() => void>>();
   private closed = false;
@@ -178,7 +184,13 @@ class EmulatedVirtGpu implements VirtGpu {
         if (ws !== undefined) for (const w of ws) w();
       }
     }
-    if (this.polledFences.delete(fenceId)) this.onFence();
+    for (let i = 0; i < this.polledCount; i++) {
+      if (this.polledFences[i] !== fenceId) continue;
+      // Order does not matter: the last entry fills the hole.
+      this.polledFences[i] = this.polledFences[--this.polledCount] as number;
+      this.onFence();
+      return;
+    }
   }
 
   private onLost(err: Error | null): void {
@@ -369,7 +381,14 @@ class EmulatedVirtGpu implements VirtGpu {
     let fenceId = 0;
     if (polled || bos.length > 0) {
       fenceId = this.nextFence++;
-      if (polled) this.polledFences.add(fenceId);
+      if (polled) {
+        if (this.polledCount === this.polledFences.length) {
+          const grown = new Float64Array(2 * this.polledFences.length);
+          grown.set(this.polledFences);
+          this.polledFences = grown;
+        }
+        this.polledFences[this.polledCount++] = fenceId;
+      }
       if (bos.length > 0) {
         this.fenceBos.set(fenceId, [...bos]);
         for (const bo of bos) this.busy.set(bo, (this.busy.get(bo) ?? 0) + 1);

@@ -380,10 +380,14 @@ export class ClientSession {
     }
     try {
       const fdq = this.conn.fdQueue(Direction.EVENT);
-      // Every fd is tracked before anything can throw, so that teardown closes all of them.
-      for (const it of items)
+      // Every fd is tracked before anything can throw, so that teardown closes all of them. Indexed loops: for-of
+      // allocated an iterator and its results on every RECEIVE (most carry no items at all).
+      for (let i = 0; i < items.length; i++) {
+        const it = items[i] as ReceivedItem;
         if (it.kind === "blob" || it.kind === "write-pipe") this.hostItems.set(it.fd, it);
-      for (const it of items) {
+      }
+      for (let i = 0; i < items.length; i++) {
+        const it = items[i] as ReceivedItem;
         if (it.kind === "blob" || it.kind === "write-pipe") {
           fdq.push(it.fd);
         } else {
