@@ -496,8 +496,11 @@ export class CrossDomainChannel {
         at,
         CrossDomainCmd.SEND,
         ids,
-        data.subarray(p.start, p.end),
+        data,
         this.config.maxIdentifiers,
+        "exact",
+        p.start,
+        p.end,
       );
       inBatch++;
       if (k === plan.length - 1 && this.pollRiding && this.canPoll()) {

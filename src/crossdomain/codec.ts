@@ -1,7 +1,16 @@
 // Pure encoder/decoder for every cross-domain command and ring message (crossdomain.md §3); no I/O.
 // All fields are little-endian (§0); commands may sit unaligned in a buffer (hosts use read_from_prefix).
 import { CrosswayError } from "../errors.ts";
-import { getI32, getU32, getU64, getU64Number, setU32, setU64, setU64Number } from "../wire/bytes.ts";
+import {
+  copyBytes,
+  getI32,
+  getU32,
+  getU64,
+  getU64Number,
+  setU32,
+  setU64,
+  setU64Number,
+} from "../wire/bytes.ts";
 import {
   CrossDomainCmd,
   type CrossDomainConfig,
@@ -145,7 +154,8 @@ export function newIdentifierList(capacity = 28): IdentifierList {
 
 /**
  * Encodes SEND (cmd 4) or RECEIVE (cmd 5): header with cmd_size = header + data (0 for ring messages, where hosts
- * leave it unset, §3.1), the three identifier arrays (unused slots zeroed), then `data`. Returns the size.
+ * leave it unset, §3.1), the three identifier arrays (unused slots zeroed), then `data[from, to)` (all of it by
+ * default; a range spares the caller a view per SEND). Returns the size.
  */
 export function encodeSendReceive(
   buf: Uint8Array,
@@ -155,6 +165,8 @@ export function encodeSendReceive(
   data: Uint8Array,
   maxIdentifiers: IdentifierArraySize,
   cmdSizeField: "exact" | "zero" = "exact",
+  from = 0,
+  to = data.length,
 ): number {
   const n = maxIdentifiers;
   if (ids.count > n) {
@@ -167,11 +179,12 @@ export function encodeSendReceive(
     );
   }
   const hdr = sendReceiveHeaderSize(n);
-  const size = hdr + data.length;
+  const length = to - from;
+  const size = hdr + length;
   room(buf, off, size, "SEND/RECEIVE");
   encodeHeader(buf, off, cmd, cmdSizeField === "exact" ? size : 0);
   setU32(buf, off + 8, ids.count);
-  setU32(buf, off + 12, data.length);
+  setU32(buf, off + 12, length);
   const idsOff = off + 16;
   const typesOff = idsOff + 4 * n;
   const sizesOff = typesOff + 4 * n;
@@ -181,7 +194,7 @@ export function encodeSendReceive(
     setU32(buf, typesOff + 4 * i, ids.types[i]!);
     setU32(buf, sizesOff + 4 * i, ids.sizes[i]!);
   }
-  buf.set(data, off + hdr);
+  copyBytes(buf, off + hdr, data, from, length);
   return size;
 }
 
