@@ -5,13 +5,7 @@ import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { CrossDomainChannel } from "../../src/crossdomain/channel.ts";
 import { encodeInit, encodePoll } from "../../src/crossdomain/codec.ts";
-import {
-  buildFrame,
-  decodeFrameHeader,
-  FRAME_HEADER_SIZE,
-  FrameType,
-  u64Fields,
-} from "../../src/crossdomain/device-protocol.ts";
+import { buildFrame, FrameType, u64Fields } from "../../src/crossdomain/device-protocol.ts";
 import { openEmulatedVirtGpu } from "../../src/crossdomain/emulated-virtgpu.ts";
 import {
   CAPSET_CROSS_DOMAIN,
@@ -21,7 +15,7 @@ import {
 } from "../../src/crossdomain/protocol.ts";
 import { BlobFlags, BlobMem } from "../../src/crossdomain/structs.ts";
 import { MAP_SHARED, PROT_READ } from "../../src/fd/constants.ts";
-import { AGAIN, MAX_FDS_PER_MSG, native } from "../../src/native.ts";
+import { native } from "../../src/native.ts";
 import { getU32 } from "../../src/wire/bytes.ts";
 import { nextDeviceFrame, pattern, useDeviceAndHost, within, writeAll } from "../helpers/crossdomain.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
