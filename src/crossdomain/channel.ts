@@ -556,6 +556,23 @@ export class CrossDomainChannel {
       if (this.closed || this.awaitingSince === 0) return;
       // Not polling (the client is slow to read, or a sink is full): the silence is ours, not the host's.
       if (!this.pollOutstanding) {
+        if (
+          !this.paused &&
+          !this.pipes.backlogged &&
+          performance.now() - this.awaitingSince >= this.hostTimeoutMs
+        ) {
+          // Neither of those, yet no POLL for a whole timeout after a request that needs an answer: nothing will
+          // ever wake this client. Said with the state that holds the POLL, since no test has caught it happening.
+          this.log.warn(
+            {
+              dispatching: this.dispatching,
+              riding: this.pollRiding,
+              rideTimer: this.rideTimer !== null,
+              waitedMs: Math.round(performance.now() - this.awaitingSince),
+            },
+            "no POLL outstanding after a request that needs an answer",
+          );
+        }
         this.awaitingSince = performance.now();
         this.armAnswerTimer(this.hostTimeoutMs);
         return;
