@@ -17,8 +17,13 @@ const addonPath = fileURLToPath(
   new URL("../../../native/build/Release/crossway_native.node", import.meta.url),
 );
 
-/** How many times the child's loop sleeps after its marker: six 20 ms timers, one after the other. */
+/** How many times the child's loop sleeps after its marker: six timers, one after the other. */
 const SLEEPS = 6;
+/**
+ * Each timer's delay. Long enough that the loop reaches its wait before the timer is due even on a loaded machine:
+ * with 20 ms, a fresh-clone run beside another made one of the six waits a poll with timeout 0 (5 sleeps).
+ */
+const TIMER_MS = 100;
 
 // The child: optionally turns the metrics off, writes a marker strace can see, then sleeps SLEEPS times on timers
 // and reports what performance.eventLoopUtilization() saw as idle over those sleeps.
@@ -32,11 +37,11 @@ writeSync(1, "MARK\\n");
 const start = performance.eventLoopUtilization();
 let n = 0;
 const tick = () => {
-  if (++n < ${SLEEPS}) { setTimeout(tick, 20); return; }
+  if (++n < ${SLEEPS}) { setTimeout(tick, ${TIMER_MS}); return; }
   out.idleMs = performance.eventLoopUtilization(start).idle;
   writeSync(1, JSON.stringify(out) + "\\n");
 };
-setTimeout(tick, 20);
+setTimeout(tick, ${TIMER_MS});
 `;
 
 interface LoopRun {
@@ -81,8 +86,8 @@ describe("stopLoopIdleMetrics", () => {
     const run = await runChild("on");
     expect(run.sleeps).toBeGreaterThanOrEqual(SLEEPS);
     expect(run.emptyPollsBeforeSleep).toBeGreaterThanOrEqual(SLEEPS);
-    // The metrics saw the child sleep about 6 x 20 ms.
-    expect(run.report.idleMs).toBeGreaterThan(SLEEPS * 15);
+    // The metrics saw the child sleep about SLEEPS x TIMER_MS.
+    expect(run.report.idleMs).toBeGreaterThan(SLEEPS * TIMER_MS * 0.75);
   });
 
   it("turned off: each sleep is one epoll_pwait, and the call says it changed something only the first time", async () => {
