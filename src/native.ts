@@ -171,6 +171,28 @@ export interface NativeAddon {
    * when they were on; false when off already or on a libuv whose layout the addon was not checked against.
    */
   stopLoopIdleMetrics(): boolean;
+  /**
+   * The native data plane's Wayland run scan (native/src/wayland_scan.cc) on JavaScript's arrays: the run of whole
+   * messages at bytes[start, end) that `entries` (FastScanTable) admits, with their effects applied to the client
+   * side of an ObjectMap (states, slots, versions, pass, meta). Writes [bytes, messages] to `out`.
+   */
+  waylandScan(
+    bytes: Uint8Array,
+    start: number,
+    end: number,
+    dir: number,
+    checkSince: number,
+    maxSize: number,
+    maxMessages: number,
+    entries: Int32Array,
+    spans: Int32Array,
+    states: Uint8Array,
+    slots: Int32Array,
+    versions: Uint32Array,
+    pass: Int32Array,
+    meta: Int32Array,
+    out: Int32Array,
+  ): void;
 }
 
 const require = createRequire(import.meta.url);

@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   crossway::InitGuardedCopy(env, exports);
   crossway::InitIoctlQueue(env, exports);
   crossway::InitEventLoop(env, exports);
+  crossway::InitWaylandScan(env, exports);
   return exports;
 }
 }  // namespace

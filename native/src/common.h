@@ -36,5 +36,6 @@ void InitIoctlPointers(Napi::Env env, Napi::Object exports);
 void InitGuardedCopy(Napi::Env env, Napi::Object exports);
 void InitIoctlQueue(Napi::Env env, Napi::Object exports);
 void InitEventLoop(Napi::Env env, Napi::Object exports);
+void InitWaylandScan(Napi::Env env, Napi::Object exports);
 
 }  // namespace crossway

@@ -94,6 +94,11 @@ export interface InterfaceDesc {
    * scans, pass-through.ts). -1 for placeholders.
    */
   readonly number: number;
+  /**
+   * Index of this interface, known or placeholder, among every one its registry ever made ({@link
+   * ProtocolRegistry.bySlot}): how a typed object table names an object's interface (object-map.ts).
+   */
+  readonly slot: number;
 }
 
 function compileMessage(
@@ -190,6 +195,8 @@ export class ProtocolRegistry {
   #messageCount = 0;
   #spans = new Int32Array(4 * 64);
   #interfaceCount = 0;
+  /** Every interface made, known, overridden or placeholder, by {@link InterfaceDesc.slot}. */
+  readonly #bySlot: InterfaceDesc[] = [];
 
   /** Messages compiled into this registry: every {@link MessageDesc.index} of it is below this. */
   get messageCount(): number {
@@ -229,7 +236,9 @@ export class ProtocolRegistry {
         known: true,
         eventFdCounts: new Uint8Array(i.events.length),
         number: this.#interfaceCount++,
+        slot: this.#bySlot.length,
       };
+      this.#bySlot.push(desc);
       const firstRequest = this.#messageCount;
       i.requests.forEach((m, op) => {
         requests.push(compileMessage(desc, m, op, false, p.file, this.#messageCount++));
@@ -287,10 +296,17 @@ export class ProtocolRegistry {
         known: false,
         eventFdCounts: new Uint8Array(0),
         number: -1,
+        slot: this.#bySlot.length,
       });
+      this.#bySlot.push(ph);
       this.#placeholders.set(name, ph);
     }
     return ph;
+  }
+
+  /** The interface whose {@link InterfaceDesc.slot} is `slot` (undefined if none has it). */
+  bySlot(slot: number): InterfaceDesc | undefined {
+    return this.#bySlot[slot];
   }
 
   /** All known interfaces, in load order. */

@@ -106,10 +106,7 @@ export class WireConnection {
 
   constructor(registry: ProtocolRegistry, options: WireConnectionOptions = {}) {
     this.registry = registry;
-    const display = registry.get("wl_display");
-    if (display === undefined)
-      throw new RangeError("protocol registry has no wl_display (wayland.xml not loaded)");
-    this.objects = new ObjectMap(display);
+    this.objects = new ObjectMap(registry);
     this.objects.clientIdsReusable = options.clientIdsReusable === true;
     this.name = options.name;
     this.#skipUnknown = options.unknownInterfaces === "skip";
@@ -160,7 +157,7 @@ export class WireConnection {
       dir,
       table,
       this.objects.passIfaces,
-      this.objects.passVersions,
+      this.objects.clientVersions,
       dir === Direction.REQUEST || this.#checkEventSince,
       f.maxMessageSize,
       maxMessages,

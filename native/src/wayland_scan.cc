@@ -1,0 +1,164 @@
+// The Wayland run scan (wayland_scan.h) and its JavaScript binding, used by tests and fuzzers against WireConnection.
+#include "wayland_scan.h"
+
+#include <cstring>
+
+#include "common.h"
+
+namespace crossway {
+
+namespace {
+
+uint32_t WordAt(const uint8_t* buf, size_t at) {
+  uint32_t w;
+  std::memcpy(&w, buf + at, 4);
+  return w;  // Wayland's wire is host byte order (connection.c), as is ObjectMap's Uint32Array view.
+}
+
+// ObjectMap.canCreate(id, Side.CLIENT) for a client id below kServerIdStart.
+bool CanCreateClient(const ClientObjects& o, uint32_t id) {
+  if (id == 0 || id >= kServerIdStart) return false;
+  const uint32_t next = static_cast<uint32_t>(o.meta[kMetaNext]);
+  if (id > next) return false;
+  // The next slot past the arrays' end: JavaScript grows them (ObjectMap.insert), so the scan stops there.
+  if (id == next) return id < o.capacity;
+  const uint8_t s = o.states[id];
+  return s == kObjectFree || (s == kObjectZombie && o.meta[kMetaIdsReusable] == 1);
+}
+
+// ObjectMap.deleteId for a client id.
+void DeleteClientId(ClientObjects& o, uint32_t id) {
+  if (id == 0 || id >= kServerIdStart || id >= o.capacity) return;
+  const uint8_t s = o.states[id];
+  if (s == kObjectFree) return;
+  if (s == kObjectLive && o.meta[kMetaIdsReusable] == 1) return;
+  o.states[id] = kObjectFree;
+  o.slots[id] = 0;
+  o.versions[id] = 0;
+  o.pass[id] = 0;
+}
+
+}  // namespace
+
+ScanRun ScanWaylandRun(const uint8_t* buf, size_t start, size_t end, int dir, bool check_since, uint32_t max_size,
+                       uint32_t max_messages, const ScanTables& tables, ClientObjects& objects) {
+  ScanRun run{0, 0};
+  if (start % 4 != 0 || end < start) return run;
+  size_t p = start;
+  while (end - p >= 8 && run.messages < max_messages) {
+    const uint32_t id = WordAt(buf, p);
+    const uint32_t word1 = WordAt(buf, p + 4);
+    const uint32_t size = word1 >> 16;
+    const uint32_t opcode = word1 & 0xffff;
+    // Client ids only (server ids are past any capacity); LIVE with a known interface.
+    if (id >= objects.capacity) break;
+    const int32_t number = objects.pass[id] - 1;
+    if (number < 0 || static_cast<uint32_t>(number) >= tables.interface_count) break;
+    const int32_t* span = tables.spans + 4 * number + 2 * dir;
+    if (span[1] < 0 || opcode >= static_cast<uint32_t>(span[1])) break;
+    const int64_t index = static_cast<int64_t>(span[0]) + opcode;
+    // A message newer than the table (extra XML loaded after it was built) is not in it: decoded.
+    if (index < 0 || index >= tables.message_count) break;
+    const int32_t* e = tables.entries + kScanStride * index;
+    if (e[kScanSize] < 8 || static_cast<uint32_t>(e[kScanSize]) != size) break;
+    if (size > end - p || size > max_size) break;
+    if (check_since) {
+      const uint32_t version = objects.versions[id];
+      if (version > 0 && version < static_cast<uint32_t>(e[kScanSince])) break;
+    }
+    const int32_t flags = e[kScanFlags];
+    if ((flags & kScanNewId) != 0) {
+      const uint32_t arg = static_cast<uint32_t>(e[kScanNewIdArg]);
+      if (8 + 4 * arg + 4 > size) break;
+      const uint32_t nid = WordAt(buf, p + 8 + 4 * arg);
+      // A null or unusable id: the decoder words the error.
+      if (!CanCreateClient(objects, nid)) break;
+      // Effects in WireConnection's order (#apply): the new object, inheriting its factory's version, then the rest.
+      const uint32_t next = static_cast<uint32_t>(objects.meta[kMetaNext]);
+      if (nid == next) objects.meta[kMetaNext] = static_cast<int32_t>(next + 1);
+      objects.states[nid] = kObjectLive;
+      objects.slots[nid] = e[kScanNewSlot] + 1;
+      objects.versions[nid] = objects.versions[id];
+      objects.pass[nid] = e[kScanNewNumber] + 1;
+    }
+    if ((flags & kScanDestructor) != 0 && objects.states[id] == kObjectLive) {
+      objects.states[id] = kObjectZombie;
+      objects.pass[id] = 0;
+    }
+    if ((flags & kScanDeleteId) != 0) DeleteClientId(objects, WordAt(buf, p + 8));
+    p += size;
+    run.messages++;
+  }
+  run.bytes = static_cast<uint32_t>(p - start);
+  return run;
+}
+
+namespace {
+
+template <typename T>
+T* TypedArg(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type type, const char* what, size_t* length) {
+  if (info.Length() <= i || !info[i].IsTypedArray()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a typed array");
+  Napi::TypedArray a = info[i].As<Napi::TypedArray>();
+  if (a.TypedArrayType() != type) throw Napi::TypeError::New(info.Env(), std::string(what) + " has the wrong element type");
+  *length = a.ElementLength();
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+}
+
+// waylandScan(bytes, start, end, dir, checkSince, maxSize, maxMessages, entries, spans, states, slots, versions,
+//             pass, meta, out): ScanWaylandRun on JavaScript's arrays; writes [bytes, messages] to out.
+void WaylandScan(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  size_t n = 0;
+  const uint8_t* buf = TypedArg<uint8_t>(info, 0, napi_uint8_array, "bytes", &n);
+  const int64_t start = IntArg(info, 1, "start");
+  const int64_t end = IntArg(info, 2, "end");
+  if (start < 0 || end < start || static_cast<size_t>(end) > n) throw Napi::RangeError::New(env, "start/end outside bytes");
+  const int64_t dir = IntArg(info, 3, "dir");
+  if (dir != 0 && dir != 1) throw Napi::RangeError::New(env, "dir must be 0 or 1");
+  const bool check_since = IntArg(info, 4, "checkSince") != 0;
+  const int64_t max_size = IntArg(info, 5, "maxSize");
+  const int64_t max_messages = IntArg(info, 6, "maxMessages");
+  if (max_size < 0 || max_messages < 0) throw Napi::RangeError::New(env, "negative limit");
+  size_t entries_n, spans_n, states_n, slots_n, versions_n, pass_n, meta_n, out_n;
+  ScanTables tables{};
+  tables.entries = TypedArg<int32_t>(info, 7, napi_int32_array, "entries", &entries_n);
+  tables.spans = TypedArg<int32_t>(info, 8, napi_int32_array, "spans", &spans_n);
+  tables.message_count = static_cast<uint32_t>(entries_n / kScanStride);
+  tables.interface_count = static_cast<uint32_t>(spans_n / 4);
+  ClientObjects objects{};
+  objects.states = TypedArg<uint8_t>(info, 9, napi_uint8_array, "states", &states_n);
+  objects.slots = TypedArg<int32_t>(info, 10, napi_int32_array, "slots", &slots_n);
+  objects.versions = TypedArg<uint32_t>(info, 11, napi_uint32_array, "versions", &versions_n);
+  objects.pass = TypedArg<int32_t>(info, 12, napi_int32_array, "pass", &pass_n);
+  objects.meta = TypedArg<int32_t>(info, 13, napi_int32_array, "meta", &meta_n);
+  int32_t* out = TypedArg<int32_t>(info, 14, napi_int32_array, "out", &out_n);
+  if (slots_n != states_n || versions_n != states_n || pass_n != states_n || meta_n < 2 || out_n < 2) {
+    throw Napi::RangeError::New(env, "object arrays of different lengths, or meta/out too short");
+  }
+  objects.capacity = static_cast<uint32_t>(states_n);
+  // Every span must point inside the entries (JavaScript builds both; a wrong pair must not read past them).
+  for (uint32_t k = 0; k < 4 * tables.interface_count; k += 2) {
+    const int64_t first = tables.spans[k];
+    const int64_t count = tables.spans[k + 1];
+    if (first < 0 || count < 0 || first + count > tables.message_count) {
+      if (count == 0) continue;
+      throw Napi::RangeError::New(env, "spans point past the scan table");
+    }
+  }
+  const uint32_t next = static_cast<uint32_t>(objects.meta[kMetaNext]);
+  if (objects.meta[kMetaNext] < 1 || next > objects.capacity) throw Napi::RangeError::New(env, "meta's next slot outside the arrays");
+  ScanRun run = ScanWaylandRun(buf, static_cast<size_t>(start), static_cast<size_t>(end), static_cast<int>(dir),
+                               check_since, static_cast<uint32_t>(max_size > 0xffffffffLL ? 0xffffffffLL : max_size),
+                               static_cast<uint32_t>(max_messages > 0xffffffffLL ? 0xffffffffLL : max_messages),
+                               tables, objects);
+  out[0] = static_cast<int32_t>(run.bytes);
+  out[1] = static_cast<int32_t>(run.messages);
+}
+
+}  // namespace
+
+void InitWaylandScan(Napi::Env env, Napi::Object exports) {
+  exports.Set("waylandScan", Napi::Function::New(env, WaylandScan, "waylandScan"));
+}
+
+}  // namespace crossway
