@@ -120,6 +120,11 @@ export const ERROR_CODES = {
     disposition: "connection",
     summary: "a guest client's socket failed, or the client stopped reading or flooded fds",
   },
+  CW_GUEST_FAST_PATH: {
+    disposition: "connection",
+    summary:
+      "the guest's native fast path found a socket in a state it cannot explain (a bug; CROSSWAY_FAST_PATH=0 runs without it)",
+  },
   CW_GUEST_HOST_PROTOCOL: {
     disposition: "connection",
     summary: "the host sent something a Wayland channel cannot carry (eventfd item, oversized keymap)",

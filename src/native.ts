@@ -31,6 +31,11 @@ export interface NativeWatcher {
   close(): void;
   ref(): void;
   unref(): void;
+  /**
+   * Lets a native fast path (native/src/fast_path.cc) see each wake-up first; the callback runs only when it declines.
+   * `role` 0: the client's socket, 1: the device's. null takes it back.
+   */
+  setFastPath?(fast: object | null, role: number): void;
 }
 
 /**
@@ -50,6 +55,21 @@ export interface NativeIoctlQueue {
   mmap(length: number, prot: number, flags: number, offset: number): Promise<ArrayBuffer>;
   /** Closes the fd after the calls queued before; later calls throw. */
   close(): Promise<void>;
+}
+
+/** See {@link NativeAddon.FastPath}. */
+export interface NativeFastPath {
+  setObjects(
+    states: Uint8Array,
+    slots: Int32Array,
+    versions: Uint32Array,
+    pass: Int32Array,
+    meta: Int32Array,
+  ): void;
+  setRing(ring: Uint8Array): void;
+  setPolledFences(fences: Float64Array): void;
+  /** Forgets every array: the fast path declines every wake-up from now on. */
+  detach(): void;
 }
 
 /**
@@ -176,6 +196,19 @@ export interface NativeAddon {
    * messages at bytes[start, end) that `entries` (FastScanTable) admits, with their effects applied to the client
    * side of an ObjectMap (states, slots, versions, pass, meta). Writes [bytes, messages] to `out`.
    */
+  /**
+   * A guest connection's native fast path on the emulated backend (native/src/fast_path.cc): constructed with the
+   * client's and the device's socket fds, the shared state (fast-state.ts), a FastScanTable's entries, the
+   * registry's spans and `notify(what, arg)` for what it asks of JavaScript; attached to both sockets' watchers.
+   */
+  FastPath: new (
+    clientFd: number,
+    deviceFd: number,
+    state: Float64Array,
+    entries: Int32Array,
+    spans: Int32Array,
+    notify: (what: number, arg: Uint8Array | string | undefined) => void,
+  ) => NativeFastPath;
   waylandScan(
     bytes: Uint8Array,
     start: number,
@@ -192,6 +225,7 @@ export interface NativeAddon {
     pass: Int32Array,
     meta: Int32Array,
     out: Int32Array,
+    stopAtDeleteId: number,
   ): void;
 }
 

@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   crossway::InitIoctlQueue(env, exports);
   crossway::InitEventLoop(env, exports);
   crossway::InitWaylandScan(env, exports);
+  crossway::InitFastPath(env, exports);
   return exports;
 }
 }  // namespace

@@ -37,5 +37,6 @@ void InitGuardedCopy(Napi::Env env, Napi::Object exports);
 void InitIoctlQueue(Napi::Env env, Napi::Object exports);
 void InitEventLoop(Napi::Env env, Napi::Object exports);
 void InitWaylandScan(Napi::Env env, Napi::Object exports);
+void InitFastPath(Napi::Env env, Napi::Object exports);
 
 }  // namespace crossway

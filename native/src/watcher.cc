@@ -2,6 +2,7 @@
 #include <uv.h>
 
 #include "common.h"
+#include "fast_path.h"
 
 namespace crossway {
 namespace {
@@ -12,7 +13,8 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
     return DefineClass(env, "Watcher",
                        {InstanceMethod("start", &Watcher::Start), InstanceMethod("stop", &Watcher::Stop),
                         InstanceMethod("close", &Watcher::Close), InstanceMethod("ref", &Watcher::Ref),
-                        InstanceMethod("unref", &Watcher::Unref)});
+                        InstanceMethod("unref", &Watcher::Unref),
+                        InstanceMethod("setFastPath", &Watcher::SetFastPath)});
   }
 
   explicit Watcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Watcher>(info) {
@@ -71,6 +73,24 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
     handle_ = nullptr;
   }
 
+  // setFastPath(fastPath | null, role): a FastPath (fast_path.cc) sees each wake-up before the callback, and the
+  // callback runs only when it declines. Held by reference while set.
+  void SetFastPath(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) {
+      fast_ = nullptr;
+      fast_ref_.Reset();
+      return;
+    }
+    FastPath* fast = UnwrapFastPath(info[0]);
+    if (fast == nullptr) throw Napi::TypeError::New(env, "not a FastPath");
+    const int64_t role = IntArg(info, 1, "role");
+    if (role != 0 && role != 1) throw Napi::RangeError::New(env, "role must be 0 (client) or 1 (device)");
+    fast_ = fast;
+    fast_role_ = static_cast<FastPathRole>(role);
+    fast_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
+  }
+
   void Ref(const Napi::CallbackInfo& info) {
     (void)info;
     if (handle_ != nullptr) uv_ref(reinterpret_cast<uv_handle_t*>(handle_));
@@ -86,6 +106,8 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
     delete reinterpret_cast<uv_poll_t*>(h);
     if (self == nullptr) return;
     self->self_.Reset();
+    self->fast_ = nullptr;
+    self->fast_ref_.Reset();
     // The callback is a strong persistent reference (a GC root). It usually closes over the object that owns this
     // watcher, so keeping it after close would keep the whole owner (sessions, channels and their buffers) alive
     // forever: the guest proxy leaked ~240 KiB per client this way. No callback runs after close.
@@ -99,6 +121,7 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
     // libuv stops a poll handle itself when it reports an error (uv__poll_io on POLLERR): forget the mask so the
     // next start() really re-arms it.
     if (status < 0) self->events_ = 0;
+    if (status >= 0 && self->fast_ != nullptr && FastPathOnReady(self->fast_, self->fast_role_, events)) return;
     // MakeCallback runs microtasks and reports exceptions through Node's usual uncaught-exception path.
     try {
       self->callback_.MakeCallback(self->self_.Value(),
@@ -114,6 +137,9 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   int events_ = 0;
   Napi::FunctionReference callback_;
   Napi::ObjectReference self_;
+  FastPath* fast_ = nullptr;
+  FastPathRole fast_role_ = FastPathRole::kClient;
+  Napi::ObjectReference fast_ref_;
 };
 
 Napi::Value CreateWatcher(const Napi::CallbackInfo& info) {

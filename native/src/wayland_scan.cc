@@ -41,7 +41,8 @@ void DeleteClientId(ClientObjects& o, uint32_t id) {
 }  // namespace
 
 ScanRun ScanWaylandRun(const uint8_t* buf, size_t start, size_t end, int dir, bool check_since, uint32_t max_size,
-                       uint32_t max_messages, const ScanTables& tables, ClientObjects& objects) {
+                       uint32_t max_messages, const ScanTables& tables, ClientObjects& objects,
+                       bool stop_at_delete_id) {
   ScanRun run{0, 0};
   if (start % 4 != 0 || end < start) return run;
   size_t p = start;
@@ -67,6 +68,7 @@ ScanRun ScanWaylandRun(const uint8_t* buf, size_t start, size_t end, int dir, bo
       if (version > 0 && version < static_cast<uint32_t>(e[kScanSince])) break;
     }
     const int32_t flags = e[kScanFlags];
+    if (stop_at_delete_id && (flags & kScanDeleteId) != 0) break;
     if ((flags & kScanNewId) != 0) {
       const uint32_t arg = static_cast<uint32_t>(e[kScanNewIdArg]);
       if (8 + 4 * arg + 4 > size) break;
@@ -150,7 +152,7 @@ void WaylandScan(const Napi::CallbackInfo& info) {
   ScanRun run = ScanWaylandRun(buf, static_cast<size_t>(start), static_cast<size_t>(end), static_cast<int>(dir),
                                check_since, static_cast<uint32_t>(max_size > 0xffffffffLL ? 0xffffffffLL : max_size),
                                static_cast<uint32_t>(max_messages > 0xffffffffLL ? 0xffffffffLL : max_messages),
-                               tables, objects);
+                               tables, objects, IntArg(info, 15, "stopAtDeleteId") != 0);
   out[0] = static_cast<int32_t>(run.bytes);
   out[1] = static_cast<int32_t>(run.messages);
 }

@@ -56,7 +56,9 @@ struct ScanRun {
 // and that WireConnection.next would accept with no fds, no discard and no error, applying their object-map effects
 // (typed new_id from the client, destructor, delete_id) as it goes. Stops before the first other message, at most
 // `max_messages` in. `start` must be 4-byte aligned (the framer keeps it so); otherwise nothing is taken.
+// `stop_at_delete_id`: also stop before any wl_display.delete_id (the proxy has a hook on it for now).
 ScanRun ScanWaylandRun(const uint8_t* buf, size_t start, size_t end, int dir, bool check_since, uint32_t max_size,
-                       uint32_t max_messages, const ScanTables& tables, ClientObjects& objects);
+                       uint32_t max_messages, const ScanTables& tables, ClientObjects& objects,
+                       bool stop_at_delete_id);
 
 }  // namespace crossway

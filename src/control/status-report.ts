@@ -19,6 +19,18 @@ export interface ConnectionStatus {
   readonly refusals: number;
   /** Which policy generation the connection runs with (1 at start, +1 per accepted reload). */
   readonly policyGeneration: number;
+  /**
+   * What the native fast path carried without JavaScript (guest Wayland connections on the emulated device):
+   * runs taken and the messages in them, each way. Absent when the connection has none.
+   */
+  readonly fastPath?: {
+    readonly requestRuns: number;
+    readonly requestMessages: number;
+    readonly eventRuns: number;
+    readonly eventMessages: number;
+    /** RECEIVEs the client's socket did not take whole: the rest went to the JavaScript queue. */
+    readonly clientRemainders: number;
+  };
 }
 
 /** What a control socket answers to `status`. */

@@ -18,6 +18,8 @@ export interface PipeHost {
   /** The channel's owner may send again. */
   onDrain(): void;
   assertOpen(what: string): void;
+  /** {@link ChannelPipes.backlogged} changed (the native fast path reads it, fast-state.ts). */
+  backlogChanged(backlogged: boolean): void;
 }
 
 /**
@@ -74,7 +76,15 @@ export class ChannelPipes {
   /** Eventfd items received and not released yet (bound or not): their release WRITE carries 8 bytes. */
   private readonly eventfdItems = new Set<number>();
   /** Bytes waiting in read-pipe sinks that their clients have not taken yet, over all pipes. */
-  private sinkBacklog = 0;
+  private sinkBacklogBytes = 0;
+  private get sinkBacklog(): number {
+    return this.sinkBacklogBytes;
+  }
+  private set sinkBacklog(n: number) {
+    const was = this.sinkBacklogBytes > SINK_BACKLOG_LIMIT;
+    this.sinkBacklogBytes = n;
+    if (n > SINK_BACKLOG_LIMIT !== was) this.host.backlogChanged(!was);
+  }
   private congested = false;
 
   constructor(private readonly host: PipeHost) {}

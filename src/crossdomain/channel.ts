@@ -26,6 +26,7 @@ import {
   type InitForm,
   newIdentifierList,
 } from "./codec.ts";
+import { FastState, newFastState } from "./fast-state.ts";
 import { probeIdentifierSlots, probeOnce } from "./layout-probe.ts";
 import {
   CAPSET_CROSS_DOMAIN,
@@ -47,7 +48,14 @@ import {
 } from "./protocol.ts";
 import { type PlannedSend, planSends } from "./send-plan.ts";
 import { BlobFlags, BlobMem } from "./structs.ts";
-import type { BlobAccess, BlobHandle, BlobMapping, BlobWindow, VirtGpu } from "./virtgpu.ts";
+import type {
+  BlobAccess,
+  BlobHandle,
+  BlobMapping,
+  BlobWindow,
+  EmulatedFastPathSupport,
+  VirtGpu,
+} from "./virtgpu.ts";
 
 /** Options of {@link CrossDomainChannel.open}. */
 export interface ChannelOptions {
@@ -205,26 +213,75 @@ export class CrossDomainChannel {
   private readonly reqCache = new Map<string, Promise<ImageRequirements>>();
   private queryChain: Promise<unknown> = Promise.resolve();
   private queryInFlight = 0;
-  private pollOutstanding = false;
+  /**
+   * The POLL state, the answer wait and whether the channel is open, kept where the connection's native fast path
+   * reads and updates them (fast-state.ts): the emulated backend's array, or one of the channel's own.
+   */
+  readonly fast: Float64Array;
+  private get pollOutstanding(): boolean {
+    return this.fast[FastState.POLL_OUTSTANDING] === 1;
+  }
+  private set pollOutstanding(v: boolean) {
+    this.fast[FastState.POLL_OUTSTANDING] = v ? 1 : 0;
+  }
   /** The POLL after a RECEIVE that answered the client waits to ride on the next SEND (see POLL_RIDE_MS). */
-  private pollRiding = false;
+  private get pollRiding(): boolean {
+    return this.fast[FastState.POLL_RIDING] === 1;
+  }
+  private set pollRiding(v: boolean) {
+    this.fast[FastState.POLL_RIDING] = v ? 1 : 0;
+  }
   /**
    * Sends a riding POLL alone once POLL_RIDE_MS passed without a SEND. Armed when a ride starts and none is armed,
    * never refreshed: a refresh per round trip re-inserted it into Node's timer list every time (1.4% of the guest's
    * CPU in a round-trip loop). When it fires early for a later ride, it re-arms for that ride's remainder.
    */
-  private rideTimer: NodeJS.Timeout | null = null;
+  private rideTimerHandle: NodeJS.Timeout | null = null;
+  private get rideTimer(): NodeJS.Timeout | null {
+    return this.rideTimerHandle;
+  }
+  private set rideTimer(t: NodeJS.Timeout | null) {
+    this.rideTimerHandle = t;
+    this.fast[FastState.RIDE_TIMER_ARMED] = t === null ? 0 : 1;
+  }
   /** performance.now() when the current ride started; the timer tells its own ride from a later one by it. */
-  private rideSince = 0;
+  private get rideSince(): number {
+    return this.fast[FastState.RIDE_SINCE] as number;
+  }
+  private set rideSince(v: number) {
+    this.fast[FastState.RIDE_SINCE] = v;
+  }
   /** Watching the ring after a POLL completed without a message (QEMU's cross-context fence completion). */
   private spuriousTimer: NodeJS.Timeout | null = null;
-  private paused = false;
-  private dispatching = false;
+  private get paused(): boolean {
+    return this.fast[FastState.CHANNEL_PAUSED] === 1;
+  }
+  private set paused(v: boolean) {
+    this.fast[FastState.CHANNEL_PAUSED] = v ? 1 : 0;
+  }
+  private get dispatching(): boolean {
+    return this.fast[FastState.CHANNEL_DISPATCHING] === 1;
+  }
+  private set dispatching(v: boolean) {
+    this.fast[FastState.CHANNEL_DISPATCHING] = v ? 1 : 0;
+  }
   private closed = false;
   private lastHostError = "";
-  private answerTimer: ReturnType<typeof setTimeout> | null = null;
+  private answerTimerHandle: ReturnType<typeof setTimeout> | null = null;
+  private get answerTimer(): ReturnType<typeof setTimeout> | null {
+    return this.answerTimerHandle;
+  }
+  private set answerTimer(t: ReturnType<typeof setTimeout> | null) {
+    this.answerTimerHandle = t;
+    this.fast[FastState.ANSWER_TIMER_ARMED] = t === null ? 0 : 1;
+  }
   /** performance.now() of the oldest request still waiting for any host message; 0 when none waits. */
-  private awaitingSince = 0;
+  private get awaitingSince(): number {
+    return this.fast[FastState.AWAITING_SINCE] as number;
+  }
+  private set awaitingSince(v: number) {
+    this.fast[FastState.AWAITING_SINCE] = v;
+  }
   private hostTimeoutMs = DEFAULT_HOST_TIMEOUT_MS;
   private pollRideMs = POLL_RIDE_MS;
 
@@ -242,7 +299,11 @@ export class CrossDomainChannel {
     logger: Logger,
   ) {
     this.log = logger;
+    this.fast = gpu.fastState ?? newFastState();
+    this.fast[FastState.CHANNEL_OPEN] = 1;
+    this.fast[FastState.CHANNEL_RING] = CHANNEL_RING;
     this.hdrSize = sendReceiveHeaderSize(config.maxIdentifiers);
+    this.fast[FastState.HDR_SIZE] = this.hdrSize;
     // Room for a batch of the largest SENDs and a riding POLL behind them.
     this.sendBuf = new Uint8Array(SENDS_PER_EXECBUFFER * (this.hdrSize + MAX_SEND_RECV_SIZE) + POLL_SIZE);
     this.ids = newIdentifierList(config.maxIdentifiers);
@@ -251,6 +312,9 @@ export class CrossDomainChannel {
     this.pipes = new ChannelPipes({
       get closed() {
         return ch.closed;
+      },
+      backlogChanged: (backlogged) => {
+        ch.fast[FastState.BACKLOGGED] = backlogged ? 1 : 0;
       },
       execbuffer: (cmd) => gpu.execbuffer(cmd),
       fail: (error) => this.fail(error),
@@ -410,6 +474,7 @@ export class CrossDomainChannel {
     if (slots === this.config.maxIdentifiers) return;
     this.config = { ...this.config, maxIdentifiers: slots };
     this.hdrSize = sendReceiveHeaderSize(slots);
+    this.fast[FastState.HDR_SIZE] = this.hdrSize;
     this.sendBuf = new Uint8Array(SENDS_PER_EXECBUFFER * (this.hdrSize + MAX_SEND_RECV_SIZE) + POLL_SIZE);
     this.ids = newIdentifierList(slots);
     this.log.debug({ identifiers: slots }, "host identifier layout");
@@ -718,6 +783,38 @@ export class CrossDomainChannel {
   // ------------------------------------------------------------------------------------------------------------
   // Host → guest
 
+  /**
+   * What the native fast path asks of the channel after its own work (fast_path.cc Notice): a timer it cannot arm,
+   * or a pause because the client did not take all of a RECEIVE's events.
+   */
+  fastPathArmAnswerTimer(): void {
+    if (!this.closed && this.awaitingSince !== 0 && this.answerTimer === null)
+      this.armAnswerTimer(this.hostTimeoutMs);
+  }
+
+  fastPathArmRideTimer(): void {
+    if (!this.closed && this.pollRiding && this.rideTimer === null) this.armRideTimer(this.pollRideMs);
+  }
+
+  fastPathPause(): void {
+    this.paused = true;
+  }
+
+  /** The pipes are congested after a native fast path's SEND was queued over the socket's high-water mark. */
+  fastPathCongested(): void {
+    this.pipes.setCongested();
+  }
+
+  /** What a native fast path needs of the backend, or null (closed, or a backend without one). */
+  fastPathSupport(): EmulatedFastPathSupport | null {
+    return this.closed ? null : (this.gpu.fastPathSupport?.() ?? null);
+  }
+
+  /** The channel ring's bytes, for the native fast path (valid while the channel is open). */
+  get channelRingBytes(): Uint8Array {
+    return this.channelRing.map.bytes;
+  }
+
   /** Resumes polling after a receive handler returned "pause". */
   resume(): void {
     if (!this.paused) return;
@@ -957,6 +1054,7 @@ export class CrossDomainChannel {
   private finish(reason: CloseReason): void {
     if (this.closed) return;
     this.closed = true;
+    this.fast[FastState.CHANNEL_OPEN] = 0;
     this.hostAnswered();
     if (this.spuriousTimer !== null) clearTimeout(this.spuriousTimer);
     if (this.rideTimer !== null) clearTimeout(this.rideTimer);

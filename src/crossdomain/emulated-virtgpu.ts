@@ -23,6 +23,7 @@ import {
   frameSize,
   u64Fields,
 } from "./device-protocol.ts";
+import { FastState, newFastState } from "./fast-state.ts";
 import { FramedSocket } from "./framed-socket.ts";
 import { BlobMem } from "./structs.ts";
 import type {
@@ -31,6 +32,7 @@ import type {
   BlobRequest,
   BlobWindow,
   ContextInitParams,
+  EmulatedFastPathSupport,
   ExecbufferOptions,
   ExportedBlob,
   VirtGpu,
@@ -88,7 +90,14 @@ class EmulatedVirtGpu implements VirtGpu {
   /** Resource ids of {@link exported}, for closeBlob's check without scanning the map. */
   private readonly exportedIds = new Set<number>();
   private nextBo = 1;
-  private nextFence = 1;
+  readonly fastState: Float64Array = newFastState();
+  /** Kept in {@link fastState}: a native fast path submits POLLs too (fast_path.cc). */
+  private get nextFence(): number {
+    return this.fastState[FastState.NEXT_FENCE] as number;
+  }
+  private set nextFence(v: number) {
+    this.fastState[FastState.NEXT_FENCE] = v;
+  }
   private numRings = 0;
   private pollMask = 0;
   private readonly fenceBos = new Map<number, readonly number[]>();
@@ -98,7 +107,13 @@ class EmulatedVirtGpu implements VirtGpu {
    * on the next add, once per round trip; not a plain array emptied by `length`, which gave up its backing store.
    */
   private polledFences = new Float64Array(8);
-  private polledCount = 0;
+  private get polledCount(): number {
+    return this.fastState[FastState.POLLED_COUNT] as number;
+  }
+  private set polledCount(v: number) {
+    this.fastState[FastState.POLLED_COUNT] = v;
+  }
+  private onPolledGrow: ((fences: Float64Array) => void) | null = null;
   private readonly busy = new Map<number, number>();
   private readonly boWaiters = new Map<number, Array<() => void>>();
   private closed = false;
@@ -109,12 +124,27 @@ class EmulatedVirtGpu implements VirtGpu {
 
   constructor(fd: number, path: string) {
     this.description = `emulated:${path}`;
+    this.nextFence = 1;
     this.socket = new FramedSocket(
       fd,
       (type, serial, payload, fds) => this.onFrame(type, serial, payload, fds),
       (err) => this.onLost(err),
     );
     this.socket.onDrain = () => this.onDrain();
+    this.socket.publishIdle(this.fastState, FastState.SOCKET_IDLE);
+  }
+
+  fastPathSupport(): EmulatedFastPathSupport | null {
+    if (this.closed) return null;
+    return {
+      deviceFd: this.socket.fd,
+      setFastPath: (fast) => this.socket.setFastPath(fast),
+      polledFences: (onGrow) => {
+        this.onPolledGrow = onGrow;
+        return this.polledFences;
+      },
+      queueFrameRemainder: (bytes) => this.socket.send(bytes),
+    };
   }
 
   private request(type: number, fields: number[], tail: Uint8Array | null, fds: number[], what: string) {
@@ -171,6 +201,7 @@ class EmulatedVirtGpu implements VirtGpu {
   private signalled(fenceId: number): void {
     const bos = this.fenceBos.get(fenceId);
     this.fenceBos.delete(fenceId);
+    this.fastState[FastState.FENCES_WITH_BOS] = this.fenceBos.size;
     if (bos !== undefined) {
       for (const bo of bos) {
         const left = (this.busy.get(bo) ?? 1) - 1;
@@ -386,11 +417,13 @@ class EmulatedVirtGpu implements VirtGpu {
           const grown = new Float64Array(2 * this.polledFences.length);
           grown.set(this.polledFences);
           this.polledFences = grown;
+          this.onPolledGrow?.(grown);
         }
         this.polledFences[this.polledCount++] = fenceId;
       }
       if (bos.length > 0) {
         this.fenceBos.set(fenceId, [...bos]);
+        this.fastState[FastState.FENCES_WITH_BOS] = this.fenceBos.size;
         for (const bo of bos) this.busy.set(bo, (this.busy.get(bo) ?? 0) + 1);
       }
     }
@@ -419,6 +452,8 @@ class EmulatedVirtGpu implements VirtGpu {
   private shutdown(reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.fastState[FastState.CHANNEL_OPEN] = 0;
+    this.fastState[FastState.ENABLED] = 0;
     this.socket.close();
     for (const b of this.blobs.values()) if (b.fd >= 0) native.close(b.fd);
     this.blobs.clear();

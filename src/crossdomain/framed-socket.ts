@@ -51,6 +51,9 @@ export class FramedSocket {
   private dispatching = false;
   /** Called once the write queue has drained after {@link send} returned false. */
   onDrain: () => void = () => {};
+  /** Where {@link publishIdle} says whether this socket is idle (a native fast path's state, fast-state.ts). */
+  private idleState: Float64Array | null = null;
+  private idleIndex = 0;
 
   constructor(
     readonly fd: number,
@@ -60,6 +63,36 @@ export class FramedSocket {
     this.out = new FdOutputQueue(fd, "socket");
     this.watcher = native.createWatcher(fd, (status, events) => this.onEvents(status, events));
     this.watcher.start(POLL_READABLE);
+  }
+
+  /**
+   * Keeps `state[index]` at 1 while nothing is queued either way and frames are taken as they come (not paused, not
+   * inside a frame handler), 0 otherwise: a native fast path may then read and write this socket directly.
+   */
+  publishIdle(state: Float64Array, index: number): void {
+    this.idleState = state;
+    this.idleIndex = index;
+    this.updateIdle();
+  }
+
+  private updateIdle(): void {
+    const st = this.idleState;
+    if (st === null) return;
+    st[this.idleIndex] =
+      !this.closed &&
+      !this.readPaused &&
+      !this.dispatching &&
+      !this.wantWrite &&
+      this.out.pending === 0 &&
+      this.start === this.end &&
+      this.fdHead === this.fdQueue.length
+        ? 1
+        : 0;
+  }
+
+  /** Hands this socket's watcher a native fast path (native/src/fast_path.cc), or takes it back (null). */
+  setFastPath(fast: object | null): void {
+    if (!this.closed) this.watcher.setFastPath?.(fast, 1);
   }
 
   /** Bytes waiting to be written. */
@@ -79,6 +112,7 @@ export class FramedSocket {
     this.out.append(frame, fds);
     // Already waiting for room: the writable watch flushes; a sendmsg now would only say EAGAIN.
     if (!this.wantWrite) this.flush();
+    this.updateIdle();
     return this.out.pending < HIGH_WATER;
   }
 
@@ -89,6 +123,7 @@ export class FramedSocket {
   pauseReading(): void {
     if (this.readPaused || this.closed) return;
     this.readPaused = true;
+    this.updateIdle();
     this.arm();
   }
 
@@ -98,6 +133,7 @@ export class FramedSocket {
     this.readPaused = false;
     this.arm();
     this.dispatch();
+    this.updateIdle();
   }
 
   private arm(): void {
@@ -144,6 +180,7 @@ export class FramedSocket {
     }
     if ((events & POLL_WRITABLE) !== 0) this.flush();
     if ((events & POLL_READABLE) !== 0 && !this.closed && !this.readPaused) this.readSome();
+    this.updateIdle();
   }
 
   private readSome(): void {
@@ -192,10 +229,12 @@ export class FramedSocket {
   private dispatch(): void {
     if (this.dispatching) return;
     this.dispatching = true;
+    this.updateIdle();
     try {
       this.dispatchFrames();
     } finally {
       this.dispatching = false;
+      this.updateIdle();
     }
   }
 
@@ -250,6 +289,8 @@ export class FramedSocket {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.updateIdle();
+    this.watcher.setFastPath?.(null, 1);
     this.watcher.stop();
     this.watcher.close();
     for (let i = this.fdHead; i < this.fdQueue.length; i++) native.close(this.fdQueue[i]!);

@@ -82,6 +82,13 @@ export interface ExecbufferOptions {
 export interface VirtGpu {
   /** "kernel:/dev/dri/renderD128" or "emulated:/run/crossway-device.sock": for messages. */
   readonly description: string;
+  /**
+   * The state a native fast path shares with this context's channel (fast-state.ts), when the backend has one (the
+   * emulated backend keeps its fence counter and polled fences there); undefined for backends without a fast path.
+   */
+  readonly fastState?: Float64Array;
+  /** What a native fast path needs of this backend, or null when it has none (see fast-path.ts). */
+  fastPathSupport?(): EmulatedFastPathSupport | null;
   getParams(): Promise<VirtGpuParams>;
   /** GET_CAPS: `size` bytes of capset `capsetId`. */
   getCaps(capsetId: number, version: number, size: number): Promise<Uint8Array>;
@@ -123,4 +130,16 @@ export interface VirtGpu {
   onHostError: (message: string) => void;
   /** Closes the context: the host drops its cross-domain state and its socket. Idempotent. */
   close(): void;
+}
+
+/** The emulated backend's side of a native fast path: its device socket and polled-fence array. */
+export interface EmulatedFastPathSupport {
+  /** The device socket's fd. */
+  readonly deviceFd: number;
+  /** Hands the device socket's watcher a native fast path (null to take it back). */
+  setFastPath(fast: object | null): void;
+  /** The polled-fence array; `onGrow` is called with each new one. */
+  polledFences(onGrow: (fences: Float64Array) => void): Float64Array;
+  /** Queues bytes of a frame the native side began writing; false when the queue is over its high-water mark. */
+  queueFrameRemainder(bytes: Uint8Array): boolean;
 }

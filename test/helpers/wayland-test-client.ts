@@ -88,6 +88,10 @@ export class WaylandTestClient {
    * not have read yet. Queued fds are dups, so the caller may close its own at once.
    */
   private send(bytes: Uint8Array, fds: readonly number[]): void {
+    if (this.batching !== null && fds.length === 0) {
+      this.batching.push(bytes.slice());
+      return;
+    }
     if (this.out.length > 0) {
       this.out.push({ bytes: bytes.slice(), fds: fds.map((f) => native.dup(f)) });
       return;
@@ -109,6 +113,21 @@ export class WaylandTestClient {
       off += n;
     }
   }
+
+  /** Requests made inside `fn` (without fds) leave in one write, as a client's buffered requests do. */
+  batch(fn: () => void): void {
+    this.batching = [];
+    let all: Uint8Array;
+    try {
+      fn();
+    } finally {
+      all = new Uint8Array(Buffer.concat(this.batching));
+      this.batching = null;
+    }
+    this.send(all, []);
+  }
+
+  private batching: Uint8Array[] | null = null;
 
   private flushOut(): void {
     while (this.out.length > 0) {

@@ -7,6 +7,7 @@
 // cross-domain pipes), and host fds are turned into local fds (sealed copies of host memory, local pipe ends).
 import type { ConnectionStatus } from "../../control/status-report.ts";
 import type { CloseReason, CrossDomainChannel, ReceivedItem, SendItem } from "../../crossdomain/channel.ts";
+import { FastState } from "../../crossdomain/fast-state.ts";
 import { CrosswayError, isUnplanned } from "../../errors.ts";
 import { MAP_SHARED, O_ACCMODE, O_WRONLY, PROT_READ, S_IFIFO, S_IFMT } from "../../fd/constants.ts";
 import { recvWithFds } from "../../fd/recv-with-fds.ts";
@@ -20,6 +21,7 @@ import {
   POLL_WRITABLE,
 } from "../../native.ts";
 import { DisplayErrorCode, WireProtocolError } from "../../wire/wayland/errors.ts";
+import { FastScanTable } from "../../wire/wayland/fast-scan-table.ts";
 import { NEED_MORE } from "../../wire/wayland/framer.ts";
 import { MessageTable } from "../../wire/wayland/message-table.ts";
 import { MessageWriter } from "../../wire/wayland/message-writer.ts";
@@ -27,6 +29,7 @@ import { PassThroughTable } from "../../wire/wayland/pass-through.ts";
 import { ArgKind, type MessageDesc, type ProtocolRegistry } from "../../wire/wayland/protocol-registry.ts";
 import { type DecodedMessage, Direction, WireConnection } from "../../wire/wayland/wire-connection.ts";
 import { ClientOutput } from "./client-output.ts";
+import { type AttachedFastPath, attachFastPath, FastNotice, fastPathWanted } from "./fast-path.ts";
 import { GlobalFilter } from "./global-filter.ts";
 import type { GuestConfig } from "./guest-config.ts";
 import { msg } from "./message-desc.ts";
@@ -83,6 +86,10 @@ export class ClientSession {
   private paused = false; // we told the channel to stop delivering (client not reading)
   private stallTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** The state shared with the native fast path (fast-state.ts): the channel's. */
+  private readonly fast: Float64Array;
+  /** Round trips and pass-through runs without JavaScript (native/src/fast_path.cc); null without one. */
+  private fastPath: AttachedFastPath | null = null;
 
   // Registry policy state.
   private readonly globals: GlobalFilter;
@@ -144,6 +151,19 @@ export class ClientSession {
     this.installHooks();
     this.passThrough = PassThroughTable.forHooks(ctx.registry, this.requestHooks, this.eventHooks);
     this.watcher = native.createWatcher(clientFd, (status, events) => this.onClientEvent(status, events));
+    this.fast = channel.fast;
+    if (fastPathWanted()) {
+      this.fastPath = attachFastPath({
+        clientFd,
+        clientWatcher: this.watcher,
+        channel,
+        conn: this.conn,
+        table: FastScanTable.forHooks(ctx.registry, this.requestHooks, this.eventHooks, {
+          deleteIdGuarded: true,
+        }),
+        notify: (what, arg) => this.onFastNotice(what, arg),
+      });
+    }
     channel.onReceive = (data, items) => this.onHostData(data, items);
     channel.onClose = (reason) => this.onChannelClose(reason);
     channel.onDrain = () => {
@@ -172,7 +192,82 @@ export class ClientSession {
   // ----------------------------------------------------------------------------------------------------------
   // Client side I/O
 
+  /**
+   * Tells the native fast path whether it may take the client's next requests (nothing partial or pending here) and
+   * the host's next events (nothing queued for the client). Called at the end of every JavaScript turn that can
+   * change either: the fast path runs only between turns.
+   */
+  private publishIdle(): void {
+    const st = this.fast;
+    const open = !this.closed;
+    const req = this.conn.framer(Direction.REQUEST);
+    const evt = this.conn.framer(Direction.EVENT);
+    st[FastState.CLIENT_IDLE] =
+      open &&
+      !this.suspended &&
+      !this.hostBlocked &&
+      req.pending === 0 &&
+      this.conn.fdQueue(Direction.REQUEST).length === 0 &&
+      this.toHost.length === 0 &&
+      this.items.length === 0
+        ? 1
+        : 0;
+    // The delete_id hook (ShmShadow.onDeleteId) acts only on recreated pool ids.
+    st[FastState.DELETE_ID_WATCHED] = this.shm.watchedDeleteIds;
+    st[FastState.EVENTS_IDLE] =
+      open &&
+      !this.paused &&
+      this.out.pending === 0 &&
+      evt.pending === 0 &&
+      this.conn.fdQueue(Direction.EVENT).length === 0
+        ? 1
+        : 0;
+  }
+
+  /** What the native fast path asks after its own work (fast-path.ts FastNotice). */
+  private onFastNotice(what: number, arg: Uint8Array | string | undefined): void {
+    if (this.closed) return;
+    try {
+      switch (what) {
+        case FastNotice.ARM_ANSWER_TIMER:
+          this.channel.fastPathArmAnswerTimer();
+          break;
+        case FastNotice.ARM_RIDE_TIMER:
+          this.channel.fastPathArmRideTimer();
+          break;
+        case FastNotice.CLIENT_REMAINDER: {
+          // onHostData's path when the client's socket is full: queue, and pause the channel until it drains.
+          this.out.append(arg as Uint8Array, []);
+          if (this.out.flush() === "blocked") {
+            if (this.out.pending > this.ctx.config.clientQueueLimit) {
+              throw new CrosswayError(
+                "CW_GUEST_CLIENT_IO",
+                `client is not reading: ${this.out.pending} bytes queued for it (limit ${this.ctx.config.clientQueueLimit})`,
+              );
+            }
+            this.paused = true;
+            this.channel.fastPathPause();
+            this.armStallTimer(false);
+          }
+          break;
+        }
+        case FastNotice.DEVICE_REMAINDER:
+          if (this.fastPath !== null && !this.fastPath.queueDeviceRemainder(arg as Uint8Array)) {
+            this.channel.fastPathCongested();
+            this.hostBlocked = true;
+          }
+          break;
+        default:
+          throw new CrosswayError("CW_GUEST_FAST_PATH", `native fast path: ${String(arg)}`);
+      }
+      this.rearm();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
   private rearm(): void {
+    this.publishIdle();
     if (this.closed) return;
     let ev = 0;
     if (!this.suspended && !this.hostBlocked) ev |= POLL_READABLE;
@@ -426,6 +521,7 @@ export class ClientSession {
         this.rearm();
         return "pause";
       }
+      this.publishIdle();
       return "continue";
     } catch (err) {
       this.fail(err);
@@ -693,6 +789,17 @@ export class ClientSession {
       queuedBytes: this.out.pending,
       ageMs: Date.now() - this.startedAt,
       refusals: this.refusals,
+      ...(this.fastPath !== null
+        ? {
+            fastPath: {
+              requestRuns: this.fast[FastState.REQUEST_RUNS] as number,
+              requestMessages: this.fast[FastState.REQUEST_MESSAGES] as number,
+              eventRuns: this.fast[FastState.EVENT_RUNS] as number,
+              eventMessages: this.fast[FastState.EVENT_MESSAGES] as number,
+              clientRemainders: this.fast[FastState.CLIENT_REMAINDERS] as number,
+            },
+          }
+        : {}),
     };
   }
 
@@ -700,6 +807,8 @@ export class ClientSession {
   close(why: string, level: "info" | "warn" = "info"): void {
     if (this.closed) return;
     this.closed = true;
+    this.fastPath?.detach();
+    this.publishIdle();
     this.clearStallTimer();
     this.log[level]({ reason: why }, "client session ended");
     this.watcher.stop();

@@ -285,6 +285,11 @@ export class ShmShadow {
   }
 
   /** wl_display.delete_id of a pool the proxy recreated: dropped, the client's object lives on. */
+  /** How many ids {@link onDeleteId} acts on now (0: every delete_id passes untouched). */
+  get watchedDeleteIds(): number {
+    return this.recreated.size;
+  }
+
   onDeleteId(m: DecodedMessage): "drop" | undefined {
     const id = m.args.uint(0);
     const r = this.recreated.get(id);

@@ -86,12 +86,37 @@ export class FastScanTable {
     this.entries[e + FastScanField.NEW_NUMBER] = created?.number ?? -1;
   }
 
-  /** The table of a proxy whose hooks are `requests` and `events` (see PassThroughTable.forHooks). */
+  /**
+   * The table of a proxy whose hooks are `requests` and `events`, shared by every connection with the same hooks
+   * (see PassThroughTable.forHooks): one table is six numbers per message of the registry.
+   */
   static forHooks<T>(
     registry: ProtocolRegistry,
     requests: MessageTable<T>,
     events: MessageTable<T>,
+    options: { deleteIdGuarded?: boolean } = {},
   ): FastScanTable {
-    return new FastScanTable(registry, (d) => requests.get(d) !== undefined || events.get(d) !== undefined);
+    // deleteIdGuarded: the caller's hook on wl_display.delete_id acts only on some ids, and the caller tells the scan
+    // when it may (FastState.DELETE_ID_WATCHED); the table then admits delete_id despite the hook.
+    const guarded = options.deleteIdGuarded === true;
+    const key = `${registry.messageCount}:${requests.indexes.join(",")}:${events.indexes.join(",")}:${guarded}`;
+    let byKey = sharedTables.get(registry);
+    if (byKey === undefined) {
+      byKey = new Map();
+      sharedTables.set(registry, byKey);
+    }
+    let table = byKey.get(key);
+    if (table === undefined) {
+      table = new FastScanTable(
+        registry,
+        (d) =>
+          !(guarded && d.special === Special.DELETE_ID) &&
+          (requests.get(d) !== undefined || events.get(d) !== undefined),
+      );
+      byKey.set(key, table);
+    }
+    return table;
   }
 }
+
+const sharedTables = new WeakMap<ProtocolRegistry, Map<string, FastScanTable>>();

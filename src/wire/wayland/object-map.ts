@@ -70,6 +70,8 @@ export class ObjectMap {
   passIfaces = new Int32Array(64);
   /** [{@link ClientMeta.NEXT}, {@link ClientMeta.IDS_REUSABLE}]. */
   readonly clientMeta = new Int32Array(2);
+  /** Called after the client arrays were replaced by larger ones (a native reader must take the new ones). */
+  onClientGrow: (() => void) | null = null;
 
   constructor(registry: ProtocolRegistry) {
     const display = registry.get("wl_display");
@@ -117,6 +119,7 @@ export class ObjectMap {
     this.clientSlots = slots;
     this.clientVersions = versions;
     this.passIfaces = pass;
+    this.onClientGrow?.();
   }
 
   #clientIface(i: number): InterfaceDesc | null {

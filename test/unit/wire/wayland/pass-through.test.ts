@@ -73,6 +73,7 @@ function forwardNative(
     o.passIfaces,
     o.clientMeta,
     scanOut,
+    0,
   );
   const [bytes, messages] = scanOut as unknown as [number, number];
   if (messages === 0) return 0;

@@ -1,0 +1,552 @@
+// A guest connection's steady state in C: Wayland bytes to and from the emulated device, without entering JavaScript.
+//
+// docs/native-data-plane.md, step 3, on Node's own loop rather than a thread of its own: the two sockets' libuv
+// watchers call OnReady before JavaScript, so JavaScript and this code never run at the same time and share their
+// state without locks. JavaScript stays the owner of every rule. It publishes, in one Float64Array (FastState in
+// src/proxy/wayland/fast-path.ts), whether each part of the connection is idle and the channel's POLL state; this
+// code acts only when everything it would touch is idle, applies exactly what the JavaScript path would (the scan's
+// object-map effects, the SEND and riding POLL of channel.ts, the fence bookkeeping of emulated-virtgpu.ts), and
+// otherwise leaves the wake-up to JavaScript. It never consumes bytes it does not forward: it peeks first
+// (MSG_PEEK), so a wake-up it declines finds the sockets as they were.
+#include "fast_path.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cstring>
+
+#include "common.h"
+#include "wayland_scan.h"
+
+namespace crossway {
+namespace {
+
+// Indexes of the shared state (FastState in src/proxy/wayland/fast-path.ts).
+enum State {
+  kEnabled = 0,
+  kClientIdle,
+  kEventsIdle,
+  kSocketIdle,
+  kChannelOpen,
+  kPollOutstanding,
+  kPollRiding,
+  kChannelPaused,
+  kChannelDispatching,
+  kBacklogged,
+  kAwaitingSince,
+  kAnswerTimerArmed,
+  kRideSince,
+  kRideTimerArmed,
+  kNextFence,
+  kPolledCount,
+  kFencesWithBos,
+  kHdrSize,
+  kCheckEventSince,
+  kMaxMessageSize,
+  kClockOffset,
+  kChannelRing,
+  kRequestRuns,
+  kRequestMessages,
+  kEventRuns,
+  kEventMessages,
+  kDeleteIdWatched,
+  kClientRemainders,
+  kStateSize,
+};
+
+// What OnReady asks JavaScript to do (FastNotice in fast-path.ts), after its own work.
+enum Notice {
+  kArmAnswerTimer = 1,
+  kArmRideTimer = 2,
+  kClientRemainder = 3,  // events the client's socket did not take: JavaScript queues them (and may pause)
+  kDeviceRemainder = 4,  // a SUBMIT the device's socket did not take whole: JavaScript queues the rest
+  kFault = 5,            // something this code cannot explain: JavaScript ends the connection with the message
+};
+
+// Device frames and cross-domain commands (device-protocol.ts, codec.ts, protocol.ts).
+constexpr uint32_t kFrameHeader = 16;
+constexpr uint32_t kFrameSubmit = 6;
+constexpr uint32_t kFrameFence = 101;
+constexpr uint8_t kCmdSend = 4;
+constexpr uint8_t kCmdPoll = 3;
+constexpr uint8_t kCmdReceive = 5;
+constexpr uint32_t kPollSize = 16;
+constexpr uint32_t kMaxSendRecv = 3744;
+constexpr uint32_t kReceiveBuffer = 4096;
+constexpr uint32_t kSubmitFlagRingIdx = 4;
+constexpr uint32_t kDisplayId = 1;
+
+void Put32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
+uint32_t Get32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+}  // namespace
+
+class FastPath : public Napi::ObjectWrap<FastPath> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "FastPath",
+                       {InstanceMethod("setObjects", &FastPath::SetObjects),
+                        InstanceMethod("setRing", &FastPath::SetRing),
+                        InstanceMethod("setPolledFences", &FastPath::SetPolledFences),
+                        InstanceMethod("detach", &FastPath::Detach)});
+  }
+
+  // new FastPath(clientFd, deviceFd, state: Float64Array, entries: Int32Array, spans: Int32Array, notify)
+  explicit FastPath(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FastPath>(info) {
+    Napi::Env env = info.Env();
+    client_fd_ = FdArg(info, 0);
+    device_fd_ = FdArg(info, 1);
+    st_ = Typed<double>(info, 2, napi_float64_array, "state", &st_len_, &st_ref_);
+    if (st_len_ < kStateSize) throw Napi::RangeError::New(env, "state too short");
+    size_t n = 0;
+    tables_.entries = Typed<int32_t>(info, 3, napi_int32_array, "entries", &n, &entries_ref_);
+    tables_.message_count = static_cast<uint32_t>(n / kScanStride);
+    tables_.spans = Typed<int32_t>(info, 4, napi_int32_array, "spans", &n, &spans_ref_);
+    tables_.interface_count = static_cast<uint32_t>(n / 4);
+    for (uint32_t k = 0; k < 4 * tables_.interface_count; k += 2) {
+      const int64_t first = tables_.spans[k];
+      const int64_t count = tables_.spans[k + 1];
+      if (count != 0 && (first < 0 || count < 0 || first + count > tables_.message_count)) {
+        throw Napi::RangeError::New(env, "spans point past the scan table");
+      }
+    }
+    if (info.Length() < 6 || !info[5].IsFunction()) throw Napi::TypeError::New(env, "notify must be a function");
+    notify_ = Napi::Persistent(info[5].As<Napi::Function>());
+  }
+
+  bool OnReady(FastPathRole role, int events) {
+    if (detached_ || st_[kEnabled] != 1 || objects_.capacity == 0) return false;
+    // Only plain readiness: a writable socket has queued output, which JavaScript flushes.
+    if (events != UV_READABLE) return false;
+    return role == FastPathRole::kClient ? OnClientReadable() : OnDeviceReadable();
+  }
+
+ private:
+  template <typename T>
+  static T* Typed(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type type, const char* what, size_t* length,
+                  Napi::Reference<Napi::Value>* ref) {
+    if (info.Length() <= i || !info[i].IsTypedArray()) {
+      throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a typed array");
+    }
+    Napi::TypedArray a = info[i].As<Napi::TypedArray>();
+    if (a.TypedArrayType() != type) throw Napi::TypeError::New(info.Env(), std::string(what) + ": wrong element type");
+    *length = a.ElementLength();
+    // Held, so the memory stays while this object may read it.
+    *ref = Napi::Persistent(info[i]);
+    return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+  }
+
+  // setObjects(states, slots, versions, pass, meta): ObjectMap's client arrays, again after each growth.
+  void SetObjects(const Napi::CallbackInfo& info) {
+    size_t states_n, slots_n, versions_n, pass_n, meta_n;
+    ClientObjects o{};
+    o.states = Typed<uint8_t>(info, 0, napi_uint8_array, "states", &states_n, &obj_refs_[0]);
+    o.slots = Typed<int32_t>(info, 1, napi_int32_array, "slots", &slots_n, &obj_refs_[1]);
+    o.versions = Typed<uint32_t>(info, 2, napi_uint32_array, "versions", &versions_n, &obj_refs_[2]);
+    o.pass = Typed<int32_t>(info, 3, napi_int32_array, "pass", &pass_n, &obj_refs_[3]);
+    o.meta = Typed<int32_t>(info, 4, napi_int32_array, "meta", &meta_n, &obj_refs_[4]);
+    if (slots_n != states_n || versions_n != states_n || pass_n != states_n || meta_n < 2) {
+      throw Napi::RangeError::New(info.Env(), "object arrays of different lengths");
+    }
+    o.capacity = static_cast<uint32_t>(states_n);
+    objects_ = o;
+  }
+
+  // setRing(ring: Uint8Array): the channel ring's mapping (the channel stops this object before unmapping it).
+  void SetRing(const Napi::CallbackInfo& info) {
+    size_t n = 0;
+    ring_ = Typed<uint8_t>(info, 0, napi_uint8_array, "ring", &n, &ring_ref_);
+    ring_size_ = n;
+  }
+
+  // setPolledFences(fences: Float64Array): the backend's polled-fence array, again after each growth.
+  void SetPolledFences(const Napi::CallbackInfo& info) {
+    size_t n = 0;
+    polled_ = Typed<double>(info, 0, napi_float64_array, "fences", &n, &polled_ref_);
+    polled_cap_ = n;
+  }
+
+  // detach(): forgets every array and the notify callback; OnReady declines from now on. The references are
+  // persistent (GC roots): kept, the callback would keep its whole session alive after the connection ended.
+  void Detach(const Napi::CallbackInfo& info) {
+    (void)info;
+    if (detached_) return;
+    detached_ = true;
+    // The state array stays: code after a notice that ended the connection reads kEnabled from it (now 0). It is
+    // the backend's own small array, with no reference back to the session.
+    st_[kEnabled] = 0;
+    objects_ = ClientObjects{};
+    ring_ = nullptr;
+    ring_size_ = 0;
+    polled_ = nullptr;
+    polled_cap_ = 0;
+    for (auto& r : obj_refs_) r.Reset();
+    ring_ref_.Reset();
+    polled_ref_.Reset();
+    entries_ref_.Reset();
+    spans_ref_.Reset();
+    notify_.Reset();
+  }
+
+  double NowMs() const { return static_cast<double>(uv_hrtime()) / 1e6 + st_[kClockOffset]; }
+
+  bool CanPoll() const {
+    return st_[kChannelOpen] == 1 && st_[kPollOutstanding] == 0 && st_[kChannelPaused] == 0 &&
+           st_[kBacklogged] == 0 && st_[kChannelDispatching] == 0;
+  }
+
+  void Notify(Notice what, const uint8_t* bytes, size_t length, const char* message) {
+    if (detached_) return;
+    Napi::Env env = notify_.Env();
+    Napi::HandleScope scope(env);
+    Napi::Value arg = env.Undefined();
+    if (bytes != nullptr) {
+      Napi::Uint8Array copy = Napi::Uint8Array::New(env, length);
+      std::memcpy(copy.Data(), bytes, length);
+      arg = copy;
+    } else if (message != nullptr) {
+      arg = Napi::String::New(env, message);
+    }
+    try {
+      notify_.MakeCallback(Value(), {Napi::Number::New(env, what), arg});
+    } catch (const Napi::Error& e) {
+      napi_fatal_exception(env, e.Value());
+    }
+  }
+
+  // EmulatedVirtGpu.execbuffer for a command buffer of `cmd_len` bytes already at submit_ + kFrameHeader + 12: the
+  // fence when it goes on the polled channel ring, the SUBMIT frame, one sendmsg. What the socket does not take
+  // goes to JavaScript's queue (kDeviceRemainder). False when the channel broke (JavaScript was told).
+  bool Submit(uint32_t cmd_len, bool on_channel_ring) {
+    uint32_t fence = 0;
+    if (on_channel_ring) {
+      const size_t count = static_cast<size_t>(st_[kPolledCount]);
+      if (polled_ == nullptr || count >= polled_cap_) {
+        // JavaScript grows the array; it cannot here. Not reachable with one POLL outstanding (8 entries).
+        Notify(kFault, nullptr, 0, "fast path: no room for a polled fence");
+        return false;
+      }
+      fence = static_cast<uint32_t>(st_[kNextFence]);
+      st_[kNextFence] = fence + 1;
+      polled_[count] = fence;
+      st_[kPolledCount] = static_cast<double>(count + 1);
+    }
+    uint8_t* f = submit_;
+    const uint32_t payload = 12 + cmd_len;
+    Put32(f, kFrameSubmit);
+    Put32(f + 4, 0);
+    Put32(f + 8, payload);
+    Put32(f + 12, 0);
+    Put32(f + 16, on_channel_ring ? kSubmitFlagRingIdx : 0);
+    Put32(f + 20, on_channel_ring ? static_cast<uint32_t>(st_[kChannelRing]) : 0);
+    Put32(f + 24, fence);
+    const size_t total = kFrameHeader + payload;
+    ssize_t n;
+    do {
+      n = send(device_fd_, f, total, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+      // The device is gone: JavaScript's own write will see it and end the channel as it does today.
+      Notify(kDeviceRemainder, f, total, nullptr);
+      return false;
+    }
+    const size_t sent = n < 0 ? 0 : static_cast<size_t>(n);
+    if (sent < total) Notify(kDeviceRemainder, f + sent, total - sent, nullptr);
+    return true;
+  }
+
+  // ClientSession.readClient → pumpRequests → flushHost → channel.send, for the run of requests at the head of the
+  // client's socket that the scan admits.
+  bool OnClientReadable() {
+    if (st_[kClientIdle] != 1 || st_[kSocketIdle] != 1 || st_[kChannelOpen] != 1) return false;
+    uint8_t* data = submit_ + kFrameHeader + 12 + hdr_size();
+    const size_t room = kMaxSendRecv;
+    ssize_t n;
+    msghdr peek{};
+    iovec iov{data, room};
+    peek.msg_iov = &iov;
+    peek.msg_iovlen = 1;
+    do {
+      n = recvmsg(client_fd_, &peek, MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    // Errors, EOF and fds (MSG_CTRUNC: no control buffer was given) are JavaScript's.
+    if (n <= 0 || (peek.msg_flags & MSG_CTRUNC) != 0) return false;
+    const size_t peeked = static_cast<size_t>(n);
+    const ScanRun run = ScanWaylandRun(data, 0, peeked, 0, true,
+                                       static_cast<uint32_t>(st_[kMaxMessageSize]), UINT32_MAX, tables_, objects_,
+                                       false);
+    if (run.messages == 0) return false;
+    // The bytes just scanned, now for real: the same ones, and no fds (they would have shown in the peek).
+    alignas(8) uint8_t control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+    msghdr take{};
+    iovec tiov{data, run.bytes};
+    take.msg_iov = &tiov;
+    take.msg_iovlen = 1;
+    take.msg_control = control;
+    take.msg_controllen = sizeof(control);
+    do {
+      n = recvmsg(client_fd_, &take, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(run.bytes) || CloseReceivedFds(&take) > 0) {
+      Notify(kFault, nullptr, 0, "fast path: the client's socket gave other bytes than it showed");
+      return true;
+    }
+    st_[kRequestRuns] += 1;
+    st_[kRequestMessages] += run.messages;
+    // channel.expectAnswer for wl_display's requests (forwardRaw): a host silent after them is stuck or gone.
+    bool to_display = false;
+    for (uint32_t p = 0; p < run.bytes; p += Get32(data + p + 4) >> 16) {
+      if (Get32(data + p) == kDisplayId) {
+        to_display = true;
+        break;
+      }
+    }
+    if (to_display && st_[kAwaitingSince] == 0) {
+      st_[kAwaitingSince] = NowMs();
+      if (st_[kAnswerTimerArmed] == 0) {
+        Notify(kArmAnswerTimer, nullptr, 0, nullptr);
+        if (st_[kEnabled] != 1 || st_[kChannelOpen] != 1) return true;
+      }
+    }
+    // The SEND, and the riding POLL behind it when one waits (channel.send).
+    uint8_t* cmd = submit_ + kFrameHeader + 12;
+    const uint32_t hdr = hdr_size();
+    const uint32_t size = hdr + run.bytes;
+    cmd[0] = kCmdSend;
+    cmd[1] = 0;
+    cmd[2] = size & 0xff;
+    cmd[3] = (size >> 8) & 0xff;
+    Put32(cmd + 4, 0);
+    Put32(cmd + 8, 0);
+    Put32(cmd + 12, run.bytes);
+    std::memset(cmd + 16, 0, hdr - 16);
+    uint32_t cmd_len = size;
+    const bool ride = st_[kPollRiding] == 1 && CanPoll();
+    if (ride) {
+      uint8_t* poll = cmd + cmd_len;
+      std::memset(poll, 0, kPollSize);
+      poll[0] = kCmdPoll;
+      poll[2] = kPollSize;
+      cmd_len += kPollSize;
+      st_[kPollRiding] = 0;
+      st_[kPollOutstanding] = 1;
+    }
+    Submit(cmd_len, ride);
+    // More than the run was there: JavaScript reads the rest now, in order after this SEND.
+    return run.bytes == peeked || st_[kEnabled] != 1;
+  }
+
+  uint32_t hdr_size() const { return static_cast<uint32_t>(st_[kHdrSize]); }
+
+  static int CloseReceivedFds(msghdr* m) {
+    int closed = 0;
+    for (cmsghdr* c = CMSG_FIRSTHDR(m); c != nullptr; c = CMSG_NXTHDR(m, c)) {
+      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; i++) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+        close(fd);
+        closed++;
+      }
+    }
+    return closed;
+  }
+
+  // EmulatedVirtGpu's FENCE → channel.onFenceEvent → consumeRingMessage → ClientSession.onHostData, for a FENCE of
+  // the channel's POLL whose RECEIVE the scan admits whole.
+  bool OnDeviceReadable() {
+    if (st_[kSocketIdle] != 1 || st_[kEventsIdle] != 1 || st_[kChannelOpen] != 1 || st_[kPollOutstanding] != 1 ||
+        st_[kChannelDispatching] != 0 || st_[kChannelPaused] != 0 || st_[kFencesWithBos] != 0 || ring_ == nullptr ||
+        polled_ == nullptr) {
+      return false;
+    }
+    uint8_t frame[kFrameHeader + 4];
+    msghdr peek{};
+    iovec iov{frame, sizeof(frame)};
+    peek.msg_iov = &iov;
+    peek.msg_iovlen = 1;
+    ssize_t n;
+    do {
+      n = recvmsg(device_fd_, &peek, MSG_PEEK | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(sizeof(frame)) || (peek.msg_flags & MSG_CTRUNC) != 0) return false;
+    if (Get32(frame) != kFrameFence || Get32(frame + 8) != 4 || Get32(frame + 12) != 0) return false;
+    const double fence = Get32(frame + kFrameHeader);
+    const size_t count = static_cast<size_t>(st_[kPolledCount]);
+    size_t at = count;
+    for (size_t i = 0; i < count && i < polled_cap_; i++) {
+      if (polled_[i] == fence) {
+        at = i;
+        break;
+      }
+    }
+    if (at == count) return false;
+    // The ring: a RECEIVE without identifiers, with data (an empty one is the host's hang-up), all of it admitted.
+    const uint32_t hdr = hdr_size();
+    if (ring_size_ < hdr || ring_[0] != kCmdReceive || Get32(ring_ + 8) != 0) return false;
+    const uint32_t length = Get32(ring_ + 12);
+    if (length == 0 || length > ring_size_ - hdr) return false;
+    const uint8_t* events = ring_ + hdr;
+    // Scanned on a copy of the object table's changes: a RECEIVE the scan does not take whole is JavaScript's, and
+    // must find the table as it was.
+    undo_count_ = 0;
+    ClientObjects before = objects_;
+    const uint32_t next_before = static_cast<uint32_t>(objects_.meta[kMetaNext]);
+    if (!SnapshotFor(events, length)) return false;
+    const ScanRun run = ScanWaylandRun(events, 0, length, 1, st_[kCheckEventSince] == 1,
+                                       static_cast<uint32_t>(st_[kMaxMessageSize]), UINT32_MAX, tables_, objects_,
+                                       st_[kDeleteIdWatched] != 0);
+    if (run.bytes != length) {
+      Restore(before, next_before);
+      return false;
+    }
+    // Taken: the FENCE frame leaves the socket, the fence its list (order does not matter, as in signalled()).
+    uint8_t sink[kFrameHeader + 4];
+    do {
+      n = recv(device_fd_, sink, sizeof(sink), MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n != static_cast<ssize_t>(sizeof(sink))) {
+      Notify(kFault, nullptr, 0, "fast path: the device's socket gave other bytes than it showed");
+      return true;
+    }
+    polled_[at] = polled_[count - 1];
+    st_[kPolledCount] = static_cast<double>(count - 1);
+    st_[kEventRuns] += 1;
+    st_[kEventMessages] += run.messages;
+    // consumeRingMessage: the POLL is answered, and so is any request waiting for the host.
+    st_[kPollOutstanding] = 0;
+    const bool answered = st_[kAwaitingSince] != 0;
+    st_[kAwaitingSince] = 0;
+    // deliver → onHostData: the events to the client, in one write.
+    st_[kChannelDispatching] = 1;
+    ssize_t w;
+    do {
+      w = send(client_fd_, events, length, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (w < 0 && errno == EINTR);
+    if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) w = 0;  // JavaScript's own write will see the error
+    const size_t written = w < 0 ? 0 : static_cast<size_t>(w);
+    if (written < length) {
+      st_[kClientRemainders] += 1;
+      Notify(kClientRemainder, events + written, length - written, nullptr);
+    }
+    // dispatched: the ring is free again; pollAfterReceive.
+    st_[kChannelDispatching] = 0;
+    if (st_[kEnabled] != 1 || st_[kChannelOpen] != 1 || ring_ == nullptr) return true;
+    ring_[0] = 0;
+    const bool drained = length < kReceiveBuffer - hdr;
+    if (!answered || !drained || !CanPoll()) {
+      PollNow();
+      return true;
+    }
+    st_[kPollRiding] = 1;
+    st_[kRideSince] = NowMs();
+    if (st_[kRideTimerArmed] == 0) Notify(kArmRideTimer, nullptr, 0, nullptr);
+    return true;
+  }
+
+
+  // channel.poll: the POLL alone, when the channel may.
+  void PollNow() {
+    if (!CanPoll()) return;
+    st_[kPollRiding] = 0;
+    st_[kPollOutstanding] = 1;
+    uint8_t* poll = submit_ + kFrameHeader + 12;
+    std::memset(poll, 0, kPollSize);
+    poll[0] = kCmdPoll;
+    poll[2] = kPollSize;
+    Submit(kPollSize, true);
+  }
+
+  // Records, before an event scan, every client slot the events could change: the objects they go to (destructors)
+  // and the ids delete_id names. Events create no client objects, so that is all. False when there are too many.
+  bool SnapshotFor(const uint8_t* events, uint32_t length) {
+    for (uint32_t p = 0; p + 8 <= length;) {
+      const uint32_t size = Get32(events + p + 4) >> 16;
+      if (size < 8 || size > length - p) break;
+      if (!Save(Get32(events + p))) return false;
+      if (size >= 12 && !Save(Get32(events + p + 8))) return false;
+      p += size;
+    }
+    return true;
+  }
+
+  bool Save(uint32_t id) {
+    if (id == 0 || id >= objects_.capacity) return true;
+    if (undo_count_ == kUndoSlots) return false;
+    UndoEntry& u = undo_[undo_count_++];
+    u.id = id;
+    u.state = objects_.states[id];
+    u.slot = objects_.slots[id];
+    u.version = objects_.versions[id];
+    u.pass = objects_.pass[id];
+    return true;
+  }
+
+  void Restore(const ClientObjects& o, uint32_t next) {
+    for (size_t i = undo_count_; i-- > 0;) {
+      const UndoEntry& u = undo_[i];
+      o.states[u.id] = u.state;
+      o.slots[u.id] = u.slot;
+      o.versions[u.id] = u.version;
+      o.pass[u.id] = u.pass;
+    }
+    o.meta[kMetaNext] = static_cast<int32_t>(next);
+    undo_count_ = 0;
+  }
+
+  struct UndoEntry {
+    uint32_t id;
+    uint8_t state;
+    int32_t slot;
+    uint32_t version;
+    int32_t pass;
+  };
+  static constexpr size_t kUndoSlots = 2 * kReceiveBuffer / 8;
+
+  bool detached_ = false;
+  int client_fd_ = -1;
+  int device_fd_ = -1;
+  double* st_ = nullptr;
+  size_t st_len_ = 0;
+  ScanTables tables_{};
+  ClientObjects objects_{};
+  uint8_t* ring_ = nullptr;
+  size_t ring_size_ = 0;
+  double* polled_ = nullptr;
+  size_t polled_cap_ = 0;
+  Napi::Reference<Napi::Value> st_ref_, entries_ref_, spans_ref_, ring_ref_, polled_ref_;
+  Napi::Reference<Napi::Value> obj_refs_[5];
+  Napi::FunctionReference notify_;
+  UndoEntry undo_[kUndoSlots];
+  size_t undo_count_ = 0;
+  // A SUBMIT frame: header, three fields, then a SEND (header up to 28 identifier slots, data) and a POLL.
+  alignas(8) uint8_t submit_[kFrameHeader + 12 + 16 + 12 * 28 + kMaxSendRecv + kPollSize];
+};
+
+bool FastPathOnReady(FastPath* fast, FastPathRole role, int events) { return fast->OnReady(role, events); }
+
+namespace {
+Napi::FunctionReference* fast_path_ctor = nullptr;
+}
+
+FastPath* UnwrapFastPath(Napi::Value value) {
+  if (fast_path_ctor == nullptr || !value.IsObject()) return nullptr;
+  Napi::Object o = value.As<Napi::Object>();
+  if (!o.InstanceOf(fast_path_ctor->Value())) return nullptr;
+  return FastPath::Unwrap(o);
+}
+
+void InitFastPath(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = FastPath::Define(env);
+  fast_path_ctor = new Napi::FunctionReference(Napi::Persistent(ctor));
+  exports.Set("FastPath", ctor);
+}
+
+}  // namespace crossway

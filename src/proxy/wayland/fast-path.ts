@@ -1,0 +1,94 @@
+// Attaches a guest connection's native fast path (native/src/fast_path.cc) on the emulated backend, and takes it off.
+import type { CrossDomainChannel } from "../../crossdomain/channel.ts";
+import { FastState } from "../../crossdomain/fast-state.ts";
+import { type NativeFastPath, type NativeWatcher, native } from "../../native.ts";
+import type { FastScanTable } from "../../wire/wayland/fast-scan-table.ts";
+import type { WireConnection } from "../../wire/wayland/wire-connection.ts";
+
+/** What the native side asks of JavaScript after its own work (fast_path.cc Notice). */
+export const FastNotice = {
+  ARM_ANSWER_TIMER: 1,
+  ARM_RIDE_TIMER: 2,
+  /** Events the client's socket did not take: queue them (and pause the channel if the client is not reading). */
+  CLIENT_REMAINDER: 3,
+  /** The end of a SUBMIT frame the device's socket did not take: queue it. */
+  DEVICE_REMAINDER: 4,
+  /** Something the native side cannot explain: end the connection with the message. */
+  FAULT: 5,
+} as const;
+
+/**
+ * Whether guest connections use the native fast path: on unless `CROSSWAY_FAST_PATH=0` (for A/B measurements and
+ * for bisecting a fault to it). Only the emulated backend has one.
+ */
+export function fastPathWanted(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.CROSSWAY_FAST_PATH !== "0";
+}
+
+/** A session's attached fast path. */
+export interface AttachedFastPath {
+  /** Takes the fast path off both sockets and forgets its arrays. Idempotent. */
+  detach(): void;
+  /** Bytes the device's socket did not take of a SUBMIT the native side began: false over its high-water mark. */
+  queueDeviceRemainder(bytes: Uint8Array): boolean;
+}
+
+/**
+ * Attaches a fast path to a session's client watcher and its channel's device socket, or returns null when the
+ * channel's backend has none. `notify` receives {@link FastNotice}s. The session must keep
+ * FastState.CLIENT_IDLE and EVENTS_IDLE up to date and set ENABLED to 0 before anything is torn down.
+ */
+export function attachFastPath(options: {
+  clientFd: number;
+  clientWatcher: NativeWatcher;
+  channel: CrossDomainChannel;
+  conn: WireConnection;
+  table: FastScanTable;
+  notify: (what: number, arg: Uint8Array | string | undefined) => void;
+}): AttachedFastPath | null {
+  const { channel, conn, table } = options;
+  const support = channel.fastPathSupport();
+  if (support === null || options.clientWatcher.setFastPath === undefined) return null;
+  const st = channel.fast;
+  const fp: NativeFastPath = new native.FastPath(
+    options.clientFd,
+    support.deviceFd,
+    st,
+    table.entries,
+    table.registry.spans,
+    options.notify,
+  );
+  const objects = conn.objects;
+  const giveObjects = () =>
+    fp.setObjects(
+      objects.clientStates,
+      objects.clientSlots,
+      objects.clientVersions,
+      objects.passIfaces,
+      objects.clientMeta,
+    );
+  giveObjects();
+  objects.onClientGrow = giveObjects;
+  fp.setRing(channel.channelRingBytes);
+  fp.setPolledFences(support.polledFences((fences) => fp.setPolledFences(fences)));
+  st[FastState.MAX_MESSAGE_SIZE] = conn.framer(0).maxMessageSize;
+  st[FastState.CHECK_EVENT_SINCE] = 0;
+  // performance.now() and libuv's uv_hrtime (process.hrtime) read the same monotonic clock.
+  st[FastState.CLOCK_OFFSET] = performance.now() - Number(process.hrtime.bigint()) / 1e6;
+  options.clientWatcher.setFastPath(fp, 0);
+  support.setFastPath(fp);
+  st[FastState.ENABLED] = 1;
+  let attached = true;
+  return {
+    detach() {
+      if (!attached) return;
+      attached = false;
+      st[FastState.ENABLED] = 0;
+      objects.onClientGrow = null;
+      options.clientWatcher.setFastPath?.(null, 0);
+      support.setFastPath(null);
+      fp.detach();
+    },
+    queueDeviceRemainder: (bytes) => support.queueFrameRemainder(bytes),
+  };
+}
