@@ -98,7 +98,8 @@ const USAGE = `Usage: npm run bench -- [options]
 
 Results: bench/results/latest-<mode>.{json,md} and run-<mode>-<time>.{json,md}.
 Environment: CROSSWAY_KEEP_BENCH_DIRS=1 keeps the compositor and proxy logs; CROSSWAY_BENCH_CLI=/path/to/bin/crossway.js
-measures another checkout's crossway; CROSSWAY_BENCH_APPS=foot,qt limits first-window to those apps.
+measures another checkout's crossway; CROSSWAY_BENCH_APPS=foot,qt limits first-window to those apps;
+CROSSWAY_FAST_PATH=0 runs crossway's guest without its native fast path (A/B).
 Prerequisites (scripts/setup.sh): weston, waypipe, gcc, pkgconf, libwayland-dev, wayland-protocols, pipewire,
 wireplumber, dbus-daemon, gstreamer1.0-tools, gstreamer1.0-pipewire.`;
 

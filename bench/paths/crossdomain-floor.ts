@@ -1,7 +1,7 @@
 // The native floor of cross-domain (bench/clients/crossdomain-floor.c), and its halves paired with crossway's.
 import { join } from "node:path";
 import { type PeerProcess, spawnPeer, uniqueName, waitForPath } from "../lib/processes.ts";
-import { cliPath, profileFlags, runningPeers, subcommandHelp } from "./crossway.ts";
+import { cliPath, crosswayEnv, profileFlags, runningPeers, subcommandHelp } from "./crossway.ts";
 import type { BenchPath, PathContext, RunningPath } from "./types.ts";
 
 /**
@@ -16,7 +16,7 @@ function nodePeer(ctx: PathContext, role: string, args: string[], log: string): 
     process.execPath,
     [...profileFlags(ctx, role.replace(" ", "-")), cliPath(ctx.repoRoot), ...args],
     {
-      env: { ...ctx.env, CROSSWAY_LOG: process.env.CROSSWAY_LOG ?? "warn" },
+      env: crosswayEnv(ctx),
       pinned: ctx.pinned,
       logPath: join(ctx.workDir, log),
     },

@@ -46,6 +46,20 @@ export async function subcommandHelp(repoRoot: string, sub: string): Promise<str
 }
 
 /** node flags that write a CPU profile named after `role` on exit, when profiling was asked for. */
+/**
+ * The environment of a crossway process under measurement: the compositor's, its log level, and
+ * CROSSWAY_FAST_PATH when set (0 measures the guest without its native fast path, for A/B runs).
+ */
+export function crosswayEnv(ctx: PathContext): Record<string, string> {
+  return {
+    ...ctx.env,
+    CROSSWAY_LOG: process.env.CROSSWAY_LOG ?? "warn",
+    ...(process.env.CROSSWAY_FAST_PATH !== undefined
+      ? { CROSSWAY_FAST_PATH: process.env.CROSSWAY_FAST_PATH }
+      : {}),
+  };
+}
+
 export function profileFlags(ctx: PathContext, role: string): string[] {
   if (ctx.profileDir === undefined) return [];
   return ["--cpu-prof", `--cpu-prof-dir=${ctx.profileDir}`, `--cpu-prof-name=${role}.cpuprofile`];
@@ -56,7 +70,7 @@ export async function startCrossway(ctx: PathContext, withDevice: boolean): Prom
   const crossway = cliPath(ctx.repoRoot);
   const appSocket = join(ctx.workDir, uniqueName("crossway-app.sock"));
   const deviceSocket = join(ctx.workDir, uniqueName("crossway-device.sock"));
-  const env = { ...ctx.env, CROSSWAY_LOG: process.env.CROSSWAY_LOG ?? "warn" };
+  const env = crosswayEnv(ctx);
   const peers: PeerProcess[] = [];
   let guest: PeerProcess;
   try {

@@ -63,6 +63,9 @@ enum Notice {
   kClientRemainder = 3,  // events the client's socket did not take: JavaScript queues them (and may pause)
   kDeviceRemainder = 4,  // a SUBMIT the device's socket did not take whole: JavaScript queues the rest
   kFault = 5,            // something this code cannot explain: JavaScript ends the connection with the message
+  kClientBytes = 6,      // bytes (and fds) read from the client that the scan did not take: JavaScript's to handle
+  kDeviceBytes = 7,      // bytes (and fds) read from the device that are not a FENCE this code handles
+  kClientError = 8,      // the client's read failed as native.recvmsg would have thrown (fds truncated or too many)
 };
 
 // Device frames and cross-domain commands (device-protocol.ts, codec.ts, protocol.ts).
@@ -201,8 +204,12 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
            st_[kBacklogged] == 0 && st_[kChannelDispatching] == 0;
   }
 
-  void Notify(Notice what, const uint8_t* bytes, size_t length, const char* message) {
-    if (detached_) return;
+  void Notify(Notice what, const uint8_t* bytes, size_t length, const char* message, const int* fds = nullptr,
+              int nfds = 0) {
+    if (detached_) {
+      for (int i = 0; i < nfds; i++) close(fds[i]);
+      return;
+    }
     Napi::Env env = notify_.Env();
     Napi::HandleScope scope(env);
     Napi::Value arg = env.Undefined();
@@ -213,8 +220,14 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     } else if (message != nullptr) {
       arg = Napi::String::New(env, message);
     }
+    Napi::Value fd_arg = env.Undefined();
+    if (nfds > 0) {
+      Napi::Int32Array a = Napi::Int32Array::New(env, static_cast<size_t>(nfds));
+      for (int i = 0; i < nfds; i++) a[i] = fds[i];
+      fd_arg = a;
+    }
     try {
-      notify_.MakeCallback(Value(), {Napi::Number::New(env, what), arg});
+      notify_.MakeCallback(Value(), {Napi::Number::New(env, what), arg, fd_arg});
     } catch (const Napi::Error& e) {
       napi_fatal_exception(env, e.Value());
     }
@@ -265,36 +278,42 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
   // client's socket that the scan admits.
   bool OnClientReadable() {
     if (st_[kClientIdle] != 1 || st_[kSocketIdle] != 1 || st_[kChannelOpen] != 1) return false;
-    uint8_t* data = submit_ + kFrameHeader + 12 + hdr_size();
-    const size_t room = kMaxSendRecv;
-    ssize_t n;
-    msghdr peek{};
-    iovec iov{data, room};
-    peek.msg_iov = &iov;
-    peek.msg_iovlen = 1;
-    do {
-      n = recvmsg(client_fd_, &peek, MSG_PEEK | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    // Errors, EOF and fds (MSG_CTRUNC: no control buffer was given) are JavaScript's.
-    if (n <= 0 || (peek.msg_flags & MSG_CTRUNC) != 0) return false;
-    const size_t peeked = static_cast<size_t>(n);
-    const ScanRun run = ScanWaylandRun(data, 0, peeked, 0, true,
-                                       static_cast<uint32_t>(st_[kMaxMessageSize]), UINT32_MAX, tables_, objects_,
-                                       false);
-    if (run.messages == 0) return false;
-    // The bytes just scanned, now for real: the same ones, and no fds (they would have shown in the peek).
+    // As much as JavaScript's read would take (a framer region): what the scan leaves goes to JavaScript at once,
+    // so a client's bytes are never left in the socket where JavaScript would not have left them (a session that
+    // ends with unread bytes resets the client's connection, and the client may lose its wl_display.error).
+    uint8_t* data = in_;
     alignas(8) uint8_t control[CMSG_SPACE(sizeof(int) * kMaxFds)];
-    msghdr take{};
-    iovec tiov{data, run.bytes};
-    take.msg_iov = &tiov;
-    take.msg_iovlen = 1;
-    take.msg_control = control;
-    take.msg_controllen = sizeof(control);
+    msghdr m{};
+    iovec iov{data, sizeof(in_)};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof(control);
+    ssize_t n;
     do {
-      n = recvmsg(client_fd_, &take, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+      n = recvmsg(client_fd_, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     } while (n < 0 && errno == EINTR);
-    if (n != static_cast<ssize_t>(run.bytes) || CloseReceivedFds(&take) > 0) {
-      Notify(kFault, nullptr, 0, "fast path: the client's socket gave other bytes than it showed");
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    // Errors and EOF: JavaScript reads them again (both stay), and words them as it always did.
+    if (n <= 0) return false;
+    int fds[kMaxFds];
+    const int nfds = TakeReceivedFds(&m, fds);
+    if (nfds < 0) {
+      Notify(kClientError, nullptr, 0,
+             nfds == -1 ? "EMSGSIZE: control data truncated (MSG_CTRUNC), received fds closed, recvmsg"
+                        : "EMSGSIZE: more than 28 fds in one message, received fds closed, recvmsg");
+      return true;
+    }
+    const size_t got = static_cast<size_t>(n);
+    // Requests with fds are JavaScript's (their fds become items or are refused).
+    // One SEND's worth at most; the rest follows through JavaScript.
+    const size_t scan_end = got < kMaxSendRecv ? got : kMaxSendRecv;
+    const ScanRun run = nfds > 0 ? ScanRun{0, 0}
+                                 : ScanWaylandRun(data, 0, scan_end, 0, true,
+                                                  static_cast<uint32_t>(st_[kMaxMessageSize]), UINT32_MAX, tables_,
+                                                  objects_, false);
+    if (run.messages == 0) {
+      Notify(kClientBytes, data, got, nullptr, fds, nfds);
       return true;
     }
     st_[kRequestRuns] += 1;
@@ -326,6 +345,7 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     Put32(cmd + 8, 0);
     Put32(cmd + 12, run.bytes);
     std::memset(cmd + 16, 0, hdr - 16);
+    std::memcpy(cmd + hdr, data, run.bytes);
     uint32_t cmd_len = size;
     const bool ride = st_[kPollRiding] == 1 && CanPoll();
     if (ride) {
@@ -338,25 +358,38 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
       st_[kPollOutstanding] = 1;
     }
     Submit(cmd_len, ride);
-    // More than the run was there: JavaScript reads the rest now, in order after this SEND.
-    return run.bytes == peeked || st_[kEnabled] != 1;
+    // What follows the run is JavaScript's, in order after this SEND.
+    if (run.bytes < got && st_[kEnabled] == 1) Notify(kClientBytes, data + run.bytes, got - run.bytes, nullptr);
+    return true;
   }
 
   uint32_t hdr_size() const { return static_cast<uint32_t>(st_[kHdrSize]); }
 
-  static int CloseReceivedFds(msghdr* m) {
-    int closed = 0;
+  // The fds of a received message into `out` (kMaxFds room): their count, or -1 (truncated) / -2 (too many), with
+  // every one of them closed, as native.recvmsg does.
+  static int TakeReceivedFds(msghdr* m, int* out) {
+    int count = 0;
+    bool overflow = false;
     for (cmsghdr* c = CMSG_FIRSTHDR(m); c != nullptr; c = CMSG_NXTHDR(m, c)) {
       if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < count; i++) {
+      const size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < n; i++) {
         int fd;
         std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        close(fd);
-        closed++;
+        if (count < kMaxFds) {
+          out[count++] = fd;
+        } else {
+          close(fd);
+          overflow = true;
+        }
       }
     }
-    return closed;
+    const bool truncated = (m->msg_flags & MSG_CTRUNC) != 0;
+    if (truncated || overflow) {
+      for (int i = 0; i < count; i++) close(out[i]);
+      return truncated ? -1 : -2;
+    }
+    return count;
   }
 
   // EmulatedVirtGpu's FENCE → channel.onFenceEvent → consumeRingMessage → ClientSession.onHostData, for a FENCE of
@@ -368,54 +401,55 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
       return false;
     }
     uint8_t frame[kFrameHeader + 4];
-    msghdr peek{};
+    alignas(8) uint8_t control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+    msghdr m{};
     iovec iov{frame, sizeof(frame)};
-    peek.msg_iov = &iov;
-    peek.msg_iovlen = 1;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof(control);
     ssize_t n;
     do {
-      n = recvmsg(device_fd_, &peek, MSG_PEEK | MSG_DONTWAIT);
+      n = recvmsg(device_fd_, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     } while (n < 0 && errno == EINTR);
-    if (n != static_cast<ssize_t>(sizeof(frame)) || (peek.msg_flags & MSG_CTRUNC) != 0) return false;
-    if (Get32(frame) != kFrameFence || Get32(frame + 8) != 4 || Get32(frame + 12) != 0) return false;
-    const double fence = Get32(frame + kFrameHeader);
-    const size_t count = static_cast<size_t>(st_[kPolledCount]);
-    size_t at = count;
-    for (size_t i = 0; i < count && i < polled_cap_; i++) {
-      if (polled_[i] == fence) {
-        at = i;
-        break;
-      }
-    }
-    if (at == count) return false;
-    // The ring: a RECEIVE without identifiers, with data (an empty one is the host's hang-up), all of it admitted.
-    const uint32_t hdr = hdr_size();
-    if (ring_size_ < hdr || ring_[0] != kCmdReceive || Get32(ring_ + 8) != 0) return false;
-    const uint32_t length = Get32(ring_ + 12);
-    if (length == 0 || length > ring_size_ - hdr) return false;
-    const uint8_t* events = ring_ + hdr;
-    // Scanned on a copy of the object table's changes: a RECEIVE the scan does not take whole is JavaScript's, and
-    // must find the table as it was.
-    undo_count_ = 0;
-    ClientObjects before = objects_;
-    const uint32_t next_before = static_cast<uint32_t>(objects_.meta[kMetaNext]);
-    if (!SnapshotFor(events, length)) return false;
-    const ScanRun run = ScanWaylandRun(events, 0, length, 1, st_[kCheckEventSince] == 1,
-                                       static_cast<uint32_t>(st_[kMaxMessageSize]), UINT32_MAX, tables_, objects_,
-                                       st_[kDeleteIdWatched] != 0);
-    if (run.bytes != length) {
-      Restore(before, next_before);
-      return false;
-    }
-    // Taken: the FENCE frame leaves the socket, the fence its list (order does not matter, as in signalled()).
-    uint8_t sink[kFrameHeader + 4];
-    do {
-      n = recv(device_fd_, sink, sizeof(sink), MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    if (n != static_cast<ssize_t>(sizeof(sink))) {
-      Notify(kFault, nullptr, 0, "fast path: the device's socket gave other bytes than it showed");
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    if (n <= 0) return false;
+    int fds[kMaxFds];
+    const int nfds = TakeReceivedFds(&m, fds);
+    if (nfds < 0) {
+      Notify(kFault, nullptr, 0, "fast path: the device sent more fds than one message may carry");
       return true;
     }
+    // Anything but a whole FENCE of the channel's POLL, whose RECEIVE the scan takes whole, goes to the device
+    // socket's own reader as if it had read it.
+    const size_t got = static_cast<size_t>(n);
+    const size_t at = got == sizeof(frame) && nfds == 0 ? PolledFenceAt(frame) : SIZE_MAX;
+    const uint32_t hdr = hdr_size();
+    const uint8_t* events = ring_ + hdr;
+    uint32_t length = 0;
+    ScanRun run{0, 0};
+    const uint32_t next_before = static_cast<uint32_t>(objects_.meta[kMetaNext]);
+    undo_count_ = 0;
+    bool take = at != SIZE_MAX && ring_size_ >= hdr && ring_[0] == kCmdReceive && Get32(ring_ + 8) == 0;
+    if (take) {
+      length = Get32(ring_ + 12);
+      take = length > 0 && length <= ring_size_ - hdr && SnapshotFor(events, length);
+    }
+    if (take) {
+      // Scanned with the object table's changes recorded: a RECEIVE the scan does not take whole is JavaScript's,
+      // and must find the table as it was.
+      run = ScanWaylandRun(events, 0, length, 1, st_[kCheckEventSince] == 1, static_cast<uint32_t>(st_[kMaxMessageSize]),
+                           UINT32_MAX, tables_, objects_, st_[kDeleteIdWatched] != 0);
+      if (run.bytes != length) {
+        Restore(objects_, next_before);
+        take = false;
+      }
+    }
+    if (!take) {
+      Notify(kDeviceBytes, frame, got, nullptr, fds, nfds);
+      return true;
+    }
+    const size_t count = static_cast<size_t>(st_[kPolledCount]);
     polled_[at] = polled_[count - 1];
     st_[kPolledCount] = static_cast<double>(count - 1);
     st_[kEventRuns] += 1;
@@ -451,6 +485,17 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     return true;
   }
 
+
+  // Where the FENCE frame's fence sits in the polled-fence array, or SIZE_MAX when it is not a polled fence's FENCE.
+  size_t PolledFenceAt(const uint8_t* frame) const {
+    if (Get32(frame) != kFrameFence || Get32(frame + 8) != 4 || Get32(frame + 12) != 0) return SIZE_MAX;
+    const double fence = Get32(frame + kFrameHeader);
+    const size_t count = static_cast<size_t>(st_[kPolledCount]);
+    for (size_t i = 0; i < count && i < polled_cap_; i++) {
+      if (polled_[i] == fence) return i;
+    }
+    return SIZE_MAX;
+  }
 
   // channel.poll: the POLL alone, when the channel may.
   void PollNow() {
@@ -527,6 +572,8 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
   UndoEntry undo_[kUndoSlots];
   size_t undo_count_ = 0;
   // A SUBMIT frame: header, three fields, then a SEND (header up to 28 identifier slots, data) and a POLL.
+  // The client's bytes as read.
+  alignas(8) uint8_t in_[32 * 1024];
   alignas(8) uint8_t submit_[kFrameHeader + 12 + 16 + 12 * 28 + kMaxSendRecv + kPollSize];
 };
 

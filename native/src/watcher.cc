@@ -116,12 +116,13 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
 
   static void OnPoll(uv_poll_t* h, int status, int events) {
     Watcher* self = static_cast<Watcher*>(h->data);
+    // A fast path first, before any JavaScript handle is made: a wake-up it handles costs no call into V8.
+    if (status >= 0 && self->fast_ != nullptr && FastPathOnReady(self->fast_, self->fast_role_, events)) return;
     Napi::Env env = self->callback_.Env();
     Napi::HandleScope scope(env);
     // libuv stops a poll handle itself when it reports an error (uv__poll_io on POLLERR): forget the mask so the
     // next start() really re-arms it.
     if (status < 0) self->events_ = 0;
-    if (status >= 0 && self->fast_ != nullptr && FastPathOnReady(self->fast_, self->fast_role_, events)) return;
     // MakeCallback runs microtasks and reports exceptions through Node's usual uncaught-exception path.
     try {
       self->callback_.MakeCallback(self->self_.Value(),

@@ -144,6 +144,7 @@ class EmulatedVirtGpu implements VirtGpu {
         return this.polledFences;
       },
       queueFrameRemainder: (bytes) => this.socket.send(bytes),
+      received: (bytes, fds) => this.socket.received(bytes, fds),
     };
   }
 

@@ -90,6 +90,23 @@ export class FramedSocket {
         : 0;
   }
 
+  /**
+   * Bytes and fds a native fast path read from this socket and did not handle: buffered and dispatched exactly as if
+   * readSome had read them.
+   */
+  received(bytes: Uint8Array, fds: Int32Array | undefined): void {
+    if (fds !== undefined) for (let i = 0; i < fds.length; i++) this.fdQueue.push(fds[i] as number);
+    if (this.closed) {
+      this.closeQueuedFds();
+      return;
+    }
+    if (this.buf.length - this.end < bytes.length) this.makeRoom(bytes.length);
+    this.buf.set(bytes, this.end);
+    this.end += bytes.length;
+    if (!this.readPaused) this.dispatch();
+    this.updateIdle();
+  }
+
   /** Hands this socket's watcher a native fast path (native/src/fast_path.cc), or takes it back (null). */
   setFastPath(fast: object | null): void {
     if (!this.closed) this.watcher.setFastPath?.(fast, 1);
@@ -279,6 +296,12 @@ export class FramedSocket {
     }
   }
 
+  private closeQueuedFds(): void {
+    for (let i = this.fdHead; i < this.fdQueue.length; i++) native.close(this.fdQueue[i]!);
+    this.fdQueue.length = 0;
+    this.fdHead = 0;
+  }
+
   private fail(err: Error | null): void {
     if (this.closed) return;
     this.close();
@@ -293,8 +316,7 @@ export class FramedSocket {
     this.watcher.setFastPath?.(null, 1);
     this.watcher.stop();
     this.watcher.close();
-    for (let i = this.fdHead; i < this.fdQueue.length; i++) native.close(this.fdQueue[i]!);
-    this.fdQueue.length = 0;
+    this.closeQueuedFds();
     this.out.discard();
     native.close(this.fd);
   }

@@ -142,4 +142,6 @@ export interface EmulatedFastPathSupport {
   polledFences(onGrow: (fences: Float64Array) => void): Float64Array;
   /** Queues bytes of a frame the native side began writing; false when the queue is over its high-water mark. */
   queueFrameRemainder(bytes: Uint8Array): boolean;
+  /** Bytes and fds the native side read from the device socket and does not handle: taken as if read here. */
+  received(bytes: Uint8Array, fds: Int32Array | undefined): void;
 }

@@ -161,7 +161,7 @@ export class ClientSession {
         table: FastScanTable.forHooks(ctx.registry, this.requestHooks, this.eventHooks, {
           deleteIdGuarded: true,
         }),
-        notify: (what, arg) => this.onFastNotice(what, arg),
+        notify: (what, arg, fds) => this.onFastNotice(what, arg, fds),
       });
     }
     channel.onReceive = (data, items) => this.onHostData(data, items);
@@ -225,10 +225,43 @@ export class ClientSession {
   }
 
   /** What the native fast path asks after its own work (fast-path.ts FastNotice). */
-  private onFastNotice(what: number, arg: Uint8Array | string | undefined): void {
-    if (this.closed) return;
+  private onFastNotice(
+    what: number,
+    arg: Uint8Array | string | undefined,
+    fds: Int32Array | undefined,
+  ): void {
+    if (this.closed) {
+      if (fds !== undefined) for (let i = 0; i < fds.length; i++) native.close(fds[i] as number);
+      return;
+    }
     try {
       switch (what) {
+        case FastNotice.CLIENT_BYTES: {
+          // What readClient does after its recvmsg, for bytes the fast path read and did not take.
+          const fdq = this.conn.fdQueue(Direction.REQUEST);
+          if (fds !== undefined) {
+            for (let k = 0; k < fds.length; k++) {
+              try {
+                fdq.push(fds[k] as number);
+              } catch (err) {
+                for (let j = k; j < fds.length; j++) native.close(fds[j] as number);
+                throw fdOverflow(fdq, err);
+              }
+            }
+          }
+          this.conn.framer(Direction.REQUEST).push(arg as Uint8Array);
+          this.pumpRequests();
+          break;
+        }
+        case FastNotice.DEVICE_BYTES:
+          this.fastPath?.deviceBytes(arg as Uint8Array, fds);
+          break;
+        case FastNotice.CLIENT_ERROR: {
+          const e = new Error(String(arg)) as Error & { code: string; syscall: string };
+          e.code = "EMSGSIZE";
+          e.syscall = "recvmsg";
+          throw e;
+        }
         case FastNotice.ARM_ANSWER_TIMER:
           this.channel.fastPathArmAnswerTimer();
           break;

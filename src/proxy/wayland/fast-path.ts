@@ -15,6 +15,12 @@ export const FastNotice = {
   DEVICE_REMAINDER: 4,
   /** Something the native side cannot explain: end the connection with the message. */
   FAULT: 5,
+  /** Bytes and fds it read from the client and did not take: handle them as if read here. */
+  CLIENT_BYTES: 6,
+  /** Bytes and fds it read from the device socket that it does not handle: the socket's reader takes them. */
+  DEVICE_BYTES: 7,
+  /** The client's read failed as native.recvmsg would have thrown (the message says how). */
+  CLIENT_ERROR: 8,
 } as const;
 
 /**
@@ -31,6 +37,8 @@ export interface AttachedFastPath {
   detach(): void;
   /** Bytes the device's socket did not take of a SUBMIT the native side began: false over its high-water mark. */
   queueDeviceRemainder(bytes: Uint8Array): boolean;
+  /** Bytes and fds the native side read from the device socket, for its reader (see FastNotice.DEVICE_BYTES). */
+  deviceBytes(bytes: Uint8Array, fds: Int32Array | undefined): void;
 }
 
 /**
@@ -44,7 +52,7 @@ export function attachFastPath(options: {
   channel: CrossDomainChannel;
   conn: WireConnection;
   table: FastScanTable;
-  notify: (what: number, arg: Uint8Array | string | undefined) => void;
+  notify: (what: number, arg: Uint8Array | string | undefined, fds: Int32Array | undefined) => void;
 }): AttachedFastPath | null {
   const { channel, conn, table } = options;
   const support = channel.fastPathSupport();
@@ -90,5 +98,6 @@ export function attachFastPath(options: {
       fp.detach();
     },
     queueDeviceRemainder: (bytes) => support.queueFrameRemainder(bytes),
+    deviceBytes: (bytes, fds) => support.received(bytes, fds),
   };
 }
