@@ -282,22 +282,12 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     // so a client's bytes are never left in the socket where JavaScript would not have left them (a session that
     // ends with unread bytes resets the client's connection, and the client may lose its wl_display.error).
     uint8_t* data = in_;
-    alignas(8) uint8_t control[CMSG_SPACE(sizeof(int) * kMaxFds)];
-    msghdr m{};
-    iovec iov{data, sizeof(in_)};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = control;
-    m.msg_controllen = sizeof(control);
-    ssize_t n;
-    do {
-      n = recvmsg(client_fd_, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+    int fds[kMaxFds];
+    int nfds = 0;
+    const ssize_t n = ReadWithFds(client_fd_, data, sizeof(in_), fds, &nfds);
+    if (n == -EAGAIN) return true;
     // Errors and EOF: JavaScript reads them again (both stay), and words them as it always did.
     if (n <= 0) return false;
-    int fds[kMaxFds];
-    const int nfds = TakeReceivedFds(&m, fds);
     if (nfds < 0) {
       Notify(kClientError, nullptr, 0,
              nfds == -1 ? "EMSGSIZE: control data truncated (MSG_CTRUNC), received fds closed, recvmsg"
@@ -365,6 +355,25 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
 
   uint32_t hdr_size() const { return static_cast<uint32_t>(st_[kHdrSize]); }
 
+  // One non-blocking recvmsg of up to `length` bytes: the byte count (0 at EOF, -errno on failure, -EAGAIN when
+  // nothing waits) and, in `fds`/`nfds`, what TakeReceivedFds makes of the fds that came with them.
+  static ssize_t ReadWithFds(int fd, uint8_t* buf, size_t length, int* fds, int* nfds) {
+    alignas(8) uint8_t control[CMSG_SPACE(sizeof(int) * kMaxFds)];
+    msghdr m{};
+    iovec iov{buf, length};
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = control;
+    m.msg_controllen = sizeof(control);
+    ssize_t n;
+    do {
+      n = recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+    *nfds = TakeReceivedFds(&m, fds);
+    return n;
+  }
+
   // The fds of a received message into `out` (kMaxFds room): their count, or -1 (truncated) / -2 (too many), with
   // every one of them closed, as native.recvmsg does.
   static int TakeReceivedFds(msghdr* m, int* out) {
@@ -401,21 +410,11 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
       return false;
     }
     uint8_t frame[kFrameHeader + 4];
-    alignas(8) uint8_t control[CMSG_SPACE(sizeof(int) * kMaxFds)];
-    msghdr m{};
-    iovec iov{frame, sizeof(frame)};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = control;
-    m.msg_controllen = sizeof(control);
-    ssize_t n;
-    do {
-      n = recvmsg(device_fd_, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
-    if (n <= 0) return false;
     int fds[kMaxFds];
-    const int nfds = TakeReceivedFds(&m, fds);
+    int nfds = 0;
+    const ssize_t n = ReadWithFds(device_fd_, frame, sizeof(frame), fds, &nfds);
+    if (n == -EAGAIN) return true;
+    if (n <= 0) return false;
     if (nfds < 0) {
       Notify(kFault, nullptr, 0, "fast path: the device sent more fds than one message may carry");
       return true;

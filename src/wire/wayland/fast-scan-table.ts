@@ -1,4 +1,5 @@
 // Which messages a native data plane may forward undecoded, with the object-map effects it must apply to each.
+import { HookedTableCache } from "./hooked-table-cache.ts";
 import type { MessageTable } from "./message-table.ts";
 import { ArgKind, type MessageDesc, type ProtocolRegistry, Special } from "./protocol-registry.ts";
 
@@ -99,24 +100,20 @@ export class FastScanTable {
     // deleteIdGuarded: the caller's hook on wl_display.delete_id acts only on some ids, and the caller tells the scan
     // when it may (FastState.DELETE_ID_WATCHED); the table then admits delete_id despite the hook.
     const guarded = options.deleteIdGuarded === true;
-    const key = `${registry.messageCount}:${requests.indexes.join(",")}:${events.indexes.join(",")}:${guarded}`;
-    let byKey = sharedTables.get(registry);
-    if (byKey === undefined) {
-      byKey = new Map();
-      sharedTables.set(registry, byKey);
-    }
-    let table = byKey.get(key);
-    if (table === undefined) {
-      table = new FastScanTable(
-        registry,
-        (d) =>
-          !(guarded && d.special === Special.DELETE_ID) &&
-          (requests.get(d) !== undefined || events.get(d) !== undefined),
-      );
-      byKey.set(key, table);
-    }
-    return table;
+    return sharedTables.get(
+      registry,
+      requests,
+      events,
+      guarded ? "delete_id guarded" : "",
+      () =>
+        new FastScanTable(
+          registry,
+          (d) =>
+            !(guarded && d.special === Special.DELETE_ID) &&
+            (requests.get(d) !== undefined || events.get(d) !== undefined),
+        ),
+    );
   }
 }
 
-const sharedTables = new WeakMap<ProtocolRegistry, Map<string, FastScanTable>>();
+const sharedTables = new HookedTableCache<FastScanTable>();

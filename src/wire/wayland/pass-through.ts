@@ -1,4 +1,5 @@
 // Which messages a proxy forwards byte for byte without decoding them, and the scan that finds a run of them.
+import { HookedTableCache } from "./hooked-table-cache.ts";
 import type { MessageTable } from "./message-table.ts";
 import type { MessageDesc, ProtocolRegistry } from "./protocol-registry.ts";
 
@@ -45,28 +46,21 @@ export class PassThroughTable {
     requests: MessageTable<T>,
     events: MessageTable<T>,
   ): PassThroughTable {
-    const key = `${registry.messageCount}:${requests.indexes.join(",")}:${events.indexes.join(",")}`;
-    let byKey = sharedTables.get(registry);
-    if (byKey === undefined) {
-      byKey = new Map();
-      sharedTables.set(registry, byKey);
-    }
-    let table = byKey.get(key);
-    if (table === undefined) {
-      table = new PassThroughTable(
-        registry,
-        (d) => requests.get(d) !== undefined || events.get(d) !== undefined,
-      );
-      byKey.set(key, table);
-    }
-    return table;
+    return sharedTables.get(
+      registry,
+      requests,
+      events,
+      "",
+      () =>
+        new PassThroughTable(registry, (d) => requests.get(d) !== undefined || events.get(d) !== undefined),
+    );
   }
 }
 
 /** The size entry of a message that must be decoded: negative, so no header's size field equals it. */
 export const NOT_PASS_THROUGH = -1;
 
-const sharedTables = new WeakMap<ProtocolRegistry, Map<string, PassThroughTable>>();
+const sharedTables = new HookedTableCache<PassThroughTable>();
 
 /** Where a proxy copies a run: its output queue or message writer (both have this method). */
 export interface PassThroughSink {
