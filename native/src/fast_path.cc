@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include <cstring>
+#include <utility>
 
 #include "common.h"
 #include "wayland_scan.h"
@@ -106,7 +107,7 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     client_fd_ = FdArg(info, 0);
     device_fd_ = FdArg(info, 1);
     st_ = Typed<double>(info, 2, napi_float64_array, "state", &st_len_, &st_ref_);
-    if (st_len_ < kStateSize) throw Napi::RangeError::New(env, "state too short");
+    if (st_len_ != kStateSize) throw Napi::RangeError::New(env, "state array of another layout (fast-state.ts)");
     size_t n = 0;
     tables_.entries = Typed<int32_t>(info, 3, napi_int32_array, "entries", &n, &entries_ref_);
     tables_.message_count = static_cast<uint32_t>(n / kScanStride);
@@ -591,6 +592,50 @@ FastPath* UnwrapFastPath(Napi::Value value) {
 
 void InitFastPath(Napi::Env env, Napi::Object exports) {
   Napi::Function ctor = FastPath::Define(env);
+  // The layouts this file was built with, so a test can hold them against fast-state.ts and fast-path.ts.
+  Napi::Object state = Napi::Object::New(env);
+  const std::pair<const char*, int> fields[] = {
+      {"ENABLED", kEnabled},
+      {"CLIENT_IDLE", kClientIdle},
+      {"EVENTS_IDLE", kEventsIdle},
+      {"SOCKET_IDLE", kSocketIdle},
+      {"CHANNEL_OPEN", kChannelOpen},
+      {"POLL_OUTSTANDING", kPollOutstanding},
+      {"POLL_RIDING", kPollRiding},
+      {"CHANNEL_PAUSED", kChannelPaused},
+      {"CHANNEL_DISPATCHING", kChannelDispatching},
+      {"BACKLOGGED", kBacklogged},
+      {"AWAITING_SINCE", kAwaitingSince},
+      {"ANSWER_TIMER_ARMED", kAnswerTimerArmed},
+      {"RIDE_SINCE", kRideSince},
+      {"RIDE_TIMER_ARMED", kRideTimerArmed},
+      {"NEXT_FENCE", kNextFence},
+      {"POLLED_COUNT", kPolledCount},
+      {"FENCES_WITH_BOS", kFencesWithBos},
+      {"HDR_SIZE", kHdrSize},
+      {"CHECK_EVENT_SINCE", kCheckEventSince},
+      {"MAX_MESSAGE_SIZE", kMaxMessageSize},
+      {"CLOCK_OFFSET", kClockOffset},
+      {"CHANNEL_RING", kChannelRing},
+      {"REQUEST_RUNS", kRequestRuns},
+      {"REQUEST_MESSAGES", kRequestMessages},
+      {"EVENT_RUNS", kEventRuns},
+      {"EVENT_MESSAGES", kEventMessages},
+      {"DELETE_ID_WATCHED", kDeleteIdWatched},
+      {"CLIENT_REMAINDERS", kClientRemainders},
+      {"SIZE", kStateSize},
+  };
+  for (const auto& f : fields) state.Set(f.first, Napi::Number::New(env, f.second));
+  Napi::Object notices = Napi::Object::New(env);
+  const std::pair<const char*, int> codes[] = {
+      {"ARM_ANSWER_TIMER", kArmAnswerTimer}, {"ARM_RIDE_TIMER", kArmRideTimer},
+      {"CLIENT_REMAINDER", kClientRemainder}, {"DEVICE_REMAINDER", kDeviceRemainder},
+      {"FAULT", kFault},                     {"CLIENT_BYTES", kClientBytes},
+      {"DEVICE_BYTES", kDeviceBytes},        {"CLIENT_ERROR", kClientError},
+  };
+  for (const auto& c : codes) notices.Set(c.first, Napi::Number::New(env, c.second));
+  ctor.Set("stateLayout", state);
+  ctor.Set("notices", notices);
   fast_path_ctor = new Napi::FunctionReference(Napi::Persistent(ctor));
   exports.Set("FastPath", ctor);
 }
