@@ -207,7 +207,7 @@ export interface NativeAddon {
     state: Float64Array,
     entries: Int32Array,
     spans: Int32Array,
-    notify: (what: number, arg: Uint8Array | string | undefined, fds: Int32Array | undefined) => void,
+    notify: (what: number, arg: Uint8Array | string | Error | undefined, fds: Int32Array | undefined) => void,
   ) => NativeFastPath;
   waylandScan(
     bytes: Uint8Array,

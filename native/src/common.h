@@ -1,6 +1,9 @@
 // Shared declarations of the crossway native addon: syscalls only, errors shaped like Node's SystemError.
 #pragma once
 #include <napi.h>
+#include <sys/types.h>
+
+#include <string>
 
 namespace crossway {
 
@@ -18,7 +21,28 @@ constexpr int kAgain = -1;
 // SCM_RIGHTS limit per message, as libwayland's MAX_FDS_OUT and the cross-domain identifier array.
 constexpr int kMaxFds = 28;
 
+// One non-blocking recvmsg of up to `length` bytes with up to kMaxFds fds (sockets.cc): the byte count (0 at EOF),
+// -EAGAIN when nothing waits, or -errno. `*nfds` is the number of fds stored in `fds`, or kFdsTruncated /
+// kFdsTooMany when the peer sent more than a message may carry (then every fd that arrived is already closed).
+constexpr int kFdsTruncated = -1;
+constexpr int kFdsTooMany = -2;
+ssize_t RecvWithFds(int fd, uint8_t* buf, size_t length, int* fds, int* nfds);
+// The EMSGSIZE error native.recvmsg throws for kFdsTruncated or kFdsTooMany.
+Napi::Error FdLimitError(Napi::Env env, int nfds);
+
 // Argument helpers that throw TypeError on misuse.
+// A typed array argument of element type `type` (TypeError otherwise): its data, and its length in elements.
+template <typename T>
+T* TypedArrayArg(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type type, const char* what,
+                 size_t* length) {
+  if (info.Length() <= i || !info[i].IsTypedArray()) {
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a typed array");
+  }
+  Napi::TypedArray a = info[i].As<Napi::TypedArray>();
+  if (a.TypedArrayType() != type) throw Napi::TypeError::New(info.Env(), std::string(what) + " has the wrong element type");
+  *length = a.ElementLength();
+  return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+}
 int FdArg(const Napi::CallbackInfo& info, size_t i);
 int64_t IntArg(const Napi::CallbackInfo& info, size_t i, const char* what);
 // Bounds-checked byte range [offset, offset+length) of a Uint8Array argument.

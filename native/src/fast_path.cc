@@ -3,11 +3,10 @@
 // docs/native-data-plane.md, step 3, on Node's own loop rather than a thread of its own: the two sockets' libuv
 // watchers call OnReady before JavaScript, so JavaScript and this code never run at the same time and share their
 // state without locks. JavaScript stays the owner of every rule. It publishes, in one Float64Array (FastState in
-// src/proxy/wayland/fast-path.ts), whether each part of the connection is idle and the channel's POLL state; this
+// src/crossdomain/fast-state.ts), whether each part of the connection is idle and the channel's POLL state; this
 // code acts only when everything it would touch is idle, applies exactly what the JavaScript path would (the scan's
 // object-map effects, the SEND and riding POLL of channel.ts, the fence bookkeeping of emulated-virtgpu.ts), and
-// otherwise leaves the wake-up to JavaScript. It never consumes bytes it does not forward: it peeks first
-// (MSG_PEEK), so a wake-up it declines finds the sockets as they were.
+// hands whatever it read and does not handle to JavaScript, which takes it as if it had read it.
 #include "fast_path.h"
 
 #include <errno.h>
@@ -24,7 +23,7 @@
 namespace crossway {
 namespace {
 
-// Indexes of the shared state (FastState in src/proxy/wayland/fast-path.ts).
+// Indexes of the shared state (FastState in src/crossdomain/fast-state.ts).
 enum State {
   kEnabled = 0,
   kClientIdle,
@@ -66,7 +65,7 @@ enum Notice {
   kFault = 5,            // something this code cannot explain: JavaScript ends the connection with the message
   kClientBytes = 6,      // bytes (and fds) read from the client that the scan did not take: JavaScript's to handle
   kDeviceBytes = 7,      // bytes (and fds) read from the device that are not a FENCE this code handles
-  kClientError = 8,      // the client's read failed as native.recvmsg would have thrown (fds truncated or too many)
+  kClientError = 8,      // the client's read failed: the error native.recvmsg would have thrown (too many fds)
 };
 
 // Device frames and cross-domain commands (device-protocol.ts, codec.ts, protocol.ts).
@@ -108,18 +107,9 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     device_fd_ = FdArg(info, 1);
     st_ = Typed<double>(info, 2, napi_float64_array, "state", &st_len_, &st_ref_);
     if (st_len_ != kStateSize) throw Napi::RangeError::New(env, "state array of another layout (fast-state.ts)");
-    size_t n = 0;
-    tables_.entries = Typed<int32_t>(info, 3, napi_int32_array, "entries", &n, &entries_ref_);
-    tables_.message_count = static_cast<uint32_t>(n / kScanStride);
-    tables_.spans = Typed<int32_t>(info, 4, napi_int32_array, "spans", &n, &spans_ref_);
-    tables_.interface_count = static_cast<uint32_t>(n / 4);
-    for (uint32_t k = 0; k < 4 * tables_.interface_count; k += 2) {
-      const int64_t first = tables_.spans[k];
-      const int64_t count = tables_.spans[k + 1];
-      if (count != 0 && (first < 0 || count < 0 || first + count > tables_.message_count)) {
-        throw Napi::RangeError::New(env, "spans point past the scan table");
-      }
-    }
+    tables_ = ScanTablesArg(info, 3);
+    entries_ref_ = Napi::Persistent(info[3]);
+    spans_ref_ = Napi::Persistent(info[4]);
     if (info.Length() < 6 || !info[5].IsFunction()) throw Napi::TypeError::New(env, "notify must be a function");
     notify_ = Napi::Persistent(info[5].As<Napi::Function>());
   }
@@ -132,34 +122,19 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
   }
 
  private:
+  // TypedArrayArg, with the array held (a persistent reference), so its memory stays while this object may read it.
   template <typename T>
   static T* Typed(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type type, const char* what, size_t* length,
                   Napi::Reference<Napi::Value>* ref) {
-    if (info.Length() <= i || !info[i].IsTypedArray()) {
-      throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a typed array");
-    }
-    Napi::TypedArray a = info[i].As<Napi::TypedArray>();
-    if (a.TypedArrayType() != type) throw Napi::TypeError::New(info.Env(), std::string(what) + ": wrong element type");
-    *length = a.ElementLength();
-    // Held, so the memory stays while this object may read it.
+    T* data = TypedArrayArg<T>(info, i, type, what, length);
     *ref = Napi::Persistent(info[i]);
-    return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+    return data;
   }
 
   // setObjects(states, slots, versions, pass, meta): ObjectMap's client arrays, again after each growth.
   void SetObjects(const Napi::CallbackInfo& info) {
-    size_t states_n, slots_n, versions_n, pass_n, meta_n;
-    ClientObjects o{};
-    o.states = Typed<uint8_t>(info, 0, napi_uint8_array, "states", &states_n, &obj_refs_[0]);
-    o.slots = Typed<int32_t>(info, 1, napi_int32_array, "slots", &slots_n, &obj_refs_[1]);
-    o.versions = Typed<uint32_t>(info, 2, napi_uint32_array, "versions", &versions_n, &obj_refs_[2]);
-    o.pass = Typed<int32_t>(info, 3, napi_int32_array, "pass", &pass_n, &obj_refs_[3]);
-    o.meta = Typed<int32_t>(info, 4, napi_int32_array, "meta", &meta_n, &obj_refs_[4]);
-    if (slots_n != states_n || versions_n != states_n || pass_n != states_n || meta_n < 2) {
-      throw Napi::RangeError::New(info.Env(), "object arrays of different lengths");
-    }
-    o.capacity = static_cast<uint32_t>(states_n);
-    objects_ = o;
+    objects_ = ClientObjectsArg(info, 0);
+    for (size_t i = 0; i < 5; i++) obj_refs_[i] = Napi::Persistent(info[i]);
   }
 
   // setRing(ring: Uint8Array): the channel ring's mapping (the channel stops this object before unmapping it).
@@ -205,6 +180,7 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
            st_[kBacklogged] == 0 && st_[kChannelDispatching] == 0;
   }
 
+  // Calls notify(what, arg, fds) with arg the bytes (copied), the message, or for kClientError the error of `nfds`.
   void Notify(Notice what, const uint8_t* bytes, size_t length, const char* message, const int* fds = nullptr,
               int nfds = 0) {
     if (detached_) {
@@ -214,7 +190,10 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     Napi::Env env = notify_.Env();
     Napi::HandleScope scope(env);
     Napi::Value arg = env.Undefined();
-    if (bytes != nullptr) {
+    if (what == kClientError) {
+      arg = FdLimitError(env, nfds).Value();
+      nfds = 0;
+    } else if (bytes != nullptr) {
       Napi::Uint8Array copy = Napi::Uint8Array::New(env, length);
       std::memcpy(copy.Data(), bytes, length);
       arg = copy;
@@ -236,15 +215,15 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
 
   // EmulatedVirtGpu.execbuffer for a command buffer of `cmd_len` bytes already at submit_ + kFrameHeader + 12: the
   // fence when it goes on the polled channel ring, the SUBMIT frame, one sendmsg. What the socket does not take
-  // goes to JavaScript's queue (kDeviceRemainder). False when the channel broke (JavaScript was told).
-  bool Submit(uint32_t cmd_len, bool on_channel_ring) {
+  // goes to JavaScript's queue (kDeviceRemainder), which also sees a failed socket and ends the channel.
+  void Submit(uint32_t cmd_len, bool on_channel_ring) {
     uint32_t fence = 0;
     if (on_channel_ring) {
       const size_t count = static_cast<size_t>(st_[kPolledCount]);
       if (polled_ == nullptr || count >= polled_cap_) {
         // JavaScript grows the array; it cannot here. Not reachable with one POLL outstanding (8 entries).
         Notify(kFault, nullptr, 0, "fast path: no room for a polled fence");
-        return false;
+        return;
       }
       fence = static_cast<uint32_t>(st_[kNextFence]);
       st_[kNextFence] = fence + 1;
@@ -265,14 +244,9 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     do {
       n = send(device_fd_, f, total, MSG_DONTWAIT | MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
-    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      // The device is gone: JavaScript's own write will see it and end the channel as it does today.
-      Notify(kDeviceRemainder, f, total, nullptr);
-      return false;
-    }
+    // On an error nothing was sent: JavaScript's own write of the whole frame sees it and ends the channel.
     const size_t sent = n < 0 ? 0 : static_cast<size_t>(n);
     if (sent < total) Notify(kDeviceRemainder, f + sent, total - sent, nullptr);
-    return true;
   }
 
   // ClientSession.readClient → pumpRequests → flushHost → channel.send, for the run of requests at the head of the
@@ -285,14 +259,12 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     uint8_t* data = in_;
     int fds[kMaxFds];
     int nfds = 0;
-    const ssize_t n = ReadWithFds(client_fd_, data, sizeof(in_), fds, &nfds);
+    const ssize_t n = RecvWithFds(client_fd_, data, sizeof(in_), fds, &nfds);
     if (n == -EAGAIN) return true;
     // Errors and EOF: JavaScript reads them again (both stay), and words them as it always did.
     if (n <= 0) return false;
     if (nfds < 0) {
-      Notify(kClientError, nullptr, 0,
-             nfds == -1 ? "EMSGSIZE: control data truncated (MSG_CTRUNC), received fds closed, recvmsg"
-                        : "EMSGSIZE: more than 28 fds in one message, received fds closed, recvmsg");
+      Notify(kClientError, nullptr, 0, nullptr, nullptr, nfds);
       return true;
     }
     const size_t got = static_cast<size_t>(n);
@@ -356,52 +328,6 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
 
   uint32_t hdr_size() const { return static_cast<uint32_t>(st_[kHdrSize]); }
 
-  // One non-blocking recvmsg of up to `length` bytes: the byte count (0 at EOF, -errno on failure, -EAGAIN when
-  // nothing waits) and, in `fds`/`nfds`, what TakeReceivedFds makes of the fds that came with them.
-  static ssize_t ReadWithFds(int fd, uint8_t* buf, size_t length, int* fds, int* nfds) {
-    alignas(8) uint8_t control[CMSG_SPACE(sizeof(int) * kMaxFds)];
-    msghdr m{};
-    iovec iov{buf, length};
-    m.msg_iov = &iov;
-    m.msg_iovlen = 1;
-    m.msg_control = control;
-    m.msg_controllen = sizeof(control);
-    ssize_t n;
-    do {
-      n = recvmsg(fd, &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-    } while (n < 0 && errno == EINTR);
-    if (n < 0) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-    *nfds = TakeReceivedFds(&m, fds);
-    return n;
-  }
-
-  // The fds of a received message into `out` (kMaxFds room): their count, or -1 (truncated) / -2 (too many), with
-  // every one of them closed, as native.recvmsg does.
-  static int TakeReceivedFds(msghdr* m, int* out) {
-    int count = 0;
-    bool overflow = false;
-    for (cmsghdr* c = CMSG_FIRSTHDR(m); c != nullptr; c = CMSG_NXTHDR(m, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (size_t i = 0; i < n; i++) {
-        int fd;
-        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
-        if (count < kMaxFds) {
-          out[count++] = fd;
-        } else {
-          close(fd);
-          overflow = true;
-        }
-      }
-    }
-    const bool truncated = (m->msg_flags & MSG_CTRUNC) != 0;
-    if (truncated || overflow) {
-      for (int i = 0; i < count; i++) close(out[i]);
-      return truncated ? -1 : -2;
-    }
-    return count;
-  }
-
   // EmulatedVirtGpu's FENCE → channel.onFenceEvent → consumeRingMessage → ClientSession.onHostData, for a FENCE of
   // the channel's POLL whose RECEIVE the scan admits whole.
   bool OnDeviceReadable() {
@@ -413,7 +339,7 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     uint8_t frame[kFrameHeader + 4];
     int fds[kMaxFds];
     int nfds = 0;
-    const ssize_t n = ReadWithFds(device_fd_, frame, sizeof(frame), fds, &nfds);
+    const ssize_t n = RecvWithFds(device_fd_, frame, sizeof(frame), fds, &nfds);
     if (n == -EAGAIN) return true;
     if (n <= 0) return false;
     if (nfds < 0) {

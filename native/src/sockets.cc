@@ -11,6 +11,59 @@
 #include "common.h"
 
 namespace crossway {
+ssize_t RecvWithFds(int fd, uint8_t* buf, size_t length, int* fds, int* nfds) {
+  *nfds = 0;
+  iovec iov{buf, length};
+  // Room for more than we accept, so an over-limit sender is seen (and its fds closed) rather than truncated.
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (kMaxFds * 2))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof(control);
+  ssize_t n;
+  do {
+    n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+  int count = 0;
+  bool overflow = false;
+  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
+    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
+    size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const unsigned char* p = CMSG_DATA(cm);
+    for (size_t i = 0; i < k; i++) {
+      int rfd;
+      std::memcpy(&rfd, p + i * sizeof(int), sizeof(int));
+      if (count < kMaxFds) {
+        fds[count++] = rfd;
+      } else {
+        close(rfd);
+        overflow = true;
+      }
+    }
+  }
+  const bool ctrunc = (msg.msg_flags & MSG_CTRUNC) != 0;
+  if (ctrunc || overflow) {
+    for (int i = 0; i < count; i++) close(fds[i]);
+    // A truncated control message always overflows our limit too; report the truncation, the more specific fact.
+    *nfds = ctrunc ? kFdsTruncated : kFdsTooMany;
+    return n;
+  }
+  *nfds = count;
+  return n;
+}
+
+Napi::Error FdLimitError(Napi::Env env, int nfds) {
+  Napi::Error e = Napi::Error::New(
+      env, nfds == kFdsTruncated ? "EMSGSIZE: control data truncated (MSG_CTRUNC), received fds closed, recvmsg"
+                                 : "EMSGSIZE: more than 28 fds in one message, received fds closed, recvmsg");
+  e.Set("code", Napi::String::New(env, "EMSGSIZE"));
+  e.Set("errno", Napi::Number::New(env, -EMSGSIZE));
+  e.Set("syscall", Napi::String::New(env, "recvmsg"));
+  return e;
+}
+
 namespace {
 
 sockaddr_un MakeAddr(Napi::Env env, const std::string& path, socklen_t* len) {
@@ -158,53 +211,12 @@ Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
   }
   int32_t* out = info[4].As<Napi::Int32Array>().Data();
   out[0] = 0;
-  iovec iov{data, length};
-  // Room for more than we accept, so an over-limit sender is seen (and its fds closed) rather than truncated.
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * (kMaxFds * 2))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof(control);
-  ssize_t n;
-  for (;;) {
-    n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-    if (n >= 0) break;
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, kAgain);
-    ThrowErrno(env, errno, "recvmsg");
-  }
-  int count = 0;
-  bool overflow = false;
-  for (cmsghdr* cm = CMSG_FIRSTHDR(&msg); cm != nullptr; cm = CMSG_NXTHDR(&msg, cm)) {
-    if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS) continue;
-    size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    const unsigned char* p = CMSG_DATA(cm);
-    for (size_t i = 0; i < k; i++) {
-      int rfd;
-      std::memcpy(&rfd, p + i * sizeof(int), sizeof(int));
-      if (count < kMaxFds) {
-        out[1 + count++] = rfd;
-      } else {
-        close(rfd);
-        overflow = true;
-      }
-    }
-  }
-  const bool ctrunc = (msg.msg_flags & MSG_CTRUNC) != 0;
-  if (ctrunc || overflow) {
-    for (int i = 0; i < count; i++) close(out[1 + i]);
-    out[0] = 0;
-    // A truncated control message always overflows our limit too; report the truncation, the more specific fact.
-    Napi::Error e = Napi::Error::New(
-        env, ctrunc ? "EMSGSIZE: control data truncated (MSG_CTRUNC), received fds closed, recvmsg"
-                    : "EMSGSIZE: more than 28 fds in one message, received fds closed, recvmsg");
-    e.Set("code", Napi::String::New(env, "EMSGSIZE"));
-    e.Set("errno", Napi::Number::New(env, -EMSGSIZE));
-    e.Set("syscall", Napi::String::New(env, "recvmsg"));
-    throw e;
-  }
-  out[0] = count;
+  int nfds = 0;
+  const ssize_t n = RecvWithFds(fd, data, length, out + 1, &nfds);
+  if (n == -EAGAIN) return Napi::Number::New(env, kAgain);
+  if (n < 0) ThrowErrno(env, static_cast<int>(-n), "recvmsg");
+  if (nfds < 0) throw FdLimitError(env, nfds);
+  out[0] = nfds;
   return Napi::Number::New(env, static_cast<double>(n));
 }
 

@@ -95,23 +95,51 @@ ScanRun ScanWaylandRun(const uint8_t* buf, size_t start, size_t end, int dir, bo
   return run;
 }
 
-namespace {
-
-template <typename T>
-T* TypedArg(const Napi::CallbackInfo& info, size_t i, napi_typedarray_type type, const char* what, size_t* length) {
-  if (info.Length() <= i || !info[i].IsTypedArray()) throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a typed array");
-  Napi::TypedArray a = info[i].As<Napi::TypedArray>();
-  if (a.TypedArrayType() != type) throw Napi::TypeError::New(info.Env(), std::string(what) + " has the wrong element type");
-  *length = a.ElementLength();
-  return reinterpret_cast<T*>(static_cast<uint8_t*>(a.ArrayBuffer().Data()) + a.ByteOffset());
+ScanTables ScanTablesArg(const Napi::CallbackInfo& info, size_t first) {
+  size_t entries_n = 0;
+  size_t spans_n = 0;
+  ScanTables tables{};
+  tables.entries = TypedArrayArg<int32_t>(info, first, napi_int32_array, "entries", &entries_n);
+  tables.spans = TypedArrayArg<int32_t>(info, first + 1, napi_int32_array, "spans", &spans_n);
+  tables.message_count = static_cast<uint32_t>(entries_n / kScanStride);
+  tables.interface_count = static_cast<uint32_t>(spans_n / 4);
+  // Every span must point inside the entries (JavaScript builds both; a wrong pair must not read past them).
+  for (uint32_t k = 0; k < 4 * tables.interface_count; k += 2) {
+    const int64_t start = tables.spans[k];
+    const int64_t count = tables.spans[k + 1];
+    if (count != 0 && (start < 0 || count < 0 || start + count > tables.message_count)) {
+      throw Napi::RangeError::New(info.Env(), "spans point past the scan table");
+    }
+  }
+  return tables;
 }
+
+ClientObjects ClientObjectsArg(const Napi::CallbackInfo& info, size_t first) {
+  size_t states_n, slots_n, versions_n, pass_n, meta_n;
+  ClientObjects o{};
+  o.states = TypedArrayArg<uint8_t>(info, first, napi_uint8_array, "states", &states_n);
+  o.slots = TypedArrayArg<int32_t>(info, first + 1, napi_int32_array, "slots", &slots_n);
+  o.versions = TypedArrayArg<uint32_t>(info, first + 2, napi_uint32_array, "versions", &versions_n);
+  o.pass = TypedArrayArg<int32_t>(info, first + 3, napi_int32_array, "pass", &pass_n);
+  o.meta = TypedArrayArg<int32_t>(info, first + 4, napi_int32_array, "meta", &meta_n);
+  if (slots_n != states_n || versions_n != states_n || pass_n != states_n || meta_n < 2) {
+    throw Napi::RangeError::New(info.Env(), "object arrays of different lengths, or meta too short");
+  }
+  o.capacity = static_cast<uint32_t>(states_n);
+  if (o.meta[kMetaNext] < 1 || static_cast<uint32_t>(o.meta[kMetaNext]) > o.capacity) {
+    throw Napi::RangeError::New(info.Env(), "meta's next slot outside the arrays");
+  }
+  return o;
+}
+
+namespace {
 
 // waylandScan(bytes, start, end, dir, checkSince, maxSize, maxMessages, entries, spans, states, slots, versions,
 //             pass, meta, out): ScanWaylandRun on JavaScript's arrays; writes [bytes, messages] to out.
 void WaylandScan(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   size_t n = 0;
-  const uint8_t* buf = TypedArg<uint8_t>(info, 0, napi_uint8_array, "bytes", &n);
+  const uint8_t* buf = TypedArrayArg<uint8_t>(info, 0, napi_uint8_array, "bytes", &n);
   const int64_t start = IntArg(info, 1, "start");
   const int64_t end = IntArg(info, 2, "end");
   if (start < 0 || end < start || static_cast<size_t>(end) > n) throw Napi::RangeError::New(env, "start/end outside bytes");
@@ -121,34 +149,11 @@ void WaylandScan(const Napi::CallbackInfo& info) {
   const int64_t max_size = IntArg(info, 5, "maxSize");
   const int64_t max_messages = IntArg(info, 6, "maxMessages");
   if (max_size < 0 || max_messages < 0) throw Napi::RangeError::New(env, "negative limit");
-  size_t entries_n, spans_n, states_n, slots_n, versions_n, pass_n, meta_n, out_n;
-  ScanTables tables{};
-  tables.entries = TypedArg<int32_t>(info, 7, napi_int32_array, "entries", &entries_n);
-  tables.spans = TypedArg<int32_t>(info, 8, napi_int32_array, "spans", &spans_n);
-  tables.message_count = static_cast<uint32_t>(entries_n / kScanStride);
-  tables.interface_count = static_cast<uint32_t>(spans_n / 4);
-  ClientObjects objects{};
-  objects.states = TypedArg<uint8_t>(info, 9, napi_uint8_array, "states", &states_n);
-  objects.slots = TypedArg<int32_t>(info, 10, napi_int32_array, "slots", &slots_n);
-  objects.versions = TypedArg<uint32_t>(info, 11, napi_uint32_array, "versions", &versions_n);
-  objects.pass = TypedArg<int32_t>(info, 12, napi_int32_array, "pass", &pass_n);
-  objects.meta = TypedArg<int32_t>(info, 13, napi_int32_array, "meta", &meta_n);
-  int32_t* out = TypedArg<int32_t>(info, 14, napi_int32_array, "out", &out_n);
-  if (slots_n != states_n || versions_n != states_n || pass_n != states_n || meta_n < 2 || out_n < 2) {
-    throw Napi::RangeError::New(env, "object arrays of different lengths, or meta/out too short");
-  }
-  objects.capacity = static_cast<uint32_t>(states_n);
-  // Every span must point inside the entries (JavaScript builds both; a wrong pair must not read past them).
-  for (uint32_t k = 0; k < 4 * tables.interface_count; k += 2) {
-    const int64_t first = tables.spans[k];
-    const int64_t count = tables.spans[k + 1];
-    if (first < 0 || count < 0 || first + count > tables.message_count) {
-      if (count == 0) continue;
-      throw Napi::RangeError::New(env, "spans point past the scan table");
-    }
-  }
-  const uint32_t next = static_cast<uint32_t>(objects.meta[kMetaNext]);
-  if (objects.meta[kMetaNext] < 1 || next > objects.capacity) throw Napi::RangeError::New(env, "meta's next slot outside the arrays");
+  const ScanTables tables = ScanTablesArg(info, 7);
+  ClientObjects objects = ClientObjectsArg(info, 9);
+  size_t out_n = 0;
+  int32_t* out = TypedArrayArg<int32_t>(info, 14, napi_int32_array, "out", &out_n);
+  if (out_n < 2) throw Napi::RangeError::New(env, "out too short");
   ScanRun run = ScanWaylandRun(buf, static_cast<size_t>(start), static_cast<size_t>(end), static_cast<int>(dir),
                                check_since, static_cast<uint32_t>(max_size > 0xffffffffLL ? 0xffffffffLL : max_size),
                                static_cast<uint32_t>(max_messages > 0xffffffffLL ? 0xffffffffLL : max_messages),

@@ -5,6 +5,8 @@
 // builds (src/wire/wayland/fast-scan-table.ts), and the object table is the typed client side of ObjectMap
 // (src/wire/wayland/object-map.ts), which this scan updates exactly as WireConnection.next does.
 #pragma once
+#include <napi.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -60,5 +62,12 @@ struct ScanRun {
 ScanRun ScanWaylandRun(const uint8_t* buf, size_t start, size_t end, int dir, bool check_since, uint32_t max_size,
                        uint32_t max_messages, const ScanTables& tables, ClientObjects& objects,
                        bool stop_at_delete_id);
+
+// Arguments info[first] (entries: Int32Array) and info[first + 1] (spans: Int32Array), checked so that no span
+// points past the entries.
+ScanTables ScanTablesArg(const Napi::CallbackInfo& info, size_t first);
+// Arguments info[first .. first + 4]: ObjectMap's client arrays (states, slots, versions, pass, meta), checked for
+// equal lengths and a next slot inside them.
+ClientObjects ClientObjectsArg(const Napi::CallbackInfo& info, size_t first);
 
 }  // namespace crossway

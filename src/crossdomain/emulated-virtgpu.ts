@@ -131,14 +131,17 @@ class EmulatedVirtGpu implements VirtGpu {
       (err) => this.onLost(err),
     );
     this.socket.onDrain = () => this.onDrain();
-    this.socket.publishIdle(this.fastState, FastState.SOCKET_IDLE);
   }
 
   fastPathSupport(): EmulatedFastPathSupport | null {
     if (this.closed) return null;
     return {
       deviceFd: this.socket.fd,
-      setFastPath: (fast) => this.socket.setFastPath(fast),
+      setFastPath: (fast) => {
+        // The socket says whether it is idle only while a fast path may act on it.
+        this.socket.publishIdle(fast === null ? null : this.fastState, FastState.SOCKET_IDLE);
+        this.socket.setFastPath(fast);
+      },
       polledFences: (onGrow) => {
         this.onPolledGrow = onGrow;
         return this.polledFences;
@@ -201,9 +204,9 @@ class EmulatedVirtGpu implements VirtGpu {
 
   private signalled(fenceId: number): void {
     const bos = this.fenceBos.get(fenceId);
-    this.fenceBos.delete(fenceId);
-    this.fastState[FastState.FENCES_WITH_BOS] = this.fenceBos.size;
     if (bos !== undefined) {
+      this.fenceBos.delete(fenceId);
+      this.fastState[FastState.FENCES_WITH_BOS] = this.fenceBos.size;
       for (const bo of bos) {
         const left = (this.busy.get(bo) ?? 1) - 1;
         if (left > 0) {

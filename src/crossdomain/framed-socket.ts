@@ -67,9 +67,11 @@ export class FramedSocket {
 
   /**
    * Keeps `state[index]` at 1 while nothing is queued either way and frames are taken as they come (not paused, not
-   * inside a frame handler), 0 otherwise: a native fast path may then read and write this socket directly.
+   * inside a frame handler), 0 otherwise: a native fast path may then read and write this socket directly. With
+   * null, stops (after setting the last index to 0).
    */
-  publishIdle(state: Float64Array, index: number): void {
+  publishIdle(state: Float64Array | null, index: number): void {
+    if (state === null && this.idleState !== null) this.idleState[this.idleIndex] = 0;
     this.idleState = state;
     this.idleIndex = index;
     this.updateIdle();

@@ -18,14 +18,27 @@ export function recvWithFds(
 ): number {
   const n = native.recvmsg(fd, region.bytes, region.offset, region.length, recvFds);
   if (n === AGAIN) return AGAIN;
-  const nfds = recvFds[0] as number;
-  for (let k = 0; k < nfds; k++) {
+  queueReceivedFds(fdq, recvFds, 1, recvFds[0] as number, overflow);
+  return n;
+}
+
+/**
+ * Queues `count` received fds, `fds[from ..]`, on `fdq`; if it is full, closes those it could not take and throws
+ * `overflow`'s error (see {@link recvWithFds}). Also for fds a native reader received (the guest's fast path).
+ */
+export function queueReceivedFds(
+  fdq: FdQueue,
+  fds: ArrayLike<number>,
+  from: number,
+  count: number,
+  overflow: (fdq: FdQueue, cause: unknown) => Error,
+): void {
+  for (let k = 0; k < count; k++) {
     try {
-      fdq.push(recvFds[1 + k] as number);
+      fdq.push(fds[from + k] as number);
     } catch (err) {
-      for (let j = k; j < nfds; j++) native.close(recvFds[1 + j] as number);
+      for (let j = k; j < count; j++) native.close(fds[from + j] as number);
       throw overflow(fdq, err);
     }
   }
-  return n;
 }

@@ -1,6 +1,6 @@
 // The guest's native fast path (native/src/fast_path.cc) against headless weston: what it carries, and that a client
 // sees exactly what it sees without it, including when the client stops reading.
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -96,6 +96,28 @@ describe("crossway guest's native fast path", () => {
     expect(fp?.requestMessages).toBeGreaterThanOrEqual(4 * ROUNDS);
     expect(fp?.eventMessages).toBeGreaterThanOrEqual(2 * ROUNDS);
     expect(fp?.requestRuns).toBeGreaterThanOrEqual(ROUNDS);
+  });
+
+  it("a client that sends more fds than one message may carry ends as it would without the fast path", async () => {
+    // Python's socket.send_fds is independent of the addon: 40 fds with a wl_display.sync, which the fast path's
+    // read receives. The session must end with native.recvmsg's EMSGSIZE, every fd closed, the guest alive.
+    const stack = stacks.fast as CrosswayStack;
+    const fdsBefore = readdirSync(`/proc/${stack.guestPid}/fd`).length;
+    const script = [
+      "import os, socket, struct, sys",
+      "s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)",
+      "s.connect(sys.argv[1])",
+      "fds = [os.memfd_create('x%d' % i) for i in range(40)]",
+      "socket.send_fds(s, [struct.pack('<III', 1, 12 << 16, 2)], fds)",
+      "while s.recv(4096): pass",
+    ].join("\n");
+    const r = await run("python3", ["-c", script, stack.socketPath], { timeoutMs: 30_000 });
+    expect(r.code, r.stderr.toString()).toBe(0);
+    await stack.waitForGuestLog("more than 28 fds in one message");
+    expect(stack.guestRunning()).toBe(true);
+    await waitFor("the guest's fds back where they were", () =>
+      readdirSync(`/proc/${stack.guestPid}/fd`).length === fdsBefore ? true : undefined,
+    );
   });
 
   it("a client that stops reading gets every event in order once it reads again", async () => {

@@ -10,7 +10,7 @@ import type { CloseReason, CrossDomainChannel, ReceivedItem, SendItem } from "..
 import { FastState } from "../../crossdomain/fast-state.ts";
 import { CrosswayError, isUnplanned } from "../../errors.ts";
 import { MAP_SHARED, O_ACCMODE, O_WRONLY, PROT_READ, S_IFIFO, S_IFMT } from "../../fd/constants.ts";
-import { recvWithFds } from "../../fd/recv-with-fds.ts";
+import { queueReceivedFds, recvWithFds } from "../../fd/recv-with-fds.ts";
 import type { Logger } from "../../log.ts";
 import {
   AGAIN,
@@ -198,6 +198,8 @@ export class ClientSession {
    * change either: the fast path runs only between turns.
    */
   private publishIdle(): void {
+    // Without a fast path nobody reads these: no work on every wake-up for them.
+    if (this.fastPath === null) return;
     const st = this.fast;
     const open = !this.closed;
     const req = this.conn.framer(Direction.REQUEST);
@@ -227,7 +229,7 @@ export class ClientSession {
   /** What the native fast path asks after its own work (fast-path.ts FastNotice). */
   private onFastNotice(
     what: number,
-    arg: Uint8Array | string | undefined,
+    arg: Uint8Array | string | Error | undefined,
     fds: Int32Array | undefined,
   ): void {
     if (this.closed) {
@@ -238,16 +240,8 @@ export class ClientSession {
       switch (what) {
         case FastNotice.CLIENT_BYTES: {
           // What readClient does after its recvmsg, for bytes the fast path read and did not take.
-          const fdq = this.conn.fdQueue(Direction.REQUEST);
           if (fds !== undefined) {
-            for (let k = 0; k < fds.length; k++) {
-              try {
-                fdq.push(fds[k] as number);
-              } catch (err) {
-                for (let j = k; j < fds.length; j++) native.close(fds[j] as number);
-                throw fdOverflow(fdq, err);
-              }
-            }
+            queueReceivedFds(this.conn.fdQueue(Direction.REQUEST), fds, 0, fds.length, fdOverflow);
           }
           this.conn.framer(Direction.REQUEST).push(arg as Uint8Array);
           this.pumpRequests();
@@ -256,34 +250,23 @@ export class ClientSession {
         case FastNotice.DEVICE_BYTES:
           this.fastPath?.deviceBytes(arg as Uint8Array, fds);
           break;
-        case FastNotice.CLIENT_ERROR: {
-          const e = new Error(String(arg)) as Error & { code: string; syscall: string };
-          e.code = "EMSGSIZE";
-          e.syscall = "recvmsg";
-          throw e;
-        }
+        case FastNotice.CLIENT_ERROR:
+          // The error native.recvmsg throws for a client that sent more fds than one message may carry.
+          throw arg;
         case FastNotice.ARM_ANSWER_TIMER:
           this.channel.fastPathArmAnswerTimer();
           break;
         case FastNotice.ARM_RIDE_TIMER:
           this.channel.fastPathArmRideTimer();
           break;
-        case FastNotice.CLIENT_REMAINDER: {
+        case FastNotice.CLIENT_REMAINDER:
           // onHostData's path when the client's socket is full: queue, and pause the channel until it drains.
           this.out.append(arg as Uint8Array, []);
           if (this.out.flush() === "blocked") {
-            if (this.out.pending > this.ctx.config.clientQueueLimit) {
-              throw new CrosswayError(
-                "CW_GUEST_CLIENT_IO",
-                `client is not reading: ${this.out.pending} bytes queued for it (limit ${this.ctx.config.clientQueueLimit})`,
-              );
-            }
-            this.paused = true;
+            this.holdForSlowClient();
             this.channel.fastPathPause();
-            this.armStallTimer(false);
           }
           break;
-        }
         case FastNotice.DEVICE_REMAINDER:
           if (this.fastPath !== null && !this.fastPath.queueDeviceRemainder(arg as Uint8Array)) {
             this.channel.fastPathCongested();
@@ -361,6 +344,21 @@ export class ClientSession {
       // The client reads, if slowly: it is not stalled.
       this.armStallTimer(true);
     }
+  }
+
+  /**
+   * Events wait for a client whose socket is full: over config.clientQueueLimit that ends the session; below it the
+   * session pauses (the caller pauses the channel) and the stall timer watches for progress.
+   */
+  private holdForSlowClient(): void {
+    if (this.out.pending > this.ctx.config.clientQueueLimit) {
+      throw new CrosswayError(
+        "CW_GUEST_CLIENT_IO",
+        `client is not reading: ${this.out.pending} bytes queued for it (limit ${this.ctx.config.clientQueueLimit})`,
+      );
+    }
+    this.paused = true;
+    this.armStallTimer(false);
   }
 
   /**
@@ -541,16 +539,8 @@ export class ClientSession {
         const r = hook === undefined ? undefined : hook(m);
         if (r !== "drop") this.forwardEvent(m);
       }
-      const flushed = this.out.flush();
-      if (flushed === "blocked") {
-        if (this.out.pending > this.ctx.config.clientQueueLimit) {
-          throw new CrosswayError(
-            "CW_GUEST_CLIENT_IO",
-            `client is not reading: ${this.out.pending} bytes queued for it (limit ${this.ctx.config.clientQueueLimit})`,
-          );
-        }
-        this.paused = true;
-        this.armStallTimer(false);
+      if (this.out.flush() === "blocked") {
+        this.holdForSlowClient();
         this.rearm();
         return "pause";
       }
@@ -840,8 +830,8 @@ export class ClientSession {
   close(why: string, level: "info" | "warn" = "info"): void {
     if (this.closed) return;
     this.closed = true;
+    // Detached first: nothing native acts on this connection any more, whatever the state array says.
     this.fastPath?.detach();
-    this.publishIdle();
     this.clearStallTimer();
     this.log[level]({ reason: why }, "client session ended");
     this.watcher.stop();

@@ -19,7 +19,7 @@ export const FastNotice = {
   CLIENT_BYTES: 6,
   /** Bytes and fds it read from the device socket that it does not handle: the socket's reader takes them. */
   DEVICE_BYTES: 7,
-  /** The client's read failed as native.recvmsg would have thrown (the message says how). */
+  /** The client sent more fds than one message may carry: `arg` is the error native.recvmsg throws for it. */
   CLIENT_ERROR: 8,
 } as const;
 
@@ -52,7 +52,7 @@ export function attachFastPath(options: {
   channel: CrossDomainChannel;
   conn: WireConnection;
   table: FastScanTable;
-  notify: (what: number, arg: Uint8Array | string | undefined, fds: Int32Array | undefined) => void;
+  notify: (what: number, arg: Uint8Array | string | Error | undefined, fds: Int32Array | undefined) => void;
 }): AttachedFastPath | null {
   const { channel, conn, table } = options;
   const support = channel.fastPathSupport();
