@@ -1,5 +1,5 @@
 // The shape of a running test compositor (weston or sway) and the private directories peers run in.
-import { chmodSync, mkdtempSync, rmSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Env } from "./processes.ts";
@@ -82,4 +82,14 @@ export function clientEnv(extra: Env): Env {
     if (v !== undefined) env[k] = v;
   }
   return { ...env, ...extra };
+}
+
+/** The pid of the compositor process itself (startSway's pid is runuser's when the tests run as root). */
+export function compositorPid(c: Compositor): number {
+  const comm = (pid: number): string => readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+  if (comm(c.pid) === c.kind) return c.pid;
+  const children = readFileSync(`/proc/${c.pid}/task/${c.pid}/children`, "utf8").trim().split(/\s+/);
+  const pid = children.map(Number).find((p) => comm(p) === c.kind);
+  if (pid === undefined) throw new Error(`no ${c.kind} process under ${c.pid}`);
+  return pid;
 }

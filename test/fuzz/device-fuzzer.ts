@@ -34,6 +34,7 @@ import {
   DEFAULT_CONFIG,
 } from "../../src/crossdomain/protocol.ts";
 import { BlobMem, ExecbufFlags } from "../../src/crossdomain/structs.ts";
+import { compositorPid } from "../../src/harness/compositor.ts";
 import { startSway } from "../../src/harness/sway.ts";
 import { native } from "../../src/native.ts";
 import { DEFAULT_GUEST_CONFIG } from "../../src/proxy/wayland/guest-config.ts";
@@ -260,6 +261,8 @@ function mutate(c: Case): Case {
 const coverage = startCoverageTracker(["/src/crossdomain/"]);
 const dir = mkdtempSync(join(tmpdir(), "crossway-device-fuzz-"));
 const sway = await startSway();
+// Our sway, not any on the machine (a test beside this one may run its own): read once, checked per case.
+const swayPid = compositorPid(sway);
 // Refusals are warnings and expected; anything at error level is a finding.
 const errors: string[] = [];
 const errorLog = (): pino.Logger =>
@@ -391,7 +394,7 @@ async function runOne(c: Case): Promise<number> {
   } catch (err) {
     await fail(c, `the well-behaved guest lost its connection: ${(err as Error).message}`);
   }
-  if (!processAlive("sway")) await fail(c, "sway died");
+  if (!processAlive("sway", [swayPid])) await fail(c, "sway died");
   return coverage.newBlocks();
 }
 

@@ -14,6 +14,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
+import { compositorPid } from "../../src/harness/compositor.ts";
 import { spawnCrossway } from "../../src/harness/crossway-stack.ts";
 import { waitFor } from "../../src/harness/processes.ts";
 import { startSway } from "../../src/harness/sway.ts";
@@ -37,6 +38,8 @@ const cases = new WaylandCaseGenerator(registry, rand, () => globals);
 const coverage = startCoverageTracker(["/src/proxy/wayland/", "/src/wire/wayland/", "/src/crossdomain/"]);
 const dir = mkdtempSync(join(tmpdir(), "crossway-guest-fuzz-"));
 const sway = await startSway();
+// Our sway, not any on the machine (a test beside this one may run its own): read once, checked per case.
+const swayPid = compositorPid(sway);
 const devSock = join(dir, "dev.sock");
 const device = spawnCrossway(
   "crossway device",
@@ -110,7 +113,7 @@ async function runOne(c: Case): Promise<number> {
     await fail(c, `the well-behaved client lost its connection: ${(err as Error).message}`);
   }
   if (!device.proc.running) await fail(c, `crossway device exited: ${device.stderr().slice(-2000)}`);
-  if (!processAlive("sway")) await fail(c, "sway died");
+  if (!processAlive("sway", [swayPid])) await fail(c, "sway died");
   return coverage.newBlocks();
 }
 

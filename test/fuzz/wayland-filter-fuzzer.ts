@@ -10,6 +10,7 @@
 // Usage: node --import tsx test/fuzz/wayland-filter-fuzzer.ts [--seconds N] [--seed N] [--out DIR]
 
 import { join } from "node:path";
+import { compositorPid } from "../../src/harness/compositor.ts";
 import { startSway } from "../../src/harness/sway.ts";
 import { componentLogger } from "../../src/log.ts";
 import type { WlAuditRecord } from "../../src/proxy/wayland-filter/audit.ts";
@@ -32,6 +33,8 @@ const cases = new WaylandCaseGenerator(registry, rand, () => globals);
 // ---------------------------------------------------------------- set-up
 const coverage = startCoverageTracker(["/src/proxy/wayland-filter/", "/src/wire/wayland/"]);
 const sway = await startSway();
+// Our sway, not any on the machine (a test beside this one may run its own): read once, checked per case.
+const swayPid = compositorPid(sway);
 const audit: WlAuditRecord[] = [];
 // Refusals are the normal outcome here: only errors are worth printing.
 const quietLog = componentLogger("wayland-filter-fuzz");
@@ -79,7 +82,7 @@ async function runOne(c: Case): Promise<number> {
   } catch (err) {
     await fail(c, `the well-behaved client lost its connection: ${(err as Error).message}`);
   }
-  if (!processAlive("sway")) await fail(c, "sway died");
+  if (!processAlive("sway", [swayPid])) await fail(c, "sway died");
   return coverage.newBlocks();
 }
 

@@ -4,9 +4,9 @@
 import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, expect, it } from "vitest";
+import { type Compositor, compositorPid } from "../../src/harness/compositor.ts";
 import { MAX_FDS_PER_MSG, native } from "../../src/native.ts";
 import { MessageWriter } from "../../src/wire/wayland/message-writer.ts";
-import type { Compositor } from "./compositor.ts";
 import { type CrosswayStack, startCrosswayStack } from "./crossway-stack.ts";
 import { run, sleep, spawnTracked, type TrackedProcess } from "./processes.ts";
 import { RawChannelBridge } from "./raw-channel-bridge.ts";
@@ -70,16 +70,6 @@ export const STRICT_POLICY = {
     burst: 500,
   },
 } as const;
-
-/** The pid of the compositor process itself (startSway's pid is runuser's when the tests run as root). */
-export function compositorPid(c: Compositor): number {
-  const comm = (pid: number): string => readFileSync(`/proc/${pid}/comm`, "utf8").trim();
-  if (comm(c.pid) === c.kind) return c.pid;
-  const children = readFileSync(`/proc/${c.pid}/task/${c.pid}/children`, "utf8").trim().split(/\s+/);
-  const pid = children.map(Number).find((p) => comm(p) === c.kind);
-  if (pid === undefined) throw new Error(`no ${c.kind} process under ${c.pid}`);
-  return pid;
-}
 
 function fdCount(pid: number): number {
   return readdirSync(`/proc/${pid}/fd`).length;
