@@ -10,6 +10,8 @@
 // Output of "run" is UTF-8 text; binary checks hash in the guest (sha256sum) instead of moving bytes.
 import { spawn } from "node:child_process";
 import { createReadStream, createWriteStream, openSync, readdirSync, readFileSync, writeSync } from "node:fs";
+import { open as openAsync } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 
 const PORT_NAME = "crossway.ctl";
 
@@ -179,6 +181,36 @@ createReadStream(null, { fd: portFd, autoClose: false, encoding: "utf8" }).on("d
     handle(msg);
   }
 });
+
+// The 9p heartbeat. Under TCG, a guest task was twice left waiting forever on a 9p request (a clunk at exit) while
+// QEMU had nothing pending and no 9p worker running: the request or its completion notice was lost between the
+// guest's virtio driver and QEMU. Any later request on the same virtqueue makes QEMU walk the ring again and the
+// guest drain every completion, but a guest whose every task waits on that one request makes none. One small 9p
+// request every few seconds (open and read this file, on the host root) is that later request; one that takes long
+// is traced, so a console shows when the heartbeat had to rescue a stuck request.
+const HEARTBEAT_MS = 3_000;
+const HEARTBEAT_SLOW_MS = 2_000;
+const selfPath = fileURLToPath(import.meta.url);
+let heartbeatBusy = false;
+setInterval(() => {
+  if (heartbeatBusy) return;
+  heartbeatBusy = true;
+  const t0 = Date.now();
+  openAsync(selfPath, "r")
+    .then(async (fh) => {
+      try {
+        await fh.read(Buffer.alloc(64), 0, 64, 0);
+      } finally {
+        await fh.close();
+      }
+    })
+    .catch((err) => trace(`9p heartbeat failed: ${err?.message ?? err}`))
+    .finally(() => {
+      heartbeatBusy = false;
+      const ms = Date.now() - t0;
+      if (ms > HEARTBEAT_SLOW_MS) trace(`9p heartbeat took ${ms} ms`);
+    });
+}, HEARTBEAT_MS).unref();
 
 const uptime = readFileSync("/proc/uptime", "utf8").split(" ")[0];
 console.log(`crossway-vm: agent ready on ${port} uptime=${uptime}`);
