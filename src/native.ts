@@ -32,8 +32,8 @@ export interface NativeWatcher {
   ref(): void;
   unref(): void;
   /**
-   * Lets a native fast path (native/src/fast_path.cc) see each wake-up first; the callback runs only when it declines.
-   * `role` 0: the client's socket, 1: the device's. null takes it back.
+   * Lets a native fast path (a FastPath or DeviceFastPath, native/src/fast_path.h) see each wake-up first; the
+   * callback runs only when it declines. `role`: which of its two sockets this is (0 or 1). null takes it back.
    */
   setFastPath?(fast: object | null, role: number): void;
 }
@@ -55,6 +55,14 @@ export interface NativeIoctlQueue {
   mmap(length: number, prot: number, flags: number, offset: number): Promise<ArrayBuffer>;
   /** Closes the fd after the calls queued before; later calls throw. */
   close(): Promise<void>;
+}
+
+/** See {@link NativeAddon.DeviceFastPath}. */
+export interface NativeDeviceFastPath {
+  /** The channel ring's mapping, or null before it is unmapped. */
+  setRing(ring: Uint8Array | null): void;
+  /** Forgets the ring and the callback: the fast path declines every wake-up from now on. */
+  detach(): void;
 }
 
 /** See {@link NativeAddon.FastPath}. */
@@ -196,6 +204,20 @@ export interface NativeAddon {
    * messages at bytes[start, end) that `entries` (FastScanTable) admits, with their effects applied to the client
    * side of an ObjectMap (states, slots, versions, pass, meta). Writes [bytes, messages] to `out`.
    */
+  /**
+   * A context's native fast path in the emulated device (native/src/device_fast_path.cc): constructed with the guest
+   * side's frame socket, the host socket, the shared state (device-fast-state.ts) and `notify(what, arg, fds)` for
+   * what it asks of JavaScript; attached to both sockets' watchers (role 0 the guest side, 1 the host).
+   */
+  DeviceFastPath: (new (
+    guestFd: number,
+    hostFd: number,
+    state: Float64Array,
+    notify: (what: number, arg: Uint8Array | Error | undefined, fds: Int32Array | undefined) => void,
+  ) => NativeDeviceFastPath) & {
+    readonly stateLayout: Readonly<Record<string, number>>;
+    readonly notices: Readonly<Record<string, number>>;
+  };
   /**
    * A guest connection's native fast path on the emulated backend (native/src/fast_path.cc): constructed with the
    * client's and the device's socket fds, the shared state (fast-state.ts), a FastScanTable's entries, the

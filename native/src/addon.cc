@@ -13,6 +13,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   crossway::InitEventLoop(env, exports);
   crossway::InitWaylandScan(env, exports);
   crossway::InitFastPath(env, exports);
+  crossway::InitDeviceFastPath(env, exports);
   return exports;
 }
 }  // namespace

@@ -62,5 +62,6 @@ void InitIoctlQueue(Napi::Env env, Napi::Object exports);
 void InitEventLoop(Napi::Env env, Napi::Object exports);
 void InitWaylandScan(Napi::Env env, Napi::Object exports);
 void InitFastPath(Napi::Env env, Napi::Object exports);
+void InitDeviceFastPath(Napi::Env env, Napi::Object exports);
 
 }  // namespace crossway

@@ -90,7 +90,7 @@ uint32_t Get32(const uint8_t* p) {
 
 }  // namespace
 
-class FastPath : public Napi::ObjectWrap<FastPath> {
+class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "FastPath",
@@ -114,11 +114,11 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
     notify_ = Napi::Persistent(info[5].As<Napi::Function>());
   }
 
-  bool OnReady(FastPathRole role, int events) {
+  bool OnReady(int role, int events) override {
     if (detached_ || st_[kEnabled] != 1 || objects_.capacity == 0) return false;
     // Only plain readiness: a writable socket has queued output, which JavaScript flushes.
     if (events != UV_READABLE) return false;
-    return role == FastPathRole::kClient ? OnClientReadable() : OnDeviceReadable();
+    return role == kFastPathClient ? OnClientReadable() : OnDeviceReadable();
   }
 
  private:
@@ -503,17 +503,15 @@ class FastPath : public Napi::ObjectWrap<FastPath> {
   alignas(8) uint8_t submit_[kFrameHeader + 12 + 16 + 12 * 28 + kMaxSendRecv + kPollSize];
 };
 
-bool FastPathOnReady(FastPath* fast, FastPathRole role, int events) { return fast->OnReady(role, events); }
-
 namespace {
 Napi::FunctionReference* fast_path_ctor = nullptr;
 }
 
-FastPath* UnwrapFastPath(Napi::Value value) {
+ReadyHook* UnwrapReadyHook(Napi::Value value) {
   if (fast_path_ctor == nullptr || !value.IsObject()) return nullptr;
   Napi::Object o = value.As<Napi::Object>();
-  if (!o.InstanceOf(fast_path_ctor->Value())) return nullptr;
-  return FastPath::Unwrap(o);
+  if (o.InstanceOf(fast_path_ctor->Value())) return FastPath::Unwrap(o);
+  return UnwrapDeviceFastPath(value);
 }
 
 void InitFastPath(Napi::Env env, Napi::Object exports) {

@@ -1,19 +1,27 @@
-// A guest connection's steady state in C, run from the libuv watchers of its two sockets (fast_path.cc).
+// The native handlers a libuv Watcher asks first on each wake-up: a guest connection's steady state (fast_path.cc)
+// and the emulated device's (device_fast_path.cc).
 #pragma once
 #include <napi.h>
 
 namespace crossway {
 
-class FastPath;
+// A handler that sees a watcher's wake-ups before its JavaScript callback. `role` says which of the handler's
+// sockets the watcher watches (0 or 1, the handler's own meaning); OnReady returns true when it handled the wake-up,
+// so the callback must not run, and false to run the callback as usual (nothing was consumed).
+class ReadyHook {
+ public:
+  virtual ~ReadyHook() = default;
+  virtual bool OnReady(int role, int events) = 0;
+};
 
-// Which socket a watcher watches, for FastPath::OnReady.
-enum class FastPathRole { kClient = 0, kDevice = 1 };
+// Roles of a guest connection's FastPath.
+enum FastPathRole { kFastPathClient = 0, kFastPathDevice = 1 };
+// Roles of the device's DeviceFastPath.
+enum DeviceFastPathRole { kDeviceFastPathGuest = 0, kDeviceFastPathHost = 1 };
 
-// Called by a Watcher before its JavaScript callback: true when the fast path handled the wake-up, so the callback
-// must not run; false to run it as usual (nothing was consumed, or only a prefix the callback will not see again).
-bool FastPathOnReady(FastPath* fast, FastPathRole role, int events);
-
-// The FastPath behind a JavaScript object, or null if it is not one.
-FastPath* UnwrapFastPath(Napi::Value value);
+// The ReadyHook behind a JavaScript object (a FastPath or a DeviceFastPath), or null if it is neither.
+ReadyHook* UnwrapReadyHook(Napi::Value value);
+// The DeviceFastPath behind a JavaScript object, or null (device_fast_path.cc).
+ReadyHook* UnwrapDeviceFastPath(Napi::Value value);
 
 }  // namespace crossway

@@ -73,7 +73,7 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
     handle_ = nullptr;
   }
 
-  // setFastPath(fastPath | null, role): a FastPath (fast_path.cc) sees each wake-up before the callback, and the
+  // setFastPath(hook | null, role): a FastPath or DeviceFastPath (fast_path.h) sees each wake-up before the callback, and the
   // callback runs only when it declines. Held by reference while set.
   void SetFastPath(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -82,12 +82,12 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
       fast_ref_.Reset();
       return;
     }
-    FastPath* fast = UnwrapFastPath(info[0]);
-    if (fast == nullptr) throw Napi::TypeError::New(env, "not a FastPath");
+    ReadyHook* fast = UnwrapReadyHook(info[0]);
+    if (fast == nullptr) throw Napi::TypeError::New(env, "not a FastPath or DeviceFastPath");
     const int64_t role = IntArg(info, 1, "role");
-    if (role != 0 && role != 1) throw Napi::RangeError::New(env, "role must be 0 (client) or 1 (device)");
+    if (role != 0 && role != 1) throw Napi::RangeError::New(env, "role must be 0 or 1 (which of its sockets)");
     fast_ = fast;
-    fast_role_ = static_cast<FastPathRole>(role);
+    fast_role_ = static_cast<int>(role);
     fast_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
   }
 
@@ -117,7 +117,7 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   static void OnPoll(uv_poll_t* h, int status, int events) {
     Watcher* self = static_cast<Watcher*>(h->data);
     // A fast path first, before any JavaScript handle is made: a wake-up it handles costs no call into V8.
-    if (status >= 0 && self->fast_ != nullptr && FastPathOnReady(self->fast_, self->fast_role_, events)) return;
+    if (status >= 0 && self->fast_ != nullptr && self->fast_->OnReady(self->fast_role_, events)) return;
     Napi::Env env = self->callback_.Env();
     Napi::HandleScope scope(env);
     // libuv stops a poll handle itself when it reports an error (uv__poll_io on POLLERR): forget the mask so the
@@ -138,8 +138,8 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   int events_ = 0;
   Napi::FunctionReference callback_;
   Napi::ObjectReference self_;
-  FastPath* fast_ = nullptr;
-  FastPathRole fast_role_ = FastPathRole::kClient;
+  ReadyHook* fast_ = nullptr;
+  int fast_role_ = 0;
   Napi::ObjectReference fast_ref_;
 };
 

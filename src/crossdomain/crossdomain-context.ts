@@ -5,7 +5,14 @@ import { CrosswayError } from "../errors.ts";
 import { F_SEAL_SHRINK, MAP_SHARED, PROT_READ, PROT_WRITE } from "../fd/constants.ts";
 import { createSharedWatcher } from "../fd/shared-watcher.ts";
 import type { Logger } from "../log.ts";
-import { AGAIN, MAX_FDS_PER_MSG, type NativeWatcher, native, POLL_READABLE } from "../native.ts";
+import {
+  AGAIN,
+  MAX_FDS_PER_MSG,
+  type NativeDeviceFastPath,
+  type NativeWatcher,
+  native,
+  POLL_READABLE,
+} from "../native.ts";
 import {
   type CrossDomainMessage,
   encodeImageRequirements,
@@ -16,6 +23,7 @@ import {
   newIdentifierList,
 } from "./codec.ts";
 import type { DeviceOptions } from "./device.ts";
+import { DeviceFastState, newDeviceFastState, PollQueue } from "./device-fast-state.ts";
 import { FdWriter } from "./fd-writer.ts";
 import { HOST_PAGE, imageLayout } from "./gralloc-layout.ts";
 import { classifyHostFd } from "./host-fd-kind.ts";
@@ -104,9 +112,13 @@ export class CrossDomainContext {
   private readonly readPipes = new Map<number, { fd: number; watcher: NativeWatcher }>();
   private state: ChannelState | null = null;
   private initTaken = false;
+  /**
+   * What this context shares with its native fast path (device-fast-state.ts): the POLL queue and the armed flag
+   * live there, and the host socket's writer publishes there whether it is idle.
+   */
+  readonly fastState = newDeviceFastState();
   /** Outstanding POLL fences; only the head is answered, one ring message per fence (§4.1). */
-  private polls: number[] = [];
-  private armed = false;
+  private readonly polls = new PollQueue(this.fastState);
   private gone = false;
   /** The guest's submissions are held back until the host socket drains (see {@link ContextHost.backPressure}). */
   private throttled = false;
@@ -118,6 +130,7 @@ export class CrossDomainContext {
   /** The identifiers of a RECEIVE without fds (count 0, never written). */
   private readonly noIds: IdentifierList;
   private readonly config: CrossDomainConfig;
+  private fast: NativeDeviceFastPath | null = null;
 
   constructor(
     private readonly options: DeviceOptions,
@@ -140,7 +153,95 @@ export class CrossDomainContext {
 
   /** The POLL fence the host will answer next, if one waits. */
   get pendingPoll(): number | undefined {
-    return this.polls[0];
+    return this.polls.head;
+  }
+
+  /** The channel's host socket, or -1 (no channel, or a query-only context). */
+  get hostSocket(): number {
+    return this.state?.socket ?? -1;
+  }
+
+  /** The worker's sources are watched. */
+  private get armed(): boolean {
+    return this.fastState[DeviceFastState.ARMED] === 1;
+  }
+
+  private set armed(on: boolean) {
+    this.fastState[DeviceFastState.ARMED] = on ? 1 : 0;
+  }
+
+  /**
+   * Whether a native fast path may take this context's SENDs and RECEIVEs: the channel connected to a host socket,
+   * its ring mapped and still attached, the worker running. (The guest's submissions held back by the host socket's
+   * back-pressure show as a busy writer: HOST_OUT_IDLE is 0 until the drain that ends the hold.)
+   */
+  get fastReady(): boolean {
+    const st = this.state;
+    return (
+      !this.gone &&
+      st !== null &&
+      !st.halted &&
+      st.socketOut !== null &&
+      st.socketWatcher !== null &&
+      st.ringMap !== null &&
+      this.host.resource(st.channelRing.id) === st.channelRing
+    );
+  }
+
+  /**
+   * Attaches a native fast path to the host socket (role 1 of native/src/device_fast_path.cc) and tells it the
+   * ring; with null, takes it back. Only once the channel is connected.
+   */
+  setFastPath(fast: NativeDeviceFastPath | null): void {
+    const st = this.state;
+    if (st === null || st.socketWatcher === null || st.socketOut === null) return;
+    if (fast === null) {
+      this.fast?.setRing(null);
+      this.fast = null;
+      st.socketWatcher.setFastPath?.(null, 1);
+      st.socketOut.publishIdle(null, DeviceFastState.HOST_OUT_IDLE);
+      return;
+    }
+    this.fast = fast;
+    this.fastState[DeviceFastState.HDR_SIZE] = sendReceiveHeaderSize(this.config.maxIdentifiers);
+    this.fastState[DeviceFastState.RING_BYTES] = st.ringBytes;
+    fast.setRing(st.ringMap);
+    st.socketOut.publishIdle(this.fastState, DeviceFastState.HOST_OUT_IDLE);
+    st.socketWatcher.setFastPath?.(fast, 1);
+  }
+
+  /** SEND data a native fast path wrote in part: the rest is queued, and the guest held back as endSubmit would. */
+  hostRemainder(bytes: Uint8Array): void {
+    const out = this.state?.socketOut;
+    if (out === null || out === undefined) return;
+    out.write(bytes, null, true);
+    if (!this.throttled && out.pending > HOST_QUEUE_HIGH_WATER) {
+      this.throttled = true;
+      this.host.backPressure(true);
+    }
+  }
+
+  /** A recvmsg a native fast path made on the host socket failed: the worker halts as receive() would make it. */
+  hostReadFailed(err: Error): void {
+    this.halt(err.message);
+  }
+
+  /**
+   * What a native fast path's recvmsg of the host socket returned and did not write itself (fds, or more than the
+   * ring holds): handled as if receive() had read it, for the POLL waiting.
+   */
+  receivedByFastPath(bytes: Uint8Array, fds: Int32Array | undefined): void {
+    const nfds = fds?.length ?? 0;
+    const st = this.state;
+    if (this.gone || st === null || st.halted || this.polls.length === 0 || nfds > MAX_FDS_PER_MSG) {
+      if (fds !== undefined) for (let i = 0; i < nfds; i++) native.close(fds[i]!);
+      return;
+    }
+    this.fdsOut[0] = nfds;
+    for (let i = 0; i < nfds; i++) this.fdsOut[1 + i] = fds![i]!;
+    const hdr = sendReceiveHeaderSize(this.config.maxIdentifiers);
+    this.scratch.set(bytes, hdr);
+    this.ready(0, () => this.deliverReceive(bytes.length));
   }
 
   /** A POLL fence: only a context with cross-domain state ever answers it (P5). */
@@ -515,8 +616,15 @@ export class CrossDomainContext {
     const hdr = sendReceiveHeaderSize(this.config.maxIdentifiers);
     // rutabaga's receive buffer is 4096 bytes minus the SEND/RECEIVE header: 3744 with 28 slots, 4032 with 4.
     const n = native.recvmsg(st.socket, this.scratch, hdr, RECEIVE_BUFFER - hdr, this.fdsOut);
-    const nfds = this.fdsOut[0]!;
     if (n === AGAIN) return false;
+    return this.deliverReceive(n);
+  }
+
+  /** The RECEIVE for `n` bytes at scratch[hdr] and the fds in fdsOut, as a recvmsg of the host socket left them. */
+  private deliverReceive(n: number): boolean {
+    const st = this.state!;
+    const hdr = sendReceiveHeaderSize(this.config.maxIdentifiers);
+    const nfds = this.fdsOut[0]!;
     // Most RECEIVEs carry no fds: one reused empty identifier list, and none of the classification below.
     const ids = nfds === 0 ? this.noIds : newIdentifierList(this.config.maxIdentifiers);
     if (nfds > 0) this.takeItems(nfds, ids);
@@ -606,7 +714,7 @@ export class CrossDomainContext {
     if (st === null || st.halted) return;
     st.halted = true;
     this.disarm();
-    this.polls = [];
+    this.polls.clear();
     this.host.hostError(`cross-domain worker halting due to: ${reason}`);
     // Nothing will drain the host socket now: let the guest's submissions in to meet the halted worker.
     this.release();
@@ -629,6 +737,8 @@ export class CrossDomainContext {
         st.socketWatcher.stop();
         st.socketWatcher.close();
       }
+      // The fast path forgets the ring before it is unmapped.
+      this.setFastPath(null);
       if (st.socketOut !== null) st.socketOut.close();
       if (st.ringMap !== null) native.munmap(st.ringMap.buffer as ArrayBuffer);
       st.ringMap = null;

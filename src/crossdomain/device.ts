@@ -15,11 +15,13 @@ import {
   PROT_WRITE,
 } from "../fd/constants.ts";
 import { componentLogger, type Logger } from "../log.ts";
-import { AGAIN, native, POLL_READABLE } from "../native.ts";
+import { AGAIN, type NativeDeviceFastPath, native, POLL_READABLE } from "../native.ts";
 import { setU32 } from "../wire/bytes.ts";
 import { type CrossDomainMessage, decodeCommand } from "./codec.ts";
 import { CrossDomainContext, type Resource } from "./crossdomain-context.ts";
+import { DeviceFastState } from "./device-fast-state.ts";
 import { buildFrame, FRAME_HEADER_SIZE, FrameType, field, field64 } from "./device-protocol.ts";
+import { fastPathWanted } from "./fast-state.ts";
 import { FramedSocket } from "./framed-socket.ts";
 import { HOST_PAGE, roundUp } from "./gralloc-layout.ts";
 import { CAPSET_CROSS_DOMAIN, ChannelType, type CrossDomainConfig } from "./protocol.ts";
@@ -49,6 +51,8 @@ export interface DeviceOptions {
   readonly foreignPollCompletion?: boolean;
   /** The guest page size this device plays (GET_PARAMS): 4096 (default) or 16384, as on 16 KiB-page guests. */
   readonly pageSize?: number;
+  /** Whether contexts use the native fast path (device_fast_path.cc); default: unless CROSSWAY_FAST_PATH=0. */
+  readonly fastPath?: boolean;
   readonly logger?: Logger;
 }
 
@@ -57,7 +61,17 @@ export interface Device {
   readonly listenPath: string;
   /** Number of live contexts (client connections). */
   readonly contexts: number;
+  /** What the contexts' native fast paths carried so far, ended contexts included. */
+  fastPathCounters(): DeviceFastCounters;
   close(): void;
+}
+
+/** What native fast paths carried (device-fast-state.ts counters). */
+export interface DeviceFastCounters {
+  submits: number;
+  sendBytes: number;
+  receives: number;
+  fences: number;
 }
 
 /** Starts the device: listens on `options.listen` and serves each connection as one virtio-gpu context. */
@@ -65,7 +79,8 @@ export function startDevice(options: DeviceOptions): Device {
   const log = options.logger ?? componentLogger("device");
   const listenFd = native.unixListen(options.listen, 16);
   const contexts = new Set<DeviceContext>();
-  const ids = { nextResource: 1, contexts };
+  const ended: DeviceFastCounters = { submits: 0, sendBytes: 0, receives: 0, fences: 0 };
+  const ids = { nextResource: 1, contexts, ended };
   const watcher = native.createWatcher(listenFd, () => {
     for (;;) {
       let fd: number;
@@ -90,6 +105,11 @@ export function startDevice(options: DeviceOptions): Device {
     get contexts() {
       return contexts.size;
     },
+    fastPathCounters() {
+      const sum = { ...ended };
+      for (const c of contexts) c.addFastCounters(sum);
+      return sum;
+    },
     close() {
       watcher.stop();
       watcher.close();
@@ -98,6 +118,22 @@ export function startDevice(options: DeviceOptions): Device {
     },
   };
 }
+
+/** What a context's native fast path asks of JavaScript (device_fast_path.cc's Notice). */
+export const DeviceFastNotice = {
+  /** Bytes (and fds) it read from the guest side and does not handle: the frame socket takes them. */
+  GUEST_BYTES: 1,
+  /** SEND data the host socket did not take: the context's writer queues it. */
+  HOST_REMAINDER: 2,
+  /** FENCE bytes the guest side's socket did not take: the frame socket queues them. */
+  GUEST_REMAINDER: 3,
+  /** A recvmsg of the host socket it does not finish (fds, or more than the ring holds): the worker takes it. */
+  HOST_RECEIVED: 4,
+  /** The host socket's recvmsg failed: `arg` is the error native.recvmsg throws. */
+  HOST_ERROR: 5,
+  /** The guest side sent more fds than one message may carry: `arg` is native.recvmsg's error. */
+  GUEST_ERROR: 6,
+} as const;
 
 /** Frames the guest side awaits a REPLY to. */
 const REPLIED: ReadonlySet<number> = new Set([
@@ -129,11 +165,17 @@ class DeviceContext {
   /** FENCE {fenceId}: the header is fixed, signal() writes the id. */
   private readonly fenceFrame = buildFrame(FrameType.FENCE, 0, [0], null, 0);
   private readonly config: CrossDomainConfig;
+  /** The native fast path, once the channel is connected (and unless CROSSWAY_FAST_PATH=0). */
+  private fast: NativeDeviceFastPath | null = null;
 
   constructor(
     fd: number,
     private readonly options: DeviceOptions,
-    private readonly ids: { nextResource: number; contexts: ReadonlySet<DeviceContext> },
+    private readonly ids: {
+      nextResource: number;
+      contexts: ReadonlySet<DeviceContext>;
+      ended: DeviceFastCounters;
+    },
     private readonly log: Logger,
     private readonly onGone: () => void,
   ) {
@@ -165,8 +207,97 @@ class DeviceContext {
     this.socket.send(buildFrame(FrameType.REPLY, serial, [errno], new TextEncoder().encode(message), 0));
   }
 
+  /**
+   * Attaches the native fast path once the channel is connected, and tells it whether the context is in the state it
+   * may assume (device-fast-state.ts CONTEXT_READY). After every frame, halt and QEMU-quirk completion.
+   */
+  private publishFast(): void {
+    const st = this.cd.fastState;
+    if (
+      this.fast === null &&
+      !this.destroyed &&
+      this.cd.fastReady &&
+      (this.options.fastPath ?? fastPathWanted())
+    ) {
+      this.attachFast();
+    }
+    st[DeviceFastState.CONTEXT_READY] =
+      this.fast !== null &&
+      !this.destroyed &&
+      this.contextInit !== null &&
+      this.options.foreignPollCompletion !== true &&
+      this.completedEarly.size === 0 &&
+      this.cd.fastReady
+        ? 1
+        : 0;
+  }
+
+  private attachFast(): void {
+    const st = this.cd.fastState;
+    const fast = new native.DeviceFastPath(this.socket.fd, this.cd.hostSocket, st, (what, arg, fds) =>
+      this.onFastNotice(what, arg, fds),
+    );
+    this.fast = fast;
+    st[DeviceFastState.POLL_MASK] = this.contextInit?.pollMask ?? 0;
+    this.socket.publishIdle(st, DeviceFastState.GUEST_IDLE);
+    this.socket.setFastPath(fast, 0);
+    this.cd.setFastPath(fast);
+    st[DeviceFastState.ENABLED] = 1;
+  }
+
+  /** Adds what this context's fast path carried to `sum`. */
+  addFastCounters(sum: DeviceFastCounters): void {
+    const st = this.cd.fastState;
+    sum.submits += st[DeviceFastState.SUBMITS]!;
+    sum.sendBytes += st[DeviceFastState.SEND_BYTES]!;
+    sum.receives += st[DeviceFastState.RECEIVES]!;
+    sum.fences += st[DeviceFastState.FENCES]!;
+  }
+
+  private detachFast(): void {
+    const fast = this.fast;
+    if (fast === null) return;
+    this.fast = null;
+    this.cd.fastState[DeviceFastState.ENABLED] = 0;
+    this.cd.fastState[DeviceFastState.CONTEXT_READY] = 0;
+    this.socket.setFastPath(null, 0);
+    this.socket.publishIdle(null, DeviceFastState.GUEST_IDLE);
+    this.cd.setFastPath(null);
+    fast.detach();
+  }
+
+  private onFastNotice(what: number, arg: Uint8Array | Error | undefined, fds: Int32Array | undefined): void {
+    switch (what) {
+      case DeviceFastNotice.GUEST_BYTES:
+        this.socket.received(arg as Uint8Array, fds);
+        return;
+      case DeviceFastNotice.HOST_REMAINDER:
+        this.cd.hostRemainder(arg as Uint8Array);
+        break;
+      case DeviceFastNotice.GUEST_REMAINDER:
+        if (!this.destroyed) this.socket.send(arg as Uint8Array);
+        return;
+      case DeviceFastNotice.HOST_RECEIVED:
+        this.cd.receivedByFastPath(arg as Uint8Array, fds);
+        break;
+      case DeviceFastNotice.HOST_ERROR:
+        this.cd.hostReadFailed(arg as Error);
+        break;
+      case DeviceFastNotice.GUEST_ERROR:
+        this.socket.readFailed(arg as Error);
+        return;
+      default:
+        if (fds !== undefined) for (let i = 0; i < fds.length; i++) native.close(fds[i]!);
+        this.log.error({ what }, "unknown fast path notice");
+        return;
+    }
+    this.publishFast();
+  }
+
   /** What a real guest kernel logs as "*ERROR* response 0x1200 (command 0x207)"; here also sent to the guest side. */
   private hostError(message: string): void {
+    // A halting worker says so here: the fast path must stop before anything else reaches it.
+    this.publishFast();
     this.log.warn({ detail: message }, "host error");
     if (!this.destroyed)
       this.socket.send(buildFrame(FrameType.HOST_ERROR, 0, [], new TextEncoder().encode(message), 0));
@@ -178,6 +309,15 @@ class DeviceContext {
    * one twice or leak one.
    */
   private onFrame(type: number, serial: number, payload: Uint8Array, fds: readonly number[]): void {
+    try {
+      this.handleOrRefuse(type, serial, payload, fds);
+    } finally {
+      // Every change a frame makes that the fast path depends on (CONTEXT_INIT, INIT, a ring released, a halt).
+      this.publishFast();
+    }
+  }
+
+  private handleOrRefuse(type: number, serial: number, payload: Uint8Array, fds: readonly number[]): void {
     try {
       const need = PAYLOAD_SIZES.get(type) ?? 0;
       if (payload.length < need) {
@@ -400,7 +540,11 @@ class DeviceContext {
 
   private signal(fenceId: number): void {
     if (this.destroyed) return;
-    if (this.completedEarly.delete(fenceId)) return; // QEMU found nothing left to complete for it
+    if (this.completedEarly.delete(fenceId)) {
+      // QEMU found nothing left to complete for it
+      this.publishFast();
+      return;
+    }
     // One reused frame (the socket's queue copies it): a fence per ring message allocates nothing.
     setU32(this.fenceFrame, FRAME_HEADER_SIZE, fenceId);
     this.socket.send(this.fenceFrame);
@@ -414,6 +558,7 @@ class DeviceContext {
     const fence = this.cd.pendingPoll;
     if (this.destroyed || fence === undefined || this.completedEarly.has(fence)) return;
     this.completedEarly.add(fence);
+    this.publishFast();
     this.log.debug({ fence }, "POLL completed early by another context's fence (QEMU quirk)");
     this.socket.send(buildFrame(FrameType.FENCE, 0, [fence], null, 0));
   }
@@ -422,6 +567,8 @@ class DeviceContext {
   destroy(): void {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.detachFast();
+    this.addFastCounters(this.ids.ended);
     this.cd.destroy();
     this.socket.close();
     for (const r of this.resources.values()) if (r.fd >= 0) native.close(r.fd);

@@ -59,3 +59,11 @@ export const FastState = {
 export function newFastState(): Float64Array {
   return new Float64Array(FastState.SIZE);
 }
+
+/**
+ * Whether the native fast paths are used: a guest connection's on the emulated backend (only that backend has one)
+ * and the emulated device's. On unless `CROSSWAY_FAST_PATH=0` (for A/B measurements and for bisecting a fault to them).
+ */
+export function fastPathWanted(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env.CROSSWAY_FAST_PATH !== "0";
+}

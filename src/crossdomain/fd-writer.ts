@@ -19,6 +19,9 @@ export class FdWriter {
   closed = false;
   /** Called when the queue empties after the fd had stopped taking bytes (not when closed). */
   onDrain: (() => void) | null = null;
+  /** Where {@link publishIdle} says whether nothing is queued (a native fast path's state, device-fast-state.ts). */
+  private idleState: Float64Array | null = null;
+  private idleIndex = 0;
 
   constructor(
     readonly fd: number,
@@ -46,11 +49,28 @@ export class FdWriter {
     }
     // Blocked: the writable watch flushes; another sendmsg now would only say EAGAIN.
     if (now && !this.blocked) this.flush();
+    this.updateIdle();
   }
 
   /** Writes what {@link write} queued without writing (nothing to do when blocked: the writable watch will). */
   flushQueued(): void {
     if (!this.closed && !this.blocked && this.out.pending > 0) this.flush();
+  }
+
+  /**
+   * Keeps `state[index]` at 1 while the writer is open and has nothing queued, 0 otherwise: a native fast path may
+   * then write the fd directly without overtaking queued bytes. With null, stops (after setting the last index to 0).
+   */
+  publishIdle(state: Float64Array | null, index: number): void {
+    if (state === null && this.idleState !== null) this.idleState[this.idleIndex] = 0;
+    this.idleState = state;
+    this.idleIndex = index;
+    this.updateIdle();
+  }
+
+  private updateIdle(): void {
+    if (this.idleState !== null)
+      this.idleState[this.idleIndex] = !this.closed && !this.blocked && this.out.pending === 0 ? 1 : 0;
   }
 
   /** Bytes queued, not yet taken by the fd. */
@@ -80,11 +100,13 @@ export class FdWriter {
         this.watcher = createSharedWatcher(this.fd, () => this.flush());
       }
       this.watcher.start(POLL_WRITABLE);
+      this.updateIdle();
       return;
     }
     const wasBlocked = this.blocked;
     this.blocked = false;
     this.watcher?.stop();
+    this.updateIdle();
     if (this.closeWhenDone) this.close();
     // Last, with the writer settled: the callback may queue more at once.
     else if (wasBlocked) this.onDrain?.();
@@ -98,6 +120,7 @@ export class FdWriter {
       this.watcher.close();
     }
     this.out.discard();
+    this.updateIdle();
     native.close(this.fd);
   }
 }

@@ -109,9 +109,17 @@ export class FramedSocket {
     this.updateIdle();
   }
 
-  /** Hands this socket's watcher a native fast path (native/src/fast_path.cc), or takes it back (null). */
-  setFastPath(fast: object | null): void {
-    if (!this.closed) this.watcher.setFastPath?.(fast, 1);
+  /**
+   * Hands this socket's watcher a native fast path, or takes it back (null): a guest connection's FastPath (role 1,
+   * its device socket) or a device context's DeviceFastPath (role 0, its guest side).
+   */
+  setFastPath(fast: object | null, role = 1): void {
+    if (!this.closed) this.watcher.setFastPath?.(fast, role);
+  }
+
+  /** A read a native fast path made on this socket failed with `err`: the socket fails as if readSome had. */
+  readFailed(err: Error): void {
+    this.fail(err);
   }
 
   /** Bytes waiting to be written. */
@@ -315,7 +323,7 @@ export class FramedSocket {
     if (this.closed) return;
     this.closed = true;
     this.updateIdle();
-    this.watcher.setFastPath?.(null, 1);
+    this.watcher.setFastPath?.(null, 0);
     this.watcher.stop();
     this.watcher.close();
     this.closeQueuedFds();

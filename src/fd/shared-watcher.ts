@@ -53,6 +53,14 @@ class Handle implements NativeWatcher {
     byFd.get(this.fd)?.native.ref();
   }
 
+  /**
+   * Hands the fd's one native watcher a fast path (it then sees every wake-up on the fd first, for every handle
+   * sharing it), or takes it back (null).
+   */
+  setFastPath(fast: object | null, role: number): void {
+    if (!this.closed) byFd.get(this.fd)?.native.setFastPath?.(fast, role);
+  }
+
   unref(): void {
     byFd.get(this.fd)?.native.unref();
   }

@@ -7,7 +7,7 @@
 // cross-domain pipes), and host fds are turned into local fds (sealed copies of host memory, local pipe ends).
 import type { ConnectionStatus } from "../../control/status-report.ts";
 import type { CloseReason, CrossDomainChannel, ReceivedItem, SendItem } from "../../crossdomain/channel.ts";
-import { FastState } from "../../crossdomain/fast-state.ts";
+import { FastState, fastPathWanted } from "../../crossdomain/fast-state.ts";
 import { CrosswayError, isUnplanned } from "../../errors.ts";
 import { MAP_SHARED, O_ACCMODE, O_WRONLY, PROT_READ, S_IFIFO, S_IFMT } from "../../fd/constants.ts";
 import { queueReceivedFds, recvWithFds } from "../../fd/recv-with-fds.ts";
@@ -29,7 +29,7 @@ import { PassThroughTable } from "../../wire/wayland/pass-through.ts";
 import { ArgKind, type MessageDesc, type ProtocolRegistry } from "../../wire/wayland/protocol-registry.ts";
 import { type DecodedMessage, Direction, WireConnection } from "../../wire/wayland/wire-connection.ts";
 import { ClientOutput } from "./client-output.ts";
-import { type AttachedFastPath, attachFastPath, FastNotice, fastPathWanted } from "./fast-path.ts";
+import { type AttachedFastPath, attachFastPath, FastNotice } from "./fast-path.ts";
 import { GlobalFilter } from "./global-filter.ts";
 import type { GuestConfig } from "./guest-config.ts";
 import { msg } from "./message-desc.ts";

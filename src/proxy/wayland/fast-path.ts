@@ -23,14 +23,6 @@ export const FastNotice = {
   CLIENT_ERROR: 8,
 } as const;
 
-/**
- * Whether guest connections use the native fast path: on unless `CROSSWAY_FAST_PATH=0` (for A/B measurements and
- * for bisecting a fault to it). Only the emulated backend has one.
- */
-export function fastPathWanted(env: NodeJS.ProcessEnv = process.env): boolean {
-  return env.CROSSWAY_FAST_PATH !== "0";
-}
-
 /** A session's attached fast path. */
 export interface AttachedFastPath {
   /** Takes the fast path off both sockets and forgets its arrays. Idempotent. */

@@ -1,0 +1,373 @@
+// The emulated device's steady state in C: a context's SUBMITs to its host socket and the host's bytes to its ring.
+//
+// docs/native-data-plane.md, step 5. `crossway device` stands for the VMM, which is native code; this is what such
+// a VMM does per message, run from the libuv watchers of a context's two sockets (the guest side's frame socket and
+// the host socket) before JavaScript, as the guest's fast_path.cc does. JavaScript (device.ts and
+// crossdomain-context.ts) owns every rule and publishes in one Float64Array (DeviceFastState in
+// src/crossdomain/device-fast-state.ts) whether the context is in its steady state; this code acts only then, on a
+// strict subset of the protocol (SUBMITs of SENDs without identifiers and POLLs; RECEIVEs without fds), does exactly
+// what the JavaScript path would, and hands everything else to JavaScript, which takes it as if it had read it.
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cstring>
+#include <utility>
+
+#include "common.h"
+#include "fast_path.h"
+
+namespace crossway {
+namespace {
+
+// Indexes of the shared state (DeviceFastState in src/crossdomain/device-fast-state.ts).
+enum State {
+  kEnabled = 0,
+  kGuestIdle,      // the guest side's frame socket: nothing queued either way, not paused, not dispatching
+  kHostOutIdle,    // the host socket's writer: nothing queued, and the context does not hold the guest back
+  kContextReady,   // CONTEXT_INIT done, channel connected and its ring mapped, worker running, no QEMU-quirk debt
+  kPollMask,       // CONTEXT_INIT's poll_rings_mask
+  kArmed,          // the worker's sources are watched
+  kPollCount,      // POLL fences waiting (the JavaScript queue's length)
+  kPollHead,       // the one the host answers next
+  kHdrSize,        // SEND/RECEIVE header size of the configured identifier array
+  kRingBytes,      // usable bytes of the channel ring
+  kSubmits,        // counters, for tests: SUBMIT frames handled here
+  kSendBytes,      //   bytes of SEND data written to the host socket
+  kReceives,       //   RECEIVEs written to the ring
+  kFences,         //   FENCE frames sent
+  kStateSize,
+};
+
+// What OnReady asks JavaScript to do (DeviceFastNotice in device-fast-path.ts).
+enum Notice {
+  kGuestBytes = 1,      // bytes (and fds) read from the guest side that this code does not handle: frames for JS
+  kHostRemainder = 2,   // SEND data the host socket did not take: JavaScript queues it (and may hold the guest)
+  kGuestRemainder = 3,  // FENCE bytes the guest side's socket did not take: JavaScript queues them
+  kHostReceived = 4,    // bytes and fds a recvmsg of the host socket returned that this code does not write
+  kHostError = 5,       // the host socket's recvmsg failed: the error native.recvmsg would have thrown
+  kGuestError = 6,      // the guest side's recvmsg failed the same way (more fds than a message may carry)
+};
+
+// Device frames (device-protocol.ts) and cross-domain commands (protocol.ts, codec.ts).
+constexpr uint32_t kFrameHeader = 16;
+constexpr uint32_t kFrameSubmit = 6;
+constexpr uint32_t kFrameFence = 101;
+constexpr uint32_t kMaxFramePayload = 1u << 20;
+constexpr uint8_t kCmdPoll = 3;
+constexpr uint8_t kCmdSend = 4;
+constexpr uint8_t kCmdReceive = 5;
+constexpr uint32_t kCmdHeader = 8;
+constexpr uint32_t kReceiveBuffer = 4096;
+constexpr uint32_t kSubmitFlagRingIdx = 4;
+
+void Put32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
+uint32_t Get32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+}  // namespace
+
+class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "DeviceFastPath",
+                       {InstanceMethod("setRing", &DeviceFastPath::SetRing),
+                        InstanceMethod("detach", &DeviceFastPath::Detach)});
+  }
+
+  // new DeviceFastPath(guestFd, hostFd, state: Float64Array, notify)
+  explicit DeviceFastPath(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DeviceFastPath>(info) {
+    Napi::Env env = info.Env();
+    guest_fd_ = FdArg(info, 0);
+    host_fd_ = FdArg(info, 1);
+    size_t n = 0;
+    st_ = TypedArrayArg<double>(info, 2, napi_float64_array, "state", &n);
+    if (n != kStateSize) throw Napi::RangeError::New(env, "state array of another layout (device-fast-state.ts)");
+    st_ref_ = Napi::Persistent(info[2]);
+    if (info.Length() < 4 || !info[3].IsFunction()) throw Napi::TypeError::New(env, "notify must be a function");
+    notify_ = Napi::Persistent(info[3].As<Napi::Function>());
+  }
+
+  bool OnReady(int role, int events) override {
+    if (detached_ || st_[kEnabled] != 1 || st_[kContextReady] != 1 || ring_ == nullptr) return false;
+    // Only plain readiness: a writable socket has queued output, which JavaScript flushes.
+    if (events != UV_READABLE) return false;
+    return role == kDeviceFastPathGuest ? OnGuestReadable() : OnHostReadable();
+  }
+
+ private:
+  // setRing(ring: Uint8Array | null): the channel ring's mapping (JavaScript clears it before unmapping).
+  void SetRing(const Napi::CallbackInfo& info) {
+    if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) {
+      ring_ = nullptr;
+      ring_size_ = 0;
+      ring_ref_.Reset();
+      return;
+    }
+    size_t n = 0;
+    ring_ = TypedArrayArg<uint8_t>(info, 0, napi_uint8_array, "ring", &n);
+    ring_size_ = n;
+    ring_ref_ = Napi::Persistent(info[0]);
+  }
+
+  // detach(): OnReady declines from now on; the ring and the callback are forgotten (persistent references are GC
+  // roots: the callback would keep its whole context alive).
+  void Detach(const Napi::CallbackInfo& info) {
+    (void)info;
+    if (detached_) return;
+    detached_ = true;
+    st_[kEnabled] = 0;
+    ring_ = nullptr;
+    ring_size_ = 0;
+    ring_ref_.Reset();
+    notify_.Reset();
+  }
+
+  // Calls notify(what, arg, fds): arg the bytes (copied) or, for the errors, the Error native.recvmsg would throw.
+  void Notify(Notice what, const uint8_t* bytes, size_t length, int err = 0, const int* fds = nullptr,
+              int nfds = 0) {
+    if (detached_) {
+      for (int i = 0; i < nfds; i++) close(fds[i]);
+      return;
+    }
+    Napi::Env env = notify_.Env();
+    Napi::HandleScope scope(env);
+    Napi::Value arg = env.Undefined();
+    if (what == kHostError || what == kGuestError) {
+      arg = err < 0 ? FdLimitError(env, err).Value() : ErrnoError(env, err, "recvmsg").Value();
+      nfds = 0;
+    } else if (bytes != nullptr) {
+      Napi::Uint8Array copy = Napi::Uint8Array::New(env, length);
+      std::memcpy(copy.Data(), bytes, length);
+      arg = copy;
+    }
+    Napi::Value fd_arg = env.Undefined();
+    if (nfds > 0) {
+      Napi::Int32Array a = Napi::Int32Array::New(env, static_cast<size_t>(nfds));
+      for (int i = 0; i < nfds; i++) a[i] = fds[i];
+      fd_arg = a;
+    }
+    try {
+      notify_.MakeCallback(Value(), {Napi::Number::New(env, what), arg, fd_arg});
+    } catch (const Napi::Error& e) {
+      napi_fatal_exception(env, e.Value());
+    }
+  }
+
+  bool Steady() const {
+    return !detached_ && st_[kEnabled] == 1 && st_[kContextReady] == 1 && st_[kGuestIdle] == 1 && ring_ != nullptr;
+  }
+
+  // One non-blocking send of all of `length`; what the socket did not take (all of it on an error, which the
+  // JavaScript writer then meets itself and reports as it always did) goes to JavaScript with `remainder`.
+  void SendAll(int fd, const uint8_t* bytes, size_t length, Notice remainder) {
+    ssize_t n;
+    do {
+      n = send(fd, bytes, length, MSG_DONTWAIT | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    const size_t sent = n < 0 ? 0 : static_cast<size_t>(n);
+    if (sent < length) Notify(remainder, bytes + sent, length - sent);
+  }
+
+  // DeviceContext.signal: FENCE {fence} to the guest side.
+  void SendFence(uint32_t fence) {
+    uint8_t f[kFrameHeader + 4];
+    Put32(f, kFrameFence);
+    Put32(f + 4, 0);
+    Put32(f + 8, 4);
+    Put32(f + 12, 0);
+    Put32(f + 16, fence);
+    st_[kFences] += 1;
+    SendAll(guest_fd_, f, sizeof(f), kGuestRemainder);
+  }
+
+  // What a SUBMIT frame asks, when this code may do all of it: its SENDs' data gathered in out_ (out_len_ bytes),
+  // and its fence. False when JavaScript must take the frame (and everything after it).
+  struct Submit {
+    uint32_t fence;
+    bool polled;  // the fence waits for a ring message (cd.poll); otherwise it is signalled at once
+  };
+
+  bool PlanSubmit(const uint8_t* payload, uint32_t length, Submit* plan) {
+    const uint32_t flags = Get32(payload);
+    const uint32_t ring_idx = Get32(payload + 4);
+    const uint32_t fence = Get32(payload + 8);
+    const uint8_t* cmds = payload + 12;
+    const uint32_t end = length - 12;
+    const uint32_t hdr = static_cast<uint32_t>(st_[kHdrSize]);
+    out_len_ = 0;
+    // crossdomain-context.ts command / codec.ts decodeCommand, for the two commands taken here; anything else, or
+    // anything JavaScript would refuse, is JavaScript's to do and to word.
+    for (uint32_t off = 0; off < end;) {
+      if (end - off < kCmdHeader) return false;
+      const uint8_t cmd = cmds[off];
+      const uint32_t size = static_cast<uint32_t>(cmds[off + 2]) | (static_cast<uint32_t>(cmds[off + 3]) << 8);
+      if (size < kCmdHeader || size > end - off) return false;
+      if (cmd == kCmdSend) {
+        if (size < hdr) return false;
+        const uint32_t count = Get32(cmds + off + 8);
+        const uint32_t data_size = Get32(cmds + off + 12);
+        if (count != 0 || data_size > size - hdr) return false;
+        if (data_size > sizeof(out_) - out_len_) return false;
+        std::memcpy(out_ + out_len_, cmds + off + hdr, data_size);
+        out_len_ += data_size;
+      } else if (cmd != kCmdPoll) {
+        return false;
+      }
+      off += size;
+    }
+    plan->fence = fence;
+    plan->polled = false;
+    if (fence == 0) return true;
+    // device.ts submit: JavaScript's `>>>` takes the shift count modulo 32.
+    const uint32_t mask = static_cast<uint32_t>(st_[kPollMask]);
+    const bool polled_ring = (flags & kSubmitFlagRingIdx) != 0 && ((mask >> (ring_idx & 31)) & 1) == 1;
+    if (!polled_ring || ring_idx == 0) return true;
+    // cd.poll: queued behind others, or with the sources not watched, it is JavaScript's (arm() starts them).
+    if (st_[kPollCount] != 0 || st_[kArmed] != 1) return false;
+    plan->polled = true;
+    return true;
+  }
+
+  // FramedSocket.readSome → DeviceContext.onFrame → submit, for the SUBMITs at the head of what one recvmsg read.
+  bool OnGuestReadable() {
+    if (!Steady() || st_[kHostOutIdle] != 1) return false;
+    int fds[kMaxFds];
+    int nfds = 0;
+    const ssize_t n = RecvWithFds(guest_fd_, in_, sizeof(in_), fds, &nfds);
+    if (n == -EAGAIN) return true;
+    // EOF and errors stay in the socket: JavaScript reads them again and ends the context as it always did.
+    if (n <= 0) return false;
+    if (nfds < 0) {
+      Notify(kGuestError, nullptr, 0, nfds);
+      return true;
+    }
+    const size_t got = static_cast<size_t>(n);
+    size_t p = 0;
+    // Frames with fds (CREATE_BLOB) and everything after them are JavaScript's.
+    while (nfds == 0 && got - p >= kFrameHeader && Steady() && st_[kHostOutIdle] == 1) {
+      const uint8_t* f = in_ + p;
+      const uint32_t payload = Get32(f + 8);
+      if (Get32(f) != kFrameSubmit || Get32(f + 12) != 0 || payload < 12 || payload > kMaxFramePayload ||
+          payload > got - p - kFrameHeader) {
+        break;
+      }
+      Submit plan;
+      if (!PlanSubmit(f + kFrameHeader, payload, &plan)) break;
+      p += kFrameHeader + payload;
+      st_[kSubmits] += 1;
+      // endSubmit: the SENDs' bytes in one write.
+      if (out_len_ > 0) {
+        st_[kSendBytes] += out_len_;
+        SendAll(host_fd_, out_, out_len_, kHostRemainder);
+      }
+      if (plan.fence == 0) continue;
+      if (plan.polled) {
+        st_[kPollHead] = plan.fence;
+        st_[kPollCount] = 1;
+      } else {
+        SendFence(plan.fence);
+      }
+    }
+    if (p < got) Notify(kGuestBytes, in_ + p, got - p, 0, fds, nfds);
+    return true;
+  }
+
+  // The worker's ready → receive → writeRing → signal, for a RECEIVE without fds answering the one POLL waiting.
+  bool OnHostReadable() {
+    if (!Steady() || st_[kPollCount] != 1) return false;
+    const uint32_t hdr = static_cast<uint32_t>(st_[kHdrSize]);
+    int fds[kMaxFds];
+    int nfds = 0;
+    const ssize_t n = RecvWithFds(host_fd_, rx_ + hdr, kReceiveBuffer - hdr, fds, &nfds);
+    if (n == -EAGAIN) return true;
+    if (n < 0) {
+      Notify(kHostError, nullptr, 0, static_cast<int>(-n));
+      return true;
+    }
+    if (nfds < 0) {
+      Notify(kHostError, nullptr, 0, nfds);
+      return true;
+    }
+    // EOF stays (JavaScript reads it again and writes the zero-length RECEIVE, or not, as its host plays it).
+    if (n == 0 && nfds == 0) return false;
+    const uint32_t len = hdr + static_cast<uint32_t>(n);
+    if (nfds > 0 || len > st_[kRingBytes] || len > ring_size_) {
+      // Fds become items, and a message the ring cannot hold halts the worker: JavaScript's, with what was read.
+      Notify(kHostReceived, rx_ + hdr, static_cast<size_t>(n), 0, fds, nfds);
+      return true;
+    }
+    // encodeSendReceive(RECEIVE, no identifiers, cmd_size 0), straight into the mapped ring.
+    uint8_t* r = ring_;
+    r[0] = kCmdReceive;
+    r[1] = 0;
+    r[2] = 0;
+    r[3] = 0;
+    Put32(r + 4, 0);
+    Put32(r + 8, 0);
+    Put32(r + 12, static_cast<uint32_t>(n));
+    std::memset(r + 16, 0, hdr - 16);
+    std::memcpy(r + hdr, rx_ + hdr, static_cast<size_t>(n));
+    st_[kReceives] += 1;
+    const uint32_t fence = static_cast<uint32_t>(st_[kPollHead]);
+    st_[kPollCount] = 0;
+    SendFence(fence);
+    return true;
+  }
+
+  bool detached_ = false;
+  int guest_fd_ = -1;
+  int host_fd_ = -1;
+  double* st_ = nullptr;
+  uint8_t* ring_ = nullptr;
+  size_t ring_size_ = 0;
+  Napi::Reference<Napi::Value> st_ref_, ring_ref_;
+  Napi::FunctionReference notify_;
+  size_t out_len_ = 0;
+  // What one recvmsg of the guest side takes (FramedSocket reads at least 4 KiB at a time), the SEND data of one
+  // SUBMIT (a command buffer is at most 64 KiB), and one RECEIVE's buffer.
+  alignas(8) uint8_t in_[64 * 1024];
+  alignas(8) uint8_t out_[64 * 1024];
+  alignas(8) uint8_t rx_[kReceiveBuffer];
+};
+
+namespace {
+Napi::FunctionReference* device_fast_path_ctor = nullptr;
+}
+
+ReadyHook* UnwrapDeviceFastPath(Napi::Value value) {
+  if (device_fast_path_ctor == nullptr || !value.IsObject()) return nullptr;
+  Napi::Object o = value.As<Napi::Object>();
+  if (!o.InstanceOf(device_fast_path_ctor->Value())) return nullptr;
+  return DeviceFastPath::Unwrap(o);
+}
+
+void InitDeviceFastPath(Napi::Env env, Napi::Object exports) {
+  Napi::Function ctor = DeviceFastPath::Define(env);
+  // The layouts this file was built with, so a test can hold them against device-fast-state.ts.
+  Napi::Object state = Napi::Object::New(env);
+  const std::pair<const char*, int> fields[] = {
+      {"ENABLED", kEnabled},     {"GUEST_IDLE", kGuestIdle}, {"HOST_OUT_IDLE", kHostOutIdle},
+      {"CONTEXT_READY", kContextReady}, {"POLL_MASK", kPollMask}, {"ARMED", kArmed},
+      {"POLL_COUNT", kPollCount}, {"POLL_HEAD", kPollHead}, {"HDR_SIZE", kHdrSize},
+      {"RING_BYTES", kRingBytes}, {"SUBMITS", kSubmits},   {"SEND_BYTES", kSendBytes},
+      {"RECEIVES", kReceives},   {"FENCES", kFences},       {"SIZE", kStateSize},
+  };
+  for (const auto& f : fields) state.Set(f.first, Napi::Number::New(env, f.second));
+  Napi::Object notices = Napi::Object::New(env);
+  const std::pair<const char*, int> codes[] = {
+      {"GUEST_BYTES", kGuestBytes},   {"HOST_REMAINDER", kHostRemainder}, {"GUEST_REMAINDER", kGuestRemainder},
+      {"HOST_RECEIVED", kHostReceived}, {"HOST_ERROR", kHostError},       {"GUEST_ERROR", kGuestError},
+  };
+  for (const auto& c : codes) notices.Set(c.first, Napi::Number::New(env, c.second));
+  ctor.Set("stateLayout", state);
+  ctor.Set("notices", notices);
+  device_fast_path_ctor = new Napi::FunctionReference(Napi::Persistent(ctor));
+  exports.Set("DeviceFastPath", ctor);
+}
+
+}  // namespace crossway

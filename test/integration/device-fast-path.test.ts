@@ -1,0 +1,129 @@
+// The emulated device's native fast path (native/src/device_fast_path.cc) against headless sway: what it carries,
+// and that a client sees exactly what it sees through a device without it, host fds (the keymap) included.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Device, startDevice } from "../../src/crossdomain/device.ts";
+import { native } from "../../src/native.ts";
+import { DEFAULT_GUEST_CONFIG } from "../../src/proxy/wayland/guest-config.ts";
+import { GuestServer } from "../../src/proxy/wayland/guest-server.ts";
+import { ProtocolRegistry } from "../../src/wire/wayland/protocol-registry.ts";
+import type { Compositor } from "../helpers/compositor.ts";
+import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { waitFor } from "../helpers/processes.ts";
+import { startSway } from "../helpers/sway.ts";
+import { addVirtualKeyboard, type VirtualKeyboard } from "../helpers/virtual-keyboard.ts";
+import { type TestEvent, WaylandTestClient } from "../helpers/wayland-test-client.ts";
+
+useFdLeakCheck();
+
+/** An event as the client saw it, without serials and fd numbers (they differ from run to run). */
+function shape(e: TestEvent): string {
+  if (e.iface === "wl_keyboard" && e.name === "keymap") return `keymap(${e.args[0]},fd,${e.args[2]})`;
+  const args = e.iface === "wl_callback" && e.name === "done" ? [] : e.args;
+  return `${e.iface}@${e.objectId}.${e.name}(${args.map((a) => (a instanceof Uint8Array ? `[${a.length}]` : String(a))).join(",")})`;
+}
+
+interface Side {
+  device: Device;
+  guest: GuestServer;
+  socket: string;
+}
+
+describe("crossway device's native fast path", () => {
+  let sway: Compositor;
+  let keyboard: VirtualKeyboard | undefined;
+  let dir: string;
+  const sides: { fast?: Side; slow?: Side } = {};
+  const log = pino({ level: "silent" });
+
+  function side(name: string, fastPath: boolean): Side {
+    const device = startDevice({
+      listen: join(dir, `${name}.sock`),
+      wayland: sway.socketPath,
+      config: { flavor: "crosvm", maxIdentifiers: 28 },
+      fastPath,
+      logger: log,
+    });
+    const socket = join(dir, `wayland-${name}`);
+    const guest = GuestServer.start({
+      device: `emulated:${join(dir, `${name}.sock`)}`,
+      socket,
+      config: DEFAULT_GUEST_CONFIG,
+      registry: ProtocolRegistry.fromGenerated(),
+      log,
+    });
+    return { device, guest, socket };
+  }
+
+  beforeAll(async () => {
+    sway = await startSway();
+    // A keyboard on the seat, so that a client's wl_keyboard gets a keymap: an fd from the host.
+    keyboard = await addVirtualKeyboard(sway.socketPath);
+    dir = mkdtempSync(join(tmpdir(), "crossway-devfast-"));
+    sides.fast = side("fast", true);
+    sides.slow = side("slow", false);
+  });
+
+  afterAll(async () => {
+    for (const s of [sides.fast, sides.slow]) {
+      s?.guest.close();
+      s?.device.close();
+    }
+    keyboard?.close();
+    await sway?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Registry, the seat's keyboard (its keymap is a host fd), a region, then `rounds` of three adds and a sync. */
+  async function session(s: Side, rounds: number) {
+    const c = WaylandTestClient.connect(s.socket);
+    try {
+      const registry = await c.getRegistry();
+      await c.roundtrip();
+      const compositor = c.bind(registry, "wl_compositor", 4);
+      const seat = c.bind(registry, "wl_seat", 5);
+      await c.roundtrip();
+      const keyboard = c.newId();
+      c.request(seat, "wl_seat", "get_keyboard", (w) => w.uint(keyboard));
+      const region = c.newId();
+      c.request(compositor, "wl_compositor", "create_region", (w) => w.uint(region));
+      await c.roundtrip();
+      for (let i = 0; i < rounds; i++) {
+        for (let k = 0; k < 3; k++)
+          c.request(region, "wl_region", "add", (w) => w.int(i).int(k).int(1).int(1));
+        await c.roundtrip();
+      }
+      const keymap = c.events.find((e) => e.iface === "wl_keyboard" && e.name === "keymap");
+      const keymapSize = keymap === undefined ? -1 : native.fstat(keymap.args[1] as number).size;
+      return { events: c.events.map(shape), error: c.error, keymapSize };
+    } finally {
+      c.close();
+      // The guest ends the client's context, which the device then drops: no fd of it is left at the leak check.
+      await waitFor("the device's context gone", () => (s.device.contexts === 0 ? true : undefined));
+    }
+  }
+
+  it("carries SENDs, RECEIVEs and fences, and the client sees what it sees without it", async () => {
+    const ROUNDS = 300;
+    const fast = sides.fast as Side;
+    const slow = sides.slow as Side;
+    const before = fast.device.fastPathCounters();
+    const a = await session(fast, ROUNDS);
+    const b = await session(slow, ROUNDS);
+    expect(a.error).toBeNull();
+    expect(a.events).toEqual(b.events);
+    // The keymap came as a host fd: a RECEIVE the fast path hands JavaScript, which makes it an item.
+    expect(a.keymapSize).toBeGreaterThan(0);
+    expect(a.keymapSize).toBe(b.keymapSize);
+    const after = fast.device.fastPathCounters();
+    // Each round: one SUBMIT with the requests (and the riding POLL), one RECEIVE and its FENCE back.
+    expect(after.submits - before.submits).toBeGreaterThanOrEqual(ROUNDS);
+    expect(after.receives - before.receives).toBeGreaterThanOrEqual(ROUNDS);
+    expect(after.fences - before.fences).toBeGreaterThanOrEqual(ROUNDS);
+    expect(after.sendBytes - before.sendBytes).toBeGreaterThanOrEqual(ROUNDS * (3 * 24 + 12));
+    expect(slow.device.fastPathCounters()).toEqual({ submits: 0, sendBytes: 0, receives: 0, fences: 0 });
+  });
+});
