@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { Session } from "node:inspector";
 import { join } from "node:path";
+import { F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, MFD_ALLOW_SEALING } from "../../src/fd/constants.ts";
 import { native } from "../../src/native.ts";
 
 /** One fuzzing run's settings from argv (--seconds N --seed N --out DIR) and its reproducible randomness. */
@@ -111,7 +112,10 @@ export function startCoverageTracker(dirs: readonly string[]): CoverageTracker {
   };
 }
 
-/** Fresh fds from specs: "memfd:SIZE" a memfd of SIZE bytes, "pipe-w" a pipe's write end (its read end closed). */
+/**
+ * Fresh fds from specs: "memfd:SIZE" a memfd of SIZE bytes, "sealed-memfd:SIZE" one sealed against any change of
+ * size (as guest RAM: the device then maps a ring in it), "pipe-w" a pipe's write end (its read end closed).
+ */
 export function makeFds(specs: readonly string[]): number[] {
   const fds: number[] = [];
   for (const f of specs) {
@@ -119,6 +123,11 @@ export function makeFds(specs: readonly string[]): number[] {
       const [r, w] = native.pipe2();
       native.close(r);
       fds.push(w);
+    } else if (f.startsWith("sealed-memfd:")) {
+      const fd = native.memfdCreate("fuzz", MFD_ALLOW_SEALING);
+      native.ftruncate(fd, Number(f.slice(13)));
+      native.addSeals(fd, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+      fds.push(fd);
     } else {
       const fd = native.memfdCreate("fuzz", 0);
       native.ftruncate(fd, Number(f.slice(6)));

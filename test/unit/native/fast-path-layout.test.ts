@@ -1,5 +1,7 @@
-// The native fast path and JavaScript share one array and one set of notice codes: both sides must agree on them.
+// The native fast paths and JavaScript share one array and one set of notice codes each: both sides must agree.
 import { describe, expect, it } from "vitest";
+import { DeviceFastNotice } from "../../../src/crossdomain/device.ts";
+import { DeviceFastState } from "../../../src/crossdomain/device-fast-state.ts";
 import { FastState } from "../../../src/crossdomain/fast-state.ts";
 import { native } from "../../../src/native.ts";
 import { FastNotice } from "../../../src/proxy/wayland/fast-path.ts";
@@ -19,6 +21,19 @@ describe("native fast path layout", () => {
     const spans = new Int32Array(4);
     expect(
       () => new native.FastPath(0, 1, new Float64Array(FastState.SIZE + 1), entries, spans, () => {}),
+    ).toThrow(/another layout/);
+  });
+});
+
+describe("device fast path layout", () => {
+  it("has the state fields of device-fast-state.ts and the notice codes of device.ts, index for index", () => {
+    expect(native.DeviceFastPath.stateLayout).toEqual({ ...DeviceFastState });
+    expect(native.DeviceFastPath.notices).toEqual({ ...DeviceFastNotice });
+  });
+
+  it("refuses a state array of another size", () => {
+    expect(
+      () => new native.DeviceFastPath(0, 1, new Float64Array(DeviceFastState.SIZE - 1), () => {}),
     ).toThrow(/another layout/);
   });
 });
