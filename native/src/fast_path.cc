@@ -53,13 +53,14 @@ enum State {
   kEventMessages,
   kDeleteIdWatched,
   kClientRemainders,
+  kRideMs,
   kStateSize,
 };
 
 // What OnReady asks JavaScript to do (FastNotice in fast-path.ts), after its own work.
 enum Notice {
   kArmAnswerTimer = 1,
-  kArmRideTimer = 2,
+  kRideExpired = 2,  // the native ride timer expired while the device socket was busy: JavaScript sends the POLL
   kClientRemainder = 3,  // events the client's socket did not take: JavaScript queues them (and may pause)
   kDeviceRemainder = 4,  // a SUBMIT the device's socket did not take whole: JavaScript queues the rest
   kFault = 5,            // something this code cannot explain: JavaScript ends the connection with the message
@@ -80,6 +81,8 @@ constexpr uint32_t kMaxSendRecv = 3744;
 constexpr uint32_t kReceiveBuffer = 4096;
 constexpr uint32_t kSubmitFlagRingIdx = 4;
 constexpr uint32_t kDisplayId = 1;
+// channel.ts RIDE_SLACK_MS: how early a riding POLL may go alone rather than wait for another timer.
+constexpr double kRideSlackMs = 0.25;
 
 void Put32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
 uint32_t Get32(const uint8_t* p) {
@@ -112,7 +115,17 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
     spans_ref_ = Napi::Persistent(info[4]);
     if (info.Length() < 6 || !info[5].IsFunction()) throw Napi::TypeError::New(env, "notify must be a function");
     notify_ = Napi::Persistent(info[5].As<Napi::Function>());
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
+      throw Napi::Error::New(env, "no libuv loop for the ride timer");
+    ride_timer_ = new uv_timer_t;
+    uv_timer_init(loop, ride_timer_);
+    ride_timer_->data = this;
+    // As channel.ts's own timer: never what keeps the process alive.
+    uv_unref(reinterpret_cast<uv_handle_t*>(ride_timer_));
   }
+
+  ~FastPath() override { CloseRideTimer(); }
 
   bool OnReady(int role, int events) override {
     if (detached_ || st_[kEnabled] != 1 || objects_.capacity == 0) return false;
@@ -160,6 +173,7 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
     // The state array stays: code after a notice that ended the connection reads kEnabled from it (now 0). It is
     // the backend's own small array, with no reference back to the session.
     st_[kEnabled] = 0;
+    CloseRideTimer();
     objects_ = ClientObjects{};
     ring_ = nullptr;
     ring_size_ = 0;
@@ -407,8 +421,49 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
     }
     st_[kPollRiding] = 1;
     st_[kRideSince] = NowMs();
-    if (st_[kRideTimerArmed] == 0) Notify(kArmRideTimer, nullptr, 0, nullptr);
+    // channel.ts armRideTimer, on a libuv timer of this object's own: a JavaScript timer about once per
+    // millisecond of round trips cost two entries into JavaScript (arming it and running it) each time.
+    if (!ride_timer_armed_ && st_[kRideTimerArmed] == 0) ArmRideTimer(st_[kRideMs]);
     return true;
+  }
+
+  void ArmRideTimer(double ms) {
+    if (ride_timer_ == nullptr) return;
+    ride_armed_for_ = st_[kRideSince];
+    ride_timer_armed_ = true;
+    const double whole = ms < 1 ? 1 : ms;
+    uv_timer_start(ride_timer_, OnRideTimer, static_cast<uint64_t>(whole + 0.999), 0);
+  }
+
+  static void OnRideTimer(uv_timer_t* timer) {
+    FastPath* self = static_cast<FastPath*>(timer->data);
+    if (self != nullptr) self->RideTimerExpired();
+  }
+
+  // channel.ts armRideTimer's callback: the POLL goes alone unless the ride ended, or a later ride has time left.
+  void RideTimerExpired() {
+    ride_timer_armed_ = false;
+    if (detached_ || st_[kEnabled] != 1 || st_[kPollRiding] != 1 || st_[kChannelOpen] != 1) return;
+    const double left = st_[kRideMs] - (NowMs() - st_[kRideSince]);
+    if (st_[kRideSince] != ride_armed_for_ && left > kRideSlackMs) {
+      ArmRideTimer(left);
+      return;
+    }
+    // This code writes the device socket only when nothing is queued on it; otherwise JavaScript's poll() does.
+    if (st_[kSocketIdle] == 1)
+      PollNow();
+    else
+      Notify(kRideExpired, nullptr, 0, nullptr);
+  }
+
+  void CloseRideTimer() {
+    if (ride_timer_ == nullptr) return;
+    ride_timer_->data = nullptr;
+    uv_timer_stop(ride_timer_);
+    uv_close(reinterpret_cast<uv_handle_t*>(ride_timer_),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+    ride_timer_ = nullptr;
+    ride_timer_armed_ = false;
   }
 
 
@@ -497,6 +552,10 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
   Napi::FunctionReference notify_;
   UndoEntry undo_[kUndoSlots];
   size_t undo_count_ = 0;
+  uv_timer_t* ride_timer_ = nullptr;
+  bool ride_timer_armed_ = false;
+  // RIDE_SINCE of the ride the timer was armed for (a later ride waits what is left of its own time).
+  double ride_armed_for_ = 0;
   // A SUBMIT frame: header, three fields, then a SEND (header up to 28 identifier slots, data) and a POLL.
   // The client's bytes as read.
   alignas(8) uint8_t in_[32 * 1024];
@@ -547,12 +606,13 @@ void InitFastPath(Napi::Env env, Napi::Object exports) {
       {"EVENT_MESSAGES", kEventMessages},
       {"DELETE_ID_WATCHED", kDeleteIdWatched},
       {"CLIENT_REMAINDERS", kClientRemainders},
+      {"RIDE_MS", kRideMs},
       {"SIZE", kStateSize},
   };
   for (const auto& f : fields) state.Set(f.first, Napi::Number::New(env, f.second));
   Napi::Object notices = Napi::Object::New(env);
   const std::pair<const char*, int> codes[] = {
-      {"ARM_ANSWER_TIMER", kArmAnswerTimer}, {"ARM_RIDE_TIMER", kArmRideTimer},
+      {"ARM_ANSWER_TIMER", kArmAnswerTimer}, {"RIDE_EXPIRED", kRideExpired},
       {"CLIENT_REMAINDER", kClientRemainder}, {"DEVICE_REMAINDER", kDeviceRemainder},
       {"FAULT", kFault},                     {"CLIENT_BYTES", kClientBytes},
       {"DEVICE_BYTES", kDeviceBytes},        {"CLIENT_ERROR", kClientError},

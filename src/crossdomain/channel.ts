@@ -792,8 +792,14 @@ export class CrossDomainChannel {
       this.armAnswerTimer(this.hostTimeoutMs);
   }
 
-  fastPathArmRideTimer(): void {
-    if (!this.closed && this.pollRiding && this.rideTimer === null) this.armRideTimer(this.pollRideMs);
+  /** The native ride timer (fast_path.cc) expired when it could not send the POLL itself. */
+  fastPathRideExpired(): void {
+    if (!this.closed && this.pollRiding) this.poll();
+  }
+
+  /** How long a riding POLL waits for a SEND (POLL_RIDE_MS unless the options changed it). */
+  get rideMs(): number {
+    return this.pollRideMs;
   }
 
   fastPathPause(): void {

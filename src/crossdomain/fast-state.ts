@@ -52,7 +52,9 @@ export const FastState = {
   DELETE_ID_WATCHED: 26,
   /** RECEIVEs whose events the client's socket did not take whole (counter). */
   CLIENT_REMAINDERS: 27,
-  SIZE: 28,
+  /** How long a riding POLL waits for a SEND (the channel's pollRideMs): the native ride timer's time. */
+  RIDE_MS: 28,
+  SIZE: 29,
 } as const;
 
 /** A fresh state array: nothing idle, fast path off. */

@@ -256,8 +256,8 @@ export class ClientSession {
         case FastNotice.ARM_ANSWER_TIMER:
           this.channel.fastPathArmAnswerTimer();
           break;
-        case FastNotice.ARM_RIDE_TIMER:
-          this.channel.fastPathArmRideTimer();
+        case FastNotice.RIDE_EXPIRED:
+          this.channel.fastPathRideExpired();
           break;
         case FastNotice.CLIENT_REMAINDER:
           // onHostData's path when the client's socket is full: queue, and pause the channel until it drains.

@@ -8,7 +8,8 @@ import type { WireConnection } from "../../wire/wayland/wire-connection.ts";
 /** What the native side asks of JavaScript after its own work (fast_path.cc Notice). */
 export const FastNotice = {
   ARM_ANSWER_TIMER: 1,
-  ARM_RIDE_TIMER: 2,
+  /** The native ride timer expired while the device socket had bytes queued: the channel sends the POLL. */
+  RIDE_EXPIRED: 2,
   /** Events the client's socket did not take: queue them (and pause the channel if the client is not reading). */
   CLIENT_REMAINDER: 3,
   /** The end of a SUBMIT frame the device's socket did not take: queue it. */
@@ -73,6 +74,7 @@ export function attachFastPath(options: {
   fp.setPolledFences(support.polledFences((fences) => fp.setPolledFences(fences)));
   st[FastState.MAX_MESSAGE_SIZE] = conn.framer(0).maxMessageSize;
   st[FastState.CHECK_EVENT_SINCE] = 0;
+  st[FastState.RIDE_MS] = channel.rideMs;
   // performance.now() and libuv's uv_hrtime (process.hrtime) read the same monotonic clock.
   st[FastState.CLOCK_OFFSET] = performance.now() - Number(process.hrtime.bigint()) / 1e6;
   options.clientWatcher.setFastPath(fp, 0);
