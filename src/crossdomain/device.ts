@@ -15,10 +15,11 @@ import {
   PROT_WRITE,
 } from "../fd/constants.ts";
 import { componentLogger, type Logger } from "../log.ts";
-import { AGAIN, type NativeDeviceFastPath, native, POLL_READABLE } from "../native.ts";
+import { AGAIN, native, POLL_READABLE } from "../native.ts";
 import { setU32 } from "../wire/bytes.ts";
 import { type CrossDomainMessage, decodeCommand } from "./codec.ts";
 import { CrossDomainContext, type Resource } from "./crossdomain-context.ts";
+import { addDeviceFastCounters, type DeviceFastCounters, DeviceFastLink } from "./device-fast-path.ts";
 import { DeviceFastState } from "./device-fast-state.ts";
 import { buildFrame, FRAME_HEADER_SIZE, FrameType, field, field64 } from "./device-protocol.ts";
 import { fastPathWanted } from "./fast-state.ts";
@@ -66,14 +67,6 @@ export interface Device {
   close(): void;
 }
 
-/** What native fast paths carried (device-fast-state.ts counters). */
-export interface DeviceFastCounters {
-  submits: number;
-  sendBytes: number;
-  receives: number;
-  fences: number;
-}
-
 /** Starts the device: listens on `options.listen` and serves each connection as one virtio-gpu context. */
 export function startDevice(options: DeviceOptions): Device {
   const log = options.logger ?? componentLogger("device");
@@ -119,22 +112,6 @@ export function startDevice(options: DeviceOptions): Device {
   };
 }
 
-/** What a context's native fast path asks of JavaScript (device_fast_path.cc's Notice). */
-export const DeviceFastNotice = {
-  /** Bytes (and fds) it read from the guest side and does not handle: the frame socket takes them. */
-  GUEST_BYTES: 1,
-  /** SEND data the host socket did not take: the context's writer queues it. */
-  HOST_REMAINDER: 2,
-  /** FENCE bytes the guest side's socket did not take: the frame socket queues them. */
-  GUEST_REMAINDER: 3,
-  /** A recvmsg of the host socket it does not finish (fds, or more than the ring holds): the worker takes it. */
-  HOST_RECEIVED: 4,
-  /** The host socket's recvmsg failed: `arg` is the error native.recvmsg throws. */
-  HOST_ERROR: 5,
-  /** The guest side sent more fds than one message may carry: `arg` is native.recvmsg's error. */
-  GUEST_ERROR: 6,
-} as const;
-
 /** Frames the guest side awaits a REPLY to. */
 const REPLIED: ReadonlySet<number> = new Set([
   FrameType.GET_PARAMS,
@@ -166,7 +143,7 @@ class DeviceContext {
   private readonly fenceFrame = buildFrame(FrameType.FENCE, 0, [0], null, 0);
   private readonly config: CrossDomainConfig;
   /** The native fast path, once the channel is connected (and unless CROSSWAY_FAST_PATH=0). */
-  private fast: NativeDeviceFastPath | null = null;
+  private fast: DeviceFastLink | null = null;
 
   constructor(
     fd: number,
@@ -233,65 +210,19 @@ class DeviceContext {
   }
 
   private attachFast(): void {
-    const st = this.cd.fastState;
-    const fast = new native.DeviceFastPath(this.socket.fd, this.cd.hostSocket, st, (what, arg, fds) =>
-      this.onFastNotice(what, arg, fds),
+    this.fast = new DeviceFastLink(this.socket, this.cd, this.contextInit?.pollMask ?? 0, () =>
+      this.publishFast(),
     );
-    this.fast = fast;
-    st[DeviceFastState.POLL_MASK] = this.contextInit?.pollMask ?? 0;
-    this.socket.publishIdle(st, DeviceFastState.GUEST_IDLE);
-    this.socket.setFastPath(fast, 0);
-    this.cd.setFastPath(fast);
-    st[DeviceFastState.ENABLED] = 1;
   }
 
   /** Adds what this context's fast path carried to `sum`. */
   addFastCounters(sum: DeviceFastCounters): void {
-    const st = this.cd.fastState;
-    sum.submits += st[DeviceFastState.SUBMITS]!;
-    sum.sendBytes += st[DeviceFastState.SEND_BYTES]!;
-    sum.receives += st[DeviceFastState.RECEIVES]!;
-    sum.fences += st[DeviceFastState.FENCES]!;
+    addDeviceFastCounters(this.cd.fastState, sum);
   }
 
   private detachFast(): void {
-    const fast = this.fast;
-    if (fast === null) return;
+    this.fast?.detach();
     this.fast = null;
-    this.cd.fastState[DeviceFastState.ENABLED] = 0;
-    this.cd.fastState[DeviceFastState.CONTEXT_READY] = 0;
-    this.socket.setFastPath(null, 0);
-    this.socket.publishIdle(null, DeviceFastState.GUEST_IDLE);
-    this.cd.setFastPath(null);
-    fast.detach();
-  }
-
-  private onFastNotice(what: number, arg: Uint8Array | Error | undefined, fds: Int32Array | undefined): void {
-    switch (what) {
-      case DeviceFastNotice.GUEST_BYTES:
-        this.socket.received(arg as Uint8Array, fds);
-        return;
-      case DeviceFastNotice.HOST_REMAINDER:
-        this.cd.hostRemainder(arg as Uint8Array);
-        break;
-      case DeviceFastNotice.GUEST_REMAINDER:
-        if (!this.destroyed) this.socket.send(arg as Uint8Array);
-        return;
-      case DeviceFastNotice.HOST_RECEIVED:
-        this.cd.receivedByFastPath(arg as Uint8Array, fds);
-        break;
-      case DeviceFastNotice.HOST_ERROR:
-        this.cd.hostReadFailed(arg as Error);
-        break;
-      case DeviceFastNotice.GUEST_ERROR:
-        this.socket.readFailed(arg as Error);
-        return;
-      default:
-        if (fds !== undefined) for (let i = 0; i < fds.length; i++) native.close(fds[i]!);
-        this.log.error({ what }, "unknown fast path notice");
-        return;
-    }
-    this.publishFast();
   }
 
   /** What a real guest kernel logs as "*ERROR* response 0x1200 (command 0x207)"; here also sent to the guest side. */

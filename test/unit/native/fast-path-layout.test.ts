@@ -1,6 +1,6 @@
 // The native fast paths and JavaScript share one array and one set of notice codes each: both sides must agree.
 import { describe, expect, it } from "vitest";
-import { DeviceFastNotice } from "../../../src/crossdomain/device.ts";
+import { DeviceFastNotice } from "../../../src/crossdomain/device-fast-path.ts";
 import { DeviceFastState } from "../../../src/crossdomain/device-fast-state.ts";
 import { FastState } from "../../../src/crossdomain/fast-state.ts";
 import { native } from "../../../src/native.ts";
