@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,8 +250,11 @@ static int g_setup(struct gconn *c) {
   if (g_request(c, CONTEXT_INIT, 1, init, 3, -1, NULL, 0, NULL) < 0) return -1;
   uint32_t res[2];
   for (int i = 0; i < 2; i++) {
-    int mem = memfd_create("crossdomain-floor-ring", MFD_CLOEXEC);
+    /* Sealed against any change of size, as crossway's emulated guest seals its guest blobs (guest RAM never
+       shrinks): a device may then map the ring instead of writing it with pwrite, as it does for crossway's guest. */
+    int mem = memfd_create("crossdomain-floor-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (mem < 0 || ftruncate(mem, RING_SIZE) < 0) return -1;
+    if (fcntl(mem, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) return -1;
     c->rings[i] = mmap(NULL, RING_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, mem, 0);
     const uint32_t blob[6] = {BLOB_MEM_GUEST, 1, RING_SIZE, 0, 0, 0};
     uint8_t reply[4];
