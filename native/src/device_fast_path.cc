@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "common.h"
+#include "crossdomain_wire.h"
 #include "fast_path.h"
 
 namespace crossway {
@@ -49,25 +50,6 @@ enum Notice {
   kHostError = 5,       // the host socket's recvmsg failed: the error native.recvmsg would have thrown
   kGuestError = 6,      // the guest side's recvmsg failed the same way (more fds than a message may carry)
 };
-
-// Device frames (device-protocol.ts) and cross-domain commands (protocol.ts, codec.ts).
-constexpr uint32_t kFrameHeader = 16;
-constexpr uint32_t kFrameSubmit = 6;
-constexpr uint32_t kFrameFence = 101;
-constexpr uint32_t kMaxFramePayload = 1u << 20;
-constexpr uint8_t kCmdPoll = 3;
-constexpr uint8_t kCmdSend = 4;
-constexpr uint8_t kCmdReceive = 5;
-constexpr uint32_t kCmdHeader = 8;
-constexpr uint32_t kReceiveBuffer = 4096;
-constexpr uint32_t kSubmitFlagRingIdx = 4;
-
-void Put32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
-uint32_t Get32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
 
 }  // namespace
 
@@ -139,23 +121,10 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
     Napi::Value arg = env.Undefined();
     if (what == kHostError || what == kGuestError) {
       arg = err < 0 ? FdLimitError(env, err).Value() : ErrnoError(env, err, "recvmsg").Value();
+      bytes = nullptr;
       nfds = 0;
-    } else if (bytes != nullptr) {
-      Napi::Uint8Array copy = Napi::Uint8Array::New(env, length);
-      std::memcpy(copy.Data(), bytes, length);
-      arg = copy;
     }
-    Napi::Value fd_arg = env.Undefined();
-    if (nfds > 0) {
-      Napi::Int32Array a = Napi::Int32Array::New(env, static_cast<size_t>(nfds));
-      for (int i = 0; i < nfds; i++) a[i] = fds[i];
-      fd_arg = a;
-    }
-    try {
-      notify_.MakeCallback(Value(), {Napi::Number::New(env, what), arg, fd_arg});
-    } catch (const Napi::Error& e) {
-      napi_fatal_exception(env, e.Value());
-    }
+    CallNotify(notify_, Value(), what, arg, bytes, length, fds, nfds);
   }
 
   bool Steady() const {

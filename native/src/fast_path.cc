@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "common.h"
+#include "crossdomain_wire.h"
 #include "wayland_scan.h"
 
 namespace crossway {
@@ -69,27 +70,9 @@ enum Notice {
   kClientError = 8,      // the client's read failed: the error native.recvmsg would have thrown (too many fds)
 };
 
-// Device frames and cross-domain commands (device-protocol.ts, codec.ts, protocol.ts).
-constexpr uint32_t kFrameHeader = 16;
-constexpr uint32_t kFrameSubmit = 6;
-constexpr uint32_t kFrameFence = 101;
-constexpr uint8_t kCmdSend = 4;
-constexpr uint8_t kCmdPoll = 3;
-constexpr uint8_t kCmdReceive = 5;
-constexpr uint32_t kPollSize = 16;
-constexpr uint32_t kMaxSendRecv = 3744;
-constexpr uint32_t kReceiveBuffer = 4096;
-constexpr uint32_t kSubmitFlagRingIdx = 4;
 constexpr uint32_t kDisplayId = 1;
 // channel.ts RIDE_SLACK_MS: how early a riding POLL may go alone rather than wait for another timer.
 constexpr double kRideSlackMs = 0.25;
-
-void Put32(uint8_t* p, uint32_t v) { std::memcpy(p, &v, 4); }
-uint32_t Get32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
 
 }  // namespace
 
@@ -207,24 +190,10 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
     if (what == kClientError) {
       arg = FdLimitError(env, nfds).Value();
       nfds = 0;
-    } else if (bytes != nullptr) {
-      Napi::Uint8Array copy = Napi::Uint8Array::New(env, length);
-      std::memcpy(copy.Data(), bytes, length);
-      arg = copy;
     } else if (message != nullptr) {
       arg = Napi::String::New(env, message);
     }
-    Napi::Value fd_arg = env.Undefined();
-    if (nfds > 0) {
-      Napi::Int32Array a = Napi::Int32Array::New(env, static_cast<size_t>(nfds));
-      for (int i = 0; i < nfds; i++) a[i] = fds[i];
-      fd_arg = a;
-    }
-    try {
-      notify_.MakeCallback(Value(), {Napi::Number::New(env, what), arg, fd_arg});
-    } catch (const Napi::Error& e) {
-      napi_fatal_exception(env, e.Value());
-    }
+    CallNotify(notify_, Value(), what, arg, bytes, length, fds, nfds);
   }
 
   // EmulatedVirtGpu.execbuffer for a command buffer of `cmd_len` bytes already at submit_ + kFrameHeader + 12: the
@@ -564,6 +533,27 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
 
 namespace {
 Napi::FunctionReference* fast_path_ctor = nullptr;
+}
+
+void CallNotify(Napi::FunctionReference& notify, Napi::Value self, int what, Napi::Value arg, const uint8_t* bytes,
+                size_t length, const int* fds, int nfds) {
+  Napi::Env env = notify.Env();
+  if (bytes != nullptr) {
+    Napi::Uint8Array copy = Napi::Uint8Array::New(env, length);
+    std::memcpy(copy.Data(), bytes, length);
+    arg = copy;
+  }
+  Napi::Value fd_arg = env.Undefined();
+  if (nfds > 0) {
+    Napi::Int32Array a = Napi::Int32Array::New(env, static_cast<size_t>(nfds));
+    for (int i = 0; i < nfds; i++) a[i] = fds[i];
+    fd_arg = a;
+  }
+  try {
+    notify.MakeCallback(self, {Napi::Number::New(env, what), arg, fd_arg});
+  } catch (const Napi::Error& e) {
+    napi_fatal_exception(env, e.Value());
+  }
 }
 
 ReadyHook* UnwrapReadyHook(Napi::Value value) {

@@ -19,6 +19,12 @@ enum FastPathRole { kFastPathClient = 0, kFastPathDevice = 1 };
 // Roles of the device's DeviceFastPath.
 enum DeviceFastPathRole { kDeviceFastPathGuest = 0, kDeviceFastPathHost = 1 };
 
+// Calls `notify(what, arg, fds)` with `self` as receiver, the fds (when any) as a new Int32Array and `bytes` (when
+// not null) copied into a new Uint8Array as `arg`. A JavaScript exception goes to Node's uncaught-exception path: it
+// must not unwind into libuv. The caller holds a HandleScope.
+void CallNotify(Napi::FunctionReference& notify, Napi::Value self, int what, Napi::Value arg, const uint8_t* bytes,
+                size_t length, const int* fds, int nfds);
+
 // The ReadyHook behind a JavaScript object (a FastPath or a DeviceFastPath), or null if it is neither.
 ReadyHook* UnwrapReadyHook(Napi::Value value);
 // The DeviceFastPath behind a JavaScript object, or null (device_fast_path.cc).

@@ -4,6 +4,7 @@
 import { FdOutputQueue } from "../fd/fd-output-queue.ts";
 import { createSharedWatcher } from "../fd/shared-watcher.ts";
 import { type NativeWatcher, native, POLL_WRITABLE } from "../native.ts";
+import { IdleFlag } from "./idle-flag.ts";
 
 /**
  * Ordered non-blocking writes to a host fd (socket with SCM_RIGHTS, pipe or eventfd). Real hosts write blocking on
@@ -20,8 +21,7 @@ export class FdWriter {
   /** Called when the queue empties after the fd had stopped taking bytes (not when closed). */
   onDrain: (() => void) | null = null;
   /** Where {@link publishIdle} says whether nothing is queued (a native fast path's state, device-fast-state.ts). */
-  private idleState: Float64Array | null = null;
-  private idleIndex = 0;
+  private readonly idle = new IdleFlag();
 
   constructor(
     readonly fd: number,
@@ -62,15 +62,12 @@ export class FdWriter {
    * then write the fd directly without overtaking queued bytes. With null, stops (after setting the last index to 0).
    */
   publishIdle(state: Float64Array | null, index: number): void {
-    if (state === null && this.idleState !== null) this.idleState[this.idleIndex] = 0;
-    this.idleState = state;
-    this.idleIndex = index;
+    this.idle.target(state, index);
     this.updateIdle();
   }
 
   private updateIdle(): void {
-    if (this.idleState !== null)
-      this.idleState[this.idleIndex] = !this.closed && !this.blocked && this.out.pending === 0 ? 1 : 0;
+    if (this.idle.active) this.idle.set(!this.closed && !this.blocked && this.out.pending === 0);
   }
 
   /** Bytes queued, not yet taken by the fd. */

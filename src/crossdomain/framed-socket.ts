@@ -12,6 +12,7 @@ import {
 } from "../native.ts";
 import { getU32 } from "../wire/bytes.ts";
 import { FRAME_HEADER_SIZE, MAX_FRAME_PAYLOAD } from "./device-protocol.ts";
+import { IdleFlag } from "./idle-flag.ts";
 
 /** Called for each complete frame; `payload` is a view valid only during the call; `fds` are now the callee's. */
 export type FrameHandler = (
@@ -51,9 +52,8 @@ export class FramedSocket {
   private dispatching = false;
   /** Called once the write queue has drained after {@link send} returned false. */
   onDrain: () => void = () => {};
-  /** Where {@link publishIdle} says whether this socket is idle (a native fast path's state, fast-state.ts). */
-  private idleState: Float64Array | null = null;
-  private idleIndex = 0;
+  /** Where {@link publishIdle} says whether this socket is idle (a native fast path's state). */
+  private readonly idle = new IdleFlag();
 
   constructor(
     readonly fd: number,
@@ -71,25 +71,21 @@ export class FramedSocket {
    * null, stops (after setting the last index to 0).
    */
   publishIdle(state: Float64Array | null, index: number): void {
-    if (state === null && this.idleState !== null) this.idleState[this.idleIndex] = 0;
-    this.idleState = state;
-    this.idleIndex = index;
+    this.idle.target(state, index);
     this.updateIdle();
   }
 
   private updateIdle(): void {
-    const st = this.idleState;
-    if (st === null) return;
-    st[this.idleIndex] =
+    if (!this.idle.active) return;
+    this.idle.set(
       !this.closed &&
-      !this.readPaused &&
-      !this.dispatching &&
-      !this.wantWrite &&
-      this.out.pending === 0 &&
-      this.start === this.end &&
-      this.fdHead === this.fdQueue.length
-        ? 1
-        : 0;
+        !this.readPaused &&
+        !this.dispatching &&
+        !this.wantWrite &&
+        this.out.pending === 0 &&
+        this.start === this.end &&
+        this.fdHead === this.fdQueue.length,
+    );
   }
 
   /**

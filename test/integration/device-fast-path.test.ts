@@ -13,6 +13,7 @@ import { ProtocolRegistry } from "../../src/wire/wayland/protocol-registry.ts";
 import type { Compositor } from "../helpers/compositor.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { waitFor } from "../helpers/processes.ts";
+import { regionRounds } from "../helpers/region-rounds.ts";
 import { startSway } from "../helpers/sway.ts";
 import { addVirtualKeyboard, type VirtualKeyboard } from "../helpers/virtual-keyboard.ts";
 import { type TestEvent, WaylandTestClient } from "../helpers/wayland-test-client.ts";
@@ -88,14 +89,7 @@ describe("crossway device's native fast path", () => {
       await c.roundtrip();
       const keyboard = c.newId();
       c.request(seat, "wl_seat", "get_keyboard", (w) => w.uint(keyboard));
-      const region = c.newId();
-      c.request(compositor, "wl_compositor", "create_region", (w) => w.uint(region));
-      await c.roundtrip();
-      for (let i = 0; i < rounds; i++) {
-        for (let k = 0; k < 3; k++)
-          c.request(region, "wl_region", "add", (w) => w.int(i).int(k).int(1).int(1));
-        await c.roundtrip();
-      }
+      await regionRounds(c, compositor, rounds);
       const keymap = c.events.find((e) => e.iface === "wl_keyboard" && e.name === "keymap");
       const keymapSize = keymap === undefined ? -1 : native.fstat(keymap.args[1] as number).size;
       return { events: c.events.map(shape), error: c.error, keymapSize };

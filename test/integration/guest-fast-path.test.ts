@@ -12,6 +12,7 @@ import { AGAIN, native } from "../../src/native.ts";
 import type { Compositor } from "../helpers/compositor.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { run, waitFor } from "../helpers/processes.ts";
+import { regionRounds } from "../helpers/region-rounds.ts";
 import { type TestEvent, WaylandTestClient } from "../helpers/wayland-test-client.ts";
 import { startWeston } from "../helpers/weston.ts";
 
@@ -66,14 +67,7 @@ describe("crossway guest's native fast path", () => {
       const name = [...c.globals].find(([, g]) => g.iface === "wl_compositor")?.[0];
       expect(name).toBeDefined();
       const compositor = c.bind(registry, "wl_compositor", 4);
-      const region = c.newId();
-      c.request(compositor, "wl_compositor", "create_region", (w) => w.uint(region));
-      await c.roundtrip();
-      for (let i = 0; i < rounds; i++) {
-        for (let k = 0; k < 3; k++)
-          c.request(region, "wl_region", "add", (w) => w.int(i).int(k).int(1).int(1));
-        await c.roundtrip();
-      }
+      await regionRounds(c, compositor, rounds);
       const mine = (await status(control)).connections[0];
       return { events: c.events.map(shape), fastPath: mine?.fastPath, error: c.error };
     } finally {
