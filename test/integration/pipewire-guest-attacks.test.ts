@@ -392,7 +392,10 @@ describe("unexpected fds from a guest client", () => {
   it("an fd the payload never references is refused and closed (the guest's fd count returns)", async () => {
     (await connect("g-fd-warm")).close();
     await guestIdle();
-    const before = fdCount(chain.pids.guest);
+    // Held still, not just read: guestIdle waits for a log line a session writes before its sockets are all closed
+    // (a refused client's lingers until its EOF), and a baseline read at once held two fds that then closed in a
+    // run of two test suites at once (23 before, 21 after).
+    const before = await steadyFdCount(chain.pids.guest);
     const c = await connect("g-fd-unreferenced");
     const mfd = native.memfdCreate("unreferenced", 0);
     c.send(0, 2, pod.struct(pod.int(0), pod.int(7)), { fds: [mfd] });
