@@ -109,22 +109,22 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
     notify_.Reset();
   }
 
-  // Calls notify(what, arg, fds): arg the bytes (copied) or, for the errors, the Error native.recvmsg would throw.
+  // Calls notify(what, arg, fds): arg the bytes (copied) or, for the errors, the Error native.recvmsg would throw
+  // (`err` an errno, or kFdsTruncated / kFdsTooMany).
   void Notify(Notice what, const uint8_t* bytes, size_t length, int err = 0, const int* fds = nullptr,
               int nfds = 0) {
-    if (detached_) {
-      for (int i = 0; i < nfds; i++) close(fds[i]);
-      return;
-    }
-    Napi::Env env = notify_.Env();
-    Napi::HandleScope scope(env);
-    Napi::Value arg = env.Undefined();
+    NoticeArg arg;
     if (what == kHostError || what == kGuestError) {
-      arg = err < 0 ? FdLimitError(env, err).Value() : ErrnoError(env, err, "recvmsg").Value();
-      bytes = nullptr;
+      if (err < 0)
+        arg.fd_limit = err;
+      else
+        arg.recv_errno = err;
       nfds = 0;
+    } else {
+      arg.bytes = bytes;
+      arg.length = length;
     }
-    CallNotify(notify_, Value(), what, arg, bytes, length, fds, nfds);
+    CallNotify(detached_, notify_, *this, what, arg, fds, nfds);
   }
 
   bool Steady() const {

@@ -180,20 +180,14 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
   // Calls notify(what, arg, fds) with arg the bytes (copied), the message, or for kClientError the error of `nfds`.
   void Notify(Notice what, const uint8_t* bytes, size_t length, const char* message, const int* fds = nullptr,
               int nfds = 0) {
-    if (detached_) {
-      for (int i = 0; i < nfds; i++) close(fds[i]);
-      return;
-    }
-    Napi::Env env = notify_.Env();
-    Napi::HandleScope scope(env);
-    Napi::Value arg = env.Undefined();
+    NoticeArg arg;
     if (what == kClientError) {
-      arg = FdLimitError(env, nfds).Value();
+      arg.fd_limit = nfds;
       nfds = 0;
-    } else if (message != nullptr) {
-      arg = Napi::String::New(env, message);
+    } else {
+      arg = NoticeArg{bytes, length, message};
     }
-    CallNotify(notify_, Value(), what, arg, bytes, length, fds, nfds);
+    CallNotify(detached_, notify_, *this, what, arg, fds, nfds);
   }
 
   // EmulatedVirtGpu.execbuffer for a command buffer of `cmd_len` bytes already at submit_ + kFrameHeader + 12: the
@@ -535,13 +529,20 @@ namespace {
 Napi::FunctionReference* fast_path_ctor = nullptr;
 }
 
-void CallNotify(Napi::FunctionReference& notify, Napi::Value self, int what, Napi::Value arg, const uint8_t* bytes,
-                size_t length, const int* fds, int nfds) {
+void CallNotifyInScope(Napi::FunctionReference& notify, Napi::Value self, int what, const NoticeArg& in,
+                       const int* fds, int nfds) {
   Napi::Env env = notify.Env();
-  if (bytes != nullptr) {
-    Napi::Uint8Array copy = Napi::Uint8Array::New(env, length);
-    std::memcpy(copy.Data(), bytes, length);
+  Napi::Value arg = env.Undefined();
+  if (in.fd_limit != 0) {
+    arg = FdLimitError(env, in.fd_limit).Value();
+  } else if (in.recv_errno != 0) {
+    arg = ErrnoError(env, in.recv_errno, "recvmsg").Value();
+  } else if (in.bytes != nullptr) {
+    Napi::Uint8Array copy = Napi::Uint8Array::New(env, in.length);
+    std::memcpy(copy.Data(), in.bytes, in.length);
     arg = copy;
+  } else if (in.message != nullptr) {
+    arg = Napi::String::New(env, in.message);
   }
   Napi::Value fd_arg = env.Undefined();
   if (nfds > 0) {

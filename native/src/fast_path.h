@@ -2,6 +2,7 @@
 // and the emulated device's (device_fast_path.cc).
 #pragma once
 #include <napi.h>
+#include <unistd.h>
 
 namespace crossway {
 
@@ -19,11 +20,34 @@ enum FastPathRole { kFastPathClient = 0, kFastPathDevice = 1 };
 // Roles of the device's DeviceFastPath.
 enum DeviceFastPathRole { kDeviceFastPathGuest = 0, kDeviceFastPathHost = 1 };
 
-// Calls `notify(what, arg, fds)` with `self` as receiver, the fds (when any) as a new Int32Array and `bytes` (when
-// not null) copied into a new Uint8Array as `arg`. A JavaScript exception goes to Node's uncaught-exception path: it
-// must not unwind into libuv. The caller holds a HandleScope.
-void CallNotify(Napi::FunctionReference& notify, Napi::Value self, int what, Napi::Value arg, const uint8_t* bytes,
-                size_t length, const int* fds, int nfds);
+// What a notice hands JavaScript as `arg`: bytes (copied into a new Uint8Array), a message, or the error
+// native.recvmsg throws (`fd_limit`: kFdsTruncated or kFdsTooMany; `recv_errno`: an errno). Nothing: undefined.
+struct NoticeArg {
+  const uint8_t* bytes = nullptr;
+  size_t length = 0;
+  const char* message = nullptr;
+  int fd_limit = 0;
+  int recv_errno = 0;
+};
+
+// Calls `notify(what, arg, fds)` with `self` as receiver and the fds (when any) as a new Int32Array, inside the
+// caller's HandleScope. A JavaScript exception goes to Node's uncaught-exception path: it must not unwind into libuv.
+void CallNotifyInScope(Napi::FunctionReference& notify, Napi::Value self, int what, const NoticeArg& arg,
+                       const int* fds, int nfds);
+
+// CallNotifyInScope in a HandleScope of its own, with the fast path object as receiver (a handle to it is made inside
+// the scope: fast paths run from libuv callbacks, outside any). A `detached` fast path calls nothing and closes the
+// fds, which are no one's now.
+template <typename T>
+void CallNotify(bool detached, Napi::FunctionReference& notify, Napi::ObjectWrap<T>& self, int what,
+                const NoticeArg& arg, const int* fds, int nfds) {
+  if (detached) {
+    for (int i = 0; i < nfds; i++) close(fds[i]);
+    return;
+  }
+  Napi::HandleScope scope(notify.Env());
+  CallNotifyInScope(notify, self.Value(), what, arg, fds, nfds);
+}
 
 // The ReadyHook behind a JavaScript object (a FastPath or a DeviceFastPath), or null if it is neither.
 ReadyHook* UnwrapReadyHook(Napi::Value value);
