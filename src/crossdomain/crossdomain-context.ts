@@ -215,10 +215,7 @@ export class CrossDomainContext {
     const out = this.state?.socketOut;
     if (out === null || out === undefined) return;
     out.write(bytes, null, true);
-    if (!this.throttled && out.pending > HOST_QUEUE_HIGH_WATER) {
-      this.throttled = true;
-      this.host.backPressure(true);
-    }
+    this.holdIfOverMark(out);
   }
 
   /** A recvmsg a native fast path made on the host socket failed: the worker halts as receive() would make it. */
@@ -261,6 +258,11 @@ export class CrossDomainContext {
     const out = this.state?.socketOut;
     if (out === null || out === undefined) return;
     out.flushQueued();
+    this.holdIfOverMark(out);
+  }
+
+  /** Holds the guest's submissions back while the host socket leaves more than the mark unread. */
+  private holdIfOverMark(out: FdWriter): void {
     if (!this.throttled && out.pending > HOST_QUEUE_HIGH_WATER) {
       this.throttled = true;
       this.host.backPressure(true);
