@@ -38,6 +38,18 @@ export interface NativeWatcher {
   setFastPath?(fast: object | null, role: number): void;
 }
 
+/** A one-shot timer on a timerfd the loop watches (native/src/deadline_timer.h); see LoopDeadline. */
+export interface NativeDeadlineTimer {
+  /** Expires once, `ms` from now; the callback runs on the loop. Throws after close(). */
+  start(ms: number): void;
+  /** Disarms it. */
+  stop(): void;
+  /** Gives the timer and its fd back to libuv. Idempotent. */
+  close(): void;
+  /** False when it fell back to a libuv timer (no timerfd could be made). */
+  usesTimerFd(): boolean;
+}
+
 /**
  * An ordered syscall queue on one fd, run on a thread of its own (native/src/ioctl_queue.cc): for DRM calls that
  * sleep until the host answers. Calls run in submission order; the queue owns the fd and `close()` closes it after
@@ -174,6 +186,10 @@ export interface NativeAddon {
   ) => NativeIoctlQueue;
   /** userfaultfd(O_CLOEXEC | O_NONBLOCK | flags) (tests: a syscall that sleeps in the kernel until released). */
   userfaultfd(flags: number): number;
+  /** A one-shot timer whose wait adds no timeout to the loop's sleeps (native/src/deadline_timer.h). */
+  DeadlineTimer: new (
+    callback: () => void,
+  ) => NativeDeadlineTimer;
   /** A readiness watcher (libuv uv_poll) on `fd`; the callback runs on the event loop. */
   createWatcher(fd: number, callback: (status: number, events: number) => void): NativeWatcher;
   /**

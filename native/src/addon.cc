@@ -14,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   crossway::InitWaylandScan(env, exports);
   crossway::InitFastPath(env, exports);
   crossway::InitDeviceFastPath(env, exports);
+  crossway::InitDeadlineTimer(env, exports);
   return exports;
 }
 }  // namespace

@@ -63,5 +63,6 @@ void InitEventLoop(Napi::Env env, Napi::Object exports);
 void InitWaylandScan(Napi::Env env, Napi::Object exports);
 void InitFastPath(Napi::Env env, Napi::Object exports);
 void InitDeviceFastPath(Napi::Env env, Napi::Object exports);
+void InitDeadlineTimer(Napi::Env env, Napi::Object exports);
 
 }  // namespace crossway

@@ -19,6 +19,7 @@
 
 #include "common.h"
 #include "crossdomain_wire.h"
+#include "deadline_timer.h"
 #include "wayland_scan.h"
 
 namespace crossway {
@@ -101,11 +102,8 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
     uv_loop_t* loop = nullptr;
     if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr)
       throw Napi::Error::New(env, "no libuv loop for the ride timer");
-    ride_timer_ = new uv_timer_t;
-    uv_timer_init(loop, ride_timer_);
-    ride_timer_->data = this;
-    // As channel.ts's own timer: never what keeps the process alive.
-    uv_unref(reinterpret_cast<uv_handle_t*>(ride_timer_));
+    // As channel.ts's own timer: never what keeps the process alive (DeadlineTimer is unref'd).
+    ride_timer_.Init(loop, OnRideTimer, this);
   }
 
   ~FastPath() override { CloseRideTimer(); }
@@ -384,24 +382,19 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
     }
     st_[kPollRiding] = 1;
     st_[kRideSince] = NowMs();
-    // channel.ts armRideTimer, on a libuv timer of this object's own: a JavaScript timer about once per
+    // channel.ts armRideTimer, on a timer of this object's own (deadline_timer.h): a JavaScript timer about once per
     // millisecond of round trips cost two entries into JavaScript (arming it and running it) each time.
     if (!ride_timer_armed_ && st_[kRideTimerArmed] == 0) ArmRideTimer(st_[kRideMs]);
     return true;
   }
 
   void ArmRideTimer(double ms) {
-    if (ride_timer_ == nullptr) return;
     ride_armed_for_ = st_[kRideSince];
     ride_timer_armed_ = true;
-    const double whole = ms < 1 ? 1 : ms;
-    uv_timer_start(ride_timer_, OnRideTimer, static_cast<uint64_t>(whole + 0.999), 0);
+    ride_timer_.Start(ms);
   }
 
-  static void OnRideTimer(uv_timer_t* timer) {
-    FastPath* self = static_cast<FastPath*>(timer->data);
-    if (self != nullptr) self->RideTimerExpired();
-  }
+  static void OnRideTimer(void* data) { static_cast<FastPath*>(data)->RideTimerExpired(); }
 
   // channel.ts armRideTimer's callback: the POLL goes alone unless the ride ended, or a later ride has time left.
   void RideTimerExpired() {
@@ -420,12 +413,7 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
   }
 
   void CloseRideTimer() {
-    if (ride_timer_ == nullptr) return;
-    ride_timer_->data = nullptr;
-    uv_timer_stop(ride_timer_);
-    uv_close(reinterpret_cast<uv_handle_t*>(ride_timer_),
-             [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-    ride_timer_ = nullptr;
+    ride_timer_.Close();
     ride_timer_armed_ = false;
   }
 
@@ -515,7 +503,8 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
   Napi::FunctionReference notify_;
   UndoEntry undo_[kUndoSlots];
   size_t undo_count_ = 0;
-  uv_timer_t* ride_timer_ = nullptr;
+  // The riding POLL's deadline: a timerfd, so the loop's sleeps carry no timeout while a ride waits.
+  DeadlineTimer ride_timer_;
   bool ride_timer_armed_ = false;
   // RIDE_SINCE of the ride the timer was armed for (a later ride waits what is left of its own time).
   double ride_armed_for_ = 0;

@@ -28,6 +28,7 @@ import {
 } from "./codec.ts";
 import { FastState, newFastState } from "./fast-state.ts";
 import { probeIdentifierSlots, probeOnce } from "./layout-probe.ts";
+import { LoopDeadline } from "./loop-deadline.ts";
 import {
   CAPSET_CROSS_DOMAIN,
   CHANNEL_RING,
@@ -234,15 +235,15 @@ export class CrossDomainChannel {
   /**
    * Sends a riding POLL alone once POLL_RIDE_MS passed without a SEND. Armed when a ride starts and none is armed,
    * never refreshed: a refresh per round trip re-inserted it into Node's timer list every time (1.4% of the guest's
-   * CPU in a round-trip loop). When it fires early for a later ride, it re-arms for that ride's remainder.
+   * CPU in a round-trip loop). When it fires early for a later ride, it re-arms for that ride's remainder. A
+   * LoopDeadline rather than a Timeout: pending through every round trip, a libuv timer gave each of the loop's
+   * sleeps a timeout under a millisecond, which the kernel arms and cancels around every sleep.
    */
-  private rideTimerHandle: NodeJS.Timeout | null = null;
-  private get rideTimer(): NodeJS.Timeout | null {
-    return this.rideTimerHandle;
-  }
-  private set rideTimer(t: NodeJS.Timeout | null) {
-    this.rideTimerHandle = t;
-    this.fast[FastState.RIDE_TIMER_ARMED] = t === null ? 0 : 1;
+  private readonly rideTimer = new LoopDeadline(() => this.rideTimerExpired());
+  /** RIDE_SINCE of the ride the timer was armed for (a later ride waits what is left of its own time). */
+  private rideArmedFor = 0;
+  private set rideTimerArmed(v: boolean) {
+    this.fast[FastState.RIDE_TIMER_ARMED] = v ? 1 : 0;
   }
   /** performance.now() when the current ride started; the timer tells its own ride from a later one by it. */
   private get rideSince(): number {
@@ -632,7 +633,7 @@ export class CrossDomainChannel {
             {
               dispatching: this.dispatching,
               riding: this.pollRiding,
-              rideTimer: this.rideTimer !== null,
+              rideTimer: this.rideTimer.armed,
               waitedMs: Math.round(performance.now() - this.awaitingSince),
             },
             "no POLL outstanding after a request that needs an answer",
@@ -861,22 +862,23 @@ export class CrossDomainChannel {
     }
     this.pollRiding = true;
     this.rideSince = performance.now();
-    if (this.rideTimer === null) this.armRideTimer(this.pollRideMs);
+    if (!this.rideTimer.armed) this.armRideTimer(this.pollRideMs);
   }
 
   private armRideTimer(ms: number): void {
-    const armedFor = this.rideSince;
-    this.rideTimer = setTimeout(() => {
-      this.rideTimer = null;
-      if (!this.pollRiding || this.closed) return;
-      // The ride it was armed for: its time is up by the timer's own clock (the loop's cached time, which can lag
-      // performance.now() by a whole loop turn). A later ride: it waits what is left of its own time, unless that is
-      // only a little.
-      const left = this.pollRideMs - (performance.now() - this.rideSince);
-      if (this.rideSince !== armedFor && left > RIDE_SLACK_MS) this.armRideTimer(Math.ceil(left));
-      else this.poll();
-    }, ms);
-    this.rideTimer.unref();
+    this.rideArmedFor = this.rideSince;
+    this.rideTimerArmed = true;
+    this.rideTimer.start(ms);
+  }
+
+  private rideTimerExpired(): void {
+    this.rideTimerArmed = false;
+    if (!this.pollRiding || this.closed) return;
+    // The ride it was armed for: its time is up. A later ride: it waits what is left of its own time, unless that is
+    // only a little.
+    const left = this.pollRideMs - (performance.now() - this.rideSince);
+    if (this.rideSince !== this.rideArmedFor && left > RIDE_SLACK_MS) this.armRideTimer(left);
+    else this.poll();
   }
 
   private onFenceEvent(): void {
@@ -1063,7 +1065,8 @@ export class CrossDomainChannel {
     this.fast[FastState.CHANNEL_OPEN] = 0;
     this.hostAnswered();
     if (this.spuriousTimer !== null) clearTimeout(this.spuriousTimer);
-    if (this.rideTimer !== null) clearTimeout(this.rideTimer);
+    this.rideTimer.close();
+    this.rideTimerArmed = false;
     if (this.answerTimer !== null) clearTimeout(this.answerTimer);
     this.answerTimer = null;
     this.pipes.closeAll();

@@ -6,6 +6,8 @@ export interface EpollWaits {
   sleeps: number;
   /** Calls with a real timeout right after an epoll_pwait(timeout 0) that found nothing: libuv's idle-time metrics. */
   emptyPollsBeforeSleep: number;
+  /** The timeout of each wait that may sleep, in order (-1: none). */
+  sleepTimeouts: number[];
 }
 
 /**
@@ -29,12 +31,14 @@ export function epollWaits(traceText: string, tid: number | string, after?: stri
   }
   let sleeps = 0;
   let emptyPollsBeforeSleep = 0;
+  const sleepTimeouts: number[] = [];
   for (let i = 0; i < calls.length; i++) {
     const c = calls[i] as (typeof calls)[number];
     if (c.timeout === 0) continue;
     sleeps++;
+    sleepTimeouts.push(c.timeout);
     const before = calls[i - 1];
     if (before !== undefined && before.timeout === 0 && before.result === 0) emptyPollsBeforeSleep++;
   }
-  return { sleeps, emptyPollsBeforeSleep };
+  return { sleeps, emptyPollsBeforeSleep, sleepTimeouts };
 }
