@@ -451,6 +451,8 @@ export class CrossDomainChannel {
       gpu.onDrain = () => ch.pipes.drained();
       for (const m of hostErrors) ch.hostError(m);
       if (!ch.closed) ch.poll();
+      // The ride timer's fd for the channel's whole life (finish closes it), not from its first ride on.
+      ch.rideTimer.prepare();
       log.debug({ query: query.blob.resourceId, channel: channel.blob.resourceId }, "channel open");
       return ch;
     } catch (err) {

@@ -12,8 +12,9 @@ export interface EpollWaits {
 
 /**
  * The epoll_pwait calls of thread `tid` in `traceText` (strace -f prefixes each line with the thread id), counting
- * only those after the first line of that thread containing `after`, when given. An unfinished call (the thread was
- * interrupted by the attach or by another thread's line) has no result and never counts as empty.
+ * only those after the first line of that thread containing `after`, when given. A call another thread's line
+ * interrupted counts from its resumed half, which has its timeout and result; one cut by the attach or the exit has no
+ * result and never counts as empty.
  */
 export function epollWaits(traceText: string, tid: number | string, after?: string): EpollWaits {
   const calls: { timeout: number; result: number | null }[] = [];
@@ -24,7 +25,11 @@ export function epollWaits(traceText: string, tid: number | string, after?: stri
       counting = line.includes(after as string);
       continue;
     }
-    const call = /epoll_pwait\(\d+, .*?, \d+, (-?\d+), /.exec(line);
+    // A whole call, or the second half of one another thread's line interrupted (strace prints the arguments after
+    // the events array only when the call returns: "<... epoll_pwait resumed>[...], 1024, -1, NULL, 8) = 1").
+    const call =
+      /epoll_pwait\(\d+, .*?, \d+, (-?\d+), /.exec(line) ??
+      /<\.\.\. epoll_pwait resumed>.*?, \d+, (-?\d+), /.exec(line);
     if (call === null) continue;
     const done = /\) = (\d+)$/.exec(line);
     calls.push({ timeout: Number(call[1]), result: done !== null ? Number(done[1]) : null });

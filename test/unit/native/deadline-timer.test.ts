@@ -69,6 +69,21 @@ describe("LoopDeadline", () => {
     await turn();
   });
 
+  it("prepare() holds the fd from then on, once; close() gives it back", async () => {
+    const base = timerFds();
+    const d = new LoopDeadline(() => {});
+    d.prepare();
+    d.prepare();
+    expect(timerFds()).toBe(base + 1);
+    expect(d.armed).toBe(false);
+    d.start(1000);
+    expect(timerFds()).toBe(base + 1);
+    d.close();
+    d.prepare();
+    await turn();
+    expect(timerFds()).toBe(base);
+  });
+
   it("closed before it expires: never runs, and start() after close makes nothing", async () => {
     const base = timerFds();
     let fired = 0;
@@ -154,16 +169,22 @@ async function childSleeps(mode: "deadline" | "timeout"): Promise<number[]> {
   return epollWaits(traceText, mainTid, 'write(1, "MARK\\n"').sleepTimeouts;
 }
 
+/**
+ * Sleeps to see at least: one per line, less the first, which can find its line already there on a loaded machine
+ * (the child is still starting when the parent writes it) and then polls with timeout 0.
+ */
+const MIN_SLEEPS = LINES - 1;
+
 describe("a pending DeadlineTimer and the loop's sleeps (strace)", () => {
   it("with setTimeout pending, every sleep carries a timeout (what the timer removes)", async () => {
     const timeouts = await childSleeps("timeout");
-    expect(timeouts.length).toBeGreaterThanOrEqual(LINES);
-    expect(timeouts.filter((t) => t > 0).length).toBeGreaterThanOrEqual(LINES);
+    expect(timeouts.length).toBeGreaterThanOrEqual(MIN_SLEEPS);
+    expect(timeouts.filter((t) => t > 0).length).toBeGreaterThanOrEqual(MIN_SLEEPS);
   });
 
   it("with a DeadlineTimer pending instead, the loop sleeps without one", async () => {
     const timeouts = await childSleeps("deadline");
-    expect(timeouts.length).toBeGreaterThanOrEqual(LINES);
-    expect(timeouts.every((t) => t === -1)).toBe(true);
+    expect(timeouts.length).toBeGreaterThanOrEqual(MIN_SLEEPS);
+    expect(timeouts.filter((t) => t !== -1)).toEqual([]);
   });
 });
