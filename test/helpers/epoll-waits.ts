@@ -1,4 +1,6 @@
-// Reads one thread's epoll_pwait calls out of an `strace -f` log: how an event loop waits (tests of the loop metrics).
+// How an event loop waits: a node child run under `strace -f`, and its threads' epoll_pwait calls read from the log.
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
 
 /** How a thread's event loop waited, from its epoll_pwait calls. */
 export interface EpollWaits {
@@ -46,4 +48,51 @@ export function epollWaits(traceText: string, tid: number | string, after?: stri
     if (before !== undefined && before.timeout === 0 && before.result === 0) emptyPollsBeforeSleep++;
   }
   return { sleeps, emptyPollsBeforeSleep, sleepTimeouts };
+}
+
+/** What a traced node child did: its exit status, output, and its main thread's waits after its marker line. */
+export interface TracedNodeRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  waits: EpollWaits;
+}
+
+/**
+ * Runs `node -e script ...args` under `strace -f` (epoll_pwait and write only, log at `tracePath`) and reads its main
+ * thread's waits after it wrote the line "MARK" to stdout. `onStdout` sees the output so far, with the child (to
+ * answer it on stdin).
+ */
+export async function runTracedNode(
+  script: string,
+  args: readonly string[],
+  tracePath: string,
+  onStdout?: (stdout: string, child: ChildProcessWithoutNullStreams) => void,
+): Promise<TracedNodeRun> {
+  const proc = spawn("strace", [
+    "-f",
+    "-qq",
+    "-e",
+    "trace=epoll_pwait,write",
+    "-o",
+    tracePath,
+    process.execPath,
+    "-e",
+    script,
+    ...args,
+  ]);
+  let stdout = "";
+  let stderr = "";
+  proc.stdout.on("data", (d: Buffer) => {
+    stdout += d.toString();
+    onStdout?.(stdout, proc);
+  });
+  proc.stderr.on("data", (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => proc.on("close", resolve));
+  // strace -f prefixes every line with the thread id; the first line's is the main thread (it ran execve).
+  const traceText = readFileSync(tracePath, "utf8");
+  const mainTid = traceText.slice(0, traceText.indexOf(" "));
+  return { code, stdout, stderr, waits: epollWaits(traceText, mainTid, 'write(1, "MARK\\n"') };
 }

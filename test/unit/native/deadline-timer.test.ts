@@ -1,13 +1,12 @@
 // LoopDeadline / native DeadlineTimer: one-shot expiry as setTimeout's, and a loop that sleeps without a timeout.
-import { spawn } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
 import { LoopDeadline } from "../../../src/crossdomain/loop-deadline.ts";
 import { native } from "../../../src/native.ts";
-import { epollWaits } from "../../helpers/epoll-waits.ts";
+import { runTracedNode } from "../../helpers/epoll-waits.ts";
 import { useFdLeakCheck } from "../../helpers/fd-leak.ts";
 
 useFdLeakCheck();
@@ -139,34 +138,19 @@ process.stdin.on("data", (d) => {
 
 /** The child's main-thread sleeps after its marker, with the timer pending: their epoll_pwait timeouts. */
 async function childSleeps(mode: "deadline" | "timeout"): Promise<number[]> {
-  const trace = join(scratch, `${mode}.strace`);
-  const proc = spawn(
-    "strace",
-    ["-f", "-qq", "-e", "trace=epoll_pwait,write", "-o", trace, process.execPath, "-e", child, mode],
-    { stdio: ["pipe", "pipe", "pipe"] },
-  );
-  let stdout = "";
-  let stderr = "";
   let fed = 0;
   // Readiness is the child's answer: the marker, then each GOT line, before the next line is written.
-  proc.stdout.on("data", (d: Buffer) => {
-    stdout += d.toString();
+  const run = await runTracedNode(child, [mode], join(scratch, `${mode}.strace`), (stdout, proc) => {
     const answered = (stdout.match(/^(MARK|GOT \d+)$/gm) ?? []).length;
     if (answered > fed && fed < LINES) {
       fed++;
       setTimeout(() => proc.stdin.write("line\n"), 20);
     }
   });
-  proc.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => proc.on("close", resolve));
-  expect(code, `strace node exited ${code}: ${stderr}`).toBe(0);
-  expect(stdout).toContain(`GOT ${LINES}`);
-  expect(stdout).not.toContain("FIRED");
-  const traceText = readFileSync(trace, "utf8");
-  const mainTid = traceText.slice(0, traceText.indexOf(" "));
-  return epollWaits(traceText, mainTid, 'write(1, "MARK\\n"').sleepTimeouts;
+  expect(run.code, `strace node exited ${run.code}: ${run.stderr}`).toBe(0);
+  expect(run.stdout).toContain(`GOT ${LINES}`);
+  expect(run.stdout).not.toContain("FIRED");
+  return run.waits.sleepTimeouts;
 }
 
 /**

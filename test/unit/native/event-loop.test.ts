@@ -1,11 +1,10 @@
 // stopLoopIdleMetrics: the loop sleeps in one epoll_pwait instead of an empty non-blocking one plus the real one.
-import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, describe, expect, it } from "vitest";
-import { epollWaits } from "../../helpers/epoll-waits.ts";
+import { runTracedNode } from "../../helpers/epoll-waits.ts";
 import { useFdLeakCheck } from "../../helpers/fd-leak.ts";
 
 useFdLeakCheck();
@@ -55,30 +54,12 @@ interface LoopRun {
 
 /** Runs the child under strace and reads its main thread's epoll_pwait calls after the marker. */
 async function runChild(mode: "on" | "off"): Promise<LoopRun> {
-  const trace = join(scratch, `${mode}.strace`);
-  const proc = spawn(
-    "strace",
-    ["-f", "-qq", "-e", "trace=epoll_pwait,write", "-o", trace, process.execPath, "-e", child, mode],
-    { stdio: ["ignore", "pipe", "pipe"] },
-  );
-  let stdout = "";
-  let stderr = "";
-  proc.stdout.on("data", (d: Buffer) => {
-    stdout += d.toString();
-  });
-  proc.stderr.on("data", (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => proc.on("close", resolve));
-  expect(code, `strace node exited ${code}: ${stderr}`).toBe(0);
-  const lines = stdout.trim().split("\n");
+  const run = await runTracedNode(child, [mode], join(scratch, `${mode}.strace`));
+  expect(run.code, `strace node exited ${run.code}: ${run.stderr}`).toBe(0);
+  const lines = run.stdout.trim().split("\n");
   expect(lines[0]).toBe("MARK");
   const report = JSON.parse(lines[1] as string) as LoopRun["report"];
-
-  // strace -f prefixes every line with the thread id; the first line's is the main thread (it ran execve).
-  const traceText = readFileSync(trace, "utf8");
-  const mainTid = traceText.slice(0, traceText.indexOf(" "));
-  return { report, ...epollWaits(traceText, mainTid, 'write(1, "MARK\\n"') };
+  return { report, sleeps: run.waits.sleeps, emptyPollsBeforeSleep: run.waits.emptyPollsBeforeSleep };
 }
 
 describe("stopLoopIdleMetrics", () => {
