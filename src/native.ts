@@ -42,8 +42,6 @@ export interface NativeWatcher {
 export interface NativeDeadlineTimer {
   /** Expires once, `ms` from now; the callback runs on the loop. Throws after close(). */
   start(ms: number): void;
-  /** Disarms it. */
-  stop(): void;
   /** Gives the timer and its fd back to libuv. Idempotent. */
   close(): void;
   /** False when it fell back to a libuv timer (no timerfd could be made). */

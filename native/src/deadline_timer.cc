@@ -71,16 +71,6 @@ void DeadlineTimer::Start(double ms) {
   if (timer_ != nullptr) uv_timer_start(timer_, OnTimer, static_cast<uint64_t>(std::ceil(ms)), 0);
 }
 
-void DeadlineTimer::Stop() {
-  armed_ = false;
-  if (poll_ != nullptr) {
-    struct itimerspec off = {};
-    timerfd_settime(fd_, 0, &off, nullptr);
-  } else if (timer_ != nullptr) {
-    uv_timer_stop(timer_);
-  }
-}
-
 void DeadlineTimer::Close() {
   armed_ = false;
   ClosePoll();
@@ -143,14 +133,13 @@ void DeadlineTimer::Expired() {
 namespace crossway {
 namespace {
 
-// new DeadlineTimer(callback): the same timer for JavaScript (channel.ts's riding-POLL and answer timers). Owned
+// new DeadlineTimer(callback): the same timer for JavaScript (LoopDeadline, for channel.ts's riding POLL). Owned
 // by the object; close() (or the object's collection) gives it back to libuv.
 class DeadlineTimerObject : public Napi::ObjectWrap<DeadlineTimerObject> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "DeadlineTimer",
                        {InstanceMethod("start", &DeadlineTimerObject::Start),
-                        InstanceMethod("stop", &DeadlineTimerObject::Stop),
                         InstanceMethod("close", &DeadlineTimerObject::Close),
                         InstanceMethod("usesTimerFd", &DeadlineTimerObject::UsesTimerFd)});
   }
@@ -169,11 +158,6 @@ class DeadlineTimerObject : public Napi::ObjectWrap<DeadlineTimerObject> {
     if (closed_) throw Napi::Error::New(info.Env(), "deadline timer is closed");
     if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "ms must be a number");
     timer_.Start(info[0].As<Napi::Number>().DoubleValue());
-  }
-
-  void Stop(const Napi::CallbackInfo& info) {
-    (void)info;
-    timer_.Stop();
   }
 
   void Close(const Napi::CallbackInfo& info) {

@@ -27,10 +27,10 @@ class DeadlineTimer {
   void Init(uv_loop_t* loop, Callback callback, void* data);
   // Arms the timer to expire once, `ms` milliseconds from now (re-arming replaces the previous deadline).
   void Start(double ms);
-  // Disarms it: the callback does not run until the next Start.
-  void Stop();
   // Stops it for good and gives its handle (and timerfd) back to libuv. Idempotent.
   void Close();
+  // Whether a Start waits to expire.
+  bool Armed() const { return armed_; }
   // Whether it waits on a timerfd (false: libuv's timer, or not initialized).
   bool UsesTimerFd() const { return poll_ != nullptr; }
 

@@ -384,13 +384,12 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
     st_[kRideSince] = NowMs();
     // channel.ts armRideTimer, on a timer of this object's own (deadline_timer.h): a JavaScript timer about once per
     // millisecond of round trips cost two entries into JavaScript (arming it and running it) each time.
-    if (!ride_timer_armed_ && st_[kRideTimerArmed] == 0) ArmRideTimer(st_[kRideMs]);
+    if (!ride_timer_.Armed() && st_[kRideTimerArmed] == 0) ArmRideTimer(st_[kRideMs]);
     return true;
   }
 
   void ArmRideTimer(double ms) {
     ride_armed_for_ = st_[kRideSince];
-    ride_timer_armed_ = true;
     ride_timer_.Start(ms);
   }
 
@@ -398,7 +397,6 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
 
   // channel.ts armRideTimer's callback: the POLL goes alone unless the ride ended, or a later ride has time left.
   void RideTimerExpired() {
-    ride_timer_armed_ = false;
     if (detached_ || st_[kEnabled] != 1 || st_[kPollRiding] != 1 || st_[kChannelOpen] != 1) return;
     const double left = st_[kRideMs] - (NowMs() - st_[kRideSince]);
     if (st_[kRideSince] != ride_armed_for_ && left > kRideSlackMs) {
@@ -414,7 +412,6 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
 
   void CloseRideTimer() {
     ride_timer_.Close();
-    ride_timer_armed_ = false;
   }
 
 
@@ -505,7 +502,6 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
   size_t undo_count_ = 0;
   // The riding POLL's deadline: a timerfd, so the loop's sleeps carry no timeout while a ride waits.
   DeadlineTimer ride_timer_;
-  bool ride_timer_armed_ = false;
   // RIDE_SINCE of the ride the timer was armed for (a later ride waits what is left of its own time).
   double ride_armed_for_ = 0;
   // A SUBMIT frame: header, three fields, then a SEND (header up to 28 identifier slots, data) and a POLL.
