@@ -15,6 +15,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   crossway::InitFastPath(env, exports);
   crossway::InitDeviceFastPath(env, exports);
   crossway::InitDeadlineTimer(env, exports);
+  crossway::InitInlineLoop(env, exports);
   return exports;
 }
 }  // namespace

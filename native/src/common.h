@@ -64,5 +64,6 @@ void InitWaylandScan(Napi::Env env, Napi::Object exports);
 void InitFastPath(Napi::Env env, Napi::Object exports);
 void InitDeviceFastPath(Napi::Env env, Napi::Object exports);
 void InitDeadlineTimer(Napi::Env env, Napi::Object exports);
+void InitInlineLoop(Napi::Env env, Napi::Object exports);
 
 }  // namespace crossway

@@ -72,7 +72,12 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
     st_ref_ = Napi::Persistent(info[2]);
     if (info.Length() < 4 || !info[3].IsFunction()) throw Napi::TypeError::New(env, "notify must be a function");
     notify_ = Napi::Persistent(info[3].As<Napi::Function>());
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) == napi_ok) inline_.Open(loop, guest_fd_, host_fd_);
   }
+
+  void Pin() override { Ref(); }
+  void Unpin() override { Unref(); }
 
   bool OnReady(int role, int events) override {
     if (detached_ || st_[kEnabled] != 1 || st_[kContextReady] != 1 || ring_ == nullptr) return false;
@@ -103,6 +108,7 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
     if (detached_) return;
     detached_ = true;
     st_[kEnabled] = 0;
+    inline_.Close();
     ring_ = nullptr;
     ring_size_ = 0;
     ring_ref_.Reset();

@@ -104,9 +104,13 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
       throw Napi::Error::New(env, "no libuv loop for the ride timer");
     // As channel.ts's own timer: never what keeps the process alive (DeadlineTimer is unref'd).
     ride_timer_.Init(loop, OnRideTimer, this);
+    inline_.Open(loop, client_fd_, device_fd_);
   }
 
   ~FastPath() override { CloseRideTimer(); }
+
+  void Pin() override { Ref(); }
+  void Unpin() override { Unref(); }
 
   bool OnReady(int role, int events) override {
     if (detached_ || st_[kEnabled] != 1 || objects_.capacity == 0) return false;
@@ -155,6 +159,7 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
     // the backend's own small array, with no reference back to the session.
     st_[kEnabled] = 0;
     CloseRideTimer();
+    inline_.Close();
     objects_ = ClientObjects{};
     ring_ = nullptr;
     ring_size_ = 0;
@@ -535,6 +540,7 @@ void CallNotifyInScope(Napi::FunctionReference& notify, Napi::Value self, int wh
     for (int i = 0; i < nfds; i++) a[i] = fds[i];
     fd_arg = a;
   }
+  JsEntries() += 1;
   try {
     notify.MakeCallback(self, {Napi::Number::New(env, what), arg, fd_arg});
   } catch (const Napi::Error& e) {

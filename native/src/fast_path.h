@@ -4,6 +4,8 @@
 #include <napi.h>
 #include <unistd.h>
 
+#include "inline_loop.h"
+
 namespace crossway {
 
 // A handler that sees a watcher's wake-ups before its JavaScript callback. `role` says which of the handler's
@@ -13,6 +15,14 @@ class ReadyHook {
  public:
   virtual ~ReadyHook() = default;
   virtual bool OnReady(int role, int events) = 0;
+  // Holds the hook's JavaScript object while its inline loop runs: a notice's JavaScript may drop the last reference.
+  virtual void Pin() = 0;
+  virtual void Unpin() = 0;
+  // The private wait its watchers hand it after a wake-up it handled without JavaScript (inline_loop.h).
+  InlineLoop& Inline() { return inline_; }
+
+ protected:
+  InlineLoop inline_;
 };
 
 // Roles of a guest connection's FastPath.

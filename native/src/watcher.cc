@@ -7,7 +7,7 @@
 namespace crossway {
 namespace {
 
-class Watcher : public Napi::ObjectWrap<Watcher> {
+class Watcher : public Napi::ObjectWrap<Watcher>, public InlineWatcher {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Watcher",
@@ -44,6 +44,11 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   void Start(const Napi::CallbackInfo& info) {
     if (handle_ == nullptr) throw Napi::Error::New(info.Env(), "watcher is closed");
     int events = static_cast<int>(IntArg(info, 0, "events"));
+    // Out of libuv's epoll for a fast path's inline loop: the mask is applied when the loop gives the handle back.
+    if (suspended_) {
+      events_ = events;
+      return;
+    }
     // uv_poll_start always stops first, and on Linux that deletes the fd from epoll (an EPOLL_CTL_DEL now and an
     // ADD on the next tick): re-arming an unchanged mask per message would cost two syscalls each time.
     if (events == events_) return;
@@ -59,6 +64,10 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
 
   void Stop(const Napi::CallbackInfo& info) {
     (void)info;
+    if (suspended_) {
+      events_ = 0;
+      return;
+    }
     if (handle_ == nullptr || events_ == 0) return;
     uv_poll_stop(handle_);
     events_ = 0;
@@ -67,6 +76,7 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   void Close(const Napi::CallbackInfo& info) {
     (void)info;
     if (handle_ == nullptr) return;
+    LeaveFastPath();
     uv_poll_stop(handle_);
     events_ = 0;
     uv_close(reinterpret_cast<uv_handle_t*>(handle_), OnClosed);
@@ -78,17 +88,40 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   void SetFastPath(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || info[0].IsNull() || info[0].IsUndefined()) {
-      fast_ = nullptr;
-      fast_ref_.Reset();
+      LeaveFastPath();
       return;
     }
     ReadyHook* fast = UnwrapReadyHook(info[0]);
     if (fast == nullptr) throw Napi::TypeError::New(env, "not a FastPath or DeviceFastPath");
     const int64_t role = IntArg(info, 1, "role");
     if (role != 0 && role != 1) throw Napi::RangeError::New(env, "role must be 0 or 1 (which of its sockets)");
+    LeaveFastPath();
     fast_ = fast;
     fast_role_ = static_cast<int>(role);
     fast_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
+    if (handle_ != nullptr) fast->Inline().Bind(fast_role_, this);
+  }
+
+  // Forgets the fast path, back in libuv's epoll first if its inline loop had this watcher out of it.
+  void LeaveFastPath() {
+    if (fast_ != nullptr) fast_->Inline().Unbind(this);
+    ResumeAfterInline();
+    fast_ = nullptr;
+    fast_ref_.Reset();
+  }
+
+  bool SuspendForInline() override {
+    if (handle_ == nullptr || suspended_ || events_ != UV_READABLE) return false;
+    uv_poll_stop(handle_);
+    suspended_ = true;
+    return true;
+  }
+
+  void ResumeAfterInline() override {
+    if (!suspended_) return;
+    suspended_ = false;
+    // uv_poll_start on Linux only queues the fd for libuv's next epoll_ctl; it does not fail for an open handle.
+    if (handle_ != nullptr && events_ != 0) uv_poll_start(handle_, events_, OnPoll);
   }
 
   void Ref(const Napi::CallbackInfo& info) {
@@ -117,7 +150,16 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   static void OnPoll(uv_poll_t* h, int status, int events) {
     Watcher* self = static_cast<Watcher*>(h->data);
     // A fast path first, before any JavaScript handle is made: a wake-up it handles costs no call into V8.
-    if (status >= 0 && self->fast_ != nullptr && self->fast_->OnReady(self->fast_role_, events)) return;
+    if (status >= 0 && self->fast_ != nullptr) {
+      ReadyHook* fast = self->fast_;
+      const uint64_t entries = JsEntries();
+      if (fast->OnReady(self->fast_role_, events)) {
+        // Handled without JavaScript: the connection may keep the thread for its next wake-ups (inline_loop.h).
+        // After a notice, JavaScript may have changed what the loop relies on, so libuv takes its turn first.
+        if (JsEntries() == entries) fast->Inline().Run(fast);
+        return;
+      }
+    }
     Napi::Env env = self->callback_.Env();
     Napi::HandleScope scope(env);
     // libuv stops a poll handle itself when it reports an error (uv__poll_io on POLLERR): forget the mask so the
@@ -140,6 +182,8 @@ class Watcher : public Napi::ObjectWrap<Watcher> {
   Napi::ObjectReference self_;
   ReadyHook* fast_ = nullptr;
   int fast_role_ = 0;
+  // Stopped for the fast path's inline loop, which starts it again with events_ when it ends.
+  bool suspended_ = false;
   Napi::ObjectReference fast_ref_;
 };
 

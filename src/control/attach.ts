@@ -1,5 +1,6 @@
 // Gives a long-running command its control socket and SIGHUP reload in one call (guest, filters).
 import type { Logger } from "../log.ts";
+import { native } from "../native.ts";
 import { type ControlServer, startControlServer } from "./control-server.ts";
 import { readMemory } from "./memory-reading.ts";
 import { type Reloadable, reloadOnSighup } from "./reload.ts";
@@ -45,6 +46,7 @@ export async function attachControl<T>(o: ControlOptions<T>): Promise<AttachedCo
           ...(policy !== undefined ? { policyFile: policy.file } : {}),
           policyGeneration: policy?.reloadable.generation ?? 1,
           connections: o.connections(),
+          inlineLoop: native.inlineLoopStats(),
           memory: readMemory(request.gc),
         }),
         o.log,

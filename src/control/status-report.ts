@@ -45,6 +45,17 @@ export interface StatusReport {
   /** The generation new connections get. */
   readonly policyGeneration: number;
   readonly connections: readonly ConnectionStatus[];
+  /**
+   * The native fast paths' inline loop on the command's thread (native/src/inline_loop.h), since it started: times a
+   * connection kept the thread after a wake-up handled without JavaScript, wake-ups handled during those stays, and
+   * entries the back-off skipped. All 0 where no fast path runs.
+   */
+  readonly inlineLoop: {
+    readonly enabled: boolean;
+    readonly stays: number;
+    readonly wakeups: number;
+    readonly skipped: number;
+  };
   /** The command's own memory when it answered (process.memoryUsage()), after a full GC if one was asked for. */
   readonly memory: MemoryStatus;
 }

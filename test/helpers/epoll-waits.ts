@@ -1,4 +1,4 @@
-// How an event loop waits: a node child run under `strace -f`, and its threads' epoll_pwait calls read from the log.
+// How an event loop waits: a node child run under `strace -f`, and its threads' epoll waits read from the log.
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 
@@ -13,12 +13,20 @@ export interface EpollWaits {
 }
 
 /**
- * The epoll_pwait calls of thread `tid` in `traceText` (strace -f prefixes each line with the thread id), counting
- * only those after the first line of that thread containing `after`, when given. A call another thread's line
- * interrupted counts from its resumed half, which has its timeout and result; one cut by the attach or the exit has no
- * result and never counts as empty.
+ * The `syscall` calls (libuv's epoll_pwait, or the fast paths' inline loop's epoll_wait) of thread `tid` in
+ * `traceText` (strace -f prefixes each line with the thread id), counting only those after the first line of that
+ * thread containing `after`, when given. A call another thread's line interrupted counts from its resumed half, which
+ * has its timeout and result; one cut by the attach or the exit has no result and never counts as empty.
  */
-export function epollWaits(traceText: string, tid: number | string, after?: string): EpollWaits {
+export function epollWaits(
+  traceText: string,
+  tid: number | string,
+  after?: string,
+  syscall: "epoll_pwait" | "epoll_wait" = "epoll_pwait",
+): EpollWaits {
+  // The timeout is epoll_pwait's fourth argument of six and epoll_wait's last.
+  const whole = new RegExp(`${syscall}\\(\\d+, .*?, \\d+, (-?\\d+)[,)]`);
+  const resumed = new RegExp(`<\\.\\.\\. ${syscall} resumed>.*?, \\d+, (-?\\d+)[,)]`);
   const calls: { timeout: number; result: number | null }[] = [];
   let counting = after === undefined;
   for (const line of traceText.split("\n")) {
@@ -29,9 +37,7 @@ export function epollWaits(traceText: string, tid: number | string, after?: stri
     }
     // A whole call, or the second half of one another thread's line interrupted (strace prints the arguments after
     // the events array only when the call returns: "<... epoll_pwait resumed>[...], 1024, -1, NULL, 8) = 1").
-    const call =
-      /epoll_pwait\(\d+, .*?, \d+, (-?\d+), /.exec(line) ??
-      /<\.\.\. epoll_pwait resumed>.*?, \d+, (-?\d+), /.exec(line);
+    const call = whole.exec(line) ?? resumed.exec(line);
     if (call === null) continue;
     const done = /\) = (\d+)$/.exec(line);
     calls.push({ timeout: Number(call[1]), result: done !== null ? Number(done[1]) : null });

@@ -1,4 +1,5 @@
-// `crossway guest` and `crossway device` sleep in one epoll_pwait per wait: no empty non-blocking poll before it.
+// `crossway guest` and `crossway device` sleep in one wait at a time: round trips in their fast paths' inline loops
+// (epoll_wait), and libuv's epoll_pwait never after an empty non-blocking poll.
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,7 +34,7 @@ describe("proxy event loops", () => {
     rmSync(scratch, { recursive: true, force: true });
   });
 
-  it("guest and device each wait in one epoll_pwait per sleep across round trips", async () => {
+  it("guest and device carry round trips in their inline loops, and libuv sleeps in one epoll_pwait", async () => {
     const client = RawWaylandClient.connect(stack.socketPath);
     try {
       client.getRegistry();
@@ -45,7 +46,7 @@ describe("proxy event loops", () => {
         [
           "-f",
           "-e",
-          "trace=epoll_pwait",
+          "trace=epoll_pwait,epoll_wait",
           "-o",
           traceFile,
           "-p",
@@ -80,10 +81,14 @@ describe("proxy event loops", () => {
         ["device", stack.devicePid],
       ] as const) {
         const w = epollWaits(trace, pid);
-        // Round trips make each process wait for the other side, and with the metrics off every wait passes its real
-        // timeout (with them on, a wait whose first, non-blocking poll finds the peer ready never does). Half: a
-        // wake-up may find both peers ready.
-        expect(w.sleeps, `${name}: waits with a real timeout`).toBeGreaterThanOrEqual(ROUND_TRIPS / 2);
+        const inline = epollWaits(trace, pid, undefined, "epoll_wait");
+        // Round trips make each process wait for the other side. After the first wake-up of a round trip that its fast
+        // path handles, the connection keeps the thread and waits in its inline loop (native/src/inline_loop.h), with
+        // libuv's timeout (never 0: that loop returns to libuv instead of polling). Half: a wake-up may find both
+        // peers ready.
+        expect(inline.sleeps, `${name}: inline loop waits`).toBeGreaterThanOrEqual(ROUND_TRIPS / 2);
+        // With the metrics off, every wait of libuv's passes its real timeout (with them on, a wait whose first,
+        // non-blocking poll finds the peer ready never does; test/unit/native/event-loop.test.ts has libuv alone).
         expect(w.emptyPollsBeforeSleep, `${name}: sleeps that began with an empty non-blocking poll`).toBe(0);
       }
     } finally {

@@ -1,0 +1,120 @@
+// The fast paths' inline loop (native/src/inline_loop.h) on real peers: a connection doing round trips keeps the
+// guest's thread, and everything else the guest serves (a new client, the control socket, a stop signal) still gets
+// its turn at once.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { StatusReport } from "../../src/control/status-report.ts";
+import type { Compositor } from "../helpers/compositor.ts";
+import { type CrosswayStack, startCrosswayStack } from "../helpers/crossway-stack.ts";
+import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { run, waitFor } from "../helpers/processes.ts";
+import { RawWaylandClient } from "../helpers/raw-wayland-client.ts";
+import { startWeston } from "../helpers/weston.ts";
+
+useFdLeakCheck();
+
+const BIN = fileURLToPath(new URL("../../bin/crossway.js", import.meta.url));
+
+async function status(control: string): Promise<StatusReport> {
+  const r = await run(process.execPath, [BIN, "status", "--control", control, "--json"], {
+    timeoutMs: 30_000,
+  });
+  expect(r.code, r.stderr.toString()).toBe(0);
+  return JSON.parse(r.stdout.toString()) as StatusReport;
+}
+
+/** Round trips on `client` until `until()` says stop; resolves with how many were made. */
+async function roundTripsUntil(client: RawWaylandClient, until: () => boolean): Promise<number> {
+  let n = 0;
+  while (!until()) {
+    await client.roundTrip(10_000);
+    n++;
+  }
+  return n;
+}
+
+describe("inline loop", () => {
+  const scratch = mkdtempSync(join(tmpdir(), "crossway-inline-loop-"));
+  const control = join(scratch, "guest.control");
+  let weston: Compositor;
+  let stack: CrosswayStack | undefined;
+  const clients: RawWaylandClient[] = [];
+
+  beforeAll(async () => {
+    weston = await startWeston();
+  });
+
+  afterEach(async () => {
+    for (const c of clients.splice(0)) c.close();
+    await stack?.stop();
+    stack = undefined;
+  });
+
+  afterAll(async () => {
+    await weston?.stop();
+    rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it("round trips run in it while a new client and the control socket are served", async () => {
+    stack = await startCrosswayStack(weston, { logLevel: "warn", guestArgs: ["--control", control] });
+    const before = await status(control);
+    expect(before.inlineLoop.enabled).toBe(true);
+    const busy = RawWaylandClient.connect(stack.socketPath);
+    clients.push(busy);
+    busy.getRegistry();
+    await busy.roundTrip();
+    let stop = false;
+    const storm = roundTripsUntil(busy, () => stop);
+    try {
+      // Each of these needs the guest's loop (the listening socket, a new connection's JavaScript, the control
+      // socket) while the busy connection keeps the thread between its own wake-ups.
+      for (let i = 0; i < 5; i++) {
+        const other = RawWaylandClient.connect(stack.socketPath);
+        clients.push(other);
+        other.getRegistry();
+        await other.roundTrip(10_000);
+        other.bind("wl_compositor", 4);
+        await other.roundTrip(10_000);
+      }
+      const during = await status(control);
+      expect(during.connections.length).toBeGreaterThanOrEqual(6);
+    } finally {
+      stop = true;
+    }
+    const made = await storm;
+    expect(made).toBeGreaterThan(20);
+    const after = await status(control);
+    // Wake-ups handled inside stays: at least one per round trip of the storm (the device's answer), the first of
+    // each stay excepted.
+    expect(after.inlineLoop.stays).toBeGreaterThan(before.inlineLoop.stays);
+    expect(after.inlineLoop.wakeups - before.inlineLoop.wakeups).toBeGreaterThanOrEqual(made / 2);
+  });
+
+  it("a stop signal ends the guest while a connection keeps the thread", async () => {
+    stack = await startCrosswayStack(weston, { logLevel: "warn" });
+    const busy = RawWaylandClient.connect(stack.socketPath);
+    clients.push(busy);
+    busy.getRegistry();
+    await busy.roundTrip();
+    let stop = false;
+    const storm = roundTripsUntil(busy, () => stop).catch((err: unknown) => err);
+    try {
+      for (let i = 0; i < 50; i++) await new Promise((r) => setImmediate(r));
+      const guest = stack;
+      process.kill(guest.guestPid, "SIGTERM");
+      // The signal reaches libuv through its signal pipe, which makes libuv's epoll fd readable: the inline loop
+      // hands the thread back at once.
+      await waitFor("the guest to exit after SIGTERM", () => (guest.guestRunning() ? undefined : true), {
+        timeoutMs: 10_000,
+      });
+    } finally {
+      stop = true;
+    }
+    // The busy client saw its connection end (the guest closed it), not a hang.
+    const outcome = await storm;
+    expect(outcome instanceof Error ? outcome.message : String(outcome)).not.toMatch(/timed out|timeout/i);
+  });
+});
