@@ -216,9 +216,9 @@ export interface NativeAddon {
   /**
    * The fast paths' inline loop on this thread (native/src/inline_loop.h): whether it is on (CROSSWAY_INLINE_LOOP is
    * not "0"), how many times a connection kept the thread after a native wake-up (stays), the wake-ups handled during
-   * those stays, and the entries its back-off skipped.
+   * those stays, the entries its back-off skipped, and the expiries of a fast path's own deadline served in stays.
    */
-  inlineLoopStats(): { enabled: boolean; stays: number; wakeups: number; skipped: number };
+  inlineLoopStats(): { enabled: boolean; stays: number; wakeups: number; skipped: number; timers: number };
   /**
    * The native data plane's Wayland run scan (native/src/wayland_scan.cc) on JavaScript's arrays: the run of whole
    * messages at bytes[start, end) that `entries` (FastScanTable) admits, with their effects applied to the client

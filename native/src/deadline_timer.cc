@@ -83,6 +83,7 @@ void DeadlineTimer::Close() {
 }
 
 void DeadlineTimer::ClosePoll() {
+  suspended_ = false;
   if (poll_ == nullptr) return;
   poll_->data = nullptr;
   // The fd is closed only once libuv has let go of the handle, so no event of a reused fd number reaches it.
@@ -108,13 +109,32 @@ void DeadlineTimer::OnReadable(uv_poll_t* handle, int status, int events) {
     self->Expired();
     return;
   }
+  self->ExpireFromFd();
+}
+
+void DeadlineTimer::ExpireFromFd() {
+  if (fd_ < 0) return;
   uint64_t expirations = 0;
   ssize_t n;
   do {
-    n = read(self->fd_, &expirations, sizeof expirations);
+    n = read(fd_, &expirations, sizeof expirations);
   } while (n < 0 && errno == EINTR);
   // EAGAIN: re-armed or stopped between the expiry and this read, so nothing is due.
-  if (n == static_cast<ssize_t>(sizeof expirations)) self->Expired();
+  if (n == static_cast<ssize_t>(sizeof expirations)) Expired();
+}
+
+bool DeadlineTimer::SuspendWatch() {
+  if (poll_ == nullptr || suspended_) return false;
+  uv_poll_stop(poll_);
+  suspended_ = true;
+  return true;
+}
+
+void DeadlineTimer::ResumeWatch() {
+  if (!suspended_) return;
+  suspended_ = false;
+  // A timer closed meanwhile has no handle left to start.
+  if (poll_ != nullptr) uv_poll_start(poll_, UV_READABLE, OnReadable);
 }
 
 void DeadlineTimer::OnTimer(uv_timer_t* handle) {

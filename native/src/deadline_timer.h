@@ -34,6 +34,14 @@ class DeadlineTimer {
   // Whether it waits on a timerfd (false: libuv's timer, or not initialized).
   bool UsesTimerFd() const { return poll_ != nullptr; }
 
+  // For a fast path's inline loop (inline_loop.h), which waits on the timerfd itself while it holds the thread:
+  // the timerfd (-1 without one), taking it out of libuv's epoll and back, and the expiry it saw (a read of the
+  // timerfd, then the callback if the deadline really passed).
+  int Fd() const { return fd_; }
+  bool SuspendWatch();
+  void ResumeWatch();
+  void ExpireFromFd();
+
  private:
   static void OnReadable(uv_poll_t* handle, int status, int events);
   static void OnTimer(uv_timer_t* handle);
@@ -47,6 +55,7 @@ class DeadlineTimer {
   uv_poll_t* poll_ = nullptr;
   uv_timer_t* timer_ = nullptr;
   bool armed_ = false;
+  bool suspended_ = false;
 };
 
 }  // namespace crossway

@@ -104,7 +104,7 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
       throw Napi::Error::New(env, "no libuv loop for the ride timer");
     // As channel.ts's own timer: never what keeps the process alive (DeadlineTimer is unref'd).
     ride_timer_.Init(loop, OnRideTimer, this);
-    inline_.Open(loop, client_fd_, device_fd_);
+    inline_.Open(loop, client_fd_, device_fd_, &ride_timer_);
   }
 
   ~FastPath() override { CloseRideTimer(); }

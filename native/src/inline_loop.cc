@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "common.h"
+#include "deadline_timer.h"
 #include "fast_path.h"
 
 namespace crossway {
@@ -16,8 +17,9 @@ namespace {
 // The back-off's ceiling, in skipped entries: a connection that keeps losing its stays to others tries again after
 // at most this many of its own wake-ups.
 constexpr uint32_t kMaxBackoff = 64;
-// The private epoll's tag for libuv's epoll fd (the sockets are tagged with their role, 0 and 1).
+// The private epoll's tags for libuv's epoll fd and the hook's timer (the sockets are tagged with their role, 0 and 1).
 constexpr uint32_t kLibuvTag = 2;
+constexpr uint32_t kTimerTag = 3;
 
 }  // namespace
 
@@ -39,7 +41,7 @@ InlineLoopStats& InlineStats() {
   return stats;
 }
 
-void InlineLoop::Open(uv_loop_t* loop, int fd0, int fd1) {
+void InlineLoop::Open(uv_loop_t* loop, int fd0, int fd1, DeadlineTimer* timer) {
   if (!InlineLoopEnabled() || epfd_ >= 0 || loop == nullptr) return;
   const int backend = uv_backend_fd(loop);
   if (backend < 0) return;
@@ -55,6 +57,12 @@ void InlineLoop::Open(uv_loop_t* loop, int fd0, int fd1) {
       return;
     }
   }
+  if (timer != nullptr && timer->Fd() >= 0) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u32 = kTimerTag;
+    if (epoll_ctl(epfd, EPOLL_CTL_ADD, timer->Fd(), &ev) == 0) timer_ = timer;
+  }
   loop_ = loop;
   epfd_ = epfd;
 }
@@ -63,6 +71,8 @@ void InlineLoop::Close() {
   if (epfd_ < 0) return;
   close(epfd_);
   epfd_ = -1;
+  // The hook closes its timer with this loop (or after it): forget it.
+  timer_ = nullptr;
 }
 
 void InlineLoop::Bind(int role, InlineWatcher* watcher) {
@@ -88,6 +98,8 @@ void InlineLoop::Run(ReadyHook* hook) {
     watchers_[0]->ResumeAfterInline();
     return;
   }
+  // The hook's timer, when it waits on a timerfd, is served here too; a libuv timer shows in libuv's timeout.
+  DeadlineTimer* timer = timer_ != nullptr && timer_->SuspendWatch() ? timer_ : nullptr;
   running_ = true;
   hook->Pin();
   stats.stays += 1;
@@ -99,8 +111,8 @@ void InlineLoop::Run(ReadyHook* hook) {
     uv_update_time(loop_);
     const int timeout = uv_backend_timeout(loop_);
     if (timeout == 0) break;
-    epoll_event events[3];
-    const int n = epoll_wait(epfd_, events, 3, timeout);
+    epoll_event events[4];
+    const int n = epoll_wait(epfd_, events, 4, timeout);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) break;  // a timer is due (or the epoll failed): libuv's turn
     for (int i = 0; i < n; i++) {
@@ -113,6 +125,18 @@ void InlineLoop::Run(ReadyHook* hook) {
         break;
       }
       const uint64_t before = js;
+      if (events[i].data.u32 == kTimerTag) {
+        // Its callback is the hook's (a fast path's deadline); a timer this stay did not take out stays libuv's.
+        if (timer == nullptr) {
+          leave = true;
+          break;
+        }
+        timer->ExpireFromFd();
+        handled++;
+        stats.timers += 1;
+        if (js != before) leave = true;
+        continue;
+      }
       if (!hook->OnReady(static_cast<int>(events[i].data.u32), UV_READABLE)) {
         leave = true;  // declined, nothing consumed: the watcher's callback reads it
         break;
@@ -125,6 +149,8 @@ void InlineLoop::Run(ReadyHook* hook) {
   for (auto* w : watchers_) {
     if (w != nullptr) w->ResumeAfterInline();
   }
+  // Closed meanwhile (the hook detached in a notice), it has no handle left and ResumeWatch does nothing.
+  if (timer != nullptr) timer->ResumeWatch();
   running_ = false;
   stats.wakeups += handled;
   if (handled == 0) {
@@ -147,6 +173,7 @@ Napi::Value InlineLoopStatsValue(const Napi::CallbackInfo& info) {
   o.Set("stays", Napi::Number::New(env, stats.stays));
   o.Set("wakeups", Napi::Number::New(env, stats.wakeups));
   o.Set("skipped", Napi::Number::New(env, stats.skipped));
+  o.Set("timers", Napi::Number::New(env, stats.timers));
   return o;
 }
 

@@ -13,7 +13,8 @@
 // about). So nothing waits longer than it would have, and JavaScript never runs while the sockets are out of
 // libuv's epoll except inside the fast path's own notices.
 //
-// A stay costs two epoll_ctl calls going in and two coming out. A stay that handled no wake-up (two busy
+// A stay costs two epoll_ctl calls going in and four coming out (libuv's uv_poll_start deletes before it adds), one
+// and two more for a hook's timer. A stay that handled no wake-up (two busy
 // connections taking turns) makes the next ones skip the loop, with a back-off that doubles up to kMaxBackoff.
 #pragma once
 #include <uv.h>
@@ -43,6 +44,8 @@ struct InlineLoopStats {
   double stays = 0;
   double wakeups = 0;
   double skipped = 0;
+  // Expiries of a hook's timer served inside stays (counted in wakeups too).
+  double timers = 0;
 };
 InlineLoopStats& InlineStats();
 
@@ -50,6 +53,7 @@ InlineLoopStats& InlineStats();
 bool InlineLoopEnabled();
 
 class ReadyHook;
+class DeadlineTimer;
 
 class InlineLoop {
  public:
@@ -58,9 +62,10 @@ class InlineLoop {
   InlineLoop& operator=(const InlineLoop&) = delete;
   ~InlineLoop() { Close(); }
 
-  // Makes the private epoll over `fd0` (role 0), `fd1` (role 1) and `loop`'s epoll fd. When it cannot (the fd
+  // Makes the private epoll over `fd0` (role 0), `fd1` (role 1) and `loop`'s epoll fd, and the timerfd of `timer`
+  // when given (the hook's own deadline, which would otherwise end every stay it expires in). When it cannot (the fd
   // limit, or the loop is off: CROSSWAY_INLINE_LOOP=0), the loop stays off and nothing else changes.
-  void Open(uv_loop_t* loop, int fd0, int fd1);
+  void Open(uv_loop_t* loop, int fd0, int fd1, DeadlineTimer* timer = nullptr);
   // Gives the epoll fd back. Idempotent; safe from inside Run (which then only resumes the watchers).
   void Close();
   // The watcher of role 0 or 1, or null to forget it (a watcher that leaves while suspended resumes itself).
@@ -73,6 +78,7 @@ class InlineLoop {
   uv_loop_t* loop_ = nullptr;
   int epfd_ = -1;
   InlineWatcher* watchers_[2] = {nullptr, nullptr};
+  DeadlineTimer* timer_ = nullptr;
   bool running_ = false;
   // Entries still to skip, and the next back-off.
   uint32_t skip_ = 0;

@@ -48,13 +48,15 @@ export interface StatusReport {
   /**
    * The native fast paths' inline loop on the command's thread (native/src/inline_loop.h), since it started: times a
    * connection kept the thread after a wake-up handled without JavaScript, wake-ups handled during those stays, and
-   * entries the back-off skipped. All 0 where no fast path runs.
+   * entries the back-off skipped, and expiries of a fast path's own deadline (the riding POLL's) served in stays. All 0
+   * where no fast path runs.
    */
   readonly inlineLoop: {
     readonly enabled: boolean;
     readonly stays: number;
     readonly wakeups: number;
     readonly skipped: number;
+    readonly timers: number;
   };
   /** The command's own memory when it answered (process.memoryUsage()), after a full GC if one was asked for. */
   readonly memory: MemoryStatus;

@@ -2,11 +2,13 @@
 // guest's thread, and everything else the guest serves (a new client, the control socket, a stop signal) still gets
 // its turn at once.
 import { mkdtempSync, rmSync } from "node:fs";
+import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { StatusReport } from "../../src/control/status-report.ts";
+import { MessageWriter } from "../../src/wire/wayland/message-writer.ts";
 import type { Compositor } from "../helpers/compositor.ts";
 import { type CrosswayStack, startCrosswayStack } from "../helpers/crossway-stack.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
@@ -34,6 +36,71 @@ async function roundTripsUntil(client: RawWaylandClient, until: () => boolean): 
     n++;
   }
   return n;
+}
+
+/**
+ * A scripted Wayland host for timing one protocol property exactly (a compositor speaks unasked only when it pleases):
+ * it answers wl_display.sync with wl_callback.done and delete_id, remembers a connection's wl_registry, and announces
+ * a global on it when told.
+ */
+class ScriptedHost {
+  private readonly server: Server;
+  private readonly registries = new Map<Socket, number>();
+
+  private constructor(server: Server) {
+    this.server = server;
+  }
+
+  static async listen(path: string): Promise<ScriptedHost> {
+    const server = createServer();
+    const host = new ScriptedHost(server);
+    server.on("connection", (s) => host.serve(s));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(path, () => resolve());
+    });
+    return host;
+  }
+
+  /** wl_registry.global(name, iface, version) on every connection that made a registry; how many got it. */
+  announce(name: number, iface: string, version: number): number {
+    for (const [s, registry] of this.registries) {
+      s.write(new MessageWriter().begin(registry, 0).uint(name).string(iface).uint(version).end().bytes());
+    }
+    return this.registries.size;
+  }
+
+  close(): Promise<void> {
+    for (const s of this.registries.keys()) s.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private serve(s: Socket): void {
+    let buf = Buffer.alloc(0);
+    s.on("error", () => {});
+    s.on("close", () => this.registries.delete(s));
+    s.on("data", (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      while (buf.length >= 8) {
+        const size = buf.readUInt32LE(4) >>> 16;
+        if (size < 8 || buf.length < size) break;
+        const [object, opcode, arg] = [
+          buf.readUInt32LE(0),
+          buf.readUInt32LE(4) & 0xffff,
+          buf.readUInt32LE(8),
+        ];
+        buf = buf.subarray(size);
+        if (object !== 1) continue;
+        if (opcode === 0) {
+          // sync: done, then delete_id, in one write (one RECEIVE the guest's fast path takes whole).
+          const w = new MessageWriter().begin(arg, 0).uint(1).end().begin(1, 1).uint(arg).end();
+          s.write(w.bytes());
+        } else if (opcode === 1) {
+          this.registries.set(s, arg);
+        }
+      }
+    });
+  }
 }
 
 describe("inline loop", () => {
@@ -91,6 +158,46 @@ describe("inline loop", () => {
     // each stay excepted.
     expect(after.inlineLoop.stays).toBeGreaterThan(before.inlineLoop.stays);
     expect(after.inlineLoop.wakeups - before.inlineLoop.wakeups).toBeGreaterThanOrEqual(made / 2);
+  });
+
+  it("serves the riding POLL's deadline inside a stay: an answered client that goes quiet still hears the host", async () => {
+    const host = await ScriptedHost.listen(join(scratch, "host.sock"));
+    try {
+      stack = await startCrosswayStack({ socketPath: join(scratch, "host.sock") } as Compositor, {
+        logLevel: "warn",
+        guestArgs: ["--control", control],
+      });
+      const client = RawWaylandClient.connect(stack.socketPath);
+      clients.push(client);
+      client.getRegistry();
+      await client.roundTrip();
+      // Round trips the guest's fast path carries whole (sync; done and delete_id), so the connection keeps the
+      // thread, and after each answer the POLL waits up to a millisecond to ride on the next request.
+      for (let i = 0; i < 50; i++) await client.roundTrip();
+      const before = await status(control);
+      // The client says nothing more; the host announces a global. It is heard only if the riding POLL went alone
+      // when its deadline passed, and the guest's thread is in its stay, waiting on that deadline itself.
+      for (let i = 0; i < 3; i++) {
+        await client.roundTrip();
+        await new Promise((r) => setTimeout(r, 20));
+        expect(host.announce(100 + i, "wl_shm", 1)).toBe(1);
+        await waitFor(
+          `the announced global ${100 + i}`,
+          () => (client.globals.has(100 + i) ? true : undefined),
+          {
+            timeoutMs: 10_000,
+          },
+        );
+      }
+      const after = await status(control);
+      expect(after.inlineLoop.timers, JSON.stringify(after.inlineLoop)).toBeGreaterThan(
+        before.inlineLoop.timers,
+      );
+    } finally {
+      await stack?.stop();
+      stack = undefined;
+      await host.close();
+    }
   });
 
   it("a stop signal ends the guest while a connection keeps the thread", async () => {

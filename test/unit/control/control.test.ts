@@ -44,7 +44,7 @@ const report: StatusReport = {
       policyGeneration: 3,
     },
   ],
-  inlineLoop: { enabled: true, stays: 0, wakeups: 0, skipped: 0 },
+  inlineLoop: { enabled: true, stays: 0, wakeups: 0, skipped: 0, timers: 0 },
   memory: {
     rssBytes: 140 * 1024 * 1024,
     heapUsedBytes: 20 * 1024 * 1024,
