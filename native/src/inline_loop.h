@@ -2,11 +2,11 @@
 //
 // A fast path (fast_path.h) handles a wake-up without JavaScript, but the thread still goes back through a whole turn
 // of Node's loop before the next one: libuv's timers, prepare and check phases, and Node's check handle, which in
-// Node 20 makes a V8 object and a callback scope on every turn, work or not. On the benchmark machine that is about
-// 2.5 µs per wake-up, and a proxy wakes twice per round trip (README.md, Performance, eleventh round). After a
-// wake-up its fast path handled without calling into JavaScript, the InlineLoop takes the connection's two sockets
-// out of libuv's epoll and waits on a private one that holds them and libuv's own epoll fd, with libuv's own
-// timeout. It goes back to libuv, with both sockets watched again, as soon as libuv's epoll fd is readable (anything
+// Node 20 makes a V8 object and a callback scope on every turn, work or not. A proxy wakes twice per round trip, and
+// skipping those turns saves each process 2 µs of CPU per round trip pinned and 3-4 µs unpinned on the benchmark
+// machine (README.md, Performance, eleventh round). After a wake-up its fast path handled without calling into
+// JavaScript, the InlineLoop takes the connection's two sockets (and the hook's own timer) out of libuv's epoll and
+// waits on a private one that holds them and libuv's own epoll fd, with libuv's own timeout. It goes back to libuv, with both sockets watched again, as soon as libuv's epoll fd is readable (anything
 // else is ready: another connection, a timer fd, a signal, a thread's wake-up), libuv's next timer is due, a socket
 // reports more than readability, the fast path declines a wake-up (JavaScript reads it then, as always), or the
 // fast path called into JavaScript (which may have started watchers or timers libuv has not yet told the kernel
