@@ -267,13 +267,16 @@ describe.each(["weston", "sway"] as const)(
         devFdsBase,
       );
       // The check client's session ends asynchronously: wait for its log line, so that the next test's records
-      // start clean (else its "session ended" search could find this one).
+      // start clean (else its "session ended" search could find this one). Its "client connected" line is written
+      // asynchronously too, so the open count alone could read one with both of the check client's lines still to
+      // come: its end is the second since `from`, after the bad client's (the steady client's session never ends).
       await waitFor("every session but the steady one to end", () => {
         const all = stack.guestLogRecords();
+        const endedSince = all.slice(from).filter((r) => r.msg === "client session ended").length;
         const open =
           all.filter((r) => r.msg === "client connected").length -
           all.filter((r) => r.msg === "client session ended").length;
-        return open === 1 ? true : undefined;
+        return endedSince >= 2 && open === 1 ? true : undefined;
       });
       return ended;
     }
