@@ -93,6 +93,8 @@ void InlineLoop::Run(ReadyHook* hook) {
     stats.skipped += 1;
     return;
   }
+  // Both or neither: a stopped and restarted watcher costs libuv three epoll_ctl calls.
+  if (!watchers_[0]->InlineEligible() || !watchers_[1]->InlineEligible()) return;
   if (!watchers_[0]->SuspendForInline()) return;
   if (!watchers_[1]->SuspendForInline()) {
     watchers_[0]->ResumeAfterInline();

@@ -27,8 +27,10 @@ namespace crossway {
 class InlineWatcher {
  public:
   virtual ~InlineWatcher() = default;
-  // Stops the watcher's poll handle for the loop. False (nothing changed) unless it is started for exactly
-  // UV_READABLE: a writable watch means JavaScript has queued output, and a stopped one means it paused reading.
+  // Whether the loop may take it: open and started for exactly UV_READABLE (a writable watch means JavaScript has
+  // queued output, and a stopped one means it paused reading).
+  virtual bool InlineEligible() const = 0;
+  // Stops the watcher's poll handle for the loop. False (nothing changed) unless it is eligible.
   virtual bool SuspendForInline() = 0;
   // Starts it again with whatever mask JavaScript gave it meanwhile (none: it stays stopped). Idempotent.
   virtual void ResumeAfterInline() = 0;

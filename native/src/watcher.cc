@@ -110,8 +110,10 @@ class Watcher : public Napi::ObjectWrap<Watcher>, public InlineWatcher {
     fast_ref_.Reset();
   }
 
+  bool InlineEligible() const override { return handle_ != nullptr && !suspended_ && events_ == UV_READABLE; }
+
   bool SuspendForInline() override {
-    if (handle_ == nullptr || suspended_ || events_ != UV_READABLE) return false;
+    if (!InlineEligible()) return false;
     uv_poll_stop(handle_);
     suspended_ = true;
     return true;
