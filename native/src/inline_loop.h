@@ -14,8 +14,9 @@
 // libuv's epoll except inside the fast path's own notices.
 //
 // A stay costs two epoll_ctl calls going in and four coming out (libuv's uv_poll_start deletes before it adds), one
-// and two more for a hook's timer. A stay that handled no wake-up (two busy
-// connections taking turns) makes the next ones skip the loop, with a back-off that doubles up to kMaxBackoff.
+// and two more for a hook's timer. A stay that handled fewer wake-ups without JavaScript than pay for that (two busy
+// connections taking turns, a burst whose host keeps filling) makes the next ones skip the loop, with a back-off
+// that doubles up to kMaxBackoff.
 #pragma once
 #include <uv.h>
 
