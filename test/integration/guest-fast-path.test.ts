@@ -2,14 +2,13 @@
 // sees exactly what it sees without it, including when the client stops reading.
 import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { requestStatus } from "../../src/control/control-client.ts";
-import type { StatusReport } from "../../src/control/status-report.ts";
 import { makePeerDirs } from "../../src/harness/compositor.ts";
 import { type CrosswayStack, startCrosswayStack } from "../../src/harness/crossway-stack.ts";
 import { AGAIN, native } from "../../src/native.ts";
 import type { Compositor } from "../helpers/compositor.ts";
+import { controlStatus } from "../helpers/control-status.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { run, waitFor } from "../helpers/processes.ts";
 import { regionRounds } from "../helpers/region-rounds.ts";
@@ -17,16 +16,6 @@ import { type TestEvent, WaylandTestClient } from "../helpers/wayland-test-clien
 import { startWeston } from "../helpers/weston.ts";
 
 useFdLeakCheck();
-
-const BIN = fileURLToPath(new URL("../../bin/crossway.js", import.meta.url));
-
-async function status(control: string): Promise<StatusReport> {
-  const r = await run(process.execPath, [BIN, "status", "--control", control, "--json"], {
-    timeoutMs: 30_000,
-  });
-  expect(r.code, r.stderr.toString()).toBe(0);
-  return JSON.parse(r.stdout.toString()) as StatusReport;
-}
 
 /** An event as the client saw it, without the compositor's serials (they differ from run to run). */
 function shape(e: TestEvent): string {
@@ -68,7 +57,7 @@ describe("crossway guest's native fast path", () => {
       expect(name).toBeDefined();
       const compositor = c.bind(registry, "wl_compositor", 4);
       await regionRounds(c, compositor, rounds);
-      const mine = (await status(control)).connections[0];
+      const mine = (await controlStatus(control)).connections[0];
       return { events: c.events.map(shape), fastPath: mine?.fastPath, error: c.error };
     } finally {
       c.close();

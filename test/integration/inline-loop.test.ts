@@ -5,28 +5,17 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { StatusReport } from "../../src/control/status-report.ts";
 import { MessageWriter } from "../../src/wire/wayland/message-writer.ts";
 import type { Compositor } from "../helpers/compositor.ts";
+import { controlStatus } from "../helpers/control-status.ts";
 import { type CrosswayStack, startCrosswayStack } from "../helpers/crossway-stack.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
-import { run, waitFor } from "../helpers/processes.ts";
+import { waitFor } from "../helpers/processes.ts";
 import { RawWaylandClient } from "../helpers/raw-wayland-client.ts";
 import { startWeston } from "../helpers/weston.ts";
 
 useFdLeakCheck();
-
-const BIN = fileURLToPath(new URL("../../bin/crossway.js", import.meta.url));
-
-async function status(control: string): Promise<StatusReport> {
-  const r = await run(process.execPath, [BIN, "status", "--control", control, "--json"], {
-    timeoutMs: 30_000,
-  });
-  expect(r.code, r.stderr.toString()).toBe(0);
-  return JSON.parse(r.stdout.toString()) as StatusReport;
-}
 
 /** Round trips on `client` until `until()` says stop; resolves with how many were made. */
 async function roundTripsUntil(client: RawWaylandClient, until: () => boolean): Promise<number> {
@@ -127,7 +116,7 @@ describe("inline loop", () => {
 
   it("round trips run in it while a new client and the control socket are served", async () => {
     stack = await startCrosswayStack(weston, { logLevel: "warn", guestArgs: ["--control", control] });
-    const before = await status(control);
+    const before = await controlStatus(control);
     expect(before.inlineLoop.enabled).toBe(true);
     const busy = RawWaylandClient.connect(stack.socketPath);
     clients.push(busy);
@@ -146,14 +135,14 @@ describe("inline loop", () => {
         other.bind("wl_compositor", 4);
         await other.roundTrip(10_000);
       }
-      const during = await status(control);
+      const during = await controlStatus(control);
       expect(during.connections.length).toBeGreaterThanOrEqual(6);
     } finally {
       stop = true;
     }
     const made = await storm;
     expect(made).toBeGreaterThan(20);
-    const after = await status(control);
+    const after = await controlStatus(control);
     // Wake-ups handled inside stays: at least one per round trip of the storm (the device's answer), the first of
     // each stay excepted.
     expect(after.inlineLoop.stays).toBeGreaterThan(before.inlineLoop.stays);
@@ -174,7 +163,7 @@ describe("inline loop", () => {
       // Round trips the guest's fast path carries whole (sync; done and delete_id), so the connection keeps the
       // thread, and after each answer the POLL waits up to a millisecond to ride on the next request.
       for (let i = 0; i < 50; i++) await client.roundTrip();
-      const before = await status(control);
+      const before = await controlStatus(control);
       // The client says nothing more; the host announces a global. It is heard only if the riding POLL went alone
       // when its deadline passed, and the guest's thread is in its stay, waiting on that deadline itself.
       for (let i = 0; i < 3; i++) {
@@ -189,7 +178,7 @@ describe("inline loop", () => {
           },
         );
       }
-      const after = await status(control);
+      const after = await controlStatus(control);
       expect(after.inlineLoop.timers, JSON.stringify(after.inlineLoop)).toBeGreaterThan(
         before.inlineLoop.timers,
       );

@@ -4,10 +4,10 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { StatusReport } from "../../src/control/status-report.ts";
 import { makePeerDirs, type PeerDirs } from "../../src/harness/compositor.ts";
 import { type CrosswayStack, startCrosswayStack } from "../../src/harness/crossway-stack.ts";
 import type { Compositor } from "../helpers/compositor.ts";
+import { controlStatus } from "../helpers/control-status.ts";
 import { type CrosswayCommand, startCrosswayCommand } from "../helpers/crossway-command.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { type PipeWireStack, startPipeWire } from "../helpers/pipewire.ts";
@@ -20,14 +20,6 @@ useFdLeakCheck();
 const BIN = fileURLToPath(new URL("../../bin/crossway.js", import.meta.url));
 /** A reload is one event-loop turn of the proxy; tsx start-up of `crossway status` dominates on a loaded machine. */
 const STEP_TIMEOUT_MS = 30_000;
-
-async function status(control: string): Promise<StatusReport> {
-  const r = await run(process.execPath, [BIN, "status", "--control", control, "--json"], {
-    timeoutMs: STEP_TIMEOUT_MS,
-  });
-  expect(r.code, r.stderr.toString()).toBe(0);
-  return JSON.parse(r.stdout.toString()) as StatusReport;
-}
 
 async function statusTable(control: string): Promise<string> {
   const r = await run(process.execPath, [BIN, "status", "--control", control], {
@@ -93,7 +85,7 @@ describe("crossway guest: status and reload", () => {
     a.client.request(toplevel, "xdg_toplevel", "set_app_id", (w) => w.string("org.example.A"));
     await a.client.roundtrip();
 
-    const s1 = await status(control);
+    const s1 = await controlStatus(control);
     expect(s1).toMatchObject({ command: "guest", policyFile: config, policyGeneration: 1 });
     expect(s1.connections).toHaveLength(1);
     // Outside truth for refusals: the globals weston offers that the proxy did not show (the default allowlist).
@@ -155,7 +147,7 @@ describe("crossway guest: status and reload", () => {
     clients.push(c.client);
     expect(hasGlobal(c.client, "wp_viewporter")).toBe(false);
 
-    const s2 = await status(control);
+    const s2 = await controlStatus(control);
     expect(s2.policyGeneration).toBe(2);
     const gens = s2.connections.map((x) => x.policyGeneration).sort();
     expect(gens).toEqual([1, 2, 2]);
@@ -243,7 +235,7 @@ describe("crossway pipewire-filter: status and reload", () => {
       const s = await waitFor(
         "pw-mon in the filter's status",
         async () => {
-          const r = await status(control);
+          const r = await controlStatus(control);
           return r.connections.length === 1 && (r.connections[0]?.objects ?? 0) > 1 ? r : undefined;
         },
         { timeoutMs: STEP_TIMEOUT_MS },
@@ -325,7 +317,7 @@ describe("crossway wayland-filter: status and reload", () => {
       expect(filter.log()).toMatch(
         /reload refused, keeping generation 2: .*wayland\.json: quotas: unknown key 'nonsense'/,
       );
-      const s = await status(control);
+      const s = await controlStatus(control);
       expect(s).toMatchObject({ command: "wayland-filter", policyFile: policy, policyGeneration: 2 });
       expect(s.connections.map((x) => x.policyGeneration).sort()).toEqual([1, 2]);
     } finally {
