@@ -131,7 +131,8 @@ void InlineLoop::Run(ReadyHook* hook) {
         break;
       }
       const uint64_t before = js;
-      if (events[i].data.u32 == kTimerTag) {
+      const uint32_t tag = events[i].data.u32;
+      if (tag == kTimerTag) {
         // Its callback is the hook's (a fast path's deadline); a timer this stay did not take out stays libuv's.
         if (timer == nullptr) {
           leave = true;
@@ -139,13 +140,7 @@ void InlineLoop::Run(ReadyHook* hook) {
         }
         timer->ExpireFromFd();
         stats.timers += 1;
-        if (js != before)
-          leave = true;
-        else
-          handled++;
-        continue;
-      }
-      if (!hook->OnReady(static_cast<int>(events[i].data.u32), UV_READABLE)) {
+      } else if (!hook->OnReady(static_cast<int>(tag), UV_READABLE)) {
         leave = true;  // declined, nothing consumed: the watcher's callback reads it
         break;
       }

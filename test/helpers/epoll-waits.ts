@@ -2,7 +2,7 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 
-/** How a thread's event loop waited, from its epoll_pwait calls. */
+/** How a thread's event loop waited, from its epoll_pwait (libuv) or epoll_wait (inline loop) calls. */
 export interface EpollWaits {
   /** Calls with a real timeout (other than 0): waits that may sleep. */
   sleeps: number;
