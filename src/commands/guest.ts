@@ -68,6 +68,11 @@ export const guestCommand: CommandSpec = {
     { name: "protocol", value: "PATH", help: "extra protocol XML file or directory", repeatable: true },
     { name: "title-prefix", value: "TEXT", help: "prefix every window title (overrides the config)" },
     { name: "app-id-prefix", value: "TEXT", help: "prefix every app_id (overrides the config)" },
+    {
+      name: "spare-channels",
+      value: "N",
+      help: "cross-domain channels kept open ahead of clients, so a new client starts on a ready one (default 1; 0-16)",
+    },
     { name: "control", value: "PATH", help: "control socket for `crossway status`" },
   ],
   async run(args) {
@@ -80,6 +85,15 @@ export const guestCommand: CommandSpec = {
         {
           value: identifiers,
         },
+      );
+    }
+    const spareText = args.str("spare-channels") ?? "1";
+    const spareChannels = /^\d{1,2}$/.test(spareText) ? Number(spareText) : -1;
+    if (spareChannels < 0 || spareChannels > 16) {
+      throw new CrosswayError(
+        "CW_USAGE",
+        `crossway guest: --spare-channels must be a number from 0 to 16, not '${spareText}'`,
+        { value: spareText },
       );
     }
     const configPath = args.str("config");
@@ -113,6 +127,7 @@ export const guestCommand: CommandSpec = {
       server = GuestServer.start({
         device,
         identifiers: identifiers === "auto" ? "auto" : identifiers === "4" ? 4 : 28,
+        spareChannels,
         ...(socket !== undefined ? { socket } : {}),
         listenFds: waylandFds,
         config,
@@ -147,6 +162,7 @@ export const guestCommand: CommandSpec = {
         : {}),
       ...(controlPath !== undefined ? { controlPath } : {}),
       connections: () => wl?.status() ?? [],
+      spareChannels: () => wl?.reserveStatus(),
       log,
     }).catch((err: unknown) => {
       server?.close();

@@ -1,4 +1,6 @@
 // Gives a long-running command its control socket and SIGHUP reload in one call (guest, filters).
+
+import type { ChannelReserveStatus } from "../crossdomain/channel-reserve.ts";
 import type { Logger } from "../log.ts";
 import { native } from "../native.ts";
 import { type ControlServer, startControlServer } from "./control-server.ts";
@@ -14,6 +16,8 @@ export interface ControlOptions<T> {
   /** The control socket to open (`--control PATH`); absent: none. */
   readonly controlPath?: string;
   readonly connections: () => ConnectionStatus[];
+  /** The guest's spare channels (absent: the command keeps none). */
+  readonly spareChannels?: () => ChannelReserveStatus | undefined;
   readonly log: Logger;
 }
 
@@ -46,6 +50,7 @@ export async function attachControl<T>(o: ControlOptions<T>): Promise<AttachedCo
           ...(policy !== undefined ? { policyFile: policy.file } : {}),
           policyGeneration: policy?.reloadable.generation ?? 1,
           connections: o.connections(),
+          ...spares(o),
           inlineLoop: native.inlineLoopStats(),
           memory: readMemory(request.gc),
         }),
@@ -62,4 +67,9 @@ export async function attachControl<T>(o: ControlOptions<T>): Promise<AttachedCo
       server?.close();
     },
   };
+}
+
+function spares<T>(o: ControlOptions<T>): { spareChannels?: ChannelReserveStatus } {
+  const st = o.spareChannels?.();
+  return st === undefined ? {} : { spareChannels: st };
 }

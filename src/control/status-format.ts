@@ -29,6 +29,12 @@ export function formatStatus(r: StatusReport): string {
     `crossway ${r.command} (pid ${r.pid}, up ${formatAge(r.uptimeSec * 1000)}), policy ${r.policyFile ?? "built-in"} generation ${r.policyGeneration}, ${r.connections.length} connection${r.connections.length === 1 ? "" : "s"}`,
     `memory: RSS ${formatBytes(m.rssBytes)}, JS heap ${formatBytes(m.heapUsedBytes)} of ${formatBytes(m.heapTotalBytes)}, buffers ${formatBytes(m.arrayBuffersBytes)}${m.gcForced ? " (after a full GC)" : ""}`,
   ];
+  const sp = r.spareChannels;
+  if (sp !== undefined) {
+    lines.push(
+      `spare channels: ${sp.ready} of ${sp.size} ready${sp.opening > 0 ? `, ${sp.opening} opening` : ""}; clients started on a spare ${sp.handedReady}, on a new channel ${sp.openedOnDemand}${sp.diedUnused > 0 ? `; ${sp.diedUnused} ended unused` : ""}${sp.failures > 0 ? `; ${sp.failures} failed in a row` : ""}`,
+    );
+  }
   if (r.connections.length === 0) return lines.join("\n");
   const header = ["TAG", "APP_ID", "TITLE", "OBJECTS", "SHM", "QUEUED", "AGE", "REFUSED", "GEN"];
   const rows = r.connections.map((c) => [

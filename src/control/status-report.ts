@@ -1,4 +1,5 @@
 // The shape of `crossway status` answers, shared by every command that opens a control socket.
+import type { ChannelReserveStatus } from "../crossdomain/channel-reserve.ts";
 
 /** One proxied connection as the running command sees it. Fields it cannot know are absent. */
 export interface ConnectionStatus {
@@ -58,6 +59,8 @@ export interface StatusReport {
     readonly skipped: number;
     readonly timers: number;
   };
+  /** `crossway guest`'s channels opened ahead of clients (src/crossdomain/channel-reserve.ts); absent elsewhere. */
+  readonly spareChannels?: ChannelReserveStatus;
   /** The command's own memory when it answered (process.memoryUsage()), after a full GC if one was asked for. */
   readonly memory: MemoryStatus;
 }

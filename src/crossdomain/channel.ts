@@ -200,7 +200,7 @@ export class CrossDomainChannel {
   /** Called when sending may go on after a "buffered" result. */
   onDrain: () => void = () => {};
 
-  private readonly log: Logger;
+  private log: Logger;
   private hdrSize: number;
   private sendBuf: Uint8Array;
   private ids: IdentifierList;
@@ -460,6 +460,11 @@ export class CrossDomainChannel {
       gpu.close();
       throw err;
     }
+  }
+
+  /** Logs from now on with `logger` (a channel opened ahead of its client learns the client's name when taken). */
+  useLogger(logger: Logger): void {
+    this.log = logger;
   }
 
   /** Bytes of the channel ring (one guest page unless set at open). */

@@ -281,6 +281,8 @@ const device = startDevice({
   logger: errorLog(),
 });
 const guest = GuestServer.start({
+  // No spare channel: the device's context count and this process's fds follow the clients alone.
+  spareChannels: 0,
   device: `emulated:${device.listenPath}`,
   socket: join(dir, "wayland-victim"),
   config: DEFAULT_GUEST_CONFIG,

@@ -69,6 +69,8 @@ const log = pino(
   },
 );
 const guest = GuestServer.start({
+  // No spare channel: the device's context count and this process's fds follow the clients alone.
+  spareChannels: 0,
   device: `emulated:${devSock}`,
   socket: join(dir, "wayland-fuzz"),
   config: DEFAULT_GUEST_CONFIG,

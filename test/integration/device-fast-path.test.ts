@@ -50,6 +50,8 @@ describe("crossway device's native fast path", () => {
     });
     const socket = join(dir, `wayland-${name}`);
     const guest = GuestServer.start({
+      // No spare channel: the device's context count and this process's fds follow the clients alone.
+      spareChannels: 0,
       device: `emulated:${join(dir, `${name}.sock`)}`,
       socket,
       config: DEFAULT_GUEST_CONFIG,

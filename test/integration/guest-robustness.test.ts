@@ -11,6 +11,7 @@ import type { Compositor } from "../helpers/compositor.ts";
 import { pattern } from "../helpers/crossdomain.ts";
 import { type CrosswayStack, startCrosswayStack } from "../helpers/crossway-stack.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
+import { stableFdCount } from "../helpers/process-fds.ts";
 import { isAlive, processId, requireCommand, run, sleep, waitFor } from "../helpers/processes.ts";
 import { RawWaylandClient } from "../helpers/raw-wayland-client.ts";
 import { startSway } from "../helpers/sway.ts";
@@ -37,6 +38,15 @@ async function settleFds(pid: number, want: number, timeoutMs = 30_000): Promise
     n = fdCount(pid);
   }
   return n;
+}
+
+/** The guest's fd count once the spare channel is open (and the status connection that asked is closed). */
+async function fdsWithSpareReady(control: string, pid: number): Promise<number> {
+  await waitFor("the spare channel open", async () => {
+    const sp = (await requestStatus(control, 30_000)).spareChannels;
+    return sp?.ready === 1 && sp.opening === 0 ? true : undefined;
+  });
+  return await stableFdCount(pid);
 }
 
 /** A raw client's whole life: registry, round trip (globals listed), optionally a shm pool left alive, close. */
@@ -98,7 +108,8 @@ describe("crossway guest serving many clients (headless weston)", () => {
         ),
       );
     };
-    const fdsStart = fdCount(guestPid);
+    // The counts include the guest's spare channel: taken once it is open, as it is again after each round.
+    const fdsStart = await fdsWithSpareReady(control, guestPid);
     const devFdsStart = fdCount(devicePid);
     /**
      * The guest's own reading after a full GC (`crossway status --gc`): JS heap in use, and RSS outside the JS
@@ -235,7 +246,9 @@ describe.each(["weston", "sway"] as const)(
       await steady.roundTrip();
       const r = await waitLog(stack, 0, "client connected");
       steadyTag = String(r.client);
-      fdsBase = fdCount(stack.guestPid);
+      // The steady client took the spare channel: the counts are taken once the next one is open, as it is again
+      // after each check client (which takes it in turn).
+      fdsBase = await fdsWithSpareReady(control, stack.guestPid);
       devFdsBase = fdCount(stack.devicePid);
     });
     afterAll(async () => {
@@ -519,7 +532,9 @@ describe("the compositor dies (headless weston, SIGKILL)", () => {
   let stack: CrosswayStack;
   beforeAll(async () => {
     weston = await startWeston({ width: 320, height: 240 });
-    stack = await startCrosswayStack(weston);
+    // No spare channel, so the fd counts follow the clients alone: what a spare does when the compositor dies is in
+    // spare-channels.test.ts.
+    stack = await startCrosswayStack(weston, { guestArgs: ["--spare-channels", "0"] });
   });
   afterAll(async () => {
     await stack?.stop();

@@ -2,17 +2,16 @@
 // guest's thread, and everything else the guest serves (a new client, the control socket, a stop signal) still gets
 // its turn at once.
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { MessageWriter } from "../../src/wire/wayland/message-writer.ts";
 import type { Compositor } from "../helpers/compositor.ts";
 import { controlStatus } from "../helpers/control-status.ts";
 import { type CrosswayStack, startCrosswayStack } from "../helpers/crossway-stack.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { waitFor } from "../helpers/processes.ts";
 import { RawWaylandClient } from "../helpers/raw-wayland-client.ts";
+import { ScriptedHost } from "../helpers/scripted-host.ts";
 import { startWeston } from "../helpers/weston.ts";
 
 useFdLeakCheck();
@@ -25,71 +24,6 @@ async function roundTripsUntil(client: RawWaylandClient, until: () => boolean): 
     n++;
   }
   return n;
-}
-
-/**
- * A scripted Wayland host for timing one protocol property exactly (a compositor speaks unasked only when it pleases):
- * it answers wl_display.sync with wl_callback.done and delete_id, remembers a connection's wl_registry, and announces
- * a global on it when told.
- */
-class ScriptedHost {
-  private readonly server: Server;
-  private readonly registries = new Map<Socket, number>();
-
-  private constructor(server: Server) {
-    this.server = server;
-  }
-
-  static async listen(path: string): Promise<ScriptedHost> {
-    const server = createServer();
-    const host = new ScriptedHost(server);
-    server.on("connection", (s) => host.serve(s));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(path, () => resolve());
-    });
-    return host;
-  }
-
-  /** wl_registry.global(name, iface, version) on every connection that made a registry; how many got it. */
-  announce(name: number, iface: string, version: number): number {
-    for (const [s, registry] of this.registries) {
-      s.write(new MessageWriter().begin(registry, 0).uint(name).string(iface).uint(version).end().bytes());
-    }
-    return this.registries.size;
-  }
-
-  close(): Promise<void> {
-    for (const s of this.registries.keys()) s.destroy();
-    return new Promise((resolve) => this.server.close(() => resolve()));
-  }
-
-  private serve(s: Socket): void {
-    let buf = Buffer.alloc(0);
-    s.on("error", () => {});
-    s.on("close", () => this.registries.delete(s));
-    s.on("data", (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      while (buf.length >= 8) {
-        const size = buf.readUInt32LE(4) >>> 16;
-        if (size < 8 || buf.length < size) break;
-        const [object, opcode, arg] = [
-          buf.readUInt32LE(0),
-          buf.readUInt32LE(4) & 0xffff,
-          buf.readUInt32LE(8),
-        ];
-        buf = buf.subarray(size);
-        if (object !== 1) continue;
-        if (opcode === 0) {
-          // sync: done, then delete_id, in one write (one RECEIVE the guest's fast path takes whole).
-          const w = new MessageWriter().begin(arg, 0).uint(1).end().begin(1, 1).uint(arg).end();
-          s.write(w.bytes());
-        } else if (opcode === 1) {
-          this.registries.set(s, arg);
-        }
-      }
-    });
-  }
 }
 
 describe("inline loop", () => {

@@ -1,6 +1,7 @@
 // The guest Wayland server: listens on the guest's display socket and gives each client its own channel to the host.
 import type { ConnectionStatus } from "../../control/status-report.ts";
 import { CrossDomainChannel } from "../../crossdomain/channel.ts";
+import { ChannelReserve, type ChannelReserveStatus } from "../../crossdomain/channel-reserve.ts";
 import { openVirtGpu } from "../../crossdomain/open-virtgpu.ts";
 import {
   ChannelType,
@@ -42,6 +43,8 @@ function channelLayout(ids: IdentifierArraySize | "auto"): {
 export interface GuestServerOptions {
   /** A device spec for openVirtGpu: one context is opened per client. */
   readonly device: string;
+  /** Channels kept open ahead of clients (default 1; 0 opens each client's channel when it connects). */
+  readonly spareChannels?: number;
   /** Identifier slots per SEND/RECEIVE: a fixed count, or "auto" to learn it from the host (default). */
   readonly identifiers?: IdentifierArraySize | "auto";
   /** Display name or absolute path; default: the first free wayland-N in $XDG_RUNTIME_DIR. */
@@ -64,6 +67,7 @@ export class GuestServer {
   private config: GuestConfig;
   private generation = 1;
   private readonly generations = new Map<ClientSession, number>();
+  private readonly reserve: ChannelReserve;
 
   private constructor(
     private readonly opts: GuestServerOptions,
@@ -71,6 +75,11 @@ export class GuestServer {
     private readonly inherited: readonly ListenFd[],
   ) {
     this.config = opts.config;
+    this.reserve = new ChannelReserve({
+      size: opts.spareChannels ?? 1,
+      open: () => this.openChannel(),
+      log: opts.log,
+    });
     const fds = [...sockets.map((s) => s.fd), ...inherited.map((l) => l.fd)];
     // EMFILE and friends: keep serving existing clients; the next readiness retries.
     this.listeners = new Listeners(
@@ -109,37 +118,36 @@ export class GuestServer {
     this.generation = generation;
   }
 
+  /** The spare channels, for `crossway status`. */
+  reserveStatus(): ChannelReserveStatus {
+    return this.reserve.status();
+  }
+
   /** Every live session's figures, for `crossway status`. */
   status(): ConnectionStatus[] {
     return [...this.sessions].map((s) => ({ ...s.status(), policyGeneration: this.generations.get(s) ?? 0 }));
+  }
+
+  /** A new channel to the host: its own virtio-gpu context, set up as --identifiers says. */
+  private async openChannel(): Promise<CrossDomainChannel> {
+    return await CrossDomainChannel.open({
+      gpu: openVirtGpu(this.opts.device),
+      channelType: ChannelType.WAYLAND,
+      ...channelLayout(this.opts.identifiers ?? "auto"),
+      logger: this.opts.log.child({ spare: true }),
+    });
   }
 
   private connect(clientFd: number): void {
     const tag = `c${++this.counter}`;
     const log = this.opts.log;
     this.opening.add(clientFd);
-    let gpu: VirtGpu;
-    try {
-      gpu = openVirtGpu(this.opts.device);
-    } catch (err) {
-      this.opening.delete(clientFd);
-      native.close(clientFd);
-      log.error(
-        { client: tag, err: (err as Error).message },
-        "cannot open a virtio-gpu context for the client",
-      );
-      return;
-    }
     // The config is chosen at accept time: a reload while the channel opens does not change this client's.
     const generation = this.generation;
     const config = this.config;
-    CrossDomainChannel.open({
-      gpu,
-      channelType: ChannelType.WAYLAND,
-      ...channelLayout(this.opts.identifiers ?? "auto"),
-      logger: log.child({ client: tag }),
-    }).then(
+    this.reserve.take().then(
       (channel) => {
+        channel.useLogger(log.child({ client: tag }));
         this.opening.delete(clientFd);
         if (this.closed) {
           channel.close();
@@ -186,6 +194,7 @@ export class GuestServer {
     if (this.closed) return;
     this.closed = true;
     this.listeners.stop();
+    this.reserve.close();
     for (const s of [...this.sessions]) s.close("proxy shutting down");
     for (const s of this.sockets) s.close();
     for (const l of this.inherited) native.close(l.fd);
