@@ -77,6 +77,17 @@ export class RawWaylandClient {
     return this.nextId++;
   }
 
+  /** Connects and asks for the registry; resolves once the server hangs up (within `timeoutMs`), then closes. */
+  static async refusedAtOnce(socketPath: string, timeoutMs = 5000): Promise<void> {
+    const c = RawWaylandClient.connect(socketPath);
+    try {
+      c.getRegistry();
+      await c.waitEof(timeoutMs);
+    } finally {
+      c.close();
+    }
+  }
+
   /** Sends wl_display.get_registry; globals then arrive in `globals`. */
   getRegistry(): number {
     this.registryId = this.newId();
