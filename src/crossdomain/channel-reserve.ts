@@ -19,11 +19,9 @@ const STABLE_MS = 5_000;
 export interface ChannelReserveOptions {
   /** Channels kept open and unused (0: none, every take opens its own). */
   readonly size: number;
-  /** Opens a new channel (its own virtio-gpu context), or rejects. */
-  readonly open: () => Promise<CrossDomainChannel>;
+  /** Opens a new channel (its own virtio-gpu context) that logs with `logger`, or rejects. */
+  readonly open: (logger: Logger) => Promise<CrossDomainChannel>;
   readonly log: Logger;
-  /** Clock for the backoff (tests). */
-  readonly now?: () => number;
 }
 
 /** What `crossway status` says about the reserve. */
@@ -68,7 +66,8 @@ export class ChannelReserve {
   private handedReady = 0;
   private openedOnDemand = 0;
   private diedUnused = 0;
-  private readonly now: () => number;
+  /** What a spare logs with until a client takes it (the client's logger then: useLogger). */
+  private readonly spareLog: Logger;
 
   constructor(private readonly opts: ChannelReserveOptions) {
     if (!Number.isInteger(opts.size) || opts.size < 0 || opts.size > 16) {
@@ -76,34 +75,40 @@ export class ChannelReserve {
         value: opts.size,
       });
     }
-    this.now = opts.now ?? Date.now;
+    this.spareLog = opts.log.child({ spare: true });
     this.refill();
   }
 
   /**
-   * A channel for a new client, owned by the caller: a ready one if there is one, else the one being opened for
-   * the reserve, else a new one. Rejects only when opening a channel for this client failed.
+   * A channel for a new client, owned by the caller and logging with `logger`: a ready one if there is one, else the
+   * one being opened for the reserve, else a new one. Rejects only when opening a channel for this client failed.
    */
-  take(): Promise<CrossDomainChannel> {
+  take(logger: Logger): Promise<CrossDomainChannel> {
     if (this.closed)
       return Promise.reject(new CrosswayError("CW_CROSSDOMAIN_CLOSED", "the channel reserve is closed"));
+    this.scheduleRefill(REFILL_DELAY_MS);
     const r = this.ready.shift();
     if (r !== undefined) {
       this.release(r.channel);
+      r.channel.useLogger(logger);
       this.handedReady++;
       this.failures = 0;
-      this.scheduleRefill(REFILL_DELAY_MS);
       return Promise.resolve(r.channel);
     }
     this.openedOnDemand++;
-    this.scheduleRefill(REFILL_DELAY_MS);
     for (const o of this.opening) {
       if (o.claimed) continue;
       o.claimed = true;
       // The reserve's open failing (it is retried with backoff) leaves this client an open of its own.
-      return o.promise.catch(() => this.opts.open());
+      return o.promise.then(
+        (channel) => {
+          channel.useLogger(logger);
+          return channel;
+        },
+        () => this.opts.open(logger),
+      );
     }
-    return this.opts.open();
+    return this.opts.open(logger);
   }
 
   status(): ChannelReserveStatus {
@@ -148,7 +153,7 @@ export class ChannelReserve {
   }
 
   private openOne(): void {
-    const o: Opening = { promise: this.opts.open(), claimed: false };
+    const o: Opening = { promise: this.opts.open(this.spareLog), claimed: false };
     this.opening.add(o);
     o.promise.then(
       (channel) => {
@@ -170,7 +175,7 @@ export class ChannelReserve {
 
   /** Watches a ready channel until a client takes it: a host that speaks or hangs up first loses it. */
   private keep(channel: CrossDomainChannel): void {
-    const r: Ready = { channel, since: this.now() };
+    const r: Ready = { channel, since: Date.now() };
     this.ready.push(r);
     channel.onReceive = (_data, items) => {
       closeItems(items);
@@ -195,7 +200,7 @@ export class ChannelReserve {
     this.ready.splice(i, 1);
     this.release(r.channel);
     this.diedUnused++;
-    if (this.now() - r.since >= STABLE_MS) this.failures = 0;
+    if (Date.now() - r.since >= STABLE_MS) this.failures = 0;
     this.failed(why);
   }
 

@@ -11,7 +11,7 @@ import type { Compositor } from "../helpers/compositor.ts";
 import { pattern } from "../helpers/crossdomain.ts";
 import { type CrosswayStack, startCrosswayStack } from "../helpers/crossway-stack.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
-import { stableFdCount } from "../helpers/process-fds.ts";
+import { fdCount, stableFdCount } from "../helpers/process-fds.ts";
 import { isAlive, processId, requireCommand, run, sleep, waitFor } from "../helpers/processes.ts";
 import { RawWaylandClient } from "../helpers/raw-wayland-client.ts";
 import { startSway } from "../helpers/sway.ts";
@@ -23,11 +23,6 @@ useFdLeakCheck();
 /** pino's numeric levels. */
 const INFO = 30;
 const WARN = 40;
-
-/** Open fds of another process. */
-function fdCount(pid: number): number {
-  return readdirSync(`/proc/${pid}/fd`).length;
-}
 
 /** Waits until `pid` has exactly `want` fds (sessions close asynchronously); returns the last count seen. */
 async function settleFds(pid: number, want: number, timeoutMs = 30_000): Promise<number> {

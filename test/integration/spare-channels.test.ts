@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { requestStatus } from "../../src/control/control-client.ts";
 import type { StatusReport } from "../../src/control/status-report.ts";
 import type { Compositor } from "../helpers/compositor.ts";
 import { controlStatus } from "../helpers/control-status.ts";
@@ -20,7 +21,10 @@ useFdLeakCheck();
 
 const BIN = fileURLToPath(new URL("../../bin/crossway.js", import.meta.url));
 
-/** The guest's status once `ok` holds for it (the reserve opens and refills asynchronously). */
+/**
+ * The guest's status once `ok` holds for it (the reserve opens and refills asynchronously), asked in-process so
+ * polling does not start a `crossway status` per reading; the first test reads it through the command too.
+ */
 async function statusWhen(
   control: string,
   what: string,
@@ -30,7 +34,7 @@ async function statusWhen(
   return await waitFor(
     what,
     async () => {
-      last = await controlStatus(control);
+      last = await requestStatus(control, 30_000);
       return ok(last) ? last : undefined;
     },
     { timeoutMs: 20_000, intervalMs: 20, explain: () => JSON.stringify(last?.spareChannels) },
@@ -76,7 +80,13 @@ describe("spare channels", () => {
 
   it("clients start on a spare, the next is opened, and neither guest nor device keeps an fd of the clients", async () => {
     stack = await startCrosswayStack(weston, { logLevel: "warn", guestArgs: ["--control", control] });
-    const first = await statusWhen(control, "a spare ready", idleWith(1));
+    await statusWhen(control, "a spare ready", idleWith(1));
+    // As a user reads it: `crossway status --json` and the table's line.
+    const first = await controlStatus(control);
+    const table = await run(process.execPath, [BIN, "status", "--control", control], { timeoutMs: 30_000 });
+    expect(table.stdout.toString()).toContain(
+      "spare channels: 1 of 1 ready; clients started on a spare 0, on a new channel 0\n",
+    );
     expect(first.spareChannels).toEqual({
       size: 1,
       ready: 1,

@@ -9,7 +9,6 @@ import {
   DEFAULT_CONFIG,
   type IdentifierArraySize,
 } from "../../crossdomain/protocol.ts";
-import type { VirtGpu } from "../../crossdomain/virtgpu.ts";
 import { CrosswayError } from "../../errors.ts";
 import { Listeners } from "../../fd/accept.ts";
 import type { ListenFd } from "../../fd/listen-fds.ts";
@@ -77,7 +76,7 @@ export class GuestServer {
     this.config = opts.config;
     this.reserve = new ChannelReserve({
       size: opts.spareChannels ?? 1,
-      open: () => this.openChannel(),
+      open: (logger) => this.openChannel(logger),
       log: opts.log,
     });
     const fds = [...sockets.map((s) => s.fd), ...inherited.map((l) => l.fd)];
@@ -129,12 +128,12 @@ export class GuestServer {
   }
 
   /** A new channel to the host: its own virtio-gpu context, set up as --identifiers says. */
-  private async openChannel(): Promise<CrossDomainChannel> {
+  private async openChannel(logger: Logger): Promise<CrossDomainChannel> {
     return await CrossDomainChannel.open({
       gpu: openVirtGpu(this.opts.device),
       channelType: ChannelType.WAYLAND,
       ...channelLayout(this.opts.identifiers ?? "auto"),
-      logger: this.opts.log.child({ spare: true }),
+      logger,
     });
   }
 
@@ -145,9 +144,8 @@ export class GuestServer {
     // The config is chosen at accept time: a reload while the channel opens does not change this client's.
     const generation = this.generation;
     const config = this.config;
-    this.reserve.take().then(
+    this.reserve.take(log.child({ client: tag })).then(
       (channel) => {
-        channel.useLogger(log.child({ client: tag }));
         this.opening.delete(clientFd);
         if (this.closed) {
           channel.close();

@@ -1,16 +1,21 @@
 // The spare-channel reserve's bookkeeping, with opens the test completes by hand: who gets which channel, what is
 // closed, and when it opens again. Real channels, hosts and fds are in test/integration/spare-channels.test.ts.
+import { fstatSync, openSync } from "node:fs";
 import pino from "pino";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { CloseReason, CrossDomainChannel, ReceivedItem } from "../../../src/crossdomain/channel.ts";
 import { ChannelReserve } from "../../../src/crossdomain/channel-reserve.ts";
 
-/** Stands for a channel: what the reserve touches (its two handlers and close), and whether it was closed. */
+/** Stands for a channel: what the reserve touches (its two handlers, its logger, close), and whether it was closed. */
 class StubChannel {
   closed = false;
+  logger: unknown = null;
   onReceive: (data: Uint8Array, items: readonly ReceivedItem[]) => "continue" | "pause" = () => "continue";
   onClose: (reason: CloseReason) => void = () => {};
   constructor(readonly n: number) {}
+  useLogger(logger: unknown): void {
+    this.logger = logger;
+  }
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -21,11 +26,15 @@ class StubChannel {
 /** Opens the test resolves or rejects itself, in order. */
 function manualOpens() {
   const pending: Array<{ resolve: (c: StubChannel) => void; reject: (e: Error) => void }> = [];
+  /** The logger each open was given, in order. */
+  const loggers: unknown[] = [];
   let made = 0;
   return {
     pending,
-    open: () =>
+    loggers,
+    open: (logger: unknown) =>
       new Promise<CrossDomainChannel>((resolve, reject) => {
+        loggers.push(logger);
         pending.push({ resolve: resolve as unknown as (c: StubChannel) => void, reject });
       }),
     /** Completes the oldest open with a new stub channel. */
@@ -42,6 +51,8 @@ function manualOpens() {
 
 const flush = () => new Promise((r) => setImmediate(r));
 const log = pino({ level: "silent" });
+/** The logger a client's take passes: the channel must log with it once taken. */
+const clientLog = log.child({ client: "c1" });
 
 describe("ChannelReserve", () => {
   afterEach(() => {
@@ -56,8 +67,10 @@ describe("ChannelReserve", () => {
     const first = o.succeed();
     await flush();
     expect(r.status()).toMatchObject({ ready: 1, opening: 0 });
-    const got = await r.take();
+    const got = await r.take(clientLog);
     expect(got).toBe(first as unknown as CrossDomainChannel);
+    expect(first.logger).toBe(clientLog);
+    expect(o.loggers[0]).not.toBe(clientLog);
     // The taker owns it now: the reserve's handlers are gone, a close does not count as a spare lost.
     first.close();
     expect(r.status()).toMatchObject({ ready: 0, handedReady: 1, diedUnused: 0 });
@@ -72,10 +85,11 @@ describe("ChannelReserve", () => {
   it("a take while the spare is still opening waits for that one instead of opening another", async () => {
     const o = manualOpens();
     const r = new ChannelReserve({ size: 1, open: o.open, log });
-    const taken = r.take();
+    const taken = r.take(clientLog);
     expect(o.pending.length).toBe(1);
     const c = o.succeed();
     expect(await taken).toBe(c as unknown as CrossDomainChannel);
+    expect(c.logger).toBe(clientLog);
     await flush();
     expect(r.status()).toMatchObject({ ready: 0, openedOnDemand: 1 });
     r.close();
@@ -85,11 +99,12 @@ describe("ChannelReserve", () => {
   it("a take whose awaited spare fails opens one of its own", async () => {
     const o = manualOpens();
     const r = new ChannelReserve({ size: 1, open: o.open, log });
-    const taken = r.take();
+    const taken = r.take(clientLog);
     o.fail("device gone");
     await flush();
-    // The reserve's failure is retried later; the client's own open is the one pending now.
+    // The reserve's failure is retried later; the client's own open is the one pending now, with its logger.
     expect(o.pending.length).toBe(1);
+    expect(o.loggers[1]).toBe(clientLog);
     const own = o.succeed();
     expect(await taken).toBe(own as unknown as CrossDomainChannel);
     expect(r.status().failures).toBe(1);
@@ -115,7 +130,7 @@ describe("ChannelReserve", () => {
     expect(r.status().failures).toBe(4);
     o.succeed();
     await flush();
-    await r.take();
+    await r.take(log);
     expect(r.status().failures).toBe(0);
     r.close();
   });
@@ -132,10 +147,13 @@ describe("ChannelReserve", () => {
     const b = o.succeed();
     await flush();
     expect(r.status().ready).toBe(1);
-    // A message before any client: the channel is closed, and so would be any fd it carried (none here: a write
-    // pipe's fd would be closed by closeItems, which the integration test's host exercises with bytes only).
-    expect(b.onReceive(new Uint8Array(8), [])).toBe("pause");
+    // A message before any client: the channel is closed, and the fds its items carried with it.
+    const fd = openSync("/dev/null", "r");
+    expect(b.onReceive(new Uint8Array(8), [{ kind: "blob", fd, size: 4096, access: "read-only" }])).toBe(
+      "pause",
+    );
     expect(b.closed).toBe(true);
+    expect(() => fstatSync(fd)).toThrow(/EBADF/);
     expect(r.status()).toMatchObject({ ready: 0, diedUnused: 2 });
     r.close();
   });
@@ -151,7 +169,7 @@ describe("ChannelReserve", () => {
     const late = o.succeed();
     await flush();
     expect(late.closed).toBe(true);
-    await expect(r.take()).rejects.toThrow(/closed/);
+    await expect(r.take(log)).rejects.toThrow(/closed/);
   });
 
   it("refuses a size outside 0-16", () => {
