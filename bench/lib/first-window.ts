@@ -230,8 +230,8 @@ export async function runFirstWindow(reps: number, log: (line: string) => void):
       for (const { app, e } of entries) {
         if (e.error !== undefined) continue;
         // Counterbalanced (direct first in odd repetitions, crossway first in even ones): the second start of a pair
-        // runs while the first app's exit is still being cleaned up (its process, its pools in sway), which cost
-        // foot's second start 2-4 ms before its first request in either order here.
+        // runs while the first app's exit is still being cleaned up, which cost foot's second start 0.8-2.6 ms before
+        // its first request in either order here (medians of ten-start runs).
         const order = rep % 2 === 1 ? (["direct", "crossway"] as const) : (["crossway", "direct"] as const);
         for (const path of order) {
           try {
