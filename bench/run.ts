@@ -1,7 +1,7 @@
 // Entry of `npm run bench`: micro-benchmarks, then every end-to-end benchmark on every path, interleaved, per placement.
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { CrosswayError } from "../src/errors.ts";
@@ -14,6 +14,8 @@ import { FIRST_WINDOW_BENCH, runFirstWindow } from "./lib/first-window.ts";
 import { writeFlameGraph } from "./lib/flamegraph.ts";
 import { gitState, machineInfo, peerVersions } from "./lib/machine.ts";
 import { MACRO_BENCHES, type MacroBench, type Mode } from "./lib/macro-benches.ts";
+import { type MissedProfile, missedTargetsSection, profilesWanted } from "./lib/missed-targets.ts";
+import { PerfRecording, perfSummary, perfUnavailable } from "./lib/perf-profile.ts";
 import {
   CAMERA_NODE,
   cameraCommand,
@@ -29,7 +31,7 @@ import {
   spawnPeer,
   useReaper,
 } from "./lib/processes.ts";
-import { cpusAllowed, sampleMemory } from "./lib/procfs.ts";
+import { cpusAllowed, processTree, sampleMemory, threadsOf } from "./lib/procfs.ts";
 import {
   type BenchReport,
   type CellRecord,
@@ -151,6 +153,12 @@ for (const sig of ["SIGINT", "SIGTERM"] as const) {
 interface RunOptions {
   /** Where CPU profiles of Node-based proxies go (`--profile`), one directory per placement. */
   profileRoot?: string;
+  /** How the profile summary links its flame graphs (default: the placement's directory, beside the summary). */
+  profileLinkDir?: string;
+  /** Measure idle-client memory after the benchmarks (default true). */
+  memory?: boolean;
+  /** When set, `perf record` samples every proxy process during the benchmarks, its data kept in this directory. */
+  perfDir?: string;
   mode: Mode;
   reps: number;
   idleClients: number;
@@ -158,29 +166,36 @@ interface RunOptions {
   bins: ClientBinaries;
 }
 
-/** Summarizes every .cpuprofile of a placement into <profileDir>.md, and logs where it is. */
-function writeProfileSummary(profileDir: string, placement: Placement): void {
+/**
+ * Summarizes every .cpuprofile of a placement into <profileDir>.md (flame graphs linked as `linkDir`/name.svg), logs
+ * where it is, and returns the summary; undefined when no profile was written.
+ */
+function writeProfileSummary(
+  profileDir: string,
+  placement: Placement,
+  linkDir = basename(profileDir),
+  sinceUs?: number,
+): string | undefined {
   const files = readdirSync(profileDir).filter((f) => f.endsWith(".cpuprofile"));
   if (files.length === 0) {
     log(
       `[${placement}] profile: no .cpuprofile written (no Node-based proxy ran, or it did not exit cleanly)`,
     );
-    return;
+    return undefined;
   }
   const parts = [`## CPU profiles (${placement})`, ""];
   for (const f of files.sort()) {
-    parts.push(summarizeCpuProfile(join(profileDir, f)), "");
+    parts.push(summarizeCpuProfile(join(profileDir, f), 15, sinceUs), "");
     const stem = f.replace(/\.cpuprofile$/, "");
-    writeFlameGraph(join(profileDir, f), join(profileDir, stem), `${stem} (${placement})`);
-    parts.push(
-      `Flame graph: [${stem}.svg](${basename(profileDir)}/${stem}.svg) (folded stacks beside it).`,
-      "",
-    );
+    writeFlameGraph(join(profileDir, f), join(profileDir, stem), `${stem} (${placement})`, sinceUs);
+    parts.push(`Flame graph: [${stem}.svg](${linkDir}/${stem}.svg) (folded stacks beside it).`, "");
   }
-  writeFileSync(`${profileDir}.md`, parts.join("\n"));
+  const md = parts.join("\n");
+  writeFileSync(`${profileDir}.md`, md);
   log(
     `[${placement}] profile: ${profileDir}.md, flame graphs and raw profiles (Chrome DevTools) in ${profileDir}/`,
   );
+  return md;
 }
 
 async function measureMemory(
@@ -231,6 +246,8 @@ async function runPlacement(
   const pathOf = new Map(paths.map((p) => [p.id, p]));
   let compositor: BenchCompositor | undefined;
   const status = (id: string): PathStatus => rec.paths.find((s) => s.id === id) as PathStatus;
+  let measuredFromUs: number | undefined;
+  let perf: { rec: PerfRecording; roles: Map<number, string> } | undefined;
   try {
     compositor = await startCompositor(pinned);
     live.add(compositor);
@@ -267,6 +284,21 @@ async function runPlacement(
       }
     }
     const c = compositor;
+    // Profiles are summarized from here on: the proxies' start-up is not what a benchmark measures.
+    measuredFromUs = Number(process.hrtime.bigint() / 1000n);
+    if (opts.perfDir !== undefined) {
+      const roles = new Map<number, string>();
+      for (const [id, rp] of running) {
+        for (const root of rp.proxyPids) {
+          const role = rp.guestSidePids?.includes(root) === true ? `${id} guest side` : `${id} host side`;
+          // Every thread by its id too: perf reports threads (libuv's and V8's workers) under their own ids.
+          for (const pid of processTree([root])) for (const tid of threadsOf(pid)) roles.set(tid, role);
+        }
+      }
+      const pids = [...running.values()].flatMap((rp) => processTree(rp.proxyPids));
+      perf = { rec: PerfRecording.start(pids, opts.perfDir), roles };
+      await perf.rec.enable();
+    }
     for (const bench of opts.benches) {
       // Interleaved: A B C A B C ..., so drift and noise from other load spread over every path alike.
       for (let rep = 1; rep <= opts.reps; rep++) {
@@ -336,7 +368,13 @@ async function runPlacement(
         }
       }
     }
+    if (perf !== undefined) {
+      await perf.rec.disable();
+      await perf.rec.stop();
+      rec.profileSummary = perfSummary(perf.rec.dataFile, perf.roles);
+    }
     for (const [id, rp] of running) {
+      if (opts.memory === false) break;
       if (status(id).status !== "ran" || rp.proxyPids.length === 0) continue;
       try {
         const m = await measureMemory(id, rp, c, opts.bins, pinned, opts.idleClients);
@@ -352,6 +390,7 @@ async function runPlacement(
     rec.error = errMsg(err);
     log(`[${placement}] FAILED: ${rec.error}`);
   } finally {
+    await perf?.rec.stop();
     for (const rp of running.values()) {
       await rp.stop();
       live.delete(rp);
@@ -360,11 +399,71 @@ async function runPlacement(
       await compositor.stop();
       live.delete(compositor);
     }
-    if (profileDir !== undefined) writeProfileSummary(profileDir, placement);
+    if (profileDir !== undefined) {
+      const md = writeProfileSummary(profileDir, placement, opts.profileLinkDir, measuredFromUs);
+      if (md !== undefined) rec.profileSummary = md;
+    }
     if (process.env.CROSSWAY_KEEP_BENCH_DIRS === "1") log(`[${placement}] logs kept in ${workDir}`);
     else rmSync(workDir, { recursive: true, force: true });
   }
   return rec;
+}
+
+/** Repetitions of a benchmark run under the profiler for a missed target. */
+const MISSED_PROFILE_REPS = 3;
+
+/**
+ * For each target crossway missed, runs its benchmark again on crossway alone under a profiler, after the measured
+ * runs (a profiler slows what it watches), so that the run's report says where the time goes (missed-targets.ts).
+ * `perf record` of guest and device when perf runs here: it sees the kernel and the native fast path, where a round
+ * trip's time goes; else `node --cpu-prof`, which sees JavaScript only. cpu-prof profiles and flame graphs go to
+ * <out>/missed-<mode>/<bench>/<placement>/ (earlier ones are removed); perf's data stays in a scratch directory.
+ */
+async function profileMissedTargets(
+  report: BenchReport,
+  opts: { mode: Mode; bins: ClientBinaries; outDir: string },
+): Promise<MissedProfile[]> {
+  const root = join(opts.outDir, `missed-${opts.mode}`);
+  rmSync(root, { recursive: true, force: true });
+  const noPerf = perfUnavailable();
+  const out: MissedProfile[] = [];
+  for (const want of profilesWanted(report)) {
+    if (interrupted) break;
+    const bench = MACRO_BENCHES.find((b) => b.id === want.bench) as MacroBench;
+    const tool = noPerf === undefined ? "perf" : "cpu-prof";
+    log(`bench: profiling crossway on ${want.bench} (${want.placement}) with ${tool}, for a missed target`);
+    const profileRoot = join(root, want.bench);
+    const dir = relative(opts.outDir, join(profileRoot, want.placement));
+    const perfDir = tool === "perf" ? mkdtempSync(join(tmpdir(), "crossway-bench-perf-")) : undefined;
+    if (perfDir !== undefined) liveDirs.add(perfDir);
+    try {
+      const rec = await runPlacement(want.placement, [crosswayPath], {
+        mode: opts.mode,
+        reps: MISSED_PROFILE_REPS,
+        idleClients: 0,
+        benches: [bench],
+        bins: opts.bins,
+        memory: false,
+        ...(perfDir !== undefined ? { perfDir } : { profileRoot, profileLinkDir: dir }),
+      });
+      const failure = rec.error ?? rec.cells.find((c) => c.error !== undefined)?.error;
+      out.push({
+        placement: want.placement,
+        bench: want.bench,
+        reps: MISSED_PROFILE_REPS,
+        tool,
+        ...(tool === "cpu-prof" ? { dir, perfMissing: noPerf as string } : {}),
+        ...(rec.profileSummary !== undefined ? { summary: rec.profileSummary } : {}),
+        ...(failure !== undefined ? { error: failure } : {}),
+      });
+    } finally {
+      if (perfDir !== undefined) {
+        rmSync(perfDir, { recursive: true, force: true });
+        liveDirs.delete(perfDir);
+      }
+    }
+  }
+  return out;
 }
 
 async function runPipeWire(
@@ -523,7 +622,8 @@ async function main(argv: string[]): Promise<number> {
   }
   if (o.render !== undefined) {
     // Re-renders the tables of an earlier run without measuring anything.
-    process.stdout.write(`${markdown(JSON.parse(readFileSync(o.render, "utf8")) as BenchReport)}\n`);
+    const earlier = JSON.parse(readFileSync(o.render, "utf8")) as BenchReport;
+    process.stdout.write(`${markdown(earlier, missedTargetsSection(earlier))}\n`);
     return 0;
   }
   const started = performance.now();
@@ -579,6 +679,10 @@ async function main(argv: string[]): Promise<number> {
       );
     }
   }
+  // A full run explains the targets it missed with a profile (issue 15); --profile runs are profiles already.
+  if (bins !== undefined && mode === "full" && o.profile !== true && !interrupted) {
+    report.missedProfiles = await profileMissedTargets(report, { mode, bins, outDir });
+  }
   const pwBenches = PW_BENCHES.filter((b) => benchIds.includes(b.id));
   if (!microOnly && pwBenches.length > 0 && !interrupted) {
     log("bench: PipeWire");
@@ -593,7 +697,7 @@ async function main(argv: string[]): Promise<number> {
   }
   report.durationS = (performance.now() - started) / 1000;
 
-  const md = markdown(report);
+  const md = markdown(report, missedTargetsSection(report));
   mkdirSync(outDir, { recursive: true });
   const stamp = report.date.replace(/[-:]/g, "").replace(/\.\d+Z$/, "Z");
   for (const name of [`run-${mode}-${stamp}`, `latest-${mode}`]) {

@@ -1,6 +1,7 @@
 // Renders a V8 .cpuprofile as a flame graph: an SVG (one box per call path, width = samples) and folded stacks.
 import { readFileSync, writeFileSync } from "node:fs";
 import { basename } from "node:path";
+import { hitsSince } from "./cpuprofile.ts";
 
 interface Node {
   id: number;
@@ -28,7 +29,7 @@ function frameName(n: Node): string {
 }
 
 /** Merges the profile's call tree by frame name per path; (idle) is left out (waiting in epoll is not work). */
-function callTree(nodes: readonly Node[]): Frame {
+function callTree(nodes: readonly Node[], hits: ReadonlyMap<number, number>): Frame {
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const root: Frame = { name: "all", total: 0, self: 0, children: new Map() };
   const walk = (n: Node, into: Frame): number => {
@@ -39,7 +40,7 @@ function callTree(nodes: readonly Node[]): Frame {
       f = { name, total: 0, self: 0, children: new Map() };
       into.children.set(name, f);
     }
-    let sum = n.hitCount ?? 0;
+    let sum = hits.get(n.id) ?? 0;
     f.self += sum;
     for (const c of n.children ?? []) {
       const child = byId.get(c);
@@ -69,9 +70,11 @@ function colour(name: string): string {
  * Writes `<out>.svg` (root at the top, callees below, width = share of busy samples; hover shows samples and
  * share) and `<out>.folded` (one "a;b;c count" line per path, the input format of flamegraph.pl and speedscope).
  */
-export function writeFlameGraph(cpuprofilePath: string, out: string, title: string): void {
-  const p = JSON.parse(readFileSync(cpuprofilePath, "utf8")) as { nodes: Node[] };
-  const root = callTree(p.nodes);
+export function writeFlameGraph(cpuprofilePath: string, out: string, title: string, sinceUs?: number): void {
+  const p = JSON.parse(readFileSync(cpuprofilePath, "utf8")) as Parameters<typeof hitsSince>[0] & {
+    nodes: Node[];
+  };
+  const root = callTree(p.nodes, hitsSince(p, sinceUs));
   const folded: string[] = [];
   const boxes: string[] = [];
   let depthMax = 0;

@@ -126,6 +126,16 @@ export function sampleMemory(roots: readonly number[]): MemorySample {
 }
 
 /** The CPUs a process may run on (Cpus_allowed_list of /proc/<pid>/status), e.g. "0" when pinned or "0-1". */
+/** The thread ids of a process (/proc/PID/task), the process's own id first; just the pid if it is gone. */
+export function threadsOf(pid: number): number[] {
+  try {
+    const tids = readdirSync(`/proc/${pid}/task`).map(Number);
+    return [pid, ...tids.filter((t) => t !== pid)];
+  } catch {
+    return [pid];
+  }
+}
+
 export function cpusAllowed(pid: number): string {
   return /^Cpus_allowed_list:\s*(\S+)/m.exec(readText(`/proc/${pid}/status`) ?? "")?.[1] ?? "?";
 }

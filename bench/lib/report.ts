@@ -2,6 +2,7 @@
 import { type MicroResult, microTable } from "../micro/run.ts";
 import { type FirstWindowRecord, firstWindowTable } from "./first-window.ts";
 import { MACRO_BENCHES, type MacroBench, type Mode } from "./macro-benches.ts";
+import type { MissedProfile } from "./missed-targets.ts";
 import { CAMERA_FPS, PW_BENCHES, type PwBench } from "./pipewire-benches.ts";
 import type { MemorySample } from "./procfs.ts";
 import { fmt, fmtCpu, fmtRatio, median, range } from "./stats.ts";
@@ -58,6 +59,8 @@ export interface PlacementRecord {
   /** Cpus_allowed_list of the compositor and of each path's proxy processes, checked after they started. */
   readonly affinity: Record<string, string[]>;
   error?: string;
+  /** The CPU profiles' summary, when the placement ran under the profiler (a missed target's profiling run). */
+  profileSummary?: string;
 }
 
 /** The PipeWire benchmarks (one placement: unpinned; the daemon is the harness's private stack). */
@@ -87,6 +90,8 @@ export interface BenchReport {
   placements: PlacementRecord[];
   pipewire?: PipeWireRecord;
   firstWindow?: FirstWindowRecord;
+  /** CPU profiles of crossway taken after the measured runs for the targets it missed (missed-targets.ts). */
+  missedProfiles?: MissedProfile[];
 }
 
 /** Median and spread of a cell. */
@@ -134,7 +139,7 @@ function short(reason: string | undefined): string {
   return line.length > 160 ? `${line.slice(0, 157)}...` : line;
 }
 
-function cellOf(p: PlacementRecord, bench: string, path: string): CellRecord | undefined {
+export function cellOf(p: PlacementRecord, bench: string, path: string): CellRecord | undefined {
   return p.cells.find((c) => c.bench === bench && c.path === path);
 }
 
@@ -348,6 +353,43 @@ function jsFloor(t: Target, p: PlacementRecord): number | undefined {
   return floor + 2 * (nodeHop - cHop);
 }
 
+/** A target as one run measured it: crossway's figure and the native floor's, and whether each meets the goal. */
+export interface TargetOutcome {
+  readonly what: string;
+  readonly placement: Placement;
+  readonly bench: string;
+  readonly goal: string;
+  /** crossway's figure; undefined when crossway did not run or failed. */
+  readonly value: number | undefined;
+  readonly met: boolean;
+  /** The native floor's figure (C guest + C device), when it ran. */
+  readonly floor: number | undefined;
+  metBy(v: number): boolean;
+  show(v: number): string;
+}
+
+/** Every target the run's benchmarks cover, as measured. */
+export function evaluateTargets(report: BenchReport): TargetOutcome[] {
+  const out: TargetOutcome[] = [];
+  for (const t of TARGETS) {
+    if (t.bench !== "" && !report.config.benches.includes(t.bench)) continue;
+    const p = report.placements.find((x) => x.placement === t.placement);
+    const value = p === undefined ? undefined : t.measure(p);
+    out.push({
+      what: t.what,
+      placement: t.placement,
+      bench: t.bench,
+      goal: t.goal,
+      value,
+      met: value !== undefined && t.met(value),
+      floor: p === undefined ? undefined : t.measure(p, "cd-floor"),
+      metBy: t.met,
+      show: t.show,
+    });
+  }
+  return out;
+}
+
 /**
  * The targets table; rows read "pending" until crossway (guest + device) has run. The last columns give the
  * same ratio for the native floor of the cross-domain pattern, its JavaScript floor (see jsFloor), a C guest in front
@@ -525,8 +567,11 @@ export function header(report: BenchReport): string {
   ].join("\n");
 }
 
-/** The full markdown report of a run. */
-export function markdown(report: BenchReport): string {
+/**
+ * The full markdown report of a run. `afterTargets` is a section placed right after the targets table (run.ts gives
+ * the missed targets' explanation there; missed-targets.ts builds it from this module's figures).
+ */
+export function markdown(report: BenchReport, afterTargets = ""): string {
   const out = [`## crossway benchmarks`, "", header(report), ""];
   if (report.placements.length > 0) {
     out.push(
@@ -557,6 +602,7 @@ export function markdown(report: BenchReport): string {
     targetsTable(report),
     "",
   );
+  if (afterTargets !== "") out.push(afterTargets, "");
   if (report.pipewire !== undefined) {
     const benches = PW_BENCHES.filter((b) => report.config.benches.includes(b.id));
     out.push(
