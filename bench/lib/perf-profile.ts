@@ -2,7 +2,7 @@
 // goes by object (kernel, node, libc, JIT code, the addon) and by symbol. Unlike node --cpu-prof it sees the native
 // fast path and the kernel, which is where a round trip's time is spent.
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { closeSync, constants, mkdirSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, constants, mkdirSync, openSync, readSync, rmSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { CrosswayError } from "../../src/errors.ts";
 import { findCommand } from "./processes.ts";
@@ -39,7 +39,10 @@ export class PerfRecording {
     mkdirSync(dir, { recursive: true });
     const ctlPath = join(dir, "perf-ctl.fifo");
     const ackPath = join(dir, "perf-ack.fifo");
-    for (const f of [ctlPath, ackPath]) execFileSync("mkfifo", [f]);
+    for (const f of [ctlPath, ackPath]) {
+      rmSync(f, { force: true });
+      execFileSync("mkfifo", [f]);
+    }
     const dataFile = join(dir, "perf.data");
     const proc = spawn(
       "perf",

@@ -1,11 +1,11 @@
 // Gives a long-running command its control socket and SIGHUP reload in one call (guest, filters).
-import type { ChannelReserveStatus } from "../crossdomain/channel-reserve.ts";
+
 import type { Logger } from "../log.ts";
 import { native } from "../native.ts";
 import { type ControlServer, startControlServer } from "./control-server.ts";
 import { readMemory } from "./memory-reading.ts";
 import { type Reloadable, reloadOnSighup } from "./reload.ts";
-import type { ConnectionStatus } from "./status-report.ts";
+import type { ConnectionStatus, SpareChannelsStatus } from "./status-report.ts";
 
 /** What a command hands over: its name, its policy (if it has a file), and how to list its connections. */
 export interface ControlOptions<T> {
@@ -16,7 +16,7 @@ export interface ControlOptions<T> {
   readonly controlPath?: string;
   readonly connections: () => ConnectionStatus[];
   /** The guest's spare channels (absent: the command keeps none). */
-  readonly spareChannels?: () => ChannelReserveStatus | undefined;
+  readonly spareChannels?: () => SpareChannelsStatus | undefined;
   readonly log: Logger;
 }
 
@@ -68,7 +68,7 @@ export async function attachControl<T>(o: ControlOptions<T>): Promise<AttachedCo
   };
 }
 
-function spares<T>(o: ControlOptions<T>): { spareChannels?: ChannelReserveStatus } {
+function spares<T>(o: ControlOptions<T>): { spareChannels?: SpareChannelsStatus } {
   const st = o.spareChannels?.();
   return st === undefined ? {} : { spareChannels: st };
 }

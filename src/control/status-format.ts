@@ -32,7 +32,7 @@ export function formatStatus(r: StatusReport): string {
   const sp = r.spareChannels;
   if (sp !== undefined) {
     lines.push(
-      `spare channels: ${sp.ready} of ${sp.size} ready${sp.opening > 0 ? `, ${sp.opening} opening` : ""}; clients started on a spare ${sp.handedReady}, on a new channel ${sp.openedOnDemand}${sp.diedUnused > 0 ? `; ${sp.diedUnused} ended unused` : ""}${sp.failures > 0 ? `; ${sp.failures} failed in a row` : ""}`,
+      `spare channels: ${sp.ready} of ${sp.size} ready${sp.opening > 0 ? `, ${sp.opening} opening` : ""}; clients started on a spare ${sp.handedReady}, on a new channel ${sp.openedOnDemand}${sp.diedUnused > 0 ? `; ${sp.diedUnused} ended unused` : ""}${sp.failures > 0 ? `; ${sp.failures} failed in a row` : ""}${sp.requirementsAhead !== undefined && sp.requirementsAhead.asked > 0 ? `; image requirements asked ahead ${sp.requirementsAhead.asked}, used ${sp.requirementsAhead.used}` : ""}`,
     );
   }
   if (r.connections.length === 0) return lines.join("\n");

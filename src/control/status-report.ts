@@ -1,5 +1,11 @@
 // The shape of `crossway status` answers, shared by every command that opens a control socket.
 import type { ChannelReserveStatus } from "../crossdomain/channel-reserve.ts";
+import type { RequirementsAheadStatus } from "../crossdomain/recent-blob-sizes.ts";
+
+/** The guest's spare channels, and the image requirements its channels asked before their clients did. */
+export interface SpareChannelsStatus extends ChannelReserveStatus {
+  readonly requirementsAhead?: RequirementsAheadStatus;
+}
 
 /** One proxied connection as the running command sees it. Fields it cannot know are absent. */
 export interface ConnectionStatus {
@@ -60,7 +66,7 @@ export interface StatusReport {
     readonly timers: number;
   };
   /** `crossway guest`'s channels opened ahead of clients (src/crossdomain/channel-reserve.ts); absent elsewhere. */
-  readonly spareChannels?: ChannelReserveStatus;
+  readonly spareChannels?: SpareChannelsStatus;
   /** The command's own memory when it answered (process.memoryUsage()), after a full GC if one was asked for. */
   readonly memory: MemoryStatus;
 }

@@ -47,6 +47,7 @@ import {
   QUERY_RING,
   sendReceiveHeaderSize,
 } from "./protocol.ts";
+import type { RecentBlobSizes } from "./recent-blob-sizes.ts";
 import { type PlannedSend, planSends } from "./send-plan.ts";
 import { BlobFlags, BlobMem } from "./structs.ts";
 import type {
@@ -212,6 +213,9 @@ export class CrossDomainChannel {
   /** Read pipes, write pipes and eventfds (channel-pipes.ts). */
   private readonly pipes: ChannelPipes;
   private readonly reqCache = new Map<string, Promise<ImageRequirements>>();
+  /** Requirements asked ahead ({@link askLinearAhead}) that no client used yet, and who counts their use. */
+  private readonly aheadKeys = new Set<string>();
+  private aheadSizes: RecentBlobSizes | null = null;
   private queryChain: Promise<unknown> = Promise.resolve();
   private queryInFlight = 0;
   /**
@@ -685,7 +689,10 @@ export class CrossDomainChannel {
   ): Promise<ImageRequirements> {
     const key = `${width}x${height}:${drmFormat}:${flags}`;
     const cached = this.reqCache.get(key);
-    if (cached !== undefined) return cached;
+    if (cached !== undefined) {
+      if (this.aheadKeys.delete(key)) this.aheadSizes?.countUsed();
+      return cached;
+    }
     const run = async (): Promise<ImageRequirements> => {
       this.assertOpen("GET_IMAGE_REQUIREMENTS");
       const ring = this.queryRing.map.bytes;
@@ -717,6 +724,25 @@ export class CrossDomainChannel {
     this.reqCache.set(key, p);
     p.catch(() => this.reqCache.delete(key));
     return p;
+  }
+
+  /**
+   * Asks the host the requirements of linear blobs (R8 × 1) of the widths `sizes` remembers, before any client needs
+   * them: a channel waiting for its client spends that time on what the client's first pool will ask
+   * (recent-blob-sizes.ts). The answers wait in the cache; a failed one leaves it, and the client asks again.
+   */
+  askLinearAhead(sizes: RecentBlobSizes): void {
+    this.aheadSizes = sizes;
+    for (const width of sizes.widths()) {
+      const key = `${width}x1:${DrmFormat.R8}:${DEFAULT_IMAGE_FLAGS}`;
+      if (this.reqCache.has(key)) continue;
+      this.aheadKeys.add(key);
+      sizes.countAsked();
+      this.imageRequirements(width, 1, DrmFormat.R8).catch((err: unknown) => {
+        this.aheadKeys.delete(key);
+        this.log.debug({ width, err: (err as Error).message }, "image requirements asked ahead failed");
+      });
+    }
   }
 
   /** Creates a host-visible blob from image requirements (size must be exactly reqs.size, §5.4). */

@@ -2,6 +2,7 @@
 import { CrosswayError } from "../errors.ts";
 import type { CrossDomainChannel, HostBlob } from "./channel.ts";
 import { DrmFormat } from "./protocol.ts";
+import type { RecentBlobSizes } from "./recent-blob-sizes.ts";
 import type { BlobMapping } from "./virtgpu.ts";
 
 /** Host blobs are requested in size buckets so that hosts, which never free image templates, see few sizes. */
@@ -14,11 +15,18 @@ export function linearBlobBucket(size: number): number {
 
 /**
  * A host blob of at least `size` bytes (the bucket's, see {@link linearBlobBucket}), not mapped: for callers that
- * map only the windows they use (wl_shm pools, see HostBlob.map).
+ * map only the windows they use (wl_shm pools, see HostBlob.map). `sizes` remembers the bucket, for channels that ask
+ * its requirements ahead of their clients.
  */
-export async function createUnmappedLinearBlob(channel: CrossDomainChannel, size: number): Promise<HostBlob> {
+export async function createUnmappedLinearBlob(
+  channel: CrossDomainChannel,
+  size: number,
+  sizes?: RecentBlobSizes,
+): Promise<HostBlob> {
+  const bucket = linearBlobBucket(size);
+  sizes?.note(bucket);
   // §6.5: an R8 image of size x 1 is a linear byte array on every host allocator.
-  const reqs = await channel.imageRequirements(linearBlobBucket(size), 1, DrmFormat.R8);
+  const reqs = await channel.imageRequirements(bucket, 1, DrmFormat.R8);
   if (reqs.size < size) {
     throw new CrosswayError(
       "CW_GUEST_HOST_PROTOCOL",

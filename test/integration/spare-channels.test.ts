@@ -95,6 +95,8 @@ describe("spare channels", () => {
       openedOnDemand: 0,
       diedUnused: 0,
       failures: 0,
+      // No client has made a pool yet: nothing to ask ahead.
+      requirementsAhead: { asked: 0, used: 0, widths: [] },
     });
     const guestFds = await stableFdCount(stack.guestPid);
     const deviceFds = fdCount(stack.devicePid);
@@ -127,6 +129,45 @@ describe("spare channels", () => {
     await waitFor("the device's fds back to one spare's", () =>
       fdCount(stack?.devicePid ?? 0) === deviceFds ? true : undefined,
     );
+  });
+
+  it("a pool size clients used is asked ahead on the channels opened after it, and the next such pool uses the answer", async () => {
+    stack = await startCrosswayStack(weston, { logLevel: "warn", guestArgs: ["--control", control] });
+    await statusWhen(control, "a spare ready", idleWith(1));
+    /** A client that makes a pool of `size` bytes with one buffer, and a round trip: the host accepted both. */
+    const poolOnce = async (size: number): Promise<void> => {
+      const c = RawWaylandClient.connect(stack?.socketPath ?? "");
+      try {
+        c.getRegistry();
+        await c.roundTrip(10_000);
+        c.createShmPool(c.bind("wl_shm", 1), size);
+        await c.roundTrip(10_000);
+      } finally {
+        c.close();
+      }
+    };
+    // 300,000 bytes is the 320 KiB bucket (64 KiB steps up to 1 MiB, linear-blob.ts); 3 MB the 3 MiB one.
+    const small = 5 * 65536;
+    const large = 3 * 1024 * 1024;
+    await poolOnce(300_000);
+    let s = await statusWhen(control, "the client gone, a spare ready", idleWith(1));
+    expect(s.spareChannels?.requirementsAhead).toMatchObject({ used: 0, widths: [small] });
+    // The spare now waiting may have opened before that pool was made: one client more puts a channel opened after
+    // it in the reserve, and that one asked.
+    await useOnce(stack.socketPath);
+    s = await statusWhen(control, "a spare opened after the pool ready", idleWith(1));
+    const asked = s.spareChannels?.requirementsAhead?.asked ?? 0;
+    expect(asked).toBeGreaterThanOrEqual(1);
+    await poolOnce(300_000);
+    s = await statusWhen(control, "the pool's client gone", idleWith(1));
+    expect(s.spareChannels?.requirementsAhead?.used).toBe(1);
+    // Another size is not answered ahead, and becomes the most recent one.
+    await poolOnce(large - 4096);
+    s = await statusWhen(control, "the large pool's client gone", idleWith(1));
+    expect(s.spareChannels?.requirementsAhead).toMatchObject({ used: 1, widths: [large, small] });
+    expect(s.spareChannels?.handedReady).toBe(4);
+    const table = await run(process.execPath, [BIN, "status", "--control", control], { timeoutMs: 30_000 });
+    expect(table.stdout.toString()).toMatch(/; image requirements asked ahead \d+, used 1\n/);
   });
 
   it("with --spare-channels 0 every client opens its own channel and nothing stays open between clients", async () => {

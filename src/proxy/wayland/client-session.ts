@@ -8,6 +8,7 @@
 import type { ConnectionStatus } from "../../control/status-report.ts";
 import type { CloseReason, CrossDomainChannel, ReceivedItem, SendItem } from "../../crossdomain/channel.ts";
 import { FastState, fastPathWanted } from "../../crossdomain/fast-state.ts";
+import type { RecentBlobSizes } from "../../crossdomain/recent-blob-sizes.ts";
 import { CrosswayError, isUnplanned } from "../../errors.ts";
 import { MAP_SHARED, O_ACCMODE, O_WRONLY, PROT_READ, S_IFIFO, S_IFMT } from "../../fd/constants.ts";
 import { queueReceivedFds, recvWithFds } from "../../fd/recv-with-fds.ts";
@@ -57,6 +58,8 @@ export interface SessionContext {
   readonly config: GuestConfig;
   readonly policy: RegistryPolicy;
   readonly log: Logger;
+  /** The guest's recent pool sizes (channels opened ahead ask their requirements); absent: nothing remembers. */
+  readonly blobSizes?: RecentBlobSizes;
 }
 
 type Hook = (m: DecodedMessage) => Promise<void> | undefined | "drop";
@@ -134,6 +137,7 @@ export class ClientSession {
       registry: ctx.registry,
       config: ctx.config,
       objects: this.conn.objects,
+      ...(ctx.blobSizes !== undefined ? { blobSizes: ctx.blobSizes } : {}),
       toHost: this.toHost,
       pushItem: (item) => this.items.push(item),
       clientError: (id, code, message) => this.clientError(id, code, message),

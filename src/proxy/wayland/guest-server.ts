@@ -1,7 +1,7 @@
 // The guest Wayland server: listens on the guest's display socket and gives each client its own channel to the host.
-import type { ConnectionStatus } from "../../control/status-report.ts";
+import type { ConnectionStatus, SpareChannelsStatus } from "../../control/status-report.ts";
 import { CrossDomainChannel } from "../../crossdomain/channel.ts";
-import { ChannelReserve, type ChannelReserveStatus } from "../../crossdomain/channel-reserve.ts";
+import { ChannelReserve } from "../../crossdomain/channel-reserve.ts";
 import { openVirtGpu } from "../../crossdomain/open-virtgpu.ts";
 import {
   ChannelType,
@@ -9,6 +9,7 @@ import {
   DEFAULT_CONFIG,
   type IdentifierArraySize,
 } from "../../crossdomain/protocol.ts";
+import { RecentBlobSizes } from "../../crossdomain/recent-blob-sizes.ts";
 import { CrosswayError } from "../../errors.ts";
 import { Listeners } from "../../fd/accept.ts";
 import type { ListenFd } from "../../fd/listen-fds.ts";
@@ -67,6 +68,8 @@ export class GuestServer {
   private generation = 1;
   private readonly generations = new Map<ClientSession, number>();
   private readonly reserve: ChannelReserve;
+  /** Pool sizes this guest's clients used lately: every channel opened asks their requirements ahead. */
+  private readonly blobSizes = new RecentBlobSizes();
 
   private constructor(
     private readonly opts: GuestServerOptions,
@@ -117,9 +120,9 @@ export class GuestServer {
     this.generation = generation;
   }
 
-  /** The spare channels, for `crossway status`. */
-  reserveStatus(): ChannelReserveStatus {
-    return this.reserve.status();
+  /** The spare channels and the requirements asked ahead on them, for `crossway status`. */
+  reserveStatus(): SpareChannelsStatus {
+    return { ...this.reserve.status(), requirementsAhead: this.blobSizes.status() };
   }
 
   /** Every live session's figures, for `crossway status`. */
@@ -129,12 +132,15 @@ export class GuestServer {
 
   /** A new channel to the host: its own virtio-gpu context, set up as --identifiers says. */
   private async openChannel(logger: Logger): Promise<CrossDomainChannel> {
-    return await CrossDomainChannel.open({
+    const channel = await CrossDomainChannel.open({
       gpu: openVirtGpu(this.opts.device),
       channelType: ChannelType.WAYLAND,
       ...channelLayout(this.opts.identifiers ?? "auto"),
       logger,
     });
+    // While it waits for its client (a spare), or before the client's first pool (opened on demand).
+    channel.askLinearAhead(this.blobSizes);
+    return channel;
   }
 
   private connect(clientFd: number): void {
@@ -158,6 +164,7 @@ export class GuestServer {
           // linux-dmabuf only where the host allocates real dmabufs (never on the emulated device).
           policy: { globals: config.globals, dmabuf: channel.caps.supportsDmabuf },
           log,
+          blobSizes: this.blobSizes,
         };
         let s: ClientSession;
         try {

@@ -3,6 +3,7 @@
 // session, issue 12). The session routes the wl_shm, wl_shm_pool, wl_buffer, wl_surface and wp_viewport hooks here.
 import type { CrossDomainChannel, SendItem } from "../../crossdomain/channel.ts";
 import { createUnmappedLinearBlob, linearBlobBucket } from "../../crossdomain/linear-blob.ts";
+import type { RecentBlobSizes } from "../../crossdomain/recent-blob-sizes.ts";
 import { native } from "../../native.ts";
 import { DisplayErrorCode, type WireProtocolError } from "../../wire/wayland/errors.ts";
 import type { MessageWriter } from "../../wire/wayland/message-writer.ts";
@@ -30,6 +31,8 @@ export interface ShmHost {
   readonly registry: ProtocolRegistry;
   readonly config: GuestConfig;
   readonly objects: ObjectMap;
+  /** The guest's recent pool sizes, for channels that ask their requirements ahead (recent-blob-sizes.ts). */
+  readonly blobSizes?: RecentBlobSizes;
   /** The session's request writer towards the host. */
   readonly toHost: MessageWriter;
   /** An item for the message just written to toHost. */
@@ -202,7 +205,7 @@ export class ShmShadow {
       }
       this.disposeBlob(spare);
     }
-    const blob = await createUnmappedLinearBlob(this.host.channel, size);
+    const blob = await createUnmappedLinearBlob(this.host.channel, size, this.host.blobSizes);
     this.shmBytes += blob.size;
     return new PoolBlob(blob, bucket, (idle) => this.onBlobIdle(idle));
   }
