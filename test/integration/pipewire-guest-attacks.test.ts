@@ -370,8 +370,17 @@ describe("unexpected fds from a guest client", () => {
     expect(await bystander.sync(STEP_TIMEOUT_MS)).toBe(true);
     bystander.close();
     await guestIdle();
-    const refused = chain.records("guest").filter((r) => r.msg === "guest PipeWire client refused");
-    expect(refused.at(-1)?.code).toBe("CW_PWG_CLIENT_FD");
+    // Found by its message, not as the last refusal: the guest logs asynchronously, so the line of an earlier test's
+    // refusal can still be the newest one read here (it was, once, in a fresh clone run while another ran beside it).
+    const refused = await waitFor(
+      "the guest's refusal of that client in its log",
+      () =>
+        guestRecords("guest PipeWire client refused").find((r) =>
+          /Core@0\.Sync carries 1 fds; no client→server message/.test(String(r.err)),
+        ),
+      { timeoutMs: STEP_TIMEOUT_MS, intervalMs: 20 },
+    );
+    expect(refused.code).toBe("CW_PWG_CLIENT_FD");
     expect(chain.running("guest") && chain.running("device") && chain.running("filter")).toBe(true);
   });
 
