@@ -53,6 +53,25 @@ function cpuSplit(s: CellSummary): string {
   return `${fmtCpu(s.cpuNsPerUnit)} (guest ${fmtCpu(s.guestCpuNsPerUnit)}, device ${fmtCpu(s.cpuNsPerUnit - s.guestCpuNsPerUnit)})`;
 }
 
+/** The micro-benchmark case that is a full frame's copy in Node (bench/micro/baseline.bench.ts). */
+const FRAME_COPY_CASE = "copy 1080p ARGB frame (8.3 MB)";
+
+/**
+ * For a full-frame benchmark: this run's own 8.3 MB copy, the one thing every frame through crossway must do (the
+ * client's pages are not the host's), so a reader can tell the machine's memory speed in this run from crossway's.
+ */
+function frameCopyLine(report: BenchReport, p: PlacementRecord, bench: string): string[] {
+  if (!bench.startsWith("shm-full")) return [];
+  const copy = report.micro.find((m) => m.case === FRAME_COPY_CASE);
+  const cw = summarize(cellOf(p, bench, "crossway"));
+  if (copy === undefined || cw?.guestCpuNsPerUnit === null || cw === undefined) return [];
+  const copyNs = copy.nsPerOp;
+  const guest = cw.guestCpuNsPerUnit as number;
+  return [
+    `This run's own copy of one 1080p frame in Node (micro-benchmark "${FRAME_COPY_CASE}") took ${fmtCpu(copyNs)}; crossway's guest spends ${fmtCpu(guest)} per frame, ${fmt(guest / copyNs)} times that: each frame is copied from the client's pages into the host's, so this run's memory speed sets most of it.`,
+  ];
+}
+
 /** Where a benchmark's figure goes on crossway and on the native floor, from the run's own cells. */
 function breakdown(p: PlacementRecord, bench: string, p99: boolean): string[] {
   const def = MACRO_BENCHES.find((b) => b.id === bench);
@@ -89,7 +108,9 @@ export function missedTargetsSection(report: BenchReport): string {
     const floor = m.floor;
     if (floor === undefined) {
       out.push(
-        "The native floor did not run for this figure: nothing in this run says what the machine allows.",
+        m.bench.startsWith("shm")
+          ? "No native floor runs for this figure (the cross-domain floor carries no fds, so it runs no shm benchmark)."
+          : "The native floor did not run in this run (see --paths): nothing here says what the machine allows.",
       );
     } else if (!m.metBy(floor)) {
       out.push(
@@ -100,7 +121,7 @@ export function missedTargetsSection(report: BenchReport): string {
         `The native floor of the cross-domain pattern (C guest + C device) reads ${m.show(floor)} in this run and meets the goal: crossway's own cost misses it (${fmtRatio((m.value as number) / floor)} of the floor; see the profile).`,
       );
     }
-    out.push(...breakdown(p, m.bench, m.what.includes("p99")));
+    out.push(...breakdown(p, m.bench, m.what.includes("p99")), ...frameCopyLine(report, p, m.bench));
     out.push("");
   }
   for (const prof of report.missedProfiles ?? []) {
