@@ -29,6 +29,8 @@ export class PerfRecording {
     private readonly ack: number,
     readonly dataFile: string,
     private readonly exited: Promise<number | null>,
+    /** The end of perf's stderr, for errors. */
+    private readonly stderrTail: () => string,
   ) {}
 
   /**
@@ -71,12 +73,8 @@ export class PerfRecording {
     // is non-blocking so that waiting for perf's answer never blocks the event loop.
     const ctl = openSync(ctlPath, constants.O_RDWR);
     const ack = openSync(ackPath, constants.O_RDWR | constants.O_NONBLOCK);
-    const rec = new PerfRecording(proc, ctl, ack, dataFile, exited);
-    rec.stderrTail = () => stderr.trim();
-    return rec;
+    return new PerfRecording(proc, ctl, ack, dataFile, exited, () => stderr.trim());
   }
-
-  private stderrTail: () => string = () => "";
 
   /** Sends a control command and waits for perf's "ack". */
   private async command(cmd: "enable" | "disable"): Promise<void> {

@@ -1,5 +1,4 @@
 // Gives a long-running command its control socket and SIGHUP reload in one call (guest, filters).
-
 import type { Logger } from "../log.ts";
 import { native } from "../native.ts";
 import { type ControlServer, startControlServer } from "./control-server.ts";
