@@ -288,14 +288,17 @@ async function runPlacement(
     measuredFromUs = Number(process.hrtime.bigint() / 1000n);
     if (opts.perfDir !== undefined) {
       const roles = new Map<number, string>();
+      const pids: number[] = [];
       for (const [id, rp] of running) {
         for (const root of rp.proxyPids) {
           const role = rp.guestSidePids?.includes(root) === true ? `${id} guest side` : `${id} host side`;
-          // Every thread by its id too: perf reports threads (libuv's and V8's workers) under their own ids.
-          for (const pid of processTree([root])) for (const tid of threadsOf(pid)) roles.set(tid, role);
+          for (const pid of processTree([root])) {
+            pids.push(pid);
+            // Every thread by its id too: perf reports threads (libuv's and V8's workers) under their own ids.
+            for (const tid of threadsOf(pid)) roles.set(tid, role);
+          }
         }
       }
-      const pids = [...running.values()].flatMap((rp) => processTree(rp.proxyPids));
       perf = { rec: PerfRecording.start(pids, opts.perfDir), roles };
       await perf.rec.enable();
     }

@@ -64,9 +64,9 @@ function frameCopyLine(report: BenchReport, p: PlacementRecord, bench: string): 
   if (!bench.startsWith("shm-full")) return [];
   const copy = report.micro.find((m) => m.case === FRAME_COPY_CASE);
   const cw = summarize(cellOf(p, bench, "crossway"));
-  if (copy === undefined || cw?.guestCpuNsPerUnit === null || cw === undefined) return [];
+  const guest = cw?.guestCpuNsPerUnit ?? null;
+  if (copy === undefined || guest === null) return [];
   const copyNs = copy.nsPerOp;
-  const guest = cw.guestCpuNsPerUnit as number;
   return [
     `This run's own copy of one 1080p frame in Node (micro-benchmark "${FRAME_COPY_CASE}") took ${fmtCpu(copyNs)}; crossway's guest spends ${fmtCpu(guest)} per frame, ${fmt(guest / copyNs)} times that: each frame is copied from the client's pages into the host's, so this run's memory speed sets most of it.`,
   ];

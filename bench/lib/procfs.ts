@@ -73,13 +73,7 @@ export function sampleCpu(roots: readonly number[]): CpuSample {
     if (f === undefined) continue;
     // proc(5): utime(14) stime(15) cutime(16) cstime(17), i.e. indices 11..14 after the state field (3).
     ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
-    let tasks: string[] = [];
-    try {
-      tasks = readdirSync(`/proc/${pid}/task`);
-    } catch {
-      continue;
-    }
-    for (const tid of tasks) {
+    for (const tid of threadsOf(pid)) {
       const s = readText(`/proc/${pid}/task/${tid}/schedstat`);
       if (s !== undefined) schedNs += Number(s.split(" ")[0]);
     }
@@ -125,17 +119,17 @@ export function sampleMemory(roots: readonly number[]): MemorySample {
   return { pids, rssKiB, pssKiB };
 }
 
-/** The CPUs a process may run on (Cpus_allowed_list of /proc/<pid>/status), e.g. "0" when pinned or "0-1". */
-/** The thread ids of a process (/proc/PID/task), the process's own id first; just the pid if it is gone. */
+/** The thread ids of a process (/proc/PID/task), the process's own id first; none if it is gone. */
 export function threadsOf(pid: number): number[] {
   try {
     const tids = readdirSync(`/proc/${pid}/task`).map(Number);
     return [pid, ...tids.filter((t) => t !== pid)];
   } catch {
-    return [pid];
+    return [];
   }
 }
 
+/** The CPUs a process may run on (Cpus_allowed_list of /proc/<pid>/status), e.g. "0" when pinned or "0-1". */
 export function cpusAllowed(pid: number): string {
   return /^Cpus_allowed_list:\s*(\S+)/m.exec(readText(`/proc/${pid}/status`) ?? "")?.[1] ?? "?";
 }

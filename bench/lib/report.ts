@@ -364,8 +364,14 @@ export interface TargetOutcome {
   readonly met: boolean;
   /** The native floor's figure (C guest + C device), when it ran. */
   readonly floor: number | undefined;
+  /** The same figure for another path of the run (undefined when that path did not run). */
+  measure(path: string): number | undefined;
   metBy(v: number): boolean;
   show(v: number): string;
+  /** The placement's record, when the placement ran. */
+  readonly record: PlacementRecord | undefined;
+  /** The JavaScript floor (see jsFloor), for figures that add up over hops. */
+  readonly jsFloor: number | undefined;
 }
 
 /** Every target the run's benchmarks cover, as measured. */
@@ -374,7 +380,8 @@ export function evaluateTargets(report: BenchReport): TargetOutcome[] {
   for (const t of TARGETS) {
     if (t.bench !== "" && !report.config.benches.includes(t.bench)) continue;
     const p = report.placements.find((x) => x.placement === t.placement);
-    const value = p === undefined ? undefined : t.measure(p);
+    const measure = (path: string): number | undefined => (p === undefined ? undefined : t.measure(p, path));
+    const value = measure("crossway");
     out.push({
       what: t.what,
       placement: t.placement,
@@ -382,9 +389,12 @@ export function evaluateTargets(report: BenchReport): TargetOutcome[] {
       goal: t.goal,
       value,
       met: value !== undefined && t.met(value),
-      floor: p === undefined ? undefined : t.measure(p, "cd-floor"),
+      floor: measure("cd-floor"),
+      measure,
       metBy: t.met,
       show: t.show,
+      record: p,
+      jsFloor: p === undefined ? undefined : jsFloor(t, p),
     });
   }
   return out;
@@ -402,28 +412,22 @@ export function targetsTable(report: BenchReport): string {
     "| target | placement | goal | crossway | met? | native floor (C guest + C device) | JS floor (native floor + 2 Node hops) | C guest + crossway device | crossway guest + C device |",
     "|---|---|---|--:|---|--:|--:|--:|--:|",
   ];
-  for (const t of TARGETS) {
-    if (t.bench !== "" && !report.config.benches.includes(t.bench)) continue;
-    const p = report.placements.find((x) => x.placement === t.placement);
-    const v = p === undefined ? undefined : t.measure(p);
+  for (const o of evaluateTargets(report)) {
+    const p = o.record;
     const status = p?.paths.find((s) => s.id === "crossway");
-    const err = p === undefined ? undefined : cellOf(p, t.bench, "crossway")?.error;
+    const err = p === undefined ? undefined : cellOf(p, o.bench, "crossway")?.error;
     const pending =
       status?.status !== "ran"
         ? `pending (${short(status?.reason ?? "not run")})`
         : err !== undefined
           ? `failed: ${short(err)}`
           : "no result";
-    const other = (path: string): string => {
-      const x = p === undefined ? undefined : t.measure(p, path);
-      return x === undefined ? "–" : t.show(x);
-    };
-    const js = p === undefined ? undefined : jsFloor(t, p);
-    const floors = `${other("cd-floor")} | ${js === undefined ? "–" : t.show(js)} | ${other("cd-floor-guest")} | ${other("crossway-cdev")}`;
+    const other = (x: number | undefined): string => (x === undefined ? "–" : o.show(x));
+    const floors = `${other(o.floor)} | ${other(o.jsFloor)} | ${other(o.measure("cd-floor-guest"))} | ${other(o.measure("crossway-cdev"))}`;
     lines.push(
-      v === undefined
-        ? `| ${t.what} | ${t.placement} | ${t.goal} | – | ${pending} | ${floors} |`
-        : `| ${t.what} | ${t.placement} | ${t.goal} | ${t.show(v)} | ${t.met(v) ? "yes" : "**no**"} | ${floors} |`,
+      o.value === undefined
+        ? `| ${o.what} | ${o.placement} | ${o.goal} | – | ${pending} | ${floors} |`
+        : `| ${o.what} | ${o.placement} | ${o.goal} | ${o.show(o.value)} | ${o.met ? "yes" : "**no**"} | ${floors} |`,
     );
   }
   return lines.join("\n");

@@ -192,6 +192,11 @@ const RECEIVE_BUFFER_BYTES = 4096;
 /** Host silence tolerated after a request that needs an answer; compositors answer a sync in milliseconds. */
 const DEFAULT_HOST_TIMEOUT_MS = 30_000;
 
+/** The image-requirements cache's key: one entry per (width, height, format, flags), as hosts answer them. */
+function requirementsKey(width: number, height: number, drmFormat: number, flags: number): string {
+  return `${width}x${height}:${drmFormat}:${flags}`;
+}
+
 /** One cross-domain channel: one virtio-gpu context connected to one host socket. */
 export class CrossDomainChannel {
   /** Bytes and items from the host. `data` is valid only during the call (it lives in the ring): copy what you keep. */
@@ -687,7 +692,7 @@ export class CrossDomainChannel {
     drmFormat: number,
     flags: number = DEFAULT_IMAGE_FLAGS,
   ): Promise<ImageRequirements> {
-    const key = `${width}x${height}:${drmFormat}:${flags}`;
+    const key = requirementsKey(width, height, drmFormat, flags);
     const cached = this.reqCache.get(key);
     if (cached !== undefined) {
       if (this.aheadKeys.delete(key)) this.aheadSizes?.countUsed();
@@ -734,7 +739,7 @@ export class CrossDomainChannel {
   askLinearAhead(sizes: RecentBlobSizes): void {
     this.aheadSizes = sizes;
     for (const width of sizes.widths()) {
-      const key = `${width}x1:${DrmFormat.R8}:${DEFAULT_IMAGE_FLAGS}`;
+      const key = requirementsKey(width, 1, DrmFormat.R8, DEFAULT_IMAGE_FLAGS);
       if (this.reqCache.has(key)) continue;
       this.aheadKeys.add(key);
       sizes.countAsked();

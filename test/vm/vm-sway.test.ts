@@ -11,6 +11,7 @@ import type { Compositor } from "../helpers/compositor.ts";
 import { useFdLeakCheck } from "../helpers/fd-leak.ts";
 import { expectedGlobals, globalsOf } from "../helpers/globals.ts";
 import { countColor, diffPngs, readPng } from "../helpers/png.ts";
+import { countHoldingStill } from "../helpers/process-fds.ts";
 import { run, sleep, spawnTracked, waitFor } from "../helpers/processes.ts";
 import { stableShot as stableShotOf } from "../helpers/stable-shot.ts";
 import { startSway } from "../helpers/sway.ts";
@@ -240,13 +241,7 @@ describe.skipIf(skipped)("crossway guest in a QEMU + rutabaga VM, host sway", ()
     // The baseline once the count holds still: the previous test's last client's context may still be closing in
     // QEMU, and the guest opens its next spare channel (a context of its own) 20 ms after a client takes one. Read at
     // once, a loaded run once took 111 (one context more) against the 105 every other run reads.
-    let before = st.vm.qemuFdCount();
-    for (let same = 0; same < 4; ) {
-      await sleep(250);
-      const n = st.vm.qemuFdCount();
-      same = n === before ? same + 1 : 0;
-      before = n;
-    }
+    const before = await countHoldingStill(() => st.vm.qemuFdCount(), 5, 250);
     // Each client gets 30 s (one takes about 0.15 s here), and the loop stops at the first that fails or hangs:
     // the failure then names that client, and the proxy's last log lines say what its connection was waiting for.
     const r = await st.vm.run(

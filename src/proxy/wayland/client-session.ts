@@ -58,8 +58,8 @@ export interface SessionContext {
   readonly config: GuestConfig;
   readonly policy: RegistryPolicy;
   readonly log: Logger;
-  /** The guest's recent pool sizes (channels opened ahead ask their requirements); absent: nothing remembers. */
-  readonly blobSizes?: RecentBlobSizes;
+  /** The guest's recent pool sizes, which every channel it opens asks the requirements of ahead. */
+  readonly blobSizes: RecentBlobSizes;
 }
 
 type Hook = (m: DecodedMessage) => Promise<void> | undefined | "drop";
@@ -137,7 +137,7 @@ export class ClientSession {
       registry: ctx.registry,
       config: ctx.config,
       objects: this.conn.objects,
-      ...(ctx.blobSizes !== undefined ? { blobSizes: ctx.blobSizes } : {}),
+      blobSizes: ctx.blobSizes,
       toHost: this.toHost,
       pushItem: (item) => this.items.push(item),
       clientError: (id, code, message) => this.clientError(id, code, message),

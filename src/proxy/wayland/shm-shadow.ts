@@ -32,7 +32,7 @@ export interface ShmHost {
   readonly config: GuestConfig;
   readonly objects: ObjectMap;
   /** The guest's recent pool sizes, for channels that ask their requirements ahead (recent-blob-sizes.ts). */
-  readonly blobSizes?: RecentBlobSizes;
+  readonly blobSizes: RecentBlobSizes;
   /** The session's request writer towards the host. */
   readonly toHost: MessageWriter;
   /** An item for the message just written to toHost. */
