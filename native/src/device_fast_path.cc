@@ -221,10 +221,49 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
       Notify(kGuestError, nullptr, 0, nfds);
       return true;
     }
-    const size_t got = static_cast<size_t>(n);
+    size_t got = static_cast<size_t>(n);
     size_t p = 0;
-    // Frames with fds (CREATE_BLOB) and everything after them are JavaScript's.
-    while (nfds == 0 && got - p >= kFrameHeader && Steady() && st_[kHostOutIdle] == 1) {
+    // Frames with fds (CREATE_BLOB) and everything after them are JavaScript's. A read that ends inside a SUBMIT
+    // frame (a full read of a burst mostly does) has that frame's rest fetched, so the socket's JavaScript reader is
+    // not left a partial frame that would make its next reads JavaScript's too. At most twice: the header, then the
+    // payload.
+    for (int completions = 0; nfds == 0; completions++) {
+      if (!TakeSubmits(got, &p) || p == got || completions == 2) break;
+      const size_t have = got - p;
+      size_t want = kFrameHeader - have;
+      if (have >= kFrameHeader) {
+        const uint32_t payload = Get32(in_ + p + 8);
+        // Whole but not taken, or not a SUBMIT this code could take once whole: JavaScript's, as it is.
+        if (Get32(in_ + p) != kFrameSubmit || Get32(in_ + p + 12) != 0 || payload < 12 ||
+            kFrameHeader + payload <= have || kFrameHeader + payload > sizeof(in_)) {
+          break;
+        }
+        want = kFrameHeader + payload - have;
+      }
+      if (got + want > sizeof(in_)) {
+        std::memmove(in_, in_ + p, have);
+        got = have;
+        p = 0;
+      }
+      const ssize_t more = RecvWithFds(guest_fd_, in_ + got, want, fds, &nfds);
+      // Not there yet, or EOF and errors (which stay for JavaScript's next read): JavaScript takes the part.
+      if (more <= 0) break;
+      if (nfds < 0) {
+        Notify(kGuestError, nullptr, 0, nfds);
+        return true;
+      }
+      got += static_cast<size_t>(more);
+    }
+    if (p < got) Notify(kGuestBytes, in_ + p, got - p, 0, fds, nfds);
+    return true;
+  }
+
+  // The SUBMITs at in_[*p, got) this code may do, done; *p moves past them. False when the context left its steady
+  // state (JavaScript takes the rest).
+  bool TakeSubmits(size_t got, size_t* at) {
+    size_t p = *at;
+    bool steady = true;
+    while (got - p >= kFrameHeader && (steady = Steady() && st_[kHostOutIdle] == 1)) {
       const uint8_t* f = in_ + p;
       const uint32_t payload = Get32(f + 8);
       if (Get32(f) != kFrameSubmit || Get32(f + 12) != 0 || payload < 12 || payload > kMaxFramePayload ||
@@ -248,8 +287,8 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
         SendFence(plan.fence);
       }
     }
-    if (p < got) Notify(kGuestBytes, in_ + p, got - p, 0, fds, nfds);
-    return true;
+    *at = p;
+    return steady;
   }
 
   // The worker's ready → receive → writeRing → signal, for a RECEIVE without fds answering the one POLL waiting.

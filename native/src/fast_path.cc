@@ -72,6 +72,8 @@ enum Notice {
 };
 
 constexpr uint32_t kDisplayId = 1;
+// channel.ts SENDS_PER_EXECBUFFER: SENDs in one SUBMIT frame (one EXECBUFFER, one wake-up of the host).
+constexpr uint32_t kSendsPerSubmit = 4;
 // channel.ts RIDE_SLACK_MS: how early a riding POLL may go alone rather than wait for another timer.
 constexpr double kRideSlackMs = 0.25;
 
@@ -247,63 +249,121 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
       Notify(kClientError, nullptr, 0, nullptr, nullptr, nfds);
       return true;
     }
-    const size_t got = static_cast<size_t>(n);
+    size_t got = static_cast<size_t>(n);
     // Requests with fds are JavaScript's (their fds become items or are refused).
-    // One SEND's worth at most; the rest follows through JavaScript.
-    const size_t scan_end = got < kMaxSendRecv ? got : kMaxSendRecv;
-    const ScanRun run = nfds > 0 ? ScanRun{0, 0}
-                                 : ScanWaylandRun(data, 0, scan_end, 0, true,
-                                                  static_cast<uint32_t>(st_[kMaxMessageSize]), UINT32_MAX, tables_,
-                                                  objects_, false);
-    if (run.messages == 0) {
+    if (nfds > 0) {
       Notify(kClientBytes, data, got, nullptr, fds, nfds);
       return true;
     }
-    st_[kRequestRuns] += 1;
-    st_[kRequestMessages] += run.messages;
-    // channel.expectAnswer for wl_display's requests (forwardRaw): a host silent after them is stuck or gone.
-    bool to_display = false;
-    for (uint32_t p = 0; p < run.bytes; p += Get32(data + p + 4) >> 16) {
-      if (Get32(data + p) == kDisplayId) {
-        to_display = true;
-        break;
+    size_t p = 0;
+    // A read that ends inside a message (a full read of a burst mostly does) has that message's rest fetched, so
+    // JavaScript's framer is not left a partial message that would make the next read JavaScript's too. At most
+    // twice: the header's first 8 bytes, then the body.
+    for (int completions = 0;; completions++) {
+      const Carried c = CarryRuns(data, p, got);
+      if (c == kConnectionEnded) return true;
+      p = position_;
+      if (c == kStateChanged || p == got || completions == 2) break;
+      const size_t have = got - p;
+      size_t want = 8 - have;
+      if (have >= 8) {
+        const uint32_t size = Get32(data + p + 4) >> 16;
+        // Whole but not taken (a hooked or invalid message): JavaScript's, as it is.
+        if (size <= have || size % 4 != 0 || size > st_[kMaxMessageSize]) break;
+        want = size - have;
+      }
+      if (got + want > sizeof(in_)) {
+        std::memmove(data, data + p, have);
+        got = have;
+        p = 0;
+      }
+      const ssize_t more = RecvWithFds(client_fd_, data + got, want, fds, &nfds);
+      // Not there yet, or EOF and errors (which stay for JavaScript's next read): JavaScript takes the part.
+      if (more <= 0) break;
+      if (nfds < 0) {
+        Notify(kClientError, nullptr, 0, nullptr, nullptr, nfds);
+        return true;
+      }
+      got += static_cast<size_t>(more);
+      if (nfds > 0) break;
+    }
+    // What follows the runs is JavaScript's, in order after these SENDs.
+    if (p < got && st_[kEnabled] == 1) Notify(kClientBytes, data + p, got - p, nullptr, fds, nfds);
+    return true;
+  }
+
+  enum Carried { kAllTaken, kStateChanged, kConnectionEnded };
+
+  // The requests of data[p, got) the scan takes, in SENDs of at most 3744 bytes, kSendsPerSubmit to a SUBMIT frame,
+  // as channel.send batches them; position_ is where they end. Carrying only the first SEND of a read and handing
+  // the rest to JavaScript put most of a burst there: a client that writes faster than the guest wakes leaves up to
+  // 32 KiB per read (issue 15, burst CPU per message). kStateChanged: a frame went to JavaScript's queue (or the
+  // channel closed), so what follows is JavaScript's too.
+  Carried CarryRuns(const uint8_t* data, size_t p, size_t got) {
+    position_ = p;
+    while (p < got) {
+      uint8_t* const cmds = submit_ + kFrameHeader + 12;
+      uint32_t cmd_len = 0;
+      uint32_t sends = 0;
+      bool to_display = false;
+      while (sends < kSendsPerSubmit && p < got) {
+        const size_t scan_end = got - p < kMaxSendRecv ? got : p + kMaxSendRecv;
+        const ScanRun run = ScanWaylandRun(data, p, scan_end, 0, true, static_cast<uint32_t>(st_[kMaxMessageSize]),
+                                           UINT32_MAX, tables_, objects_, false);
+        if (run.messages == 0) break;
+        st_[kRequestRuns] += 1;
+        st_[kRequestMessages] += run.messages;
+        // channel.expectAnswer for wl_display's requests (forwardRaw): a host silent after them is stuck or gone.
+        for (size_t q = p; !to_display && q < p + run.bytes; q += Get32(data + q + 4) >> 16) {
+          to_display = Get32(data + q) == kDisplayId;
+        }
+        AppendSend(cmds + cmd_len, data + p, run.bytes);
+        cmd_len += hdr_size() + run.bytes;
+        p += run.bytes;
+        sends++;
+      }
+      if (sends == 0) return kAllTaken;
+      position_ = p;
+      if (to_display && st_[kAwaitingSince] == 0) {
+        st_[kAwaitingSince] = NowMs();
+        if (st_[kAnswerTimerArmed] == 0) {
+          Notify(kArmAnswerTimer, nullptr, 0, nullptr);
+          if (st_[kEnabled] != 1 || st_[kChannelOpen] != 1) return kConnectionEnded;
+        }
+      }
+      // The riding POLL behind this frame's SENDs when one waits (channel.send): rutabaga runs the commands in
+      // order and then makes the fence, and the POLL only asks for it.
+      const bool ride = st_[kPollRiding] == 1 && CanPoll();
+      if (ride) {
+        uint8_t* poll = cmds + cmd_len;
+        std::memset(poll, 0, kPollSize);
+        poll[0] = kCmdPoll;
+        poll[2] = kPollSize;
+        cmd_len += kPollSize;
+        st_[kPollRiding] = 0;
+        st_[kPollOutstanding] = 1;
+      }
+      Submit(cmd_len, ride);
+      if (st_[kEnabled] != 1 || st_[kSocketIdle] != 1 || st_[kChannelOpen] != 1 || st_[kClientIdle] != 1) {
+        return kStateChanged;
       }
     }
-    if (to_display && st_[kAwaitingSince] == 0) {
-      st_[kAwaitingSince] = NowMs();
-      if (st_[kAnswerTimerArmed] == 0) {
-        Notify(kArmAnswerTimer, nullptr, 0, nullptr);
-        if (st_[kEnabled] != 1 || st_[kChannelOpen] != 1) return true;
-      }
-    }
-    // The SEND, and the riding POLL behind it when one waits (channel.send).
-    uint8_t* cmd = submit_ + kFrameHeader + 12;
+    return kAllTaken;
+  }
+
+  // A SEND without identifiers carrying `length` bytes of `data`, at `cmd` (channel.ts encodeSendReceive, "exact").
+  void AppendSend(uint8_t* cmd, const uint8_t* data, uint32_t length) const {
     const uint32_t hdr = hdr_size();
-    const uint32_t size = hdr + run.bytes;
+    const uint32_t size = hdr + length;
     cmd[0] = kCmdSend;
     cmd[1] = 0;
     cmd[2] = size & 0xff;
     cmd[3] = (size >> 8) & 0xff;
     Put32(cmd + 4, 0);
     Put32(cmd + 8, 0);
-    Put32(cmd + 12, run.bytes);
+    Put32(cmd + 12, length);
     std::memset(cmd + 16, 0, hdr - 16);
-    std::memcpy(cmd + hdr, data, run.bytes);
-    uint32_t cmd_len = size;
-    const bool ride = st_[kPollRiding] == 1 && CanPoll();
-    if (ride) {
-      uint8_t* poll = cmd + cmd_len;
-      std::memset(poll, 0, kPollSize);
-      poll[0] = kCmdPoll;
-      poll[2] = kPollSize;
-      cmd_len += kPollSize;
-      st_[kPollRiding] = 0;
-      st_[kPollOutstanding] = 1;
-    }
-    Submit(cmd_len, ride);
-    // What follows the run is JavaScript's, in order after this SEND.
-    if (run.bytes < got && st_[kEnabled] == 1) Notify(kClientBytes, data + run.bytes, got - run.bytes, nullptr);
-    return true;
+    std::memcpy(cmd + hdr, data, length);
   }
 
   uint32_t hdr_size() const { return static_cast<uint32_t>(st_[kHdrSize]); }
@@ -509,10 +569,13 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
   DeadlineTimer ride_timer_;
   // RIDE_SINCE of the ride the timer was armed for (a later ride waits what is left of its own time).
   double ride_armed_for_ = 0;
-  // A SUBMIT frame: header, three fields, then a SEND (header up to 28 identifier slots, data) and a POLL.
+  // Where CarryRuns stopped.
+  size_t position_ = 0;
   // The client's bytes as read.
   alignas(8) uint8_t in_[32 * 1024];
-  alignas(8) uint8_t submit_[kFrameHeader + 12 + 16 + 12 * 28 + kMaxSendRecv + kPollSize];
+  // A SUBMIT frame: header, three fields, then up to kSendsPerSubmit SENDs (header up to 28 identifier slots, data)
+  // and a POLL.
+  alignas(8) uint8_t submit_[kFrameHeader + 12 + kSendsPerSubmit * (16 + 12 * 28 + kMaxSendRecv) + kPollSize];
 };
 
 namespace {

@@ -210,12 +210,18 @@ export class CrossDomainContext {
     st.socketWatcher.setFastPath?.(fast, 1);
   }
 
-  /** SEND data a native fast path wrote in part: the rest is queued, and the guest held back as endSubmit would. */
+  /** SEND data a native fast path wrote in part: the rest is queued, and the guest held back until it drains. */
   hostRemainder(bytes: Uint8Array): void {
     const out = this.state?.socketOut;
     if (out === null || out === undefined) return;
     out.write(bytes, null, true);
-    this.holdIfOverMark(out);
+    // Held until the queue drains, however short it is: reading on would only grow it, in JavaScript (the fast path
+    // writes an idle host socket only), so a burst that outpaces the compositor would run mostly here (issue 15).
+    // The socket's buffer keeps the compositor busy meanwhile; the drain hands the next read back to the fast path.
+    if (!this.throttled && out.pending > 0) {
+      this.throttled = true;
+      this.host.backPressure(true);
+    }
   }
 
   /** A recvmsg a native fast path made on the host socket failed: the worker halts as receive() would make it. */

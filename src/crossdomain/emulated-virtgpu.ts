@@ -146,7 +146,10 @@ class EmulatedVirtGpu implements VirtGpu {
         this.onPolledGrow = onGrow;
         return this.polledFences;
       },
-      queueFrameRemainder: (bytes) => this.socket.send(bytes),
+      queueFrameRemainder: (bytes) => {
+        this.socket.send(bytes);
+        return this.socket.pendingBytes > 0;
+      },
       received: (bytes, fds) => this.socket.received(bytes, fds),
     };
   }

@@ -140,7 +140,10 @@ export interface EmulatedFastPathSupport {
   setFastPath(fast: object | null): void;
   /** The polled-fence array; `onGrow` is called with each new one. */
   polledFences(onGrow: (fences: Float64Array) => void): Float64Array;
-  /** Queues bytes of a frame the native side began writing; false when the queue is over its high-water mark. */
+  /**
+   * Queues bytes of a frame the native side began writing; true while some of them wait for the socket (its drain
+   * is reported through onDrain), false when they were all written at once.
+   */
   queueFrameRemainder(bytes: Uint8Array): boolean;
   /** Bytes and fds the native side read from the device socket and does not handle: taken as if read here. */
   received(bytes: Uint8Array, fds: Int32Array | undefined): void;

@@ -28,7 +28,7 @@ export const FastNotice = {
 export interface AttachedFastPath {
   /** Takes the fast path off both sockets and forgets its arrays. Idempotent. */
   detach(): void;
-  /** Bytes the device's socket did not take of a SUBMIT the native side began: false over its high-water mark. */
+  /** Bytes the device's socket did not take of a SUBMIT the native side began: true while some still wait. */
   queueDeviceRemainder(bytes: Uint8Array): boolean;
   /** Bytes and fds the native side read from the device socket, for its reader (see FastNotice.DEVICE_BYTES). */
   deviceBytes(bytes: Uint8Array, fds: Int32Array | undefined): void;
