@@ -13,6 +13,10 @@
 #include <cstdint>
 #include <mutex>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "common.h"
 
 namespace crossway {
@@ -65,6 +69,49 @@ void Install(Napi::Env env) {
   if (err != 0) ThrowErrno(env, err, "sigaction");
 }
 
+// Copies from this size up store with non-temporal writes. A frame (8.3 MB at 1080p) is written once here and
+// read next by the compositor, from another process: stores through the cache first read every destination line
+// (a third memory transfer per line) and evict the client's and compositor's lines from a shared cache the frame
+// copy alone fills a quarter of. A/B on this project's VM (1080p full frames, sealed pool, weston headless, 6 runs
+// of 300 frames each way): the guest's CPU per frame about 0.82 ms against 1.10 ms pinned, 0.87 against 1.15 ms
+// unpinned, and 15-30% more frames per second (README, fourteenth round).
+constexpr size_t kStreamMin = 1 << 20;
+
+// memcpy, or with `stream` the same bytes stored around the cache (SSE2, in every x86-64; elsewhere memcpy). A
+// streamed copy must be followed by EndStream before anything else may see the bytes.
+void CopyBytes(uint8_t* dst, const uint8_t* src, size_t n, bool stream) {
+#if defined(__SSE2__)
+  if (stream && n >= 64) {
+    // Aligns the destination to 16 bytes (the streaming store needs it), streams 64 bytes a step, then the tail.
+    const size_t head = (16 - (reinterpret_cast<uintptr_t>(dst) & 15)) & 15;
+    memcpy(dst, src, head);
+    size_t i = head;
+    for (; i + 64 <= n; i += 64) {
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 16));
+      const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 32));
+      const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i + 48));
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i), a);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 16), b);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 32), c);
+      _mm_stream_si128(reinterpret_cast<__m128i*>(dst + i + 48), d);
+    }
+    memcpy(dst + i, src + i, n - i);
+    return;
+  }
+#endif
+  (void)stream;
+  memcpy(dst, src, n);
+}
+
+// Streaming stores are weakly ordered: fenced before anything (a SEND naming the buffer) can follow them.
+void EndStream(bool stream) {
+#if defined(__SSE2__)
+  if (stream) _mm_sfence();
+#endif
+  (void)stream;
+}
+
 // copyGuarded(src: ArrayBuffer, srcOffset, dst: Uint8Array, dstOffset, rowBytes, rows, srcStride, dstStride)
 // Returns true when every byte came from the file, false when a SIGBUS was absorbed (the source is now zeros).
 Napi::Value CopyGuarded(const Napi::CallbackInfo& info) {
@@ -94,11 +141,14 @@ Napi::Value CopyGuarded(const Napi::CallbackInfo& info) {
   g_start = reinterpret_cast<uintptr_t>(base);
   g_end = g_start + srcLen;
   const uint8_t* s = base + srcOffset;
+  // A large copy goes around the cache on its way out: nobody in this process reads the host blob again.
+  const bool stream = rows * rowBytes >= kStreamMin;
   if (srcStride == rowBytes && dstStride == rowBytes) {
-    memcpy(dst, s, rows * rowBytes);
+    CopyBytes(dst, s, rows * rowBytes, stream);
   } else {
-    for (size_t r = 0; r < rows; r++) memcpy(dst + r * dstStride, s + r * srcStride, rowBytes);
+    for (size_t r = 0; r < rows; r++) CopyBytes(dst + r * dstStride, s + r * srcStride, rowBytes, stream);
   }
+  EndStream(stream);
   g_start = 0;
   g_end = 0;
   return Napi::Boolean::New(env, g_hit == 0);

@@ -32,6 +32,42 @@ describe("native.copyGuarded", () => {
     }
   });
 
+  it("copies a frame-sized range exactly at every alignment, whole and by rows (the streaming stores)", () => {
+    // From 1 MiB up the copy stores around the cache, 16-byte aligned in the destination with a head and a tail:
+    // every destination misalignment, odd lengths and strided rows must still give exactly the source's bytes,
+    // and nothing outside the range may change.
+    const size = 3 << 20;
+    const { fd, bytes } = memfdWith(size);
+    const map = native.mmap(fd, size, PROT_READ, MAP_SHARED, 0);
+    try {
+      const dst = new Uint8Array(size + 64);
+      for (const [from, to, len] of [
+        [0, 0, 1 << 20],
+        [3, 1, (1 << 20) + 77],
+        [64, 15, 2 << 20],
+        [17, 33, (2 << 20) + 63],
+      ] as const) {
+        dst.fill(0xee);
+        expect(native.copyGuarded(map, from, dst, to, len, 1, len, len)).toBe(true);
+        expect(Buffer.compare(dst.subarray(to, to + len), bytes.subarray(from, from + len))).toBe(0);
+        expect(dst[to - 1] ?? 0xee).toBe(0xee);
+        expect(dst[to + len]).toBe(0xee);
+      }
+      // Rows of 7,681 bytes (1080p's 7,680 and one), 300 of them, strides of 7,700 and 7,690: 2.2 MiB in all.
+      dst.fill(0xee);
+      expect(native.copyGuarded(map, 5, dst, 7, 7681, 300, 7700, 7690)).toBe(true);
+      for (let r = 0; r < 300; r++) {
+        const got = dst.subarray(7 + r * 7690, 7 + r * 7690 + 7681);
+        expect(Buffer.compare(got, bytes.subarray(5 + r * 7700, 5 + r * 7700 + 7681))).toBe(0);
+        // The gap between two rows (and after the last) is left as it was.
+        expect(dst[7 + r * 7690 + 7681]).toBe(0xee);
+      }
+    } finally {
+      native.munmap(map);
+      native.close(fd);
+    }
+  });
+
   it("survives a file shrunk under the mapping (SIGBUS) and says so", () => {
     const size = 4096 * 8;
     const { fd } = memfdWith(size);
