@@ -45,7 +45,6 @@ export async function subcommandHelp(repoRoot: string, sub: string): Promise<str
   return code === 0 ? out : undefined;
 }
 
-/** node flags that write a CPU profile named after `role` on exit, when profiling was asked for. */
 /**
  * The environment of a crossway process under measurement: the compositor's, its log level, and
  * CROSSWAY_FAST_PATH when set (0 measures the guest without its native fast path, for A/B runs).
@@ -60,6 +59,7 @@ export function crosswayEnv(ctx: PathContext): Record<string, string> {
   };
 }
 
+/** node flags that write a CPU profile named after `role` on exit, when profiling was asked for. */
 export function profileFlags(ctx: PathContext, role: string): string[] {
   if (ctx.profileDir === undefined) return [];
   return ["--cpu-prof", `--cpu-prof-dir=${ctx.profileDir}`, `--cpu-prof-name=${role}.cpuprofile`];

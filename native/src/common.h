@@ -27,6 +27,9 @@ constexpr int kMaxFds = 28;
 constexpr int kFdsTruncated = -1;
 constexpr int kFdsTooMany = -2;
 ssize_t RecvWithFds(int fd, uint8_t* buf, size_t length, int* fds, int* nfds);
+// RecvWithFds of up to `want` more bytes after buf[*start, *got), the part of a message or frame a read cut, which
+// is first moved to the front of buf when `want` would not fit in its `cap` bytes; *got grows by what was read.
+ssize_t RecvRest(int fd, uint8_t* buf, size_t cap, size_t* start, size_t* got, size_t want, int* fds, int* nfds);
 // The EMSGSIZE error native.recvmsg throws for kFdsTruncated or kFdsTooMany.
 Napi::Error FdLimitError(Napi::Env env, int nfds);
 

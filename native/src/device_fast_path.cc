@@ -240,19 +240,13 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
         }
         want = kFrameHeader + payload - have;
       }
-      if (got + want > sizeof(in_)) {
-        std::memmove(in_, in_ + p, have);
-        got = have;
-        p = 0;
-      }
-      const ssize_t more = RecvWithFds(guest_fd_, in_ + got, want, fds, &nfds);
+      const ssize_t more = RecvRest(guest_fd_, in_, sizeof(in_), &p, &got, want, fds, &nfds);
       // Not there yet, or EOF and errors (which stay for JavaScript's next read): JavaScript takes the part.
       if (more <= 0) break;
       if (nfds < 0) {
         Notify(kGuestError, nullptr, 0, nfds);
         return true;
       }
-      got += static_cast<size_t>(more);
     }
     if (p < got) Notify(kGuestBytes, in_ + p, got - p, 0, fds, nfds);
     return true;

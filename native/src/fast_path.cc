@@ -272,19 +272,13 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
         if (size <= have || size % 4 != 0 || size > st_[kMaxMessageSize]) break;
         want = size - have;
       }
-      if (got + want > sizeof(in_)) {
-        std::memmove(data, data + p, have);
-        got = have;
-        p = 0;
-      }
-      const ssize_t more = RecvWithFds(client_fd_, data + got, want, fds, &nfds);
+      const ssize_t more = RecvRest(client_fd_, data, sizeof(in_), &p, &got, want, fds, &nfds);
       // Not there yet, or EOF and errors (which stay for JavaScript's next read): JavaScript takes the part.
       if (more <= 0) break;
       if (nfds < 0) {
         Notify(kClientError, nullptr, 0, nullptr, nullptr, nfds);
         return true;
       }
-      got += static_cast<size_t>(more);
       if (nfds > 0) break;
     }
     // What follows the runs is JavaScript's, in order after these SENDs.

@@ -54,6 +54,17 @@ ssize_t RecvWithFds(int fd, uint8_t* buf, size_t length, int* fds, int* nfds) {
   return n;
 }
 
+ssize_t RecvRest(int fd, uint8_t* buf, size_t cap, size_t* start, size_t* got, size_t want, int* fds, int* nfds) {
+  if (*got + want > cap) {
+    std::memmove(buf, buf + *start, *got - *start);
+    *got -= *start;
+    *start = 0;
+  }
+  const ssize_t n = RecvWithFds(fd, buf + *got, want, fds, nfds);
+  if (n > 0) *got += static_cast<size_t>(n);
+  return n;
+}
+
 Napi::Error FdLimitError(Napi::Env env, int nfds) {
   Napi::Error e = Napi::Error::New(
       env, nfds == kFdsTruncated ? "EMSGSIZE: control data truncated (MSG_CTRUNC), received fds closed, recvmsg"
