@@ -74,6 +74,8 @@ enum Notice {
 constexpr uint32_t kDisplayId = 1;
 // channel.ts SENDS_PER_EXECBUFFER: SENDs in one SUBMIT frame (one EXECBUFFER, one wake-up of the host).
 constexpr uint32_t kSendsPerSubmit = 4;
+// The client's bytes one read takes: what kSendsPerSubmit SENDs carry (see OnClientReadable).
+constexpr size_t kReadSize = kSendsPerSubmit * kMaxSendRecv;
 // channel.ts RIDE_SLACK_MS: how early a riding POLL may go alone rather than wait for another timer.
 constexpr double kRideSlackMs = 0.25;
 
@@ -235,13 +237,16 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
   // client's socket that the scan admits.
   bool OnClientReadable() {
     if (st_[kClientIdle] != 1 || st_[kSocketIdle] != 1 || st_[kChannelOpen] != 1) return false;
-    // As much as JavaScript's read would take (a framer region): what the scan leaves goes to JavaScript at once,
-    // so a client's bytes are never left in the socket where JavaScript would not have left them (a session that
-    // ends with unread bytes resets the client's connection, and the client may lose its wl_display.error).
+    // What one SUBMIT frame carries (four SENDs), not JavaScript's 32 KiB: when the device's socket takes part of a
+    // frame, the rest of a longer read went to JavaScript (every byte of it decoded there, and the device then got
+    // it as JavaScript's frames too), which kept a burst's CPU per message at about 0.19 us where this read size
+    // makes it about 0.11 (issue 15, README fourteenth round). What the scan leaves still goes to JavaScript at
+    // once. The price: a client that writes far ahead leaves more in the socket at any moment, and a session that
+    // ends then (a protocol error) resets its connection with those bytes unread, as it did past 32 KiB.
     uint8_t* data = in_;
     int fds[kMaxFds];
     int nfds = 0;
-    const ssize_t n = RecvWithFds(client_fd_, data, sizeof(in_), fds, &nfds);
+    const ssize_t n = RecvWithFds(client_fd_, data, kReadSize, fds, &nfds);
     if (n == -EAGAIN) return true;
     // Errors and EOF: JavaScript reads them again (both stay), and words them as it always did.
     if (n <= 0) return false;
@@ -565,7 +570,7 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
   double ride_armed_for_ = 0;
   // Where CarryRuns stopped.
   size_t position_ = 0;
-  // The client's bytes as read.
+  // The client's bytes as read (kReadSize), with room for the rest of a message the read cut.
   alignas(8) uint8_t in_[32 * 1024];
   // A SUBMIT frame: header, three fields, then up to kSendsPerSubmit SENDs (header up to 28 identifier slots, data)
   // and a POLL.
