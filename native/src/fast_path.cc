@@ -265,9 +265,8 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
     // JavaScript's framer is not left a partial message that would make the next read JavaScript's too. At most
     // twice: the header's first 8 bytes, then the body.
     for (int completions = 0;; completions++) {
-      const Carried c = CarryRuns(data, p, got);
+      const Carried c = CarryRuns(data, &p, got);
       if (c == kConnectionEnded) return true;
-      p = position_;
       if (c == kStateChanged || p == got || completions == 2) break;
       const size_t have = got - p;
       size_t want = 8 - have;
@@ -293,13 +292,13 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
 
   enum Carried { kAllTaken, kStateChanged, kConnectionEnded };
 
-  // The requests of data[p, got) the scan takes, in SENDs of at most 3744 bytes, kSendsPerSubmit to a SUBMIT frame,
-  // as channel.send batches them; position_ is where they end. Carrying only the first SEND of a read and handing
+  // The requests of data[*at, got) the scan takes, in SENDs of at most 3744 bytes, kSendsPerSubmit to a SUBMIT
+  // frame, as channel.send batches them; *at moves past the ones sent. Carrying only the first SEND of a read and handing
   // the rest to JavaScript put most of a burst there: a client that writes faster than the guest wakes leaves up to
   // 32 KiB per read (issue 15, burst CPU per message). kStateChanged: a frame went to JavaScript's queue (or the
   // channel closed), so what follows is JavaScript's too.
-  Carried CarryRuns(const uint8_t* data, size_t p, size_t got) {
-    position_ = p;
+  Carried CarryRuns(const uint8_t* data, size_t* at, size_t got) {
+    size_t p = *at;
     while (p < got) {
       uint8_t* const cmds = submit_ + kFrameHeader + 12;
       uint32_t cmd_len = 0;
@@ -322,7 +321,7 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
         sends++;
       }
       if (sends == 0) return kAllTaken;
-      position_ = p;
+      *at = p;
       if (to_display && st_[kAwaitingSince] == 0) {
         st_[kAwaitingSince] = NowMs();
         if (st_[kAnswerTimerArmed] == 0) {
@@ -568,8 +567,6 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
   DeadlineTimer ride_timer_;
   // RIDE_SINCE of the ride the timer was armed for (a later ride waits what is left of its own time).
   double ride_armed_for_ = 0;
-  // Where CarryRuns stopped.
-  size_t position_ = 0;
   // The client's bytes as read (kReadSize), with room for the rest of a message the read cut.
   alignas(8) uint8_t in_[32 * 1024];
   // A SUBMIT frame: header, three fields, then up to kSendsPerSubmit SENDs (header up to 28 identifier slots, data)

@@ -218,10 +218,7 @@ export class CrossDomainContext {
     // Held until the queue drains, however short it is: reading on would only grow it, in JavaScript (the fast path
     // writes an idle host socket only), so a burst that outpaces the compositor would run mostly here (issue 15).
     // The socket's buffer keeps the compositor busy meanwhile; the drain hands the next read back to the fast path.
-    if (!this.throttled && out.pending > 0) {
-      this.throttled = true;
-      this.host.backPressure(true);
-    }
+    this.holdIfOver(out, 0);
   }
 
   /** A recvmsg a native fast path made on the host socket failed: the worker halts as receive() would make it. */
@@ -264,12 +261,12 @@ export class CrossDomainContext {
     const out = this.state?.socketOut;
     if (out === null || out === undefined) return;
     out.flushQueued();
-    this.holdIfOverMark(out);
+    this.holdIfOver(out, HOST_QUEUE_HIGH_WATER);
   }
 
-  /** Holds the guest's submissions back while the host socket leaves more than the mark unread. */
-  private holdIfOverMark(out: FdWriter): void {
-    if (!this.throttled && out.pending > HOST_QUEUE_HIGH_WATER) {
+  /** Holds the guest's submissions back, until the host socket drains, once it leaves more than `mark` unread. */
+  private holdIfOver(out: FdWriter, mark: number): void {
+    if (!this.throttled && out.pending > mark) {
       this.throttled = true;
       this.host.backPressure(true);
     }

@@ -125,11 +125,12 @@ describe("crossway device's native fast path", () => {
 
   it("a burst written faster than the guest reads goes through both fast paths whole and in order", async () => {
     // 4,000 requests (about 93 KiB: wl_region.add, and a wl_display.sync every 100th) in one write, before the
-    // guest's loop runs (the test shares its process): the guest reads them 32 KiB at a time, each read ending
-    // inside a message, and carries each read in several SENDs and SUBMIT frames; the device reads frames 64 KiB at
-    // a time, ending inside one. Both fast paths must carry nearly all of it (fetching the rest of a cut message or
-    // frame themselves), where one SEND per read and a cut left for JavaScript carried an eighth; and the client must
-    // see each sync answered in order, as through a device without the fast paths.
+    // guest's loop runs (the test shares its process): the guest reads them at most 14,976 bytes at a time, some
+    // reads ending inside a message (a sync every 100th shifts the 24-byte grid), and carries each read in four SENDs
+    // to a SUBMIT frame; the device reads frames 64 KiB at a time, ending inside one. Both fast paths must carry
+    // nearly all of it, fetching the rest of a cut message or frame themselves (without that the guest carried 63%
+    // and the device 84%; with one SEND per read the guest carried 4%), and the client must see each sync answered
+    // in order, as through a device without the fast paths.
     const COUNT = 4000;
     async function burst(s: Side) {
       const c = WaylandTestClient.connect(s.socket);
