@@ -18,6 +18,11 @@ constexpr uint32_t kPollSize = 16;
 // rutabaga's receive buffer (CROSS_DOMAIN_DEFAULT_BUFFER_SIZE) and the most one SEND/RECEIVE carries with 28 slots.
 constexpr uint32_t kReceiveBuffer = 4096;
 constexpr uint32_t kMaxSendRecv = 3744;
+// channel.ts SENDS_PER_EXECBUFFER: SENDs in one SUBMIT frame (one EXECBUFFER, one wake-up of the host).
+constexpr uint32_t kSendsPerSubmit = 4;
+// The largest SUBMIT frame the guest sends for a client's bytes: its header and three fields, kSendsPerSubmit SENDs
+// of kMaxSendRecv bytes behind the largest identifier header (28 slots), and a riding POLL.
+constexpr uint32_t kLargestDataSubmit = kFrameHeader + 12 + kSendsPerSubmit * (16 + 12 * 28 + kMaxSendRecv) + kPollSize;
 // SUBMIT flags: the fence goes on the ring ringIdx names (VIRTGPU_EXECBUF_RING_IDX).
 constexpr uint32_t kSubmitFlagRingIdx = 4;
 

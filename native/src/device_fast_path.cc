@@ -213,7 +213,11 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
     if (!Steady() || st_[kHostOutIdle] != 1) return false;
     int fds[kMaxFds];
     int nfds = 0;
-    const ssize_t n = RecvWithFds(guest_fd_, in_, sizeof(in_), fds, &nfds);
+    // One largest SUBMIT of a client's bytes at a time, not 64 KiB: when the host's socket takes part of a SEND, the
+    // rest of the read goes to JavaScript (its frames handled there once the host drains), which put a fifth of a
+    // burst after a stalled compositor in JavaScript with 64 KiB reads (issue 15). A round trip's frame is one
+    // read either way; a burst pays about one recvmsg per frame instead of one per four.
+    const ssize_t n = RecvWithFds(guest_fd_, in_, kLargestDataSubmit, fds, &nfds);
     if (n == -EAGAIN) return true;
     // EOF and errors stay in the socket: JavaScript reads them again and ends the context as it always did.
     if (n <= 0) return false;
@@ -336,8 +340,8 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
   Napi::Reference<Napi::Value> st_ref_, ring_ref_;
   Napi::FunctionReference notify_;
   size_t out_len_ = 0;
-  // What one recvmsg of the guest side takes (FramedSocket reads at least 4 KiB at a time), the SEND data of one
-  // SUBMIT (a command buffer is at most 64 KiB), and one RECEIVE's buffer.
+  // What one recvmsg of the guest side takes (kLargestDataSubmit) with room for the rest of a larger frame, the SEND
+  // data of one SUBMIT (a command buffer is at most 64 KiB), and one RECEIVE's buffer.
   alignas(8) uint8_t in_[64 * 1024];
   alignas(8) uint8_t out_[64 * 1024];
   alignas(8) uint8_t rx_[kReceiveBuffer];

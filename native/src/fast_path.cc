@@ -72,8 +72,6 @@ enum Notice {
 };
 
 constexpr uint32_t kDisplayId = 1;
-// channel.ts SENDS_PER_EXECBUFFER: SENDs in one SUBMIT frame (one EXECBUFFER, one wake-up of the host).
-constexpr uint32_t kSendsPerSubmit = 4;
 // The client's bytes one read takes: what kSendsPerSubmit SENDs carry (see OnClientReadable).
 constexpr size_t kReadSize = kSendsPerSubmit * kMaxSendRecv;
 // channel.ts RIDE_SLACK_MS: how early a riding POLL may go alone rather than wait for another timer.
@@ -571,7 +569,7 @@ class FastPath : public Napi::ObjectWrap<FastPath>, public ReadyHook {
   alignas(8) uint8_t in_[32 * 1024];
   // A SUBMIT frame: header, three fields, then up to kSendsPerSubmit SENDs (header up to 28 identifier slots, data)
   // and a POLL.
-  alignas(8) uint8_t submit_[kFrameHeader + 12 + kSendsPerSubmit * (16 + 12 * 28 + kMaxSendRecv) + kPollSize];
+  alignas(8) uint8_t submit_[kLargestDataSubmit];
 };
 
 namespace {

@@ -37,6 +37,8 @@ export interface ConnectionStatus {
     readonly eventMessages: number;
     /** RECEIVEs the client's socket did not take whole: the rest went to the JavaScript queue. */
     readonly clientRemainders: number;
+    /** SENDs the device's socket did not take whole: the rest was queued, and the client held until it drained. */
+    readonly deviceRemainders: number;
   };
 }
 

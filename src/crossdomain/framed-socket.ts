@@ -209,7 +209,12 @@ export class FramedSocket {
   private readSome(): void {
     for (let round = 0; round < 16 && !this.closed && !this.readPaused; round++) {
       if (this.buf.length - this.end < 4096) this.makeRoom(4096);
-      const room = this.buf.length - this.end;
+      // With a native fast path, a read that left part of a frame here is followed by one of just its rest, and the
+      // next wake-up is the fast path's again: it reads only while nothing waits here, so a full read ending inside
+      // a frame (in a burst, most do) would have made every read after it JavaScript's until one ended on a frame's
+      // end. A burst after a stalled compositor went 60% through the device's JavaScript (issue 15).
+      const rest = this.idle.active ? this.partialFrameRest() : 0;
+      const room = rest > 0 && rest < this.buf.length - this.end ? rest : this.buf.length - this.end;
       let n: number;
       try {
         n = native.recvmsg(this.fd, this.buf, this.end, room, this.fdsOut);
@@ -228,7 +233,18 @@ export class FramedSocket {
       // A short read drained the socket: stop here instead of paying a recvmsg that only says EAGAIN (the
       // watcher is level-triggered, so anything that arrives later wakes us again).
       if (n < room) return;
+      if (this.idle.active && this.start === this.end) return;
     }
+  }
+
+  /** Bytes still to read before the buffered ones end on a frame's end (0 when they do, or at a bad header). */
+  private partialFrameRest(): number {
+    const avail = this.end - this.start;
+    if (avail === 0) return 0;
+    if (avail < FRAME_HEADER_SIZE) return FRAME_HEADER_SIZE - avail;
+    const payloadLength = getU32(this.buf, this.start + 8);
+    if (payloadLength > MAX_FRAME_PAYLOAD) return 0;
+    return Math.max(0, FRAME_HEADER_SIZE + payloadLength - avail);
   }
 
   private makeRoom(min: number): void {

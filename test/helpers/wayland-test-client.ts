@@ -129,6 +129,13 @@ export class WaylandTestClient {
 
   private batching: Uint8Array[] | null = null;
 
+  /** Bytes of requests the client's socket has not taken yet (queued until it drains). */
+  get unsentBytes(): number {
+    let n = 0;
+    for (const p of this.out) n += p.bytes.length;
+    return n;
+  }
+
   private flushOut(): void {
     while (this.out.length > 0) {
       const p = this.out[0] as { bytes: Uint8Array; fds: number[] };

@@ -97,6 +97,22 @@ export class MessageFramer {
     return this.#end - this.#start;
   }
 
+  /**
+   * Bytes still to read before the unframed bytes end on a message boundary: 0 when they do (or at a header
+   * {@link MessageFramer.next} will refuse); the header's missing bytes while the last one is short of a header.
+   * Walks the unframed headers: meant for after the whole messages were taken, when at most one is left.
+   */
+  get missing(): number {
+    let at = this.#start;
+    while (this.#end - at >= HEADER_SIZE) {
+      const size = (this.#words[(at >>> 2) + 1] as number) >>> 16;
+      if (size < HEADER_SIZE || (size & 3) !== 0 || size > this.maxMessageSize) return 0;
+      if (at + size > this.#end) return at + size - this.#end;
+      at += size;
+    }
+    return at === this.#end ? 0 : HEADER_SIZE - (this.#end - at);
+  }
+
   /** The buffer (replaced when it grows; read it again after {@link MessageFramer.reserve}). */
   get bytes(): Uint8Array {
     return this.#buf;

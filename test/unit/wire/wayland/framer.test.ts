@@ -53,6 +53,37 @@ describe("MessageFramer", () => {
     expect(f.next()).toBe(NEED_MORE);
   });
 
+  it("says how many bytes end the last message begun, reading the real stream a byte at a time", () => {
+    // The message boundaries of the stream, from its own headers.
+    const ends = new Set<number>();
+    for (let at = 0; at < stream.length; ) {
+      at += new DataView(stream.buffer, stream.byteOffset + at + 4, 4).getUint32(0, true) >>> 16;
+      ends.add(at);
+    }
+    // Nothing framed meanwhile: missing looks past the whole messages to the last one begun.
+    const f = new MessageFramer();
+    let headerAt = 0;
+    for (let read = 1; read <= stream.length; read++) {
+      f.push(stream, read - 1, 1);
+      if (ends.has(read)) {
+        expect(f.missing, `after ${read} bytes`).toBe(0);
+        headerAt = read;
+        continue;
+      }
+      const end =
+        headerAt +
+        (new DataView(stream.buffer, stream.byteOffset + headerAt + 4, 4).getUint32(0, true) >>> 16);
+      // Short of a header: the header's rest (the size is not known yet); otherwise the message's rest.
+      expect(f.missing, `after ${read} bytes`).toBe(read - headerAt < 8 ? headerAt + 8 - read : end - read);
+    }
+    expect(frameAll(f).length).toBe(ends.size);
+    expect(f.missing).toBe(0);
+    // A header next() will refuse: nothing to wait for.
+    const bad = new MessageFramer();
+    bad.push(new Uint8Array([1, 0, 0, 0, 0, 0, 6, 0]));
+    expect(bad.missing).toBe(0);
+  });
+
   it("reads into reserve()d space with commit()", () => {
     const f = new MessageFramer();
     const r = f.reserve(stream.length);
