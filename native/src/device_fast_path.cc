@@ -49,6 +49,7 @@ enum Notice {
   kHostReceived = 4,    // bytes and fds a recvmsg of the host socket returned that this code does not write
   kHostError = 5,       // the host socket's recvmsg failed: the error native.recvmsg would have thrown
   kGuestError = 6,      // the guest side's recvmsg failed the same way (more fds than a message may carry)
+  kArmSources = 7,      // a POLL is to be queued while the worker's sources are not watched: JavaScript starts them
 };
 
 }  // namespace
@@ -165,6 +166,7 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
   struct Submit {
     uint32_t fence;
     bool polled;  // the fence waits for a ring message (cd.poll); otherwise it is signalled at once
+    bool arm;     // polled, and the worker's sources are to be watched first
   };
 
   bool PlanSubmit(const uint8_t* payload, uint32_t length, Submit* plan) {
@@ -197,14 +199,17 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
     }
     plan->fence = fence;
     plan->polled = false;
+    plan->arm = false;
     if (fence == 0) return true;
     // device.ts submit: JavaScript's `>>>` takes the shift count modulo 32.
     const uint32_t mask = static_cast<uint32_t>(st_[kPollMask]);
     const bool polled_ring = (flags & kSubmitFlagRingIdx) != 0 && ((mask >> (ring_idx & 31)) & 1) == 1;
     if (!polled_ring || ring_idx == 0) return true;
-    // cd.poll: queued behind others, or with the sources not watched, it is JavaScript's (arm() starts them).
-    if (st_[kPollCount] != 0 || st_[kArmed] != 1) return false;
+    // cd.poll: queued behind others, it is JavaScript's; with the sources not watched, JavaScript starts them first
+    // (TakeSubmits).
+    if (st_[kPollCount] != 0) return false;
     plan->polled = true;
+    plan->arm = st_[kArmed] != 1;
     return true;
   }
 
@@ -270,6 +275,12 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
       }
       Submit plan;
       if (!PlanSubmit(f + kFrameHeader, payload, &plan)) break;
+      if (plan.arm) {
+        // cd.poll's arm(): the worker stops watching its sources when one fires with no POLL waiting (the host spoke
+        // between two POLLs, as in a burst), and left to JavaScript, the next POLL's whole frame went there with it.
+        Notify(kArmSources, nullptr, 0);
+        if (!Steady() || st_[kHostOutIdle] != 1 || st_[kArmed] != 1 || st_[kPollCount] != 0) break;
+      }
       p += kFrameHeader + payload;
       st_[kSubmits] += 1;
       // endSubmit: the SENDs' bytes in one write.
@@ -374,6 +385,7 @@ void InitDeviceFastPath(Napi::Env env, Napi::Object exports) {
   const std::pair<const char*, int> codes[] = {
       {"GUEST_BYTES", kGuestBytes},   {"HOST_REMAINDER", kHostRemainder}, {"GUEST_REMAINDER", kGuestRemainder},
       {"HOST_RECEIVED", kHostReceived}, {"HOST_ERROR", kHostError},       {"GUEST_ERROR", kGuestError},
+      {"ARM_SOURCES", kArmSources},
   };
   for (const auto& c : codes) notices.Set(c.first, Napi::Number::New(env, c.second));
   ctor.Set("stateLayout", state);

@@ -510,6 +510,12 @@ export class CrossDomainContext {
     return out;
   }
 
+  /** A native fast path is about to queue a POLL (as poll() does) while the sources are not watched. */
+  armForFastPath(): void {
+    if (this.state === null || this.state.halted) return;
+    this.arm();
+  }
+
   private arm(): void {
     if (this.armed) return;
     this.armed = true;

@@ -19,6 +19,8 @@ export const DeviceFastNotice = {
   HOST_ERROR: 5,
   /** The guest side sent more fds than one message may carry: `arg` is native.recvmsg's error. */
   GUEST_ERROR: 6,
+  /** A POLL is to be queued while the worker's sources are not watched: the context starts them (its arm()). */
+  ARM_SOURCES: 7,
 } as const;
 
 /** What native fast paths carried (device-fast-state.ts counters). */
@@ -96,6 +98,9 @@ export class DeviceFastLink {
       case DeviceFastNotice.GUEST_ERROR:
         this.socket.readFailed(arg as Error);
         return;
+      case DeviceFastNotice.ARM_SOURCES:
+        this.cd.armForFastPath();
+        break;
       default:
         // Not reachable with an addon of this layout (fast-path-layout.test.ts): its fds are ours to close.
         if (fds !== undefined) for (let i = 0; i < fds.length; i++) native.close(fds[i]!);

@@ -241,12 +241,14 @@ describe("crossway device's native fast path", () => {
       expect(ids).toEqual([...ids].sort((x, y) => x - y));
       const carried = (fast()?.requestMessages ?? 0) - carriedBefore;
       const deviceBytes = s.device.fastPathCounters().sendBytes - deviceBefore.sendBytes;
-      // Measured: the guest carried 99.5% and the device 87.5-92% (each short write to sway hands the rest of one
-      // read, up to a SUBMIT frame, to JavaScript). Without the guest's hold the guest carried 73-77%; without the
-      // device's (holding only past the high-water mark) the device 52-53%; with JavaScript reading on from a partial
-      // message or frame (no rest-only read) 32-41% and 33-37%.
+      // Measured (seven runs, four beside two busy loops): the guest carried 99.5%, the device 97.5-100%. Each part
+      // taken out alone, two runs each: without the guest's hold the guest carried 72-75%; without the device's
+      // (holding only past the high-water mark) the device 47-51%; with JavaScript reading on from a partial
+      // message, 26-32% by the guest; from a partial frame, 70% and 92.5% by the device; with the device reading
+      // 64 KiB at a time, 87-91%; with a POLL that finds the worker's sources unwatched left to JavaScript, 93-94%
+      // (the burst above catches that one on a loaded machine).
       expect(carried, "requests the guest's fast path carried").toBeGreaterThanOrEqual(0.9 * COUNT);
-      expect(deviceBytes, "SEND bytes the device's fast path wrote").toBeGreaterThanOrEqual(0.75 * bytes);
+      expect(deviceBytes, "SEND bytes the device's fast path wrote").toBeGreaterThanOrEqual(0.93 * bytes);
     } finally {
       if (stopped) process.kill(pid, "SIGCONT");
       c.close();
