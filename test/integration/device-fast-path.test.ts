@@ -81,6 +81,41 @@ describe("crossway device's native fast path", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  /** A client with a region to add to, its set-up answered. */
+  async function regionClient(c: WaylandTestClient): Promise<number> {
+    const registry = await c.getRegistry();
+    await c.roundtrip();
+    const compositor = c.bind(registry, "wl_compositor", 4);
+    const region = c.newId();
+    c.request(compositor, "wl_compositor", "create_region", (w) => w.uint(region));
+    await c.roundtrip();
+    return region;
+  }
+
+  /** `count` requests in one write: wl_region.add, and a wl_display.sync every `syncEvery`th. Returns their bytes. */
+  function writeBurst(c: WaylandTestClient, region: number, count: number, syncEvery: number): number {
+    let bytes = 0;
+    c.batch(() => {
+      for (let i = 0; i < count; i++) {
+        if (i % syncEvery === syncEvery - 1) {
+          const cb = c.newId();
+          c.request(1, "wl_display", "sync", (w) => w.uint(cb));
+          bytes += 12;
+        } else {
+          c.request(region, "wl_region", "add", (w) =>
+            w
+              .int(i)
+              .int(i % 7)
+              .int(1)
+              .int(1),
+          );
+          bytes += 24;
+        }
+      }
+    });
+    return bytes;
+  }
+
   /** Registry, the seat's keyboard (its keymap is a host fd), a region, then `rounds` of three adds and a sync. */
   async function session(s: Side, rounds: number) {
     const c = WaylandTestClient.connect(s.socket);
@@ -136,34 +171,11 @@ describe("crossway device's native fast path", () => {
     async function burst(s: Side) {
       const c = WaylandTestClient.connect(s.socket);
       try {
-        const registry = await c.getRegistry();
-        await c.roundtrip();
-        const compositor = c.bind(registry, "wl_compositor", 4);
-        const region = c.newId();
-        c.request(compositor, "wl_compositor", "create_region", (w) => w.uint(region));
-        await c.roundtrip();
+        const region = await regionClient(c);
         const mine = () => s.guest.status()[0]?.fastPath?.requestMessages ?? 0;
         const carriedBefore = mine();
         const deviceBefore = s.device.fastPathCounters();
-        let bytes = 0;
-        c.batch(() => {
-          for (let i = 0; i < COUNT; i++) {
-            if (i % 100 === 99) {
-              const cb = c.newId();
-              c.request(1, "wl_display", "sync", (w) => w.uint(cb));
-              bytes += 12;
-            } else {
-              c.request(region, "wl_region", "add", (w) =>
-                w
-                  .int(i)
-                  .int(i % 7)
-                  .int(1)
-                  .int(1),
-              );
-              bytes += 24;
-            }
-          }
-        });
+        const bytes = writeBurst(c, region, COUNT, 100);
         await c.roundtrip();
         const device = s.device.fastPathCounters();
         return {
@@ -200,30 +212,13 @@ describe("crossway device's native fast path", () => {
     const c = WaylandTestClient.connect(s.socket);
     let stopped = false;
     try {
-      const registry = await c.getRegistry();
-      await c.roundtrip();
-      const compositor = c.bind(registry, "wl_compositor", 4);
-      const region = c.newId();
-      c.request(compositor, "wl_compositor", "create_region", (w) => w.uint(region));
-      await c.roundtrip();
+      const region = await regionClient(c);
       const fast = () => s.guest.status()[0]?.fastPath;
       const carriedBefore = fast()?.requestMessages ?? 0;
       const deviceBefore = s.device.fastPathCounters();
       process.kill(pid, "SIGSTOP");
       stopped = true;
-      let bytes = 0;
-      c.batch(() => {
-        for (let i = 0; i < COUNT; i++) {
-          if (i % 1000 === 999) {
-            const cb = c.newId();
-            c.request(1, "wl_display", "sync", (w) => w.uint(cb));
-            bytes += 12;
-          } else {
-            c.request(region, "wl_region", "add", (w) => w.int(i).int(0).int(1).int(1));
-            bytes += 24;
-          }
-        }
-      });
+      const bytes = writeBurst(c, region, COUNT, 1000);
       // The whole chain is full once the guest's socket to the device refused part of a frame: the device no longer
       // reads it, which it does only once sway's socket refused part of a SEND.
       await waitFor("the guest's fast path left part of a frame to JavaScript", () =>
