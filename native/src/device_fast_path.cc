@@ -166,7 +166,6 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
   struct Submit {
     uint32_t fence;
     bool polled;  // the fence waits for a ring message (cd.poll); otherwise it is signalled at once
-    bool arm;     // polled, and the worker's sources are to be watched first
   };
 
   bool PlanSubmit(const uint8_t* payload, uint32_t length, Submit* plan) {
@@ -199,7 +198,6 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
     }
     plan->fence = fence;
     plan->polled = false;
-    plan->arm = false;
     if (fence == 0) return true;
     // device.ts submit: JavaScript's `>>>` takes the shift count modulo 32.
     const uint32_t mask = static_cast<uint32_t>(st_[kPollMask]);
@@ -209,7 +207,6 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
     // (TakeSubmits).
     if (st_[kPollCount] != 0) return false;
     plan->polled = true;
-    plan->arm = st_[kArmed] != 1;
     return true;
   }
 
@@ -275,7 +272,7 @@ class DeviceFastPath : public Napi::ObjectWrap<DeviceFastPath>, public ReadyHook
       }
       Submit plan;
       if (!PlanSubmit(f + kFrameHeader, payload, &plan)) break;
-      if (plan.arm) {
+      if (plan.polled && st_[kArmed] != 1) {
         // cd.poll's arm(): the worker stops watching its sources when one fires with no POLL waiting (the host spoke
         // between two POLLs, as in a burst), and left to JavaScript, the next POLL's whole frame went there with it.
         Notify(kArmSources, nullptr, 0);

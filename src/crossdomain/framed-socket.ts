@@ -212,7 +212,7 @@ export class FramedSocket {
       // With a native fast path, a read that left part of a frame here is followed by one of just its rest, and the
       // next wake-up is the fast path's again: it reads only while nothing waits here, so a full read ending inside
       // a frame (in a burst, most do) would have made every read after it JavaScript's until one ended on a frame's
-      // end. A burst after a stalled compositor went 60% through the device's JavaScript (issue 15).
+      // end. A burst after a stalled compositor went 63-67% through the device's JavaScript (issue 15).
       const rest = this.idle.active ? this.partialFrameRest() : 0;
       const room = rest > 0 && rest < this.buf.length - this.end ? rest : this.buf.length - this.end;
       let n: number;

@@ -172,10 +172,12 @@ describe("crossway device's native fast path", () => {
     // 4,000 requests (about 93 KiB: wl_region.add, and a wl_display.sync every 100th) in one write, before the
     // guest's loop runs (the test shares its process): the guest reads them at most 14,976 bytes at a time, some
     // reads ending inside a message (a sync every 100th shifts the 24-byte grid), and carries each read in four SENDs
-    // to a SUBMIT frame; the device reads frames 64 KiB at a time, ending inside one. Both fast paths must carry
-    // nearly all of it, fetching the rest of a cut message or frame themselves (without that the guest carried 63%
-    // and the device 84%; with one SEND per read the guest carried 4%), and the client must see each sync answered
-    // in order, as through a device without the fast paths.
+    // to a SUBMIT frame; the device reads one largest SUBMIT (16,428 bytes) at a time, most reads ending inside the
+    // next frame. Both fast paths must carry nearly all of it, and the client must see each sync answered in order,
+    // as through a device without the fast paths. Measured at dd65d98: without the device's fetch of a cut frame's
+    // rest, the device carried 5,808 of 95,520 bytes. Without the guest's fetch of a cut message's rest the guest
+    // still carries all 4,000: JavaScript then reads just that rest and hands the next read back, a JavaScript turn
+    // per cut read that the burst benchmark's CPU figure sees and this count does not.
     const COUNT = 4000;
     async function burst(s: Side) {
       const c = WaylandTestClient.connect(s.socket);

@@ -332,7 +332,7 @@ export class ClientSession {
       // With a native fast path, a read that left part of a message here is followed by one of just its rest, and
       // then the next wake-up is the fast path's again: it takes a client only while nothing partial waits here, so
       // a full read ending inside a message (in a burst, most do) would have made every read after it JavaScript's
-      // until one ended on a boundary. A burst after a stalled compositor went 60% through JavaScript (issue 15).
+      // until one ended on a boundary. A burst after a stalled compositor went 59-68% through JavaScript (issue 15).
       const rest = this.fastPath === null ? 0 : framer.missing;
       if (rest > 0 && rest < w.length) w.length = rest;
       const room = w.length;

@@ -106,11 +106,16 @@ export class MessageFramer {
     let at = this.#start;
     while (this.#end - at >= HEADER_SIZE) {
       const size = (this.#words[(at >>> 2) + 1] as number) >>> 16;
-      if (size < HEADER_SIZE || (size & 3) !== 0 || size > this.maxMessageSize) return 0;
+      if (!this.#sizeAllowed(size)) return 0;
       if (at + size > this.#end) return at + size - this.#end;
       at += size;
     }
     return at === this.#end ? 0 : HEADER_SIZE - (this.#end - at);
+  }
+
+  /** A header's size field {@link MessageFramer.next} accepts: a whole header, 4-aligned, within the limit. */
+  #sizeAllowed(size: number): boolean {
+    return size >= HEADER_SIZE && (size & 3) === 0 && size <= this.maxMessageSize;
   }
 
   /** The buffer (replaced when it grows; read it again after {@link MessageFramer.reserve}). */
@@ -183,7 +188,7 @@ export class MessageFramer {
     const word1 = this.#words[w + 1] as number;
     const size = word1 >>> 16;
     const opcode = word1 & 0xffff;
-    if (size < HEADER_SIZE || (size & 3) !== 0 || size > this.maxMessageSize) {
+    if (!this.#sizeAllowed(size)) {
       const why =
         size < HEADER_SIZE
           ? "is smaller than the 8-byte header"

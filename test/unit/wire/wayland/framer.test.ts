@@ -55,9 +55,11 @@ describe("MessageFramer", () => {
 
   it("says how many bytes end the last message begun, reading the real stream a byte at a time", () => {
     // The message boundaries of the stream, from its own headers.
+    const sizeAt = (at: number) =>
+      new DataView(stream.buffer, stream.byteOffset + at + 4, 4).getUint32(0, true) >>> 16;
     const ends = new Set<number>();
     for (let at = 0; at < stream.length; ) {
-      at += new DataView(stream.buffer, stream.byteOffset + at + 4, 4).getUint32(0, true) >>> 16;
+      at += sizeAt(at);
       ends.add(at);
     }
     // Nothing framed meanwhile: missing looks past the whole messages to the last one begun.
@@ -70,11 +72,9 @@ describe("MessageFramer", () => {
         headerAt = read;
         continue;
       }
-      const end =
-        headerAt +
-        (new DataView(stream.buffer, stream.byteOffset + headerAt + 4, 4).getUint32(0, true) >>> 16);
       // Short of a header: the header's rest (the size is not known yet); otherwise the message's rest.
-      expect(f.missing, `after ${read} bytes`).toBe(read - headerAt < 8 ? headerAt + 8 - read : end - read);
+      const want = read - headerAt < 8 ? headerAt + 8 - read : headerAt + sizeAt(headerAt) - read;
+      expect(f.missing, `after ${read} bytes`).toBe(want);
     }
     expect(frameAll(f).length).toBe(ends.size);
     expect(f.missing).toBe(0);
